@@ -1,0 +1,27 @@
+"""Packflow: write, run and package inference code over streaming records.
+
+The public API matches Packflow 0.4; loops over records and values run in the
+Rust extension ``packflow._core``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from packflow.backend import BackendConfig, InferenceBackend
+
+__version__ = "0.5.0"
+
+if TYPE_CHECKING:
+    from packflow.project import PackflowProject
+
+__all__ = ["BackendConfig", "InferenceBackend", "PackflowProject", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    # The project machinery pulls in yaml and pathspec; load it only when asked for.
+    if name == "PackflowProject":
+        from packflow.project import PackflowProject
+
+        return PackflowProject
+    raise AttributeError(f"module 'packflow' has no attribute {name!r}")

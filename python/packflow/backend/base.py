@@ -1,0 +1,99 @@
+"""``InferenceBackend``: the class users subclass to run a model over records."""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from typing import Any, Union
+
+from packflow import _core
+from packflow.backend.configuration import BackendConfig, load_backend_configuration
+from packflow.backend.metrics import ExecutionMetrics
+from packflow.backend.preprocessors import get_preprocessor
+from packflow.exceptions import InferenceBackendInitializationError
+from packflow.logger import get_logger
+
+Records = list[dict]
+
+
+class InferenceBackend(ABC):
+    """Base class of an inference backend.
+
+    Define ``execute(inputs)``; optionally ``initialize()``, ``transform_inputs(inputs)``
+    and ``transform_outputs(outputs)``. Calling the backend with a record or a list
+    of records runs preprocess -> transform_inputs -> execute -> transform_outputs,
+    timing each step.
+    """
+
+    backend_config_model: BackendConfig | type[BackendConfig] = BackendConfig
+
+    def __init__(self, **kwargs: Any):
+        self.logger = get_logger()
+        self.config = load_backend_configuration(self.backend_config_model, **kwargs)
+        self._preprocessor = get_preprocessor(self.config)
+        self._pipeline = _core.Pipeline(self._preprocessor._fast_call(), bool(self.config.verbose))
+        self._initialize()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config!r})"
+
+    def __call__(self, inputs: Union[dict, Records]) -> Union[dict, Records]:
+        """Run the pipeline on one record (returns one output) or a list of records."""
+        return self._pipeline.run(self, inputs)
+
+    def _initialize(self) -> None:
+        start = time.perf_counter()
+        try:
+            self.initialize()
+        except Exception as exc:
+            raise InferenceBackendInitializationError(
+                f"Failed to initialize inference backend: {exc}"
+            ) from exc
+        elapsed_ms = (time.perf_counter() - start) * 1000
+        self.logger.info("Initialized %s in %.4f ms", type(self).__name__, elapsed_ms)
+
+    def _preprocess(self, raw_inputs: Records) -> Any:
+        """The configured preprocessor on its own (not timed)."""
+        return self._preprocessor(raw_inputs)
+
+    def _log_metrics(self) -> None:
+        self.logger.debug("%r", self.get_metrics())
+
+    def initialize(self) -> None:
+        """One-time setup (load weights, warm caches); runs at construction."""
+        return None
+
+    @abstractmethod
+    def execute(self, inputs: Any) -> Any:
+        """Run the model on the (transformed) inputs and return its outputs."""
+
+    def check_io(self, inputs: Union[dict, Records]) -> Union[dict, Records]:
+        """Run ``inputs`` through the backend and check the outputs meet packflow's
+        I/O format: as many rows as inputs, a list of dicts, JSON-serializable."""
+        from packflow.backend.validation import InferenceBackendValidator
+
+        return InferenceBackendValidator(self).run(inputs)
+
+    def validate(self, inputs: Union[dict, Records]) -> Union[dict, Records]:
+        """Older name of :meth:`check_io`."""
+        return self.check_io(inputs)
+
+    def get_metrics(self) -> ExecutionMetrics:
+        """Step timings (ms) and batch size of the last call."""
+        return ExecutionMetrics(
+            batch_size=self._pipeline.batch_size or 0,
+            execution_times=self._pipeline.last_times(),
+        )
+
+    def get_stats(self) -> dict[str, dict[str, float]]:
+        """Per step since construction (or ``reset_stats``): count, total_ms, mean_ms,
+        min_ms, max_ms, p50_ms, p90_ms, p99_ms (quantiles within about 3%)."""
+        return self._pipeline.stats()
+
+    def reset_stats(self) -> None:
+        """Start the per-step statistics afresh."""
+        self._pipeline.reset_stats()
+
+    def ready(self) -> bool:
+        """Whether the backend can take calls; it can once constructed."""
+        return True

@@ -1,0 +1,33 @@
+"""Per-call step timings, in milliseconds, as pydantic models."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from pydantic import BaseModel, model_validator
+
+
+class ExecutionTimes(BaseModel):
+    """Milliseconds spent in each step of the last call; optional hooks may be None."""
+
+    preprocess: float
+    transform_inputs: Optional[float] = None
+    execute: float
+    transform_outputs: Optional[float] = None
+
+    def total(self) -> float:
+        """Sum of the steps that were set."""
+        return sum(getattr(self, name) for name in self.model_fields_set)
+
+
+class ExecutionMetrics(BaseModel):
+    """The last call: its batch size, step times and their total."""
+
+    batch_size: int
+    execution_times: ExecutionTimes
+    total_execution_time: Optional[float] = None
+
+    @model_validator(mode="after")
+    def _fill_total(self) -> ExecutionMetrics:
+        self.total_execution_time = self.execution_times.total()
+        return self

@@ -1,0 +1,132 @@
+"""Preprocessors: turn a batch of raw records into what ``transform_inputs`` or
+``execute`` receives. The records and numpy preprocessors compile their config
+into a plan in Rust once, at construction, and run it once per batch.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+from packflow import _core
+from packflow.backend.configuration import BackendConfig, InputFormats
+from packflow.exceptions import PreprocessorInitError, PreprocessorRuntimeError
+from packflow.logger import get_logger
+
+logger = get_logger()
+
+_RUNTIME_PREFIX = "Failed to preprocess inputs with the following exception: "
+
+
+def get_preprocessor(config: BackendConfig) -> Preprocessor:
+    """The preprocessor for ``config.input_format``."""
+    fmt = config.input_format
+    if fmt == InputFormats.RECORDS:
+        return RecordsPreprocessor(config)
+    if fmt == InputFormats.NUMPY:
+        return NumpyPreprocessor(config)
+    return PassthroughPreprocessor(config)
+
+
+class Preprocessor(ABC):
+    """Base class: checks its config at construction (``resolve``), then is called per batch."""
+
+    def __init__(self, config: BackendConfig):
+        self.config = config
+        self.resolve()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config!r})"
+
+    def __call__(self, raw_inputs: list[dict]) -> Any:
+        try:
+            return self.process(raw_inputs)
+        except PreprocessorRuntimeError:
+            raise
+        except Exception as exc:
+            raise PreprocessorRuntimeError(f"{_RUNTIME_PREFIX}{exc}") from exc
+
+    def _fast_call(self) -> Any:
+        """What the backend may call instead of ``self``: a Rust plan whose errors
+        are already ``PreprocessorRuntimeError``, ``None`` for the identity, or
+        ``self`` when a subclass changed ``process`` or ``__call__``."""
+        return self
+
+    @abstractmethod
+    def resolve(self) -> None:
+        """Check the config for what the pydantic model cannot express."""
+
+    @abstractmethod
+    def process(self, raw_inputs: list[dict]) -> Any:
+        """Transform one batch of raw records."""
+
+
+def _unchanged(obj: Preprocessor, cls: type, *names: str) -> bool:
+    return all(getattr(type(obj), n) is getattr(cls, n) for n in names)
+
+
+class PassthroughPreprocessor(Preprocessor):
+    """Hands the batch on as it came (the same list object)."""
+
+    def resolve(self) -> None:
+        return None
+
+    def process(self, raw_inputs: list[dict]) -> list[dict]:
+        return raw_inputs
+
+    def _fast_call(self) -> Any:
+        if _unchanged(self, PassthroughPreprocessor, "process", "__call__"):
+            return None
+        return self
+
+
+class RecordsPreprocessor(Preprocessor):
+    """Renames, selects and optionally flattens fields of each record.
+
+    Without ``rename_fields``, ``feature_names`` or ``flatten_nested_inputs`` it is a
+    passthrough. The caller's records are never modified.
+    """
+
+    def resolve(self) -> None:
+        cfg = self.config
+        self._plan = _core.RecordsPlan(
+            {str(k): str(v) for k, v in cfg.rename_fields.items()},
+            list(cfg.feature_names),
+            cfg.flatten_nested_inputs,
+            cfg.flatten_lists,
+            cfg.nested_field_delimiter,
+            cfg.ignore_delimiter_collisions,
+        )
+        self.passthrough = self._plan.passthrough
+        if self.passthrough:
+            logger.info("No rename, feature selection or flattening configured: passthrough mode")
+
+    def process(self, raw_inputs: list[dict]) -> list[dict]:
+        return self._plan(raw_inputs)
+
+    def _fast_call(self) -> Any:
+        if not _unchanged(self, RecordsPreprocessor, "process", "__call__"):
+            return self
+        return None if self.passthrough else self._plan
+
+
+class NumpyPreprocessor(Preprocessor):
+    """Turns records into a 2-D ndarray: one row per record, one column per feature."""
+
+    def resolve(self) -> None:
+        cfg = self.config
+        if not cfg.feature_names:
+            raise PreprocessorInitError(
+                f"The numpy preprocessor needs `feature_names`; the config was {cfg!r}"
+            )
+        source_of = {v: k for k, v in cfg.rename_fields.items()}
+        self.features = [source_of.get(f, f) for f in cfg.feature_names]
+        self._plan = _core.NumpyPlan(self.features, cfg.nested_field_delimiter)
+
+    def process(self, raw_inputs: list[dict]) -> Any:
+        return self._plan(raw_inputs)
+
+    def _fast_call(self) -> Any:
+        if _unchanged(self, NumpyPreprocessor, "process", "__call__"):
+            return self._plan
+        return self

@@ -1,0 +1,6 @@
+"""Names packflow looks for in the environment and in a project directory."""
+
+BACKEND_CONFIG_PATH_ENV_VAR_NAME = "BACKEND_CONFIG_FILE_PATH"
+PACKAGING_CONFIG_NAME = "packflow.yaml"
+REQUIREMENTS_TEXT_NAME = "requirements.txt"
+LOG_LEVEL_ENV_VAR_NAME = "PACKFLOW_LOG_LEVEL"

@@ -1,0 +1,17 @@
+//! `packflow._core`: the Rust hot path of packflow. This file only registers what
+//! the other modules define; each concern lives in its own file.
+
+use pyo3::prelude::*;
+
+mod errors;
+mod histogram;
+mod lookup;
+mod pipeline;
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("MAX_DEPTH", errors::MAX_DEPTH)?;
+    m.add_class::<pipeline::Pipeline>()?;
+    m.add_function(wrap_pyfunction!(pipeline::monotonic_ns, m)?)?;
+    Ok(())
+}

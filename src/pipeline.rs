@@ -1,0 +1,217 @@
+//! The backend call path: preprocess -> transform_inputs -> execute ->
+//! transform_outputs, each step timed with a monotonic nanosecond clock and
+//! recorded twice: the last call (for `get_metrics()`) and a histogram per step
+//! (for `get_stats()`). One Rust call per batch; the hooks are the only Python.
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+use crate::errors::{runtime_error, type_name};
+use crate::histogram::Histogram;
+
+pub const STEPS: [&str; 4] = [
+    "preprocess",
+    "transform_inputs",
+    "execute",
+    "transform_outputs",
+];
+
+struct State {
+    last_ns: [Option<u64>; 4],
+    batch_size: Option<usize>,
+    stats: [Histogram; 4],
+}
+
+/// Runs a backend's steps and keeps their timings. `frozen` plus a mutex: the
+/// lock is held only while recording, never across a call into user code, so a
+/// hook may read the metrics (or the backend may run on several threads).
+#[pyclass(module = "packflow._core", frozen)]
+pub struct Pipeline {
+    preprocess: Py<PyAny>,
+    verbose: bool,
+    state: Mutex<State>,
+}
+
+fn elapsed_ns(start: Instant) -> u64 {
+    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn wrap_step_error(py: Python<'_>, step: &str, cause: PyErr) -> PyErr {
+    let text = cause
+        .value(py)
+        .str()
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    let err = runtime_error(py, format!("{step}() failed with the following error: {text}"));
+    err.set_cause(py, Some(cause));
+    err
+}
+
+impl Pipeline {
+    fn record(&self, batch_size: usize, times: &[Option<u64>; 4]) {
+        // A poisoned lock only means another thread panicked while recording;
+        // the counters are still plain integers, so keep going.
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.batch_size = Some(batch_size);
+        for (i, t) in times.iter().enumerate() {
+            if let Some(ns) = *t {
+                st.last_ns[i] = Some(ns);
+                st.stats[i].record(ns);
+            }
+        }
+    }
+}
+
+#[pymethods]
+impl Pipeline {
+    #[new]
+    #[pyo3(signature = (preprocess, verbose=false))]
+    fn new(preprocess: Py<PyAny>, verbose: bool) -> Self {
+        Pipeline {
+            preprocess,
+            verbose,
+            state: Mutex::new(State {
+                last_ns: [None; 4],
+                batch_size: None,
+                stats: Default::default(),
+            }),
+        }
+    }
+
+    /// Run `inputs` (a dict or a list of dicts) through `backend`'s steps.
+    fn run<'py>(
+        &self,
+        py: Python<'py>,
+        backend: &Bound<'py, PyAny>,
+        inputs: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let is_dict = inputs.is_instance_of::<PyDict>();
+        let batch: Bound<'py, PyAny> = if is_dict {
+            PyList::new(py, [inputs])?.into_any()
+        } else if inputs.is_instance_of::<PyList>() {
+            inputs.clone()
+        } else {
+            return Err(runtime_error(
+                py,
+                format!(
+                    "Inputs must be a dict or a list of dicts (records); received type: {}",
+                    type_name(inputs)
+                ),
+            ));
+        };
+        let batch_size = batch.len()?;
+        let mut times: [Option<u64>; 4] = [None; 4];
+
+        let hooks = [
+            None,
+            backend.getattr_opt(intern!(py, "transform_inputs"))?,
+            Some(backend.getattr(intern!(py, "execute"))?),
+            backend.getattr_opt(intern!(py, "transform_outputs"))?,
+        ];
+
+        let mut data = batch;
+        for (i, step) in STEPS.iter().enumerate() {
+            let start = Instant::now();
+            let result = match (i, &hooks[i]) {
+                (0, _) => self.preprocess.bind(py).call1((&data,)),
+                (_, Some(hook)) => hook.call1((&data,)),
+                (_, None) => continue,
+            };
+            match result {
+                Ok(out) => {
+                    times[i] = Some(elapsed_ns(start));
+                    data = out;
+                }
+                Err(e) => {
+                    self.record(batch_size, &times);
+                    return Err(wrap_step_error(py, step, e));
+                }
+            }
+        }
+        self.record(batch_size, &times);
+
+        if !data.is_instance_of::<PyList>() {
+            return Err(runtime_error(
+                py,
+                format!(
+                    "Output of inference backend is not a list. Received type: {}",
+                    type_name(&data)
+                ),
+            ));
+        }
+        if self.verbose {
+            backend.call_method0(intern!(py, "_log_metrics"))?;
+        }
+        if is_dict {
+            return data.get_item(0);
+        }
+        Ok(data)
+    }
+
+    /// Milliseconds of each step of the last call, rounded to 5 decimals.
+    fn last_times<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let out = PyDict::new(py);
+        for (i, step) in STEPS.iter().enumerate() {
+            if let Some(ns) = st.last_ns[i] {
+                let ms = ns as f64 / 1e6;
+                out.set_item(*step, (ms * 1e5).round() / 1e5)?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Rows in the last call, or None before the first call.
+    #[getter]
+    fn batch_size(&self) -> Option<usize> {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .batch_size
+    }
+
+    /// Per step that has run: count, total/mean/min/max and p50/p90/p99 in ms.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let out = PyDict::new(py);
+        let ms = |ns: u64| ns as f64 / 1e6;
+        for (i, step) in STEPS.iter().enumerate() {
+            let h = &st.stats[i];
+            if h.count() == 0 {
+                continue;
+            }
+            let d = PyDict::new(py);
+            let total_ms = h.total() as f64 / 1e6;
+            d.set_item("count", h.count())?;
+            d.set_item("total_ms", total_ms)?;
+            d.set_item("mean_ms", total_ms / h.count() as f64)?;
+            d.set_item("min_ms", h.min().map(ms))?;
+            d.set_item("max_ms", h.max().map(ms))?;
+            d.set_item("p50_ms", h.quantile(0.50).map(ms))?;
+            d.set_item("p90_ms", h.quantile(0.90).map(ms))?;
+            d.set_item("p99_ms", h.quantile(0.99).map(ms))?;
+            out.set_item(*step, d)?;
+        }
+        Ok(out)
+    }
+
+    /// Forget the histograms (the last call's times are kept).
+    fn reset_stats(&self) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        for h in st.stats.iter_mut() {
+            h.reset();
+        }
+    }
+}
+
+/// Nanoseconds from a monotonic clock with an arbitrary origin.
+#[pyfunction]
+pub fn monotonic_ns() -> u64 {
+    use std::sync::OnceLock;
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    elapsed_ns(*ORIGIN.get_or_init(Instant::now))
+}
