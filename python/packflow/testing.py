@@ -1,0 +1,81 @@
+"""Deterministic sample data: firewall-like events, flat feature records and model
+outputs. Shared by the tests, the benchmarks and the examples, so every one of
+them sees the same shapes."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+
+#: Nested numeric paths of a sample event, the usual numpy features.
+NUMERIC_FEATURES = [
+    "ts",
+    "src.port",
+    "src.geo.lat",
+    "src.geo.lon",
+    "dst.port",
+    "bytes.in",
+    "bytes.out",
+    "rule.id",
+    "score",
+]
+
+
+def sample_event(i: int, rng: random.Random) -> dict:
+    """Event number ``i`` (about 300 bytes as JSON, three levels deep)."""
+    return {
+        "ts": 1_700_000_000 + i,
+        "src": {
+            "ip": f"10.0.{i % 256}.{i % 7}",
+            "port": 1000 + i % 5000,
+            "geo": {"lat": round(rng.uniform(-90, 90), 6), "lon": round(rng.uniform(-180, 180), 6)},
+        },
+        "dst": {"ip": "192.168.1.1", "port": 443},
+        "proto": "tcp",
+        "bytes": {"in": 3 * i, "out": 7 * i},
+        "tags": ["a", "b", "c"],
+        "action": "allow",
+        "rule": {"id": i % 100, "name": f"r{i % 100}"},
+        "score": rng.random(),
+    }
+
+
+def sample_events(n: int, seed: int = 0) -> list[dict]:
+    """``n`` events, the same for the same ``seed``."""
+    rng = random.Random(seed)
+    return [sample_event(i, rng) for i in range(n)]
+
+
+def flat_records(n: int, width: int = 16, seed: int = 0) -> list[dict]:
+    """``n`` records of ``width`` float fields ``f0``..``f{width-1}``."""
+    rng = random.Random(seed)
+    return [{f"f{j}": rng.random() for j in range(width)} for _ in range(n)]
+
+
+def sample_outputs(n: int, seed: int = 0) -> list[dict]:
+    """``n`` model output rows: label, prob, five scores, id and a small meta dict."""
+    rng = random.Random(seed)
+    labels = ("benign", "suspicious", "malicious")
+    return [
+        {
+            "label": labels[i % 3],
+            "prob": rng.random(),
+            "scores": [rng.random() for _ in range(5)],
+            "id": i,
+            "meta": {"model": "iforest-v1", "ok": i % 2 == 0},
+        }
+        for i in range(n)
+    ]
+
+
+def sample_lines(n: int, seed: int = 0, malformed_every: int = 0) -> Iterator[bytes]:
+    """Events as JSON Lines (bytes with a trailing newline). With
+    ``malformed_every=k``, every k-th line is broken JSON or a non-object."""
+    rng = random.Random(seed)
+    broken = (b'{"ts": 1, "src": {', b"[1, 2, 3]", b"not json at all", b'"just a string"')
+    for i in range(n):
+        if malformed_every and i % malformed_every == malformed_every - 1:
+            yield broken[(i // malformed_every) % len(broken)] + b"\n"
+        else:
+            yield json.dumps(sample_event(i, rng), separators=(",", ":")).encode() + b"\n"
