@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyDict, PyList, PyString};
 
 use crate::errors::{runtime_error, type_name};
 use crate::histogram::Histogram;
@@ -31,9 +31,42 @@ struct State {
 /// hook may read the metrics (or the backend may run on several threads).
 #[pyclass(module = "packflow._core", frozen)]
 pub struct Pipeline {
-    preprocess: Py<PyAny>,
+    /// None: the identity (a passthrough preprocessor), timed but not called.
+    preprocess: Option<Py<PyAny>>,
     verbose: bool,
     state: Mutex<State>,
+}
+
+/// `getattr(obj, name, None)` without raising and clearing an AttributeError
+/// when the attribute is missing: the optional hooks are looked up on every call.
+fn lookup_optional<'py>(obj: &Bound<'py, PyAny>, name: &Bound<'py, PyString>) -> PyResult<Option<Bound<'py, PyAny>>> {
+    #[cfg(not(Py_3_13))]
+    {
+        extern "C" {
+            // Part of CPython's C API from 3.7 to 3.12 (3.13 renamed it
+            // PyObject_GetOptionalAttr); skips building the AttributeError.
+            fn _PyObject_LookupAttr(
+                obj: *mut pyo3::ffi::PyObject,
+                name: *mut pyo3::ffi::PyObject,
+                result: *mut *mut pyo3::ffi::PyObject,
+            ) -> std::os::raw::c_int;
+        }
+        let py = obj.py();
+        let mut out: *mut pyo3::ffi::PyObject = std::ptr::null_mut();
+        // SAFETY: both pointers are live objects borrowed for the call and the
+        // GIL is held (we have `py`); on 1 `out` is a new strong reference that
+        // we take ownership of, on 0 it is NULL, on -1 an exception is set.
+        let rc = unsafe { _PyObject_LookupAttr(obj.as_ptr(), name.as_ptr(), &mut out) };
+        match rc {
+            1 => Ok(Some(unsafe { Bound::from_owned_ptr(py, out) })),
+            0 => Ok(None),
+            _ => Err(PyErr::fetch(py)),
+        }
+    }
+    #[cfg(Py_3_13)]
+    {
+        obj.getattr_opt(name)
+    }
 }
 
 fn elapsed_ns(start: Instant) -> u64 {
@@ -70,7 +103,7 @@ impl Pipeline {
 impl Pipeline {
     #[new]
     #[pyo3(signature = (preprocess, verbose=false))]
-    fn new(preprocess: Py<PyAny>, verbose: bool) -> Self {
+    fn new(preprocess: Option<Py<PyAny>>, verbose: bool) -> Self {
         Pipeline {
             preprocess,
             verbose,
@@ -108,16 +141,19 @@ impl Pipeline {
 
         let hooks = [
             None,
-            backend.getattr_opt(intern!(py, "transform_inputs"))?,
+            lookup_optional(backend, intern!(py, "transform_inputs"))?,
             Some(backend.getattr(intern!(py, "execute"))?),
-            backend.getattr_opt(intern!(py, "transform_outputs"))?,
+            lookup_optional(backend, intern!(py, "transform_outputs"))?,
         ];
 
         let mut data = batch;
         for (i, step) in STEPS.iter().enumerate() {
             let start = Instant::now();
             let result = match (i, &hooks[i]) {
-                (0, _) => self.preprocess.bind(py).call1((&data,)),
+                (0, _) => match &self.preprocess {
+                    Some(p) => p.bind(py).call1((&data,)),
+                    None => Ok(data.clone()),
+                },
                 (_, Some(hook)) => hook.call1((&data,)),
                 (_, None) => continue,
             };

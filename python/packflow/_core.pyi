@@ -1,0 +1,32 @@
+"""Stubs of ``packflow._core``, the Rust extension. Users import the public
+modules (``packflow.utils``, ``packflow.backend``...), not this one."""
+
+from typing import Any, Callable, Optional
+
+MAX_DEPTH: int
+"""Deepest nesting any traversal follows; deeper input (or a cycle) is an error."""
+
+# --- pipeline and timers -----------------------------------------------------
+
+class Pipeline:
+    """Runs a backend's steps (preprocess, transform_inputs, execute,
+    transform_outputs), timing each with a monotonic nanosecond clock and keeping
+    the last call's times plus a log-bucketed histogram per step."""
+
+    def __init__(self, preprocess: Optional[Callable[[Any], Any]], verbose: bool = False) -> None:
+        """``preprocess`` is called with the batch; None means the identity."""
+    def run(self, backend: Any, inputs: Any) -> Any:
+        """Run one call: a dict gives one output, a list of dicts a list. Step
+        failures raise ``InferenceBackendRuntimeError("<step>() failed ...")``."""
+    def last_times(self) -> dict[str, float]:
+        """Milliseconds per step of the last call (5 decimals), steps that ran only."""
+    @property
+    def batch_size(self) -> Optional[int]:
+        """Rows in the last call; None before the first."""
+    def stats(self) -> dict[str, dict[str, float]]:
+        """Per step: count, total_ms, mean_ms, min_ms, max_ms, p50_ms, p90_ms, p99_ms."""
+    def reset_stats(self) -> None:
+        """Clear the histograms (the last call's times stay)."""
+
+def monotonic_ns() -> int:
+    """Nanoseconds from a monotonic clock with an arbitrary origin."""
