@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 
 mod errors;
 mod histogram;
+mod lines;
 mod lookup;
 mod pipeline;
 
@@ -13,5 +14,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("MAX_DEPTH", errors::MAX_DEPTH)?;
     m.add_class::<pipeline::Pipeline>()?;
     m.add_function(wrap_pyfunction!(pipeline::monotonic_ns, m)?)?;
+    m.add_function(wrap_pyfunction!(lines::line_batch_end, m)?)?;
     Ok(())
 }

@@ -85,6 +85,71 @@ fn wrap_step_error(py: Python<'_>, step: &str, cause: PyErr) -> PyErr {
 }
 
 impl Pipeline {
+    /// The steps after input checking; `pretimed` replaces the preprocess call.
+    fn run_steps<'py>(
+        &self,
+        py: Python<'py>,
+        backend: &Bound<'py, PyAny>,
+        batch: Bound<'py, PyAny>,
+        batch_size: usize,
+        pretimed: Option<u64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let mut times: [Option<u64>; 4] = [pretimed, None, None, None];
+        let hooks = [
+            None,
+            lookup_optional(backend, intern!(py, "transform_inputs"))?,
+            Some(backend.getattr(intern!(py, "execute"))?),
+            lookup_optional(backend, intern!(py, "transform_outputs"))?,
+        ];
+        let mut data = batch;
+        for (i, step) in STEPS.iter().enumerate() {
+            let start = Instant::now();
+            let result = match (i, &hooks[i]) {
+                (0, _) if pretimed.is_some() => continue,
+                (0, _) => match &self.preprocess {
+                    Some(p) => p.bind(py).call1((&data,)),
+                    None => Ok(data.clone()),
+                },
+                (_, Some(hook)) => hook.call1((&data,)),
+                (_, None) => continue,
+            };
+            match result {
+                Ok(out) => {
+                    times[i] = Some(elapsed_ns(start));
+                    data = out;
+                }
+                Err(e) => {
+                    self.record(batch_size, &times);
+                    return Err(wrap_step_error(py, step, e));
+                }
+            }
+        }
+        self.record(batch_size, &times);
+        Ok(data)
+    }
+
+    /// The output must be a list; log metrics when verbose.
+    fn finish<'py>(
+        &self,
+        py: Python<'py>,
+        backend: &Bound<'py, PyAny>,
+        data: Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if !data.is_instance_of::<PyList>() {
+            return Err(runtime_error(
+                py,
+                format!(
+                    "Output of inference backend is not a list. Received type: {}",
+                    type_name(&data)
+                ),
+            ));
+        }
+        if self.verbose {
+            backend.call_method0(intern!(py, "_log_metrics"))?;
+        }
+        Ok(data)
+    }
+
     fn record(&self, batch_size: usize, times: &[Option<u64>; 4]) {
         // A poisoned lock only means another thread panicked while recording;
         // the counters are still plain integers, so keep going.
@@ -115,6 +180,21 @@ impl Pipeline {
         }
     }
 
+    /// Run already-preprocessed `data` (for example an ndarray filled straight from
+    /// JSON text) through the remaining steps; `preprocess_ns` is recorded as the
+    /// preprocess step and `batch_size` as the call's batch size.
+    fn run_prepared<'py>(
+        &self,
+        py: Python<'py>,
+        backend: &Bound<'py, PyAny>,
+        data: Bound<'py, PyAny>,
+        batch_size: usize,
+        preprocess_ns: u64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let data = self.run_steps(py, backend, data, batch_size, Some(preprocess_ns))?;
+        self.finish(py, backend, data)
+    }
+
     /// Run `inputs` (a dict or a list of dicts) through `backend`'s steps.
     fn run<'py>(
         &self,
@@ -137,51 +217,8 @@ impl Pipeline {
             ));
         };
         let batch_size = batch.len()?;
-        let mut times: [Option<u64>; 4] = [None; 4];
-
-        let hooks = [
-            None,
-            lookup_optional(backend, intern!(py, "transform_inputs"))?,
-            Some(backend.getattr(intern!(py, "execute"))?),
-            lookup_optional(backend, intern!(py, "transform_outputs"))?,
-        ];
-
-        let mut data = batch;
-        for (i, step) in STEPS.iter().enumerate() {
-            let start = Instant::now();
-            let result = match (i, &hooks[i]) {
-                (0, _) => match &self.preprocess {
-                    Some(p) => p.bind(py).call1((&data,)),
-                    None => Ok(data.clone()),
-                },
-                (_, Some(hook)) => hook.call1((&data,)),
-                (_, None) => continue,
-            };
-            match result {
-                Ok(out) => {
-                    times[i] = Some(elapsed_ns(start));
-                    data = out;
-                }
-                Err(e) => {
-                    self.record(batch_size, &times);
-                    return Err(wrap_step_error(py, step, e));
-                }
-            }
-        }
-        self.record(batch_size, &times);
-
-        if !data.is_instance_of::<PyList>() {
-            return Err(runtime_error(
-                py,
-                format!(
-                    "Output of inference backend is not a list. Received type: {}",
-                    type_name(&data)
-                ),
-            ));
-        }
-        if self.verbose {
-            backend.call_method0(intern!(py, "_log_metrics"))?;
-        }
+        let data = self.run_steps(py, backend, batch, batch_size, None)?;
+        let data = self.finish(py, backend, data)?;
         if is_dict {
             return data.get_item(0);
         }
