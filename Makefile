@@ -44,8 +44,15 @@ build-dev: $(VENV)/.installed
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH $(VENV)/bin/maturin develop -q
 	rm -f $(VENV)/.build-release
 
+# The main job: a generated stream of 100,000 firewall events (one in 5,000
+# malformed) through the example project, outputs and errors under out/.
 run: build-prod
-	$(PY) examples/run_example.py
+	mkdir -p out
+	$(PY) -m packflow.testing 100000 --malformed-every 5000 -o out/events.jsonl
+	$(VENV)/bin/packflow run examples/firewall-anomaly -i out/events.jsonl -o out/scores.jsonl \
+		--errors out/errors.jsonl --stats out/stats.json
+	@echo "first outputs (out/scores.jsonl):"; head -n 3 out/scores.jsonl
+	@echo "errors file (out/errors.jsonl): $$(wc -l < out/errors.jsonl) lines"; head -n 1 out/errors.jsonl
 
 test-rust:
 	LD_LIBRARY_PATH=$(PY_LIBDIR):$$LD_LIBRARY_PATH PYO3_PYTHON=$(PYTHON) cargo test --quiet

@@ -15,5 +15,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<pipeline::Pipeline>()?;
     m.add_function(wrap_pyfunction!(pipeline::monotonic_ns, m)?)?;
     m.add_function(wrap_pyfunction!(lines::line_batch_end, m)?)?;
+    m.add_function(wrap_pyfunction!(lines::join_lines, m)?)?;
     Ok(())
 }

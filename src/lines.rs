@@ -2,7 +2,7 @@
 //! line ends, found with a word-at-a-time newline search (no per-line objects).
 
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyList};
 
 /// Offset just past the `max_lines`-th newline at or after `start`, and how many
 /// complete lines lie between; `(start, 0)` when none is complete.
@@ -29,6 +29,30 @@ pub fn complete_lines(buf: &[u8], start: usize, max_lines: usize) -> (usize, usi
 #[pyo3(signature = (data, max_lines, start=0))]
 pub fn line_batch_end(data: &Bound<'_, PyBytes>, max_lines: usize, start: usize) -> (usize, usize) {
     complete_lines(data.as_bytes(), start, max_lines)
+}
+
+/// Join single-line messages into one buffer of JSON Lines, adding the newline
+/// only to items that lack one (so line numbers stay one per item).
+#[pyfunction]
+pub fn join_lines<'py>(py: Python<'py>, items: &Bound<'py, PyList>) -> PyResult<Bound<'py, PyBytes>> {
+    let mut total = 0;
+    for item in items.iter() {
+        total += item.cast::<PyBytes>().map(|b| b.as_bytes().len() + 1).map_err(|_| {
+            crate::errors::type_error(format!(
+                "stream items must be bytes, got {}",
+                crate::errors::type_name(&item)
+            ))
+        })?;
+    }
+    let mut out = Vec::with_capacity(total);
+    for item in items.iter() {
+        let b = item.cast::<PyBytes>()?.as_bytes();
+        out.extend_from_slice(b);
+        if b.last() != Some(&b'\n') {
+            out.push(b'\n');
+        }
+    }
+    Ok(PyBytes::new(py, &out))
 }
 
 #[cfg(test)]

@@ -79,3 +79,27 @@ def sample_lines(n: int, seed: int = 0, malformed_every: int = 0) -> Iterator[by
             yield broken[(i // malformed_every) % len(broken)] + b"\n"
         else:
             yield json.dumps(sample_event(i, rng), separators=(",", ":")).encode() + b"\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m packflow.testing N [-o FILE] [--seed S] [--malformed-every K]``:
+    write N sample events as JSON Lines."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m packflow.testing", description=main.__doc__)
+    parser.add_argument("n", type=int, help="number of lines")
+    parser.add_argument("-o", "--output", default="-", help="file to write, - for stdout")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--malformed-every", type=int, default=0, help="every K-th line broken")
+    args = parser.parse_args(argv)
+    out = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")  # noqa: SIM115
+    try:
+        out.writelines(sample_lines(args.n, seed=args.seed, malformed_every=args.malformed_every))
+    finally:
+        if out is not sys.stdout.buffer:
+            out.close()
+
+
+if __name__ == "__main__":
+    main()

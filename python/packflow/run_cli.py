@@ -1,0 +1,235 @@
+"""``packflow run``: stream JSON Lines from a file, a gzip file or stdin through a
+project's backend and write JSON Lines out."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import select
+import signal
+import stat
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from typing import Any, BinaryIO, Callable, Optional
+
+import click
+
+from packflow import _core
+from packflow.runner import RunSummary, StreamRunner
+
+CHUNK = 1 << 20
+_EXIT_FOR_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+def _parse_config(pairs: tuple[str, ...]) -> dict[str, Any]:
+    config: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--config")
+        try:
+            config[key] = json.loads(raw)
+        except ValueError:
+            config[key] = raw
+    return config
+
+
+def _open_input(path: str, stack: ExitStack) -> tuple[BinaryIO, bool]:
+    """The byte stream to read and whether it is live (a pipe or terminal, where
+    waiting for more data makes sense)."""
+    if path == "-":
+        stream = sys.stdin.buffer
+    elif path.endswith(".gz"):
+        return stack.enter_context(gzip.open(path, "rb")), False
+    else:
+        stream = stack.enter_context(open(path, "rb", buffering=0))
+    try:
+        mode = os.fstat(stream.fileno()).st_mode
+        live = not stat.S_ISREG(mode)
+    except (OSError, ValueError):
+        live = False
+    return stream, live
+
+
+def _open_output(path: str, stack: ExitStack) -> BinaryIO:
+    if path == "-":
+        return sys.stdout.buffer
+    if path.endswith(".gz"):
+        return stack.enter_context(gzip.open(path, "wb"))
+    return stack.enter_context(open(path, "wb"))
+
+
+def read_batches(
+    stream: BinaryIO,
+    live: bool,
+    batch_size: int,
+    max_wait_ms: float,
+    should_stop: Callable[[], bool],
+) -> Iterator[tuple[bytes, int]]:
+    """Buffers of complete lines (at most ``batch_size`` lines each) with the line
+    number of their first line. On a live stream, the lines that have arrived
+    are handed on once the oldest of them has waited ``max_wait_ms``."""
+    pending = b""
+    line = 1
+    deadline: Optional[float] = None
+    eof = False
+    fd = stream.fileno() if live else -1
+    while True:
+        while True:
+            end, n = _core.line_batch_end(pending, batch_size)
+            if n < batch_size:
+                break
+            yield pending[:end], line
+            line += n
+            pending = pending[end:]
+            deadline = time.monotonic() + max_wait_ms / 1000 if pending else None
+        if eof:
+            if pending:
+                yield pending, line
+            return
+        if should_stop():
+            return
+        if live:
+            now = time.monotonic()
+            timeout = 0.1 if deadline is None else max(0.0, min(0.1, deadline - now))
+            ready, _, _ = select.select([fd], [], [], timeout)
+            if not ready:
+                if deadline is not None and time.monotonic() >= deadline:
+                    end, n = _core.line_batch_end(pending, batch_size)
+                    if n:
+                        yield pending[:end], line
+                        line += n
+                        pending = pending[end:]
+                    deadline = time.monotonic() + max_wait_ms / 1000 if pending else None
+                continue
+            chunk = os.read(fd, CHUNK)
+        else:
+            chunk = stream.read(CHUNK)
+        if not chunk:
+            eof = True
+            continue
+        if deadline is None:
+            deadline = time.monotonic() + max_wait_ms / 1000
+        pending = pending + chunk if pending else chunk
+
+
+class _Progress:
+    """A one-line progress display on a terminal, at most twice a second."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.started = time.perf_counter()
+        self.last = 0.0
+
+    def __call__(self, summary: RunSummary) -> None:
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if now - self.last < 0.5:
+            return
+        self.last = now
+        rate = summary.read / max(now - self.started, 1e-9)
+        sys.stderr.write(
+            f"\r{summary.read:,} rows  {rate:,.0f} rows/s  {summary.errors:,} errors   "
+        )
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.enabled and self.last:
+            sys.stderr.write("\n")
+
+
+def _load_backend(project: str, config: dict[str, Any]) -> Any:
+    from packflow.loaders import InferenceBackendLoader
+
+    return InferenceBackendLoader.from_project(project, **config)
+
+
+@click.command("run")
+@click.argument("project", default=".", type=click.Path(exists=True, file_okay=False))
+@click.option("-i", "--input", "input_path", default="-", show_default=True,
+              help="JSON Lines file (.gz read as gzip), or - for stdin.")
+@click.option("-o", "--output", "output_path", default="-", show_default=True,
+              help="Where output JSON Lines go (.gz written as gzip), or - for stdout.")
+@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(min=1),
+              help="Most rows per backend call.")
+@click.option("--max-wait-ms", default=50.0, show_default=True, type=click.FloatRange(min=0),
+              help="On a live stream, the longest a row waits for its batch to fill.")
+@click.option("--errors", "errors_path", default=None,
+              help="JSON Lines file for rows that failed (line, raw, step, error).")
+@click.option("--config", "config_pairs", multiple=True, metavar="KEY=VALUE",
+              help="Backend config override (VALUE parsed as JSON when it is JSON).")
+@click.option("--stats", "stats_path", default=None, help="Write the run summary here as JSON.")
+@click.option("--fail-on-error", is_flag=True, help="Exit with status 1 if any row failed.")
+def run_command(
+    project: str,
+    input_path: str,
+    output_path: str,
+    batch_size: int,
+    max_wait_ms: float,
+    errors_path: Optional[str],
+    config_pairs: tuple[str, ...],
+    stats_path: Optional[str],
+    fail_on_error: bool,
+) -> None:
+    """Stream JSON Lines through the backend of the project at PROJECT.
+
+    Each input line gives one output line, in order; lines that are not JSON
+    objects, and rows whose processing fails, go to --errors instead. A summary
+    (rows, errors, rows/s, per-step p50/p99) is printed on stderr at the end.
+    """
+    config = _parse_config(config_pairs)
+    try:
+        backend = _load_backend(project, config)
+    except Exception as exc:  # noqa: BLE001 - reported to the user
+        raise click.ClickException(f"could not load the backend: {exc}") from exc
+
+    received: dict[str, int] = {}
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        received.setdefault("signal", signum)
+
+    previous = {s: signal.signal(s, on_signal) for s in _EXIT_FOR_SIGNAL}
+    progress = _Progress(sys.stderr.isatty())
+    exit_code = 0
+    interrupted: Optional[str] = None
+    with ExitStack() as stack:
+        stream, live = _open_input(input_path, stack)
+        sink = _open_output(output_path, stack)
+        errors_sink = stack.enter_context(open(errors_path, "wb")) if errors_path else None
+        runner = StreamRunner(backend, sink, errors_sink)
+        try:
+            for data, first_line in read_batches(
+                stream, live, batch_size, max_wait_ms, lambda: "signal" in received
+            ):
+                runner.process(data, first_line)
+                progress(runner.summary)
+                if "signal" in received:
+                    break
+            if "signal" in received:
+                signum = received["signal"]
+                interrupted = signal.Signals(signum).name
+                exit_code = _EXIT_FOR_SIGNAL[signum]
+            summary = runner.finish(interrupted_by=interrupted)
+        except BrokenPipeError:
+            # The reader went away (`| head`): stop quietly, without a traceback
+            # from the interpreter flushing stdout at exit.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            summary = runner.summary
+            summary.interrupted_by = "closed output"
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+    progress.done()
+    click.echo(summary.format(), err=True)
+    if stats_path:
+        with open(stats_path, "w", encoding="utf-8") as fh:
+            json.dump(summary.to_dict(), fh, indent=2)
+    if exit_code == 0 and fail_on_error and summary.errors:
+        exit_code = 1
+    if exit_code:
+        sys.exit(exit_code)
