@@ -3,9 +3,11 @@
 
 use pyo3::prelude::*;
 
+mod dict_slot;
 mod errors;
 mod histogram;
 mod lookup;
+mod ndarray;
 mod pipeline;
 
 #[pymodule]
@@ -13,5 +15,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("MAX_DEPTH", errors::MAX_DEPTH)?;
     m.add_class::<pipeline::Pipeline>()?;
     m.add_function(wrap_pyfunction!(pipeline::monotonic_ns, m)?)?;
+    m.add_function(wrap_pyfunction!(ndarray::records_to_ndarray, m)?)?;
+    m.add_class::<ndarray::NumpyPlan>()?;
     Ok(())
 }
