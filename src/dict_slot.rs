@@ -106,3 +106,76 @@ unsafe fn same_text(k: *mut ffi::PyObject, key: *mut ffi::PyObject) -> bool {
     let b = std::slice::from_raw_parts(ffi::PyUnicode_DATA(key).cast::<u8>(), bytes);
     a == b
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pyo3::types::PyDictMethods;
+
+    fn run(code: &str, f: impl FnOnce(&Bound<'_, PyDict>)) {
+        Python::initialize();
+        Python::attach(|py| {
+            let ns = PyDict::new(py);
+            py.run(&std::ffi::CString::new(code).unwrap(), None, Some(&ns))
+                .unwrap();
+            f(&ns);
+        });
+    }
+
+    fn get<'py>(ns: &Bound<'py, PyDict>, name: &str) -> Bound<'py, PyDict> {
+        ns.get_item(name)
+            .unwrap()
+            .unwrap()
+            .cast_into::<PyDict>()
+            .unwrap()
+    }
+
+    #[test]
+    fn learns_then_hits_the_same_position() {
+        run(
+            "a = {'x': 1, 'yé': 2}\nb = {'x': 3, ''.join(['y', 'é']): 4}\nc = {'yé': 5, 'x': 6}",
+            |ns| {
+                let py = ns.py();
+                let key = PyString::intern(py, "yé");
+                let mut hint = SlotHint::new();
+                let (a, b, c) = (get(ns, "a"), get(ns, "b"), get(ns, "c"));
+                let v: i64 = hint.get(&a, &key).unwrap().extract().unwrap();
+                assert_eq!(v, 2);
+                // A different but equal key object at the same position.
+                let v: i64 = hint.get(&b, &key).unwrap().extract().unwrap();
+                assert_eq!(v, 4);
+                // Another position: not known here, the caller looks it up.
+                assert!(hint.get(&c, &key).is_none());
+            },
+        );
+    }
+
+    #[test]
+    fn absent_non_str_and_subclass_keys_are_never_hits() {
+        run(
+            "class K(str): pass\na = {1: 1, 'x': 2}\nb = {K('y'): 3}\nc = {}",
+            |ns| {
+                let py = ns.py();
+                let y = PyString::intern(py, "y");
+                let mut hint = SlotHint::new();
+                assert!(hint.get(&get(ns, "a"), &y).is_none());
+                let mut hint = SlotHint::new();
+                assert!(hint.get(&get(ns, "b"), &y).is_none());
+                let mut hint = SlotHint::new();
+                assert!(hint.get(&get(ns, "c"), &y).is_none());
+                assert!(hint.get(&get(ns, "a"), &y).is_none());
+            },
+        );
+    }
+
+    #[test]
+    fn a_different_key_at_the_position_is_a_miss() {
+        run("a = {'ab': 1}\nb = {'ba': 2}", |ns| {
+            let py = ns.py();
+            let key = PyString::intern(py, "ab");
+            let mut hint = SlotHint::new();
+            assert!(hint.get(&get(ns, "a"), &key).is_some());
+            assert!(hint.get(&get(ns, "b"), &key).is_none());
+        });
+    }
+}

@@ -479,11 +479,12 @@ impl NumpyPlan {
         &self.delimiter
     }
 
-    fn __repr__(&self) -> String {
-        format!(
-            "NumpyPlan(features={:?}, delimiter={:?})",
-            self.features, self.delimiter
-        )
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "NumpyPlan(features={}, delimiter={})",
+            PyList::new(py, &self.features)?.repr()?,
+            PyString::new(py, &self.delimiter).repr()?
+        ))
     }
 }
 
