@@ -287,14 +287,15 @@ fn to_bool(c: Cell) -> bool {
     }
 }
 
-/// The fast path. The raw payloads go straight into a float64 array, which is
-/// the result when numpy would make float64 (after converting any int or bool
-/// payloads in place); other dtypes are converted from it into a new array.
-/// `Ok(None)`: numpy must decide.
+/// The fast path, for an inferred (`None`) or a fast requested dtype. The raw
+/// payloads go straight into a float64 array, which is the result when numpy
+/// would make float64 (after converting any int or bool payloads in place);
+/// other dtypes are converted from it into a new array. `Ok(None)`: numpy
+/// must decide.
 fn try_fast<'py>(
     records: &Bound<'py, PyList>,
     paths: &[FieldPath],
-    requested: &Requested,
+    requested: Option<Target>,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
     let py = records.py();
     let rows = records.len();
@@ -310,11 +311,7 @@ fn try_fast<'py>(
     let Some(kinds) = gather_fast(records, paths, raw, &mut tags)? else {
         return Ok(None);
     };
-    let target = match requested {
-        Requested::Infer => kinds.inferred(),
-        Requested::Fast(t) => *t,
-        Requested::NumpyOnly => return Ok(None),
-    };
+    let target = requested.unwrap_or_else(|| kinds.inferred());
     let cells = || raw.iter().zip(&tags).map(|(x, t)| decode(x.to_bits(), *t));
     if !converts_cleanly(cells(), kinds, target) {
         return Ok(None);
@@ -376,11 +373,13 @@ fn to_ndarray<'py>(
     dtype: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let records = as_records(records)?;
-    let requested = requested_target(dtype);
-    if !matches!(requested, Requested::NumpyOnly) {
-        if let Some(array) = try_fast(records, paths, &requested)? {
-            return Ok(array);
-        }
+    let fast = match requested_target(dtype) {
+        Requested::Infer => try_fast(records, paths, None)?,
+        Requested::Fast(t) => try_fast(records, paths, Some(t))?,
+        Requested::NumpyOnly => None,
+    };
+    if let Some(array) = fast {
+        return Ok(array);
     }
     let rows = gather_rows(records, paths)?;
     numpy_array(&rows, dtype)
