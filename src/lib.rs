@@ -3,10 +3,12 @@
 
 use pyo3::prelude::*;
 
+mod dict_slot;
 mod errors;
 mod histogram;
 mod lines;
 mod lookup;
+mod ndarray;
 mod pipeline;
 
 #[pymodule]
@@ -16,5 +18,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pipeline::monotonic_ns, m)?)?;
     m.add_function(wrap_pyfunction!(lines::line_batch_end, m)?)?;
     m.add_function(wrap_pyfunction!(lines::join_lines, m)?)?;
+    m.add_function(wrap_pyfunction!(ndarray::records_to_ndarray, m)?)?;
+    m.add_class::<ndarray::NumpyPlan>()?;
     Ok(())
 }
