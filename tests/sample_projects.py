@@ -6,14 +6,15 @@ Rust core that every build has.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-
 from packflow import _core
 
 #: Whether this build has the records preprocessor and the I/O checks (other issues).
@@ -101,21 +102,21 @@ def make_passthrough(project_dir: Path) -> None:
     path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
-@pytest.fixture
-def restore_import_state(tmp_path_factory):
+@contextlib.contextmanager
+def isolated_import_state(tmp_root: Path) -> Iterator[None]:
     """Undo what loading a project does to the process: sys.path entries, modules
-    imported from temporary directories, environment variables."""
+    imported from temporary directories (``tmp_root``, archive extractions) and
+    environment variables."""
     saved_path = list(sys.path)
     saved_modules = set(sys.modules)
     saved_env = dict(os.environ)
-    yield
-    sys.path[:] = saved_path
-    prefixes = (
-        str(tmp_path_factory.getbasetemp()),
-        os.path.join(tempfile.gettempdir(), "packflow-archive-"),
-    )
-    for name in set(sys.modules) - saved_modules:
-        if str(getattr(sys.modules[name], "__file__", "") or "").startswith(prefixes):
-            del sys.modules[name]
-    os.environ.clear()
-    os.environ.update(saved_env)
+    try:
+        yield
+    finally:
+        sys.path[:] = saved_path
+        prefixes = (str(tmp_root), os.path.join(tempfile.gettempdir(), "packflow-archive-"))
+        for name in set(sys.modules) - saved_modules:
+            if str(getattr(sys.modules[name], "__file__", "") or "").startswith(prefixes):
+                del sys.modules[name]
+        os.environ.clear()
+        os.environ.update(saved_env)

@@ -10,23 +10,22 @@ import sys
 import zipfile
 from pathlib import Path
 
+import packflow
 import pytest
 import yaml
-from pydantic import ValidationError
-from sample_projects import (
-    PASSTHROUGH,
-    make_passthrough,
-    needs_full_core,
-    restore_import_state,  # noqa: F401
-    write_project,
-)
-
-import packflow
 from packflow import InferenceBackend, __version__
 from packflow.exceptions import PackflowConfigError
 from packflow.loaders import InferenceBackendLoader
 from packflow.loaders.archive import MANIFEST_NAME, inspect_archive
 from packflow.project import PackflowProject
+from pydantic import ValidationError
+from sample_projects import (
+    PASSTHROUGH,
+    isolated_import_state,
+    make_passthrough,
+    needs_full_core,
+    write_project,
+)
 
 TEMPLATE_FILES = [
     "LICENSE.txt",
@@ -40,9 +39,10 @@ TEMPLATE_FILES = [
 
 
 @pytest.fixture(autouse=True)
-def _isolated(restore_import_state, tmp_path, monkeypatch):
+def _isolated(tmp_path_factory, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    yield
+    with isolated_import_state(tmp_path_factory.getbasetemp()):
+        yield
 
 
 def test_packflow_exposes_the_project_class_lazily():
@@ -75,7 +75,12 @@ def test_create_writes_the_template(tmp_path):
 def test_create_with_config_data():
     project = PackflowProject.create(
         "demo",
-        config_data={"version": "2.0.0", "description": "d", "maintainers": ["a@b.c"], "env": {"A": "1"}},
+        config_data={
+            "version": "2.0.0",
+            "description": "d",
+            "maintainers": ["a@b.c"],
+            "env": {"A": "1"},
+        },
     )
     config = project.load_config()
     assert (config.version, config.description, config.maintainers) == ("2.0.0", "d", ["a@b.c"])
@@ -206,7 +211,9 @@ def test_export_records_warnings(tmp_path):
 
 def test_export_is_blocked_by_validation_errors(tmp_path):
     project_dir = write_project(tmp_path / "p", backend="raise ImportError('torch')\n")
-    with pytest.raises(ValueError, match="Export blocked by validation errors:\n  - 'inference_backend'"):
+    with pytest.raises(
+        ValueError, match="Export blocked by validation errors:\n  - 'inference_backend'"
+    ):
         PackflowProject(project_dir).export(tmp_path / "dist")
     assert not (tmp_path / "dist").exists()
 
@@ -251,7 +258,11 @@ def test_create_validate_export_inspect_and_load_from_the_archive(tmp_path):
     )
     errors, warnings = project.validate_required_files()
     assert errors == []
-    assert sorted(w.split("'")[1] for w in warnings) == ["LICENSE.txt", "MODEL_CARD.md", "README.md"]
+    assert sorted(w.split("'")[1] for w in warnings) == [
+        "LICENSE.txt",
+        "MODEL_CARD.md",
+        "README.md",
+    ]
 
     archive = project.export(tmp_path / "dist")
     assert archive.name == "round_trip-0.1.0.zip"
@@ -267,7 +278,9 @@ def test_create_validate_export_inspect_and_load_from_the_archive(tmp_path):
 
 @needs_full_core
 def test_the_default_template_validates_and_its_tests_pass(tmp_path):
-    project = PackflowProject.create("plain", config_data={"description": "d", "maintainers": ["a@b.c"]})
+    project = PackflowProject.create(
+        "plain", config_data={"description": "d", "maintainers": ["a@b.c"]}
+    )
     errors, _ = project.validate_required_files()
     assert errors == []
     backend = InferenceBackendLoader.from_project(project.base_dir)
@@ -288,3 +301,20 @@ def test_the_template_backend_loads(tmp_path):
     backend = InferenceBackendLoader.from_project(project.base_dir)
     assert type(backend).__name__ == "Backend"
     assert backend.model is None  # set by the template's initialize()
+
+
+@pytest.mark.parametrize(
+    ("statement", "absent"),
+    [
+        ("import packflow", {"yaml", "pathspec", "click", "packflow.project", "packflow.loaders"}),
+        ("import packflow.loaders", {"pathspec", "click", "packflow.project"}),
+        ("from packflow.cli import cli", {"yaml", "pathspec", "packflow.project"}),
+    ],
+)
+def test_imports_stay_light(statement, absent):
+    code = (
+        f"{statement}\nimport sys\nprint(sorted(m for m in {sorted(absent)!r} if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

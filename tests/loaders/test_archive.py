@@ -13,8 +13,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from sample_projects import write_project
-
 from packflow.exceptions import PackflowArchiveError
 from packflow.loaders import InferenceBackendLoader
 from packflow.loaders.archive import (
@@ -26,6 +24,7 @@ from packflow.loaders.archive import (
     unsafe_entry_reason,
     write_archive,
 )
+from sample_projects import write_project
 
 
 def sources(tmp_path: Path, files: dict[str, bytes]) -> list[tuple[str, Path]]:
@@ -144,7 +143,9 @@ def test_size_change_is_reported(tmp_path):
 def test_missing_and_unlisted_files_are_reported(tmp_path):
     archive = tmp_path / "out.zip"
     write_archive(archive, sources(tmp_path, FILES), "demo", "1.0")
-    rewrite(archive, lambda n, d: None if n == "b.txt" else ("extra.txt" if n == "a/inner.py" else n, d))
+    rewrite(
+        archive, lambda n, d: None if n == "b.txt" else ("extra.txt" if n == "a/inner.py" else n, d)
+    )
     problems = inspect_archive(archive).problems
     assert "'b.txt' is listed in packflow.lock but missing from the archive" in problems
     assert "'a/inner.py' is listed in packflow.lock but missing from the archive" in problems

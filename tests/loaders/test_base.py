@@ -8,8 +8,6 @@ import os
 import sys
 
 import pytest
-from sample_projects import write_project
-
 from packflow import InferenceBackend
 from packflow.backend.configuration import InputFormats
 from packflow.exceptions import (
@@ -18,6 +16,7 @@ from packflow.exceptions import (
     PackflowConfigError,
 )
 from packflow.loaders import InferenceBackendLoader, LocalLoader, ModuleLoader
+from sample_projects import write_project
 
 
 class Echo(InferenceBackend):
@@ -62,7 +61,9 @@ def test_foreign_class_is_refused_without_running_its_constructor():
         def __init__(self, **kwargs):
             constructed.append(kwargs)
 
-    with pytest.raises(InferenceBackendLoadError, match="not a subclass of packflow.InferenceBackend"):
+    with pytest.raises(
+        InferenceBackendLoadError, match="not a subclass of packflow.InferenceBackend"
+    ):
         StaticLoader(NotABackend).load()
     assert constructed == []
 
@@ -170,7 +171,9 @@ def test_from_project_with_the_module_loader(tmp_path):
         "from packflow import InferenceBackend\n\n"
         "class Model(InferenceBackend):\n    def execute(self, inputs):\n        return inputs\n"
     )
-    write_project(tmp_path, backend=None, inference_backend="mypkg_pf_test.model:Model", loader="module")
+    write_project(
+        tmp_path, backend=None, inference_backend="mypkg_pf_test.model:Model", loader="module"
+    )
     backend = InferenceBackendLoader.from_project(tmp_path)
     assert type(backend).__name__ == "Model"
     assert type(backend).__module__ == "mypkg_pf_test.model"

@@ -9,13 +9,12 @@ import sys
 
 import pytest
 import yaml
-from pydantic import ValidationError
-from reference import run_reference_script
-
 from packflow import __version__
 from packflow.exceptions import PackflowConfigError
 from packflow.loaders import PackflowConfig, apply_env_vars
 from packflow.loaders.config import NAME_PATTERN, load_packflow_config, normalize_archive_name
+from pydantic import ValidationError
+from reference import run_reference_script
 
 
 def write_yaml(directory, text: str):
@@ -132,7 +131,9 @@ def test_empty_file(tmp_path, text):
 @pytest.mark.parametrize(("text", "kind"), [("- a\n- b\n", "list"), ("just text\n", "str")])
 def test_top_level_must_be_a_mapping(tmp_path, text, kind):
     write_yaml(tmp_path, text)
-    with pytest.raises(PackflowConfigError, match=f"line 1: the top level must be a mapping.*{kind}"):
+    with pytest.raises(
+        PackflowConfigError, match=f"line 1: the top level must be a mapping.*{kind}"
+    ):
         PackflowConfig.from_project_path(tmp_path)
 
 
@@ -186,7 +187,9 @@ def test_nested_list_item_is_located(tmp_path):
 
 def test_duplicate_field_is_an_error(tmp_path):
     write_yaml(tmp_path, "name: a\nversion: '1'\nname: b\n")
-    with pytest.raises(PackflowConfigError, match=r"line 3: field 'name' is given twice \(first on line 1\)"):
+    with pytest.raises(
+        PackflowConfigError, match=r"line 3: field 'name' is given twice \(first on line 1\)"
+    ):
         PackflowConfig.from_project_path(tmp_path)
 
 
@@ -217,7 +220,9 @@ def test_write_yaml_round_trips_and_orders_sections(tmp_path):
     path = config.write_yaml(tmp_path)
     assert path == tmp_path.resolve() / "packflow.yaml"
     text = path.read_text()
-    order = [text.index(h) for h in ("METADATA", "RUNTIME", "ENVIRONMENT", "BACKEND CONFIG", "CUSTOM")]
+    order = [
+        text.index(h) for h in ("METADATA", "RUNTIME", "ENVIRONMENT", "BACKEND CONFIG", "CUSTOM")
+    ]
     assert order == sorted(order)
     assert text.index("name:") < text.index("inference_backend:") < text.index("env:")
     assert PackflowConfig.from_project_path(tmp_path) == config

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 import pytest
-
 from packflow import InferenceBackend
 from packflow.exceptions import InferenceBackendLoadError
 from packflow.loaders import LocalLoader
@@ -44,7 +43,9 @@ def test_base_dir_defaults_to_the_working_directory(tmp_path, monkeypatch):
 
 
 def test_an_instance_defined_in_the_file_is_returned(tmp_path):
-    (tmp_path / "inference.py").write_text(BACKEND + "\nbackend = Backend(input_format='passthrough')\n")
+    (tmp_path / "inference.py").write_text(
+        BACKEND + "\nbackend = Backend(input_format='passthrough')\n"
+    )
     module_backend = LocalLoader("inference:backend", base_dir=tmp_path).load()
     assert type(module_backend).__name__ == "Backend"
 
@@ -100,7 +101,9 @@ def test_syntax_error_names_the_line(tmp_path):
 
 def test_missing_dependency_is_reported(tmp_path):
     (tmp_path / "inference.py").write_text("import not_installed_pf_test_pkg\n")
-    with pytest.raises(InferenceBackendLoadError, match="ModuleNotFoundError.*not_installed_pf_test_pkg"):
+    with pytest.raises(
+        InferenceBackendLoadError, match="ModuleNotFoundError.*not_installed_pf_test_pkg"
+    ):
         LocalLoader("inference:Backend", base_dir=tmp_path).load()
 
 

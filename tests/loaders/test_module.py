@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from packflow import InferenceBackend
 from packflow.exceptions import InferenceBackendLoadError
 from packflow.loaders import ModuleLoader
@@ -49,7 +48,9 @@ def test_module_not_installed():
 
 def test_missing_attribute(importable):
     (importable / "pf_mod_attr.py").write_text(BACKEND)
-    with pytest.raises(InferenceBackendLoadError, match="module 'pf_mod_attr' .* defines no 'Nope'"):
+    with pytest.raises(
+        InferenceBackendLoadError, match="module 'pf_mod_attr' .* defines no 'Nope'"
+    ):
         ModuleLoader("pf_mod_attr:Nope").load()
 
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from reference import call_ours, call_reference
-
 from packflow.loaders.utils import describe_exception, inference_backend_parts
+from reference import call_ours, call_reference
 
 
 @pytest.mark.parametrize(
@@ -77,7 +76,7 @@ def test_describe_exception_names_the_last_frame():
         text = describe_exception(exc)
     assert text.startswith("KeyError: 'missing-key' (at ")
     assert __file__ in text
-    assert "in _raise_from_here: raise KeyError(\"missing-key\")" in text
+    assert 'in _raise_from_here: raise KeyError("missing-key")' in text
 
 
 def test_describe_exception_points_at_the_calling_source_when_a_library_raised():

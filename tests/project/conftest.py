@@ -1,7 +1,8 @@
 import pytest
-from sample_projects import restore_import_state  # noqa: F401
+from sample_projects import isolated_import_state
 
 
 @pytest.fixture(autouse=True)
-def _isolated_imports(restore_import_state):
-    yield
+def _isolated_imports(tmp_path_factory):
+    with isolated_import_state(tmp_path_factory.getbasetemp()):
+        yield

@@ -6,13 +6,12 @@ from __future__ import annotations
 import sys
 
 import pytest
-from reference import run_reference_script
-from sample_projects import BACKEND_SOURCE, DOCS, write_project
-
 from packflow import __version__
 from packflow.loaders import PackflowConfig
 from packflow.project import PackflowProject
 from packflow.project.checks import Check, python_version_check, split_levels
+from reference import run_reference_script
+from sample_projects import BACKEND_SOURCE, DOCS, write_project
 
 
 def validate(directory, config=True):
@@ -135,7 +134,9 @@ def test_unedited_templates_are_warnings(tmp_path):
     docs = {n: rendered_template_text(n, "sample") for n in DOCS}
     write_project(tmp_path, docs=docs)
     _, warnings = validate(tmp_path)
-    assert sorted(warnings) == sorted(f"'{n}' is still the template text: fill it in." for n in DOCS)
+    assert sorted(warnings) == sorted(
+        f"'{n}' is still the template text: fill it in." for n in DOCS
+    )
 
 
 def test_packflow_04_templates_are_recognised(tmp_path):
@@ -155,7 +156,9 @@ def test_missing_backend_file_is_one_error(tmp_path):
 
 
 def test_backend_file_in_a_subdirectory(tmp_path):
-    write_project(tmp_path, backend_file="models/scorer.py", inference_backend="models.scorer:Backend")
+    write_project(
+        tmp_path, backend_file="models/scorer.py", inference_backend="models.scorer:Backend"
+    )
     assert validate(tmp_path) == ([], [])
     (tmp_path / "models" / "scorer.py").unlink()
     errors, _ = validate(tmp_path)
@@ -187,7 +190,9 @@ def test_backend_whose_constructor_fails(tmp_path):
 
 
 def test_smoke_load_output_is_silenced(tmp_path, capsys):
-    noisy = "print('hello from import')\nimport sys\nprint('err', file=sys.stderr)\n" + BACKEND_SOURCE
+    noisy = (
+        "print('hello from import')\nimport sys\nprint('err', file=sys.stderr)\n" + BACKEND_SOURCE
+    )
     write_project(tmp_path, backend=noisy)
     assert validate(tmp_path) == ([], [])
     captured = capsys.readouterr()

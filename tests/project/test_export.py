@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from packflow.project.export import collect_export_files
 
 
@@ -72,10 +71,18 @@ def test_gitignore_rules(tmp_path):
 
 
 def test_nested_gitignore_applies_below_its_folder_and_can_re_include(tmp_path):
-    touch(tmp_path, "inference.py", "a.tmp", "sub/b.tmp", "sub/c.txt", "sub/keep.tmp", "other/d.txt")
+    touch(
+        tmp_path, "inference.py", "a.tmp", "sub/b.tmp", "sub/c.txt", "sub/keep.tmp", "other/d.txt"
+    )
     (tmp_path / ".gitignore").write_text("*.tmp\n")
     (tmp_path / "sub" / ".gitignore").write_text("c.txt\n!keep.tmp\n")
-    assert selected(tmp_path) == [".gitignore", "inference.py", "other/d.txt", "sub/.gitignore", "sub/keep.tmp"]
+    assert selected(tmp_path) == [
+        ".gitignore",
+        "inference.py",
+        "other/d.txt",
+        "sub/.gitignore",
+        "sub/keep.tmp",
+    ]
 
 
 def test_ignored_folder_cannot_be_re_included_below(tmp_path):
@@ -85,7 +92,14 @@ def test_ignored_folder_cannot_be_re_included_below(tmp_path):
 
 
 def test_old_archives_and_the_output_are_left_out(tmp_path):
-    touch(tmp_path, "inference.py", "demo-0.1.0.zip", "demo-0.2.0.zip", "data/demo-0.1.0.zip", "other.zip")
+    touch(
+        tmp_path,
+        "inference.py",
+        "demo-0.1.0.zip",
+        "demo-0.2.0.zip",
+        "data/demo-0.1.0.zip",
+        "other.zip",
+    )
     output = tmp_path / "dist" / "demo-0.3.0.zip"
     touch(tmp_path, "dist/demo-0.3.0.zip", "dist/readme.txt")
     assert selected(tmp_path, "demo", output) == [
@@ -120,7 +134,8 @@ def test_symlinks_never_leave_the_project(tmp_path):
     assert dict(selection.files)["current.bin"] == (project / "weights" / "model.bin").resolve()
     assert sorted(selection.warnings) == sorted(
         [
-            f"Skipped 'leak.txt': it is a symlink to {(outside / 'secret.txt').resolve()}, outside the project.",
+            f"Skipped 'leak.txt': it is a symlink to {(outside / 'secret.txt').resolve()}, "
+            "outside the project.",
             "Skipped 'leakdir': symlinked folders are not exported.",
             "Skipped 'dangling': it is a symlink to something that is not a file.",
         ]

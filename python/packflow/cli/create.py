@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 
 import click
 
@@ -17,10 +18,9 @@ NAME_RULE = "start with a letter and use only letters, digits, '-' and '_'"
 
 def stdin_is_interactive() -> bool:
     """Whether someone can answer prompts: stdin is a terminal."""
-    stream = click.get_text_stream("stdin")
     try:
-        return stream.isatty()
-    except (AttributeError, ValueError):  # closed or replaced stdin
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (AttributeError, ValueError):  # closed or replaced by an object without isatty
         return False
 
 
