@@ -101,7 +101,7 @@ def test_old_archives_and_the_output_are_left_out(tmp_path):
         "other.zip",
     )
     output = tmp_path / "dist" / "demo-0.3.0.zip"
-    touch(tmp_path, "dist/demo-0.3.0.zip", "dist/readme.txt")
+    touch(tmp_path, "dist/demo-0.3.0.zip", "dist/demo-0.2.0.zip", "dist/readme.txt")
     assert selected(tmp_path, "demo", output) == [
         "data/demo-0.1.0.zip",
         "dist/readme.txt",

@@ -95,10 +95,12 @@ def collect_export_files(
     """The files of ``project_dir`` to archive.
 
     ``archive_stem`` is the normalized project name: ``<stem>-*.zip`` at the
-    project root are earlier exports and stay out, as does ``output_file``.
+    project root or next to ``output_file`` are earlier exports and stay out, as
+    does ``output_file`` itself.
     """
     root = Path(os.path.realpath(project_dir))
     output = Path(os.path.realpath(output_file)) if output_file is not None else None
+    output_dir = output.parent if output is not None else None
     selection = ExportSelection()
     rules = _IgnoreRules()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
@@ -127,7 +129,9 @@ def collect_export_files(
             path = here / name
             if _excluded_name(name) or rules.ignored(rel, is_dir=False):
                 continue
-            if not rel_dir and fnmatch.fnmatch(name, f"{archive_stem}-*.zip"):
+            if (not rel_dir or here == output_dir) and fnmatch.fnmatch(
+                name, f"{archive_stem}-*.zip"
+            ):
                 continue  # an earlier export of this project
             if not rel_dir and name == constants.ARCHIVE_MANIFEST_NAME:
                 selection.warnings.append(
