@@ -388,3 +388,10 @@ def test_script_errors_exit_non_zero(tmp_path):
     done = script("create", "1bad", "--no-input", cwd=tmp_path)
     assert done.returncode == 1
     assert done.stderr.startswith("Error: Invalid project name '1bad'")
+
+
+def test_create_uses_the_config_name_rule():
+    from packflow.cli.create import NAME_PATTERN as CLI_PATTERN
+    from packflow.loaders.config import NAME_PATTERN
+
+    assert CLI_PATTERN == NAME_PATTERN

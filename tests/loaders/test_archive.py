@@ -363,3 +363,40 @@ def test_from_archive_failure_removes_the_temporary_directory(tmp_path, monkeypa
     with pytest.raises(InferenceBackendLoadError, match="no weights"):
         InferenceBackendLoader.from_archive(tmp_path / "broken.zip")
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+# --- property: extraction never writes outside the target ------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_segment = st.sampled_from(["..", ".", "", "a", "b.py", "C:", "\\", "..\\x", "é", "/"])
+_entry_names = st.lists(
+    st.lists(_segment, min_size=1, max_size=4).map("/".join), min_size=1, max_size=5
+)
+
+
+@pytest.mark.filterwarnings("ignore:Duplicate name")
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(names=_entry_names, symlink=st.booleans())
+def test_extraction_stays_inside_the_target(tmp_path_factory, names, symlink):
+    base = tmp_path_factory.mktemp("prop")
+    archive = base / "x.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for index, name in enumerate(names):
+            info = zipfile.ZipInfo(name)
+            if symlink and index == 0:
+                info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            zf.writestr(info, f"entry {index}")
+    target = base / "sandbox" / "target"
+    try:
+        extract_archive(archive, target)
+    except PackflowArchiveError:
+        assert not target.exists()
+    except OSError:
+        pass  # e.g. a file and a folder of the same name: refused by the OS, inside the target
+    written = [p for p in base.rglob("*") if p.is_file() or p.is_symlink()]
+    root = target.resolve()
+    for path in written:
+        assert path == archive or path.resolve().is_relative_to(root), path
+        assert not path.is_symlink()

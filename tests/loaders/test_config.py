@@ -367,3 +367,41 @@ def test_written_yaml_reads_the_same_as_the_reference_one(tmp_path):
     theirs = yaml.safe_load((tmp_path / "ref" / "packflow.yaml").read_text())
     assert ours == theirs
     assert list(ours) == list(theirs)
+
+
+# --- property: write_yaml then from_project_path gives the same config ------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_names = st.from_regex(r"[A-Za-z][A-Za-z0-9_-]{0,15}", fullmatch=True)
+_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False) | _text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text, inner, max_size=3),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    name=_names,
+    version=_text,
+    description=_text,
+    maintainers=st.lists(_text, max_size=3),
+    env=st.dictionaries(_text, _text, max_size=3),
+    backend_config=st.dictionaries(_text, _json, max_size=3),
+)
+def test_write_then_read_round_trips(
+    tmp_path, name, version, description, maintainers, env, backend_config
+):
+    config = PackflowConfig(
+        name=name,
+        version=version,
+        description=description,
+        maintainers=maintainers,
+        env=env,
+        backend_config=backend_config,
+    )
+    config.write_yaml(tmp_path)
+    assert PackflowConfig.from_project_path(tmp_path) == config

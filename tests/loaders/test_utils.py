@@ -110,3 +110,26 @@ def test_describe_syntax_error_shows_the_offending_line():
 def test_describe_exception_without_traceback_or_message():
     assert describe_exception(RuntimeError()) == "RuntimeError"
     assert describe_exception(RuntimeError("x")) == "RuntimeError: x"
+
+
+# --- property: the same answer as a plain model of the rule ------------------------------
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+def model_parts(path: str):
+    parts = path.split(":")
+    if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
+        return None
+    return parts
+
+
+@given(st.text(alphabet=st.sampled_from("ab.:_ \t-é"), max_size=12))
+def test_parts_match_the_model(path):
+    expected = model_parts(path)
+    if expected is None:
+        with pytest.raises(ValueError):
+            inference_backend_parts(path)
+    else:
+        assert inference_backend_parts(path) == expected

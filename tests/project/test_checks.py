@@ -302,3 +302,19 @@ def test_dotted_backend_module_is_checked_at_its_real_path_unlike_the_reference(
     ((ref_errors, _),) = run_reference_script(_REFERENCE_VALIDATE, [str(directory)])
     assert ref_errors and "'models.scorer.py' is missing" in ref_errors[0]
     assert validate(directory) == ([], [])
+
+
+def test_validate_for_export_checks_the_config_alone_or_with_the_project(tmp_path, capsys):
+    from packflow.loaders.config import validate_for_export
+
+    config = PackflowConfig(name="x", version="", python_version="3.11.0")
+    errors, warnings = validate_for_export(config)
+    assert errors == ["'version' is empty: an export needs one."]
+    assert [w.split("'")[1] for w in warnings][:2] == ["description", "maintainers"]
+
+    write_project(tmp_path, backend=None)
+    errors, _ = validate_for_export(
+        PackflowConfig.from_project_path(tmp_path), tmp_path, verbose=True
+    )
+    assert errors[0].startswith("'inference.py' is missing")
+    assert "✗ 'inference.py' is missing" in capsys.readouterr().out

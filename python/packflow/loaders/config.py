@@ -100,15 +100,11 @@ class PackflowConfig(BaseModel):
         """Write ``packflow.yaml`` into ``base_dir``: metadata, runtime, then the
         environment, backend config and custom sections when they are not empty."""
         path = Path(base_dir).resolve() / constants.PACKAGING_CONFIG_NAME
-        data = self.model_dump(mode="json")
+        data = self.model_dump()
         sections = [("METADATA", {k: data[k] for k in METADATA_KEYS})]
         sections.append(("RUNTIME", {k: data[k] for k in RUNTIME_KEYS}))
         sections.extend((title, {key: data[key]}) for key, title in OPTIONAL_SECTIONS if data[key])
-        chunks = [
-            f"# ---- {title} ----\n"
-            + yaml.safe_dump(body, sort_keys=False, allow_unicode=True, default_flow_style=False)
-            for title, body in sections
-        ]
+        chunks = [f"# ---- {title} ----\n" + _dump_section(body) for title, body in sections]
         path.write_text("\n".join(chunks), encoding="utf-8")
         return path
 
@@ -119,6 +115,15 @@ class PackflowConfig(BaseModel):
         path = Path(base_dir).resolve() / constants.REQUIREMENTS_TEXT_NAME
         path.write_text(f"packflow=={__version__}\n", encoding="utf-8")
         return path
+
+
+def _dump_section(body: dict) -> str:
+    text = yaml.safe_dump(body, sort_keys=False, allow_unicode=True, default_flow_style=False)
+    # Readable unicode, unless a character YAML treats as a line break (NEL, U+2028)
+    # would not survive it: then escape everything that is not ASCII.
+    if yaml.safe_load(text) != body:
+        text = yaml.safe_dump(body, sort_keys=False, allow_unicode=False, default_flow_style=False)
+    return text
 
 
 def apply_env_vars(config: PackflowConfig) -> None:
@@ -140,6 +145,20 @@ def load_packflow_config(path: Union[str, Path]) -> PackflowConfig:
     if not project_dir.is_dir():
         raise NotADirectoryError(f"{path} is not a packflow project directory")
     return PackflowConfig.from_project_path(project_dir)
+
+
+def validate_for_export(
+    config: PackflowConfig, project_dir: Union[str, Path, None] = None, verbose: bool = False
+) -> tuple[list[str], list[str]]:
+    """``(errors, warnings)`` of the packflow.yaml fields; with ``project_dir``, also the
+    backend file and a smoke load. ``verbose`` prints every check."""
+    from packflow.project import checks, echo_checks
+
+    directory = Path(project_dir).resolve() if project_dir is not None else None
+    results = list(checks.config_checks(config, directory))
+    if verbose:
+        echo_checks(results)
+    return checks.split_levels(results)
 
 
 # --- reading packflow.yaml with positions ---------------------------------------------
@@ -264,4 +283,5 @@ __all__ = [
     "get_python_version",
     "load_packflow_config",
     "normalize_archive_name",
+    "validate_for_export",
 ]
