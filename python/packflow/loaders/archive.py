@@ -208,19 +208,23 @@ def inspect_archive(archive_path: Union[str, Path]) -> ArchiveReport:
     """
     path = Path(archive_path)
     with _open_zip(path) as zf:
-        report = ArchiveReport(path=path, manifest=None, problems=_entry_problems(zf))
-        if report.problems:
-            return report
-        actual = {}
-        for info in zf.infolist():
-            if info.is_dir() or info.filename == MANIFEST_NAME:
-                continue
-            try:
-                actual[info.filename] = _hash_member(zf, info)
-            except (zipfile.BadZipFile, OSError, RuntimeError, EOFError) as exc:
-                report.problems.append(f"entry {info.filename!r} cannot be read ({exc})")
-        report.files = sorted(actual.values(), key=lambda entry: entry.path)
-        _compare_with_manifest(zf, report, actual)
+        return _inspect(zf, path)
+
+
+def _inspect(zf: zipfile.ZipFile, path: Path) -> ArchiveReport:
+    report = ArchiveReport(path=path, manifest=None, problems=_entry_problems(zf))
+    if report.problems:
+        return report
+    actual = {}
+    for info in zf.infolist():
+        if info.is_dir() or info.filename == MANIFEST_NAME:
+            continue
+        try:
+            actual[info.filename] = _hash_member(zf, info)
+        except (zipfile.BadZipFile, OSError, RuntimeError, EOFError) as exc:
+            report.problems.append(f"entry {info.filename!r} cannot be read ({exc})")
+    report.files = sorted(actual.values(), key=lambda entry: entry.path)
+    _compare_with_manifest(zf, report, actual)
     return report
 
 
@@ -281,36 +285,42 @@ def extract_archive(archive_path: Union[str, Path], target_dir: Union[str, Path]
     Nothing is written when an entry is unsafe or the contents do not match the
     manifest: :class:`~packflow.exceptions.PackflowArchiveError` lists every problem.
     """
-    report = inspect_archive(archive_path)
-    if report.problems:
-        raise PackflowArchiveError(
-            f"Refusing to extract {report.path}:\n" + "\n".join(f"  - {p}" for p in report.problems)
-        )
+    path = Path(archive_path)
     target = Path(target_dir)
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise PackflowArchiveError(f"Cannot extract into {target}: it must be an empty directory")
-    target.mkdir(parents=True, exist_ok=True)
-    root = Path(os.path.realpath(target))
-    with _open_zip(report.path) as zf:
+    # One open archive for checking and extracting: what was checked is what is written.
+    with _open_zip(path) as zf:
+        report = _inspect(zf, path)
+        if report.problems:
+            raise PackflowArchiveError(
+                f"Refusing to extract {path}:\n" + "\n".join(f"  - {p}" for p in report.problems)
+            )
+        if target.exists() and (not target.is_dir() or any(target.iterdir())):
+            raise PackflowArchiveError(
+                f"Cannot extract into {target}: it must be an empty directory"
+            )
+        target.mkdir(parents=True, exist_ok=True)
+        root = Path(os.path.realpath(target))
         for info in zf.infolist():
-            parts = [p for p in _normalized(info.filename).split("/") if p not in ("", ".")]
-            if not parts:
-                continue
-            destination = root.joinpath(*parts)
-            if info.is_dir():
-                destination.mkdir(parents=True, exist_ok=True)
-                continue
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            # Belt and braces: the resolved parent must still be inside the target.
-            if not Path(os.path.realpath(destination.parent)).is_relative_to(root):
-                raise PackflowArchiveError(
-                    f"entry {info.filename!r} would be written outside {root}"
-                )
-            executable = bool((info.external_attr >> 16) & 0o111)
-            with zf.open(info) as src, open(destination, "xb") as dst:
-                shutil.copyfileobj(src, dst, _CHUNK)
-            os.chmod(destination, 0o755 if executable else 0o644)
+            _extract_member(zf, info, root)
     return report
+
+
+def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, root: Path) -> None:
+    parts = [p for p in _normalized(info.filename).split("/") if p not in ("", ".")]
+    if not parts:
+        return
+    destination = root.joinpath(*parts)
+    if info.is_dir():
+        destination.mkdir(parents=True, exist_ok=True)
+        return
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    # Belt and braces: the resolved parent must still be inside the target.
+    if not Path(os.path.realpath(destination.parent)).is_relative_to(root):
+        raise PackflowArchiveError(f"entry {info.filename!r} would be written outside {root}")
+    executable = bool((info.external_attr >> 16) & 0o111)
+    with zf.open(info) as src, open(destination, "xb") as dst:
+        shutil.copyfileobj(src, dst, _CHUNK)
+    os.chmod(destination, 0o755 if executable else 0o644)
 
 
 def _project_root(extracted: Path) -> Path:
