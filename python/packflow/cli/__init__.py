@@ -19,6 +19,7 @@ COMMANDS = {
     "validate": "packflow.cli.validate:validate",
     "export": "packflow.cli.export:export",
     "inspect": "packflow.cli.inspect_archive:inspect",
+    "run": "packflow.cli.run:run_command",
 }
 
 
@@ -40,7 +41,7 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup)
 @click.version_option(__version__, "--version", prog_name="packflow")
 def cli() -> None:
-    """Create, check and package packflow inference projects."""
+    """Create, check, package and run packflow inference projects."""
 
 
 __all__ = ["COMMANDS", "LazyGroup", "cli"]
