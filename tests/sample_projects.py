@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from packflow import _core
 
 #: Whether this build has the records preprocessor and the I/O checks (other issues).

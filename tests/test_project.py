@@ -10,15 +10,17 @@ import sys
 import zipfile
 from pathlib import Path
 
-import packflow
 import pytest
 import yaml
+from pydantic import ValidationError
+
+import packflow
 from packflow import InferenceBackend, __version__
 from packflow.exceptions import PackflowConfigError
 from packflow.loaders import InferenceBackendLoader
 from packflow.loaders.archive import MANIFEST_NAME, inspect_archive
 from packflow.project import PackflowProject
-from pydantic import ValidationError
+
 from sample_projects import (
     PASSTHROUGH,
     isolated_import_state,

@@ -1,7 +1,8 @@
 """Stubs of ``packflow._core``, the Rust extension. Users import the public
 modules (``packflow.utils``, ``packflow.backend``...), not this one."""
 
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any, Optional
 
 import numpy as np
 
@@ -32,6 +33,7 @@ class Pipeline:
 
 def monotonic_ns() -> int:
     """Nanoseconds from a monotonic clock with an arbitrary origin."""
+
 # --- records -> ndarray ---------------------------------------------------
 
 def records_to_ndarray(

@@ -9,12 +9,14 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from packflow import _core
 from packflow.backend.configuration import BackendConfig
 from packflow.backend.preprocessors import NumpyPreprocessor, get_preprocessor
 from packflow.exceptions import PreprocessorInitError, PreprocessorRuntimeError
 from packflow.testing import NUMERIC_FEATURES, flat_records, sample_events
 from packflow.utils.data import records_to_ndarray
+
 from reference import run_reference_script
 
 PREFIX = "Failed to preprocess inputs with the following exception: "

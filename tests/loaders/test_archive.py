@@ -13,6 +13,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 from packflow.exceptions import PackflowArchiveError
 from packflow.loaders import InferenceBackendLoader
 from packflow.loaders.archive import (
@@ -24,6 +25,7 @@ from packflow.loaders.archive import (
     unsafe_entry_reason,
     write_archive,
 )
+
 from sample_projects import write_project
 
 

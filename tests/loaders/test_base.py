@@ -8,6 +8,7 @@ import os
 import sys
 
 import pytest
+
 from packflow import InferenceBackend
 from packflow.backend.configuration import InputFormats
 from packflow.exceptions import (
@@ -16,6 +17,7 @@ from packflow.exceptions import (
     PackflowConfigError,
 )
 from packflow.loaders import InferenceBackendLoader, LocalLoader, ModuleLoader
+
 from sample_projects import write_project
 
 

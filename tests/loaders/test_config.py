@@ -9,11 +9,13 @@ import sys
 
 import pytest
 import yaml
+from pydantic import ValidationError
+
 from packflow import __version__
 from packflow.exceptions import PackflowConfigError
 from packflow.loaders import PackflowConfig, apply_env_vars
 from packflow.loaders.config import NAME_PATTERN, load_packflow_config, normalize_archive_name
-from pydantic import ValidationError
+
 from reference import run_reference_script
 
 

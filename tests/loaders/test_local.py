@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import pytest
+
 from packflow import InferenceBackend
 from packflow.exceptions import InferenceBackendLoadError
 from packflow.loaders import LocalLoader

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from packflow import InferenceBackend
 from packflow.exceptions import InferenceBackendLoadError
 from packflow.loaders import ModuleLoader

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
 from packflow.loaders.utils import describe_exception, inference_backend_parts
+
 from reference import call_ours, call_reference
 
 

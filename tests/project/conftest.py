@@ -1,4 +1,5 @@
 import pytest
+
 from sample_projects import isolated_import_state
 
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 import sys
 
 import pytest
+
 from packflow import __version__
 from packflow.loaders import PackflowConfig
 from packflow.project import PackflowProject
 from packflow.project.checks import Check, python_version_check, split_levels
+
 from reference import run_reference_script
 from sample_projects import BACKEND_SOURCE, DOCS, write_project
 

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from packflow.project.export import collect_export_files
 
 

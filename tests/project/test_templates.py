@@ -7,6 +7,7 @@ from importlib import resources
 
 import pytest
 import yaml
+
 from packflow.project.templates import (
     available_templates,
     render,

@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from packflow import _core
 from packflow.testing import NUMERIC_FEATURES, flat_records, sample_events
 from packflow.utils.data import records_to_ndarray
+
 from reference import call_ours, call_reference, run_reference_script
 
 FLAT16 = [f"f{j}" for j in range(16)]
