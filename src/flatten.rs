@@ -89,9 +89,9 @@ pub fn key_segment(k: &Bound<'_, PyAny>) -> PathSegment {
 }
 
 /// Iterates a dict's items like pyo3's iterator, but reports a dict changed by
-/// Python code run during the walk (a key's `__eq__`, `__format__`, ...) as a
-/// RuntimeError where pyo3 would panic: the size is checked before every step
-/// and no step is taken past the original length.
+/// Python code run during the walk (a key's `__eq__`, `__format__`, ...) as
+/// Python does, with a RuntimeError, where pyo3 would panic: the size is
+/// checked before every step and no step is taken past the original length.
 pub struct DictItems<'py> {
     dict: Bound<'py, PyDict>,
     inner: pyo3::types::dict::BoundDictIterator<'py>,
@@ -140,8 +140,6 @@ pub enum Problem {
     Python(PyErr),
     /// Any other problem, said in words.
     Message(String),
-    /// Internal: a record does not have the template's shape (never raised).
-    ShapeChanged,
 }
 
 /// A traversal error and the key path to where it happened (collected innermost
@@ -182,7 +180,6 @@ impl TraverseError {
             Problem::Duplicate(k) => format!("duplicated key '{k}'"),
             Problem::NonStrKey(t) => format!("keys must be str, got a key of type {t}"),
             Problem::Message(m) => m.clone(),
-            Problem::ShapeChanged => "the record changed shape".to_string(),
             Problem::Python(e) => {
                 let name = e.get_type(py).name().map(|n| n.to_string()).unwrap_or_default();
                 let text = e.value(py).str().map(|s| s.to_string()).unwrap_or_default();
@@ -212,7 +209,7 @@ impl TraverseError {
             Problem::Duplicate(k) if row.is_none() => {
                 crate::errors::value_error(format!("duplicated key '{k}'"))
             }
-            Problem::TooDeep | Problem::Duplicate(_) | Problem::Message(_) | Problem::ShapeChanged => {
+            Problem::TooDeep | Problem::Duplicate(_) | Problem::Message(_) => {
                 crate::errors::value_error(self.message(py, row))
             }
             Problem::NonStrKey(_) => type_error(self.message(py, row)),
@@ -285,11 +282,15 @@ impl Hasher for FxHasher {
 /// Flattens records with one delimiter and list policy, reusing one key buffer
 /// and the joined key objects.
 ///
-/// Records of a batch usually have one shape. After a record is flattened, its
-/// result is kept as a template: the next record starts from a copy of it
-/// (CPython copies a clean dict's key table in one go) and only replaces the
-/// values, as long as its keys come in the same order. At the first key that
-/// differs the copy is dropped and the record is built afresh.
+/// Records of a batch usually have one shape. A record flattened afresh leaves
+/// a template: its result, and the shape it was read from (each item's key
+/// object and whether it was a leaf or a container of so many items). The next
+/// record is first replayed against that shape: when every key is the same
+/// object (or an equal str) and every container has the same size, the
+/// flattened keys are necessarily the same, so the result is a copy of the
+/// template's (CPython copies a clean dict's key table in one go) with the
+/// values replaced, and no key text is built at all. At the first difference
+/// the record is built afresh and becomes the template.
 pub struct Flattener<'d> {
     delimiter: &'d str,
     lists: bool,
@@ -297,15 +298,37 @@ pub struct Flattener<'d> {
     buf: String,
     keys: HashMap<Box<str>, Py<PyString>, BuildHasherDefault<FxHasher>>,
     template: Option<Template>,
-    /// While filling a template copy: the index of the next expected key.
-    expect: Option<usize>,
-    /// Template hits minus misses; templates are given up when shapes keep changing.
+    /// The shape of the record being built afresh, while one is recorded.
+    shape: Vec<ShapeStep>,
+    /// The record being built cannot be a template (it has a non-dict mapping).
+    irregular: bool,
+    /// Replay hits minus misses; templates are given up when shapes keep changing.
     score: i32,
 }
 
 struct Template {
     dict: Py<PyDict>,
     keys: Vec<Py<PyAny>>,
+    shape: Vec<ShapeStep>,
+    len: usize,
+    lists: bool,
+}
+
+/// One item of a template record, in depth-first order.
+struct ShapeStep {
+    /// The dict key object (kept alive so its identity stays meaningful);
+    /// None for a list item, whose index its position fixes.
+    key: Option<Py<PyAny>>,
+    kind: StepKind,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StepKind {
+    Leaf,
+    EmptyDict,
+    EmptyList,
+    Dict(usize),
+    List(usize),
 }
 
 /// The flattened key of an item: the key object itself while no parent key
@@ -327,6 +350,8 @@ fn same_key(expected: &Bound<'_, PyAny>, key: &Bound<'_, PyAny>) -> bool {
     }
 }
 
+const SCORE_FLOOR: i32 = -16;
+
 impl<'d> Flattener<'d> {
     pub fn new(delimiter: &'d str, lists: bool) -> Self {
         Flattener {
@@ -335,7 +360,8 @@ impl<'d> Flattener<'d> {
             buf: String::with_capacity(64),
             keys: HashMap::default(),
             template: None,
-            expect: None,
+            shape: Vec::new(),
+            irregular: false,
             score: 0,
         }
     }
@@ -352,38 +378,34 @@ impl<'d> Flattener<'d> {
         k
     }
 
+    fn recording(&self) -> bool {
+        self.score > SCORE_FLOOR
+    }
+
     /// A new dict of the flattened items of `obj`, in depth-first order.
     pub fn flatten<'py>(&mut self, obj: &Bound<'py, PyDict>) -> Result<Bound<'py, PyDict>, TraverseError> {
         let py = obj.py();
-        if self.score > -16 {
+        if self.recording() {
             if let Some(t) = &self.template {
-                let out = t.dict.bind(py).copy()?;
-                let want = t.keys.len();
-                self.expect = Some(0);
-                self.buf.clear();
-                let res = self.level(&out, Node::Dict(obj), true, 0);
-                let filled = self.expect.take();
-                let complete = filled == Some(want);
-                match res {
-                    Ok(_) if complete => {
-                        self.score = (self.score + 1).min(16);
-                        return Ok(out);
-                    }
-                    Ok(_) => {}
-                    Err(TraverseError { problem: Problem::ShapeChanged, .. }) => {}
-                    Err(e) => return Err(e),
+                if let Some(out) = replay_record(py, t, obj) {
+                    self.score = (self.score + 1).min(16);
+                    return Ok(out);
                 }
                 self.score -= 1;
             }
         }
         let out = PyDict::new(py);
         self.buf.clear();
+        self.shape.clear();
+        self.irregular = false;
         self.level(&out, Node::Dict(obj), true, 0)?;
-        if self.score > -16 {
-            let keys = out.keys().iter().map(Bound::unbind).collect();
+        if self.recording() && !self.irregular {
             self.template = Some(Template {
                 dict: out.copy()?.unbind(),
-                keys,
+                keys: out.keys().iter().map(Bound::unbind).collect(),
+                shape: std::mem::take(&mut self.shape),
+                len: obj.len(),
+                lists: self.lists,
             });
         }
         Ok(out)
@@ -416,6 +438,7 @@ impl<'d> Flattener<'d> {
                 }
             }
             Node::Mapping(m) => {
+                self.irregular = true;
                 for pair in m.call_method0(pyo3::intern!(py, "items"))?.try_iter()? {
                     let (k, v): (Bound<'py, PyAny>, Bound<'py, PyAny>) = pair?.extract()?;
                     has_item = true;
@@ -440,10 +463,7 @@ impl<'d> Flattener<'d> {
         let base = self.buf.len();
         let res = self.item_inner(out, key, v, raw, depth);
         self.buf.truncate(base);
-        res.map_err(|e| match e.problem {
-            Problem::ShapeChanged => e,
-            _ => e.within(key.segment()),
-        })
+        res.map_err(|e| e.within(key.segment()))
     }
 
     fn item_inner<'py>(
@@ -463,6 +483,22 @@ impl<'d> Flattener<'d> {
             FlatKey::Text
         };
         let node = classify(v, self.lists)?;
+        let kind = match &node {
+            Node::Dict(d) if d.is_empty() => StepKind::EmptyDict,
+            Node::Dict(d) => StepKind::Dict(d.len()),
+            Node::List(l) if l.is_empty() => StepKind::EmptyList,
+            Node::List(l) => StepKind::List(l.len()),
+            Node::Mapping(_) | Node::Leaf => StepKind::Leaf,
+        };
+        if self.recording() {
+            self.shape.push(ShapeStep {
+                key: match key {
+                    ItemKey::Obj(k) => Some(k.clone().unbind()),
+                    ItemKey::Index(_) => None,
+                },
+                kind,
+            });
+        }
         let keep_empty = match node {
             Node::Leaf => None,
             Node::Mapping(_) => Some(false),
@@ -493,17 +529,6 @@ impl<'d> Flattener<'d> {
             FlatKey::Raw(k) => k,
             FlatKey::Text => self.text_key(py).into_any(),
         };
-        if let Some(pos) = self.expect {
-            let t = self.template.as_ref().expect("a template while filling one");
-            match t.keys.get(pos) {
-                Some(e) if same_key(e.bind(py), &k) => {
-                    self.expect = Some(pos + 1);
-                    out.set_item(e.bind(py), v)?;
-                    return Ok(());
-                }
-                _ => return Err(TraverseError::new(Problem::ShapeChanged)),
-            }
-        }
         let before = out.len();
         out.set_item(&k, v)?;
         if out.len() == before {
@@ -513,6 +538,86 @@ impl<'d> Flattener<'d> {
             return Err(TraverseError::new(Problem::Duplicate(text)));
         }
         Ok(())
+    }
+}
+
+/// The record flattened by the template, or None when its shape differs (or
+/// anything at all goes wrong: the fresh build then reports it properly).
+fn replay_record<'py>(py: Python<'py>, t: &Template, obj: &Bound<'py, PyDict>) -> Option<Bound<'py, PyDict>> {
+    if obj.len() != t.len {
+        return None;
+    }
+    let out = t.dict.bind(py).copy().ok()?;
+    let mut pos = 0;
+    let mut leaf = 0;
+    if !replay(t, &out, Node::Dict(obj), &mut pos, &mut leaf) {
+        return None;
+    }
+    (pos == t.shape.len() && leaf == t.keys.len()).then_some(out)
+}
+
+fn replay<'py>(
+    t: &Template,
+    out: &Bound<'py, PyDict>,
+    node: Node<'_, 'py>,
+    pos: &mut usize,
+    leaf: &mut usize,
+) -> bool {
+    let py = out.py();
+    let mut visit = |key: Option<&Bound<'py, PyAny>>, v: &Bound<'py, PyAny>| -> bool {
+        let Some(step) = t.shape.get(*pos) else {
+            return false;
+        };
+        *pos += 1;
+        match (&step.key, key) {
+            (Some(e), Some(k)) if same_key(e.bind(py), k) => {}
+            (None, None) => {}
+            _ => return false,
+        }
+        let Ok(child) = classify(v, t.lists) else {
+            return false;
+        };
+        let kind = match &child {
+            Node::Dict(d) if d.is_empty() => StepKind::EmptyDict,
+            Node::Dict(d) => StepKind::Dict(d.len()),
+            Node::List(l) if l.is_empty() => StepKind::EmptyList,
+            Node::List(l) => StepKind::List(l.len()),
+            Node::Mapping(_) => return false,
+            Node::Leaf => StepKind::Leaf,
+        };
+        if kind != step.kind {
+            return false;
+        }
+        match kind {
+            StepKind::Dict(_) | StepKind::List(_) => replay(t, out, child, pos, leaf),
+            _ => {
+                let Some(k) = t.keys.get(*leaf) else {
+                    return false;
+                };
+                *leaf += 1;
+                out.set_item(k.bind(py), v).is_ok()
+            }
+        }
+    };
+    match node {
+        Node::Dict(d) => {
+            for item in DictItems::new(d) {
+                let Ok((k, v)) = item else { return false };
+                if !visit(Some(&k), &v) {
+                    return false;
+                }
+            }
+            true
+        }
+        Node::List(l) => {
+            for v in l.iter() {
+                if !visit(None, &v) {
+                    return false;
+                }
+            }
+            true
+        }
+        _ => false,
     }
 }
 
