@@ -293,6 +293,70 @@ fn scan_into<'py>(
     Ok(())
 }
 
+/// `get_direct` for a one-off call: the field is split as it is walked, with
+/// no `FieldPath` (and its allocations) built for a single lookup.
+pub fn get_direct_once<'py>(
+    obj: &Bound<'py, PyDict>,
+    field: &Bound<'py, PyString>,
+    delimiter: &str,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    if let Some(v) = obj.get_item(field)? {
+        return Ok(Some(v));
+    }
+    let text = field.to_str()?;
+    if delimiter.is_empty() {
+        return Err(value_error("the nested field delimiter must not be empty"));
+    }
+    if !text.contains(delimiter) {
+        return Ok(None);
+    }
+    let py = obj.py();
+    let mut current: Bound<'py, PyAny> = obj.clone().into_any();
+    for part in text.split(delimiter) {
+        let Ok(d) = current.cast::<PyDict>() else {
+            return Ok(None);
+        };
+        match d.get_item(PyString::new(py, part))? {
+            Some(v) => current = v,
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(current))
+}
+
+/// `set_direct` for a one-off call, splitting the field as it goes.
+pub fn set_direct_once(
+    obj: &Bound<'_, PyDict>,
+    field: &Bound<'_, PyString>,
+    delimiter: &str,
+    value: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    if delimiter.is_empty() {
+        return Err(value_error("the nested field delimiter must not be empty"));
+    }
+    let text = field.to_str()?;
+    let Some((init, last)) = text.rsplit_once(delimiter) else {
+        return obj.set_item(field, value);
+    };
+    let py = obj.py();
+    let mut current = obj.clone();
+    for part in init.split(delimiter) {
+        let part = PyString::new(py, part);
+        current = match current.get_item(&part)? {
+            None => {
+                let child = PyDict::new(py);
+                current.set_item(&part, &child)?;
+                child
+            }
+            Some(v) => match v.cast_into::<PyDict>() {
+                Ok(child) => child,
+                Err(_) => return Ok(()),
+            },
+        };
+    }
+    current.set_item(PyString::new(py, last), value)
+}
+
 /// Create nested dicts along the path and set the value; stop silently at a
 /// non-dict on the way.
 pub fn set_direct(obj: &Bound<'_, PyDict>, path: &FieldPath, value: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -317,4 +381,66 @@ pub fn set_direct(obj: &Bound<'_, PyDict>, path: &FieldPath, value: &Bound<'_, P
         }
     }
     current.set_item(last.bind(py), value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eval<'py>(py: Python<'py>, src: &str) -> Bound<'py, PyDict> {
+        let code = std::ffi::CString::new(src).unwrap();
+        py.eval(&code, None, None).unwrap().cast_into::<PyDict>().unwrap()
+    }
+
+    fn flat(py: Python<'_>, src: &str, field: &str, lists: bool) -> Result<Option<String>, String> {
+        let d = eval(py, src);
+        let path = FieldPath::new(py, field, ".").unwrap();
+        find_flat(&d, &path, lists)
+            .map(|v| v.map(|v| v.repr().unwrap().to_string()))
+            .map_err(|e| e.message(py, None))
+    }
+
+    #[test]
+    fn find_flat_walks_then_scans() {
+        Python::initialize();
+        Python::attach(|py| {
+            assert_eq!(flat(py, "{'a': {'b': 1}}", "a.b", false), Ok(Some("1".into())));
+            assert_eq!(flat(py, "{'a': {'b': {'c': 1}}}", "a.b", false), Ok(None));
+            assert_eq!(flat(py, "{'a': {'b': {}}}", "a.b", false), Ok(Some("{}".into())));
+            assert_eq!(flat(py, "{'a.b': {'c': 2}}", "a.b.c", false), Ok(Some("2".into())));
+            assert_eq!(flat(py, "{1: {'c': 3}}", "1.c", false), Ok(Some("3".into())));
+            assert_eq!(flat(py, "{None: {'c': 4}}", "c", false), Ok(Some("4".into())));
+            assert_eq!(flat(py, "{'l': [5, 6]}", "l.1", false), Ok(None));
+            assert_eq!(flat(py, "{'l': [5, 6]}", "l.1", true), Ok(Some("6".into())));
+            assert_eq!(flat(py, "{'l': [5, 6]}", "l", true), Ok(None));
+            assert_eq!(flat(py, "{'l': []}", "l", true), Ok(Some("[]".into())));
+            assert_eq!(
+                flat(py, "{'a.b': {'c': 1}, 'a': {'b.c': 2}}", "a.b.c", false),
+                Err("key \"a.b.c\": duplicated key 'a.b.c'".into())
+            );
+        });
+    }
+
+    #[test]
+    fn one_off_lookups() {
+        Python::initialize();
+        Python::attach(|py| {
+            let d = eval(py, "{'a': {'b': {'c': 1}}, 'a.b': 2, 'x': 3}");
+            let get = |f: &str| {
+                get_direct_once(&d, &PyString::new(py, f), ".")
+                    .unwrap()
+                    .map(|v| v.repr().unwrap().to_string())
+            };
+            assert_eq!(get("a.b"), Some("2".into()));
+            assert_eq!(get("a.b.c"), Some("1".into()));
+            assert_eq!(get("x.y"), None);
+            assert_eq!(get("nope"), None);
+            let one = 1i32.into_pyobject(py).unwrap().into_any();
+            set_direct_once(&d, &PyString::new(py, "n.m.o"), ".", &one).unwrap();
+            set_direct_once(&d, &PyString::new(py, "x.y"), ".", &one).unwrap();
+            assert_eq!(get("n.m.o"), Some("1".into()));
+            assert_eq!(get("x"), Some("3".into()));
+            assert!(set_direct_once(&d, &PyString::new(py, "q"), "", &one).is_err());
+        });
+    }
 }

@@ -13,7 +13,9 @@ use crate::errors::{
 use crate::flatten::{
     classify, key_segment, key_text, DictItems, Flattener, Node, Problem, TraverseError,
 };
-use crate::lookup::{find_flat, get_direct, get_flat, set_direct, FieldPath};
+use crate::lookup::{
+    find_flat, get_direct, get_direct_once, get_flat, set_direct, set_direct_once, FieldPath,
+};
 
 const RUNTIME_PREFIX: &str = "Failed to preprocess inputs with the following exception: ";
 
@@ -196,6 +198,7 @@ pub fn get_nested_field<'py>(
     field: &Bound<'py, PyAny>,
     delimiter: Option<&str>,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let py = obj.py();
     let d = obj
         .cast::<PyDict>()
         .map_err(|_| not_a_dict_for_flat("get_nested_field", obj))?;
@@ -207,6 +210,10 @@ pub fn get_nested_field<'py>(
         return Ok(None);
     };
     let delimiter = delimiter.filter(|s| !s.is_empty()).unwrap_or(".");
+    // Without the delimiter, only a key below a `None` key can still spell it.
+    if !f.to_str()?.contains(delimiter) && d.get_item(py.None())?.is_none() {
+        return Ok(None);
+    }
     get_flat(d, &FieldPath::transient(f, delimiter)?)
 }
 
@@ -228,13 +235,7 @@ pub fn get_nested_field_direct<'py>(
             }
         }
     };
-    if delimiter.is_empty() {
-        return match d.get_item(f)? {
-            Some(v) => Ok(Some(v)),
-            None => Err(value_error("the nested field delimiter must not be empty")),
-        };
-    }
-    get_direct(d, &FieldPath::transient(f, delimiter)?)
+    get_direct_once(d, f, delimiter)
 }
 
 /// Sets `value` at the field's path, creating dicts on the way (see `_core.pyi`).
@@ -248,7 +249,7 @@ pub fn set_nested_field_direct(
 ) -> PyResult<()> {
     let d = expect_dict("set_nested_field_direct", obj)?;
     let f = expect_str("set_nested_field_direct", field)?;
-    set_direct(d, &FieldPath::transient(f, delimiter)?, value)
+    set_direct_once(d, f, delimiter, value)
 }
 
 // ---------------------------------------------------------------------------
@@ -761,9 +762,7 @@ impl RecordsPlan {
         } else {
             scratch.owned.clear();
             for s in self.steps.iter() {
-                // The output's top-level keys never contain the delimiter here, so
-                // the walk alone is the reference's direct lookup into the output.
-                if s.may_exist && walk(&out, &s.source)?.is_some_and(|v| !v.is_none()) {
+                if s.may_exist && get_direct(&out, &s.source)?.is_some_and(|v| !v.is_none()) {
                     continue;
                 }
                 let Some(v) = self.direct_value(d, s, &scratch.vals)? else { continue };
@@ -771,7 +770,10 @@ impl RecordsPlan {
                     continue;
                 }
                 match &s.target {
-                    Some(p) => set_copying(&out, p, &v, &mut scratch.owned)?,
+                    Some(p) => {
+                        own_path(&out, p, &mut scratch.owned)?;
+                        set_direct(&out, p, &v)?;
+                    }
                     None => out.set_item(s.key.bind(py), v)?,
                 }
             }
@@ -821,60 +823,32 @@ fn at_field(e: TraverseError, path: &FieldPath) -> TraverseError {
     }
 }
 
-/// The value at the parts of `path` through nested dicts, if any.
-fn walk<'py>(d: &Bound<'py, PyDict>, path: &FieldPath) -> PyResult<Option<Bound<'py, PyAny>>> {
-    let py = d.py();
-    let mut current = d.clone().into_any();
-    for part in &path.parts {
-        let Ok(dict) = current.cast::<PyDict>() else {
-            return Ok(None);
-        };
-        match dict.get_item(part.bind(py))? {
-            Some(v) => current = v,
-            None => return Ok(None),
-        }
-    }
-    Ok(Some(current))
-}
-
-/// `set_direct` on the output, but a dict on the way that came from the input
-/// (a renamed or selected nested value) is replaced by a shallow copy before
-/// it is written to, so the caller's records are never modified. `owned` lists
-/// the dicts this record's output created.
-fn set_copying<'py>(
-    out: &Bound<'py, PyDict>,
-    path: &FieldPath,
-    value: &Bound<'py, PyAny>,
-    owned: &mut Vec<Bound<'py, PyDict>>,
-) -> PyResult<()> {
+/// Before `set_direct` writes along `path` in the output: a dict on the way
+/// that came from the input (a renamed or selected nested value) is replaced by
+/// a shallow copy, so the caller's records are never modified. `owned` lists
+/// the copies made for this record's output; dicts `set_direct` creates are
+/// new, and at worst copied once more here, which changes nothing visible.
+fn own_path<'py>(out: &Bound<'py, PyDict>, path: &FieldPath, owned: &mut Vec<Bound<'py, PyDict>>) -> PyResult<()> {
     let py = out.py();
-    let (last, init) = path
-        .parts
-        .split_last()
-        .expect("a split string has at least one part");
     let mut current = out.clone();
-    for part in init {
+    for part in &path.parts[..path.parts.len() - 1] {
         let part = part.bind(py);
-        current = match current.get_item(part)? {
-            None => {
-                let child = PyDict::new(py);
-                current.set_item(part, &child)?;
-                owned.push(child.clone());
-                child
-            }
-            Some(v) => match v.cast_into::<PyDict>() {
-                Ok(child) if owned.iter().any(|o| o.is(&child)) => child,
-                Ok(shared) => {
-                    let child = shared.copy()?;
-                    current.set_item(part, &child)?;
-                    owned.push(child.clone());
-                    child
-                }
-                Err(_) => return Ok(()),
-            },
+        let Some(v) = current.get_item(part)? else {
+            return Ok(());
+        };
+        let Ok(child) = v.cast_into::<PyDict>() else {
+            return Ok(());
+        };
+        current = if owned.iter().any(|o| o.is(&child)) {
+            child
+        } else {
+            let copy = child.copy()?;
+            current.set_item(part, &copy)?;
+            owned.push(copy.clone());
+            copy
         };
     }
-    current.set_item(last.bind(py), value)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -882,11 +856,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn head_is_the_first_part() {
-        assert_eq!(head("a.b.c", "."), "a");
-        assert_eq!(head("abc", "."), "abc");
-        assert_eq!(head("a::b", "::"), "a");
-        assert_eq!(head("ab", ""), "ab");
+    fn paths_split_and_compare_by_parts() {
+        assert_eq!(parts_of("a.b.c", "."), ["a", "b", "c"]);
+        assert_eq!(parts_of("a::b", "::"), ["a", "b"]);
+        assert_eq!(parts_of("a.b", ""), ["a.b"]);
+        assert!(is_prefix(&["a"], &["a", "b"]));
+        assert!(is_prefix(&["a", "b"], &["a", "b"]));
+        assert!(!is_prefix(&["a", "b"], &["a"]));
+        assert!(!is_prefix(&["a", "c"], &["a", "b", "c"]));
+    }
+
+    #[test]
+    fn list_indices_are_canonical() {
+        assert_eq!(canonical_index("0"), Some(0));
+        assert_eq!(canonical_index("12"), Some(12));
+        assert_eq!(canonical_index("01"), None);
+        assert_eq!(canonical_index("-1"), None);
+        assert_eq!(canonical_index(""), None);
+        assert_eq!(canonical_index("1a"), None);
+        assert_eq!(canonical_index("99999999999999999999999"), None);
     }
 
     #[test]
@@ -907,23 +895,25 @@ mod tests {
     }
 
     #[test]
-    fn set_copying_leaves_shared_dicts_alone() {
+    fn own_path_copies_shared_dicts_once() {
         Python::initialize();
         Python::attach(|py| {
             let shared = PyDict::new(py);
             shared.set_item("y", 1).unwrap();
             let out = PyDict::new(py);
             out.set_item("cfg", &shared).unwrap();
-            let path = FieldPath::new(py, "cfg.z", ".").unwrap();
+            let two = 2i32.into_pyobject(py).unwrap().into_any();
             let mut owned = Vec::new();
-            set_copying(&out, &path, &2i32.into_pyobject(py).unwrap().into_any(), &mut owned).unwrap();
+            let path = FieldPath::new(py, "cfg.z", ".").unwrap();
+            own_path(&out, &path, &mut owned).unwrap();
+            set_direct(&out, &path, &two).unwrap();
             assert_eq!(shared.repr().unwrap().to_string(), "{'y': 1}");
             assert_eq!(out.repr().unwrap().to_string(), "{'cfg': {'y': 1, 'z': 2}}");
-            // A second write goes into the copy already made.
             let path = FieldPath::new(py, "cfg.w", ".").unwrap();
-            set_copying(&out, &path, &3i32.into_pyobject(py).unwrap().into_any(), &mut owned).unwrap();
+            own_path(&out, &path, &mut owned).unwrap();
+            set_direct(&out, &path, &two).unwrap();
             assert_eq!(owned.len(), 1);
-            assert_eq!(out.repr().unwrap().to_string(), "{'cfg': {'y': 1, 'z': 2, 'w': 3}}");
+            assert_eq!(out.repr().unwrap().to_string(), "{'cfg': {'y': 1, 'z': 2, 'w': 2}}");
         });
     }
 }
