@@ -10,9 +10,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{
-    PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType,
-};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
 
 use crate::errors::{location, type_error, type_name, KeyPath, PathSegment, MAX_DEPTH};
 
@@ -181,7 +179,11 @@ impl TraverseError {
             Problem::NonStrKey(t) => format!("keys must be str, got a key of type {t}"),
             Problem::Message(m) => m.clone(),
             Problem::Python(e) => {
-                let name = e.get_type(py).name().map(|n| n.to_string()).unwrap_or_default();
+                let name = e
+                    .get_type(py)
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default();
                 let text = e.value(py).str().map(|s| s.to_string()).unwrap_or_default();
                 if text.is_empty() {
                     name
@@ -344,7 +346,10 @@ fn same_key(expected: &Bound<'_, PyAny>, key: &Bound<'_, PyAny>) -> bool {
     if expected.is(key) {
         return true;
     }
-    match (expected.cast_exact::<PyString>(), key.cast_exact::<PyString>()) {
+    match (
+        expected.cast_exact::<PyString>(),
+        key.cast_exact::<PyString>(),
+    ) {
         (Ok(a), Ok(b)) => matches!((a.to_str(), b.to_str()), (Ok(x), Ok(y)) if x == y),
         _ => false,
     }
@@ -373,7 +378,8 @@ impl<'d> Flattener<'d> {
         }
         let k = PyString::new(py, &self.buf);
         if self.keys.len() < KEY_CACHE_LIMIT {
-            self.keys.insert(self.buf.as_str().into(), k.clone().unbind());
+            self.keys
+                .insert(self.buf.as_str().into(), k.clone().unbind());
         }
         k
     }
@@ -383,7 +389,10 @@ impl<'d> Flattener<'d> {
     }
 
     /// A new dict of the flattened items of `obj`, in depth-first order.
-    pub fn flatten<'py>(&mut self, obj: &Bound<'py, PyDict>) -> Result<Bound<'py, PyDict>, TraverseError> {
+    pub fn flatten<'py>(
+        &mut self,
+        obj: &Bound<'py, PyDict>,
+    ) -> Result<Bound<'py, PyDict>, TraverseError> {
         let py = obj.py();
         if self.recording() {
             if let Some(t) = &self.template {
@@ -543,7 +552,11 @@ impl<'d> Flattener<'d> {
 
 /// The record flattened by the template, or None when its shape differs (or
 /// anything at all goes wrong: the fresh build then reports it properly).
-fn replay_record<'py>(py: Python<'py>, t: &Template, obj: &Bound<'py, PyDict>) -> Option<Bound<'py, PyDict>> {
+fn replay_record<'py>(
+    py: Python<'py>,
+    t: &Template,
+    obj: &Bound<'py, PyDict>,
+) -> Option<Bound<'py, PyDict>> {
     if obj.len() != t.len {
         return None;
     }
@@ -632,7 +645,10 @@ impl<'a, 'py> ItemKey<'a, 'py> {
     fn object(&self, py: Python<'py>) -> Bound<'py, PyAny> {
         match self {
             ItemKey::Obj(k) => (*k).clone(),
-            ItemKey::Index(i) => i.into_pyobject(py).map(Bound::into_any).expect("usize to int"),
+            ItemKey::Index(i) => i
+                .into_pyobject(py)
+                .map(Bound::into_any)
+                .expect("usize to int"),
         }
     }
 
@@ -715,7 +731,9 @@ mod tests {
     use super::*;
 
     fn run<'py>(py: Python<'py>, src: &str, delim: &str, lists: bool) -> Result<String, String> {
-        let obj = py.eval(&std::ffi::CString::new(src).unwrap(), None, None).unwrap();
+        let obj = py
+            .eval(&std::ffi::CString::new(src).unwrap(), None, None)
+            .unwrap();
         let d = obj.cast::<PyDict>().unwrap();
         match Flattener::new(delim, lists).flatten(d) {
             Ok(out) => Ok(out.repr().unwrap().to_string()),
@@ -735,7 +753,10 @@ mod tests {
                 run(py, "{'e': [1, {'f': 2}, []]}", "_", true).unwrap(),
                 "{'e_0': 1, 'e_1_f': 2, 'e_2': []}"
             );
-            assert_eq!(run(py, "{1: {2: 3}, None: {'x': 4}}", ".", false).unwrap(), "{'1.2': 3, 'x': 4}");
+            assert_eq!(
+                run(py, "{1: {2: 3}, None: {'x': 4}}", ".", false).unwrap(),
+                "{'1.2': 3, 'x': 4}"
+            );
         });
     }
 
@@ -747,7 +768,13 @@ mod tests {
                 run(py, "{'a.b': 1, 'a': {'b': 2}}", ".", false).unwrap_err(),
                 "key \"a.b\": duplicated key 'a.b'"
             );
-            let err = run(py, "(lambda d: (d.__setitem__('k', d), d)[1])({})", ".", false).unwrap_err();
+            let err = run(
+                py,
+                "(lambda d: (d.__setitem__('k', d), d)[1])({})",
+                ".",
+                false,
+            )
+            .unwrap_err();
             assert!(err.contains("nesting deeper than 255"), "{err}");
             assert!(err.starts_with("key \"k.k.k"), "{err}");
         });

@@ -219,7 +219,14 @@ fn scan_into<'py>(
         let (eq_text, join_text): (Option<Cow<'_, str>>, Option<Cow<'_, str>>) = match key {
             ItemKey::Index(i) => {
                 let t = i.to_string();
-                (if raw { None } else { Some(Cow::Owned(t.clone())) }, Some(Cow::Owned(t)))
+                (
+                    if raw {
+                        None
+                    } else {
+                        Some(Cow::Owned(t.clone()))
+                    },
+                    Some(Cow::Owned(t)),
+                )
             }
             ItemKey::Obj(k) if raw && k.is_none() => (None, None),
             ItemKey::Obj(k) => {
@@ -254,11 +261,20 @@ fn scan_into<'py>(
                 if depth + 1 >= MAX_DEPTH {
                     return Err(TraverseError::new(Problem::TooDeep).within(key.segment()));
                 }
-                scan_into(child, tail, delimiter, lists, child_raw, depth + 1, field, found)
-                    .map_err(|e| match e.problem {
-                        Problem::Duplicate(_) => e,
-                        _ => e.within(key.segment()),
-                    })?;
+                scan_into(
+                    child,
+                    tail,
+                    delimiter,
+                    lists,
+                    child_raw,
+                    depth + 1,
+                    field,
+                    found,
+                )
+                .map_err(|e| match e.problem {
+                    Problem::Duplicate(_) => e,
+                    _ => e.within(key.segment()),
+                })?;
             }
         } else if kept && eq_text.as_deref() == Some(rest) {
             if found.is_some() {
@@ -359,7 +375,11 @@ pub fn set_direct_once(
 
 /// Create nested dicts along the path and set the value; stop silently at a
 /// non-dict on the way.
-pub fn set_direct(obj: &Bound<'_, PyDict>, path: &FieldPath, value: &Bound<'_, PyAny>) -> PyResult<()> {
+pub fn set_direct(
+    obj: &Bound<'_, PyDict>,
+    path: &FieldPath,
+    value: &Bound<'_, PyAny>,
+) -> PyResult<()> {
     let py = obj.py();
     let (last, init) = path
         .parts
@@ -389,7 +409,10 @@ mod tests {
 
     fn eval<'py>(py: Python<'py>, src: &str) -> Bound<'py, PyDict> {
         let code = std::ffi::CString::new(src).unwrap();
-        py.eval(&code, None, None).unwrap().cast_into::<PyDict>().unwrap()
+        py.eval(&code, None, None)
+            .unwrap()
+            .cast_into::<PyDict>()
+            .unwrap()
     }
 
     fn flat(py: Python<'_>, src: &str, field: &str, lists: bool) -> Result<Option<String>, String> {
@@ -404,12 +427,27 @@ mod tests {
     fn find_flat_walks_then_scans() {
         Python::initialize();
         Python::attach(|py| {
-            assert_eq!(flat(py, "{'a': {'b': 1}}", "a.b", false), Ok(Some("1".into())));
+            assert_eq!(
+                flat(py, "{'a': {'b': 1}}", "a.b", false),
+                Ok(Some("1".into()))
+            );
             assert_eq!(flat(py, "{'a': {'b': {'c': 1}}}", "a.b", false), Ok(None));
-            assert_eq!(flat(py, "{'a': {'b': {}}}", "a.b", false), Ok(Some("{}".into())));
-            assert_eq!(flat(py, "{'a.b': {'c': 2}}", "a.b.c", false), Ok(Some("2".into())));
-            assert_eq!(flat(py, "{1: {'c': 3}}", "1.c", false), Ok(Some("3".into())));
-            assert_eq!(flat(py, "{None: {'c': 4}}", "c", false), Ok(Some("4".into())));
+            assert_eq!(
+                flat(py, "{'a': {'b': {}}}", "a.b", false),
+                Ok(Some("{}".into()))
+            );
+            assert_eq!(
+                flat(py, "{'a.b': {'c': 2}}", "a.b.c", false),
+                Ok(Some("2".into()))
+            );
+            assert_eq!(
+                flat(py, "{1: {'c': 3}}", "1.c", false),
+                Ok(Some("3".into()))
+            );
+            assert_eq!(
+                flat(py, "{None: {'c': 4}}", "c", false),
+                Ok(Some("4".into()))
+            );
             assert_eq!(flat(py, "{'l': [5, 6]}", "l.1", false), Ok(None));
             assert_eq!(flat(py, "{'l': [5, 6]}", "l.1", true), Ok(Some("6".into())));
             assert_eq!(flat(py, "{'l': [5, 6]}", "l", true), Ok(None));

@@ -37,7 +37,9 @@ fn collisions_into(
     for item in DictItems::new(d) {
         let (k, v) = item?;
         let Ok(s) = k.cast::<PyString>() else {
-            return Err(TraverseError::new(Problem::NonStrKey(type_name(&k))).within(key_segment(&k)));
+            return Err(
+                TraverseError::new(Problem::NonStrKey(type_name(&k))).within(key_segment(&k))
+            );
         };
         let base = buf.len();
         let raw = buf.is_empty();
@@ -176,12 +178,18 @@ fn not_a_dict_for_flat(func: &str, obj: &Bound<'_, PyAny>) -> PyErr {
     }
 }
 
-fn expect_dict<'a, 'py>(func: &str, obj: &'a Bound<'py, PyAny>) -> PyResult<&'a Bound<'py, PyDict>> {
+fn expect_dict<'a, 'py>(
+    func: &str,
+    obj: &'a Bound<'py, PyAny>,
+) -> PyResult<&'a Bound<'py, PyDict>> {
     obj.cast::<PyDict>()
         .map_err(|_| type_error(format!("{func} expects a dict, got {}", type_name(obj))))
 }
 
-fn expect_str<'a, 'py>(func: &str, field: &'a Bound<'py, PyAny>) -> PyResult<&'a Bound<'py, PyString>> {
+fn expect_str<'a, 'py>(
+    func: &str,
+    field: &'a Bound<'py, PyAny>,
+) -> PyResult<&'a Bound<'py, PyString>> {
     field.cast::<PyString>().map_err(|_| {
         type_error(format!(
             "{func}: the field must be a str, got {}",
@@ -280,10 +288,9 @@ impl InputTrie {
         };
         let mut parent = None;
         for (key, text) in path.parts.iter().zip(texts) {
-            let found = self
-                .nodes
-                .iter()
-                .position(|n| n.parent == parent && n.key.bind(py).to_str().is_ok_and(|t| t == text));
+            let found = self.nodes.iter().position(|n| {
+                n.parent == parent && n.key.bind(py).to_str().is_ok_and(|t| t == text)
+            });
             parent = Some(match found {
                 Some(i) => i,
                 None => {
@@ -316,7 +323,8 @@ impl InputTrie {
                     Some(pv) => {
                         if let Ok(pd) = pv.cast::<PyDict>() {
                             pd.get_item(n.key.bind(py))?
-                        } else if let (true, Some(i), Ok(l)) = (lists, n.index, pv.cast::<PyList>()) {
+                        } else if let (true, Some(i), Ok(l)) = (lists, n.index, pv.cast::<PyList>())
+                        {
                             if i < l.len() {
                                 Some(l.get_item(i)?)
                             } else {
@@ -450,10 +458,16 @@ impl RecordsPlan {
         let mut pairs: Vec<(String, String, bool)> = Vec::new();
         for (k, v) in rename_fields.iter() {
             let source: String = k.extract().map_err(|_| {
-                type_error(format!("rename_fields keys must be str, got {}", type_name(&k)))
+                type_error(format!(
+                    "rename_fields keys must be str, got {}",
+                    type_name(&k)
+                ))
             })?;
             let target: String = v.extract().map_err(|_| {
-                type_error(format!("rename_fields values must be str, got {}", type_name(&v)))
+                type_error(format!(
+                    "rename_fields values must be str, got {}",
+                    type_name(&v)
+                ))
             })?;
             pairs.push((source, target, false));
         }
@@ -470,9 +484,13 @@ impl RecordsPlan {
             } else {
                 vec![target.as_str()]
             };
-            let clash = emitted
-                .iter()
-                .any(|e| if direct { is_prefix(e, &out) || is_prefix(&out, e) } else { *e == out });
+            let clash = emitted.iter().any(|e| {
+                if direct {
+                    is_prefix(e, &out) || is_prefix(&out, e)
+                } else {
+                    *e == out
+                }
+            });
             overlapping |= clash;
             let source = path_for(py, source, delimiter)?;
             let node = inputs.add(py, &source);
@@ -672,7 +690,8 @@ impl RecordsPlan {
             let walked = scratch.vals[s.node].clone();
             let v = match walked {
                 Some(v) if is_kept_leaf(&v, self.flatten_lists)? => Some(v),
-                _ => find_flat(d, &s.source, self.flatten_lists).map_err(|e| at_field(e, &s.source))?,
+                _ => find_flat(d, &s.source, self.flatten_lists)
+                    .map_err(|e| at_field(e, &s.source))?,
             };
             let v = v.filter(|v| !v.is_none());
             complete &= v.is_some();
@@ -749,7 +768,9 @@ impl RecordsPlan {
             scratch.out_dicts.clear();
             scratch.out_dicts.resize(nodes.len(), None);
             for s in &self.steps {
-                let Some(v) = self.direct_value(d, s, &scratch.vals)? else { continue };
+                let Some(v) = self.direct_value(d, s, &scratch.vals)? else {
+                    continue;
+                };
                 if v.is_none() {
                     continue;
                 }
@@ -765,7 +786,9 @@ impl RecordsPlan {
                 if s.may_exist && get_direct(&out, &s.source)?.is_some_and(|v| !v.is_none()) {
                     continue;
                 }
-                let Some(v) = self.direct_value(d, s, &scratch.vals)? else { continue };
+                let Some(v) = self.direct_value(d, s, &scratch.vals)? else {
+                    continue;
+                };
                 if v.is_none() {
                     continue;
                 }
@@ -828,7 +851,11 @@ fn at_field(e: TraverseError, path: &FieldPath) -> TraverseError {
 /// a shallow copy, so the caller's records are never modified. `owned` lists
 /// the copies made for this record's output; dicts `set_direct` creates are
 /// new, and at worst copied once more here, which changes nothing visible.
-fn own_path<'py>(out: &Bound<'py, PyDict>, path: &FieldPath, owned: &mut Vec<Bound<'py, PyDict>>) -> PyResult<()> {
+fn own_path<'py>(
+    out: &Bound<'py, PyDict>,
+    path: &FieldPath,
+    owned: &mut Vec<Bound<'py, PyDict>>,
+) -> PyResult<()> {
     let py = out.py();
     let mut current = out.clone();
     for part in &path.parts[..path.parts.len() - 1] {
@@ -882,11 +909,22 @@ mod tests {
         Python::initialize();
         Python::attach(|py| {
             let obj = py
-                .eval(c"{'x': {'a.b': {'c.d': 1}}, 'l': [{'e.f': 1}], '': {'g.h': 2}}", None, None)
+                .eval(
+                    c"{'x': {'a.b': {'c.d': 1}}, 'l': [{'e.f': 1}], '': {'g.h': 2}}",
+                    None,
+                    None,
+                )
                 .unwrap();
-            let found = collisions(obj.cast::<PyDict>().unwrap(), ".", "").ok().unwrap();
-            assert_eq!(found.repr().unwrap().to_string(), "['x.a.b', 'x.a.b.c.d', 'g.h']");
-            let found = collisions(obj.cast::<PyDict>().unwrap(), ".", "p").ok().unwrap();
+            let found = collisions(obj.cast::<PyDict>().unwrap(), ".", "")
+                .ok()
+                .unwrap();
+            assert_eq!(
+                found.repr().unwrap().to_string(),
+                "['x.a.b', 'x.a.b.c.d', 'g.h']"
+            );
+            let found = collisions(obj.cast::<PyDict>().unwrap(), ".", "p")
+                .ok()
+                .unwrap();
             assert_eq!(
                 found.repr().unwrap().to_string(),
                 "['p.x.a.b', 'p.x.a.b.c.d', 'p..g.h']"
@@ -913,7 +951,10 @@ mod tests {
             own_path(&out, &path, &mut owned).unwrap();
             set_direct(&out, &path, &two).unwrap();
             assert_eq!(owned.len(), 1);
-            assert_eq!(out.repr().unwrap().to_string(), "{'cfg': {'y': 1, 'z': 2, 'w': 2}}");
+            assert_eq!(
+                out.repr().unwrap().to_string(),
+                "{'cfg': {'y': 1, 'z': 2, 'w': 2}}"
+            );
         });
     }
 }

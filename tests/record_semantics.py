@@ -106,7 +106,9 @@ def model_records(
     with the input writes into a copy of it."""
     if not rename_fields and not feature_names and not flatten:
         return records
-    nested = any(delimiter in k for k in rename_fields) or any(delimiter in f for f in feature_names)
+    nested = any(delimiter in k for k in rename_fields) or any(
+        delimiter in f for f in feature_names
+    )
     if nested and not flatten and not ignore_collisions:
         for row in records:
             if model_collisions(row, delimiter):

@@ -14,14 +14,13 @@ import re
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from record_semantics import DELIMITERS, PARTS, fields, model_records, records, same, snapshot
-from reference import run_reference_script
-
 from packflow import _core
 from packflow.backend.configuration import BackendConfig
 from packflow.backend.preprocessors import RecordsPreprocessor
 from packflow.exceptions import PreprocessorRuntimeError
 from packflow.testing import sample_events
+from record_semantics import DELIMITERS, PARTS, fields, model_records, records, same, snapshot
+from reference import run_reference_script
 
 PREFIX = "Failed to preprocess inputs with the following exception: "
 W2_FEATURES = [
@@ -80,10 +79,16 @@ class TestFlattenMode:
             feature_names=["score", "src.ip", "missing", "src"],
             flatten_nested_inputs=True,
         )
-        assert [list(r.items()) for r in out] == [[("protocol", "tcp"), ("score", 0.5), ("src.ip", "1")]]
+        assert [list(r.items()) for r in out] == [
+            [("protocol", "tcp"), ("score", 0.5), ("src.ip", "1")]
+        ]
 
     def test_none_and_missing_skipped(self):
-        out = run([{"a": None, "b": {"c": None}, "d": 0}], feature_names=["a", "b.c", "d", "e"], flatten_nested_inputs=True)
+        out = run(
+            [{"a": None, "b": {"c": None}, "d": 0}],
+            feature_names=["a", "b.c", "d", "e"],
+            flatten_nested_inputs=True,
+        )
         assert out == [{"d": 0}]
 
     def test_already_emitted_features_skipped(self):
@@ -96,14 +101,19 @@ class TestFlattenMode:
         assert list(out[0].items()) == [("b", 1), ("c", 3)]
 
     def test_later_rename_overwrites(self):
-        out = run([{"a": 1, "b": 2}], rename_fields={"a": "x", "b": "x"}, feature_names=["a"], flatten_nested_inputs=True)
+        out = run(
+            [{"a": 1, "b": 2}],
+            rename_fields={"a": "x", "b": "x"},
+            feature_names=["a"],
+            flatten_nested_inputs=True,
+        )
         assert list(out[0].items()) == [("x", 2), ("a", 1)]
 
     def test_lists(self):
         batch = [{"tags": ["a", {"k": "b"}], "t": (1,)}]
-        assert run(batch, feature_names=["tags.0", "tags.1.k", "tags", "t"], flatten_nested_inputs=True) == [
-            {"tags": ["a", {"k": "b"}], "t": (1,)}
-        ]
+        assert run(
+            batch, feature_names=["tags.0", "tags.1.k", "tags", "t"], flatten_nested_inputs=True
+        ) == [{"tags": ["a", {"k": "b"}], "t": (1,)}]
         assert run(
             batch,
             feature_names=["tags.0", "tags.1.k", "tags", "tags.01", "tags.9", "t"],
@@ -113,7 +123,11 @@ class TestFlattenMode:
 
     def test_flat_spellings(self):
         batch = [{"a.b": {"c": 1}, "x": {"y.z": 2}, 1: {"q": 3}, None: {"n": 4}, "e": {}}]
-        out = run(batch, feature_names=["a.b.c", "x.y.z", "1.q", "n", "e", "a.b"], flatten_nested_inputs=True)
+        out = run(
+            batch,
+            feature_names=["a.b.c", "x.y.z", "1.q", "n", "e", "a.b"],
+            flatten_nested_inputs=True,
+        )
         assert out == [{"a.b.c": 1, "x.y.z": 2, "1.q": 3, "n": 4, "e": {}}]
 
     def test_no_features_means_every_field(self):
@@ -132,29 +146,51 @@ class TestFlattenMode:
 
     def test_custom_and_empty_delimiter(self):
         batch = [{"a": {"b": 1}, "c": 2}]
-        assert run(batch, feature_names=["a::b"], flatten_nested_inputs=True, nested_field_delimiter="::") == [
-            {"a::b": 1}
-        ]
-        assert run(batch, feature_names=["ab", "c"], flatten_nested_inputs=True, nested_field_delimiter="") == [
+        assert run(
+            batch, feature_names=["a::b"], flatten_nested_inputs=True, nested_field_delimiter="::"
+        ) == [{"a::b": 1}]
+        assert run(
+            batch, feature_names=["ab", "c"], flatten_nested_inputs=True, nested_field_delimiter=""
+        ) == [{"ab": 1, "c": 2}]
+        assert run(batch, flatten_nested_inputs=True, nested_field_delimiter="") == [
             {"ab": 1, "c": 2}
         ]
-        assert run(batch, flatten_nested_inputs=True, nested_field_delimiter="") == [{"ab": 1, "c": 2}]
 
     def test_duplicated_flat_key(self):
-        fails([{"a": 1}, {"a.b": 1, "a": {"b": 2}}], r"row 1, key \"a.b\": duplicated key 'a\.b'", flatten_nested_inputs=True)
-        fails([{"a.b": {"c": 1}, "a": {"b.c": 2}}], r"row 0, key \"a.b.c\": duplicated key", feature_names=["a.b.c"], flatten_nested_inputs=True)
+        fails(
+            [{"a": 1}, {"a.b": 1, "a": {"b": 2}}],
+            r"row 1, key \"a.b\": duplicated key 'a\.b'",
+            flatten_nested_inputs=True,
+        )
+        fails(
+            [{"a.b": {"c": 1}, "a": {"b.c": 2}}],
+            r"row 0, key \"a.b.c\": duplicated key",
+            feature_names=["a.b.c"],
+            flatten_nested_inputs=True,
+        )
 
     def test_deep_and_cyclic_records(self):
         deep: dict = {"v": 1}
         for _ in range(300):
             deep = {"k": deep}
-        fails([{}, deep], r'row 1, key "k\.k\.k.*nesting deeper than 255', flatten_nested_inputs=True)
+        fails(
+            [{}, deep], r'row 1, key "k\.k\.k.*nesting deeper than 255', flatten_nested_inputs=True
+        )
         cyc: dict = {}
         cyc["self"] = cyc
-        fails([{"c": cyc}], r'row 0, key "c\.self\.self.*nesting deeper', flatten_nested_inputs=True)
+        fails(
+            [{"c": cyc}], r'row 0, key "c\.self\.self.*nesting deeper', flatten_nested_inputs=True
+        )
         # Only the selected paths are followed when features are given.
-        assert run([{"c": cyc, "x": 1}], feature_names=["x"], flatten_nested_inputs=True) == [{"x": 1}]
-        fails([{"c": cyc}], "nesting deeper", feature_names=["c." + "self." * 300 + "x"], flatten_nested_inputs=True)
+        assert run([{"c": cyc, "x": 1}], feature_names=["x"], flatten_nested_inputs=True) == [
+            {"x": 1}
+        ]
+        fails(
+            [{"c": cyc}],
+            "nesting deeper",
+            feature_names=["c." + "self." * 300 + "x"],
+            flatten_nested_inputs=True,
+        )
 
     def test_python_error_keeps_its_cause(self):
         class Bad:
@@ -164,13 +200,22 @@ class TestFlattenMode:
             def __hash__(self):
                 return 1
 
-        err = fails([{"a": {Bad(): 1}}], r"row 0, key \"a.*RuntimeError: no text", flatten_nested_inputs=True)
+        err = fails(
+            [{"a": {Bad(): 1}}],
+            r"row 0, key \"a.*RuntimeError: no text",
+            flatten_nested_inputs=True,
+        )
         assert isinstance(err.__cause__, RuntimeError)
 
     def test_sample_events_w2(self):
         events = sample_events(300)
         before = snapshot(events)
-        out = run(events, rename_fields={"proto": "protocol"}, feature_names=W2_FEATURES, flatten_nested_inputs=True)
+        out = run(
+            events,
+            rename_fields={"proto": "protocol"},
+            feature_names=W2_FEATURES,
+            flatten_nested_inputs=True,
+        )
         assert out[0] == {
             "protocol": "tcp",
             "src.ip": "10.0.0.0",
@@ -190,8 +235,14 @@ class TestFlattenMode:
 class TestDirectMode:
     def test_nested_outputs(self):
         batch = [{"proto": "tcp", "src": {"ip": "1", "geo": {"lat": 2}}, "score": 0.5}]
-        out = run(batch, rename_fields={"proto": "meta.protocol"}, feature_names=["src.geo.lat", "score", "src.ip"])
-        assert out == [{"meta": {"protocol": "tcp"}, "src": {"geo": {"lat": 2}, "ip": "1"}, "score": 0.5}]
+        out = run(
+            batch,
+            rename_fields={"proto": "meta.protocol"},
+            feature_names=["src.geo.lat", "score", "src.ip"],
+        )
+        assert out == [
+            {"meta": {"protocol": "tcp"}, "src": {"geo": {"lat": 2}, "ip": "1"}, "score": 0.5}
+        ]
         assert list(out[0]["src"]) == ["geo", "ip"]
 
     def test_whole_subtrees_and_already_emitted(self):
@@ -211,7 +262,9 @@ class TestDirectMode:
         assert out[0]["x"] is batch[0]["x"]
 
     def test_stops_at_non_dicts_on_the_way(self):
-        out = run([{"a": 1, "b": {"c": 2}}], rename_fields={"a": "t", "b.c": "t.u"}, feature_names=["zz"])
+        out = run(
+            [{"a": 1, "b": {"c": 2}}], rename_fields={"a": "t", "b.c": "t.u"}, feature_names=["zz"]
+        )
         assert out == [{"t": 1}]
 
     def test_no_features_means_every_field(self):
@@ -222,7 +275,9 @@ class TestDirectMode:
 
     def test_literal_keys_first_when_collisions_are_ignored(self):
         batch = [{"a.b": 1, "a": {"b": 2}}]
-        assert run(batch, feature_names=["a.b"], ignore_delimiter_collisions=True) == [{"a": {"b": 1}}]
+        assert run(batch, feature_names=["a.b"], ignore_delimiter_collisions=True) == [
+            {"a": {"b": 1}}
+        ]
 
     def test_collisions(self):
         batch = [{"ok": 1}, {"x": {"a.b": {"c.d": 1}}, "e.f": 2}]
@@ -239,7 +294,12 @@ class TestDirectMode:
         fails([{"a": {2: 1}}], r'row 0, key "a\.2": keys must be str', rename_fields={"a.b": "c"})
 
     def test_empty_delimiter(self):
-        fails([{"a": 1}], "row 0: keys containing the delimiter ''", feature_names=["a"], nested_field_delimiter="")
+        fails(
+            [{"a": 1}],
+            "row 0: keys containing the delimiter ''",
+            feature_names=["a"],
+            nested_field_delimiter="",
+        )
         fails(
             [{"a": 1}],
             "row 0: the nested field delimiter is empty",
@@ -254,7 +314,10 @@ class TestDirectMode:
         for _ in range(300):
             deep = {"k": deep}
         fails([deep], r'row 0, key "k\.k.*nesting deeper', feature_names=["k.k"])
-        assert run([deep], feature_names=["k.k"], ignore_delimiter_collisions=True)[0]["k"]["k"] is deep["k"]["k"]
+        assert (
+            run([deep], feature_names=["k.k"], ignore_delimiter_collisions=True)[0]["k"]["k"]
+            is deep["k"]["k"]
+        )
 
     def test_sample_events_w2b(self):
         events = sample_events(300)
@@ -277,12 +340,22 @@ class TestBadBatches:
     @pytest.mark.parametrize("flatten", [False, True])
     def test_not_a_list(self, flatten):
         for bad in ((({"a": 1},)), {"a": 1}, None, (x for x in [{"a": 1}]), "ab"):
-            fails(bad, r"the batch: expected a list of records, got", feature_names=["a"], flatten_nested_inputs=flatten)
+            fails(
+                bad,
+                r"the batch: expected a list of records, got",
+                feature_names=["a"],
+                flatten_nested_inputs=flatten,
+            )
 
     @pytest.mark.parametrize("flatten", [False, True])
     def test_not_a_dict_row(self, flatten):
         for bad in ([1], "a", None, {"a"}, b"a", collections.UserDict(a=1)):
-            fails([{"a": 1}, {"a": 2}, bad], r"row 2: expected a dict, got", feature_names=["a.b"], flatten_nested_inputs=flatten)
+            fails(
+                [{"a": 1}, {"a": 2}, bad],
+                r"row 2: expected a dict, got",
+                feature_names=["a.b"],
+                flatten_nested_inputs=flatten,
+            )
 
     def test_subclasses_are_fine(self):
         class Rows(list):
@@ -297,9 +370,18 @@ class TestBadBatches:
         nan, big, gen = float("nan"), 2**100, (x for x in [])
         row = {"a": {"n": nan, "b": big, "g": gen, "s": {1}, "y": b"x", "i": float("inf")}}
         for flatten in (False, True):
-            out = run([row], feature_names=["a.n", "a.b", "a.g", "a.s", "a.y", "a.i"], flatten_nested_inputs=flatten)
+            out = run(
+                [row],
+                feature_names=["a.n", "a.b", "a.g", "a.s", "a.y", "a.i"],
+                flatten_nested_inputs=flatten,
+            )
             values = list(out[0]["a"].values()) if not flatten else list(out[0].values())
-            assert values[0] is nan and values[1] == big and values[2] is gen and values[5] == float("inf")
+            assert (
+                values[0] is nan
+                and values[1] == big
+                and values[2] is gen
+                and values[5] == float("inf")
+            )
 
     def test_huge_batch(self):
         rows = [{"a": {"b": i}, "c": i} for i in range(100_000)]
@@ -420,10 +502,36 @@ def test_sample_events_differential():
         for lists in (False, True):
             base = {"flatten_nested_inputs": flatten, "flatten_lists": lists}
             cases += [
-                ({**base, "rename_fields": {"proto": "protocol"}, "feature_names": W2_FEATURES}, events),
-                ({**base, "feature_names": ["tags.1", "tags", "src", "src.geo", "nope.x", "score"]}, events),
-                ({**base, "rename_fields": {"src.geo.lat": "lat", "dst": "meta.dst", "action": "meta.action"}}, events),
-                ({**base, "rename_fields": {"src.ip": "a.b"}, "feature_names": ["a.b", "a", "src.port"]}, events),
+                (
+                    {**base, "rename_fields": {"proto": "protocol"}, "feature_names": W2_FEATURES},
+                    events,
+                ),
+                (
+                    {
+                        **base,
+                        "feature_names": ["tags.1", "tags", "src", "src.geo", "nope.x", "score"],
+                    },
+                    events,
+                ),
+                (
+                    {
+                        **base,
+                        "rename_fields": {
+                            "src.geo.lat": "lat",
+                            "dst": "meta.dst",
+                            "action": "meta.action",
+                        },
+                    },
+                    events,
+                ),
+                (
+                    {
+                        **base,
+                        "rename_fields": {"src.ip": "a.b"},
+                        "feature_names": ["a.b", "a", "src.port"],
+                    },
+                    events,
+                ),
             ]
     assert compare_with_reference(cases) == len(cases)
 
@@ -435,7 +543,9 @@ def random_config(rng: random.Random) -> dict:
         return d.join(rng.choice(PARTS + ["a.b"]) for _ in range(rng.randint(1, 3)))
 
     return {
-        "rename_fields": {field(): rng.choice([field(), "out", "a"]) for _ in range(rng.randint(0, 2))},
+        "rename_fields": {
+            field(): rng.choice([field(), "out", "a"]) for _ in range(rng.randint(0, 2))
+        },
         "feature_names": [field() for _ in range(rng.randint(0, 4))],
         "flatten_nested_inputs": rng.random() < 0.5,
         "flatten_lists": rng.random() < 0.5,
@@ -455,7 +565,10 @@ def random_batch(rng: random.Random) -> list:
             return [tree(depth + 1) for _ in range(rng.randint(0, 3))]
         return rng.choice([None, True, 0, 7, 2**70, 1.5, "", "s", {}, []])
 
-    return [{rng.choice(keys): tree(1) for _ in range(rng.randint(0, 5))} for _ in range(rng.randint(0, 4))]
+    return [
+        {rng.choice(keys): tree(1) for _ in range(rng.randint(0, 5))}
+        for _ in range(rng.randint(0, 4))
+    ]
 
 
 def test_random_differential():
@@ -465,6 +578,10 @@ def test_random_differential():
 
 
 @given(st.lists(st.tuples(configs(), st.lists(records(), max_size=4)), min_size=40, max_size=40))
-@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=3,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 def test_hypothesis_differential(cases):
     compare_with_reference(cases)

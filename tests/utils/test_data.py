@@ -14,6 +14,16 @@ import types
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from packflow import _core
+from packflow.testing import sample_events
+from packflow.utils import (
+    check_delimiter_collisions,
+    flatten_dict,
+    flatten_records,
+    get_nested_field,
+    get_nested_field_direct,
+    set_nested_field_direct,
+)
 from record_semantics import (
     DELIMITERS,
     KEYS,
@@ -29,17 +39,6 @@ from record_semantics import (
     snapshot,
 )
 from reference import call_ours, call_reference, run_reference_script
-
-from packflow import _core
-from packflow.testing import sample_events
-from packflow.utils import (
-    check_delimiter_collisions,
-    flatten_dict,
-    flatten_records,
-    get_nested_field,
-    get_nested_field_direct,
-    set_nested_field_direct,
-)
 
 MAX_DEPTH = _core.MAX_DEPTH
 
@@ -128,7 +127,9 @@ class TestFlattenDict:
 
     def test_values_are_shared_not_copied(self):
         big, nan, gen, s, b = 2**80, float("nan"), (x for x in []), {1, 2}, b"x"
-        out = flatten_dict({"a": {"big": big, "nan": nan, "inf": -math.inf, "gen": gen}, "s": s, "b": b})
+        out = flatten_dict(
+            {"a": {"big": big, "nan": nan, "inf": -math.inf, "gen": gen}, "s": s, "b": b}
+        )
         assert out["a.big"] == 2**80
         assert out["a.nan"] is nan
         assert out["a.inf"] == -math.inf
@@ -326,10 +327,14 @@ class TestCheckDelimiterCollisions:
         key = StrKey("a.b")
         assert check_delimiter_collisions({key: 1}, ".")[0] is key
 
-    @given(records([k for k in KEYS]), st.sampled_from(DELIMITERS), st.sampled_from(["", "p", "p.q"]))
+    @given(
+        records([k for k in KEYS]), st.sampled_from(DELIMITERS), st.sampled_from(["", "p", "p.q"])
+    )
     @settings(max_examples=300)
     def test_matches_model(self, obj, delimiter, path):
-        assert check_delimiter_collisions(obj, delimiter, path) == model_collisions(obj, delimiter, path)
+        assert check_delimiter_collisions(obj, delimiter, path) == model_collisions(
+            obj, delimiter, path
+        )
 
 
 # --- get_nested_field -------------------------------------------------------------
@@ -443,7 +448,9 @@ class TestGetNestedFieldDirect:
     @settings(max_examples=300)
     def test_matches_model(self, obj, delimiter, data):
         field = data.draw(fields(delimiter))
-        assert same(get_nested_field_direct(obj, field, delimiter), model_get_direct(obj, field, delimiter))
+        assert same(
+            get_nested_field_direct(obj, field, delimiter), model_get_direct(obj, field, delimiter)
+        )
 
 
 class TestSetNestedFieldDirect:
@@ -496,7 +503,9 @@ def random_record(rng: random.Random, depth: int = 0) -> dict:
         if roll < 0.3 and depth < 3:
             out[key] = random_record(rng, depth + 1)
         elif roll < 0.4:
-            out[key] = [rng.choice([1, "s", None, {}, {"a": 1}, []]) for _ in range(rng.randint(0, 3))]
+            out[key] = [
+                rng.choice([1, "s", None, {}, {"a": 1}, []]) for _ in range(rng.randint(0, 3))
+            ]
         else:
             out[key] = rng.choice([None, True, 0, -1, 2**70, 1.5, -0.0, "", "é", {}, [], (1,)])
     return out
@@ -522,7 +531,9 @@ def diff_records() -> list[dict]:
 
 
 def test_flatten_dict_differential(diff_records):
-    cases = [((r, d, lists), {}) for r in diff_records for d in DELIMITERS[:2] for lists in (False, True)]
+    cases = [
+        ((r, d, lists), {}) for r in diff_records for d in DELIMITERS[:2] for lists in (False, True)
+    ]
     cases += [(([1],), {}), ((None,), {})]
     ours = call_ours(flatten_dict, cases)
     theirs = call_reference("packflow.utils", "flatten_dict", cases)
@@ -532,13 +543,22 @@ def test_flatten_dict_differential(diff_records):
 
 
 def test_flatten_records_differential(diff_records):
-    cases = [((diff_records[i : i + 20], ".", lists), {}) for i in range(0, 440, 20) for lists in (False, True)]
-    outcomes_match(call_ours(flatten_records, cases), call_reference("packflow.utils", "flatten_records", cases))
+    cases = [
+        ((diff_records[i : i + 20], ".", lists), {})
+        for i in range(0, 440, 20)
+        for lists in (False, True)
+    ]
+    outcomes_match(
+        call_ours(flatten_records, cases),
+        call_reference("packflow.utils", "flatten_records", cases),
+    )
 
 
 def test_check_delimiter_collisions_differential(diff_records):
     str_keyed = [r for r in diff_records if not any(not isinstance(k, str) for k in r)]
-    cases = [((r, d), {}) for r in str_keyed for d in DELIMITERS] + [((r, ".", "p"), {}) for r in str_keyed]
+    cases = [((r, d), {}) for r in str_keyed for d in DELIMITERS] + [
+        ((r, ".", "p"), {}) for r in str_keyed
+    ]
     ours = call_ours(check_delimiter_collisions, cases)
     theirs = call_reference("packflow.utils", "check_delimiter_collisions", cases)
     for o, t in zip(ours, theirs):
@@ -554,7 +574,10 @@ def field_cases(rows: list[dict], rng: random.Random, n: int) -> list[tuple]:
     for r in rows:
         for _ in range(n):
             d = rng.choice(DELIMITERS)
-            field = d.join(rng.choice(PARTS + ["a.b", "ts", "src", "geo", "lat", "ip"]) for _ in range(rng.randint(1, 3)))
+            field = d.join(
+                rng.choice(PARTS + ["a.b", "ts", "src", "geo", "lat", "ip"])
+                for _ in range(rng.randint(1, 3))
+            )
             out.append(((r, field, d), {}))
     return out
 
@@ -562,7 +585,11 @@ def field_cases(rows: list[dict], rng: random.Random, n: int) -> list[tuple]:
 def test_get_nested_field_differential(diff_records):
     cases = field_cases(diff_records, random.Random(1), 4)
     events = sample_events(20)
-    cases += [((e, f), {}) for e in events for f in ["src.ip", "src.geo.lat", "src", "tags", "rule.name", "nope"]]
+    cases += [
+        ((e, f), {})
+        for e in events
+        for f in ["src.ip", "src.geo.lat", "src", "tags", "rule.name", "nope"]
+    ]
     ours = call_ours(get_nested_field, cases)
     theirs = call_reference("packflow.utils", "get_nested_field", cases)
     compared = 0
@@ -587,7 +614,10 @@ def test_get_nested_field_direct_differential(diff_records):
 
 
 def test_set_nested_field_direct_differential(diff_records):
-    cases = [(snapshot(args[0]), args[1], args[2]) for (args, _) in field_cases(diff_records, random.Random(3), 2)]
+    cases = [
+        (snapshot(args[0]), args[1], args[2])
+        for (args, _) in field_cases(diff_records, random.Random(3), 2)
+    ]
     script = (
         "from packflow.utils import set_nested_field_direct\n"
         "result = []\n"
@@ -602,11 +632,21 @@ def test_set_nested_field_direct_differential(diff_records):
         assert same(mine, t), (obj, field, d)
 
 
-@given(st.lists(st.tuples(records(), st.sampled_from(DELIMITERS), st.booleans()), min_size=30, max_size=30))
-@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(
+    st.lists(
+        st.tuples(records(), st.sampled_from(DELIMITERS), st.booleans()), min_size=30, max_size=30
+    )
+)
+@settings(
+    max_examples=4,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 def test_flatten_dict_differential_hypothesis(cases):
     cases = [((obj, d, lists), {}) for obj, d, lists in cases]
-    outcomes_match(call_ours(flatten_dict, cases), call_reference("packflow.utils", "flatten_dict", cases))
+    outcomes_match(
+        call_ours(flatten_dict, cases), call_reference("packflow.utils", "flatten_dict", cases)
+    )
 
 
 @given(st.data())
