@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use pyo3::exceptions::PyRuntimeError;
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
@@ -61,12 +62,40 @@ pub fn classify<'a, 'py>(v: &'a Bound<'py, PyAny>, lists: bool) -> PyResult<Node
     }
 }
 
-/// A key as the reference's reducer writes it: `"{}".format(key)`, which is the
-/// str's own text for an exact str.
-pub fn key_text<'a>(k: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, str>> {
+/// A str's text as UTF-8 bytes. Lone surrogates (JSON can carry them) are
+/// encoded as Python's "surrogatepass" does, so such keys still join and compare.
+pub fn str_bytes<'a>(s: &'a Bound<'_, PyString>) -> PyResult<Cow<'a, [u8]>> {
+    match s.to_str() {
+        Ok(t) => Ok(Cow::Borrowed(t.as_bytes())),
+        Err(_) => {
+            let py = s.py();
+            let b = s.call_method1(
+                intern!(py, "encode"),
+                (intern!(py, "utf-8"), intern!(py, "surrogatepass")),
+            )?;
+            Ok(Cow::Owned(b.cast::<PyBytes>()?.as_bytes().to_vec()))
+        }
+    }
+}
+
+/// The str for bytes made by `str_bytes` (and joins of them).
+pub fn bytes_to_str<'py>(py: Python<'py>, b: &[u8]) -> PyResult<Bound<'py, PyString>> {
+    match std::str::from_utf8(b) {
+        Ok(t) => Ok(PyString::new(py, t)),
+        Err(_) => Ok(PyBytes::new(py, b)
+            .call_method1(
+                intern!(py, "decode"),
+                (intern!(py, "utf-8"), intern!(py, "surrogatepass")),
+            )?
+            .cast_into::<PyString>()?),
+    }
+}
+
+/// A key as the reference's reducer writes it, `"{}".format(key)`, as bytes
+/// (see `str_bytes`); an exact str is its own text.
+pub fn key_bytes<'a>(k: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, [u8]>> {
     if k.is_exact_instance_of::<PyString>() {
-        // SAFETY-free fast path: an exact str is its own format.
-        return Ok(Cow::Borrowed(k.cast::<PyString>()?.to_str()?));
+        return str_bytes(k.cast::<PyString>()?);
     }
     let format = FORMAT.get_or_try_init(k.py(), || {
         k.py()
@@ -75,15 +104,20 @@ pub fn key_text<'a>(k: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, str>> {
             .map(Bound::unbind)
     })?;
     let s = format.bind(k.py()).call1((k, ""))?;
-    Ok(Cow::Owned(s.cast::<PyString>()?.to_str()?.to_string()))
+    Ok(Cow::Owned(str_bytes(s.cast::<PyString>()?)?.into_owned()))
 }
 
-/// The key as a path segment for messages (never fails: falls back to repr-ish text).
+/// The key's text for messages (never fails: falls back to the type name).
+pub fn key_text(k: &Bound<'_, PyAny>) -> String {
+    match key_bytes(k) {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(_) => format!("<{}>", type_name(k)),
+    }
+}
+
+/// The key as a path segment for messages.
 pub fn key_segment(k: &Bound<'_, PyAny>) -> PathSegment {
-    let text = key_text(k)
-        .map(|t| t.into_owned())
-        .unwrap_or_else(|_| format!("<{}>", type_name(k)));
-    PathSegment::Key(text)
+    PathSegment::Key(key_text(k))
 }
 
 /// Iterates a dict's items like pyo3's iterator, but reports a dict changed by
@@ -296,9 +330,10 @@ impl Hasher for FxHasher {
 pub struct Flattener<'d> {
     delimiter: &'d str,
     lists: bool,
-    /// The flattened key of the current parent; pushed and truncated per level.
-    buf: String,
-    keys: HashMap<Box<str>, Py<PyString>, BuildHasherDefault<FxHasher>>,
+    /// The flattened key of the current parent, as `str_bytes` text; pushed
+    /// and truncated per level.
+    buf: Vec<u8>,
+    keys: HashMap<Box<[u8]>, Py<PyString>, BuildHasherDefault<FxHasher>>,
     template: Option<Template>,
     /// The shape of the record being built afresh, while one is recorded.
     shape: Vec<ShapeStep>,
@@ -362,7 +397,7 @@ impl<'d> Flattener<'d> {
         Flattener {
             delimiter,
             lists,
-            buf: String::with_capacity(64),
+            buf: Vec::with_capacity(64),
             keys: HashMap::default(),
             template: None,
             shape: Vec::new(),
@@ -372,16 +407,16 @@ impl<'d> Flattener<'d> {
     }
 
     /// The str object for the joined key in `buf`.
-    fn text_key<'py>(&mut self, py: Python<'py>) -> Bound<'py, PyString> {
-        if let Some(k) = self.keys.get(self.buf.as_str()) {
-            return k.bind(py).clone();
+    fn text_key<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyString>> {
+        if let Some(k) = self.keys.get(self.buf.as_slice()) {
+            return Ok(k.bind(py).clone());
         }
-        let k = PyString::new(py, &self.buf);
+        let k = bytes_to_str(py, &self.buf)?;
         if self.keys.len() < KEY_CACHE_LIMIT {
             self.keys
-                .insert(self.buf.as_str().into(), k.clone().unbind());
+                .insert(self.buf.as_slice().into(), k.clone().unbind());
         }
-        k
+        Ok(k)
     }
 
     fn recording(&self) -> bool {
@@ -487,7 +522,7 @@ impl<'d> Flattener<'d> {
         let flat = if raw {
             FlatKey::Raw(key.object(py))
         } else {
-            self.buf.push_str(self.delimiter);
+            self.buf.extend_from_slice(self.delimiter.as_bytes());
             key.push_text(&mut self.buf)?;
             FlatKey::Text
         };
@@ -523,7 +558,7 @@ impl<'d> Flattener<'d> {
             let child_raw = match &flat {
                 FlatKey::Raw(k) if k.is_none() => true,
                 FlatKey::Raw(k) => {
-                    self.buf.push_str(&key_text(k)?);
+                    self.buf.extend_from_slice(&key_bytes(k)?);
                     false
                 }
                 FlatKey::Text => false,
@@ -536,15 +571,12 @@ impl<'d> Flattener<'d> {
         }
         let k = match flat {
             FlatKey::Raw(k) => k,
-            FlatKey::Text => self.text_key(py).into_any(),
+            FlatKey::Text => self.text_key(py)?.into_any(),
         };
         let before = out.len();
         out.set_item(&k, v)?;
         if out.len() == before {
-            let text = key_text(&k)
-                .map(|t| t.into_owned())
-                .unwrap_or_else(|_| format!("<{}>", type_name(&k)));
-            return Err(TraverseError::new(Problem::Duplicate(text)));
+            return Err(TraverseError::new(Problem::Duplicate(key_text(&k))));
         }
         Ok(())
     }
@@ -652,10 +684,10 @@ impl<'a, 'py> ItemKey<'a, 'py> {
         }
     }
 
-    fn push_text(&self, buf: &mut String) -> PyResult<()> {
+    fn push_text(&self, buf: &mut Vec<u8>) -> PyResult<()> {
         match self {
-            ItemKey::Obj(k) => buf.push_str(&key_text(k)?),
-            ItemKey::Index(i) => buf.push_str(itoa::Buffer::new().format(*i)),
+            ItemKey::Obj(k) => buf.extend_from_slice(&key_bytes(k)?),
+            ItemKey::Index(i) => buf.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
         }
         Ok(())
     }

@@ -14,7 +14,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
 use crate::errors::{value_error, PathSegment, MAX_DEPTH};
-use crate::flatten::{classify, key_text, DictItems, ItemKey, Node, Problem, TraverseError};
+use crate::flatten::{
+    classify, key_bytes, str_bytes, DictItems, ItemKey, Node, Problem, TraverseError,
+};
 
 /// A field name split into parts once, with its key objects made ahead of time
 /// so lookups reuse their cached hashes.
@@ -169,8 +171,8 @@ pub fn find_flat<'py>(
     let mut found = None;
     scan_into(
         Node::Dict(obj),
-        &path.text,
-        &path.delimiter,
+        path.text.as_bytes(),
+        path.delimiter.as_bytes(),
         lists,
         true,
         0,
@@ -206,8 +208,8 @@ fn is_kept_leaf(v: &Bound<'_, PyAny>, lists: bool) -> PyResult<bool> {
 #[allow(clippy::too_many_arguments)]
 fn scan_into<'py>(
     node: Node<'_, 'py>,
-    rest: &str,
-    delimiter: &str,
+    rest: &[u8],
+    delimiter: &[u8],
     lists: bool,
     raw: bool,
     depth: usize,
@@ -216,9 +218,9 @@ fn scan_into<'py>(
 ) -> Result<(), TraverseError> {
     let mut visit = |key: ItemKey<'_, 'py>, v: Bound<'py, PyAny>| -> Result<(), TraverseError> {
         // (text compared for equality, text that prefixes the children's keys)
-        let (eq_text, join_text): (Option<Cow<'_, str>>, Option<Cow<'_, str>>) = match key {
+        let (eq_text, join_text): (Option<Cow<'_, [u8]>>, Option<Cow<'_, [u8]>>) = match key {
             ItemKey::Index(i) => {
-                let t = i.to_string();
+                let t = i.to_string().into_bytes();
                 (
                     if raw {
                         None
@@ -230,11 +232,12 @@ fn scan_into<'py>(
             }
             ItemKey::Obj(k) if raw && k.is_none() => (None, None),
             ItemKey::Obj(k) => {
-                let join = key_text(k).map_err(|e| TraverseError::from(e).within(key.segment()))?;
+                let join =
+                    key_bytes(k).map_err(|e| TraverseError::from(e).within(key.segment()))?;
                 let eq = if !raw {
                     Some(join.clone())
                 } else if let Ok(s) = k.cast::<PyString>() {
-                    Some(Cow::Owned(s.to_str()?.to_string()))
+                    Some(Cow::Owned(str_bytes(s)?.into_owned()))
                 } else {
                     None
                 };

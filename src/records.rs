@@ -11,7 +11,8 @@ use crate::errors::{
     preprocessor_runtime_error, type_error, type_name, value_error, PathSegment, MAX_DEPTH,
 };
 use crate::flatten::{
-    classify, key_segment, key_text, DictItems, Flattener, Node, Problem, TraverseError,
+    bytes_to_str, classify, key_bytes, key_segment, str_bytes, DictItems, Flattener, Node, Problem,
+    TraverseError,
 };
 use crate::lookup::{
     find_flat, get_direct, get_direct_once, get_flat, set_direct, set_direct_once, FieldPath,
@@ -28,8 +29,8 @@ const RUNTIME_PREFIX: &str = "Failed to preprocess inputs with the following exc
 /// a path is the key object itself (the reference's `if path` test).
 fn collisions_into(
     d: &Bound<'_, PyDict>,
-    delimiter: &str,
-    buf: &mut String,
+    delimiter: &Needle,
+    buf: &mut Vec<u8>,
     out: &Bound<'_, PyList>,
     depth: usize,
 ) -> Result<(), TraverseError> {
@@ -41,17 +42,18 @@ fn collisions_into(
                 TraverseError::new(Problem::NonStrKey(type_name(&k))).within(key_segment(&k))
             );
         };
+        let at = |e: PyErr| TraverseError::from(e).within(key_segment(&k));
         let base = buf.len();
         let raw = buf.is_empty();
         if !raw {
-            buf.push_str(delimiter);
+            buf.extend_from_slice(delimiter.bytes());
         }
-        buf.push_str(&key_text(&k).map_err(|e| TraverseError::from(e).within(key_segment(&k)))?);
-        if s.to_str()?.contains(delimiter) {
+        buf.extend_from_slice(&key_bytes(&k).map_err(at)?);
+        if delimiter.found_in(&str_bytes(s).map_err(at)?) {
             if raw {
                 out.append(&k)?;
             } else {
-                out.append(PyString::new(py, buf))?;
+                out.append(bytes_to_str(py, buf)?)?;
             }
         }
         if let Ok(child) = v.cast::<PyDict>() {
@@ -95,7 +97,7 @@ fn is_clean(d: &Bound<'_, PyDict>, needle: &Needle, depth: usize) -> bool {
         let Ok(text) = s.to_str() else {
             return false;
         };
-        if needle.found_in(text) {
+        if needle.found_in(text.as_bytes()) {
             return false;
         }
         let value = unsafe { Borrowed::from_ptr(py, v) };
@@ -109,23 +111,31 @@ fn is_clean(d: &Bound<'_, PyDict>, needle: &Needle, depth: usize) -> bool {
 }
 
 /// The delimiter as searched for in every key: a single byte goes to memchr.
+/// UTF-8 is self-synchronising, so a byte search finds exactly the text matches.
 enum Needle {
-    Byte(u8),
-    Text(String),
+    Byte([u8; 1]),
+    Text(Vec<u8>),
 }
 
 impl Needle {
     fn new(delimiter: &str) -> Self {
         match delimiter.as_bytes() {
-            [b] => Needle::Byte(*b),
-            _ => Needle::Text(delimiter.to_string()),
+            [b] => Needle::Byte([*b]),
+            b => Needle::Text(b.to_vec()),
         }
     }
 
-    fn found_in(&self, text: &str) -> bool {
+    fn bytes(&self) -> &[u8] {
         match self {
-            Needle::Byte(b) => text.as_bytes().contains(b),
-            Needle::Text(t) => text.contains(t.as_str()),
+            Needle::Byte(b) => b,
+            Needle::Text(t) => t,
+        }
+    }
+
+    fn found_in(&self, text: &[u8]) -> bool {
+        match self {
+            Needle::Byte([b]) => text.contains(b),
+            Needle::Text(t) => t.is_empty() || text.windows(t.len()).any(|w| w == t.as_slice()),
         }
     }
 }
@@ -136,9 +146,9 @@ fn collisions<'py>(
     path: &str,
 ) -> Result<Bound<'py, PyList>, TraverseError> {
     let out = PyList::empty(d.py());
-    let mut buf = String::with_capacity(64);
-    buf.push_str(path);
-    collisions_into(d, delimiter, &mut buf, &out, 0)?;
+    let mut buf = Vec::with_capacity(64);
+    buf.extend_from_slice(path.as_bytes());
+    collisions_into(d, &Needle::new(delimiter), &mut buf, &out, 0)?;
     Ok(out)
 }
 

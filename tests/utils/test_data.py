@@ -110,6 +110,14 @@ class TestFlattenDict:
         assert list(out) == ["a.S!", "S!.x", "leaf"]
         assert type(list(out)[2]) is StrKey
 
+    def test_lone_surrogate_keys(self):
+        # json.loads('{"\\ud800": 1}') makes such keys; they join like any other.
+        obj = {"\ud800": {"a": 1, "\udfff": {"b": 2}}}
+        assert list(flatten_dict(obj)) == ["\ud800.a", "\ud800.\udfff.b"]
+        assert flatten_records([obj, obj]) == [flatten_dict(obj)] * 2
+        assert check_delimiter_collisions({"x": {"\ud800.": 1}}, ".") == ["x.\ud800."]
+        assert get_nested_field({"a.b": 1, "\ud800": {"c": 2}}, "a.b.c") is None
+
     def test_subclasses_and_other_mappings(self):
         od = collections.OrderedDict(a={"b": 1})
         assert flatten_dict(od) == {"a.b": 1}
