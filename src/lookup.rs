@@ -202,6 +202,15 @@ fn is_kept_leaf(v: &Bound<'_, PyAny>, lists: bool) -> PyResult<bool> {
     })
 }
 
+/// How an item's key reads in the flattened record.
+struct KeyTexts<'a> {
+    /// What a flat key ending here equals; None for a key object no str equals.
+    eq: Option<Cow<'a, [u8]>>,
+    /// What the keys of its children start with; None below a `None` key,
+    /// where there is still no parent key.
+    join: Option<Cow<'a, [u8]>>,
+}
+
 /// Every spelling of `rest` by joined keys below `node`. `raw` is true while
 /// there is no parent key (keys are then compared as objects, so only a str key
 /// can equal the field). More than one match is the "duplicated key" error.
@@ -217,33 +226,35 @@ fn scan_into<'py>(
     found: &mut Option<Bound<'py, PyAny>>,
 ) -> Result<(), TraverseError> {
     let mut visit = |key: ItemKey<'_, 'py>, v: Bound<'py, PyAny>| -> Result<(), TraverseError> {
-        // (text compared for equality, text that prefixes the children's keys)
-        let (eq_text, join_text): (Option<Cow<'_, [u8]>>, Option<Cow<'_, [u8]>>) = match key {
+        let texts = match key {
             ItemKey::Index(i) => {
-                let t = i.to_string().into_bytes();
-                (
-                    if raw {
-                        None
-                    } else {
-                        Some(Cow::Owned(t.clone()))
-                    },
-                    Some(Cow::Owned(t)),
-                )
+                let t: Cow<'_, [u8]> = Cow::Owned(i.to_string().into_bytes());
+                KeyTexts {
+                    eq: (!raw).then(|| t.clone()),
+                    join: Some(t),
+                }
             }
-            ItemKey::Obj(k) if raw && k.is_none() => (None, None),
+            ItemKey::Obj(k) if raw && k.is_none() => KeyTexts {
+                eq: None,
+                join: None,
+            },
             ItemKey::Obj(k) => {
                 let join =
                     key_bytes(k).map_err(|e| TraverseError::from(e).within(key.segment()))?;
                 let eq = if !raw {
                     Some(join.clone())
                 } else if let Ok(s) = k.cast::<PyString>() {
-                    Some(Cow::Owned(str_bytes(s)?.into_owned()))
+                    Some(str_bytes(s)?)
                 } else {
                     None
                 };
-                (eq, Some(Cow::Owned(join.into_owned())))
+                KeyTexts {
+                    eq,
+                    join: Some(join),
+                }
             }
         };
+        let (eq_text, join_text) = (texts.eq, texts.join);
         let child = classify(&v, lists)?;
         let (container, kept) = match &child {
             Node::Dict(d) => (!d.is_empty(), d.is_empty()),
