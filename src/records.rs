@@ -244,16 +244,14 @@ pub fn get_nested_field_direct<'py>(
     delimiter: &str,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
     let d = expect_dict("get_nested_field_direct", obj)?;
-    let f = match field.cast::<PyString>() {
-        Ok(f) => f,
-        Err(_) => {
-            return match d.get_item(field)? {
-                Some(v) => Ok(Some(v)),
-                None => Err(expect_str("get_nested_field_direct", field).unwrap_err()),
-            }
-        }
-    };
-    get_direct_once(d, f, delimiter)
+    match field.cast::<PyString>() {
+        Ok(f) => get_direct_once(d, f, delimiter),
+        // A non-str field can still be a literal key; it cannot be a path.
+        Err(_) => match d.get_item(field)? {
+            Some(v) => Ok(Some(v)),
+            None => expect_str("get_nested_field_direct", field).map(|_| None),
+        },
+    }
 }
 
 /// Sets `value` at the field's path, creating dicts on the way (see `_core.pyi`).
