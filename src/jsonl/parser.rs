@@ -1,0 +1,362 @@
+//! JSON text to Python objects in one pass, with no intermediate tree: objects
+//! become dicts, arrays lists, and so on, equal to what `json.loads` returns.
+//! Short object keys come from a small fixed-size cache shared across lines and
+//! calls, so the thousand `"src"` keys of a batch are one str object.
+
+use std::sync::{Mutex, TryLockError};
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString};
+
+use super::scanner::{decode_escaped, Number, Scanner, StrSpan, SyntaxError};
+
+const KEY_SLOTS: usize = 1024;
+const MAX_CACHED_KEY: usize = 64;
+
+/// Direct-mapped cache of key strings: a slot holds the last key whose bytes
+/// hashed there. A miss costs what building the str would have cost anyway.
+pub struct KeyCache {
+    slots: Vec<Option<(Box<[u8]>, Py<PyString>)>>,
+}
+
+impl Default for KeyCache {
+    fn default() -> Self {
+        KeyCache {
+            slots: (0..KEY_SLOTS).map(|_| None).collect(),
+        }
+    }
+}
+
+#[inline(always)]
+fn key_slot(key: &[u8]) -> usize {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut h = key.len() as u64;
+    let mut chunks = key.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+        h = (h.rotate_left(5) ^ w).wrapping_mul(K);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut tail = [0u8; 8];
+        tail[..rest.len()].copy_from_slice(rest);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(tail)).wrapping_mul(K);
+    }
+    (h >> 54) as usize & (KEY_SLOTS - 1)
+}
+
+impl KeyCache {
+    #[inline]
+    pub fn get<'py>(&mut self, py: Python<'py>, key: &str) -> Bound<'py, PyString> {
+        if key.len() > MAX_CACHED_KEY {
+            return PyString::new(py, key);
+        }
+        let slot = &mut self.slots[key_slot(key.as_bytes())];
+        if let Some((bytes, s)) = slot {
+            if **bytes == *key.as_bytes() {
+                return s.bind(py).clone();
+            }
+        }
+        let s = PyString::new(py, key);
+        *slot = Some((key.as_bytes().into(), s.clone().unbind()));
+        s
+    }
+}
+
+static SHARED_KEYS: Mutex<Option<KeyCache>> = Mutex::new(None);
+
+/// Runs `f` with the process-wide key cache, or with a fresh one when another
+/// thread holds it (never waits: the holder may be waiting for the GIL).
+pub fn with_key_cache<R>(f: impl FnOnce(&mut KeyCache) -> R) -> R {
+    match SHARED_KEYS.try_lock() {
+        Ok(mut guard) => f(guard.get_or_insert_with(KeyCache::default)),
+        // The cache holds only finished str objects, so a panic elsewhere
+        // cannot have left it inconsistent.
+        Err(TryLockError::Poisoned(p)) => f(p.into_inner().get_or_insert_with(KeyCache::default)),
+        Err(TryLockError::WouldBlock) => f(&mut KeyCache::default()),
+    }
+}
+
+pub enum BuildError {
+    Syntax(SyntaxError),
+    /// A lone surrogate escape: valid for Python, not a Rust string.
+    Fallback,
+    Py(PyErr),
+}
+
+impl From<SyntaxError> for BuildError {
+    fn from(e: SyntaxError) -> Self {
+        BuildError::Syntax(e)
+    }
+}
+
+impl From<PyErr> for BuildError {
+    fn from(e: PyErr) -> Self {
+        BuildError::Py(e)
+    }
+}
+
+static JSON_LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// Builds the Python value of each line; reuses its buffers across lines.
+pub struct Builder<'py, 'c> {
+    py: Python<'py>,
+    keys: &'c mut KeyCache,
+    int_limit: usize,
+    scratch: String,
+    /// Items of the arrays being built, innermost last.
+    stack: Vec<Bound<'py, PyAny>>,
+}
+
+impl<'py, 'c> Builder<'py, 'c> {
+    pub fn new(py: Python<'py>, keys: &'c mut KeyCache, int_limit: usize) -> Self {
+        Builder {
+            py,
+            keys,
+            int_limit,
+            scratch: String::new(),
+            stack: Vec::new(),
+        }
+    }
+
+    /// The dict of one line (`text[start..]`; `start` skips a BOM), or the
+    /// message saying why the line is not a JSON object. Python errors other
+    /// than bad input (out of memory) propagate.
+    pub fn parse_line(
+        &mut self,
+        text: &str,
+        start: usize,
+    ) -> PyResult<Result<Bound<'py, PyDict>, String>> {
+        let mut sc = Scanner::new(text, self.int_limit);
+        sc.pos = start;
+        sc.skip_ws();
+        if sc.peek() != Some(b'{') {
+            return Ok(Err(not_an_object(&mut sc)));
+        }
+        self.stack.clear();
+        let built = self
+            .object(&mut sc, 0)
+            .and_then(|d| sc.finish().map(|_| d).map_err(BuildError::from));
+        match built {
+            Ok(d) => Ok(Ok(d)),
+            Err(BuildError::Syntax(e)) => Ok(Err(e.message(text.as_bytes()))),
+            Err(BuildError::Py(e)) => Err(e),
+            Err(BuildError::Fallback) => self.fallback(text, start),
+        }
+    }
+
+    /// A line with a lone surrogate escape: checked by the scanner (syntax,
+    /// depth), then built by `json.loads`.
+    fn fallback(&mut self, text: &str, start: usize) -> PyResult<Result<Bound<'py, PyDict>, String>> {
+        let mut sc = Scanner::new(text, self.int_limit);
+        sc.pos = start;
+        sc.skip_ws();
+        if let Err(e) = sc.skip_value(0).and_then(|_| sc.finish()) {
+            return Ok(Err(e.message(text.as_bytes())));
+        }
+        let py = self.py;
+        let loads = JSON_LOADS.import(py, "json", "loads")?;
+        match loads.call1((&text[start..],)) {
+            Ok(v) => match v.cast_into::<PyDict>() {
+                Ok(d) => Ok(Ok(d)),
+                Err(_) => Ok(Err("not a JSON object".to_string())),
+            },
+            Err(e) => Ok(Err(format!("invalid JSON: {}", e.value(py)))),
+        }
+    }
+
+    #[inline]
+    fn value(&mut self, sc: &mut Scanner<'_>, depth: usize) -> Result<Bound<'py, PyAny>, BuildError> {
+        let py = self.py;
+        match sc.peek() {
+            Some(b'"') => {
+                let span = sc.scan_string()?;
+                Ok(self.string(sc, span)?.into_any())
+            }
+            Some(b'-' | b'0'..=b'9') => self.number(sc),
+            Some(b'{') => Ok(self.object(sc, depth)?.into_any()),
+            Some(b'[') => self.array(sc, depth),
+            Some(b't' | b'f') => Ok(PyBool::new(py, sc.scan_bool()?).to_owned().into_any()),
+            Some(b'n') => {
+                sc.expect_word(b"null")?;
+                Ok(py.None().into_bound(py))
+            }
+            Some(b'N') => {
+                sc.expect_word(b"NaN")?;
+                Ok(PyFloat::new(py, f64::NAN).into_any())
+            }
+            Some(b'I') => {
+                sc.expect_word(b"Infinity")?;
+                Ok(PyFloat::new(py, f64::INFINITY).into_any())
+            }
+            _ => Err(SyntaxError::invalid(sc.pos, "expected a value").into()),
+        }
+    }
+
+    #[inline]
+    fn number(&mut self, sc: &mut Scanner<'_>) -> Result<Bound<'py, PyAny>, BuildError> {
+        let py = self.py;
+        Ok(match sc.scan_number()? {
+            Number::Int(v) => v.into_pyobject(py).map_err(PyErr::from)?.into_any(),
+            Number::UInt(v) => v.into_pyobject(py).map_err(PyErr::from)?.into_any(),
+            Number::Float(v) => PyFloat::new(py, v).into_any(),
+            Number::BigInt { start, end } => py.get_type::<PyInt>().call1((&sc.text[start..end],))?,
+        })
+    }
+
+    #[inline]
+    fn string(&mut self, sc: &Scanner<'_>, span: StrSpan) -> Result<Bound<'py, PyString>, BuildError> {
+        if !span.escaped {
+            return Ok(PyString::new(self.py, sc.raw_str(span)));
+        }
+        decode_escaped(sc.raw_str(span), &mut self.scratch).map_err(|_| BuildError::Fallback)?;
+        Ok(PyString::new(self.py, &self.scratch))
+    }
+
+    fn object(&mut self, sc: &mut Scanner<'_>, depth: usize) -> Result<Bound<'py, PyDict>, BuildError> {
+        sc.enter(depth)?;
+        sc.pos += 1;
+        let dict = PyDict::new(self.py);
+        sc.skip_ws();
+        if sc.peek() == Some(b'}') {
+            sc.pos += 1;
+            return Ok(dict);
+        }
+        loop {
+            if sc.peek() != Some(b'"') {
+                return Err(SyntaxError::invalid(sc.pos, "expected a string key").into());
+            }
+            let span = sc.scan_string()?;
+            let key = if span.escaped {
+                self.string(sc, span)?
+            } else {
+                self.keys.get(self.py, sc.raw_str(span))
+            };
+            sc.expect(b':', "expected ':'")?;
+            sc.skip_ws();
+            let value = self.value(sc, depth + 1)?;
+            // Like dict(pairs): a repeated key keeps its first position and
+            // takes the last value.
+            dict.set_item(key, value)?;
+            sc.skip_ws();
+            match sc.peek() {
+                Some(b',') => {
+                    sc.pos += 1;
+                    sc.skip_ws();
+                }
+                Some(b'}') => {
+                    sc.pos += 1;
+                    return Ok(dict);
+                }
+                _ => return Err(SyntaxError::invalid(sc.pos, "expected ',' or '}'").into()),
+            }
+        }
+    }
+
+    fn array(&mut self, sc: &mut Scanner<'_>, depth: usize) -> Result<Bound<'py, PyAny>, BuildError> {
+        sc.enter(depth)?;
+        sc.pos += 1;
+        sc.skip_ws();
+        if sc.peek() == Some(b']') {
+            sc.pos += 1;
+            return Ok(PyList::empty(self.py).into_any());
+        }
+        let base = self.stack.len();
+        loop {
+            let item = self.value(sc, depth + 1)?;
+            self.stack.push(item);
+            sc.skip_ws();
+            match sc.peek() {
+                Some(b',') => {
+                    sc.pos += 1;
+                    sc.skip_ws();
+                }
+                Some(b']') => {
+                    sc.pos += 1;
+                    break;
+                }
+                _ => return Err(SyntaxError::invalid(sc.pos, "expected ',' or ']'").into()),
+            }
+        }
+        Ok(PyList::new(self.py, self.stack.drain(base..))?.into_any())
+    }
+}
+
+/// The message for a line whose value is not an object (or not JSON at all).
+pub fn not_an_object(sc: &mut Scanner<'_>) -> String {
+    match sc.skip_value(0).and_then(|kind| sc.finish().map(|_| kind)) {
+        Ok(kind) => format!("not a JSON object: {}", kind.name()),
+        Err(e) => e.message(sc.buf),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(py: Python<'_>, text: &str) -> Result<String, String> {
+        let mut keys = KeyCache::default();
+        let mut b = Builder::new(py, &mut keys, 4300);
+        b.parse_line(text, 0)
+            .expect("no Python error")
+            .map(|d| d.repr().unwrap().to_string())
+    }
+
+    #[test]
+    fn builds_dicts() {
+        Python::initialize();
+        Python::attach(|py| {
+            assert_eq!(
+                parse(py, r#"{"a": [1, -2.5, "x\n", null, true, false, {}], "b": {"c": []}}"#),
+                Ok("{'a': [1, -2.5, 'x\\n', None, True, False, {}], 'b': {'c': []}}".into())
+            );
+            assert_eq!(parse(py, r#"{"a": 1, "b": 2, "a": 3}"#), Ok("{'a': 3, 'b': 2}".into()));
+            assert_eq!(
+                parse(py, r#"{"big": 123456789012345678901234567890, "u": 18446744073709551615}"#),
+                Ok("{'big': 123456789012345678901234567890, 'u': 18446744073709551615}".into())
+            );
+            assert_eq!(
+                parse(py, r#"{"n": NaN, "i": Infinity, "m": -Infinity, "z": -0.0, "h": 1e400}"#),
+                Ok("{'n': nan, 'i': inf, 'm': -inf, 'z': -0.0, 'h': inf}".into())
+            );
+            assert_eq!(parse(py, r#"{"s": "\ud800"}"#), Ok("{'s': '\\ud800'}".into()));
+        });
+    }
+
+    #[test]
+    fn reports_bad_lines() {
+        Python::initialize();
+        Python::attach(|py| {
+            assert_eq!(parse(py, "[1, 2]"), Err("not a JSON object: array".into()));
+            assert_eq!(parse(py, " \"s\" "), Err("not a JSON object: string".into()));
+            assert_eq!(parse(py, "3"), Err("not a JSON object: number".into()));
+            assert_eq!(parse(py, "null"), Err("not a JSON object: null".into()));
+            assert_eq!(
+                parse(py, r#"{"a": 1 "b": 2}"#),
+                Err("invalid JSON at column 9: expected ',' or '}'".into())
+            );
+            assert_eq!(parse(py, r#"{"a": 1} x"#), Err("invalid JSON at column 10: extra data after the value".into()));
+            assert_eq!(parse(py, "[1"), Err("invalid JSON at column 3: expected ',' or ']'".into()));
+            assert_eq!(
+                parse(py, r#"{"s": "\ud800", "t": }"#),
+                Err("invalid JSON at column 22: expected a value".into())
+            );
+            let deep = format!("{}{}", "{\"a\":".repeat(300), "}".repeat(300));
+            assert!(parse(py, &deep).unwrap_err().contains("nesting deeper than 255"));
+        });
+    }
+
+    #[test]
+    fn keys_are_shared() {
+        Python::initialize();
+        Python::attach(|py| {
+            let mut keys = KeyCache::default();
+            let a = keys.get(py, "src");
+            let b = keys.get(py, "src");
+            assert!(a.is(&b));
+            let long = "k".repeat(MAX_CACHED_KEY + 1);
+            assert!(!keys.get(py, &long).is(&keys.get(py, &long)));
+        });
+    }
+}
