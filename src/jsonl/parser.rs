@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString};
 
-use super::scanner::{decode_escaped, Number, Scanner, StrSpan, SyntaxError};
+use super::scanner::{bytes_eq, decode_escaped, Number, Scanner, StrSpan, SyntaxError};
 
 const KEY_SLOTS: usize = 1024;
 const MAX_CACHED_KEY: usize = 64;
@@ -54,7 +54,7 @@ impl KeyCache {
         }
         let slot = &mut self.slots[key_slot(key.as_bytes())];
         if let Some((bytes, s)) = slot {
-            if **bytes == *key.as_bytes() {
+            if bytes_eq(bytes, key.as_bytes()) {
                 return s.bind(py).clone();
             }
         }
@@ -99,13 +99,23 @@ impl From<PyErr> for BuildError {
 
 static JSON_LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
+/// A container being built: its items so far are in the builder's stack (a
+/// list) or already in the dict (with the key of the value being parsed).
+enum Open<'py> {
+    Dict(Bound<'py, PyDict>, Option<Bound<'py, PyString>>),
+    List(usize),
+}
+
 /// Builds the Python value of each line; reuses its buffers across lines.
+/// Iterative (open containers on a heap stack), so nesting never grows the
+/// native stack.
 pub struct Builder<'py, 'c> {
     py: Python<'py>,
     keys: &'c mut KeyCache,
     int_limit: usize,
     scratch: String,
-    /// Items of the arrays being built, innermost last.
+    open: Vec<Open<'py>>,
+    /// Items of the open lists, innermost last.
     stack: Vec<Bound<'py, PyAny>>,
 }
 
@@ -116,6 +126,7 @@ impl<'py, 'c> Builder<'py, 'c> {
             keys,
             int_limit,
             scratch: String::new(),
+            open: Vec::new(),
             stack: Vec::new(),
         }
     }
@@ -134,12 +145,16 @@ impl<'py, 'c> Builder<'py, 'c> {
         if sc.peek() != Some(b'{') {
             return Ok(Err(not_an_object(&mut sc)));
         }
+        self.open.clear();
         self.stack.clear();
         let built = self
-            .object(&mut sc, 0)
-            .and_then(|d| sc.finish().map(|_| d).map_err(BuildError::from));
+            .value(&mut sc)
+            .and_then(|v| sc.finish().map(|_| v).map_err(BuildError::from));
         match built {
-            Ok(d) => Ok(Ok(d)),
+            Ok(v) => match v.cast_into_exact::<PyDict>() {
+                Ok(d) => Ok(Ok(d)),
+                Err(_) => Ok(Err("not a JSON object".to_string())),
+            },
             Err(BuildError::Syntax(e)) => Ok(Err(e.message(text.as_bytes()))),
             Err(BuildError::Py(e)) => Err(e),
             Err(BuildError::Fallback) => self.fallback(text, start),
@@ -166,8 +181,114 @@ impl<'py, 'c> Builder<'py, 'c> {
         }
     }
 
+    /// The value at the cursor, containers included.
+    fn value(&mut self, sc: &mut Scanner<'_>) -> Result<Bound<'py, PyAny>, BuildError> {
+        let py = self.py;
+        'value: loop {
+            // Open a container, or read a scalar into `value`.
+            let mut value = match sc.peek() {
+                Some(b'{') => {
+                    sc.enter(self.open.len())?;
+                    sc.pos += 1;
+                    sc.skip_ws();
+                    let dict = PyDict::new(py);
+                    if sc.peek() == Some(b'}') {
+                        sc.pos += 1;
+                        dict.into_any()
+                    } else {
+                        let key = self.key(sc)?;
+                        self.open.push(Open::Dict(dict, Some(key)));
+                        continue 'value;
+                    }
+                }
+                Some(b'[') => {
+                    sc.enter(self.open.len())?;
+                    sc.pos += 1;
+                    sc.skip_ws();
+                    if sc.peek() == Some(b']') {
+                        sc.pos += 1;
+                        PyList::empty(py).into_any()
+                    } else {
+                        self.open.push(Open::List(self.stack.len()));
+                        continue 'value;
+                    }
+                }
+                _ => self.scalar(sc)?,
+            };
+            // A value is complete: put it in its container, then go on to the
+            // next member or close the container (which completes it in turn).
+            loop {
+                let Some(top) = self.open.last_mut() else {
+                    return Ok(value);
+                };
+                match top {
+                    Open::Dict(dict, key) => {
+                        if let Some(k) = key.take() {
+                            // Like dict(pairs): a repeated key keeps its first
+                            // position and takes the last value.
+                            dict.set_item(k, value)?;
+                        }
+                        sc.skip_ws();
+                        match sc.peek() {
+                            Some(b',') => {
+                                sc.pos += 1;
+                                sc.skip_ws();
+                                let k = self.key(sc)?;
+                                if let Some(Open::Dict(_, key)) = self.open.last_mut() {
+                                    *key = Some(k);
+                                }
+                                continue 'value;
+                            }
+                            Some(b'}') => {
+                                sc.pos += 1;
+                                value = dict.clone().into_any();
+                                self.open.pop();
+                            }
+                            _ => return Err(SyntaxError::invalid(sc.pos, "expected ',' or '}'").into()),
+                        }
+                    }
+                    Open::List(base) => {
+                        let base = *base;
+                        self.stack.push(value);
+                        sc.skip_ws();
+                        match sc.peek() {
+                            Some(b',') => {
+                                sc.pos += 1;
+                                sc.skip_ws();
+                                continue 'value;
+                            }
+                            Some(b']') => {
+                                sc.pos += 1;
+                                self.open.pop();
+                                value = PyList::new(py, self.stack.drain(base..))?.into_any();
+                            }
+                            _ => return Err(SyntaxError::invalid(sc.pos, "expected ',' or ']'").into()),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// An object key and its colon; the cursor ends on the value.
     #[inline]
-    fn value(&mut self, sc: &mut Scanner<'_>, depth: usize) -> Result<Bound<'py, PyAny>, BuildError> {
+    fn key(&mut self, sc: &mut Scanner<'_>) -> Result<Bound<'py, PyString>, BuildError> {
+        if sc.peek() != Some(b'"') {
+            return Err(SyntaxError::invalid(sc.pos, "expected a string key").into());
+        }
+        let span = sc.scan_string()?;
+        let key = if span.escaped {
+            self.string(sc, span)?
+        } else {
+            self.keys.get(self.py, sc.raw_str(span))
+        };
+        sc.expect(b':', "expected ':'")?;
+        sc.skip_ws();
+        Ok(key)
+    }
+
+    #[inline]
+    fn scalar(&mut self, sc: &mut Scanner<'_>) -> Result<Bound<'py, PyAny>, BuildError> {
         let py = self.py;
         match sc.peek() {
             Some(b'"') => {
@@ -175,8 +296,6 @@ impl<'py, 'c> Builder<'py, 'c> {
                 Ok(self.string(sc, span)?.into_any())
             }
             Some(b'-' | b'0'..=b'9') => self.number(sc),
-            Some(b'{') => Ok(self.object(sc, depth)?.into_any()),
-            Some(b'[') => self.array(sc, depth),
             Some(b't' | b'f') => Ok(PyBool::new(py, sc.scan_bool()?).to_owned().into_any()),
             Some(b'n') => {
                 sc.expect_word(b"null")?;
@@ -212,74 +331,6 @@ impl<'py, 'c> Builder<'py, 'c> {
         }
         decode_escaped(sc.raw_str(span), &mut self.scratch).map_err(|_| BuildError::Fallback)?;
         Ok(PyString::new(self.py, &self.scratch))
-    }
-
-    fn object(&mut self, sc: &mut Scanner<'_>, depth: usize) -> Result<Bound<'py, PyDict>, BuildError> {
-        sc.enter(depth)?;
-        sc.pos += 1;
-        let dict = PyDict::new(self.py);
-        sc.skip_ws();
-        if sc.peek() == Some(b'}') {
-            sc.pos += 1;
-            return Ok(dict);
-        }
-        loop {
-            if sc.peek() != Some(b'"') {
-                return Err(SyntaxError::invalid(sc.pos, "expected a string key").into());
-            }
-            let span = sc.scan_string()?;
-            let key = if span.escaped {
-                self.string(sc, span)?
-            } else {
-                self.keys.get(self.py, sc.raw_str(span))
-            };
-            sc.expect(b':', "expected ':'")?;
-            sc.skip_ws();
-            let value = self.value(sc, depth + 1)?;
-            // Like dict(pairs): a repeated key keeps its first position and
-            // takes the last value.
-            dict.set_item(key, value)?;
-            sc.skip_ws();
-            match sc.peek() {
-                Some(b',') => {
-                    sc.pos += 1;
-                    sc.skip_ws();
-                }
-                Some(b'}') => {
-                    sc.pos += 1;
-                    return Ok(dict);
-                }
-                _ => return Err(SyntaxError::invalid(sc.pos, "expected ',' or '}'").into()),
-            }
-        }
-    }
-
-    fn array(&mut self, sc: &mut Scanner<'_>, depth: usize) -> Result<Bound<'py, PyAny>, BuildError> {
-        sc.enter(depth)?;
-        sc.pos += 1;
-        sc.skip_ws();
-        if sc.peek() == Some(b']') {
-            sc.pos += 1;
-            return Ok(PyList::empty(self.py).into_any());
-        }
-        let base = self.stack.len();
-        loop {
-            let item = self.value(sc, depth + 1)?;
-            self.stack.push(item);
-            sc.skip_ws();
-            match sc.peek() {
-                Some(b',') => {
-                    sc.pos += 1;
-                    sc.skip_ws();
-                }
-                Some(b']') => {
-                    sc.pos += 1;
-                    break;
-                }
-                _ => return Err(SyntaxError::invalid(sc.pos, "expected ',' or ']'").into()),
-            }
-        }
-        Ok(PyList::new(self.py, self.stack.drain(base..))?.into_any())
     }
 }
 

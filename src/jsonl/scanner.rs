@@ -139,6 +139,24 @@ pub fn find_newline(buf: &[u8], from: usize) -> Option<usize> {
         .map(|i| pos + i)
 }
 
+/// Equality of short byte strings (keys) without a call to `memcmp`.
+#[inline(always)]
+pub fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i + 8 <= a.len() {
+        let x = u64::from_le_bytes(a[i..i + 8].try_into().expect("8 bytes"));
+        let y = u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+        if x != y {
+            return false;
+        }
+        i += 8;
+    }
+    a[i..].iter().zip(&b[i..]).all(|(x, y)| x == y)
+}
+
 #[inline(always)]
 fn hex_value(b: u8) -> Option<u32> {
     match b {
@@ -149,11 +167,92 @@ fn hex_value(b: u8) -> Option<u32> {
     }
 }
 
+/// Flags the bytes of `w` that are not ASCII digits; the lowest flag is exact
+/// (below it every byte is a digit, so no carry or borrow reaches it).
+#[inline(always)]
+fn non_digits(w: u64) -> u64 {
+    (w.wrapping_add(ONES * 0x46) | w.wrapping_sub(ONES * 0x30)) & HIGHS
+}
+
+/// The value of the first `n` (1..=8) digit bytes of `w`, first byte most
+/// significant (the SWAR method of Lemire's fast_float).
+#[inline(always)]
+fn digits_value(w: u64, n: usize) -> u64 {
+    let mut v = w.wrapping_sub(ONES * 0x30);
+    if n < 8 {
+        v = (v & ((1u64 << (8 * n)) - 1)) << (8 * (8 - n));
+    }
+    v = v.wrapping_mul(10).wrapping_add(v >> 8);
+    let mask = 0x0000_00FF_0000_00FF;
+    let mul1 = 100 + (1_000_000u64 << 32);
+    let mul2 = 1 + (10_000u64 << 32);
+    ((v & mask).wrapping_mul(mul1).wrapping_add(((v >> 16) & mask).wrapping_mul(mul2))) >> 32
+}
+
+const POW10_U64: [u64; 9] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000];
+
+/// Steps over a run of digits, eight at a time where the buffer allows,
+/// adding them to `mantissa` while the total stays within 19 digits (past
+/// that the mantissa is unused: `digits` says so).
+#[inline(always)]
+fn eat_digits(buf: &[u8], pos: &mut usize, mantissa: &mut u64, digits: &mut usize) {
+    loop {
+        if *pos + 8 <= buf.len() {
+            let w = u64::from_le_bytes(buf[*pos..*pos + 8].try_into().expect("8 bytes"));
+            let m = non_digits(w);
+            let n = if m == 0 { 8 } else { (m.trailing_zeros() / 8) as usize };
+            if n == 0 {
+                return;
+            }
+            if *digits + n <= 19 {
+                *mantissa = *mantissa * POW10_U64[n] + digits_value(w, n);
+            }
+            *digits += n;
+            *pos += n;
+            if n < 8 {
+                return;
+            }
+        } else {
+            while let Some(&d) = buf.get(*pos) {
+                if !d.is_ascii_digit() {
+                    return;
+                }
+                if *digits < 19 {
+                    *mantissa = *mantissa * 10 + (d - b'0') as u64;
+                }
+                *digits += 1;
+                *pos += 1;
+            }
+            return;
+        }
+    }
+}
+
 /// Exact powers of ten for the fast float path (all below 2^53 * 2^22 fit).
 const POW10: [f64; 23] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
     1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 ];
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum LexedKind {
+    #[default]
+    Int,
+    Float,
+    NegInfinity,
+}
+
+/// A validated number before conversion (skipping a value stops here).
+#[derive(Debug, Clone, Copy, Default)]
+struct Lexed {
+    kind: LexedKind,
+    start: usize,
+    end: usize,
+    neg: bool,
+    mantissa: u64,
+    digits: usize,
+    exp10: i64,
+}
 
 /// A cursor over one line of JSON text.
 pub struct Scanner<'a> {
@@ -187,6 +286,10 @@ impl<'a> Scanner<'a> {
     #[inline(always)]
     pub fn skip_ws(&mut self) {
         while let Some(&b) = self.buf.get(self.pos) {
+            // Compact JSON has no whitespace: one comparison settles it.
+            if b > b' ' {
+                break;
+            }
             if b == b' ' || b == b'\n' || b == b'\r' || b == b'\t' {
                 self.pos += 1;
             } else {
@@ -208,8 +311,10 @@ impl<'a> Scanner<'a> {
     }
 
     /// Consumes the literal `word` (already matched on its first byte).
+    #[inline(always)]
     pub fn expect_word(&mut self, word: &'static [u8]) -> Result<(), SyntaxError> {
-        if self.buf[self.pos..].starts_with(word) {
+        let end = self.pos + word.len();
+        if end <= self.buf.len() && word.iter().zip(&self.buf[self.pos..end]).all(|(a, b)| a == b) {
             self.pos += word.len();
             Ok(())
         } else {
@@ -230,7 +335,7 @@ impl<'a> Scanner<'a> {
 
     /// Scans a string whose opening quote is at the cursor; leaves the cursor
     /// after the closing quote. Escapes are validated, not decoded.
-    #[inline]
+    #[inline(always)]
     pub fn scan_string(&mut self) -> Result<StrSpan, SyntaxError> {
         let open = self.pos;
         let start = open + 1;
@@ -293,6 +398,13 @@ impl<'a> Scanner<'a> {
     /// Scans a number at the cursor (`-` or a digit; `-Infinity` too).
     #[inline]
     pub fn scan_number(&mut self) -> Result<Number, SyntaxError> {
+        let lexed = self.lex_number()?;
+        self.convert(lexed)
+    }
+
+    /// Validates a number and collects what converting it needs.
+    #[inline(always)]
+    fn lex_number(&mut self) -> Result<Lexed, SyntaxError> {
         let buf = self.buf;
         let start = self.pos;
         let mut pos = start;
@@ -303,11 +415,14 @@ impl<'a> Scanner<'a> {
                 self.pos = pos;
                 self.expect_word(b"Infinity")
                     .map_err(|_| SyntaxError::invalid(start, "invalid number"))?;
-                return Ok(Number::Float(f64::NEG_INFINITY));
+                return Ok(Lexed {
+                    kind: LexedKind::NegInfinity,
+                    ..Lexed::default()
+                });
             }
         }
-        // Significant digits go into `mantissa` while they fit; `digits` counts
-        // every digit taken, so more than 19 means the fast paths are off.
+        // Digits go into `mantissa` while they fit; `digits` counts every digit
+        // taken, so more than 19 means the fast paths are off.
         let mut mantissa: u64 = 0;
         let mut digits: usize = 0;
         match buf.get(pos) {
@@ -315,18 +430,7 @@ impl<'a> Scanner<'a> {
                 pos += 1;
                 digits = 1;
             }
-            Some(b'1'..=b'9') => {
-                while let Some(&d) = buf.get(pos) {
-                    if !d.is_ascii_digit() {
-                        break;
-                    }
-                    if digits < 19 {
-                        mantissa = mantissa * 10 + (d - b'0') as u64;
-                    }
-                    digits += 1;
-                    pos += 1;
-                }
-            }
+            Some(b'1'..=b'9') => eat_digits(buf, &mut pos, &mut mantissa, &mut digits),
             _ => return Err(SyntaxError::invalid(start, "invalid number")),
         }
         let int_digits = digits;
@@ -336,17 +440,8 @@ impl<'a> Scanner<'a> {
             is_float = true;
             pos += 1;
             let frac_start = pos;
-            while let Some(&d) = buf.get(pos) {
-                if !d.is_ascii_digit() {
-                    break;
-                }
-                if digits < 19 {
-                    mantissa = mantissa * 10 + (d - b'0') as u64;
-                    frac_digits += 1;
-                }
-                digits += 1;
-                pos += 1;
-            }
+            eat_digits(buf, &mut pos, &mut mantissa, &mut digits);
+            frac_digits = (pos - frac_start) as i64;
             if pos == frac_start {
                 return Err(SyntaxError::invalid(pos, "invalid number"));
             }
@@ -381,115 +476,93 @@ impl<'a> Scanner<'a> {
                 exp = -exp;
             }
         }
+        if !is_float && int_digits > 19 && self.int_limit > 0 && int_digits > self.int_limit {
+            return Err(SyntaxError {
+                pos: start,
+                kind: ErrorKind::IntTooLong {
+                    digits: int_digits,
+                    limit: self.int_limit,
+                },
+            });
+        }
         self.pos = pos;
-        if !is_float {
-            if int_digits <= 19 {
-                if !neg {
-                    return Ok(match i64::try_from(mantissa) {
-                        Ok(v) => Number::Int(v),
-                        Err(_) => Number::UInt(mantissa),
-                    });
+        Ok(Lexed {
+            kind: if is_float { LexedKind::Float } else { LexedKind::Int },
+            start,
+            end: pos,
+            neg,
+            mantissa,
+            digits,
+            exp10: exp - frac_digits,
+        })
+    }
+
+    #[inline]
+    fn convert(&self, n: Lexed) -> Result<Number, SyntaxError> {
+        Ok(match n.kind {
+            LexedKind::NegInfinity => Number::Float(f64::NEG_INFINITY),
+            LexedKind::Int => {
+                if n.digits <= 19 {
+                    if !n.neg {
+                        return Ok(match i64::try_from(n.mantissa) {
+                            Ok(v) => Number::Int(v),
+                            Err(_) => Number::UInt(n.mantissa),
+                        });
+                    }
+                    if n.mantissa <= 1u64 << 63 {
+                        return Ok(Number::Int((n.mantissa as i128).wrapping_neg() as i64));
+                    }
                 }
-                if mantissa <= 1u64 << 63 {
-                    return Ok(Number::Int((mantissa as i128).wrapping_neg() as i64));
+                Number::BigInt {
+                    start: n.start,
+                    end: n.end,
                 }
-            } else if self.int_limit > 0 && int_digits > self.int_limit {
-                return Err(SyntaxError {
-                    pos: start,
-                    kind: ErrorKind::IntTooLong {
-                        digits: int_digits,
-                        limit: self.int_limit,
-                    },
-                });
             }
-            return Ok(Number::BigInt { start, end: pos });
-        }
-        // Clinger's fast path: an exact mantissa times an exact power of ten is
-        // one correctly rounded operation.
-        let exp10 = exp - frac_digits;
-        if digits <= 19 && mantissa <= (1u64 << 53) && (-22..=22).contains(&exp10) {
-            let m = mantissa as f64;
-            let v = if exp10 >= 0 {
-                m * POW10[exp10 as usize]
-            } else {
-                m / POW10[(-exp10) as usize]
-            };
-            return Ok(Number::Float(if neg { -v } else { v }));
-        }
-        // The standard library's parser is correctly rounded, like Python's float().
-        let v: f64 = self.text[start..pos]
-            .parse()
-            .map_err(|_| SyntaxError::invalid(start, "invalid number"))?;
-        Ok(Number::Float(v))
+            LexedKind::Float => {
+                // Clinger's fast path: an exact mantissa times an exact power of
+                // ten is one correctly rounded operation.
+                if n.digits <= 19 && n.mantissa <= (1u64 << 53) && (-22..=22).contains(&n.exp10) {
+                    let m = n.mantissa as f64;
+                    let v = if n.exp10 >= 0 {
+                        m * POW10[n.exp10 as usize]
+                    } else {
+                        m / POW10[(-n.exp10) as usize]
+                    };
+                    return Ok(Number::Float(if n.neg { -v } else { v }));
+                }
+                // The standard library's parser is correctly rounded, like
+                // Python's float(), and accepts every JSON number.
+                let v = self.text[n.start..n.end]
+                    .parse()
+                    .map_err(|_| SyntaxError::invalid(n.start, "invalid number"))?;
+                Number::Float(v)
+            }
+        })
     }
 
     /// Validates the value at the cursor and steps over it, building nothing.
     /// `depth` is the number of containers around it.
+    #[inline(always)]
     pub fn skip_value(&mut self, depth: usize) -> Result<ValueKind, SyntaxError> {
+        match self.peek() {
+            Some(b'{' | b'[') => self.skip_container(depth),
+            _ => self.skip_scalar(),
+        }
+    }
+
+    /// Steps over a value that is not a container.
+    #[inline(always)]
+    fn skip_scalar(&mut self) -> Result<ValueKind, SyntaxError> {
         let Some(b) = self.peek() else {
             return Err(SyntaxError::invalid(self.pos, "expected a value"));
         };
         match b {
-            b'{' => {
-                self.enter(depth)?;
-                self.pos += 1;
-                self.skip_ws();
-                if self.peek() == Some(b'}') {
-                    self.pos += 1;
-                    return Ok(ValueKind::Object);
-                }
-                loop {
-                    if self.peek() != Some(b'"') {
-                        return Err(SyntaxError::invalid(self.pos, "expected a string key"));
-                    }
-                    self.scan_string()?;
-                    self.expect(b':', "expected ':'")?;
-                    self.skip_ws();
-                    self.skip_value(depth + 1)?;
-                    self.skip_ws();
-                    match self.peek() {
-                        Some(b',') => {
-                            self.pos += 1;
-                            self.skip_ws();
-                        }
-                        Some(b'}') => {
-                            self.pos += 1;
-                            return Ok(ValueKind::Object);
-                        }
-                        _ => return Err(SyntaxError::invalid(self.pos, "expected ',' or '}'")),
-                    }
-                }
-            }
-            b'[' => {
-                self.enter(depth)?;
-                self.pos += 1;
-                self.skip_ws();
-                if self.peek() == Some(b']') {
-                    self.pos += 1;
-                    return Ok(ValueKind::Array);
-                }
-                loop {
-                    self.skip_value(depth + 1)?;
-                    self.skip_ws();
-                    match self.peek() {
-                        Some(b',') => {
-                            self.pos += 1;
-                            self.skip_ws();
-                        }
-                        Some(b']') => {
-                            self.pos += 1;
-                            return Ok(ValueKind::Array);
-                        }
-                        _ => return Err(SyntaxError::invalid(self.pos, "expected ',' or ']'")),
-                    }
-                }
-            }
             b'"' => {
                 self.scan_string()?;
                 Ok(ValueKind::String)
             }
             b'-' | b'0'..=b'9' => {
-                self.scan_number()?;
+                self.lex_number()?;
                 Ok(ValueKind::Number)
             }
             b't' | b'f' => {
@@ -509,6 +582,100 @@ impl<'a> Scanner<'a> {
                 Ok(ValueKind::Number)
             }
             _ => Err(SyntaxError::invalid(self.pos, "expected a value")),
+        }
+    }
+
+    /// `skip_value` for an object or array (the cursor is on `{` or `[`).
+    /// Iterative, with the open containers as bits, so no input can exhaust
+    /// the stack.
+    #[inline(never)]
+    fn skip_container(&mut self, depth: usize) -> Result<ValueKind, SyntaxError> {
+        let kind = if self.buf[self.pos] == b'{' {
+            ValueKind::Object
+        } else {
+            ValueKind::Array
+        };
+        // Bit i set: the container at level i is an object.
+        let mut objects = [0u64; MAX_DEPTH / 64 + 1];
+        let mut level = 0usize;
+        let is_object = |objects: &[u64], level: usize| objects[level / 64] >> (level % 64) & 1 == 1;
+        'open: loop {
+            // The cursor is on `{` or `[`: open it.
+            self.enter(depth + level)?;
+            let object = self.buf[self.pos] == b'{';
+            if object {
+                objects[level / 64] |= 1 << (level % 64);
+            } else {
+                objects[level / 64] &= !(1 << (level % 64));
+            }
+            level += 1;
+            self.pos += 1;
+            self.skip_ws();
+            let empty = if object {
+                self.peek() == Some(b'}')
+            } else {
+                self.peek() == Some(b']')
+            };
+            if empty {
+                self.pos += 1;
+                level -= 1;
+            } else {
+                // The first member: key and value, or an item.
+                if object {
+                    if self.peek() != Some(b'"') {
+                        return Err(SyntaxError::invalid(self.pos, "expected a string key"));
+                    }
+                    self.scan_string()?;
+                    self.expect(b':', "expected ':'")?;
+                    self.skip_ws();
+                }
+                if let Some(b'{' | b'[') = self.peek() {
+                    continue 'open;
+                }
+                self.skip_scalar()?;
+            }
+            // After a value: close containers or move on to the next member.
+            loop {
+                if level == 0 {
+                    return Ok(kind);
+                }
+                self.skip_ws();
+                let object = is_object(&objects, level - 1);
+                match self.peek() {
+                    Some(b',') => {
+                        self.pos += 1;
+                        self.skip_ws();
+                        if object {
+                            if self.peek() != Some(b'"') {
+                                return Err(SyntaxError::invalid(self.pos, "expected a string key"));
+                            }
+                            self.scan_string()?;
+                            self.expect(b':', "expected ':'")?;
+                            self.skip_ws();
+                        }
+                        if let Some(b'{' | b'[') = self.peek() {
+                            continue 'open;
+                        }
+                        self.skip_scalar()?;
+                    }
+                    Some(b'}') if object => {
+                        self.pos += 1;
+                        level -= 1;
+                    }
+                    Some(b']') if !object => {
+                        self.pos += 1;
+                        level -= 1;
+                    }
+                    _ => {
+                        let what = if object {
+                            "expected ',' or '}'"
+                        } else {
+                            "expected ',' or ']'"
+                        };
+                        return Err(SyntaxError::invalid(self.pos, what));
+                    }
+                }
+            }
         }
     }
 
@@ -684,6 +851,70 @@ mod tests {
         assert_eq!(float("-Infinity"), f64::NEG_INFINITY);
         for text in ["0.1", "3.14159", "1e22", "1e23", "8.98846567431158e307", "2.2250738585072014e-308"] {
             assert_eq!(float(text), text.parse::<f64>().unwrap(), "{text}");
+        }
+    }
+
+    /// A small deterministic generator for the exhaustive-ish checks below.
+    fn lcg(state: &mut u64) -> u64 {
+        *state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        *state >> 33
+    }
+
+    #[test]
+    fn digit_runs_of_every_length_and_offset() {
+        let mut seed = 7;
+        for len in 1..=24 {
+            for pad in 0..9 {
+                let mut digits: String = (0..len).map(|_| char::from(b'0' + (lcg(&mut seed) % 10) as u8)).collect();
+                if digits.starts_with('0') && len > 1 {
+                    digits.replace_range(0..1, "7");
+                }
+                for tail in ["", ",", "]", ".5", "e3", " "] {
+                    let text = format!("{}{}{}", " ".repeat(pad), digits, tail);
+                    let mut sc = Scanner::new(&text, 0);
+                    sc.skip_ws();
+                    let n = sc.scan_number().unwrap();
+                    let expected: u128 = digits.parse().unwrap();
+                    match (n, tail) {
+                        (Number::Int(v), _) => assert_eq!(v as u128, expected, "{text}"),
+                        (Number::UInt(v), _) => assert_eq!(v as u128, expected, "{text}"),
+                        (Number::BigInt { start, end }, _) => {
+                            assert!(len > 19);
+                            assert_eq!(&text[start..end], digits);
+                        }
+                        (Number::Float(v), _) => {
+                            let t = format!("{digits}{tail}");
+                            assert_eq!(v, t.parse::<f64>().unwrap(), "{text}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn random_floats_round_like_std() {
+        let mut seed = 11;
+        for _ in 0..20_000 {
+            let int_len = (lcg(&mut seed) % 6) as usize;
+            let frac_len = 1 + (lcg(&mut seed) % 22) as usize;
+            let int: String = if int_len == 0 {
+                "0".into()
+            } else {
+                let mut t: String = (0..int_len).map(|_| char::from(b'0' + (lcg(&mut seed) % 10) as u8)).collect();
+                t.replace_range(0..1, "3");
+                t
+            };
+            let frac: String = (0..frac_len).map(|_| char::from(b'0' + (lcg(&mut seed) % 10) as u8)).collect();
+            let exp = match lcg(&mut seed) % 4 {
+                0 => String::new(),
+                1 => format!("e{}", lcg(&mut seed) % 30),
+                2 => format!("e-{}", lcg(&mut seed) % 330),
+                _ => format!("E+{}", lcg(&mut seed) % 310),
+            };
+            let sign = if lcg(&mut seed) % 2 == 0 { "-" } else { "" };
+            let text = format!("{sign}{int}.{frac}{exp}");
+            assert_eq!(float(&text).to_bits(), text.parse::<f64>().unwrap().to_bits(), "{text}");
         }
     }
 

@@ -9,7 +9,7 @@
 //! another way, a repeated key on a feature path), the whole batch gives up
 //! (`Bail`) and the caller takes the dict path, so the result is always exact.
 
-use super::scanner::{decode_escaped, Number, Scanner, SyntaxError};
+use super::scanner::{bytes_eq, decode_escaped, Number, Scanner, SyntaxError};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Cell {
@@ -19,10 +19,55 @@ pub enum Cell {
     Bool(bool),
 }
 
+/// A key to look for: its first eight bytes as a word decide most lookups.
+struct KeyPattern {
+    head: u64,
+    bytes: Box<[u8]>,
+    node: usize,
+}
+
+/// The first eight bytes of `key` (zero-padded) as a little-endian word.
+#[inline(always)]
+fn head_word(key: &[u8]) -> u64 {
+    if key.len() >= 8 {
+        u64::from_le_bytes(key[..8].try_into().expect("8 bytes"))
+    } else {
+        let mut w = [0u8; 8];
+        w[..key.len()].copy_from_slice(key);
+        u64::from_le_bytes(w)
+    }
+}
+
+/// `head_word` of the key at `buf[start..end]`, reading a whole word in place
+/// when the buffer goes on long enough (it usually does: `":` and a value follow).
+#[inline(always)]
+fn head_in(buf: &[u8], start: usize, end: usize) -> u64 {
+    let len = end - start;
+    if start + 8 <= buf.len() {
+        let w = u64::from_le_bytes(buf[start..start + 8].try_into().expect("8 bytes"));
+        if len >= 8 {
+            w
+        } else {
+            w & ((1u64 << (len * 8)) - 1)
+        }
+    } else {
+        head_word(&buf[start..end])
+    }
+}
+
+impl KeyPattern {
+    #[inline(always)]
+    fn matches(&self, head: u64, key: &[u8]) -> bool {
+        self.head == head
+            && self.bytes.len() == key.len()
+            && (key.len() <= 8 || bytes_eq(&self.bytes[8..], &key[8..]))
+    }
+}
+
 /// One key of a feature path, with the features that end there.
 #[derive(Default)]
 struct Node {
-    children: Vec<(Box<[u8]>, usize)>,
+    children: Vec<KeyPattern>,
     columns: Vec<usize>,
     /// The rest of each feature path below this node, as text: a key containing
     /// the delimiter that starts one of them could spell it another way.
@@ -42,7 +87,10 @@ pub struct Plan {
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.len() >= needle.len() && hay.windows(needle.len()).any(|w| w == needle)
+    match needle {
+        [b] => hay.contains(b),
+        _ => hay.len() >= needle.len() && hay.windows(needle.len()).any(|w| bytes_eq(w, needle)),
+    }
 }
 
 impl Plan {
@@ -74,14 +122,18 @@ impl Plan {
                 let found = plan.nodes[node]
                     .children
                     .iter()
-                    .find(|(k, _)| **k == *part.as_bytes())
-                    .map(|&(_, c)| c);
+                    .find(|k| *k.bytes == *part.as_bytes())
+                    .map(|k| k.node);
                 node = match found {
                     Some(c) => c,
                     None => {
                         let c = plan.nodes.len();
                         plan.nodes.push(Node::default());
-                        plan.nodes[node].children.push((part.as_bytes().into(), c));
+                        plan.nodes[node].children.push(KeyPattern {
+                            head: head_word(part.as_bytes()),
+                            bytes: part.as_bytes().into(),
+                            node: c,
+                        });
                         c
                     }
                 };
@@ -202,18 +254,18 @@ impl<'p> Filler<'p> {
                 return Err(SyntaxError::invalid(sc.pos, "expected a string key").into());
             }
             let span = sc.scan_string()?;
-            let key: &[u8] = if span.escaped {
+            let (key, head): (&[u8], u64) = if span.escaped {
                 decode_escaped(sc.raw_str(span), &mut self.scratch).map_err(|_| Stop::Bail)?;
-                self.scratch.as_bytes()
+                (self.scratch.as_bytes(), head_word(self.scratch.as_bytes()))
             } else {
-                sc.raw_str(span).as_bytes()
+                (&sc.buf[span.start..span.end], head_in(sc.buf, span.start, span.end))
             };
             let plan = self.plan;
             let mut target: Option<(usize, bool)> = plan.nodes[node]
                 .children
                 .iter()
-                .find(|(k, _)| **k == *key)
-                .map(|&(_, c)| (c, false));
+                .find(|k| k.matches(head, key))
+                .map(|k| (k.node, false));
             if target.is_none() && contains(key, &plan.delimiter) {
                 if plan.ambiguous(node, key, top) {
                     return Err(Stop::Bail);
@@ -222,7 +274,7 @@ impl<'p> Filler<'p> {
                     target = plan
                         .literals
                         .iter()
-                        .position(|(k, _)| **k == *key)
+                        .position(|(k, _)| bytes_eq(k, key))
                         .map(|l| (l, true));
                 }
             }
