@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from packflow import _core
 from packflow.jsonl import parse_lines, parse_lines_to_ndarray
 from packflow.testing import NUMERIC_FEATURES, sample_lines
@@ -115,7 +114,7 @@ def test_last_line_without_newline_counts():
 
 
 def test_non_object_kinds():
-    data = b"[]\n3\n-1.5\ntrue\nnull\nNaN\n\"x\""
+    data = b'[]\n3\n-1.5\ntrue\nnull\nNaN\n"x"'
     kinds = [e[2] for e in parse_lines(data).errors]
     assert kinds == [
         "not a JSON object: " + k
@@ -194,7 +193,11 @@ def test_big_ints_and_the_digit_limit():
 def test_escapes_and_surrogates():
     line = rb'{"s": "\ud83d\ude00 \u00e9\n\"\\\/\b\f\r\t", "\u006b": 1}'
     assert same(parse_lines(line).records[0], json.loads(line))
-    for lone in (rb'{"s": "\ud800"}', rb'{"s": "a\udc00b", "t": [1]}', rb'{"\ud800x": "\ud800\u0041"}'):
+    for lone in (
+        rb'{"s": "\ud800"}',
+        rb'{"s": "a\udc00b", "t": [1]}',
+        rb'{"\ud800x": "\ud800\u0041"}',
+    ):
         assert same(parse_lines(lone).records[0], json.loads(lone))
     # A lone surrogate does not hide a later syntax error or too deep nesting.
     bad = rb'{"s": "\ud800", "t": }'
@@ -275,10 +278,18 @@ def test_sample_stream_matches_json_loads():
 # --- parse_lines: properties ---------------------------------------------------
 
 surrogates = st.sampled_from(["\ud800", "\udbff", "\udc00", "\udfff", "\ud83d"])
-texts = st.text(st.characters() | surrogates | st.sampled_from("\x00\x1f\"\\/\n\t\u2028"), max_size=12)
-keys = st.text(st.characters() | st.sampled_from(".\x00\"\\"), max_size=6)
-floats = st.floats() | st.sampled_from([5e-324, -5e-324, 2.2250738585072014e-308, -0.0, 1.7976931348623157e308, 0.1, 1e22, 1e23])
-ints = st.integers() | st.integers(min_value=-(2**64), max_value=2**64) | st.integers(-(10**50), 10**50)
+texts = st.text(
+    st.characters() | surrogates | st.sampled_from('\x00\x1f"\\/\n\t\u2028'), max_size=12
+)
+keys = st.text(st.characters() | st.sampled_from('.\x00"\\'), max_size=6)
+floats = st.floats() | st.sampled_from(
+    [5e-324, -5e-324, 2.2250738585072014e-308, -0.0, 1.7976931348623157e308, 0.1, 1e22, 1e23]
+)
+ints = (
+    st.integers()
+    | st.integers(min_value=-(2**64), max_value=2**64)
+    | st.integers(-(10**50), 10**50)
+)
 scalars = st.none() | st.booleans() | ints | floats | texts
 values = st.recursive(
     scalars,
@@ -297,7 +308,14 @@ def dumps(value, ascii_only: bool, compact: bool) -> bytes:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    st.lists(st.tuples(values, st.booleans(), st.booleans(), st.sampled_from([b"\n", b"\r\n", b"\n\n", b"\n \n"]))),
+    st.lists(
+        st.tuples(
+            values,
+            st.booleans(),
+            st.booleans(),
+            st.sampled_from([b"\n", b"\r\n", b"\n\n", b"\n \n"]),
+        )
+    ),
     st.integers(0, 10**6),
 )
 def test_property_records_equal_json_loads(items, first_line):
@@ -315,23 +333,29 @@ def test_property_records_equal_json_loads(items, first_line):
     for got, (_, v) in zip(out.records, want_records):
         # json.dumps then json.loads is the oracle (it turns tuples, NaN etc. the same way).
         assert same(got, json.loads(dumps(v, True, True)))
-    assert [e[0] for e in out.errors] == [n for n, (v, *_) in zip(numbers, items) if not isinstance(v, dict)]
+    assert [e[0] for e in out.errors] == [
+        n for n, (v, *_) in zip(numbers, items) if not isinstance(v, dict)
+    ]
     assert all(e[2].startswith("not a JSON object: ") for e in out.errors)
     assert out.lines == len(items)
 
 
-number_texts = st.from_regex(r"-?(0|[1-9][0-9]{0,25})(\.[0-9]{1,25})?([eE][+-]?[0-9]{1,3})?", fullmatch=True)
+number_texts = st.from_regex(
+    r"-?(0|[1-9][0-9]{0,25})(\.[0-9]{1,25})?([eE][+-]?[0-9]{1,3})?", fullmatch=True
+)
 
 
 @settings(max_examples=500, deadline=None)
 @given(number_texts)
 def test_property_numbers_equal_json_loads(text):
-    line = b'{"x": ' + text.encode() + b", \"y\": [" + text.encode() + b"]}"
+    line = b'{"x": ' + text.encode() + b', "y": [' + text.encode() + b"]}"
     assert same(parse_lines(line).records[0], json.loads(line))
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=40), st.sampled_from([b"", b"{", b'{"a": ', b'{"a": "', b"[", b'{"a": 1}']))
+@given(
+    st.binary(max_size=40), st.sampled_from([b"", b"{", b'{"a": ', b'{"a": "', b"[", b'{"a": 1}'])
+)
 def test_property_arbitrary_bytes_never_crash(junk, prefix):
     line = prefix + junk
     line = line.replace(b"\n", b" ")
@@ -486,7 +510,16 @@ def keys_of(value):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.integers(-(2**63), 2**63 - 1) | st.floats() | st.booleans(), st.integers(-(2**63), 2**63 - 1) | st.floats() | st.booleans()), min_size=1, max_size=8))
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(-(2**63), 2**63 - 1) | st.floats() | st.booleans(),
+            st.integers(-(2**63), 2**63 - 1) | st.floats() | st.booleans(),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
 def test_property_numeric_rows_never_fall_back(pairs):
     lines = [json.dumps({"p": {"q": a}, "r": b, "s": "skip"}).encode() for a, b in pairs]
     out = parse_lines_to_ndarray(b"\r\n".join(lines), ["p.q", "r"], ".")

@@ -90,7 +90,11 @@ fn int_limit(py: Python<'_>) -> PyResult<usize> {
 
 /// The text of a line and where its JSON starts (after a BOM), or the message
 /// for invalid UTF-8. `all` is the whole batch when it is valid UTF-8.
-fn line_text<'a>(data: &'a [u8], all: Option<&'a str>, line: Line) -> Result<(&'a str, usize), String> {
+fn line_text<'a>(
+    data: &'a [u8],
+    all: Option<&'a str>,
+    line: Line,
+) -> Result<(&'a str, usize), String> {
     let text = match all {
         // Line ends are at ASCII bytes, so they are character boundaries.
         Some(all) => &all[line.start..line.end],
@@ -101,7 +105,12 @@ fn line_text<'a>(data: &'a [u8], all: Option<&'a str>, line: Line) -> Result<(&'
     Ok((text, start))
 }
 
-fn error_tuple<'py>(py: Python<'py>, line_no: u64, raw: &[u8], message: &str) -> PyResult<Bound<'py, PyTuple>> {
+fn error_tuple<'py>(
+    py: Python<'py>,
+    line_no: u64,
+    raw: &[u8],
+    message: &str,
+) -> PyResult<Bound<'py, PyTuple>> {
     PyTuple::new(
         py,
         [
@@ -192,7 +201,11 @@ fn scan_array(data: &[u8], plan: &Plan, first_line: u64, limit: usize) -> Option
 
 /// The array `numpy.array(rows)` would make of these cells: float64 if any
 /// float, else int64 if any int (bools count 0/1), else bool.
-fn cells_to_array<'py>(py: Python<'py>, scan: ArrayScan, columns: usize) -> PyResult<Bound<'py, PyAny>> {
+fn cells_to_array<'py>(
+    py: Python<'py>,
+    scan: ArrayScan,
+    columns: usize,
+) -> PyResult<Bound<'py, PyAny>> {
     let rows = scan.line_numbers.len();
     if rows == 0 {
         // numpy.array([]) is one-dimensional.
@@ -211,7 +224,10 @@ fn cells_to_array<'py>(py: Python<'py>, scan: ArrayScan, columns: usize) -> PyRe
                 Cell::Unset => f64::NAN,
             })
             .collect();
-        Array2::from_shape_vec(shape, v).map_err(shape_err)?.into_pyarray(py).into_any()
+        Array2::from_shape_vec(shape, v)
+            .map_err(shape_err)?
+            .into_pyarray(py)
+            .into_any()
     } else if scan.any_int {
         let v: Vec<i64> = scan
             .cells
@@ -222,10 +238,20 @@ fn cells_to_array<'py>(py: Python<'py>, scan: ArrayScan, columns: usize) -> PyRe
                 Cell::Float(_) | Cell::Unset => 0,
             })
             .collect();
-        Array2::from_shape_vec(shape, v).map_err(shape_err)?.into_pyarray(py).into_any()
+        Array2::from_shape_vec(shape, v)
+            .map_err(shape_err)?
+            .into_pyarray(py)
+            .into_any()
     } else {
-        let v: Vec<bool> = scan.cells.iter().map(|c| matches!(c, Cell::Bool(true))).collect();
-        Array2::from_shape_vec(shape, v).map_err(shape_err)?.into_pyarray(py).into_any()
+        let v: Vec<bool> = scan
+            .cells
+            .iter()
+            .map(|c| matches!(c, Cell::Bool(true)))
+            .collect();
+        Array2::from_shape_vec(shape, v)
+            .map_err(shape_err)?
+            .into_pyarray(py)
+            .into_any()
     })
 }
 

@@ -17,8 +17,11 @@ const MAX_CACHED_KEY: usize = 64;
 /// Direct-mapped cache of key strings: a slot holds the last key whose bytes
 /// hashed there. A miss costs what building the str would have cost anyway.
 pub struct KeyCache {
-    slots: Vec<Option<(Box<[u8]>, Py<PyString>)>>,
+    slots: Vec<Option<CachedKey>>,
 }
+
+/// A cached key: its bytes and its str object.
+type CachedKey = (Box<[u8]>, Py<PyString>);
 
 impl Default for KeyCache {
     fn default() -> Self {
@@ -163,7 +166,11 @@ impl<'py, 'c> Builder<'py, 'c> {
 
     /// A line with a lone surrogate escape: checked by the scanner (syntax,
     /// depth), then built by `json.loads`.
-    fn fallback(&mut self, text: &str, start: usize) -> PyResult<Result<Bound<'py, PyDict>, String>> {
+    fn fallback(
+        &mut self,
+        text: &str,
+        start: usize,
+    ) -> PyResult<Result<Bound<'py, PyDict>, String>> {
         let mut sc = Scanner::new(text, self.int_limit);
         sc.pos = start;
         sc.skip_ws();
@@ -244,7 +251,11 @@ impl<'py, 'c> Builder<'py, 'c> {
                                 value = dict.clone().into_any();
                                 self.open.pop();
                             }
-                            _ => return Err(SyntaxError::invalid(sc.pos, "expected ',' or '}'").into()),
+                            _ => {
+                                return Err(
+                                    SyntaxError::invalid(sc.pos, "expected ',' or '}'").into()
+                                )
+                            }
                         }
                     }
                     Open::List(base) => {
@@ -262,7 +273,11 @@ impl<'py, 'c> Builder<'py, 'c> {
                                 self.open.pop();
                                 value = PyList::new(py, self.stack.drain(base..))?.into_any();
                             }
-                            _ => return Err(SyntaxError::invalid(sc.pos, "expected ',' or ']'").into()),
+                            _ => {
+                                return Err(
+                                    SyntaxError::invalid(sc.pos, "expected ',' or ']'").into()
+                                )
+                            }
                         }
                     }
                 }
@@ -320,12 +335,18 @@ impl<'py, 'c> Builder<'py, 'c> {
             Number::Int(v) => v.into_pyobject(py).map_err(PyErr::from)?.into_any(),
             Number::UInt(v) => v.into_pyobject(py).map_err(PyErr::from)?.into_any(),
             Number::Float(v) => PyFloat::new(py, v).into_any(),
-            Number::BigInt { start, end } => py.get_type::<PyInt>().call1((&sc.text[start..end],))?,
+            Number::BigInt { start, end } => {
+                py.get_type::<PyInt>().call1((&sc.text[start..end],))?
+            }
         })
     }
 
     #[inline]
-    fn string(&mut self, sc: &Scanner<'_>, span: StrSpan) -> Result<Bound<'py, PyString>, BuildError> {
+    fn string(
+        &mut self,
+        sc: &Scanner<'_>,
+        span: StrSpan,
+    ) -> Result<Bound<'py, PyString>, BuildError> {
         if !span.escaped {
             return Ok(PyString::new(self.py, sc.raw_str(span)));
         }
@@ -359,19 +380,34 @@ mod tests {
         Python::initialize();
         Python::attach(|py| {
             assert_eq!(
-                parse(py, r#"{"a": [1, -2.5, "x\n", null, true, false, {}], "b": {"c": []}}"#),
+                parse(
+                    py,
+                    r#"{"a": [1, -2.5, "x\n", null, true, false, {}], "b": {"c": []}}"#
+                ),
                 Ok("{'a': [1, -2.5, 'x\\n', None, True, False, {}], 'b': {'c': []}}".into())
             );
-            assert_eq!(parse(py, r#"{"a": 1, "b": 2, "a": 3}"#), Ok("{'a': 3, 'b': 2}".into()));
             assert_eq!(
-                parse(py, r#"{"big": 123456789012345678901234567890, "u": 18446744073709551615}"#),
+                parse(py, r#"{"a": 1, "b": 2, "a": 3}"#),
+                Ok("{'a': 3, 'b': 2}".into())
+            );
+            assert_eq!(
+                parse(
+                    py,
+                    r#"{"big": 123456789012345678901234567890, "u": 18446744073709551615}"#
+                ),
                 Ok("{'big': 123456789012345678901234567890, 'u': 18446744073709551615}".into())
             );
             assert_eq!(
-                parse(py, r#"{"n": NaN, "i": Infinity, "m": -Infinity, "z": -0.0, "h": 1e400}"#),
+                parse(
+                    py,
+                    r#"{"n": NaN, "i": Infinity, "m": -Infinity, "z": -0.0, "h": 1e400}"#
+                ),
                 Ok("{'n': nan, 'i': inf, 'm': -inf, 'z': -0.0, 'h': inf}".into())
             );
-            assert_eq!(parse(py, r#"{"s": "\ud800"}"#), Ok("{'s': '\\ud800'}".into()));
+            assert_eq!(
+                parse(py, r#"{"s": "\ud800"}"#),
+                Ok("{'s': '\\ud800'}".into())
+            );
         });
     }
 
@@ -380,21 +416,32 @@ mod tests {
         Python::initialize();
         Python::attach(|py| {
             assert_eq!(parse(py, "[1, 2]"), Err("not a JSON object: array".into()));
-            assert_eq!(parse(py, " \"s\" "), Err("not a JSON object: string".into()));
+            assert_eq!(
+                parse(py, " \"s\" "),
+                Err("not a JSON object: string".into())
+            );
             assert_eq!(parse(py, "3"), Err("not a JSON object: number".into()));
             assert_eq!(parse(py, "null"), Err("not a JSON object: null".into()));
             assert_eq!(
                 parse(py, r#"{"a": 1 "b": 2}"#),
                 Err("invalid JSON at column 9: expected ',' or '}'".into())
             );
-            assert_eq!(parse(py, r#"{"a": 1} x"#), Err("invalid JSON at column 10: extra data after the value".into()));
-            assert_eq!(parse(py, "[1"), Err("invalid JSON at column 3: expected ',' or ']'".into()));
+            assert_eq!(
+                parse(py, r#"{"a": 1} x"#),
+                Err("invalid JSON at column 10: extra data after the value".into())
+            );
+            assert_eq!(
+                parse(py, "[1"),
+                Err("invalid JSON at column 3: expected ',' or ']'".into())
+            );
             assert_eq!(
                 parse(py, r#"{"s": "\ud800", "t": }"#),
                 Err("invalid JSON at column 22: expected a value".into())
             );
             let deep = format!("{}{}", "{\"a\":".repeat(300), "}".repeat(300));
-            assert!(parse(py, &deep).unwrap_err().contains("nesting deeper than 255"));
+            assert!(parse(py, &deep)
+                .unwrap_err()
+                .contains("nesting deeper than 255"));
         });
     }
 
@@ -407,7 +454,7 @@ mod tests {
             let b = keys.get(py, "src");
             assert!(a.is(&b));
             let long = "k".repeat(MAX_CACHED_KEY + 1);
-            assert!(!keys.get(py, &long).is(&keys.get(py, &long)));
+            assert!(!keys.get(py, &long).is(keys.get(py, &long)));
         });
     }
 }

@@ -99,7 +99,10 @@ pub enum Number {
     /// Above `i64::MAX`, at most `u64::MAX`.
     UInt(u64),
     /// An integer too big for 64 bits: its text is `start..end` of the line.
-    BigInt { start: usize, end: usize },
+    BigInt {
+        start: usize,
+        end: usize,
+    },
     Float(f64),
 }
 
@@ -186,10 +189,23 @@ fn digits_value(w: u64, n: usize) -> u64 {
     let mask = 0x0000_00FF_0000_00FF;
     let mul1 = 100 + (1_000_000u64 << 32);
     let mul2 = 1 + (10_000u64 << 32);
-    ((v & mask).wrapping_mul(mul1).wrapping_add(((v >> 16) & mask).wrapping_mul(mul2))) >> 32
+    ((v & mask)
+        .wrapping_mul(mul1)
+        .wrapping_add(((v >> 16) & mask).wrapping_mul(mul2)))
+        >> 32
 }
 
-const POW10_U64: [u64; 9] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000];
+const POW10_U64: [u64; 9] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+];
 
 /// Steps over a run of digits, eight at a time where the buffer allows,
 /// adding them to `mantissa` while the total stays within 19 digits (past
@@ -200,7 +216,11 @@ fn eat_digits(buf: &[u8], pos: &mut usize, mantissa: &mut u64, digits: &mut usiz
         if *pos + 8 <= buf.len() {
             let w = u64::from_le_bytes(buf[*pos..*pos + 8].try_into().expect("8 bytes"));
             let m = non_digits(w);
-            let n = if m == 0 { 8 } else { (m.trailing_zeros() / 8) as usize };
+            let n = if m == 0 {
+                8
+            } else {
+                (m.trailing_zeros() / 8) as usize
+            };
             if n == 0 {
                 return;
             }
@@ -314,7 +334,12 @@ impl<'a> Scanner<'a> {
     #[inline(always)]
     pub fn expect_word(&mut self, word: &'static [u8]) -> Result<(), SyntaxError> {
         let end = self.pos + word.len();
-        if end <= self.buf.len() && word.iter().zip(&self.buf[self.pos..end]).all(|(a, b)| a == b) {
+        if end <= self.buf.len()
+            && word
+                .iter()
+                .zip(&self.buf[self.pos..end])
+                .all(|(a, b)| a == b)
+        {
             self.pos += word.len();
             Ok(())
         } else {
@@ -373,7 +398,9 @@ impl<'a> Scanner<'a> {
                             let hex = buf.get(pos + 2..pos + 6);
                             match hex {
                                 Some(h) if h.iter().all(|&c| hex_value(c).is_some()) => pos += 6,
-                                _ => return Err(SyntaxError::invalid(pos, "invalid \\uXXXX escape")),
+                                _ => {
+                                    return Err(SyntaxError::invalid(pos, "invalid \\uXXXX escape"))
+                                }
                             }
                         }
                         None => return Err(SyntaxError::invalid(open, "unterminated string")),
@@ -487,7 +514,11 @@ impl<'a> Scanner<'a> {
         }
         self.pos = pos;
         Ok(Lexed {
-            kind: if is_float { LexedKind::Float } else { LexedKind::Int },
+            kind: if is_float {
+                LexedKind::Float
+            } else {
+                LexedKind::Int
+            },
             start,
             end: pos,
             neg,
@@ -598,7 +629,8 @@ impl<'a> Scanner<'a> {
         // Bit i set: the container at level i is an object.
         let mut objects = [0u64; MAX_DEPTH / 64 + 1];
         let mut level = 0usize;
-        let is_object = |objects: &[u64], level: usize| objects[level / 64] >> (level % 64) & 1 == 1;
+        let is_object =
+            |objects: &[u64], level: usize| objects[level / 64] >> (level % 64) & 1 == 1;
         'open: loop {
             // The cursor is on `{` or `[`: open it.
             self.enter(depth + level)?;
@@ -647,7 +679,10 @@ impl<'a> Scanner<'a> {
                         self.skip_ws();
                         if object {
                             if self.peek() != Some(b'"') {
-                                return Err(SyntaxError::invalid(self.pos, "expected a string key"));
+                                return Err(SyntaxError::invalid(
+                                    self.pos,
+                                    "expected a string key",
+                                ));
                             }
                             self.scan_string()?;
                             self.expect(b':', "expected ':'")?;
@@ -813,16 +848,31 @@ mod tests {
         assert_eq!(number("-9223372036854775808"), Ok(Number::Int(i64::MIN)));
         assert_eq!(number("9223372036854775807"), Ok(Number::Int(i64::MAX)));
         assert_eq!(number("9223372036854775808"), Ok(Number::UInt(1 << 63)));
-        assert_eq!(number("9999999999999999999"), Ok(Number::UInt(9_999_999_999_999_999_999)));
-        assert_eq!(number("-9223372036854775809"), Ok(Number::BigInt { start: 0, end: 20 }));
-        assert_eq!(number("18446744073709551615"), Ok(Number::BigInt { start: 0, end: 20 }));
+        assert_eq!(
+            number("9999999999999999999"),
+            Ok(Number::UInt(9_999_999_999_999_999_999))
+        );
+        assert_eq!(
+            number("-9223372036854775809"),
+            Ok(Number::BigInt { start: 0, end: 20 })
+        );
+        assert_eq!(
+            number("18446744073709551615"),
+            Ok(Number::BigInt { start: 0, end: 20 })
+        );
     }
 
     #[test]
     fn integer_digit_limit() {
         let long = "7".repeat(4301);
         let err = number(&long).unwrap_err();
-        assert_eq!(err.kind, ErrorKind::IntTooLong { digits: 4301, limit: 4300 });
+        assert_eq!(
+            err.kind,
+            ErrorKind::IntTooLong {
+                digits: 4301,
+                limit: 4300
+            }
+        );
         assert!(number(&"7".repeat(4300)).is_ok());
         // Floats have no digit limit, and 0 means no limit.
         assert!(matches!(number(&format!("{long}.5")), Ok(Number::Float(_))));
@@ -845,18 +895,30 @@ mod tests {
         assert_eq!(float("4.9406564584124654e-324"), 5e-324);
         assert_eq!(float("1.7976931348623157e308"), f64::MAX);
         assert_eq!(float("0.30000000000000004"), 0.30000000000000004);
-        assert_eq!(float("123456789012345678901234567890.5"), 1.2345678901234568e29);
+        assert_eq!(
+            float("123456789012345678901234567890.5"),
+            1.2345678901234568e29
+        );
         assert_eq!(float("9007199254740993.0"), 9007199254740992.0);
         assert_eq!(float("1e99999999999999999999"), f64::INFINITY);
         assert_eq!(float("-Infinity"), f64::NEG_INFINITY);
-        for text in ["0.1", "3.14159", "1e22", "1e23", "8.98846567431158e307", "2.2250738585072014e-308"] {
+        for text in [
+            "0.1",
+            "3.14159",
+            "1e22",
+            "1e23",
+            "8.98846567431158e307",
+            "2.2250738585072014e-308",
+        ] {
             assert_eq!(float(text), text.parse::<f64>().unwrap(), "{text}");
         }
     }
 
     /// A small deterministic generator for the exhaustive-ish checks below.
     fn lcg(state: &mut u64) -> u64 {
-        *state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        *state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         *state >> 33
     }
 
@@ -865,7 +927,9 @@ mod tests {
         let mut seed = 7;
         for len in 1..=24 {
             for pad in 0..9 {
-                let mut digits: String = (0..len).map(|_| char::from(b'0' + (lcg(&mut seed) % 10) as u8)).collect();
+                let mut digits: String = (0..len)
+                    .map(|_| char::from(b'0' + (lcg(&mut seed) % 10) as u8))
+                    .collect();
                 if digits.starts_with('0') && len > 1 {
                     digits.replace_range(0..1, "7");
                 }
@@ -901,11 +965,15 @@ mod tests {
             let int: String = if int_len == 0 {
                 "0".into()
             } else {
-                let mut t: String = (0..int_len).map(|_| char::from(b'0' + (lcg(&mut seed) % 10) as u8)).collect();
+                let mut t: String = (0..int_len)
+                    .map(|_| char::from(b'0' + (lcg(&mut seed) % 10) as u8))
+                    .collect();
                 t.replace_range(0..1, "3");
                 t
             };
-            let frac: String = (0..frac_len).map(|_| char::from(b'0' + (lcg(&mut seed) % 10) as u8)).collect();
+            let frac: String = (0..frac_len)
+                .map(|_| char::from(b'0' + (lcg(&mut seed) % 10) as u8))
+                .collect();
             let exp = match lcg(&mut seed) % 4 {
                 0 => String::new(),
                 1 => format!("e{}", lcg(&mut seed) % 30),
@@ -914,13 +982,19 @@ mod tests {
             };
             let sign = if lcg(&mut seed) % 2 == 0 { "-" } else { "" };
             let text = format!("{sign}{int}.{frac}{exp}");
-            assert_eq!(float(&text).to_bits(), text.parse::<f64>().unwrap().to_bits(), "{text}");
+            assert_eq!(
+                float(&text).to_bits(),
+                text.parse::<f64>().unwrap().to_bits(),
+                "{text}"
+            );
         }
     }
 
     #[test]
     fn bad_numbers() {
-        for text in ["-", "01", "1.", ".5", "1e", "1e+", "+1", "-a", "1.e5", "--1", "-Inf", "0x10"] {
+        for text in [
+            "-", "01", "1.", ".5", "1e", "1e+", "+1", "-a", "1.e5", "--1", "-Inf", "0x10",
+        ] {
             assert!(number(text).is_err(), "{text}");
         }
     }
@@ -928,25 +1002,46 @@ mod tests {
     #[test]
     fn strings_and_escapes() {
         assert_eq!(string(r#""""#).unwrap(), "");
-        assert_eq!(string(r#""plain text long enough for a word""#).unwrap(), "plain text long enough for a word");
-        assert_eq!(string(r#""a\"b\\c\/d\b\f\n\r\t""#).unwrap(), "a\"b\\c/d\u{8}\u{c}\n\r\t");
+        assert_eq!(
+            string(r#""plain text long enough for a word""#).unwrap(),
+            "plain text long enough for a word"
+        );
+        assert_eq!(
+            string(r#""a\"b\\c\/d\b\f\n\r\t""#).unwrap(),
+            "a\"b\\c/d\u{8}\u{c}\n\r\t"
+        );
         assert_eq!(string(r#""\u00e9\u4e2D""#).unwrap(), "é中");
         assert_eq!(string(r#""\ud83d\ude00!""#).unwrap(), "😀!");
         assert_eq!(string("\"héllo wörld 😀\"").unwrap(), "héllo wörld 😀");
         let mut out = String::new();
         assert_eq!(decode_escaped(r"\ud800", &mut out), Err(LoneSurrogate));
         assert_eq!(decode_escaped(r"\udc00x", &mut out), Err(LoneSurrogate));
-        assert_eq!(decode_escaped(r"\ud800\u0041", &mut out), Err(LoneSurrogate));
+        assert_eq!(
+            decode_escaped(r"\ud800\u0041", &mut out),
+            Err(LoneSurrogate)
+        );
     }
 
     #[test]
     fn bad_strings() {
         let err = string("\"abc").unwrap_err();
         assert_eq!(err, SyntaxError::invalid(0, "unterminated string"));
-        assert_eq!(string("\"ab\\").unwrap_err().kind, ErrorKind::Invalid("unterminated string"));
-        assert_eq!(string("\"a\\x\"").unwrap_err(), SyntaxError::invalid(2, "invalid escape"));
-        assert_eq!(string("\"a\\u12g4\"").unwrap_err().kind, ErrorKind::Invalid("invalid \\uXXXX escape"));
-        assert_eq!(string("\"a\\u12\"").unwrap_err().kind, ErrorKind::Invalid("invalid \\uXXXX escape"));
+        assert_eq!(
+            string("\"ab\\").unwrap_err().kind,
+            ErrorKind::Invalid("unterminated string")
+        );
+        assert_eq!(
+            string("\"a\\x\"").unwrap_err(),
+            SyntaxError::invalid(2, "invalid escape")
+        );
+        assert_eq!(
+            string("\"a\\u12g4\"").unwrap_err().kind,
+            ErrorKind::Invalid("invalid \\uXXXX escape")
+        );
+        assert_eq!(
+            string("\"a\\u12\"").unwrap_err().kind,
+            ErrorKind::Invalid("invalid \\uXXXX escape")
+        );
         // A control character anywhere, including past the word-at-a-time part.
         for at in 0..20 {
             let text = format!("\"{}\t{}\"", "x".repeat(at), "y".repeat(20));
@@ -961,18 +1056,46 @@ mod tests {
 
     #[test]
     fn skips_whole_values() {
-        assert_eq!(skip(r#" {"a": [1, 2.5, "x", null, true, false, NaN, -Infinity, {}], "b": {"c": []}} "#), Ok(ValueKind::Object));
+        assert_eq!(
+            skip(
+                r#" {"a": [1, 2.5, "x", null, true, false, NaN, -Infinity, {}], "b": {"c": []}} "#
+            ),
+            Ok(ValueKind::Object)
+        );
         assert_eq!(skip("[]"), Ok(ValueKind::Array));
         assert_eq!(skip("\"s\""), Ok(ValueKind::String));
         assert_eq!(skip("Infinity"), Ok(ValueKind::Number));
         assert_eq!(skip("null"), Ok(ValueKind::Null));
         assert_eq!(skip("false"), Ok(ValueKind::Boolean));
-        for bad in ["", "{", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "[1,]", "[1 2]", "{1:2}", "tru", "nul", "nan", "[1]x", "{'a':1}"] {
+        for bad in [
+            "",
+            "{",
+            "{\"a\"}",
+            "{\"a\":}",
+            "{\"a\":1,}",
+            "[1,]",
+            "[1 2]",
+            "{1:2}",
+            "tru",
+            "nul",
+            "nan",
+            "[1]x",
+            "{'a':1}",
+        ] {
             assert!(skip(bad).is_err(), "{bad}");
         }
-        assert_eq!(skip("[1]]").unwrap_err(), SyntaxError::invalid(3, "extra data after the value"));
-        assert_eq!(skip("{\"a\" 1}").unwrap_err(), SyntaxError::invalid(5, "expected ':'"));
-        assert_eq!(skip("{\"a\":1 2}").unwrap_err(), SyntaxError::invalid(7, "expected ',' or '}'"));
+        assert_eq!(
+            skip("[1]]").unwrap_err(),
+            SyntaxError::invalid(3, "extra data after the value")
+        );
+        assert_eq!(
+            skip("{\"a\" 1}").unwrap_err(),
+            SyntaxError::invalid(5, "expected ':'")
+        );
+        assert_eq!(
+            skip("{\"a\":1 2}").unwrap_err(),
+            SyntaxError::invalid(7, "expected ',' or '}'")
+        );
     }
 
     #[test]
@@ -990,7 +1113,10 @@ mod tests {
         assert_eq!(column_at(b"abc", 0), 1);
         assert_eq!(column_at("é€x".as_bytes(), 5), 3);
         let err = SyntaxError::invalid(6, "expected ',' or '}'");
-        assert_eq!(err.message("{\"é\":1 2}".as_bytes()), "invalid JSON at column 6: expected ',' or '}'");
+        assert_eq!(
+            err.message("{\"é\":1 2}".as_bytes()),
+            "invalid JSON at column 6: expected ',' or '}'"
+        );
     }
 
     #[test]

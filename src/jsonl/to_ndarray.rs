@@ -104,7 +104,11 @@ impl Plan {
             irregular: false,
         };
         for (col, feature) in features.iter().enumerate() {
-            let all = feature.as_bytes().windows(delimiter.len()).filter(|w| *w == delimiter.as_bytes()).count();
+            let all = feature
+                .as_bytes()
+                .windows(delimiter.len())
+                .filter(|w| *w == delimiter.as_bytes())
+                .count();
             if all != feature.matches(delimiter).count() {
                 plan.irregular = true;
             }
@@ -118,7 +122,9 @@ impl Plan {
             }
             let mut node = 0;
             for (i, part) in parts.iter().enumerate() {
-                plan.nodes[node].rests.push(parts[i..].join(delimiter).into_bytes().into());
+                plan.nodes[node]
+                    .rests
+                    .push(parts[i..].join(delimiter).into_bytes().into());
                 let found = plan.nodes[node]
                     .children
                     .iter()
@@ -216,7 +222,10 @@ impl<'p> Filler<'p> {
         }
         self.path.fill(Cell::Unset);
         self.literal.fill(Cell::Unset);
-        match self.object(&mut sc, 0, 0).and_then(|_| sc.finish().map_err(Stop::from)) {
+        match self
+            .object(&mut sc, 0, 0)
+            .and_then(|_| sc.finish().map_err(Stop::from))
+        {
             Ok(()) => {}
             Err(Stop::Syntax(e)) => return LineFill::Error(e.message(text.as_bytes())),
             Err(Stop::Bail) => return LineFill::Bail,
@@ -258,7 +267,10 @@ impl<'p> Filler<'p> {
                 decode_escaped(sc.raw_str(span), &mut self.scratch).map_err(|_| Stop::Bail)?;
                 (self.scratch.as_bytes(), head_word(self.scratch.as_bytes()))
             } else {
-                (&sc.buf[span.start..span.end], head_in(sc.buf, span.start, span.end))
+                (
+                    &sc.buf[span.start..span.end],
+                    head_in(sc.buf, span.start, span.end),
+                )
             };
             let plan = self.plan;
             let mut target: Option<(usize, bool)> = plan.nodes[node]
@@ -372,7 +384,18 @@ mod tests {
     #[test]
     fn reads_nested_numbers() {
         assert_eq!(
-            fill(&["ts", "src.port", "src.geo.lat", "src.geo.lon", "ok", "score"], ".", EVENT),
+            fill(
+                &[
+                    "ts",
+                    "src.port",
+                    "src.geo.lat",
+                    "src.geo.lon",
+                    "ok",
+                    "score"
+                ],
+                ".",
+                EVENT
+            ),
             Ok(vec![
                 Cell::Int(17),
                 Cell::Int(80),
@@ -382,19 +405,43 @@ mod tests {
                 Cell::Float(0.25)
             ])
         );
-        assert_eq!(fill(&["src__port"], "__", r#"{"src": {"port": 8}}"#), Ok(vec![Cell::Int(8)]));
-        assert_eq!(fill(&["ts", "ts"], ".", EVENT), Ok(vec![Cell::Int(17), Cell::Int(17)]));
+        assert_eq!(
+            fill(&["src__port"], "__", r#"{"src": {"port": 8}}"#),
+            Ok(vec![Cell::Int(8)])
+        );
+        assert_eq!(
+            fill(&["ts", "ts"], ".", EVENT),
+            Ok(vec![Cell::Int(17), Cell::Int(17)])
+        );
         assert_eq!(fill(&[], ".", EVENT), Ok(vec![]));
     }
 
     #[test]
     fn literal_keys_win() {
-        assert_eq!(fill(&["a.b"], ".", r#"{"a": {"b": 1}, "a.b": 2}"#), Ok(vec![Cell::Int(2)]));
-        assert_eq!(fill(&["a.b"], ".", r#"{"a.b": 2, "a": {"b": 1}}"#), Ok(vec![Cell::Int(2)]));
-        assert_eq!(fill(&["a", "a.b"], ".", r#"{"a": 5, "a.b": 2}"#), Ok(vec![Cell::Int(5), Cell::Int(2)]));
-        assert_eq!(fill(&["x"], ".", r#"{"x": 1, "y.z": "s"}"#), Ok(vec![Cell::Int(1)]));
-        assert_eq!(fill(&["a.b"], ".", r#"{"a\u002eb": 2}"#), Ok(vec![Cell::Int(2)]));
-        assert_eq!(fill(&["a"], ".", r#"{"\u0061": 3}"#), Ok(vec![Cell::Int(3)]));
+        assert_eq!(
+            fill(&["a.b"], ".", r#"{"a": {"b": 1}, "a.b": 2}"#),
+            Ok(vec![Cell::Int(2)])
+        );
+        assert_eq!(
+            fill(&["a.b"], ".", r#"{"a.b": 2, "a": {"b": 1}}"#),
+            Ok(vec![Cell::Int(2)])
+        );
+        assert_eq!(
+            fill(&["a", "a.b"], ".", r#"{"a": 5, "a.b": 2}"#),
+            Ok(vec![Cell::Int(5), Cell::Int(2)])
+        );
+        assert_eq!(
+            fill(&["x"], ".", r#"{"x": 1, "y.z": "s"}"#),
+            Ok(vec![Cell::Int(1)])
+        );
+        assert_eq!(
+            fill(&["a.b"], ".", r#"{"a\u002eb": 2}"#),
+            Ok(vec![Cell::Int(2)])
+        );
+        assert_eq!(
+            fill(&["a"], ".", r#"{"\u0061": 3}"#),
+            Ok(vec![Cell::Int(3)])
+        );
     }
 
     #[test]
@@ -415,13 +462,20 @@ mod tests {
             (&["a"], r#"{"a": {}}"#),
             (&["a"], r#"{"\ud800": 1}"#),
         ] {
-            assert_eq!(fill(features, ".", line), Err("bail".into()), "{features:?} {line}");
+            assert_eq!(
+                fill(features, ".", line),
+                Err("bail".into()),
+                "{features:?} {line}"
+            );
         }
     }
 
     #[test]
     fn bad_lines_are_errors() {
-        assert_eq!(fill(&["a"], ".", "[1]"), Err("not a JSON object: array".into()));
+        assert_eq!(
+            fill(&["a"], ".", "[1]"),
+            Err("not a JSON object: array".into())
+        );
         assert_eq!(
             fill(&["a"], ".", r#"{"a": 1,}"#),
             Err("invalid JSON at column 9: expected a string key".into())
@@ -434,14 +488,28 @@ mod tests {
             fill(&["b"], ".", r#"{"a": [}"#),
             Err("invalid JSON at column 8: expected a value".into())
         );
-        let deep = format!("{{\"b\": 1, \"a\": {}{}}}", "[".repeat(300), "]".repeat(300));
-        assert!(fill(&["b"], ".", &deep).unwrap_err().contains("nesting deeper"));
+        let deep = format!(
+            "{{\"b\": 1, \"a\": {}{}}}",
+            "[".repeat(300),
+            "]".repeat(300)
+        );
+        assert!(fill(&["b"], ".", &deep)
+            .unwrap_err()
+            .contains("nesting deeper"));
     }
 
     #[test]
     fn specials_are_floats() {
-        let cells = fill(&["a", "b", "c"], ".", r#"{"a": NaN, "b": Infinity, "c": -Infinity}"#).unwrap();
+        let cells = fill(
+            &["a", "b", "c"],
+            ".",
+            r#"{"a": NaN, "b": Infinity, "c": -Infinity}"#,
+        )
+        .unwrap();
         assert!(matches!(cells[0], Cell::Float(v) if v.is_nan()));
-        assert_eq!(cells[1..], [Cell::Float(f64::INFINITY), Cell::Float(f64::NEG_INFINITY)]);
+        assert_eq!(
+            cells[1..],
+            [Cell::Float(f64::INFINITY), Cell::Float(f64::NEG_INFINITY)]
+        );
     }
 }
