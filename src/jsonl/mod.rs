@@ -19,11 +19,9 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use crate::errors::value_error;
-use lines::{Line, Lines};
+use lines::{LineCursor, NextLine};
 use parser::{with_key_cache, Builder};
 use to_ndarray::{Cell, Filler, LineFill, Plan};
-
-const BOM: &str = "\u{feff}";
 
 /// Records parsed from a batch of JSON Lines.
 #[pyclass(module = "packflow._core", frozen, get_all)]
@@ -88,23 +86,6 @@ fn int_limit(py: Python<'_>) -> PyResult<usize> {
     }
 }
 
-/// The text of a line and where its JSON starts (after a BOM), or the message
-/// for invalid UTF-8. `all` is the whole batch when it is valid UTF-8.
-fn line_text<'a>(
-    data: &'a [u8],
-    all: Option<&'a str>,
-    line: Line,
-) -> Result<(&'a str, usize), String> {
-    let text = match all {
-        // Line ends are at ASCII bytes, so they are character boundaries.
-        Some(all) => &all[line.start..line.end],
-        None => std::str::from_utf8(&data[line.start..line.end])
-            .map_err(|e| format!("invalid UTF-8 at byte {}", e.valid_up_to() + 1))?,
-    };
-    let start = if text.starts_with(BOM) { BOM.len() } else { 0 };
-    Ok((text, start))
-}
-
 fn error_tuple<'py>(
     py: Python<'py>,
     line_no: u64,
@@ -129,28 +110,37 @@ pub fn parse_lines(py: Python<'_>, data: &[u8], first_line: u64) -> PyResult<Par
     let records = PyList::empty(py);
     let line_numbers = PyList::empty(py);
     let errors = PyList::empty(py);
-    let all = std::str::from_utf8(data).ok();
     let mut seen = 0usize;
     with_key_cache(|keys| -> PyResult<()> {
         let mut builder = Builder::new(py, keys, limit);
-        for line in Lines::new(data) {
-            seen += 1;
-            let line_no = first_line + line.index as u64;
-            let outcome = match line_text(data, all, line) {
-                Ok((text, start)) => builder.parse_line(text, start)?,
-                Err(msg) => Err(msg),
+        let mut cursor = LineCursor::new(data);
+        loop {
+            let line = match cursor.next_line() {
+                NextLine::Done => return Ok(()),
+                NextLine::NotUtf8(index, start, end, msg) => {
+                    seen += 1;
+                    let line_no = first_line.saturating_add(index as u64);
+                    errors.append(error_tuple(py, line_no, &data[start..end], &msg)?)?;
+                    continue;
+                }
+                NextLine::Line(line) => line,
             };
+            seen += 1;
+            let line_no = first_line.saturating_add(line.index as u64);
+            let (outcome, stop) = builder.parse_line(line.text, line.start)?;
+            let (raw_start, raw_end) = cursor.end_line(stop);
             match outcome {
                 Ok(record) => {
                     records.append(record)?;
                     line_numbers.append(line_no)?;
                 }
-                Err(msg) => {
-                    errors.append(error_tuple(py, line_no, &data[line.start..line.end], &msg)?)?;
+                Err(err) => {
+                    let raw = &data[raw_start..raw_end];
+                    let msg = err.message(raw, line.line_start);
+                    errors.append(error_tuple(py, line_no, raw, &msg)?)?;
                 }
             }
         }
-        Ok(())
     })?;
     Ok(ParsedLines {
         records: records.unbind(),
@@ -166,26 +156,40 @@ struct ArrayScan {
     any_int: bool,
     any_float: bool,
     line_numbers: Vec<u64>,
-    errors: Vec<(u64, Line, String)>,
+    /// Line number, raw line range in the batch, message.
+    errors: Vec<(u64, usize, usize, String)>,
     lines: usize,
 }
 
 fn scan_array(data: &[u8], plan: &Plan, first_line: u64, limit: usize) -> Option<ArrayScan> {
-    let all = std::str::from_utf8(data).ok();
     let mut filler = Filler::new(plan, limit);
+    let mut cursor = LineCursor::new(data);
     let mut line_numbers = Vec::new();
     let mut errors = Vec::new();
     let mut lines = 0;
-    for line in Lines::new(data) {
-        lines += 1;
-        let line_no = first_line + line.index as u64;
-        let fill = match line_text(data, all, line) {
-            Ok((text, start)) => filler.line(text, start),
-            Err(msg) => LineFill::Error(msg),
+    loop {
+        let line = match cursor.next_line() {
+            NextLine::Done => break,
+            NextLine::NotUtf8(index, start, end, msg) => {
+                lines += 1;
+                errors.push((first_line.saturating_add(index as u64), start, end, msg));
+                continue;
+            }
+            NextLine::Line(line) => line,
         };
+        lines += 1;
+        let line_no = first_line.saturating_add(line.index as u64);
+        let (fill, stop) = filler.line(line.text, line.start);
         match fill {
-            LineFill::Row => line_numbers.push(line_no),
-            LineFill::Error(msg) => errors.push((line_no, line, msg)),
+            LineFill::Row => {
+                cursor.end_line(stop);
+                line_numbers.push(line_no);
+            }
+            LineFill::Error(err) => {
+                let (raw_start, raw_end) = cursor.end_line(stop);
+                let msg = err.message(&data[raw_start..raw_end], line.line_start);
+                errors.push((line_no, raw_start, raw_end, msg));
+            }
             LineFill::Bail => return None,
         }
     }
@@ -278,8 +282,8 @@ pub fn parse_lines_to_ndarray(
         return Ok(None);
     };
     let errors = PyList::empty(py);
-    for (line_no, line, msg) in &scan.errors {
-        errors.append(error_tuple(py, *line_no, &data[line.start..line.end], msg)?)?;
+    for (line_no, start, end, msg) in &scan.errors {
+        errors.append(error_tuple(py, *line_no, &data[*start..*end], msg)?)?;
     }
     let line_numbers = PyList::new(py, &scan.line_numbers)?;
     let lines = scan.lines;

@@ -9,7 +9,9 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString};
 
-use super::scanner::{bytes_eq, decode_escaped, Number, Scanner, StrSpan, SyntaxError};
+use super::scanner::{
+    bytes_eq, decode_escaped, not_an_object, LineError, Number, Scanner, StrSpan, SyntaxError,
+};
 
 const KEY_SLOTS: usize = 1024;
 const MAX_CACHED_KEY: usize = 64;
@@ -134,19 +136,22 @@ impl<'py, 'c> Builder<'py, 'c> {
         }
     }
 
-    /// The dict of one line (`text[start..]`; `start` skips a BOM), or the
-    /// message saying why the line is not a JSON object. Python errors other
-    /// than bad input (out of memory) propagate.
+    /// The dict of the line whose JSON starts at `text[start]` (past a BOM), or
+    /// why it is not a JSON object, and where the scan stopped (on the line's
+    /// `\n` or end, or on the error). Python errors other than bad input (out
+    /// of memory) propagate.
+    #[allow(clippy::type_complexity)]
     pub fn parse_line(
         &mut self,
         text: &str,
         start: usize,
-    ) -> PyResult<Result<Bound<'py, PyDict>, String>> {
+    ) -> PyResult<(Result<Bound<'py, PyDict>, LineError>, usize)> {
         let mut sc = Scanner::new(text, self.int_limit);
         sc.pos = start;
         sc.skip_ws();
         if sc.peek() != Some(b'{') {
-            return Ok(Err(not_an_object(&mut sc)));
+            let err = not_an_object(&mut sc);
+            return Ok((Err(err), sc.pos));
         }
         self.open.clear();
         self.stack.clear();
@@ -155,10 +160,13 @@ impl<'py, 'c> Builder<'py, 'c> {
             .and_then(|v| sc.finish().map(|_| v).map_err(BuildError::from));
         match built {
             Ok(v) => match v.cast_into_exact::<PyDict>() {
-                Ok(d) => Ok(Ok(d)),
-                Err(_) => Ok(Err("not a JSON object".to_string())),
+                Ok(d) => Ok((Ok(d), sc.pos)),
+                Err(_) => Ok((Err(LineError::Other("not a JSON object".into())), sc.pos)),
             },
-            Err(BuildError::Syntax(e)) => Ok(Err(e.message(text.as_bytes()))),
+            Err(BuildError::Syntax(e)) => {
+                let stop = e.pos;
+                Ok((Err(LineError::Syntax(e)), stop))
+            }
             Err(BuildError::Py(e)) => Err(e),
             Err(BuildError::Fallback) => self.fallback(text, start),
         }
@@ -166,26 +174,30 @@ impl<'py, 'c> Builder<'py, 'c> {
 
     /// A line with a lone surrogate escape: checked by the scanner (syntax,
     /// depth), then built by `json.loads`.
+    #[allow(clippy::type_complexity)]
     fn fallback(
         &mut self,
         text: &str,
         start: usize,
-    ) -> PyResult<Result<Bound<'py, PyDict>, String>> {
+    ) -> PyResult<(Result<Bound<'py, PyDict>, LineError>, usize)> {
         let mut sc = Scanner::new(text, self.int_limit);
         sc.pos = start;
         sc.skip_ws();
         if let Err(e) = sc.skip_value(0).and_then(|_| sc.finish()) {
-            return Ok(Err(e.message(text.as_bytes())));
+            let stop = e.pos;
+            return Ok((Err(LineError::Syntax(e)), stop));
         }
+        let stop = sc.pos;
         let py = self.py;
         let loads = JSON_LOADS.import(py, "json", "loads")?;
-        match loads.call1((&text[start..],)) {
+        let outcome = match loads.call1((&text[start..stop],)) {
             Ok(v) => match v.cast_into::<PyDict>() {
-                Ok(d) => Ok(Ok(d)),
-                Err(_) => Ok(Err("not a JSON object".to_string())),
+                Ok(d) => Ok(d),
+                Err(_) => Err(LineError::Other("not a JSON object".into())),
             },
-            Err(e) => Ok(Err(format!("invalid JSON: {}", e.value(py)))),
-        }
+            Err(e) => Err(LineError::Other(format!("invalid JSON: {}", e.value(py)))),
+        };
+        Ok((outcome, stop))
     }
 
     /// The value at the cursor, containers included.
@@ -355,14 +367,6 @@ impl<'py, 'c> Builder<'py, 'c> {
     }
 }
 
-/// The message for a line whose value is not an object (or not JSON at all).
-pub fn not_an_object(sc: &mut Scanner<'_>) -> String {
-    match sc.skip_value(0).and_then(|kind| sc.finish().map(|_| kind)) {
-        Ok(kind) => format!("not a JSON object: {}", kind.name()),
-        Err(e) => e.message(sc.buf),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,9 +374,10 @@ mod tests {
     fn parse(py: Python<'_>, text: &str) -> Result<String, String> {
         let mut keys = KeyCache::default();
         let mut b = Builder::new(py, &mut keys, 4300);
-        b.parse_line(text, 0)
-            .expect("no Python error")
+        let (outcome, _) = b.parse_line(text, 0).expect("no Python error");
+        outcome
             .map(|d| d.repr().unwrap().to_string())
+            .map_err(|e| e.message(text.as_bytes(), 0))
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //!
 //! The grammar is the one Python's `json.loads` accepts: RFC 8259 plus the
 //! constants `NaN`, `Infinity` and `-Infinity`; control characters inside
-//! strings are errors (strict mode); whitespace is space, tab, CR and LF.
+//! strings are errors (strict mode); whitespace is space, tab and CR. A `\n`
+//! ends the line: the scanner never steps over one, so it can run over a whole
+//! batch and stop where the line does.
 
 use crate::errors::MAX_DEPTH;
 
@@ -48,6 +50,44 @@ impl SyntaxError {
                  the limit of {limit} digits (sys.set_int_max_str_digits)"
             ),
         }
+    }
+}
+
+/// Why a line gives no record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineError {
+    Syntax(SyntaxError),
+    NotObject(ValueKind),
+    Other(String),
+}
+
+impl LineError {
+    /// The message for the errors list; `line` is the raw line, which starts
+    /// at `line_start` in the scanned text.
+    pub fn message(&self, line: &[u8], line_start: usize) -> String {
+        match self {
+            LineError::Syntax(e) => SyntaxError {
+                pos: e.pos.saturating_sub(line_start),
+                kind: e.kind.clone(),
+            }
+            .message(line),
+            LineError::NotObject(kind) => format!("not a JSON object: {}", kind.name()),
+            LineError::Other(msg) => msg.clone(),
+        }
+    }
+}
+
+impl From<SyntaxError> for LineError {
+    fn from(e: SyntaxError) -> Self {
+        LineError::Syntax(e)
+    }
+}
+
+/// The error for a line whose value (at the cursor) is not an object.
+pub fn not_an_object(sc: &mut Scanner<'_>) -> LineError {
+    match sc.skip_value(0).and_then(|kind| sc.finish().map(|_| kind)) {
+        Ok(kind) => LineError::NotObject(kind),
+        Err(e) => LineError::Syntax(e),
     }
 }
 
@@ -306,11 +346,12 @@ impl<'a> Scanner<'a> {
     #[inline(always)]
     pub fn skip_ws(&mut self) {
         while let Some(&b) = self.buf.get(self.pos) {
-            // Compact JSON has no whitespace: one comparison settles it.
+            // Compact JSON has no whitespace: one comparison settles it. A `\n`
+            // ends the line, so it is not whitespace here.
             if b > b' ' {
                 break;
             }
-            if b == b' ' || b == b'\n' || b == b'\r' || b == b'\t' {
+            if b == b' ' || b == b'\r' || b == b'\t' {
                 self.pos += 1;
             } else {
                 break;
@@ -403,10 +444,14 @@ impl<'a> Scanner<'a> {
                                 }
                             }
                         }
-                        None => return Err(SyntaxError::invalid(open, "unterminated string")),
+                        None | Some(b'\n') => {
+                            return Err(SyntaxError::invalid(open, "unterminated string"))
+                        }
                         Some(_) => return Err(SyntaxError::invalid(pos, "invalid escape")),
                     }
                 }
+                // The end of the line: the same error as the end of the text.
+                b'\n' => return Err(SyntaxError::invalid(open, "unterminated string")),
                 0x00..=0x1F => {
                     return Err(SyntaxError::invalid(pos, "control character in string"));
                 }
@@ -727,10 +772,11 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// After the top-level value: only whitespace may follow.
+    /// After the top-level value: only whitespace may follow on the line (the
+    /// cursor stops on the `\n` ending it, if any).
     pub fn finish(&mut self) -> Result<(), SyntaxError> {
         self.skip_ws();
-        if self.at_end() {
+        if self.at_end() || self.buf[self.pos] == b'\n' {
             Ok(())
         } else {
             Err(SyntaxError::invalid(self.pos, "extra data after the value"))

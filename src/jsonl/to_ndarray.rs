@@ -9,7 +9,9 @@
 //! another way, a repeated key on a feature path), the whole batch gives up
 //! (`Bail`) and the caller takes the dict path, so the result is always exact.
 
-use super::scanner::{bytes_eq, decode_escaped, Number, Scanner, SyntaxError};
+use super::scanner::{
+    bytes_eq, decode_escaped, not_an_object, LineError, Number, Scanner, SyntaxError,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Cell {
@@ -176,7 +178,7 @@ impl From<SyntaxError> for Stop {
 /// What one line gave.
 pub enum LineFill {
     Row,
-    Error(String),
+    Error(LineError),
     Bail,
 }
 
@@ -212,13 +214,16 @@ impl<'p> Filler<'p> {
         }
     }
 
-    /// Scans `text[start..]` (`start` skips a BOM) and appends its row.
-    pub fn line(&mut self, text: &str, start: usize) -> LineFill {
+    /// Scans the line whose JSON starts at `text[start]` (past a BOM) and
+    /// appends its row; also says where the scan stopped (on the line's `\n`
+    /// or end, or on the error).
+    pub fn line(&mut self, text: &str, start: usize) -> (LineFill, usize) {
         let mut sc = Scanner::new(text, self.int_limit);
         sc.pos = start;
         sc.skip_ws();
         if sc.peek() != Some(b'{') {
-            return LineFill::Error(super::parser::not_an_object(&mut sc));
+            let err = not_an_object(&mut sc);
+            return (LineFill::Error(err), sc.pos);
         }
         self.path.fill(Cell::Unset);
         self.literal.fill(Cell::Unset);
@@ -227,8 +232,11 @@ impl<'p> Filler<'p> {
             .and_then(|_| sc.finish().map_err(Stop::from))
         {
             Ok(()) => {}
-            Err(Stop::Syntax(e)) => return LineFill::Error(e.message(text.as_bytes())),
-            Err(Stop::Bail) => return LineFill::Bail,
+            Err(Stop::Syntax(e)) => {
+                let stop = e.pos;
+                return (LineFill::Error(LineError::Syntax(e)), stop);
+            }
+            Err(Stop::Bail) => return (LineFill::Bail, sc.pos),
         }
         for col in 0..self.plan.columns {
             let cell = match self.literal[col] {
@@ -236,14 +244,14 @@ impl<'p> Filler<'p> {
                 lit => lit,
             };
             match cell {
-                Cell::Unset => return LineFill::Bail,
+                Cell::Unset => return (LineFill::Bail, sc.pos),
                 Cell::Int(_) => self.any_int = true,
                 Cell::Float(_) => self.any_float = true,
                 Cell::Bool(_) => {}
             }
             self.cells.push(cell);
         }
-        LineFill::Row
+        (LineFill::Row, sc.pos)
     }
 
     /// An object whose keys are looked up among `node`'s children.
@@ -372,9 +380,9 @@ mod tests {
         let features: Vec<String> = features.iter().map(|s| s.to_string()).collect();
         let plan = Plan::new(&features, delimiter);
         let mut f = Filler::new(&plan, 4300);
-        match f.line(line, 0) {
+        match f.line(line, 0).0 {
             LineFill::Row => Ok(f.cells),
-            LineFill::Error(e) => Err(e),
+            LineFill::Error(e) => Err(e.message(line.as_bytes(), 0)),
             LineFill::Bail => Err("bail".into()),
         }
     }
