@@ -526,3 +526,33 @@ def test_property_numeric_rows_never_fall_back(pairs):
     assert out is not None
     _, want = expected_array([json.loads(ln) for ln in lines], ["p.q", "r"], ".")
     assert_same_array(out.array, want)
+
+
+def test_deep_input_on_a_small_thread_stack():
+    import threading
+
+    results = []
+
+    def run():
+        deep = b'{"a": ' * 255 + b"1" + b"}" * 255
+        results.append(len(parse_lines(deep).records))
+        results.append(parse_lines_to_ndarray(deep, [".".join(["a"] * 255)], "."))
+        deeper = b'{"a": ' * 256 + b"1" + b"}" * 256
+        results.append(parse_lines_to_ndarray(deeper, ["b"], ".").errors[0][2])
+        feature = ".".join(["a"] * 32)
+        line = b'{"a": ' * 32 + b"1" + b"}" * 32
+        results.append(parse_lines_to_ndarray(line, [feature], ".").array.tolist())
+
+    old = threading.stack_size(128 * 1024)
+    try:
+        t = threading.Thread(target=run)
+        t.start()
+        t.join()
+    finally:
+        threading.stack_size(old)
+    assert results == [
+        1,
+        None,
+        "invalid JSON at column 1531: nesting deeper than 255 levels",
+        [[1]],
+    ]

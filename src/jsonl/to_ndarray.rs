@@ -66,6 +66,9 @@ impl KeyPattern {
     }
 }
 
+/// Longest feature path (in parts) the scan follows.
+const MAX_PARTS: usize = 32;
+
 /// One key of a feature path, with the features that end there.
 #[derive(Default)]
 struct Node {
@@ -84,7 +87,8 @@ pub struct Plan {
     delimiter: Box<[u8]>,
     columns: usize,
     /// A feature where the delimiter overlaps itself (`a___b` with `__`) can be
-    /// spelled by keys the trie does not see; such plans are left to the dict path.
+    /// spelled by keys the trie does not see, and one of more than `MAX_PARTS`
+    /// parts would recurse deeply: such plans are left to the dict path.
     pub irregular: bool,
 }
 
@@ -115,6 +119,10 @@ impl Plan {
                 plan.irregular = true;
             }
             let parts: Vec<&str> = feature.split(delimiter).collect();
+            // The scan recurses once per part: keep the native stack small.
+            if parts.len() > MAX_PARTS {
+                plan.irregular = true;
+            }
             if parts.len() > 1 {
                 let name: &[u8] = feature.as_bytes();
                 match plan.literals.iter_mut().find(|(k, _)| **k == *name) {
