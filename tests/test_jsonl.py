@@ -414,6 +414,9 @@ def test_errors_match_parse_lines():
         ([b'{"a": {"b": 1}}'], ["a.b", "a.b"], np.int64),
         ([b'{"src": {"port": 7}}'], ["src__port"], np.int64),
         ([b'{"a": 1}', b'{"a": 2}'], [], np.float64),
+        ([b'{"x": 1, "x": "s", "a": 5}'], ["a"], np.int64),
+        ([b'{"\\u0061": {"\\u0062": 1}}'], ["a.b"], np.int64),
+        ([b'\xef\xbb\xbf {"a" : 1 ,\t"b":\r2 }\r'], ["a", "b"], np.int64),
     ],
 )
 def test_dtypes_follow_numpy(lines, features, dtype):
