@@ -169,7 +169,11 @@ fn scan_into<'py>(
 
 /// Create nested dicts along the path and set the value; stop silently at a
 /// non-dict on the way.
-pub fn set_direct(obj: &Bound<'_, PyDict>, path: &FieldPath, value: &Bound<'_, PyAny>) -> PyResult<()> {
+pub fn set_direct(
+    obj: &Bound<'_, PyDict>,
+    path: &FieldPath,
+    value: &Bound<'_, PyAny>,
+) -> PyResult<()> {
     let py = obj.py();
     let (last, init) = path
         .parts

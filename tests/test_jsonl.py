@@ -553,9 +553,5 @@ def test_deep_input_on_a_small_thread_stack():
         t.join()
     finally:
         threading.stack_size(old)
-    assert results == [
-        1,
-        None,
-        "invalid JSON at column 1531: nesting deeper than 255 levels",
-        [[1]],
-    ]
+    assert results[0] == 1 and results[1].array.tolist() == [[1]]
+    assert results[2:] == ["invalid JSON at column 1531: nesting deeper than 255 levels", [[1]]]

@@ -66,9 +66,6 @@ impl KeyPattern {
     }
 }
 
-/// Longest feature path (in parts) the scan follows.
-const MAX_PARTS: usize = 32;
-
 /// One key of a feature path, with the features that end there.
 #[derive(Default)]
 struct Node {
@@ -87,8 +84,7 @@ pub struct Plan {
     delimiter: Box<[u8]>,
     columns: usize,
     /// A feature where the delimiter overlaps itself (`a___b` with `__`) can be
-    /// spelled by keys the trie does not see, and one of more than `MAX_PARTS`
-    /// parts would recurse deeply: such plans are left to the dict path.
+    /// spelled by keys the trie does not see: such plans are left to the dict path.
     pub irregular: bool,
 }
 
@@ -119,10 +115,6 @@ impl Plan {
                 plan.irregular = true;
             }
             let parts: Vec<&str> = feature.split(delimiter).collect();
-            // The scan recurses once per part: keep the native stack small.
-            if parts.len() > MAX_PARTS {
-                plan.irregular = true;
-            }
             if parts.len() > 1 {
                 let name: &[u8] = feature.as_bytes();
                 match plan.literals.iter_mut().find(|(k, _)| **k == *name) {
@@ -200,6 +192,8 @@ pub struct Filler<'p> {
     /// catch a key repeated within one object.
     stamps: Vec<u64>,
     visit: u64,
+    /// The objects open along a feature path: (trie node, visit).
+    open: Vec<(usize, u64)>,
     scratch: String,
     pub cells: Vec<Cell>,
     pub any_int: bool,
@@ -215,6 +209,7 @@ impl<'p> Filler<'p> {
             literal: vec![Cell::Unset; plan.columns],
             stamps: vec![0; plan.nodes.len() + plan.literals.len()],
             visit: 0,
+            open: Vec::new(),
             scratch: String::new(),
             cells: Vec::new(),
             any_int: false,
@@ -236,7 +231,7 @@ impl<'p> Filler<'p> {
         self.path.fill(Cell::Unset);
         self.literal.fill(Cell::Unset);
         match self
-            .object(&mut sc, 0, 0)
+            .object(&mut sc)
             .and_then(|_| sc.finish().map_err(Stop::from))
         {
             Ok(()) => {}
@@ -262,98 +257,123 @@ impl<'p> Filler<'p> {
         (LineFill::Row, sc.pos)
     }
 
-    /// An object whose keys are looked up among `node`'s children.
-    fn object(&mut self, sc: &mut Scanner<'_>, node: usize, depth: usize) -> Result<(), Stop> {
-        sc.enter(depth)?;
-        sc.pos += 1;
-        self.visit += 1;
-        let visit = self.visit;
-        let top = node == 0;
-        sc.skip_ws();
-        if sc.peek() == Some(b'}') {
+    /// The line's object (the cursor is on its `{`), its keys looked up in the
+    /// trie. Iterative: the objects open along a feature path are in
+    /// `self.open` as (trie node, visit), so the native stack stays flat.
+    fn object(&mut self, sc: &mut Scanner<'_>) -> Result<(), Stop> {
+        self.open.clear();
+        let mut node = 0;
+        'open: loop {
+            // The cursor is on the `{` of an object at trie node `node`.
+            sc.enter(self.open.len())?;
             sc.pos += 1;
+            self.visit += 1;
+            self.open.push((node, self.visit));
+            sc.skip_ws();
+            if sc.peek() == Some(b'}') {
+                sc.pos += 1;
+                self.open.pop();
+            } else if let Some(child) = self.member(sc)? {
+                node = child;
+                continue 'open;
+            }
+            // After a member: the next one, or the end of the object.
+            while !self.open.is_empty() {
+                sc.skip_ws();
+                match sc.peek() {
+                    Some(b',') => {
+                        sc.pos += 1;
+                        sc.skip_ws();
+                        if let Some(child) = self.member(sc)? {
+                            node = child;
+                            continue 'open;
+                        }
+                    }
+                    Some(b'}') => {
+                        sc.pos += 1;
+                        self.open.pop();
+                    }
+                    _ => return Err(SyntaxError::invalid(sc.pos, "expected ',' or '}'").into()),
+                }
+            }
             return Ok(());
         }
-        loop {
-            if sc.peek() != Some(b'"') {
-                return Err(SyntaxError::invalid(sc.pos, "expected a string key").into());
+    }
+
+    /// One member of the innermost open object: its key, and its value unless
+    /// that is an object to look into (then its trie node, cursor on its `{`).
+    #[inline(always)]
+    fn member(&mut self, sc: &mut Scanner<'_>) -> Result<Option<usize>, Stop> {
+        let Some(&(node, visit)) = self.open.last() else {
+            return Ok(None);
+        };
+        let depth = self.open.len();
+        let top = node == 0;
+        if sc.peek() != Some(b'"') {
+            return Err(SyntaxError::invalid(sc.pos, "expected a string key").into());
+        }
+        let span = sc.scan_string()?;
+        let (key, head): (&[u8], u64) = if span.escaped {
+            decode_escaped(sc.raw_str(span), &mut self.scratch).map_err(|_| Stop::Bail)?;
+            (self.scratch.as_bytes(), head_word(self.scratch.as_bytes()))
+        } else {
+            (
+                &sc.buf[span.start..span.end],
+                head_in(sc.buf, span.start, span.end),
+            )
+        };
+        let plan = self.plan;
+        let mut target: Option<(usize, bool)> = plan.nodes[node]
+            .children
+            .iter()
+            .find(|k| k.matches(head, key))
+            .map(|k| (k.node, false));
+        if target.is_none() && contains(key, &plan.delimiter) {
+            if plan.ambiguous(node, key, top) {
+                return Err(Stop::Bail);
             }
-            let span = sc.scan_string()?;
-            let (key, head): (&[u8], u64) = if span.escaped {
-                decode_escaped(sc.raw_str(span), &mut self.scratch).map_err(|_| Stop::Bail)?;
-                (self.scratch.as_bytes(), head_word(self.scratch.as_bytes()))
+            if top {
+                target = plan
+                    .literals
+                    .iter()
+                    .position(|(k, _)| bytes_eq(k, key))
+                    .map(|l| (l, true));
+            }
+        }
+        sc.expect(b':', "expected ':'")?;
+        sc.skip_ws();
+        let Some((idx, literal)) = target else {
+            sc.skip_value(depth)?;
+            return Ok(None);
+        };
+        let stamp = if literal { plan.nodes.len() + idx } else { idx };
+        if self.stamps[stamp] == visit {
+            // A repeated key: the last value would win; rare enough to leave
+            // to the dict path.
+            return Err(Stop::Bail);
+        }
+        self.stamps[stamp] = visit;
+        let columns = if literal {
+            &plan.literals[idx].1
+        } else {
+            &plan.nodes[idx].columns
+        };
+        if !columns.is_empty() {
+            let cell = self.scalar(sc)?;
+            let cells = if literal {
+                &mut self.literal
             } else {
-                (
-                    &sc.buf[span.start..span.end],
-                    head_in(sc.buf, span.start, span.end),
-                )
+                &mut self.path
             };
-            let plan = self.plan;
-            let mut target: Option<(usize, bool)> = plan.nodes[node]
-                .children
-                .iter()
-                .find(|k| k.matches(head, key))
-                .map(|k| (k.node, false));
-            if target.is_none() && contains(key, &plan.delimiter) {
-                if plan.ambiguous(node, key, top) {
-                    return Err(Stop::Bail);
-                }
-                if top {
-                    target = plan
-                        .literals
-                        .iter()
-                        .position(|(k, _)| bytes_eq(k, key))
-                        .map(|l| (l, true));
-                }
+            for &c in columns {
+                cells[c] = cell;
             }
-            sc.expect(b':', "expected ':'")?;
-            sc.skip_ws();
-            match target {
-                None => {
-                    sc.skip_value(depth + 1)?;
-                }
-                Some((idx, literal)) => {
-                    let stamp = if literal { plan.nodes.len() + idx } else { idx };
-                    if self.stamps[stamp] == visit {
-                        // A repeated key: the last value would win; rare enough
-                        // to leave to the dict path.
-                        return Err(Stop::Bail);
-                    }
-                    self.stamps[stamp] = visit;
-                    let columns = if literal {
-                        &plan.literals[idx].1
-                    } else {
-                        &plan.nodes[idx].columns
-                    };
-                    if !columns.is_empty() {
-                        let cell = self.scalar(sc)?;
-                        let cells = if literal {
-                            &mut self.literal
-                        } else {
-                            &mut self.path
-                        };
-                        for &c in columns {
-                            cells[c] = cell;
-                        }
-                    } else if sc.peek() == Some(b'{') {
-                        self.object(sc, idx, depth + 1)?;
-                    } else {
-                        sc.skip_value(depth + 1)?;
-                    }
-                }
-            }
-            sc.skip_ws();
-            match sc.peek() {
-                Some(b',') => {
-                    sc.pos += 1;
-                    sc.skip_ws();
-                }
-                Some(b'}') => {
-                    sc.pos += 1;
-                    return Ok(());
-                }
-                _ => return Err(SyntaxError::invalid(sc.pos, "expected ',' or '}'").into()),
-            }
+            Ok(None)
+        } else if sc.peek() == Some(b'{') {
+            Ok(Some(idx))
+        } else {
+            sc.skip_value(depth)?;
+            Ok(None)
         }
     }
 
