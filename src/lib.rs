@@ -8,6 +8,7 @@ mod errors;
 mod flatten;
 mod histogram;
 mod lines;
+mod jsonl;
 mod lookup;
 mod ndarray;
 mod pipeline;
@@ -29,5 +30,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(records::get_nested_field_direct, m)?)?;
     m.add_function(wrap_pyfunction!(records::set_nested_field_direct, m)?)?;
     m.add_class::<records::RecordsPlan>()?;
+    m.add_class::<jsonl::ParsedLines>()?;
+    m.add_class::<jsonl::ParsedArray>()?;
+    m.add_function(wrap_pyfunction!(jsonl::parse_lines, m)?)?;
+    m.add_function(wrap_pyfunction!(jsonl::parse_lines_to_ndarray, m)?)?;
     Ok(())
 }
