@@ -1,0 +1,222 @@
+//! Floats spelled exactly as Python's `json.dumps` spells them
+//! (`float.__repr__`: shortest round-trip digits), and half floats widened.
+
+/// Scratch space for one float's text.
+pub struct FloatText {
+    shortest: zmij::Buffer,
+    relaid: [u8; 32],
+}
+
+impl FloatText {
+    #[inline(always)]
+    pub fn new() -> Self {
+        FloatText {
+            shortest: zmij::Buffer::new(),
+            relaid: [0; 32],
+        }
+    }
+}
+
+/// A finite `v` as `repr(v)` spells it: `1.0`, `0.0001`, `1e-05`, `1e+16`,
+/// `1.5e+300`, `-0.0`.
+///
+/// zmij finds the same shortest round-trip digits as Python's repr (the
+/// shortest string that reads back as `v`, the closest one on a tie) and
+/// lays them out like repr for 1e-4 <= |v| < 1e16: plain decimals, `.0` on
+/// whole numbers. Outside that range the digits are re-laid out the way
+/// repr does it.
+#[inline]
+pub fn f64_repr(v: f64, text: &mut FloatText) -> &[u8] {
+    let magnitude = v.abs();
+    if (1e-4..1e16).contains(&magnitude) || magnitude == 0.0 {
+        return text.shortest.format_finite(v).as_bytes();
+    }
+    relayout(text.shortest.format_finite(v).as_bytes(), &mut text.relaid)
+}
+
+/// Re-lays out any plain or exponent float text (`-0.00001234`, `1.5e300`,
+/// `1e-7`) the way Python's repr does: exponent form when the decimal point
+/// position is below -3 or above 16, else plain with `.0` on whole numbers.
+#[inline(never)]
+fn relayout<'a>(text: &[u8], out: &'a mut [u8; 32]) -> &'a [u8] {
+    let (negative, body) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text),
+    };
+    let (mantissa, exp) = match body.iter().position(|&b| b == b'e' || b == b'E') {
+        Some(e) => (&body[..e], parse_exp(&body[e + 1..])),
+        None => (body, 0),
+    };
+    // Significant digits and the decimal point position: value = 0.DIGITS * 10^point.
+    let mut digits = [0u8; 24];
+    let mut n = 0usize;
+    let mut point: i32 = 0;
+    let mut seen_dot = false;
+    for &b in mantissa {
+        if b == b'.' {
+            seen_dot = true;
+        } else if n == 0 && b == b'0' {
+            if seen_dot {
+                point -= 1;
+            }
+        } else if n < digits.len() {
+            digits[n] = b;
+            n += 1;
+            if !seen_dot {
+                point += 1;
+            }
+        }
+    }
+    while n > 1 && digits[n - 1] == b'0' {
+        n -= 1;
+    }
+    if n == 0 {
+        digits[0] = b'0';
+        n = 1;
+        point = 1;
+    }
+    point += exp;
+
+    let mut len = 0usize;
+    let mut emit = |b: u8| {
+        out[len] = b;
+        len += 1;
+    };
+    if negative {
+        emit(b'-');
+    }
+    if point <= -4 || point > 16 {
+        emit(digits[0]);
+        if n > 1 {
+            emit(b'.');
+            digits[1..n].iter().for_each(|&d| emit(d));
+        }
+        let e = point - 1;
+        emit(b'e');
+        emit(if e < 0 { b'-' } else { b'+' });
+        let e = e.unsigned_abs();
+        if e >= 100 {
+            emit(b'0' + (e / 100) as u8);
+        }
+        emit(b'0' + (e / 10 % 10) as u8);
+        emit(b'0' + (e % 10) as u8);
+    } else if point <= 0 {
+        emit(b'0');
+        emit(b'.');
+        (0..-point).for_each(|_| emit(b'0'));
+        digits[..n].iter().for_each(|&d| emit(d));
+    } else if (point as usize) < n {
+        digits[..point as usize].iter().for_each(|&d| emit(d));
+        emit(b'.');
+        digits[point as usize..n].iter().for_each(|&d| emit(d));
+    } else {
+        digits[..n].iter().for_each(|&d| emit(d));
+        (n..point as usize).for_each(|_| emit(b'0'));
+        emit(b'.');
+        emit(b'0');
+    }
+    &out[..len]
+}
+
+fn parse_exp(text: &[u8]) -> i32 {
+    let (sign, digits) = match text.split_first() {
+        Some((b'-', rest)) => (-1, rest),
+        Some((b'+', rest)) => (1, rest),
+        _ => (1, text),
+    };
+    sign * digits
+        .iter()
+        .fold(0i32, |acc, &d| acc * 10 + i32::from(d.wrapping_sub(b'0')))
+}
+
+/// The exact value of an IEEE half-precision float (what `float(np.float16(x))` gives).
+pub fn f16_to_f64(bits: u16) -> f64 {
+    let negative = bits & 0x8000 != 0;
+    let exp = i32::from((bits >> 10) & 0x1f);
+    let mantissa = f64::from(bits & 0x3ff);
+    let magnitude = match exp {
+        0 => mantissa * 2f64.powi(-24),
+        31 if mantissa == 0.0 => f64::INFINITY,
+        31 => f64::NAN,
+        _ => (1024.0 + mantissa) * 2f64.powi(exp - 25),
+    };
+    if negative {
+        -magnitude
+    } else {
+        magnitude
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repr(v: f64) -> String {
+        String::from_utf8(f64_repr(v, &mut FloatText::new()).to_vec()).unwrap()
+    }
+
+    #[test]
+    fn floats_match_python_repr() {
+        let cases: &[(f64, &str)] = &[
+            (0.0, "0.0"),
+            (-0.0, "-0.0"),
+            (1.0, "1.0"),
+            (-2.5, "-2.5"),
+            (0.1, "0.1"),
+            (0.0001, "0.0001"),
+            (0.00012, "0.00012"),
+            (1e-05, "1e-05"),
+            (-1.5e-05, "-1.5e-05"),
+            (1.2345e-05, "1.2345e-05"),
+            (1e-07, "1e-07"),
+            (1e16, "1e+16"),
+            (1e15, "1000000000000000.0"),
+            (1234567890123456.0, "1234567890123456.0"),
+            (1.2345678901234568e17, "1.2345678901234568e+17"),
+            (1e22, "1e+22"),
+            (1.5e300, "1.5e+300"),
+            (5e-324, "5e-324"),
+            (f64::MAX, "1.7976931348623157e+308"),
+            (f64::MIN_POSITIVE, "2.2250738585072014e-308"),
+            (123.456, "123.456"),
+            (f64::from(0.1f32), "0.10000000149011612"),
+        ];
+        for (v, want) in cases {
+            assert_eq!(repr(*v), *want, "repr of {v:e}");
+        }
+    }
+
+    #[test]
+    fn relayout_handles_every_shape() {
+        let mut out = [0u8; 32];
+        let cases: &[(&str, &str)] = &[
+            ("0.00001234", "1.234e-05"),
+            ("-0.00001", "-1e-05"),
+            ("1e-7", "1e-07"),
+            ("1.5e300", "1.5e+300"),
+            ("1e16", "1e+16"),
+            ("5e-324", "5e-324"),
+            ("123.45", "123.45"),
+            ("1234e2", "123400.0"),
+            ("0.5e-3", "0.0005"),
+            ("0.0", "0.0"),
+            ("-1.7976931348623157e+308", "-1.7976931348623157e+308"),
+        ];
+        for (text, want) in cases {
+            let got = relayout(text.as_bytes(), &mut out);
+            assert_eq!(std::str::from_utf8(got).unwrap(), *want, "relayout of {text}");
+        }
+    }
+
+    #[test]
+    fn half_floats_are_exact() {
+        assert_eq!(f16_to_f64(0x3c00), 1.0);
+        assert_eq!(f16_to_f64(0xc000), -2.0);
+        assert_eq!(f16_to_f64(0x2e66), 0.0999755859375);
+        assert_eq!(f16_to_f64(0x0001), 2f64.powi(-24));
+        assert_eq!(f16_to_f64(0x7bff), 65504.0);
+        assert!(f16_to_f64(0x7c00).is_infinite());
+        assert!(f16_to_f64(0x7e00).is_nan());
+        assert!(f16_to_f64(0x8000).is_sign_negative());
+    }
+}

@@ -1,0 +1,348 @@
+//! The one JSON writer, and the no-op twin that `check_outputs` drives through
+//! the same traversal: a value is accepted exactly when it could be written.
+
+use pyo3::prelude::*;
+use pyo3::types::PyString;
+
+use super::number::{f64_repr, FloatText};
+use super::string::{needs_escape, utf8_bytes, write_escaped};
+use super::Fault;
+
+/// Where a traversal sends its output. `WRITES` is false for the checker, so
+/// work that only produces bytes (numeric array bodies) can be skipped.
+pub trait Emit {
+    const WRITES: bool;
+    fn byte(&mut self, b: u8);
+    fn raw(&mut self, bytes: &[u8]);
+    /// A str's UTF-8 bytes, quoted and escaped.
+    fn str(&mut self, s: &[u8]);
+    fn i64(&mut self, v: i64);
+    fn u64(&mut self, v: u64);
+    /// A float; non-finite values follow the `allow_nan` policy.
+    fn f64(&mut self, v: f64) -> Result<(), Fault>;
+    /// A str dict key followed by `:`.
+    fn str_key(&mut self, key: &Bound<'_, PyString>) -> Result<(), Fault>;
+}
+
+/// Compact JSON into one buffer, formatted like Python's `json.dumps`.
+///
+/// The buffer is kept initialised up to its length and written through a
+/// cursor, so short pieces (numbers, keys) are copied with fixed-size moves
+/// instead of a `memcpy` call each.
+pub struct JsonWriter {
+    buf: Vec<u8>,
+    pos: usize,
+    allow_nan: bool,
+    keys: KeyCache,
+}
+
+impl JsonWriter {
+    pub fn new(allow_nan: bool, capacity: usize) -> Self {
+        Self {
+            buf: vec![0; capacity.max(64)],
+            pos: 0,
+            allow_nan,
+            keys: KeyCache::default(),
+        }
+    }
+
+    /// What has been written.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf[..self.pos]
+    }
+
+    pub fn len(&self) -> usize {
+        self.pos
+    }
+
+    /// Makes room for `additional` more bytes beyond what is written.
+    #[inline(always)]
+    pub fn reserve(&mut self, additional: usize) {
+        if self.buf.len() - self.pos < additional {
+            self.grow(additional);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, additional: usize) {
+        let needed = self.pos.saturating_add(additional);
+        let size = needed.max(self.buf.len().saturating_mul(2));
+        self.buf.resize(size, 0);
+    }
+
+    /// Appends `s`; pieces up to 32 bytes take two overlapping moves.
+    #[inline(always)]
+    pub fn put(&mut self, s: &[u8]) {
+        let n = s.len();
+        self.reserve(n);
+        let dst = &mut self.buf[self.pos..self.pos + n];
+        if n > 16 && n <= 32 {
+            dst[..16].copy_from_slice(&s[..16]);
+            dst[n - 16..].copy_from_slice(&s[n - 16..]);
+        } else if n >= 8 && n <= 16 {
+            dst[..8].copy_from_slice(&s[..8]);
+            dst[n - 8..].copy_from_slice(&s[n - 8..]);
+        } else if n >= 4 && n < 8 {
+            dst[..4].copy_from_slice(&s[..4]);
+            dst[n - 4..].copy_from_slice(&s[n - 4..]);
+        } else if n < 4 {
+            for (d, &b) in dst.iter_mut().zip(s) {
+                *d = b;
+            }
+        } else {
+            dst.copy_from_slice(s);
+        }
+        self.pos += n;
+    }
+
+    #[inline(always)]
+    pub fn push(&mut self, b: u8) {
+        self.reserve(1);
+        self.buf[self.pos] = b;
+        self.pos += 1;
+    }
+
+    /// `v` in decimal, the digits written in place (no intermediate buffer).
+    #[inline]
+    pub fn put_u64(&mut self, v: u64) {
+        let n = decimal_len(v);
+        self.reserve(20);
+        let dst = &mut self.buf[self.pos..self.pos + n];
+        let mut rest = v;
+        let mut end = n;
+        while rest >= 100 {
+            let pair = (rest % 100) as usize * 2;
+            rest /= 100;
+            dst[end - 2..end].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+            end -= 2;
+        }
+        if rest >= 10 {
+            let pair = rest as usize * 2;
+            dst[end - 2..end].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+        } else {
+            dst[end - 1] = b'0' + rest as u8;
+        }
+        self.pos += n;
+    }
+
+    #[inline]
+    pub fn put_i64(&mut self, v: i64) {
+        if v < 0 {
+            self.push(b'-');
+        }
+        self.put_u64(v.unsigned_abs());
+    }
+}
+
+/// "00" "01" ... "99".
+static DIGIT_PAIRS: [u8; 200] = {
+    let mut table = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        table[2 * i] = b'0' + (i / 10) as u8;
+        table[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    table
+};
+
+#[inline(always)]
+fn decimal_len(v: u64) -> usize {
+    let mut n = 1;
+    let mut limit = 10u64;
+    while n < 20 && v >= limit {
+        n += 1;
+        limit = limit.wrapping_mul(10);
+    }
+    n
+}
+
+/// Keys already written, by object identity: rows of a batch share their key
+/// objects, so `"label":` is escaped once and copied after. Each slot holds a
+/// reference to its key, so no other object can take its address meanwhile.
+#[derive(Default)]
+struct KeyCache {
+    slots: Option<Box<[KeySlot]>>,
+    misses: usize,
+}
+
+const KEY_SLOTS: usize = 64;
+const KEY_TEXT: usize = 32;
+
+#[derive(Default)]
+struct KeySlot {
+    key: Option<Py<PyString>>,
+    len: u8,
+    text: [u8; KEY_TEXT],
+}
+
+impl KeyCache {
+    /// The slot for `key`, once enough keys were written to pay for the table.
+    #[inline]
+    fn slot(&mut self, key: &Bound<'_, PyString>) -> Option<&mut KeySlot> {
+        if self.slots.is_none() {
+            self.misses += 1;
+            if self.misses < 16 {
+                return None;
+            }
+            self.slots = Some((0..KEY_SLOTS).map(|_| KeySlot::default()).collect());
+        }
+        let index = (key.as_ptr() as usize >> 4) % KEY_SLOTS;
+        self.slots.as_mut().map(|slots| &mut slots[index])
+    }
+}
+
+impl Emit for JsonWriter {
+    const WRITES: bool = true;
+
+    #[inline(always)]
+    fn byte(&mut self, b: u8) {
+        self.push(b);
+    }
+
+    #[inline(always)]
+    fn raw(&mut self, bytes: &[u8]) {
+        self.put(bytes);
+    }
+
+    #[inline]
+    fn str(&mut self, s: &[u8]) {
+        if needs_escape(s) {
+            write_escaped(self, s);
+        } else {
+            self.reserve(s.len() + 2);
+            self.push(b'"');
+            self.put(s);
+            self.push(b'"');
+        }
+    }
+
+    #[inline]
+    fn i64(&mut self, v: i64) {
+        self.put_i64(v);
+    }
+
+    #[inline]
+    fn u64(&mut self, v: u64) {
+        self.put_u64(v);
+    }
+
+    #[inline]
+    fn str_key(&mut self, key: &Bound<'_, PyString>) -> Result<(), Fault> {
+        let Some(slot) = self.keys.slot(key) else {
+            self.str(utf8_bytes(key)?);
+            self.push(b':');
+            return Ok(());
+        };
+        if slot.key.as_ref().is_some_and(|k| k.is(key)) {
+            let (text, len) = (slot.text, slot.len as usize);
+            self.put(&text[..len]);
+            return Ok(());
+        }
+        let start = self.pos;
+        self.str(utf8_bytes(key)?);
+        self.push(b':');
+        let written = &self.buf[start..self.pos];
+        // Re-borrow: `self.str` needed the whole writer.
+        if let Some(slot) = self.keys.slot(key) {
+            if written.len() <= KEY_TEXT {
+                slot.text[..written.len()].copy_from_slice(written);
+                slot.len = written.len() as u8;
+                slot.key = Some(key.clone().unbind());
+            }
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn f64(&mut self, v: f64) -> Result<(), Fault> {
+        if v.is_finite() {
+            self.put(f64_repr(v, &mut FloatText::new()));
+            return Ok(());
+        }
+        if !self.allow_nan {
+            return Err(Fault::NonFinite(v));
+        }
+        // The spellings json.dumps uses; not standard JSON, hence opt-in.
+        self.put(if v.is_nan() {
+            b"NaN"
+        } else if v > 0.0 {
+            b"Infinity"
+        } else {
+            b"-Infinity"
+        });
+        Ok(())
+    }
+}
+
+/// Writes nothing and accepts non-finite floats, as `json.dumps` does by default.
+pub struct NoWrite;
+
+impl Emit for NoWrite {
+    const WRITES: bool = false;
+    #[inline(always)]
+    fn byte(&mut self, _: u8) {}
+    #[inline(always)]
+    fn raw(&mut self, _: &[u8]) {}
+    #[inline(always)]
+    fn str(&mut self, _: &[u8]) {}
+    #[inline(always)]
+    fn i64(&mut self, _: i64) {}
+    #[inline(always)]
+    fn u64(&mut self, _: u64) {}
+    #[inline(always)]
+    fn f64(&mut self, _: f64) -> Result<(), Fault> {
+        Ok(())
+    }
+    #[inline(always)]
+    fn str_key(&mut self, _: &Bound<'_, PyString>) -> Result<(), Fault> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_copies_every_length_and_grows() {
+        let src: Vec<u8> = (0u8..100).collect();
+        let mut w = JsonWriter::new(false, 1);
+        let mut want = Vec::new();
+        for n in 0..100 {
+            w.put(&src[..n]);
+            want.extend_from_slice(&src[..n]);
+            w.push(b'|');
+            want.push(b'|');
+        }
+        assert_eq!(w.bytes(), &want[..]);
+        assert_eq!(w.len(), want.len());
+    }
+
+    #[test]
+    fn ints_are_written_in_decimal() {
+        let mut w = JsonWriter::new(false, 0);
+        for v in [0i64, 7, -7, 10, 99, 100, -12345, i64::MIN, i64::MAX] {
+            w.put_i64(v);
+            w.push(b' ');
+        }
+        for v in [9_999_999_999_999_999_999u64, 10_000_000_000_000_000_000, u64::MAX] {
+            w.put_u64(v);
+            w.push(b' ');
+        }
+        let want = "0 7 -7 10 99 100 -12345 -9223372036854775808 9223372036854775807 \
+                    9999999999999999999 10000000000000000000 18446744073709551615 ";
+        assert_eq!(std::str::from_utf8(w.bytes()).unwrap(), want);
+    }
+
+    #[test]
+    fn non_finite_follows_allow_nan() {
+        let mut w = JsonWriter::new(true, 0);
+        w.f64(f64::NAN).unwrap();
+        w.f64(f64::NEG_INFINITY).unwrap();
+        assert_eq!(w.bytes(), b"NaN-Infinity");
+        let mut strict = JsonWriter::new(false, 0);
+        assert!(matches!(strict.f64(f64::INFINITY), Err(Fault::NonFinite(_))));
+    }
+}
