@@ -155,6 +155,66 @@ mod tests {
         String::from_utf8(f64_repr(v, &mut FloatText::new()).to_vec()).unwrap()
     }
 
+    /// Python's layout of Rust's shortest digits (`{:e}` is shortest round-trip).
+    fn oracle(v: f64) -> String {
+        let mut out = [0u8; 32];
+        String::from_utf8(relayout(format!("{v:e}").as_bytes(), &mut out).to_vec()).unwrap()
+    }
+
+    /// Ours equals the oracle, except on an exact tie between two shortest
+    /// candidates, where Rust rounds half up and Python (and we) half to even.
+    fn check(v: f64) {
+        let (ours, theirs) = (repr(v), oracle(v));
+        if ours == theirs {
+            return;
+        }
+        assert_eq!(ours.parse::<f64>().unwrap(), v, "ours must read back: {ours}");
+        assert_eq!(ours.len(), theirs.len(), "tie candidates are equally short: {ours} {theirs}");
+        let last = ours.trim_end_matches(".0").bytes().filter(u8::is_ascii_digit).last().unwrap();
+        assert_eq!((last - b'0') % 2, 0, "a tie goes to the even digit: {ours} vs {theirs}");
+    }
+
+    #[test]
+    fn random_doubles_match_the_shortest_digits() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for i in 0..300_000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = match i % 4 {
+                0 => f64::from_bits(x),
+                1 => (x >> 11) as f64 / (1u64 << 53) as f64,
+                2 => f64::from(f32::from_bits(x as u32)),
+                _ => f64::from_bits(x & 0x800F_FFFF_FFFF_FFFF | (u64::from(i) % 2046 + 1) << 52),
+            };
+            if v.is_finite() {
+                check(v);
+            }
+        }
+    }
+
+    #[test]
+    fn edge_doubles_match_the_shortest_digits() {
+        let mut cases = vec![f64::MIN_POSITIVE, f64::MAX, f64::EPSILON, 5e-324, 1e-323, 1.5e-323, 2.5e-323];
+        for e in -330..310 {
+            let p = format!("1e{e}").parse::<f64>().unwrap();
+            cases.extend([p, p * 1.5, p * 9.999999999999999, p * 0.9999999999999999]);
+            cases.push(f64::from_bits(p.to_bits() + 1));
+            cases.push(f64::from_bits(p.to_bits().saturating_sub(1)));
+        }
+        for b in 1..=2046u64 {
+            cases.push(f64::from_bits(b << 52));
+            cases.push(f64::from_bits((b << 52) - 1));
+        }
+        for v in cases {
+            if v.is_finite() && v != 0.0 {
+                check(v);
+                check(-v);
+            }
+        }
+    }
+
+
     #[test]
     fn floats_match_python_repr() {
         let cases: &[(f64, &str)] = &[

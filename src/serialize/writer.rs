@@ -147,16 +147,24 @@ static DIGIT_PAIRS: [u8; 200] = {
     table
 };
 
+/// Number of decimal digits of `v` (1 for 0): log10 estimated from the bit
+/// length (1233/4096 ~ log10(2)), corrected by one comparison.
 #[inline(always)]
 fn decimal_len(v: u64) -> usize {
-    let mut n = 1;
-    let mut limit = 10u64;
-    while n < 20 && v >= limit {
-        n += 1;
-        limit = limit.wrapping_mul(10);
-    }
-    n
+    let bits = 64 - (v | 1).leading_zeros();
+    let estimate = ((bits * 1233) >> 12) as usize;
+    estimate + usize::from((v | 1) >= POW10[estimate])
 }
+
+static POW10: [u64; 20] = {
+    let mut table = [1u64; 20];
+    let mut i = 1;
+    while i < 20 {
+        table[i] = table[i - 1] * 10;
+        i += 1;
+    }
+    table
+};
 
 /// Keys already written, by object identity: rows of a batch share their key
 /// objects, so `"label":` is escaped once and copied after. Each slot holds a
@@ -334,6 +342,18 @@ mod tests {
         let want = "0 7 -7 10 99 100 -12345 -9223372036854775808 9223372036854775807 \
                     9999999999999999999 10000000000000000000 18446744073709551615 ";
         assert_eq!(std::str::from_utf8(w.bytes()).unwrap(), want);
+    }
+
+    #[test]
+    fn decimal_len_counts_digits() {
+        assert_eq!(decimal_len(0), 1);
+        let mut p = 1u64;
+        for n in 1..20 {
+            assert_eq!(decimal_len(p), n, "10^{}", n - 1);
+            assert_eq!(decimal_len(p - 1), (n - 1).max(1));
+            p = p.wrapping_mul(10);
+        }
+        assert_eq!(decimal_len(u64::MAX), 20);
     }
 
     #[test]
