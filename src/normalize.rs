@@ -22,7 +22,11 @@ fn is_exact<T: PyTypeInfo>(obj: &Bound<'_, PyAny>) -> bool {
 /// subclasses) kept as they are, numpy values as `.tolist()` gives them, dicts
 /// rebuilt with converted values, lists/tuples/sets as new lists, anything else
 /// `fallback(obj)`. `depth` is the nesting level of a container found here.
-fn convert<'py>(obj: &Bound<'py, PyAny>, fallback: &Bound<'py, PyAny>, depth: usize) -> Converted<'py> {
+fn convert<'py>(
+    obj: &Bound<'py, PyAny>,
+    fallback: &Bound<'py, PyAny>,
+    depth: usize,
+) -> Converted<'py> {
     if is_exact::<PyString>(obj)
         || is_exact::<PyFloat>(obj)
         || is_exact::<PyInt>(obj)
@@ -44,11 +48,18 @@ fn convert<'py>(obj: &Bound<'py, PyAny>, fallback: &Bound<'py, PyAny>, depth: us
 }
 
 #[inline(never)]
-fn convert_other<'py>(obj: &Bound<'py, PyAny>, fallback: &Bound<'py, PyAny>, depth: usize) -> Converted<'py> {
+fn convert_other<'py>(
+    obj: &Bound<'py, PyAny>,
+    fallback: &Bound<'py, PyAny>,
+    depth: usize,
+) -> Converted<'py> {
     let py = obj.py();
     // Subclasses of the native scalars (numpy.float64, numpy.str_, IntEnum) are
     // native already.
-    if obj.is_instance_of::<PyInt>() || obj.is_instance_of::<PyFloat>() || obj.is_instance_of::<PyString>() {
+    if obj.is_instance_of::<PyInt>()
+        || obj.is_instance_of::<PyFloat>()
+        || obj.is_instance_of::<PyString>()
+    {
         return Ok(obj.clone());
     }
     match classify(obj)? {
@@ -84,14 +95,19 @@ fn convert_other<'py>(obj: &Bound<'py, PyAny>, fallback: &Bound<'py, PyAny>, dep
     Ok(fallback.call1((obj,))?)
 }
 
-fn convert_dict<'py>(d: &Bound<'py, PyDict>, fallback: &Bound<'py, PyAny>, depth: usize) -> Converted<'py> {
+fn convert_dict<'py>(
+    d: &Bound<'py, PyDict>,
+    fallback: &Bound<'py, PyAny>,
+    depth: usize,
+) -> Converted<'py> {
     if depth >= MAX_DEPTH {
         return Err(Fault::TooDeep.into());
     }
     let out = PyDict::new(d.py());
     let mut items = DictItems::new(d);
     for (k, v) in &mut items {
-        let converted = convert(&v, fallback, depth + 1).map_err(|err| err.at(PathSegment::Key(key_text(&k))))?;
+        let converted = convert(&v, fallback, depth + 1)
+            .map_err(|err| err.at(PathSegment::Key(key_text(&k))))?;
         out.set_item(&k, converted)?;
     }
     if items.changed() {
@@ -128,7 +144,10 @@ fn build_nums<'py>(
     }
     let n = a.shape[axis];
     let list = if axis + 1 == a.ndim() {
-        PyList::new(py, (0..n).map(|i| a.read_num(a.step(pos, axis, i), elem).to_py(py)))?
+        PyList::new(
+            py,
+            (0..n).map(|i| a.read_num(a.step(pos, axis, i), elem).to_py(py)),
+        )?
     } else {
         let rows = (0..n)
             .map(|i| build_nums(py, a, elem, axis + 1, a.step(pos, axis, i)))
@@ -145,7 +164,10 @@ fn into_pyerr(err: SerError, row: Option<usize>, py: Python<'_>) -> PyErr {
 /// `obj` with numpy (and, through `fallback`, other libraries') values made
 /// native; tuples and sets become lists; the input is never modified.
 #[pyfunction]
-pub fn ensure_native_types<'py>(obj: &Bound<'py, PyAny>, fallback: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+pub fn ensure_native_types<'py>(
+    obj: &Bound<'py, PyAny>,
+    fallback: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
     convert(obj, fallback, 0).map_err(|err| into_pyerr(err, None, obj.py()))
 }
 
@@ -179,7 +201,15 @@ pub fn ensure_valid_output<'py>(
                 return Err(into_pyerr(Fault::TooDeep.into(), None, py));
             }
             let rows = (0..data.shape[0])
-                .map(|i| wrap(build_nums(py, &data, elem, 1, data.step(data.origin(), 0, i))?))
+                .map(|i| {
+                    wrap(build_nums(
+                        py,
+                        &data,
+                        elem,
+                        1,
+                        data.step(data.origin(), 0, i),
+                    )?)
+                })
                 .collect::<PyResult<Vec<_>>>()?;
             return PyList::new(py, rows);
         }

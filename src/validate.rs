@@ -64,7 +64,10 @@ pub fn check_outputs(outputs: &Bound<'_, PyAny>, n_inputs: usize) -> PyResult<()
     let list = outputs.cast::<PyList>().map_err(|_| {
         validation_error(
             py,
-            format!("Outputs must be a Python list of dicts. Type returned was {}", type_name(outputs)),
+            format!(
+                "Outputs must be a Python list of dicts. Type returned was {}",
+                type_name(outputs)
+            ),
         )
     })?;
     let mut unserializable: Option<(usize, serialize::SerError)> = None;

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from packflow import _core
 from packflow.serialize import dumps, dumps_lines
 
@@ -54,8 +53,21 @@ def nested_dicts(depth: int):
 # -- strategies -----------------------------------------------------------------
 
 floats = st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from(
-    [0.0, -0.0, 5e-324, -5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, 1e16, 1e-5,
-     1e-4, 0.1, 1e22, 123456789012345680.0, 9007199254740993.0]
+    [
+        0.0,
+        -0.0,
+        5e-324,
+        -5e-324,
+        2.2250738585072014e-308,
+        1.7976931348623157e308,
+        1e16,
+        1e-5,
+        1e-4,
+        0.1,
+        1e22,
+        123456789012345680.0,
+        9007199254740993.0,
+    ]
 )
 scalars = (
     st.none()
@@ -68,16 +80,19 @@ scalars = (
 )
 json_values = st.recursive(
     scalars,
-    lambda children: st.lists(children, max_size=5)
-    | st.dictionaries(st.text(max_size=8), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5)
+    ),
     max_leaves=40,
 )
 any_keys = st.text(max_size=5) | st.integers() | floats | st.booleans() | st.none()
 keyed_values = st.recursive(
     scalars,
-    lambda children: st.lists(children, max_size=4)
-    | st.tuples(children, children)
-    | st.dictionaries(any_keys, children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.tuples(children, children)
+        | st.dictionaries(any_keys, children, max_size=4)
+    ),
     max_leaves=30,
 )
 
@@ -205,7 +220,11 @@ NUMERIC_DTYPES = [
 @pytest.mark.parametrize("dtype", NUMERIC_DTYPES)
 def test_numpy_arrays_and_scalars_of_every_numeric_dtype(dtype):
     rng = np.random.default_rng(0)
-    raw = rng.normal(0, 300, size=(3, 4)) if np.dtype(dtype).kind == "f" else rng.integers(0, 100, (3, 4))
+    raw = (
+        rng.normal(0, 300, size=(3, 4))
+        if np.dtype(dtype).kind == "f"
+        else rng.integers(0, 100, (3, 4))
+    )
     arr = raw.astype(dtype)
     assert dumps(arr) == json_bytes(arr.tolist())
     assert dumps(arr[1, 2]) == json_bytes(arr[1, 2].tolist())
@@ -366,6 +385,7 @@ def test_depth_limit():
     for too_deep in (nested_lists(MAX_DEPTH + 1), nested_dicts(300), nested_lists(10_000)):
         with pytest.raises(ValueError, match="nesting deeper than 255 levels"):
             dumps(too_deep)
+
     # numpy dimensions count as levels: n lists around a 2-d array are n + 2 levels
     def around_array(n):
         value = [np.zeros((1, 1))]

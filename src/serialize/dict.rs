@@ -55,7 +55,10 @@ impl<'py> Iterator for DictItems<'py> {
             if ffi::PyDict_Next(self.dict.as_ptr(), &mut self.pos, &mut key, &mut val) == 0 {
                 return None;
             }
-            Some((Bound::from_borrowed_ptr(py, key), Bound::from_borrowed_ptr(py, val)))
+            Some((
+                Bound::from_borrowed_ptr(py, key),
+                Bound::from_borrowed_ptr(py, val),
+            ))
         }
     }
 }
@@ -71,7 +74,11 @@ pub fn key_text(key: &Bound<'_, PyAny>) -> String {
     }
 }
 
-pub fn write_dict<E: Emit>(e: &mut E, dict: &Bound<'_, PyDict>, depth: usize) -> Result<(), SerError> {
+pub fn write_dict<E: Emit>(
+    e: &mut E,
+    dict: &Bound<'_, PyDict>,
+    depth: usize,
+) -> Result<(), SerError> {
     if depth >= MAX_DEPTH {
         return Err(Fault::TooDeep.into());
     }
@@ -114,7 +121,11 @@ fn write_other_key<E: Emit>(e: &mut E, key: &Bound<'_, PyAny>) -> Result<(), Ser
         return Ok(());
     }
     if let Ok(b) = key.cast_exact::<PyBool>() {
-        e.raw(if b.is_true() { b"\"true\"" } else { b"\"false\"" });
+        e.raw(if b.is_true() {
+            b"\"true\""
+        } else {
+            b"\"false\""
+        });
         return Ok(());
     }
     if key.is_none() {

@@ -7,13 +7,21 @@ use super::writer::Emit;
 use super::{value, Fault, SerError};
 use crate::errors::{PathSegment, MAX_DEPTH};
 
-pub fn write_list<E: Emit>(e: &mut E, list: &Bound<'_, PyList>, depth: usize) -> Result<(), SerError> {
+pub fn write_list<E: Emit>(
+    e: &mut E,
+    list: &Bound<'_, PyList>,
+    depth: usize,
+) -> Result<(), SerError> {
     // pyo3's list iterator re-reads the length at each step, so a list that
     // shrinks under a callback is walked safely.
     write_items(e, list.iter(), depth)
 }
 
-pub fn write_tuple<E: Emit>(e: &mut E, tuple: &Bound<'_, PyTuple>, depth: usize) -> Result<(), SerError> {
+pub fn write_tuple<E: Emit>(
+    e: &mut E,
+    tuple: &Bound<'_, PyTuple>,
+    depth: usize,
+) -> Result<(), SerError> {
     write_items(e, tuple.iter(), depth)
 }
 

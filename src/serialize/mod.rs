@@ -13,7 +13,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use pyo3::{intern, PyTypeInfo};
 
-use crate::errors::{location, type_error, type_name, value_error, KeyPath, PathSegment, MAX_DEPTH};
+use crate::errors::{
+    location, type_error, type_name, value_error, KeyPath, PathSegment, MAX_DEPTH,
+};
 
 pub use dict::DictItems;
 use writer::{Emit, JsonWriter, NoWrite};
@@ -77,10 +79,6 @@ impl SerError {
         self
     }
 
-    pub fn fault(&self) -> &Fault {
-        &self.0.fault
-    }
-
     /// What went wrong, without where.
     pub fn reason(&self) -> String {
         match &self.0.fault {
@@ -101,7 +99,9 @@ impl SerError {
             Fault::TooDeep => {
                 format!("nesting deeper than {MAX_DEPTH} levels (or a reference cycle)")
             }
-            Fault::Surrogate => "str contains a lone surrogate, which cannot be encoded as UTF-8".into(),
+            Fault::Surrogate => {
+                "str contains a lone surrogate, which cannot be encoded as UTF-8".into()
+            }
             Fault::Dtype(d) => format!("numpy array of dtype {d} is not JSON serializable"),
             Fault::Changed => "dict changed size while being serialized".into(),
             Fault::Python(err) => err.to_string(),
@@ -217,7 +217,9 @@ fn value_other<E: Emit>(e: &mut E, obj: &Bound<'_, PyAny>, depth: usize) -> Resu
         return list::write_tuple(e, t, depth);
     }
     match numpy::classify(obj)? {
-        Some(numpy::NumpyObj::Scalar(elem)) => Ok(numpy::emit_num(e, numpy::scalar_value(obj, elem)?)?),
+        Some(numpy::NumpyObj::Scalar(elem)) => {
+            Ok(numpy::emit_num(e, numpy::scalar_value(obj, elem)?)?)
+        }
         Some(numpy::NumpyObj::Array(arr)) => numpy::write_array(e, &arr, depth),
         Some(numpy::NumpyObj::ArraySubclass) => {
             let plain = obj.call_method0(intern!(obj.py(), "tolist"))?;
@@ -288,20 +290,24 @@ pub fn dumps<'py>(obj: &Bound<'py, PyAny>, allow_nan: bool) -> PyResult<Bound<'p
 /// JSON Lines: each row written compactly and followed by `\n`, in one buffer.
 #[pyfunction]
 #[pyo3(signature = (rows, *, allow_nan = false))]
-pub fn dumps_lines<'py>(rows: &Bound<'py, PyAny>, allow_nan: bool) -> PyResult<Bound<'py, PyBytes>> {
+pub fn dumps_lines<'py>(
+    rows: &Bound<'py, PyAny>,
+    allow_nan: bool,
+) -> PyResult<Bound<'py, PyBytes>> {
     let py = rows.py();
-    let write_rows = |w: &mut JsonWriter, items: &mut dyn Iterator<Item = Bound<'py, PyAny>>, n: usize| {
-        for (i, row) in items.enumerate() {
-            value(w, &row, 0).map_err(|err| err.into_pyerr(py, Some(i)))?;
-            w.push(b'\n');
-            if i == 0 && n > 1 {
-                // Rows of a batch are alike: size the buffer from the first one.
-                let per_row = w.len() + w.len() / 8;
-                w.reserve(per_row.saturating_mul(n - 1));
+    let write_rows =
+        |w: &mut JsonWriter, items: &mut dyn Iterator<Item = Bound<'py, PyAny>>, n: usize| {
+            for (i, row) in items.enumerate() {
+                value(w, &row, 0).map_err(|err| err.into_pyerr(py, Some(i)))?;
+                w.push(b'\n');
+                if i == 0 && n > 1 {
+                    // Rows of a batch are alike: size the buffer from the first one.
+                    let per_row = w.len() + w.len() / 8;
+                    w.reserve(per_row.saturating_mul(n - 1));
+                }
             }
-        }
-        Ok::<(), PyErr>(())
-    };
+            Ok::<(), PyErr>(())
+        };
     let mut w = JsonWriter::new(allow_nan, 256);
     if let Ok(list) = rows.cast::<PyList>() {
         write_rows(&mut w, &mut list.iter(), list.len())?;

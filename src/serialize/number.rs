@@ -168,10 +168,26 @@ mod tests {
         if ours == theirs {
             return;
         }
-        assert_eq!(ours.parse::<f64>().unwrap(), v, "ours must read back: {ours}");
-        assert_eq!(ours.len(), theirs.len(), "tie candidates are equally short: {ours} {theirs}");
-        let last = ours.trim_end_matches(".0").bytes().filter(u8::is_ascii_digit).last().unwrap();
-        assert_eq!((last - b'0') % 2, 0, "a tie goes to the even digit: {ours} vs {theirs}");
+        assert_eq!(
+            ours.parse::<f64>().unwrap(),
+            v,
+            "ours must read back: {ours}"
+        );
+        assert_eq!(
+            ours.len(),
+            theirs.len(),
+            "tie candidates are equally short: {ours} {theirs}"
+        );
+        let last = ours
+            .trim_end_matches(".0")
+            .bytes()
+            .rfind(u8::is_ascii_digit)
+            .unwrap();
+        assert_eq!(
+            (last - b'0') % 2,
+            0,
+            "a tie goes to the even digit: {ours} vs {theirs}"
+        );
     }
 
     #[test]
@@ -195,7 +211,15 @@ mod tests {
 
     #[test]
     fn edge_doubles_match_the_shortest_digits() {
-        let mut cases = vec![f64::MIN_POSITIVE, f64::MAX, f64::EPSILON, 5e-324, 1e-323, 1.5e-323, 2.5e-323];
+        let mut cases = vec![
+            f64::MIN_POSITIVE,
+            f64::MAX,
+            f64::EPSILON,
+            5e-324,
+            1e-323,
+            1.5e-323,
+            2.5e-323,
+        ];
         for e in -330..310 {
             let p = format!("1e{e}").parse::<f64>().unwrap();
             cases.extend([p, p * 1.5, p * 9.999999999999999, p * 0.9999999999999999]);
@@ -213,7 +237,6 @@ mod tests {
             }
         }
     }
-
 
     #[test]
     fn floats_match_python_repr() {
@@ -264,7 +287,11 @@ mod tests {
         ];
         for (text, want) in cases {
             let got = relayout(text.as_bytes(), &mut out);
-            assert_eq!(std::str::from_utf8(got).unwrap(), *want, "relayout of {text}");
+            assert_eq!(
+                std::str::from_utf8(got).unwrap(),
+                *want,
+                "relayout of {text}"
+            );
         }
     }
 

@@ -65,8 +65,14 @@ impl Num {
     pub fn to_py(self, py: Python<'_>) -> Bound<'_, PyAny> {
         match self {
             Num::Bool(b) => pyo3::types::PyBool::new(py, b).to_owned().into_any(),
-            Num::Int(v) => v.into_pyobject(py).unwrap_or_else(|e| match e {}).into_any(),
-            Num::UInt(v) => v.into_pyobject(py).unwrap_or_else(|e| match e {}).into_any(),
+            Num::Int(v) => v
+                .into_pyobject(py)
+                .unwrap_or_else(|e| match e {})
+                .into_any(),
+            Num::UInt(v) => v
+                .into_pyobject(py)
+                .unwrap_or_else(|e| match e {})
+                .into_any(),
             Num::Float(v) => PyFloat::new(py, v).into_any(),
         }
     }
@@ -84,9 +90,30 @@ static NUMPY_TYPES: PyOnceLock<NumpyTypes> = PyOnceLock::new();
 /// Every scalar type name that can map to a natively read element type
 /// (aliases resolve to the same type objects and are deduplicated).
 const SCALAR_NAMES: &[&str] = &[
-    "bool_", "int8", "int16", "int32", "int64", "byte", "short", "intc", "int_", "long",
-    "longlong", "uint8", "uint16", "uint32", "uint64", "ubyte", "ushort", "uintc", "uint",
-    "ulong", "ulonglong", "float16", "float32", "float64",
+    "bool_",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "byte",
+    "short",
+    "intc",
+    "int_",
+    "long",
+    "longlong",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "ubyte",
+    "ushort",
+    "uintc",
+    "uint",
+    "ulong",
+    "ulonglong",
+    "float16",
+    "float32",
+    "float64",
 ];
 
 fn load_types(py: Python<'_>) -> PyResult<NumpyTypes> {
@@ -123,7 +150,9 @@ fn numpy_types(py: Python<'_>) -> PyResult<Option<&NumpyTypes>> {
     if let Some(types) = NUMPY_TYPES.get(py) {
         return Ok(Some(types));
     }
-    let modules = py.import(intern!(py, "sys"))?.getattr(intern!(py, "modules"))?;
+    let modules = py
+        .import(intern!(py, "sys"))?
+        .getattr(intern!(py, "modules"))?;
     let modules = modules.cast_into::<PyDict>()?;
     if !modules.contains(intern!(py, "numpy"))? {
         return Ok(None);

@@ -22,9 +22,9 @@ static ESCAPE: [u8; 256] = {
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 use pyo3::exceptions::PyUnicodeEncodeError;
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
-use pyo3::ffi;
 
 use super::writer::JsonWriter;
 use super::Fault;
@@ -72,7 +72,10 @@ pub fn needs_escape(s: &[u8]) -> bool {
         // A control byte (< 0x20), '"' or '\\'. Bytes >= 0x80 never borrow
         // into a false hit: `w & !HIGH` keeps the subtraction within each byte.
         let control = (w & !HIGH).wrapping_add(LOW * (0x80 - 0x20)) | w;
-        if !control & HIGH != 0 || has_zero_byte(w ^ (LOW * u64::from(b'"'))) || has_zero_byte(w ^ (LOW * u64::from(b'\\'))) {
+        if !control & HIGH != 0
+            || has_zero_byte(w ^ (LOW * u64::from(b'"')))
+            || has_zero_byte(w ^ (LOW * u64::from(b'\\')))
+        {
             return true;
         }
     }
@@ -91,7 +94,14 @@ pub fn write_escaped(w: &mut JsonWriter, s: &[u8]) {
         }
         w.put(&s[start..i]);
         if esc == b'u' {
-            w.put(&[b'\\', b'u', b'0', b'0', HEX[(b >> 4) as usize], HEX[(b & 0xf) as usize]]);
+            w.put(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[(b >> 4) as usize],
+                HEX[(b & 0xf) as usize],
+            ]);
         } else {
             w.put(&[b'\\', esc]);
         }

@@ -77,13 +77,13 @@ impl JsonWriter {
         let n = s.len();
         self.reserve(n);
         let dst = &mut self.buf[self.pos..self.pos + n];
-        if n > 16 && n <= 32 {
+        if (17..=32).contains(&n) {
             dst[..16].copy_from_slice(&s[..16]);
             dst[n - 16..].copy_from_slice(&s[n - 16..]);
-        } else if n >= 8 && n <= 16 {
+        } else if (8..=16).contains(&n) {
             dst[..8].copy_from_slice(&s[..8]);
             dst[n - 8..].copy_from_slice(&s[n - 8..]);
-        } else if n >= 4 && n < 8 {
+        } else if (4..8).contains(&n) {
             dst[..4].copy_from_slice(&s[..4]);
             dst[n - 4..].copy_from_slice(&s[n - 4..]);
         } else if n < 4 {
@@ -335,7 +335,11 @@ mod tests {
             w.put_i64(v);
             w.push(b' ');
         }
-        for v in [9_999_999_999_999_999_999u64, 10_000_000_000_000_000_000, u64::MAX] {
+        for v in [
+            9_999_999_999_999_999_999u64,
+            10_000_000_000_000_000_000,
+            u64::MAX,
+        ] {
             w.put_u64(v);
             w.push(b' ');
         }
@@ -363,6 +367,9 @@ mod tests {
         w.f64(f64::NEG_INFINITY).unwrap();
         assert_eq!(w.bytes(), b"NaN-Infinity");
         let mut strict = JsonWriter::new(false, 0);
-        assert!(matches!(strict.f64(f64::INFINITY), Err(Fault::NonFinite(_))));
+        assert!(matches!(
+            strict.f64(f64::INFINITY),
+            Err(Fault::NonFinite(_))
+        ));
     }
 }

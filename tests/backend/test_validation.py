@@ -11,11 +11,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from reference import run_reference_script
-
 from packflow import InferenceBackend, _core
 from packflow.backend import preprocessors
 from packflow.exceptions import InferenceBackendRuntimeError, InferenceBackendValidationError
+from reference import run_reference_script
 
 MAX_DEPTH = _core.MAX_DEPTH
 
@@ -252,7 +251,10 @@ def test_check_inputs_accepts_lists_of_dicts():
         (b"x", "Type received was bytes"),
         ([{}, None], "Value at index 1 is not a dictionary. Type found was NoneType"),
         ([[("a", 1)]], "Value at index 0 is not a dictionary. Type found was list"),
-        ([{}, {}, {}, np.zeros(2)], "Value at index 3 is not a dictionary. Type found was numpy.ndarray"),
+        (
+            [{}, {}, {}, np.zeros(2)],
+            "Value at index 3 is not a dictionary. Type found was numpy.ndarray",
+        ),
     ],
 )
 def test_check_inputs_rejects(inputs, message):
@@ -395,10 +397,12 @@ good_leaves = (
 keys = st.text(max_size=4) | st.integers(-3, 3) | st.booleans() | st.none() | st.floats()
 values = st.recursive(
     good_leaves | bad_leaves,
-    lambda children: st.lists(children, max_size=3)
-    | st.tuples(children)
-    | st.dictionaries(keys, children, max_size=3)
-    | st.dictionaries(st.tuples(st.integers()), children, min_size=1, max_size=1),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.tuples(children)
+        | st.dictionaries(keys, children, max_size=3)
+        | st.dictionaries(st.tuples(st.integers()), children, min_size=1, max_size=1)
+    ),
     max_leaves=12,
 )
 rows = st.dictionaries(st.text(max_size=4), values, max_size=4) | values

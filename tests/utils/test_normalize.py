@@ -12,10 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from reference import call_ours, call_reference
-
 from packflow import _core
 from packflow.utils.normalize import ensure_native_types, ensure_valid_output
+from reference import call_ours, call_reference
 
 MAX_DEPTH = _core.MAX_DEPTH
 
@@ -221,9 +220,11 @@ arrays = st.sampled_from(NUMERIC_DTYPES).flatmap(
 )
 native_inputs = st.recursive(
     scalar_values | arrays,
-    lambda children: st.lists(children, max_size=4)
-    | st.tuples(children, children)
-    | st.dictionaries(st.text(max_size=4) | st.integers(), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.tuples(children, children)
+        | st.dictionaries(st.text(max_size=4) | st.integers(), children, max_size=4)
+    ),
     max_leaves=20,
 )
 
