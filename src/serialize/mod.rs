@@ -41,6 +41,24 @@ pub enum Fault {
     Python(PyErr),
 }
 
+/// NaN or an infinity met while `allow_nan` is off (kept small: it is the
+/// error type of every float write).
+#[derive(Debug, Clone, Copy)]
+pub struct NonFinite(pub f64);
+
+impl From<NonFinite> for Fault {
+    fn from(v: NonFinite) -> Self {
+        Fault::NonFinite(v.0)
+    }
+}
+
+impl From<NonFinite> for SerError {
+    #[cold]
+    fn from(v: NonFinite) -> Self {
+        Fault::from(v).into()
+    }
+}
+
 /// A fault and where it happened, the key path filled in as the error unwinds.
 /// Boxed so that `Result<(), SerError>` is one register on the hot path.
 #[derive(Debug)]

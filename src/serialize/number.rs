@@ -1,42 +1,69 @@
 //! Floats spelled exactly as Python's `json.dumps` spells them
 //! (`float.__repr__`: shortest round-trip digits), and half floats widened.
 
+use super::writer::JsonWriter;
+use super::NonFinite;
+
 /// Scratch space for one float's text.
 pub struct FloatText {
     shortest: zmij::Buffer,
-    relaid: [u8; 32],
+    /// Only written (whole) when a float needs re-laying out.
+    relaid: std::mem::MaybeUninit<[u8; 32]>,
 }
 
 impl FloatText {
-    #[inline(always)]
     pub fn new() -> Self {
         FloatText {
             shortest: zmij::Buffer::new(),
-            relaid: [0; 32],
+            relaid: std::mem::MaybeUninit::uninit(),
         }
+    }
+
+    /// `v` as `repr(v)` spells it: `1.0`, `0.0001`, `1e-05`, `1e+16`,
+    /// `1.5e+300`, `-0.0`; NaN and infinities as json.dumps spells them when
+    /// `allow_nan`, else an error.
+    ///
+    /// zmij finds the same shortest round-trip digits as Python's repr (the
+    /// shortest string that reads back as `v`, the closest one on a tie) and
+    /// lays them out like repr for 1e-4 <= |v| < 1e16: plain decimals, `.0` on
+    /// whole numbers. Outside that range the digits are re-laid out the way
+    /// repr does it.
+    #[inline(always)]
+    pub fn format(&mut self, v: f64, allow_nan: bool) -> Result<&[u8], NonFinite> {
+        let magnitude = v.abs();
+        if (1e-4..1e16).contains(&magnitude) || magnitude == 0.0 {
+            return Ok(self.shortest.format_finite(v).as_bytes());
+        }
+        if v.is_finite() {
+            let out = self.relaid.write([0; 32]);
+            return Ok(relayout(self.shortest.format_finite(v).as_bytes(), out));
+        }
+        if !allow_nan {
+            return Err(NonFinite(v));
+        }
+        // The spellings json.dumps uses; not standard JSON, hence opt-in.
+        Ok(if v.is_nan() {
+            b"NaN"
+        } else if v > 0.0 {
+            b"Infinity"
+        } else {
+            b"-Infinity"
+        })
     }
 }
 
-/// A finite `v` as `repr(v)` spells it: `1.0`, `0.0001`, `1e-05`, `1e+16`,
-/// `1.5e+300`, `-0.0`.
-///
-/// zmij finds the same shortest round-trip digits as Python's repr (the
-/// shortest string that reads back as `v`, the closest one on a tie) and
-/// lays them out like repr for 1e-4 <= |v| < 1e16: plain decimals, `.0` on
-/// whole numbers. Outside that range the digits are re-laid out the way
-/// repr does it.
-#[inline]
-pub fn f64_repr(v: f64, text: &mut FloatText) -> &[u8] {
-    let magnitude = v.abs();
-    if (1e-4..1e16).contains(&magnitude) || magnitude == 0.0 {
-        return text.shortest.format_finite(v).as_bytes();
-    }
-    relayout(text.shortest.format_finite(v).as_bytes(), &mut text.relaid)
+/// Appends `v` as [`FloatText::format`] spells it.
+#[inline(always)]
+pub fn write_f64(w: &mut JsonWriter, v: f64, allow_nan: bool) -> Result<(), NonFinite> {
+    let mut text = FloatText::new();
+    w.put(text.format(v, allow_nan)?);
+    Ok(())
 }
 
 /// Re-lays out any plain or exponent float text (`-0.00001234`, `1.5e300`,
 /// `1e-7`) the way Python's repr does: exponent form when the decimal point
 /// position is below -3 or above 16, else plain with `.0` on whole numbers.
+#[cold]
 #[inline(never)]
 fn relayout<'a>(text: &[u8], out: &'a mut [u8; 32]) -> &'a [u8] {
     let (negative, body) = match text.split_first() {
@@ -152,7 +179,9 @@ mod tests {
     use super::*;
 
     fn repr(v: f64) -> String {
-        String::from_utf8(f64_repr(v, &mut FloatText::new()).to_vec()).unwrap()
+        let mut w = JsonWriter::new(false, 0);
+        write_f64(&mut w, v, false).unwrap();
+        String::from_utf8(w.bytes().to_vec()).unwrap()
     }
 
     /// Python's layout of Rust's shortest digits (`{:e}` is shortest round-trip).

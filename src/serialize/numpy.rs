@@ -10,8 +10,8 @@ use pyo3::types::{PyDict, PyFloat, PyType};
 use pyo3::{ffi, intern};
 
 use super::number::f16_to_f64;
-use super::writer::Emit;
-use super::{value, Fault, SerError};
+use super::writer::{Emit, RUN};
+use super::{value, Fault, NonFinite, SerError};
 use crate::errors::{PathSegment, MAX_DEPTH};
 
 /// The element types read natively.
@@ -32,6 +32,18 @@ pub enum Elem {
 }
 
 impl Elem {
+    /// About how many bytes one element takes as JSON, to size the output.
+    fn json_width(self) -> usize {
+        match self {
+            Elem::Bool => 5,
+            Elem::I8 | Elem::U8 => 3,
+            Elem::I16 | Elem::U16 => 5,
+            Elem::I32 | Elem::U32 => 10,
+            Elem::I64 | Elem::U64 | Elem::F32 | Elem::F64 => 19,
+            Elem::F16 => 10,
+        }
+    }
+
     fn from_dtype(kind: u8, itemsize: usize) -> Option<Self> {
         Some(match (kind, itemsize) {
             (b'b', 1) => Elem::Bool,
@@ -338,8 +350,8 @@ pub fn dtype_name(arr: &Bound<'_, PyUntypedArray>) -> String {
 }
 
 /// Writes one element value.
-#[inline]
-pub fn emit_num<E: Emit>(e: &mut E, n: Num) -> Result<(), Fault> {
+#[inline(always)]
+pub fn emit_num<E: Emit>(e: &mut E, n: Num) -> Result<(), NonFinite> {
     match n {
         Num::Bool(b) => e.raw(if b { b"true" } else { b"false" }),
         Num::Int(v) => e.i64(v),
@@ -362,7 +374,11 @@ pub fn write_array<E: Emit>(
     match data.items {
         // The checker accepts any numeric array without reading it.
         Items::Num(_) if !E::WRITES => Ok(()),
-        Items::Num(elem) => write_nums(e, &data, elem, 0, data.origin()),
+        Items::Num(elem) => {
+            let count: usize = data.shape.iter().product();
+            e.expect(count.saturating_mul(elem.json_width() + 1));
+            write_nums(e, &data, elem, 0, data.origin())
+        }
         Items::Object => write_objects(e, arr.py(), &data, depth + data.ndim(), 0, data.origin()),
         Items::Other => Err(Fault::Dtype(dtype_name(arr)).into()),
     }
@@ -378,22 +394,112 @@ fn write_nums<E: Emit>(
     if axis == a.ndim() {
         return Ok(emit_num(e, a.read_num(pos, elem))?);
     }
+    if axis + 1 == a.ndim() {
+        return write_row_of(e, a, elem, axis, pos);
+    }
     e.byte(b'[');
-    let innermost = axis + 1 == a.ndim();
     for i in 0..a.shape[axis] {
         if i > 0 {
             e.byte(b',');
         }
-        let at = a.step(pos, axis, i);
-        let done = if innermost {
-            emit_num(e, a.read_num(at, elem)).map_err(SerError::from)
-        } else {
-            write_nums(e, a, elem, axis + 1, at)
-        };
-        done.map_err(|err| err.at(PathSegment::Index(i)))?;
+        write_nums(e, a, elem, axis + 1, a.step(pos, axis, i))
+            .map_err(|err| err.at(PathSegment::Index(i)))?;
     }
     e.byte(b']');
     Ok(())
+}
+
+/// The innermost axis, with the element type fixed at compile time so the
+/// per-element read and write carry no dispatch.
+fn write_row_of<E: Emit>(
+    e: &mut E,
+    a: &ArrayData<'_>,
+    elem: Elem,
+    axis: usize,
+    pos: Position,
+) -> Result<(), SerError> {
+    macro_rules! dispatch {
+        ($($variant:ident),*) => {
+            match elem {
+                $(Elem::$variant => {
+                    struct K;
+                    impl Kind for K {
+                        const ELEM: Elem = Elem::$variant;
+                    }
+                    write_row::<E, K>(e, a, axis, pos)
+                })*
+            }
+        };
+    }
+    dispatch!(Bool, I8, I16, I32, I64, U8, U16, U32, U64, F16, F32, F64)
+}
+
+trait Kind {
+    const ELEM: Elem;
+}
+
+#[inline(always)]
+fn write_row<E: Emit, K: Kind>(
+    e: &mut E,
+    a: &ArrayData<'_>,
+    axis: usize,
+    pos: Position,
+) -> Result<(), SerError> {
+    let n = a.shape[axis];
+    let at = |i: usize| a.read_num(a.step(pos, axis, i), K::ELEM);
+    let float = |i: usize| match at(i) {
+        Num::Float(v) => v,
+        _ => f64::NAN,
+    };
+    e.byte(b'[');
+    let mut i = 0;
+    if matches!(K::ELEM, Elem::F16 | Elem::F32 | Elem::F64) {
+        // Several at a time (see `Emit::f64_run`); a failing run writes
+        // nothing and is redone one by one to name the element at fault.
+        while i + 1 < n {
+            if i > 0 {
+                e.byte(b',');
+            }
+            let k = (n - i).min(RUN);
+            let mut run = [0.0; RUN];
+            for (j, slot) in run[..k].iter_mut().enumerate() {
+                *slot = float(i + j);
+            }
+            if e.f64_run(&run[..k]).is_err() {
+                return write_one_by_one(e, a, K::ELEM, axis, pos, i);
+            }
+            i += k;
+        }
+    }
+    while i < n {
+        if i > 0 {
+            e.byte(b',');
+        }
+        if let Err(bad) = emit_num(e, at(i)) {
+            return Err(SerError::from(bad).at(PathSegment::Index(i)));
+        }
+        i += 1;
+    }
+    e.byte(b']');
+    Ok(())
+}
+
+/// The error of the first element from `from` on that cannot be written.
+#[cold]
+fn write_one_by_one<E: Emit>(
+    e: &mut E,
+    a: &ArrayData<'_>,
+    elem: Elem,
+    axis: usize,
+    pos: Position,
+    from: usize,
+) -> Result<(), SerError> {
+    for i in from..a.shape[axis] {
+        if let Err(bad) = emit_num(e, a.read_num(a.step(pos, axis, i), elem)) {
+            return Err(SerError::from(bad).at(PathSegment::Index(i)));
+        }
+    }
+    Err(Fault::Changed.into())
 }
 
 fn write_objects<E: Emit>(

@@ -4,9 +4,12 @@
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
-use super::number::{f64_repr, FloatText};
+use super::number::{write_f64, FloatText};
 use super::string::{needs_escape, utf8_bytes, write_escaped};
-use super::Fault;
+use super::NonFinite;
+
+/// How many floats `Emit::f64_run` takes at once.
+pub const RUN: usize = 4;
 
 /// Where a traversal sends its output. `WRITES` is false for the checker, so
 /// work that only produces bytes (numeric array bodies) can be skipped.
@@ -19,9 +22,21 @@ pub trait Emit {
     fn i64(&mut self, v: i64);
     fn u64(&mut self, v: u64);
     /// A float; non-finite values follow the `allow_nan` policy.
-    fn f64(&mut self, v: f64) -> Result<(), Fault>;
+    fn f64(&mut self, v: f64) -> Result<(), NonFinite>;
+    /// Up to `RUN` floats with `,` between; on an error nothing is written.
+    fn f64_run(&mut self, values: &[f64]) -> Result<(), NonFinite> {
+        for (i, &v) in values.iter().take(RUN).enumerate() {
+            if i > 0 {
+                self.byte(b',');
+            }
+            self.f64(v)?;
+        }
+        Ok(())
+    }
+    /// Room for about `n` more bytes (a hint before a big array).
+    fn expect(&mut self, n: usize);
     /// A str dict key followed by `:`.
-    fn str_key(&mut self, key: &Bound<'_, PyString>) -> Result<(), Fault>;
+    fn str_key(&mut self, key: &Bound<'_, PyString>) -> Result<(), super::Fault>;
 }
 
 /// Compact JSON into one buffer, formatted like Python's `json.dumps`.
@@ -36,10 +51,23 @@ pub struct JsonWriter {
     keys: KeyCache,
 }
 
+thread_local! {
+    /// The last writer's buffer, kept for the next one: a fresh multi-megabyte
+    /// buffer per batch costs more in page faults than the writing itself.
+    static SPARE_BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Buffers above this size are given back to the allocator, not kept.
+const KEEP_AT_MOST: usize = 64 << 20;
+
 impl JsonWriter {
     pub fn new(allow_nan: bool, capacity: usize) -> Self {
+        let mut buf = SPARE_BUFFER.with(|spare| spare.take());
+        if buf.len() < capacity.max(64) {
+            buf.resize(capacity.max(64), 0);
+        }
         Self {
-            buf: vec![0; capacity.max(64)],
+            buf,
             pos: 0,
             allow_nan,
             keys: KeyCache::default(),
@@ -132,6 +160,18 @@ impl JsonWriter {
             self.push(b'-');
         }
         self.put_u64(v.unsigned_abs());
+    }
+}
+
+impl Drop for JsonWriter {
+    fn drop(&mut self) {
+        if self.buf.len() <= KEEP_AT_MOST {
+            let buf = std::mem::take(&mut self.buf);
+            SPARE_BUFFER.with(|spare| {
+                let kept = spare.take();
+                spare.set(if kept.len() > buf.len() { kept } else { buf });
+            });
+        }
     }
 }
 
@@ -237,7 +277,7 @@ impl Emit for JsonWriter {
     }
 
     #[inline]
-    fn str_key(&mut self, key: &Bound<'_, PyString>) -> Result<(), Fault> {
+    fn str_key(&mut self, key: &Bound<'_, PyString>) -> Result<(), super::Fault> {
         let Some(slot) = self.keys.slot(key) else {
             self.str(utf8_bytes(key)?);
             self.push(b':');
@@ -264,23 +304,38 @@ impl Emit for JsonWriter {
     }
 
     #[inline]
-    fn f64(&mut self, v: f64) -> Result<(), Fault> {
-        if v.is_finite() {
-            self.put(f64_repr(v, &mut FloatText::new()));
-            return Ok(());
+    fn f64(&mut self, v: f64) -> Result<(), NonFinite> {
+        write_f64(self, v, self.allow_nan)
+    }
+
+    #[inline]
+    fn f64_run(&mut self, values: &[f64]) -> Result<(), NonFinite> {
+        // All are formatted before any is copied: a copy that reads text the
+        // formatter has only just stored stalls on store forwarding, and back
+        // to back (numpy rows, lists of scores) those stalls add up.
+        let mut texts = [
+            FloatText::new(),
+            FloatText::new(),
+            FloatText::new(),
+            FloatText::new(),
+        ];
+        let mut outs: [&[u8]; RUN] = [&[]; RUN];
+        for ((text, &v), out) in texts.iter_mut().zip(values).zip(outs.iter_mut()) {
+            *out = text.format(v, self.allow_nan)?;
         }
-        if !self.allow_nan {
-            return Err(Fault::NonFinite(v));
+        let outs = &outs[..values.len().min(RUN)];
+        self.reserve(outs.iter().map(|t| t.len() + 1).sum());
+        for (k, text) in outs.iter().enumerate() {
+            if k > 0 {
+                self.push(b',');
+            }
+            self.put(text);
         }
-        // The spellings json.dumps uses; not standard JSON, hence opt-in.
-        self.put(if v.is_nan() {
-            b"NaN"
-        } else if v > 0.0 {
-            b"Infinity"
-        } else {
-            b"-Infinity"
-        });
         Ok(())
+    }
+
+    fn expect(&mut self, n: usize) {
+        self.reserve(n);
     }
 }
 
@@ -300,11 +355,13 @@ impl Emit for NoWrite {
     #[inline(always)]
     fn u64(&mut self, _: u64) {}
     #[inline(always)]
-    fn f64(&mut self, _: f64) -> Result<(), Fault> {
+    fn f64(&mut self, _: f64) -> Result<(), NonFinite> {
         Ok(())
     }
     #[inline(always)]
-    fn str_key(&mut self, _: &Bound<'_, PyString>) -> Result<(), Fault> {
+    fn expect(&mut self, _: usize) {}
+    #[inline(always)]
+    fn str_key(&mut self, _: &Bound<'_, PyString>) -> Result<(), super::Fault> {
         Ok(())
     }
 }
@@ -367,9 +424,6 @@ mod tests {
         w.f64(f64::NEG_INFINITY).unwrap();
         assert_eq!(w.bytes(), b"NaN-Infinity");
         let mut strict = JsonWriter::new(false, 0);
-        assert!(matches!(
-            strict.f64(f64::INFINITY),
-            Err(Fault::NonFinite(_))
-        ));
+        assert!(matches!(strict.f64(f64::INFINITY), Err(NonFinite(_))));
     }
 }
