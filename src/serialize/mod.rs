@@ -1,6 +1,8 @@
 //! JSON serialization of Python values in one traversal: `dumps`, `dumps_lines`
 //! and the serializability check behind `check_outputs` share the dispatch
-//! below, so a value passes the check exactly when it can be written.
+//! below, so a value passes the check exactly when `dumps(value,
+//! allow_nan=True)` can write it, lone surrogates aside (json.dumps, which the
+//! check follows, accepts them; UTF-8 cannot hold them).
 
 pub mod dict;
 mod list;
@@ -319,9 +321,10 @@ pub fn dumps_lines<'py>(
                 value(w, &row, 0).map_err(|err| err.into_pyerr(py, Some(i)))?;
                 w.push(b'\n');
                 if i == 0 && n > 1 {
-                    // Rows of a batch are alike: size the buffer from the first one.
+                    // Rows of a batch are alike: size the buffer from the first
+                    // one (capped: past that the buffer grows as it goes).
                     let per_row = w.len() + w.len() / 8;
-                    w.reserve(per_row.saturating_mul(n - 1));
+                    w.reserve(per_row.saturating_mul(n - 1).min(1 << 28));
                 }
             }
             Ok::<(), PyErr>(())

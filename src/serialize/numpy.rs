@@ -376,7 +376,8 @@ pub fn write_array<E: Emit>(
         Items::Num(_) if !E::WRITES => Ok(()),
         Items::Num(elem) => {
             let count: usize = data.shape.iter().product();
-            e.expect(count.saturating_mul(elem.json_width() + 1));
+            // A hint only: capped, a huge array grows the buffer as it goes.
+            e.expect(count.saturating_mul(elem.json_width() + 1).min(1 << 26));
             write_nums(e, &data, elem, 0, data.origin())
         }
         Items::Object => write_objects(e, arr.py(), &data, depth + data.ndim(), 0, data.origin()),
