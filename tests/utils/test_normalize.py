@@ -190,6 +190,27 @@ def test_fallback_result_is_used_as_is_and_its_errors_propagate():
     assert any('key "a.b[1]"' in note for note in getattr(info.value, "__notes__", []))
 
 
+def test_a_dict_changed_by_the_fallback_is_a_clean_error():
+    value = {"a": b"x", "b": 1, "c": 2}
+
+    def clears(obj):
+        value.clear()
+        return "gone"
+
+    with pytest.raises(ValueError, match="changed size"):
+        _core.ensure_native_types(value, clears)
+
+
+def test_a_list_shrunk_by_the_fallback_is_walked_safely():
+    value = [b"x", 1, 2, 3]
+
+    def pops(obj):
+        del value[1:]
+        return "gone"
+
+    assert _core.ensure_native_types(value, pops) == ["gone"]
+
+
 def test_depth_and_cycles():
     deep: list = []
     for _ in range(MAX_DEPTH - 1):
