@@ -7,14 +7,13 @@ mod dict_slot;
 mod errors;
 mod flatten;
 mod histogram;
-mod lines;
 mod jsonl;
+mod lines;
 mod lookup;
 mod ndarray;
-mod pipeline;
-mod records;
 mod normalize;
 mod pipeline;
+mod records;
 mod serialize;
 mod validate;
 
