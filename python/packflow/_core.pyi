@@ -269,3 +269,16 @@ def ensure_valid_output(
     read from its buffer): the item made native as by :func:`ensure_native_types`,
     then, unless it is a dict, ``{parent_key: item}`` with a one-element list
     unwrapped first."""
+
+# -- columns -> rows (packflow.utils.data) --------------------------------------------
+
+def columns_to_records(columns: dict[str, Any]) -> list[dict[str, Any]]:
+    """``[{name: col[i] for name, col in columns.items()} for i in range(n)]``.
+
+    A column is a list or tuple (items taken as they are), a 1-D numpy array of
+    bool/int/uint/float dtype (values as ``.tolist()`` gives them, read from the
+    buffer), a 2-D one (each row a list), or a 1-D/2-D object array (items as
+    they are). Keys keep the dict's order and are the same key objects in every
+    row. An empty dict gives ``[]``. Raises TypeError for a non-dict, a non-str
+    name or another column type (naming the column), ValueError naming the first
+    column whose length differs from the first column's."""
