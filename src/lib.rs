@@ -40,6 +40,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(jsonl::parse_lines_to_ndarray, m)?)?;
     m.add_function(wrap_pyfunction!(validate::check_inputs, m)?)?;
     m.add_function(wrap_pyfunction!(validate::check_outputs, m)?)?;
+    m.add_function(wrap_pyfunction!(validate::check_and_dump_lines, m)?)?;
     m.add_function(wrap_pyfunction!(validate::missing_keys, m)?)?;
     m.add_function(wrap_pyfunction!(serialize::dumps, m)?)?;
     m.add_function(wrap_pyfunction!(serialize::dumps_lines, m)?)?;

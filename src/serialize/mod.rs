@@ -321,10 +321,7 @@ pub fn dumps_lines<'py>(
                 value(w, &row, 0).map_err(|err| err.into_pyerr(py, Some(i)))?;
                 w.push(b'\n');
                 if i == 0 && n > 1 {
-                    // Rows of a batch are alike: size the buffer from the first
-                    // one (capped: past that the buffer grows as it goes).
-                    let per_row = w.len() + w.len() / 8;
-                    w.reserve(per_row.saturating_mul(n - 1).min(1 << 28));
+                    w.size_for_rows(n);
                 }
             }
             Ok::<(), PyErr>(())

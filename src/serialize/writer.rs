@@ -91,6 +91,14 @@ impl JsonWriter {
         }
     }
 
+    /// After the first of `n` rows: rows of a batch are alike, so room for
+    /// the others is made from its size (capped: past that the buffer grows
+    /// as it goes).
+    pub fn size_for_rows(&mut self, n: usize) {
+        let per_row = self.len() + self.len() / 8;
+        self.reserve(per_row.saturating_mul(n.saturating_sub(1)).min(1 << 28));
+    }
+
     #[cold]
     #[inline(never)]
     fn grow(&mut self, additional: usize) {
