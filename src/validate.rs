@@ -61,7 +61,7 @@ pub fn check_and_dump_lines<'py>(
     let py = outputs.py();
     let list = output_list(outputs, n_inputs)?;
     let n = list.len();
-    let mut w = JsonWriter::new(allow_nan, 256);
+    let mut w = JsonWriter::for_bytes(py, allow_nan, 256);
     for (i, row) in list.iter().enumerate() {
         let written = if row.is_instance_of::<PyDict>() {
             serialize::value(&mut w, &row, 0)
@@ -76,7 +76,7 @@ pub fn check_and_dump_lines<'py>(
             w.size_for_rows(n);
         }
     }
-    Ok(PyBytes::new(py, w.bytes()))
+    w.into_bytes(py)
 }
 
 /// The error of a failed `check_and_dump_lines`: `check_outputs`' own if the

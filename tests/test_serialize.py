@@ -589,3 +589,15 @@ output_rows = st.recursive(
 def test_check_and_dump_lines_equals_check_then_dumps_lines(rows, allow_nan, n_delta):
     n = max(len(rows) + n_delta, 0)
     assert one_pass(rows, n, allow_nan) == two_steps(rows, n, allow_nan)
+
+
+def test_output_buffer_grows_past_the_first_rows_estimate():
+    # The output is written in place into the returned bytes, sized from the
+    # first row: later, bigger rows make it grow (and move) several times.
+    rows = [{}] + [{"a": "x" * 100_000, "b": list(range(i * 1000))} for i in range(5)]
+    want = b"".join(json_bytes(r) + b"\n" for r in rows)
+    assert dumps_lines(rows) == want
+    assert check_and_dump_lines(rows, len(rows)) == want
+    big = {"k": ["y" * 1000] * 500}
+    assert dumps(big) == json_bytes(big)
+    assert dumps({}) == b"{}" and dumps_lines([]) == b""

@@ -302,9 +302,9 @@ pub fn check(obj: &Bound<'_, PyAny>) -> Result<(), SerError> {
 #[pyo3(signature = (obj, *, allow_nan = false))]
 pub fn dumps<'py>(obj: &Bound<'py, PyAny>, allow_nan: bool) -> PyResult<Bound<'py, PyBytes>> {
     let py = obj.py();
-    let mut w = JsonWriter::new(allow_nan, 128);
+    let mut w = JsonWriter::for_bytes(py, allow_nan, 128);
     value(&mut w, obj, 0).map_err(|err| err.into_pyerr(py, None))?;
-    Ok(PyBytes::new(py, w.bytes()))
+    w.into_bytes(py)
 }
 
 /// JSON Lines: each row written compactly and followed by `\n`, in one buffer.
@@ -326,7 +326,7 @@ pub fn dumps_lines<'py>(
             }
             Ok::<(), PyErr>(())
         };
-    let mut w = JsonWriter::new(allow_nan, 256);
+    let mut w = JsonWriter::for_bytes(py, allow_nan, 256);
     if let Ok(list) = rows.cast::<PyList>() {
         write_rows(&mut w, &mut list.iter(), list.len())?;
     } else if let Ok(tuple) = rows.cast::<PyTuple>() {
@@ -337,5 +337,5 @@ pub fn dumps_lines<'py>(
             type_name(rows)
         )));
     }
-    Ok(PyBytes::new(py, w.bytes()))
+    w.into_bytes(py)
 }
