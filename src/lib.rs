@@ -3,6 +3,7 @@
 
 use pyo3::prelude::*;
 
+mod columns;
 mod dict_slot;
 mod errors;
 mod flatten;
@@ -39,10 +40,12 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(jsonl::parse_lines_to_ndarray, m)?)?;
     m.add_function(wrap_pyfunction!(validate::check_inputs, m)?)?;
     m.add_function(wrap_pyfunction!(validate::check_outputs, m)?)?;
+    m.add_function(wrap_pyfunction!(validate::check_and_dump_lines, m)?)?;
     m.add_function(wrap_pyfunction!(validate::missing_keys, m)?)?;
     m.add_function(wrap_pyfunction!(serialize::dumps, m)?)?;
     m.add_function(wrap_pyfunction!(serialize::dumps_lines, m)?)?;
     m.add_function(wrap_pyfunction!(normalize::ensure_native_types, m)?)?;
     m.add_function(wrap_pyfunction!(normalize::ensure_valid_output, m)?)?;
+    m.add_function(wrap_pyfunction!(columns::columns_to_records, m)?)?;
     Ok(())
 }

@@ -132,7 +132,7 @@ fn convert_items<'py>(
 }
 
 /// Nested lists of Python scalars, as `.tolist()` builds them, from `axis` on.
-fn build_nums<'py>(
+pub(crate) fn build_nums<'py>(
     py: Python<'py>,
     a: &ArrayData<'_>,
     elem: Elem,

@@ -3,10 +3,11 @@
 //! that no row has.
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyString};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
 use crate::errors::{type_error, type_name, validation_error};
 use crate::serialize;
+use crate::serialize::writer::JsonWriter;
 
 /// Inputs must be a list (or list subclass) of dicts.
 #[pyfunction]
@@ -41,6 +42,56 @@ pub fn check_inputs(inputs: &Bound<'_, PyAny>) -> PyResult<()> {
 /// dict, since a non-dict row anywhere is reported first.
 #[pyfunction]
 pub fn check_outputs(outputs: &Bound<'_, PyAny>, n_inputs: usize) -> PyResult<()> {
+    let list = output_list(outputs, n_inputs)?;
+    check_rows(&list)
+}
+
+/// `check_outputs`, then the rows as JSON Lines (`dumps_lines(outputs,
+/// allow_nan=allow_nan)`), in one pass over the rows: each row is checked by
+/// writing it. On any failure the rows are checked again, so the error is the
+/// one `check_outputs` raises; if they pass (NaN without `allow_nan`, a lone
+/// surrogate), the writer's own error is raised, as `dumps_lines` raises it.
+#[pyfunction]
+#[pyo3(signature = (outputs, n_inputs, *, allow_nan = false))]
+pub fn check_and_dump_lines<'py>(
+    outputs: &Bound<'py, PyAny>,
+    n_inputs: usize,
+    allow_nan: bool,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let py = outputs.py();
+    let list = output_list(outputs, n_inputs)?;
+    let n = list.len();
+    let mut w = JsonWriter::for_bytes(py, allow_nan, 256);
+    for (i, row) in list.iter().enumerate() {
+        let written = if row.is_instance_of::<PyDict>() {
+            serialize::value(&mut w, &row, 0)
+        } else {
+            Err(serialize::Fault::Unsupported(type_name(&row)).into())
+        };
+        if let Err(err) = written {
+            return Err(failed_write(&list, err, i));
+        }
+        w.push(b'\n');
+        if i == 0 && n > 1 {
+            w.size_for_rows(n);
+        }
+    }
+    w.into_bytes(py)
+}
+
+/// The error of a failed `check_and_dump_lines`: `check_outputs`' own if the
+/// rows fail it, else the writer's.
+#[cold]
+#[inline(never)]
+fn failed_write(list: &Bound<'_, PyList>, err: serialize::SerError, row: usize) -> PyErr {
+    match check_rows(list) {
+        Err(checked) => checked,
+        Ok(()) => err.into_pyerr(list.py(), Some(row)),
+    }
+}
+
+/// `outputs` as a list of `n_inputs` items, or the validation error saying why not.
+fn output_list<'py>(outputs: &Bound<'py, PyAny>, n_inputs: usize) -> PyResult<Bound<'py, PyList>> {
     let py = outputs.py();
     let n_outputs = outputs.len().map_err(|_| {
         validation_error(
@@ -61,7 +112,7 @@ pub fn check_outputs(outputs: &Bound<'_, PyAny>, n_inputs: usize) -> PyResult<()
             ),
         ));
     }
-    let list = outputs.cast::<PyList>().map_err(|_| {
+    outputs.cast::<PyList>().cloned().map_err(|_| {
         validation_error(
             py,
             format!(
@@ -69,7 +120,12 @@ pub fn check_outputs(outputs: &Bound<'_, PyAny>, n_inputs: usize) -> PyResult<()
                 type_name(outputs)
             ),
         )
-    })?;
+    })
+}
+
+/// Every row a dict, then every row serializable.
+fn check_rows(list: &Bound<'_, PyList>) -> PyResult<()> {
+    let py = list.py();
     let mut unserializable: Option<(usize, serialize::SerError)> = None;
     for (i, row) in list.iter().enumerate() {
         if !row.is_instance_of::<PyDict>() {

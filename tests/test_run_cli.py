@@ -74,6 +74,9 @@ def test_example_project_end_to_end(tmp_path):
     assert len(outs) == 2994 and len(errs) == 6
     first = json.loads(outs[0])
     assert set(first) == {"anomaly_score", "alert"}
+    rows = [json.loads(x) for x in outs]
+    assert all(type(r["anomaly_score"]) is float and type(r["alert"]) is bool for r in rows)
+    assert all(round(r["anomaly_score"], 6) == r["anomaly_score"] for r in rows)
     summary = json.loads(stats.read_text())
     assert summary["read"] == 3000 == summary["written"] + summary["errors"]
     assert "rows read 3000" in proc.stderr.decode()

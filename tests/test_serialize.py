@@ -16,7 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from packflow import _core
-from packflow.serialize import dumps, dumps_lines
+from packflow.exceptions import InferenceBackendValidationError
+from packflow.serialize import check_and_dump_lines, dumps, dumps_lines
 
 MAX_DEPTH = _core.MAX_DEPTH
 
@@ -470,3 +471,133 @@ def test_lines_errors_name_row_and_key():
 def test_lines_need_a_list_or_tuple(rows):
     with pytest.raises(TypeError, match="dumps_lines expects a list of rows"):
         dumps_lines(rows)
+
+
+# -- check_and_dump_lines: check_outputs then dumps_lines, in one pass ---------------
+
+
+def two_steps(outputs, n, allow_nan=False):
+    """What the one-pass function must do: the check, then the writer."""
+    try:
+        _core.check_outputs(outputs, n)
+        return dumps_lines(outputs, allow_nan=allow_nan)
+    except Exception as exc:  # noqa: BLE001 - compared by type and message
+        return (type(exc), str(exc))
+
+
+def one_pass(outputs, n, allow_nan=False):
+    try:
+        return check_and_dump_lines(outputs, n, allow_nan=allow_nan)
+    except Exception as exc:  # noqa: BLE001 - compared by type and message
+        return (type(exc), str(exc))
+
+
+def test_check_and_dump_lines_writes_json_lines():
+    from packflow.testing import sample_outputs
+
+    rows = sample_outputs(5_000)
+    assert check_and_dump_lines(rows, 5_000) == b"".join(json_bytes(r) + b"\n" for r in rows)
+    assert check_and_dump_lines([], 0) == b""
+    assert _core.check_and_dump_lines([{"a": np.arange(2)}], 1) == b'{"a":[0,1]}\n'
+
+
+class Rows(list):
+    pass
+
+
+class Row(dict):
+    pass
+
+
+@pytest.mark.parametrize(
+    "outputs, n, exc, message",
+    [
+        ([{}], 2, InferenceBackendValidationError, "received 2 inputs and returned 1 outputs"),
+        (None, 1, InferenceBackendValidationError, "got NoneType, which has no length"),
+        ((x for x in [{}]), 1, InferenceBackendValidationError, "got generator"),
+        (({},), 1, InferenceBackendValidationError, "Type returned was tuple"),
+        ({"a": 1}, 1, InferenceBackendValidationError, "Type returned was dict"),
+        ([{}, [1]], 2, InferenceBackendValidationError, "index 1 is not a dictionary"),
+        ([{}, "x"], 2, InferenceBackendValidationError, "Type found was str"),
+        # A non-dict row anywhere is reported before an earlier unserializable row.
+        ([{}, {"a": {1}}, 5], 3, InferenceBackendValidationError, "index 2 is not a dictionary"),
+        (
+            [{}, {"a": {1}}],
+            2,
+            InferenceBackendValidationError,
+            'index 1 is not JSON serializable: key "a": type set',
+        ),
+        ([{"a": [1, b"x"]}], 1, InferenceBackendValidationError, 'key "a[1]": type bytes'),
+        ([{(1,): 1}], 1, InferenceBackendValidationError, "dict key of type tuple"),
+        ([{"a": 10**5000}], 1, InferenceBackendValidationError, "Exceeds the limit"),
+        ([nested_dicts(MAX_DEPTH + 1)], 1, InferenceBackendValidationError, "nesting deeper"),
+        ([{"a": np.array([1j])}], 1, InferenceBackendValidationError, "dtype complex128"),
+        # Passes the check (json.dumps allows them) but cannot be written.
+        ([{}, {"x": {"y": math.nan}}], 2, ValueError, 'row 1, key "x.y": NaN is not valid JSON'),
+        ([{"x": np.array([1.0, np.inf])}], 1, ValueError, 'row 0, key "x[1]": Infinity'),
+        ([{"s": "\ud800"}], 1, ValueError, 'row 0, key "s": str contains a lone surrogate'),
+    ],
+)
+def test_check_and_dump_lines_errors_are_those_of_the_two_steps(outputs, n, exc, message):
+    with pytest.raises(exc) as info:
+        check_and_dump_lines(outputs, n)
+    assert message in str(info.value)
+    if exc is ValueError:
+        assert not isinstance(info.value, InferenceBackendValidationError)
+    if not hasattr(outputs, "__next__"):
+        assert one_pass(outputs, n) == two_steps(outputs, n)
+
+
+def test_check_and_dump_lines_cycle_is_a_validation_error():
+    row: dict = {"a": []}
+    row["a"].append(row)
+    with pytest.raises(InferenceBackendValidationError, match="index 1 .*reference cycle"):
+        check_and_dump_lines([{}, row], 2)
+
+
+def test_check_and_dump_lines_allow_nan_and_subclasses():
+    out = Rows([Row(x=math.nan), {"y": -math.inf}])
+    assert check_and_dump_lines(out, 2, allow_nan=True) == b'{"x":NaN}\n{"y":-Infinity}\n'
+    assert one_pass(out, 2) == two_steps(out, 2)
+
+
+def test_check_and_dump_lines_does_not_modify_outputs():
+    out = [{"a": (1, 2), "b": np.arange(3), "c": {"d": [1.5]}}]
+    check_and_dump_lines(out, 1)
+    assert isinstance(out[0]["a"], tuple) and out[0]["b"].tolist() == [0, 1, 2]
+    assert out == [{"a": (1, 2), "b": out[0]["b"], "c": {"d": [1.5]}}]
+
+
+bad_values = st.sampled_from([{1}, b"x", math.nan, -math.inf, "\ud800", object(), 1j])
+output_rows = st.recursive(
+    scalars | bad_values,
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=4), children, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.dictionaries(st.text(max_size=4), output_rows, max_size=4) | output_rows, max_size=6
+    ),
+    st.booleans(),
+    st.integers(-1, 1),
+)
+def test_check_and_dump_lines_equals_check_then_dumps_lines(rows, allow_nan, n_delta):
+    n = max(len(rows) + n_delta, 0)
+    assert one_pass(rows, n, allow_nan) == two_steps(rows, n, allow_nan)
+
+
+def test_output_buffer_grows_past_the_first_rows_estimate():
+    # The output is written in place into the returned bytes, sized from the
+    # first row: later, bigger rows make it grow (and move) several times.
+    rows = [{}] + [{"a": "x" * 100_000, "b": list(range(i * 1000))} for i in range(5)]
+    want = b"".join(json_bytes(r) + b"\n" for r in rows)
+    assert dumps_lines(rows) == want
+    assert check_and_dump_lines(rows, len(rows)) == want
+    big = {"k": ["y" * 1000] * 500}
+    assert dumps(big) == json_bytes(big)
+    assert dumps({}) == b"{}" and dumps_lines([]) == b""

@@ -4,6 +4,7 @@ numeric features (nested paths, one of them renamed in packflow.yaml)."""
 import numpy as np
 
 from packflow import BackendConfig, InferenceBackend
+from packflow.utils import columns_to_records
 
 
 class FirewallConfig(BackendConfig):
@@ -27,5 +28,7 @@ class Backend(InferenceBackend):
         return 1.0 / (1.0 + np.exp(-z))
 
     def transform_outputs(self, probs):
-        alerts = (probs > self.config.threshold).tolist()
-        return [{"anomaly_score": round(p, 6), "alert": a} for p, a in zip(probs.tolist(), alerts)]
+        # Vectorised: rounding in numpy, rows built in one Rust call.
+        return columns_to_records(
+            {"anomaly_score": np.round(probs, 6), "alert": probs > self.config.threshold}
+        )

@@ -264,6 +264,16 @@ def dumps_lines(rows: list[Any] | tuple[Any, ...], *, allow_nan: bool = False) -
     """JSON Lines: :func:`dumps` of each row followed by ``\\n``, in one buffer.
     Errors name the row index and key path (``row 17, key "src.port"``)."""
 
+def check_and_dump_lines(
+    outputs: list[Any], n_inputs: int, *, allow_nan: bool = False
+) -> bytes:
+    """``check_outputs(outputs, n_inputs)`` then ``dumps_lines(outputs,
+    allow_nan=allow_nan)`` in one pass over the rows (each row checked by writing
+    it). Raises what that sequence raises: the check's
+    ``InferenceBackendValidationError`` (length, list, dicts, serializable, in
+    that order), else the writer's ``ValueError`` (NaN without ``allow_nan``,
+    lone surrogates) naming the row and key path."""
+
 # -- normalization (packflow.utils.normalize) ----------------------------------------
 
 def ensure_native_types(obj: Any, fallback: Callable[[Any], object]) -> Any:
@@ -280,3 +290,16 @@ def ensure_valid_output(
     read from its buffer): the item made native as by :func:`ensure_native_types`,
     then, unless it is a dict, ``{parent_key: item}`` with a one-element list
     unwrapped first."""
+
+# -- columns -> rows (packflow.utils.data) --------------------------------------------
+
+def columns_to_records(columns: dict[str, Any]) -> list[dict[str, Any]]:
+    """``[{name: col[i] for name, col in columns.items()} for i in range(n)]``.
+
+    A column is a list or tuple (items taken as they are), a 1-D numpy array of
+    bool/int/uint/float dtype (values as ``.tolist()`` gives them, read from the
+    buffer), a 2-D one (each row a list), or a 1-D/2-D object array (items as
+    they are). Keys keep the dict's order and are the same key objects in every
+    row. An empty dict gives ``[]``. Raises TypeError for a non-dict, a non-str
+    name or another column type (naming the column), ValueError naming the first
+    column whose length differs from the first column's."""

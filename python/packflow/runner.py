@@ -136,8 +136,7 @@ class StreamRunner:
                     out = pipeline.run_prepared(self.backend, parsed.array, n, parse_ns)
                 else:
                     out = pipeline.run(self.backend, parsed.records)
-                _core.check_outputs(out, n)
-                payload = _core.dumps_lines(out)
+                payload = _core.check_and_dump_lines(out, n)
             except Exception:
                 payload = self._retry_rows(data, first_line, line_numbers, prepared, parsed)
             else:
@@ -161,8 +160,7 @@ class StreamRunner:
         for line_no, record in zip(line_numbers, records):
             try:
                 out = self.backend._pipeline.run(self.backend, [record])
-                _core.check_outputs(out, 1)
-                good.append(_core.dumps_lines(out))
+                good.append(_core.check_and_dump_lines(out, 1))
             except Exception as exc:  # noqa: BLE001 - recorded in the errors sink
                 raw = raw_lines[line_no - first_line].rstrip(b"\r")
                 bad.append((line_no, raw, _step_of(exc), _error_message(exc)))

@@ -1,4 +1,4 @@
-"""Fast JSON output: ``dumps`` and ``dumps_lines``.
+"""Fast JSON output: ``dumps``, ``dumps_lines`` and ``check_and_dump_lines``.
 
 Both write what ``json.dumps(obj, separators=(",", ":"), ensure_ascii=False)``
 writes, encoded as UTF-8, and also accept numpy scalars and arrays (written as
@@ -12,7 +12,7 @@ from typing import Any
 
 from packflow import _core
 
-__all__ = ["dumps", "dumps_lines"]
+__all__ = ["check_and_dump_lines", "dumps", "dumps_lines"]
 
 
 def dumps(obj: Any, *, allow_nan: bool = False) -> bytes:
@@ -37,3 +37,17 @@ def dumps_lines(rows: list[Any], *, allow_nan: bool = False) -> bytes:
     followed by ``\\n``, in one bytes object. Errors name the row index and key
     path (``row 17, key "src.port"``)."""
     return _core.dumps_lines(rows, allow_nan=allow_nan)
+
+
+def check_and_dump_lines(outputs: list[Any], n_inputs: int, *, allow_nan: bool = False) -> bytes:
+    """The output check of ``check_io`` and :func:`dumps_lines` in one pass over
+    the rows: ``outputs`` must be a list of ``n_inputs`` dicts, each JSON
+    serializable, and the result is their JSON Lines.
+
+    A failed check raises ``InferenceBackendValidationError`` with the message
+    (and in the order: length, list, every row a dict, serializable) that the
+    check of ``check_io`` gives. Rows that pass the check but cannot be written
+    (NaN or infinities without ``allow_nan``, a lone surrogate) raise the
+    ``ValueError`` of :func:`dumps_lines`, naming the row index and key path.
+    """
+    return _core.check_and_dump_lines(outputs, n_inputs, allow_nan=allow_nan)

@@ -302,9 +302,9 @@ pub fn check(obj: &Bound<'_, PyAny>) -> Result<(), SerError> {
 #[pyo3(signature = (obj, *, allow_nan = false))]
 pub fn dumps<'py>(obj: &Bound<'py, PyAny>, allow_nan: bool) -> PyResult<Bound<'py, PyBytes>> {
     let py = obj.py();
-    let mut w = JsonWriter::new(allow_nan, 128);
+    let mut w = JsonWriter::for_bytes(py, allow_nan, 128);
     value(&mut w, obj, 0).map_err(|err| err.into_pyerr(py, None))?;
-    Ok(PyBytes::new(py, w.bytes()))
+    w.into_bytes(py)
 }
 
 /// JSON Lines: each row written compactly and followed by `\n`, in one buffer.
@@ -321,15 +321,12 @@ pub fn dumps_lines<'py>(
                 value(w, &row, 0).map_err(|err| err.into_pyerr(py, Some(i)))?;
                 w.push(b'\n');
                 if i == 0 && n > 1 {
-                    // Rows of a batch are alike: size the buffer from the first
-                    // one (capped: past that the buffer grows as it goes).
-                    let per_row = w.len() + w.len() / 8;
-                    w.reserve(per_row.saturating_mul(n - 1).min(1 << 28));
+                    w.size_for_rows(n);
                 }
             }
             Ok::<(), PyErr>(())
         };
-    let mut w = JsonWriter::new(allow_nan, 256);
+    let mut w = JsonWriter::for_bytes(py, allow_nan, 256);
     if let Ok(list) = rows.cast::<PyList>() {
         write_rows(&mut w, &mut list.iter(), list.len())?;
     } else if let Ok(tuple) = rows.cast::<PyTuple>() {
@@ -340,5 +337,5 @@ pub fn dumps_lines<'py>(
             type_name(rows)
         )));
     }
-    Ok(PyBytes::new(py, w.bytes()))
+    w.into_bytes(py)
 }

@@ -2,6 +2,7 @@
 
 from packflow.utils.data import (
     check_delimiter_collisions,
+    columns_to_records,
     flatten_dict,
     flatten_records,
     get_nested_field,
@@ -13,6 +14,7 @@ from packflow.utils.normalize import ensure_native_types, ensure_valid_output
 
 __all__ = [
     "check_delimiter_collisions",
+    "columns_to_records",
     "ensure_native_types",
     "ensure_valid_output",
     "flatten_dict",

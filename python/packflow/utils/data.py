@@ -57,3 +57,23 @@ def records_to_ndarray(
     :func:`get_nested_field`, missing -> None), typed as ``numpy.array`` would,
     or as ``dtype``."""
     return _core.records_to_ndarray(records, feature_names, dtype, delimiter)
+
+
+def columns_to_records(columns: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows from columns: ``[{name: col[i] for name, col in columns.items()} for
+    i in range(n)]``, for turning vectorised model outputs into output rows in
+    ``transform_outputs``.
+
+    Each column is a list or tuple (items used as they are), or a numpy array:
+    1-D of a bool/int/uint/float dtype gives ``.tolist()``'s values (read straight
+    from the buffer), 2-D gives one list per row, object arrays give their items.
+    Every row has the keys in ``columns``' order (the same key objects). All
+    columns must have the same length (``ValueError`` naming the first column
+    that differs); a non-dict, a non-str name or any other column type (sets,
+    generators, scalars, 0-D or 3-D arrays, string arrays) is a ``TypeError``.
+    An empty dict gives ``[]``. The columns are not modified.
+
+    >>> columns_to_records({"label": ["a", "b"], "score": np.array([0.5, 0.25])})
+    [{'label': 'a', 'score': 0.5}, {'label': 'b', 'score': 0.25}]
+    """
+    return _core.columns_to_records(columns)
