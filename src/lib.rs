@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 mod dict_slot;
 mod errors;
 mod flatten;
+mod gc_pause;
 mod histogram;
 mod jsonl;
 mod lines;
