@@ -610,3 +610,21 @@ def test_random_differential():
 )
 def test_hypothesis_differential(cases):
     compare_with_reference(cases)
+
+
+def test_collector_state_is_restored():
+    import gc
+
+    plan = pre(feature_names=["a.b"])
+    assert gc.isenabled()
+    assert plan([{"a": {"b": 1}}]) == [{"a": {"b": 1}}]
+    assert gc.isenabled()
+    with pytest.raises(PreprocessorRuntimeError):
+        plan([{"a": {"b": 1}}, 2])
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        assert plan([{"a": {"b": 1}}]) == [{"a": {"b": 1}}]
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
