@@ -7,6 +7,7 @@ mod columns;
 mod dict_slot;
 mod errors;
 mod flatten;
+mod gc_pause;
 mod histogram;
 mod jsonl;
 mod line_batches;

@@ -14,6 +14,7 @@ use crate::flatten::{
     bytes_to_str, classify, key_bytes, key_segment, str_bytes, DictItems, Flattener, Node, Problem,
     TraverseError,
 };
+use crate::gc_pause::GcPause;
 use crate::lookup::{
     find_flat, get_direct, get_direct_once, get_flat, set_direct, set_direct_once, FieldPath,
 };
@@ -79,29 +80,29 @@ fn is_clean(d: &Bound<'_, PyDict>, needle: &Needle, depth: usize) -> bool {
     if depth >= MAX_DEPTH {
         return false;
     }
-    let py = d.py();
     let mut pos: ffi::Py_ssize_t = 0;
     let mut k: *mut ffi::PyObject = std::ptr::null_mut();
     let mut v: *mut ffi::PyObject = std::ptr::null_mut();
     // SAFETY: `d` is a live dict and we hold the GIL (the `Bound`). The loop runs
-    // no Python code (type-flag checks, reading a str's UTF-8, recursion into
-    // dicts), so nothing can mutate or free `d` or its items while the borrowed
-    // references from PyDict_Next are in use; none outlives its iteration.
-    // Skipping the reference counting of every key and value is what makes
-    // this per-record check cheap.
+    // no Python code (type-flag checks, reading a str's character data,
+    // recursion into dicts), so nothing can mutate or free `d` or its items
+    // while the borrowed references from PyDict_Next are in use; none outlives
+    // its iteration. Skipping the reference counting of every key and value is
+    // what makes this per-record check cheap.
     while unsafe { ffi::PyDict_Next(d.as_ptr(), &mut pos, &mut k, &mut v) } != 0 {
-        let key = unsafe { Borrowed::from_ptr(py, k) };
-        let Ok(s) = key.cast::<PyString>() else {
-            return false;
-        };
-        let Ok(text) = s.to_str() else {
-            return false;
-        };
-        if needle.found_in(text.as_bytes()) {
+        if unsafe { ffi::PyUnicode_Check(k) } == 0 {
             return false;
         }
-        let value = unsafe { Borrowed::from_ptr(py, v) };
-        if let Ok(child) = value.cast::<PyDict>() {
+        // SAFETY: `k` is a live str (checked above), GIL held.
+        match unsafe { needle.found_in_str(k) } {
+            Some(false) => {}
+            Some(true) | None => return false,
+        }
+        if unsafe { ffi::PyDict_Check(v) } != 0 {
+            // SAFETY: `v` is a live dict, borrowed from `d` for this iteration.
+            let child = unsafe { Borrowed::from_ptr(d.py(), v) };
+            // SAFETY: PyDict_Check passed.
+            let child = unsafe { child.cast_unchecked::<PyDict>() };
             if !is_clean(&child, needle, depth + 1) {
                 return false;
             }
@@ -114,28 +115,69 @@ fn is_clean(d: &Bound<'_, PyDict>, needle: &Needle, depth: usize) -> bool {
 /// UTF-8 is self-synchronising, so a byte search finds exactly the text matches.
 enum Needle {
     Byte([u8; 1]),
+    /// One non-ASCII character (its UTF-8 bytes and its code point).
+    Char(Vec<u8>, u32),
     Text(Vec<u8>),
 }
 
 impl Needle {
     fn new(delimiter: &str) -> Self {
-        match delimiter.as_bytes() {
-            [b] => Needle::Byte([*b]),
-            b => Needle::Text(b.to_vec()),
+        let mut chars = delimiter.chars();
+        match (delimiter.as_bytes(), chars.next(), chars.next()) {
+            ([b], _, _) => Needle::Byte([*b]),
+            (b, Some(c), None) => Needle::Char(b.to_vec(), c as u32),
+            (b, _, _) => Needle::Text(b.to_vec()),
         }
+    }
+
+    /// Whether the str `k` contains the delimiter, read from its character
+    /// data in place (no UTF-8 copy is made); None when that is not possible
+    /// here (a delimiter of several characters, a not-ready legacy str).
+    ///
+    /// # Safety
+    /// `k` must be a live str object and the GIL held.
+    #[inline]
+    unsafe fn found_in_str(&self, k: *mut ffi::PyObject) -> Option<bool> {
+        let c = match self {
+            Needle::Byte([b]) => u32::from(*b),
+            Needle::Char(_, c) => *c,
+            Needle::Text(_) => return None,
+        };
+        #[cfg(not(Py_3_12))]
+        if ffi::PyUnicode_IS_READY(k) == 0 {
+            return None;
+        }
+        let len = ffi::PyUnicode_GET_LENGTH(k) as usize;
+        let data = ffi::PyUnicode_DATA(k);
+        // PEP 393: the characters are `len` code units of the str's kind.
+        Some(match ffi::PyUnicode_KIND(k) {
+            ffi::PyUnicode_1BYTE_KIND => {
+                c < 0x100 && std::slice::from_raw_parts(data.cast::<u8>(), len).contains(&(c as u8))
+            }
+            ffi::PyUnicode_2BYTE_KIND => {
+                c < 0x1_0000
+                    && std::slice::from_raw_parts(data.cast::<u16>(), len).contains(&(c as u16))
+            }
+            ffi::PyUnicode_4BYTE_KIND => {
+                std::slice::from_raw_parts(data.cast::<u32>(), len).contains(&c)
+            }
+            _ => return None,
+        })
     }
 
     fn bytes(&self) -> &[u8] {
         match self {
             Needle::Byte(b) => b,
-            Needle::Text(t) => t,
+            Needle::Char(t, _) | Needle::Text(t) => t,
         }
     }
 
     fn found_in(&self, text: &[u8]) -> bool {
         match self {
             Needle::Byte([b]) => text.contains(b),
-            Needle::Text(t) => t.is_empty() || text.windows(t.len()).any(|w| w == t.as_slice()),
+            Needle::Char(t, _) | Needle::Text(t) => {
+                t.is_empty() || text.windows(t.len()).any(|w| w == t.as_slice())
+            }
         }
     }
 }
@@ -402,6 +444,8 @@ pub struct RecordsPlan {
     passthrough: bool,
     mode: Mode,
     delimiter: String,
+    /// The delimiter as the collision check searches for it.
+    needle: Needle,
     flatten_lists: bool,
     /// Direct mode with a nested rename key or feature: every record is first
     /// checked for keys containing the delimiter.
@@ -573,6 +617,7 @@ impl RecordsPlan {
             passthrough: pairs.is_empty() && !flatten_nested_inputs,
             mode,
             delimiter: delimiter.to_string(),
+            needle: Needle::new(delimiter),
             flatten_lists,
             check_collisions: direct && uses_nested_paths && !ignore_delimiter_collisions,
             inputs,
@@ -628,6 +673,8 @@ impl RecordsPlan {
 
     fn run<'py>(&self, list: &Bound<'py, PyList>) -> Result<Bound<'py, PyList>, RowError> {
         let py = list.py();
+        // Every dict made here is alive until the batch returns (see gc_pause).
+        let _gc = GcPause::new(py);
         let mut rows = Vec::with_capacity(list.len());
         let mut scratch = Scratch {
             vals: Vec::with_capacity(self.inputs.nodes.len()),
@@ -669,7 +716,7 @@ impl RecordsPlan {
     }
 
     fn check_row(&self, d: &Bound<'_, PyDict>) -> Result<(), TraverseError> {
-        if is_clean(d, &Needle::new(&self.delimiter), 0) {
+        if is_clean(d, &self.needle, 0) {
             return Ok(());
         }
         let found = collisions(d, &self.delimiter, "")?;

@@ -295,6 +295,29 @@ class TestDirectMode:
         assert run(batch, feature_names=["x.y"], ignore_delimiter_collisions=True) == [{}, {}]
         fails([{"a": {2: 1}}], r'row 0, key "a\.2": keys must be str', rename_fields={"a.b": "c"})
 
+    @pytest.mark.parametrize("delimiter", [".", "é", "Į", "→", "🙂"])
+    def test_collisions_in_every_string_kind(self, delimiter):
+        # Keys stored with 1, 2 and 4 bytes per character, a str subclass key,
+        # and characters sharing a byte with the delimiter (U+012E and ".").
+        class Key(str):
+            pass
+
+        field = "a" + delimiter + "b"
+        for filler in [c for c in "xéĮ→🙂" if c != delimiter]:
+            for make in (str, Key):
+                bad = make(filler * 2 + delimiter + filler)
+                batch = [{"a": {"b": 1}}, {"a": {"b": 1, filler: {bad: 2}}}]
+                fails(
+                    batch,
+                    "^" + re.escape(PREFIX) + "row 1: keys containing the delimiter",
+                    feature_names=[field],
+                    nested_field_delimiter=delimiter,
+                )
+                others = "".join(c for c in "xéĮ→🙂." if c != delimiter)
+                clean = [{"a": {"b": 1, filler: {make(others * 2): 2}}}]
+                out = run(clean, feature_names=[field], nested_field_delimiter=delimiter)
+                assert out == [{"a": {"b": 1}}]
+
     def test_empty_delimiter(self):
         fails(
             [{"a": 1}],
@@ -587,3 +610,21 @@ def test_random_differential():
 )
 def test_hypothesis_differential(cases):
     compare_with_reference(cases)
+
+
+def test_collector_state_is_restored():
+    import gc
+
+    plan = pre(feature_names=["a.b"])
+    assert gc.isenabled()
+    assert plan([{"a": {"b": 1}}]) == [{"a": {"b": 1}}]
+    assert gc.isenabled()
+    with pytest.raises(PreprocessorRuntimeError):
+        plan([{"a": {"b": 1}}, 2])
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        assert plan([{"a": {"b": 1}}]) == [{"a": {"b": 1}}]
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
