@@ -125,6 +125,7 @@ extern "C" {
 #[pyfunction]
 pub fn columns_to_records<'py>(columns: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
     let py = columns.py();
+    let _gc = crate::gc_pause::GcPause::new(py);
     let dict = columns.cast::<PyDict>().map_err(|_| {
         type_error(format!(
             "columns_to_records expects a dict of column name -> column, got {}",

@@ -733,6 +733,7 @@ pub fn flatten_records<'py>(
     flatten_lists: bool,
 ) -> PyResult<Bound<'py, PyList>> {
     let py = records.py();
+    let _gc = crate::gc_pause::GcPause::new(py);
     let list = records.cast::<PyList>().map_err(|_| {
         type_error(format!(
             "flatten_records expects a list of dicts, got {}",

@@ -180,6 +180,7 @@ pub fn ensure_valid_output<'py>(
     fallback: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyList>> {
     let py = output.py();
+    let _gc = crate::gc_pause::GcPause::new(py);
     let wrap = |item: Bound<'py, PyAny>| -> PyResult<Bound<'py, PyAny>> {
         if item.is_instance_of::<PyDict>() {
             return Ok(item);

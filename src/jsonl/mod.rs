@@ -107,6 +107,7 @@ fn error_tuple<'py>(
 #[pyo3(signature = (data, first_line = 1))]
 pub fn parse_lines(py: Python<'_>, data: &[u8], first_line: u64) -> PyResult<ParsedLines> {
     let limit = int_limit(py)?;
+    let _gc = crate::gc_pause::GcPause::new(py);
     let records = PyList::empty(py);
     let line_numbers = PyList::empty(py);
     let errors = PyList::empty(py);
