@@ -1,0 +1,724 @@
+"""``make bench``: run the benchmark suite for this package and for the reference
+packflow 0.4.1, print one table (medians, ratios, targets) and write it to
+docs/performance.md.
+
+    .venv/bin/python benches/run.py              # both runs, table, docs
+    .venv/bin/python benches/run.py --report     # table and docs from the saved runs
+    .venv/bin/python benches/run.py -k W3        # only some workloads (docs untouched)
+
+The two runs go one after the other, each a pytest-benchmark session over the
+same files (benches/test_w*.py) in its own virtualenv; the JSON of each is kept
+in .benchmarks/. OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are removed from the
+environment of both runs (they slow a current numpy; see docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / ".benchmarks"
+DOC = REPO / "docs" / "performance.md"
+OURS = "packflow"
+REF = "reference"
+UNSET = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+PYTEST_ARGS = [
+    "-m",
+    "pytest",
+    "benches",
+    "-q",
+    "-rs",
+    "-p",
+    "no:cacheprovider",
+    "--benchmark-min-rounds=5",
+    "--benchmark-sort=fullname",
+    "--benchmark-columns=min,median,iqr,rounds",
+]
+
+Medians = dict[str, float]
+
+
+# --- the workloads and their targets ----------------------------------------------
+
+
+@dataclass
+class Workload:
+    id: str
+    group: str
+    title: str
+    measures: str
+    target: str
+    #: (medians by contender) -> (met, what was measured against the target);
+    #: met is None when a contender the target names was not measured
+    check: Callable[[Medians], tuple[Optional[bool], str]]
+    scaling_prefix: Optional[str] = None
+
+
+def _speedup(m: Medians, slow: str, fast: str = OURS) -> Optional[float]:
+    if slow in m and fast in m and m[fast] > 0:
+        return m[slow] / m[fast]
+    return None
+
+
+def _need(m: Medians, *names: str) -> Optional[str]:
+    missing = [n for n in names if n not in m]
+    return f"not measured: {', '.join(missing)}" if missing else None
+
+
+def _x(value: float) -> str:
+    return f"{value:,.1f}x" if value < 100 else f"{value:,.0f}x"
+
+
+def _check_w1(m: Medians):
+    if why := _need(m, OURS, REF):
+        return None, why
+    ratio = m[OURS] / m[REF]
+    return ratio <= 0.5, f"{ratio:.2f}x the reference's time"
+
+
+def _vs_ref_and_peer(min_speedup: float, peer: str, strict: bool = False):
+    def check(m: Medians):
+        if why := _need(m, OURS, REF, peer):
+            return None, why
+        s = _speedup(m, REF)
+        p = _speedup(m, peer)
+        ok = s >= min_speedup and (p > 1 if strict else p >= 1)
+        return ok, f"{_x(s)} vs reference; {p:.2f}x the speed of {peer}"
+
+    return check
+
+
+def _vs_ref(min_speedup: float):
+    def check(m: Medians):
+        if why := _need(m, OURS, REF):
+            return None, why
+        s = _speedup(m, REF)
+        return s >= min_speedup, f"{_x(s)} vs reference"
+
+    return check
+
+
+def _vs_peer(peer: str):
+    def check(m: Medians):
+        if why := _need(m, OURS, peer):
+            return None, why
+        p = _speedup(m, peer)
+        return p >= 1, f"{p:.2f}x the speed of {peer}"
+
+    return check
+
+
+def _check_w4(m: Medians):
+    peer_ok, peer_detail = _vs_peer("orjson.dumps")(m)
+    ref_ok, ref_detail = _vs_ref(15)(m)
+    if peer_ok is None or ref_ok is None:
+        return None, peer_detail if peer_ok is None else ref_detail
+    return peer_ok and ref_ok, f"{ref_detail}; {peer_detail}"
+
+
+W6_EVENTS = 50_000
+
+
+def _check_w6(m: Medians):
+    if why := _need(m, OURS, REF):
+        return None, why
+    rate = W6_EVENTS / m[OURS]
+    s = _speedup(m, REF)
+    return rate >= 1e6 and s >= 150, f"{rate / 1e6:.2f}M events/s; {_x(s)} vs reference"
+
+
+WORKLOADS = [
+    Workload(
+        "W1",
+        "W1 per-call overhead",
+        "per-call overhead",
+        "One event through a backend whose `execute` returns its input, default "
+        "config (records format with nothing to do); metrics on. Peer: the same "
+        "hooks as a bare chain of Python function calls.",
+        "time <= 0.5x the reference",
+        _check_w1,
+    ),
+    Workload(
+        "W2",
+        "W2 records flatten 10k",
+        "records preprocessor, flatten",
+        "The records preprocessor on 10,000 events with `flatten_nested_inputs=True`, "
+        "10 nested `feature_names` and one rename. Peer: a hand-written dict "
+        "comprehension producing the same records.",
+        ">= 40x the reference and no slower than the dict comprehension",
+        _vs_ref_and_peer(40, "Python dict comprehension"),
+        "W2 records flatten",
+    ),
+    Workload(
+        "W2b",
+        "W2b records direct 10k",
+        "records preprocessor, direct",
+        "The same with `flatten_nested_inputs=False`: paths looked up by walking "
+        "nested dicts and written back as nested dicts (after the delimiter-collision "
+        "scan the reference does). Peer: the matching nested dict comprehension.",
+        ">= 40x the reference and no slower than the dict comprehension",
+        _vs_ref_and_peer(40, "Python dict comprehension"),
+    ),
+    Workload(
+        "W3",
+        "W3 records to ndarray 10k",
+        "records -> ndarray, nested",
+        "`records_to_ndarray` on 10,000 events x the 9 nested numeric features "
+        "(a float64 result). Peer: `numpy.array` of rows gathered by hand.",
+        ">= 200x the reference",
+        _vs_ref(200),
+        "W3 records to ndarray",
+    ),
+    Workload(
+        "W3b",
+        "W3b flat records to ndarray 10k",
+        "records -> ndarray, flat",
+        "`records_to_ndarray` on 10,000 flat records x 16 floats. Peers: "
+        "`numpy.array` of a list of lists built before timing, and the same "
+        "with the gathering timed.",
+        ">= 10x the reference and faster than numpy.array(list of lists)",
+        _vs_ref_and_peer(10, "numpy.array(list of lists)", strict=True),
+    ),
+    Workload(
+        "W4",
+        "W4 output check 10k",
+        "output check + JSON Lines",
+        "10,000 output rows (label, prob, 5 scores, id, a small meta dict). packflow: "
+        "the one-pass check and JSON Lines writing (`packflow.serialize`); "
+        "`packflow check_io` is `check_io` alone. Reference: `check_io` on a backend "
+        "returning the precomputed rows (its serializability check is a `json.dumps` "
+        "per row). Peers: `orjson.dumps` and `msgspec.json.encode` of the rows.",
+        "check + writing <= orjson.dumps alone, and >= 15x the reference's check",
+        _check_w4,
+        "W4 output check",
+    ),
+    Workload(
+        "W5",
+        "W5 ndarray outputs 10k",
+        "ndarray outputs",
+        "A 10,000 x 10 float32 array as output rows. packflow: `ensure_valid_output` "
+        "plus JSON Lines writing; `packflow ensure_valid_output` alone is what the "
+        "reference measures. Peer: `orjson.dumps(arr, option=OPT_SERIALIZE_NUMPY)`.",
+        "ensure_valid_output + writing JSON <= orjson OPT_SERIALIZE_NUMPY",
+        _vs_peer("orjson OPT_SERIALIZE_NUMPY"),
+    ),
+    Workload(
+        "W6",
+        "W6 stream 50k",
+        "stream 50k JSON lines",
+        "50,000 JSON lines -> numpy preprocessor (9 nested features) -> one matrix "
+        "product -> two-key rows -> JSON lines, batches of 1,000. packflow: "
+        "`run_stream`. Reference: `json.loads` per line, the backend per batch, "
+        "`json.dumps` per output row. Peer: orjson loads/dumps around a hand-written "
+        "numpy path.",
+        ">= 1,000,000 events/s and >= 150x the reference",
+        _check_w6,
+    ),
+    Workload(
+        "W7",
+        "W7 flatten_records 10k",
+        "flatten_records",
+        "`flatten_records` on 10,000 events. Peers: `pandas.json_normalize` to a "
+        "DataFrame, and the same plus `to_dict('records')`.",
+        ">= 20x the reference and faster than pandas.json_normalize",
+        _vs_ref_and_peer(20, "pandas.json_normalize", strict=True),
+    ),
+]
+
+SIZES = [("1", 1), ("100", 100), ("10k", 10_000), ("1M", 1_000_000)]
+
+HOT_PATHS = """\
+### The call path (W1)
+
+The reference runs each call through Python: an `isinstance` check, a wrapper
+method per step that looks the step up, reads `time.perf_counter` twice, strips
+the method's name and stores the rounded time in a dict, plus `hasattr` probes
+for the optional hooks. packflow's `InferenceBackend.__call__` is one call into
+`Pipeline.run` in Rust, which does the checks, reads a monotonic clock around
+each step, finds the optional hooks with CPython's non-raising attribute lookup
+and keeps the times in plain Rust fields; the metrics object is only built when
+`get_metrics()` asks for it. What is left is mostly the hooks' own Python calls,
+which is why the bare Python chain stays ahead: it does no timing at all.
+
+### Records preprocessing (W2, W2b)
+
+The reference flattens every record with the `flatten-dict` package (a Python
+function call per key, new tuples and joined strings for every nested key),
+then picks fields from the flat dict; in direct mode it walks each path with
+`str.split` per field per record, and first scans every record for keys that
+contain the delimiter. packflow compiles the configuration once into a plan:
+each path split into parts, each key a Python string created once (so its hash
+is cached), renames resolved, the output keys interned. Per record the plan does
+dict lookups and inserts through the C API, with no Python frame and no string
+built per record; flatten mode never builds the full flat dict, it follows only
+the paths that are asked for. This is the same work as the hand-written
+comprehension minus the interpreter's bytecode dispatch.
+
+### Records to ndarray (W3, W3b)
+
+The reference builds a list of lists with `get_nested_field`, which flattens the
+whole record once per feature (nine full flattens per event in W3), then lets
+`numpy.array` infer a dtype over Python objects. packflow walks each compiled
+path once per record and, while every value is a bool, int or float, writes
+straight into a float64 (or int64) buffer; it falls back to numpy's own
+inference only when a value is something else, so the dtype and values are
+those `numpy.array` would give. `numpy.array(list of lists)` must first discover
+the shape and the common type, then convert every Python float through the
+generic object path: the one-pass write skips both.
+
+### Output check and JSON (W4, W5)
+
+The reference checks each row with `json.dumps` (the json module's encoder,
+in C for the common types but building a str per row that is thrown away) and
+each list item with `isinstance`. packflow's check and writer are one traversal
+in Rust: type dispatch compares the exact type pointer first (one comparison
+for str, int, float, bool, None, list, dict), strings are copied from CPython's
+cached UTF-8, floats are formatted with a shortest-round-trip algorithm, and
+numpy arrays and scalars are read through their buffer by dtype, so an ndarray
+output never becomes a Python list before it is written. The bytes go straight
+into one growing buffer that becomes the JSON Lines payload.
+
+### Streaming (W6)
+
+The reference has no runner; a user's loop does `json.loads` per line (a dict
+per event, a str per key and value), the reference numpy preprocessor (nine
+flattens per event) and `json.dumps` per output row. packflow's runner hands a
+whole batch of line bytes to Rust: for the numpy input format the feature
+columns are read straight out of the JSON text into the array, without a dict
+per event (a batch with anything but numbers in those columns falls back to
+building the records, so the result is the same), and the output rows are
+checked and written as JSON Lines in one call. Python only moves batches.
+
+### flatten_records (W7)
+
+`flatten-dict` builds a tuple key per nested key and joins it with a reducer
+call, recursing through Python functions. `pandas.json_normalize` does similar
+work in Python and then builds column arrays. packflow walks each record in Rust
+with a reusable key buffer: the joined key string is made once per distinct
+path, and each value is inserted into the new dict through the C API.
+"""
+
+
+# --- running ------------------------------------------------------------------------
+
+
+def bench_env() -> dict[str, str]:
+    env = dict(os.environ)
+    for name in UNSET:
+        env.pop(name, None)
+    return env
+
+
+def pytest_command(python: str, json_path: Path, extra: list[str]) -> list[str]:
+    return [python, *PYTEST_ARGS, f"--benchmark-json={json_path}", *extra]
+
+
+def show_command(cmd: list[str]) -> str:
+    unset = " ".join(f"-u {n}" for n in UNSET)
+    rel = [os.path.relpath(c, REPO) if c.startswith(str(REPO)) else c for c in cmd]
+    return f"env {unset} " + shlex.join(rel)
+
+
+def run_suite(label: str, python: str, extra: list[str]) -> tuple[Path, int]:
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"{label}.json"
+    cmd = pytest_command(python, out, extra)
+    print(f"\n=== {label}: {show_command(cmd)}", flush=True)
+    rc = subprocess.call(cmd, cwd=REPO, env=bench_env())
+    return out, rc
+
+
+def load(path: Path, expect_reference: bool) -> dict[str, dict[str, dict]]:
+    """{group: {contender: benchmark}} from one pytest-benchmark JSON file."""
+    if not path.exists():
+        return {}
+    doc = json.loads(path.read_text())
+    found: dict[str, dict[str, dict]] = {}
+    for b in doc.get("benchmarks", []):
+        info = b.get("extra_info", {})
+        version = info.get("packflow_version", "")
+        if expect_reference != version.startswith("0.4"):
+            raise SystemExit(f"{path}: measured packflow {version}, not the expected package")
+        found.setdefault(b["group"], {})[info.get("contender", b["name"])] = b
+    return found
+
+
+def merge(*runs: dict[str, dict[str, dict]]) -> dict[str, dict[str, dict]]:
+    merged: dict[str, dict[str, dict]] = {}
+    for r in runs:
+        for group, contenders in r.items():
+            merged.setdefault(group, {}).update(contenders)
+    return merged
+
+
+# --- formatting ---------------------------------------------------------------------
+
+
+def fmt_time(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return "—"
+    for unit, scale in (("s", 1), ("ms", 1e-3), ("µs", 1e-6)):
+        if seconds >= scale:
+            value = seconds / scale
+            return f"{value:.3g} {unit}" if value < 100 else f"{value:.0f} {unit}"
+    return f"{seconds * 1e9:.0f} ns"
+
+
+def fmt_ratio(slow: Optional[float], fast: Optional[float]) -> str:
+    """How many times faster ``fast`` is than ``slow`` (or slower)."""
+    if not slow or not fast:
+        return "—"
+    r = slow / fast
+    return f"{_x(r)} faster" if r >= 1 else f"{_x(1 / r)} slower"
+
+
+def is_peer(contender: str) -> bool:
+    return contender not in (OURS, REF) and not contender.startswith(OURS + " ")
+
+
+def medians(bench: dict[str, dict]) -> Medians:
+    return {c: b["stats"]["median"] for c, b in bench.items()}
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def main_table(results) -> tuple[str, list[str]]:
+    rows, missed = [], []
+    for w in WORKLOADS:
+        m = medians(results.get(w.group, {}))
+        peers = {c: v for c, v in m.items() if is_peer(c)}
+        best = min(peers, key=peers.get) if peers else None
+        ok, detail = w.check(m)
+        if not ok:
+            what = "not measured" if ok is None else "missed"
+            missed.append(f"{w.id} ({w.target}), {what}: {detail}")
+        ours = fmt_time(m.get(OURS))
+        if w.id == "W6" and OURS in m:
+            ours += f" ({W6_EVENTS / m[OURS] / 1e6:.2f}M ev/s)"
+        ref = fmt_time(m.get(REF))
+        if w.id == "W6" and REF in m:
+            ref += f" ({W6_EVENTS / m[REF] / 1e3:.1f}k ev/s)"
+        rows.append(
+            [
+                f"{w.id} {w.title}",
+                ref,
+                ours,
+                f"{best}: {fmt_time(peers[best])}" if best else "—",
+                fmt_ratio(m.get(REF), m.get(OURS)),
+                fmt_ratio(peers.get(best), m.get(OURS)) if best else "—",
+                w.target,
+                {True: "**met**", False: "**missed**", None: "**not measured**"}[ok]
+                + f" ({detail})",
+            ]
+        )
+    headers = [
+        "workload",
+        "reference",
+        "packflow",
+        "best peer",
+        "packflow vs reference",
+        "packflow vs best peer",
+        "target",
+        "result",
+    ]
+    return table(headers, rows), missed
+
+
+def scaling_table(results) -> str:
+    out = []
+    for w in WORKLOADS:
+        if not w.scaling_prefix:
+            continue
+        rows = []
+        for label, n in SIZES:
+            group = f"{w.scaling_prefix} {label}"
+            bench = results.get(group, {})
+            m = medians(bench)
+            peers = {c: v for c, v in m.items() if is_peer(c)}
+            best = min(peers, key=peers.get) if peers else None
+            per_row = fmt_time(m[OURS] / n) if OURS in m else "—"
+            ref = fmt_time(m.get(REF)) if REF in m else ("skipped (minutes)" if n >= 1e6 else "—")
+            rows.append(
+                [
+                    label,
+                    ref,
+                    fmt_time(m.get(OURS)),
+                    per_row,
+                    f"{best}: {fmt_time(peers[best])}" if best else "—",
+                    fmt_ratio(m.get(REF), m.get(OURS)),
+                    memory_cell(bench),
+                ]
+            )
+        out.append(f"**{w.id} {w.title}**\n")
+        out.append(
+            table(
+                [
+                    "rows",
+                    "reference",
+                    "packflow",
+                    "packflow per row",
+                    "best peer",
+                    "packflow vs reference",
+                    "peak memory, MB: RSS growth / traced",
+                ],
+                rows,
+            )
+        )
+        out.append("")
+    return "\n".join(out)
+
+
+def memory_cell(bench: dict[str, dict]) -> str:
+    parts = []
+    for c, b in bench.items():
+        info = b.get("extra_info", {})
+        if "peak_traced_mb" in info:
+            rss = info.get("peak_rss_mb", "?")
+            parts.append(f"{c}: {rss} / {info['peak_traced_mb']}")
+    return "; ".join(parts) if parts else "—"
+
+
+def detail_table(results) -> str:
+    rows = []
+    order = {w.group: i for i, w in enumerate(WORKLOADS)}
+
+    def key(group: str):
+        base = next(
+            (w for w in WORKLOADS if w.scaling_prefix and group.startswith(w.scaling_prefix)), None
+        )
+        return (order.get(base.group if base else group, 99), group)
+
+    for group in sorted(results, key=key):
+        bench = results[group]
+        m = medians(bench)
+        for c in sorted(m, key=m.get):
+            s = bench[c]["stats"]
+            rows.append(
+                [
+                    group,
+                    c,
+                    fmt_time(s["median"]),
+                    fmt_time(s["min"]),
+                    fmt_time(s["iqr"]),
+                    str(s["rounds"]),
+                    fmt_ratio(m.get(REF), m[c]) if c != REF else "1x",
+                ]
+            )
+    return table(["group", "contender", "median", "min", "IQR", "rounds", "vs reference"], rows)
+
+
+# --- the machine --------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def memory_gib() -> str:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return f"{int(line.split()[1]) / 2**20:.0f} GiB"
+    except OSError:
+        pass
+    return "unknown"
+
+
+_VERSIONS = r"""
+import json, importlib.metadata as md, platform
+out = {"python": platform.python_version()}
+for name in ("packflow", "numpy", "pytest-benchmark", "orjson", "msgspec", "pandas"):
+    try:
+        out[name] = md.version(name)
+    except md.PackageNotFoundError:
+        pass
+try:
+    import numpy, threadpoolctl
+    numpy.ones((2, 2)) @ numpy.ones((2, 2))
+    out["blas"] = ", ".join(
+        f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')}"
+        for i in threadpoolctl.threadpool_info() if i.get("user_api") == "blas")
+except Exception:
+    pass
+print(json.dumps(out))
+"""
+
+
+def versions(python: str) -> dict[str, str]:
+    try:
+        text = subprocess.check_output([python, "-c", _VERSIONS], env=bench_env(), cwd=REPO)
+        return json.loads(text)
+    except (OSError, subprocess.CalledProcessError, ValueError):
+        return {}
+
+
+# --- the document -------------------------------------------------------------------
+
+
+def write_doc(
+    results, commands: list[str], ours_v: dict, ref_v: dict, missed_text: str, main: str
+) -> None:
+    today = dt.date.today().isoformat()
+    peers = ", ".join(f"{k} {ours_v[k]}" for k in ("orjson", "msgspec", "pandas") if k in ours_v)
+    cmd_block = "\n".join(commands)
+    measures = "\n".join(f"| {w.id} | {w.measures} | {w.target} |" for w in WORKLOADS)
+    text = f"""# Performance
+
+packflow against the reference `packflow==0.4.1` and the usual peers, measured
+side by side with pytest-benchmark. This file is written by `make bench`
+(`benches/run.py`); edit the text in that script, not here.
+
+## The run
+
+- Date: {today}
+- Machine: {os.cpu_count()} cores, {cpu_model()}, {memory_gib()} RAM (shared with
+  other work: only ratios from one run mean much)
+- Python {ours_v.get("python", "?")}, numpy {ours_v.get("numpy", "?")}, pytest-benchmark
+  {ours_v.get("pytest-benchmark", "?")}; packflow {ours_v.get("packflow", "?")} (release build)
+  and reference packflow {ref_v.get("packflow", "?")} (numpy {ref_v.get("numpy", "?")});
+  peers: {peers or "not installed"}
+- BLAS: {ours_v.get("blas", "not reported (threadpoolctl missing)")}; both runs with
+  `OPENBLAS_CORETYPE` and `OPENBLAS_L2_SIZE` unset (this machine sets them for
+  old OpenBLAS builds; they slow a current numpy's kernels).
+- Command: `make bench`, which builds the release extension, installs the peers
+  into `.venv` and runs `benches/run.py`, that is:
+
+```
+{cmd_block}
+```
+
+Medians over at least 5 rounds (3 rounds of one call for the slow cases: the
+1,000,000-row batches, the reference's W3 at 10k and its W6); ratios compare
+medians of the same run.
+
+## Results
+
+{main}
+
+{missed_text}
+
+## Scaling with the batch size
+
+W2, W3 and W4 at 1, 100, 10,000 and 1,000,000 rows. The cost per row should
+stay flat once the fixed cost of a call is paid. The reference is skipped at
+1,000,000 rows for W2 (about 20 s per call) and W3 (about 140 s per call). Peak
+memory is measured on one extra call at 10k and 1M rows: the growth of the
+resident set (everything, Rust buffers included; input data excluded) and the
+peak of Python-traced allocations (tracemalloc).
+
+{scaling_table(results)}
+
+## Every contender
+
+{detail_table(results)}
+
+## Reproducing
+
+```bash
+make bench                                   # everything: build, both runs, table, this file
+.venv/bin/python benches/run.py --report     # table and this file from .benchmarks/*.json
+.venv/bin/python benches/run.py -k W4        # some workloads only (this file is left alone)
+.venv/bin/python -m pytest -q benches --benchmark-disable   # the quick correctness run of CI
+```
+
+The suite is `benches/test_w*.py`: plain pytest-benchmark tests using only the
+public packflow API, so the same files run under `.venv` (this package) and
+`.venv-reference` (packflow 0.4.1). Which one is measured is told by whether
+`packflow._core` exists; peers run in the packflow run only. Every benchmark
+also checks its result (against the peer's, or a plain-Python expectation), and
+CI runs the files once with `--benchmark-disable` so they cannot rot. Data come
+from `python/packflow/testing.py` (deterministic, seeded), loaded by path so
+the reference run uses the same events.
+
+## What each workload measures
+
+| id | what | target |
+|---|---|---|
+{measures}
+
+## Why the Rust path is faster
+
+{HOT_PATHS}"""
+    DOC.write_text(text)
+    print(f"\nwrote {DOC.relative_to(REPO)}")
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--reference-python",
+        default=os.environ.get(
+            "PACKFLOW_REFERENCE_PYTHON", str(REPO / ".venv-reference" / "bin" / "python")
+        ),
+    )
+    parser.add_argument("--report", action="store_true", help="no runs: use .benchmarks/*.json")
+    parser.add_argument("--only", choices=[OURS, REF], help="run one side only")
+    parser.add_argument("-k", help="pytest -k expression (the docs are then not written)")
+    parser.add_argument("--no-docs", action="store_true")
+    args = parser.parse_args(argv)
+
+    extra = ["-k", args.k] if args.k else []
+    commands = [
+        show_command(pytest_command(sys.executable, RESULTS / f"{OURS}.json", extra)),
+        show_command(pytest_command(args.reference_python, RESULTS / f"{REF}.json", extra)),
+    ]
+    failed = []
+    if not args.report:
+        if not Path(args.reference_python).exists():
+            raise SystemExit(
+                f"reference python not found: {args.reference_python} (make reference)"
+            )
+        for label, python in ((OURS, sys.executable), (REF, args.reference_python)):
+            if args.only and args.only != label:
+                continue
+            _, rc = run_suite(label, python, extra)
+            if rc != 0:
+                failed.append(f"{label} run exited with {rc}")
+
+    results = merge(load(RESULTS / f"{OURS}.json", False), load(RESULTS / f"{REF}.json", True))
+    main_text, missed = main_table(results)
+    missed_text = (
+        "Targets missed or not measured:\n\n" + "\n".join(f"- {m}" for m in missed)
+        if missed
+        else "Every target is met."
+    )
+    print("\n" + main_text + "\n\n" + missed_text)
+    if not (args.k or args.no_docs or args.only):
+        write_doc(
+            results,
+            commands,
+            versions(sys.executable),
+            versions(args.reference_python),
+            missed_text,
+            main_text,
+        )
+    for f in failed:
+        print(f"error: {f}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
