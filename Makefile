@@ -54,8 +54,11 @@ run: build-prod
 	@echo "first outputs (out/scores.jsonl):"; head -n 3 out/scores.jsonl
 	@echo "errors file (out/errors.jsonl): $$(wc -l < out/errors.jsonl) lines"; head -n 1 out/errors.jsonl
 
-test-rust:
-	LD_LIBRARY_PATH=$(PY_LIBDIR):$$LD_LIBRARY_PATH PYO3_PYTHON=$(PYTHON) cargo test --quiet
+# The embedded interpreter of the test binary imports numpy from the venv.
+test-rust: venv
+	LD_LIBRARY_PATH=$(PY_LIBDIR):$$LD_LIBRARY_PATH PYO3_PYTHON=$(PYTHON) \
+		PYTHONPATH=$$($(PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])") \
+		cargo test --quiet
 
 test-python: build-prod reference
 	PACKFLOW_REFERENCE_PYTHON=$(abspath $(REF_VENV))/bin/python $(PY) -m pytest -q tests

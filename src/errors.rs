@@ -94,11 +94,7 @@ macro_rules! packflow_exception {
     };
 }
 
-packflow_exception!(
-    runtime_error,
-    RUNTIME_ERROR,
-    "InferenceBackendRuntimeError"
-);
+packflow_exception!(runtime_error, RUNTIME_ERROR, "InferenceBackendRuntimeError");
 packflow_exception!(
     validation_error,
     VALIDATION_ERROR,
@@ -128,7 +124,8 @@ mod tests {
 
     #[test]
     fn push_front_prepends() {
-        let p = KeyPath(vec![PathSegment::Key("c".into())]).push_front(PathSegment::Key("b".into()));
+        let p =
+            KeyPath(vec![PathSegment::Key("c".into())]).push_front(PathSegment::Key("b".into()));
         assert_eq!(p.render(), "b.c");
     }
 }

@@ -110,7 +110,20 @@ mod tests {
     #[test]
     fn buckets_are_monotonic_and_cover_their_bounds() {
         let mut last = 0;
-        for v in [0u64, 1, 15, 16, 17, 31, 32, 33, 1000, 123_456, u64::MAX / 3, u64::MAX] {
+        for v in [
+            0u64,
+            1,
+            15,
+            16,
+            17,
+            31,
+            32,
+            33,
+            1000,
+            123_456,
+            u64::MAX / 3,
+            u64::MAX,
+        ] {
             let b = bucket_of(v);
             assert!(b >= last, "bucket of {v} went backwards");
             let (lo, hi) = bounds_of(b);
@@ -128,7 +141,10 @@ mod tests {
         }
         for (q, exact) in [(0.5, 500_000f64), (0.9, 900_000.0), (0.99, 990_000.0)] {
             let got = h.quantile(q).unwrap() as f64;
-            assert!((got - exact).abs() / exact < 0.035, "q{q}: {got} vs {exact}");
+            assert!(
+                (got - exact).abs() / exact < 0.035,
+                "q{q}: {got} vs {exact}"
+            );
         }
         assert_eq!(h.min(), Some(100));
         assert_eq!(h.max(), Some(1_000_000));

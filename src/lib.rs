@@ -3,11 +3,16 @@
 
 use pyo3::prelude::*;
 
+mod dict_slot;
 mod errors;
+mod flatten;
 mod histogram;
 mod lines;
+mod jsonl;
 mod lookup;
+mod ndarray;
 mod pipeline;
+mod records;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -16,5 +21,18 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pipeline::monotonic_ns, m)?)?;
     m.add_function(wrap_pyfunction!(lines::line_batch_end, m)?)?;
     m.add_function(wrap_pyfunction!(lines::join_lines, m)?)?;
+    m.add_function(wrap_pyfunction!(ndarray::records_to_ndarray, m)?)?;
+    m.add_class::<ndarray::NumpyPlan>()?;
+    m.add_function(wrap_pyfunction!(flatten::flatten_dict, m)?)?;
+    m.add_function(wrap_pyfunction!(flatten::flatten_records, m)?)?;
+    m.add_function(wrap_pyfunction!(records::check_delimiter_collisions, m)?)?;
+    m.add_function(wrap_pyfunction!(records::get_nested_field, m)?)?;
+    m.add_function(wrap_pyfunction!(records::get_nested_field_direct, m)?)?;
+    m.add_function(wrap_pyfunction!(records::set_nested_field_direct, m)?)?;
+    m.add_class::<records::RecordsPlan>()?;
+    m.add_class::<jsonl::ParsedLines>()?;
+    m.add_class::<jsonl::ParsedArray>()?;
+    m.add_function(wrap_pyfunction!(jsonl::parse_lines, m)?)?;
+    m.add_function(wrap_pyfunction!(jsonl::parse_lines_to_ndarray, m)?)?;
     Ok(())
 }

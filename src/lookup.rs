@@ -4,12 +4,19 @@
 //!   parts; whatever sits there (a dict too) is the value.
 //! - *flat*: a literal key first, else the value whose key in the flattened record
 //!   (keys joined with the delimiter, lists not enumerated, empty dicts kept)
-//!   equals the field; a non-empty dict is never such a value.
+//!   equals the field; a non-empty dict is never such a value. `find_flat` is
+//!   the same without the literal shortcut and optionally with lists enumerated
+//!   (the records preprocessor's flatten mode).
+
+use std::borrow::Cow;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::{PyDict, PyList, PyString};
 
-use crate::errors::{value_error, MAX_DEPTH};
+use crate::errors::{value_error, PathSegment, MAX_DEPTH};
+use crate::flatten::{
+    classify, key_bytes, str_bytes, DictItems, ItemKey, Node, Problem, TraverseError,
+};
 
 /// A field name split into parts once, with its key objects made ahead of time
 /// so lookups reuse their cached hashes.
@@ -39,6 +46,44 @@ impl FieldPath {
             parts,
         })
     }
+
+    /// The whole field as its only part: for an empty delimiter, which cannot
+    /// split a field but still joins keys when flattening.
+    pub fn unsplit(py: Python<'_>, field: &str, delimiter: &str) -> Self {
+        let key = PyString::intern(py, field).unbind();
+        FieldPath {
+            parts: vec![key.clone_ref(py)],
+            field: key,
+            text: field.to_string(),
+            delimiter: delimiter.to_string(),
+            nested: false,
+        }
+    }
+
+    /// For a one-off lookup: the caller's field object is reused and the parts
+    /// are plain (not interned) strings, made only when there are several.
+    pub fn transient(field: &Bound<'_, PyString>, delimiter: &str) -> PyResult<Self> {
+        if delimiter.is_empty() {
+            return Err(value_error("the nested field delimiter must not be empty"));
+        }
+        let py = field.py();
+        let text = field.to_str()?;
+        let nested = text.contains(delimiter);
+        let parts = if nested {
+            text.split(delimiter)
+                .map(|p| PyString::new(py, p).unbind())
+                .collect()
+        } else {
+            vec![field.clone().unbind()]
+        };
+        Ok(FieldPath {
+            field: field.clone().unbind(),
+            text: text.to_string(),
+            delimiter: delimiter.to_string(),
+            parts,
+            nested,
+        })
+    }
 }
 
 /// Literal key first, else walk the parts through nested dicts.
@@ -66,15 +111,6 @@ pub fn get_direct<'py>(
     Ok(Some(current))
 }
 
-/// True when a flattened record would keep `v` as a value: anything but a
-/// non-empty dict.
-fn is_flat_leaf(v: &Bound<'_, PyAny>) -> bool {
-    match v.cast::<PyDict>() {
-        Ok(d) => d.is_empty(),
-        Err(_) => true,
-    }
-}
-
 /// Literal key first, else the flattened-path value (see the module docs).
 pub fn get_flat<'py>(
     obj: &Bound<'py, PyDict>,
@@ -84,20 +120,39 @@ pub fn get_flat<'py>(
     if let Some(v) = obj.get_item(path.field.bind(py))? {
         return Ok(Some(v));
     }
-    if !path.nested {
-        // A one-part field that is not a literal key can still be a flattened
-        // key only through a non-str key whose text equals it; that needs a scan.
-        return scan_flat(obj, &path.text, &path.delimiter);
-    }
-    // Fast path: the parts as plain keys, ending on a leaf.
+    find_flat(obj, path, false).map_err(|e| e.into_pyerr(py, None))
+}
+
+/// The value whose key in `flatten_dict(obj, delimiter, lists)` is the field,
+/// without building the flattened dict.
+///
+/// The parts are walked as plain keys (list indices too when `lists`); a walk
+/// that ends on a value the flattened record keeps is the answer. Otherwise the
+/// record is scanned for every spelling of the field (keys containing the
+/// delimiter, non-str keys joined as text, keys below a `None` key, other
+/// mappings), and two spellings are the reference's "duplicated key" error.
+/// Unlike the reference, a duplicate elsewhere in the record, or a second
+/// spelling of a field the walk found, is not reported.
+pub fn find_flat<'py>(
+    obj: &Bound<'py, PyDict>,
+    path: &FieldPath,
+    lists: bool,
+) -> Result<Option<Bound<'py, PyAny>>, TraverseError> {
+    let py = obj.py();
     let mut current: Bound<'py, PyAny> = obj.clone().into_any();
     let mut walked = true;
     for part in &path.parts {
-        let Ok(d) = current.cast::<PyDict>() else {
-            walked = false;
-            break;
+        let next = if let Ok(d) = current.cast::<PyDict>() {
+            d.get_item(part.bind(py))?
+        } else if let (true, Ok(l)) = (lists, current.cast::<PyList>()) {
+            match list_index(part.bind(py).to_str()?, l.len()) {
+                Some(i) => Some(l.get_item(i)?),
+                None => None,
+            }
+        } else {
+            None
         };
-        match d.get_item(part.bind(py))? {
+        match next {
             Some(v) => current = v,
             None => {
                 walked = false;
@@ -105,71 +160,240 @@ pub fn get_flat<'py>(
             }
         }
     }
-    if walked && is_flat_leaf(&current) {
+    if walked && is_kept_leaf(&current, lists)? {
         return Ok(Some(current));
     }
-    // Slow path for keys that themselves contain the delimiter or are not str.
-    scan_flat(obj, &path.text, &path.delimiter)
-}
-
-/// Every way `rest` can be spelled by joined keys below `d`; more than one is the
-/// reference's "duplicated key" error.
-fn scan_flat<'py>(
-    d: &Bound<'py, PyDict>,
-    field: &str,
-    delimiter: &str,
-) -> PyResult<Option<Bound<'py, PyAny>>> {
-    let mut found: Option<Bound<'py, PyAny>> = None;
-    scan_into(d, field, delimiter, true, 0, field, &mut found)?;
+    // Without the delimiter in the field, only a key with no parent key can
+    // spell it: a top-level key (the walk saw it) or one below a `None` key.
+    if !path.nested && !path.delimiter.is_empty() && obj.get_item(py.None())?.is_none() {
+        return Ok(None);
+    }
+    let mut found = None;
+    scan_into(
+        Node::Dict(obj),
+        path.text.as_bytes(),
+        path.delimiter.as_bytes(),
+        lists,
+        true,
+        0,
+        &path.text,
+        &mut found,
+    )?;
     Ok(found)
 }
 
+/// `str(i)` for an index of a list of `len` items, as the reference enumerates.
+fn list_index(part: &str, len: usize) -> Option<usize> {
+    let canonical = part == "0" || (!part.starts_with('0') && !part.is_empty());
+    if !canonical || !part.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    part.parse::<usize>().ok().filter(|&i| i < len)
+}
+
+/// True when a flattened record keeps `v` as a value: empty dicts and lists
+/// are kept, non-empty ones (lists only when enumerated) and other mappings are not.
+fn is_kept_leaf(v: &Bound<'_, PyAny>, lists: bool) -> PyResult<bool> {
+    Ok(match classify(v, lists)? {
+        Node::Dict(d) => d.is_empty(),
+        Node::List(l) => l.is_empty(),
+        Node::Mapping(_) => false,
+        Node::Leaf => true,
+    })
+}
+
+/// How an item's key reads in the flattened record.
+struct KeyTexts<'a> {
+    /// What a flat key ending here equals; None for a key object no str equals.
+    eq: Option<Cow<'a, [u8]>>,
+    /// What the keys of its children start with; None below a `None` key,
+    /// where there is still no parent key.
+    join: Option<Cow<'a, [u8]>>,
+}
+
+/// Every spelling of `rest` by joined keys below `node`. `raw` is true while
+/// there is no parent key (keys are then compared as objects, so only a str key
+/// can equal the field). More than one match is the "duplicated key" error.
+#[allow(clippy::too_many_arguments)]
 fn scan_into<'py>(
-    d: &Bound<'py, PyDict>,
-    rest: &str,
-    delimiter: &str,
-    top: bool,
+    node: Node<'_, 'py>,
+    rest: &[u8],
+    delimiter: &[u8],
+    lists: bool,
+    raw: bool,
     depth: usize,
     field: &str,
     found: &mut Option<Bound<'py, PyAny>>,
-) -> PyResult<()> {
-    if depth >= MAX_DEPTH {
-        return Err(value_error(format!(
-            "key \"{field}\": nesting deeper than {MAX_DEPTH} levels"
-        )));
-    }
-    for (k, v) in d.iter() {
-        let text: String = match k.cast::<PyString>() {
-            Ok(s) => s.to_str()?.to_string(),
-            // Top-level non-str keys stay as they are in a flattened record, so
-            // they can never equal a str field; nested ones are joined as text.
-            Err(_) if top => continue,
-            Err(_) => k.str()?.to_str()?.to_string(),
-        };
-        if rest == text {
-            if is_flat_leaf(&v) {
-                if found.is_some() {
-                    return Err(value_error(format!("duplicated key '{field}'")));
+) -> Result<(), TraverseError> {
+    let mut visit = |key: ItemKey<'_, 'py>, v: Bound<'py, PyAny>| -> Result<(), TraverseError> {
+        let texts = match key {
+            ItemKey::Index(i) => {
+                let t: Cow<'_, [u8]> = Cow::Owned(i.to_string().into_bytes());
+                KeyTexts {
+                    eq: (!raw).then(|| t.clone()),
+                    join: Some(t),
                 }
-                *found = Some(v);
             }
-        } else if let Some(tail) = rest
-            .strip_prefix(text.as_str())
-            .and_then(|t| t.strip_prefix(delimiter))
-        {
-            if let Ok(child) = v.cast::<PyDict>() {
-                if !child.is_empty() {
-                    scan_into(child, tail, delimiter, false, depth + 1, field, found)?;
+            ItemKey::Obj(k) if raw && k.is_none() => KeyTexts {
+                eq: None,
+                join: None,
+            },
+            ItemKey::Obj(k) => {
+                let join =
+                    key_bytes(k).map_err(|e| TraverseError::from(e).within(key.segment()))?;
+                let eq = if !raw {
+                    Some(join.clone())
+                } else if let Ok(s) = k.cast::<PyString>() {
+                    Some(str_bytes(s)?)
+                } else {
+                    None
+                };
+                KeyTexts {
+                    eq,
+                    join: Some(join),
                 }
+            }
+        };
+        let (eq_text, join_text) = (texts.eq, texts.join);
+        let child = classify(&v, lists)?;
+        let (container, kept) = match &child {
+            Node::Dict(d) => (!d.is_empty(), d.is_empty()),
+            Node::List(l) => (!l.is_empty(), l.is_empty()),
+            Node::Mapping(_) => (true, false),
+            Node::Leaf => (false, true),
+        };
+        if container {
+            let below = match &join_text {
+                // Below a `None` key there is still no parent key.
+                None => Some((rest, true)),
+                Some(t) => rest
+                    .strip_prefix(t.as_ref())
+                    .and_then(|r| r.strip_prefix(delimiter))
+                    .map(|r| (r, false)),
+            };
+            if let Some((tail, child_raw)) = below {
+                if depth + 1 >= MAX_DEPTH {
+                    return Err(TraverseError::new(Problem::TooDeep).within(key.segment()));
+                }
+                scan_into(
+                    child,
+                    tail,
+                    delimiter,
+                    lists,
+                    child_raw,
+                    depth + 1,
+                    field,
+                    found,
+                )
+                .map_err(|e| match e.problem {
+                    Problem::Duplicate(_) => e,
+                    _ => e.within(key.segment()),
+                })?;
+            }
+        } else if kept && eq_text.as_deref() == Some(rest) {
+            if found.is_some() {
+                return Err(TraverseError::new(Problem::Duplicate(field.to_string()))
+                    .within(PathSegment::Key(field.to_string())));
+            }
+            *found = Some(v);
+        }
+        Ok(())
+    };
+    match node {
+        Node::Dict(d) => {
+            for item in DictItems::new(d) {
+                let (k, v) = item?;
+                visit(ItemKey::Obj(&k), v)?;
             }
         }
+        Node::List(l) => {
+            for (i, v) in l.iter().enumerate() {
+                visit(ItemKey::Index(i), v)?;
+            }
+        }
+        Node::Mapping(m) => {
+            let py = m.py();
+            for pair in m.call_method0(pyo3::intern!(py, "items"))?.try_iter()? {
+                let (k, v): (Bound<'py, PyAny>, Bound<'py, PyAny>) = pair?.extract()?;
+                visit(ItemKey::Obj(&k), v)?;
+            }
+        }
+        Node::Leaf => {}
     }
     Ok(())
 }
 
+/// `get_direct` for a one-off call: the field is split as it is walked, with
+/// no `FieldPath` (and its allocations) built for a single lookup.
+pub fn get_direct_once<'py>(
+    obj: &Bound<'py, PyDict>,
+    field: &Bound<'py, PyString>,
+    delimiter: &str,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    if let Some(v) = obj.get_item(field)? {
+        return Ok(Some(v));
+    }
+    let text = field.to_str()?;
+    if delimiter.is_empty() {
+        return Err(value_error("the nested field delimiter must not be empty"));
+    }
+    if !text.contains(delimiter) {
+        return Ok(None);
+    }
+    let py = obj.py();
+    let mut current: Bound<'py, PyAny> = obj.clone().into_any();
+    for part in text.split(delimiter) {
+        let Ok(d) = current.cast::<PyDict>() else {
+            return Ok(None);
+        };
+        match d.get_item(PyString::new(py, part))? {
+            Some(v) => current = v,
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(current))
+}
+
+/// `set_direct` for a one-off call, splitting the field as it goes.
+pub fn set_direct_once(
+    obj: &Bound<'_, PyDict>,
+    field: &Bound<'_, PyString>,
+    delimiter: &str,
+    value: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    if delimiter.is_empty() {
+        return Err(value_error("the nested field delimiter must not be empty"));
+    }
+    let text = field.to_str()?;
+    let Some((init, last)) = text.rsplit_once(delimiter) else {
+        return obj.set_item(field, value);
+    };
+    let py = obj.py();
+    let mut current = obj.clone();
+    for part in init.split(delimiter) {
+        let part = PyString::new(py, part);
+        current = match current.get_item(&part)? {
+            None => {
+                let child = PyDict::new(py);
+                current.set_item(&part, &child)?;
+                child
+            }
+            Some(v) => match v.cast_into::<PyDict>() {
+                Ok(child) => child,
+                Err(_) => return Ok(()),
+            },
+        };
+    }
+    current.set_item(PyString::new(py, last), value)
+}
+
 /// Create nested dicts along the path and set the value; stop silently at a
 /// non-dict on the way.
-pub fn set_direct(obj: &Bound<'_, PyDict>, path: &FieldPath, value: &Bound<'_, PyAny>) -> PyResult<()> {
+pub fn set_direct(
+    obj: &Bound<'_, PyDict>,
+    path: &FieldPath,
+    value: &Bound<'_, PyAny>,
+) -> PyResult<()> {
     let py = obj.py();
     let (last, init) = path
         .parts
@@ -191,4 +415,84 @@ pub fn set_direct(obj: &Bound<'_, PyDict>, path: &FieldPath, value: &Bound<'_, P
         }
     }
     current.set_item(last.bind(py), value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eval<'py>(py: Python<'py>, src: &str) -> Bound<'py, PyDict> {
+        let code = std::ffi::CString::new(src).unwrap();
+        py.eval(&code, None, None)
+            .unwrap()
+            .cast_into::<PyDict>()
+            .unwrap()
+    }
+
+    fn flat(py: Python<'_>, src: &str, field: &str, lists: bool) -> Result<Option<String>, String> {
+        let d = eval(py, src);
+        let path = FieldPath::new(py, field, ".").unwrap();
+        find_flat(&d, &path, lists)
+            .map(|v| v.map(|v| v.repr().unwrap().to_string()))
+            .map_err(|e| e.message(py, None))
+    }
+
+    #[test]
+    fn find_flat_walks_then_scans() {
+        Python::initialize();
+        Python::attach(|py| {
+            assert_eq!(
+                flat(py, "{'a': {'b': 1}}", "a.b", false),
+                Ok(Some("1".into()))
+            );
+            assert_eq!(flat(py, "{'a': {'b': {'c': 1}}}", "a.b", false), Ok(None));
+            assert_eq!(
+                flat(py, "{'a': {'b': {}}}", "a.b", false),
+                Ok(Some("{}".into()))
+            );
+            assert_eq!(
+                flat(py, "{'a.b': {'c': 2}}", "a.b.c", false),
+                Ok(Some("2".into()))
+            );
+            assert_eq!(
+                flat(py, "{1: {'c': 3}}", "1.c", false),
+                Ok(Some("3".into()))
+            );
+            assert_eq!(
+                flat(py, "{None: {'c': 4}}", "c", false),
+                Ok(Some("4".into()))
+            );
+            assert_eq!(flat(py, "{'l': [5, 6]}", "l.1", false), Ok(None));
+            assert_eq!(flat(py, "{'l': [5, 6]}", "l.1", true), Ok(Some("6".into())));
+            assert_eq!(flat(py, "{'l': [5, 6]}", "l", true), Ok(None));
+            assert_eq!(flat(py, "{'l': []}", "l", true), Ok(Some("[]".into())));
+            assert_eq!(
+                flat(py, "{'a.b': {'c': 1}, 'a': {'b.c': 2}}", "a.b.c", false),
+                Err("key \"a.b.c\": duplicated key 'a.b.c'".into())
+            );
+        });
+    }
+
+    #[test]
+    fn one_off_lookups() {
+        Python::initialize();
+        Python::attach(|py| {
+            let d = eval(py, "{'a': {'b': {'c': 1}}, 'a.b': 2, 'x': 3}");
+            let get = |f: &str| {
+                get_direct_once(&d, &PyString::new(py, f), ".")
+                    .unwrap()
+                    .map(|v| v.repr().unwrap().to_string())
+            };
+            assert_eq!(get("a.b"), Some("2".into()));
+            assert_eq!(get("a.b.c"), Some("1".into()));
+            assert_eq!(get("x.y"), None);
+            assert_eq!(get("nope"), None);
+            let one = 1i32.into_pyobject(py).unwrap().into_any();
+            set_direct_once(&d, &PyString::new(py, "n.m.o"), ".", &one).unwrap();
+            set_direct_once(&d, &PyString::new(py, "x.y"), ".", &one).unwrap();
+            assert_eq!(get("n.m.o"), Some("1".into()));
+            assert_eq!(get("x"), Some("3".into()));
+            assert!(set_direct_once(&d, &PyString::new(py, "q"), "", &one).is_err());
+        });
+    }
 }

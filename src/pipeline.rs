@@ -79,7 +79,10 @@ fn wrap_step_error(py: Python<'_>, step: &str, cause: PyErr) -> PyErr {
         .str()
         .map(|s| s.to_string())
         .unwrap_or_default();
-    let err = runtime_error(py, format!("{step}() failed with the following error: {text}"));
+    let err = runtime_error(
+        py,
+        format!("{step}() failed with the following error: {text}"),
+    );
     err.set_cause(py, Some(cause));
     err
 }

@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "firewall-anomaly"
 PACKFLOW = [sys.executable, "-m", "packflow.cli"]
 
-FAILING_BACKEND = '''
+FAILING_BACKEND = """
 from packflow import InferenceBackend
 
 
@@ -32,7 +32,7 @@ class Backend(InferenceBackend):
                 raise RuntimeError("row refused")
             out.append({"id": r.get("id"), "ok": True})
         return out
-'''
+"""
 
 
 @pytest.fixture()
@@ -65,8 +65,9 @@ def write_lines(path, lines):
 def test_example_project_end_to_end(tmp_path):
     src = write_lines(tmp_path / "in.jsonl", sample_lines(3000, malformed_every=500))
     out, err, stats = tmp_path / "out.jsonl", tmp_path / "err.jsonl", tmp_path / "stats.json"
-    proc = run_cli([EXAMPLE, "-i", src, "-o", out, "--errors", err, "--stats", stats,
-                    "--batch-size", "256"])
+    proc = run_cli(
+        [EXAMPLE, "-i", src, "-o", out, "--errors", err, "--stats", stats, "--batch-size", "256"]
+    )
     assert proc.returncode == 0, proc.stderr.decode()
     outs = out.read_bytes().splitlines()
     errs = [json.loads(x) for x in err.read_bytes().splitlines()]
@@ -140,8 +141,8 @@ def test_closed_stdout_ends_quietly():
 def test_sigint_mid_stream_finishes_the_batch(tmp_path):
     out = tmp_path / "out.jsonl"
     proc = subprocess.Popen(
-        PACKFLOW + ["run", str(EXAMPLE), "-o", str(out), "--batch-size", "100",
-                    "--max-wait-ms", "20"],
+        PACKFLOW
+        + ["run", str(EXAMPLE), "-o", str(out), "--batch-size", "100", "--max-wait-ms", "20"],
         stdin=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -182,8 +183,14 @@ def test_help_describes_the_command():
 def test_environment_has_no_stray_handlers():
     env = dict(os.environ)
     proc = subprocess.run(
-        [sys.executable, "-c", "import packflow, sys; print('pandas' in sys.modules, "
-         "'torch' in sys.modules, 'PIL' in sys.modules, 'yaml' in sys.modules)"],
-        capture_output=True, env=env, timeout=60,
+        [
+            sys.executable,
+            "-c",
+            "import packflow, sys; print('pandas' in sys.modules, "
+            "'torch' in sys.modules, 'PIL' in sys.modules, 'yaml' in sys.modules)",
+        ],
+        capture_output=True,
+        env=env,
+        timeout=60,
     )
     assert proc.stdout.strip() == b"False False False False"

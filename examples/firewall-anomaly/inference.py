@@ -28,7 +28,4 @@ class Backend(InferenceBackend):
 
     def transform_outputs(self, probs):
         alerts = (probs > self.config.threshold).tolist()
-        return [
-            {"anomaly_score": round(p, 6), "alert": a}
-            for p, a in zip(probs.tolist(), alerts)
-        ]
+        return [{"anomaly_score": round(p, 6), "alert": a} for p, a in zip(probs.tolist(), alerts)]

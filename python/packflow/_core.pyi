@@ -1,7 +1,10 @@
 """Stubs of ``packflow._core``, the Rust extension. Users import the public
 modules (``packflow.utils``, ``packflow.backend``...), not this one."""
 
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any, Optional
+
+import numpy as np
 
 MAX_DEPTH: int
 """Deepest nesting any traversal follows; deeper input (or a cycle) is an error."""
@@ -30,3 +33,190 @@ class Pipeline:
 
 def monotonic_ns() -> int:
     """Nanoseconds from a monotonic clock with an arbitrary origin."""
+
+# --- records -> ndarray ---------------------------------------------------
+
+def records_to_ndarray(
+    records: list[dict],
+    feature_names: list[str],
+    dtype: Optional[Any] = None,
+    delimiter: Optional[str] = None,
+) -> np.ndarray:
+    """``numpy.array(rows, dtype=dtype)`` where each row holds one record's
+    ``feature_names`` values, each looked up like ``get_nested_field`` (missing
+    -> None). Plain bool/int/float cells are written straight into the array;
+    anything else is handed to ``numpy.array``, so the result is numpy's own.
+
+    ``records`` must be a list of dicts (ValueError naming the row index
+    otherwise); ``feature_names`` a list or tuple of str (TypeError); the
+    delimiter defaults to "." and must not be empty (ValueError)."""
+
+class NumpyPlan:
+    """The numpy preprocessor's feature paths, compiled once."""
+
+    def __init__(self, features: list[str], delimiter: str) -> None:
+        """Compile ``features`` (list or tuple of str) split by ``delimiter``
+        (non-empty, else ValueError)."""
+
+    def __call__(self, records: list[dict]) -> np.ndarray:
+        """``records_to_ndarray(records, features, None, delimiter)``; any
+        failure is raised as ``packflow.exceptions.PreprocessorRuntimeError``
+        ("Failed to preprocess inputs with the following exception: ...") with
+        the original error as its ``__cause__``."""
+
+    @property
+    def features(self) -> list[str]:
+        """The feature paths, in column order."""
+
+    @property
+    def delimiter(self) -> str:
+        """The nested field delimiter."""
+
+# --- records: flattening (src/flatten.rs) -----------------------------------
+
+def flatten_dict(obj: dict, delimiter: str = ".", flatten_lists: bool = False) -> dict:
+    """A new one-level dict of ``obj``.
+
+    Nested dict keys are joined with ``delimiter`` (a non-str nested key joins as
+    ``format(key)``; a top-level key stays the key object itself, and keys below
+    a ``None`` key have no parent key). With ``flatten_lists`` list items join
+    as their index (``"e.0"``); tuples never do. Empty dicts and lists are kept
+    as values, in depth-first order.
+
+    Raises TypeError when ``obj`` is not a dict, ValueError ``duplicated key
+    'a.b'`` when two values flatten to the same key, and ValueError naming the
+    key path when the nesting is deeper than ``MAX_DEPTH`` (a cycle included).
+    """
+
+def flatten_records(
+    records: list[dict], delimiter: str = ".", flatten_lists: bool = False
+) -> list[dict]:
+    """:func:`flatten_dict` of every record, as a new list.
+
+    Raises TypeError for a non-list or a non-dict row (naming the row), and the
+    errors of :func:`flatten_dict` with the row index and key path prepended.
+    """
+
+# --- records: field access (src/records.rs) ---------------------------------
+
+def check_delimiter_collisions(obj: dict, delimiter: str, path: str = "") -> list[str]:
+    """The full paths (joined with ``delimiter``, below ``path`` when given) of
+    every key of ``obj`` that contains ``delimiter``, recursing through dict
+    values (not lists). A key at the top without ``path`` is returned as is.
+
+    Raises TypeError for a non-dict or a non-str key (naming its path), and
+    ValueError when the nesting is deeper than ``MAX_DEPTH``.
+    """
+
+def get_nested_field(obj: dict, field: Any, delimiter: Optional[str] = None) -> Any:
+    """``obj[field]`` if that key exists, else the value whose key in
+    ``flatten_dict(obj, delimiter or ".")`` is ``field``, else None.
+
+    The parts of ``field`` are first walked as keys; only when that walk does
+    not end on a value the flattened record keeps is the record scanned for
+    other spellings (keys containing the delimiter, non-str keys), where two
+    spellings are ValueError ``duplicated key``. A non-dict container is a
+    ValueError, anything else a TypeError.
+    """
+
+def get_nested_field_direct(obj: dict, field: str, delimiter: str = ".") -> Any:
+    """``obj[field]`` if that key exists, else the value reached by walking the
+    parts of ``field`` through nested dicts (a dict too), else None.
+
+    Raises TypeError for a non-dict ``obj`` or a non-str ``field`` that is not a
+    key, ValueError for an empty delimiter when ``field`` is not a key.
+    """
+
+def set_nested_field_direct(obj: dict, field: str, value: Any, delimiter: str = ".") -> None:
+    """Set ``value`` at the path ``field`` in ``obj`` (in place), creating dicts
+    on the way; stop silently at a non-dict on the way.
+
+    Raises TypeError for a non-dict ``obj`` or a non-str ``field``, ValueError
+    for an empty delimiter.
+    """
+
+class RecordsPlan:
+    """The records preprocessor's config, compiled once: rename sources and
+    features as paths sharing their common prefixes, interned output keys.
+
+    Calling it on a batch (a list of dicts) returns a new list of new dicts:
+    renamed fields first, then ``feature_names`` in order (a field already
+    emitted is not emitted again; None and missing values are skipped), or
+    every field when there are no feature names. With
+    ``flatten_nested_inputs`` fields are looked up in the flattened record and
+    written under their flat names; otherwise they are looked up directly (a
+    literal key first, then a walk through nested dicts) and a name containing
+    the delimiter is written as a nested path. In that direct mode, when a
+    rename key or feature contains the delimiter, every record is first checked
+    for keys containing it unless ``ignore_delimiter_collisions``.
+
+    The input records are never modified and values are shared, not copied.
+    Every error is ``packflow.exceptions.PreprocessorRuntimeError`` naming the
+    row and key path. Without renames, features or flattening the plan is a
+    passthrough and returns the batch object itself.
+    """
+
+    passthrough: bool
+    """True when the plan returns its input unchanged."""
+
+    def __init__(
+        self,
+        rename_fields: dict[str, str],
+        feature_names: list[str],
+        flatten_nested_inputs: bool = False,
+        flatten_lists: bool = False,
+        delimiter: str = ".",
+        ignore_delimiter_collisions: bool = False,
+    ) -> None: ...
+    def __call__(self, records: list[dict]) -> list[dict]:
+        """Run the plan over one batch."""
+
+# --- JSON Lines parsing (src/jsonl/) -----------------------------------------
+
+class ParsedLines:
+    """Records parsed from a batch of JSON Lines (see :func:`parse_lines`)."""
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """The lines that are JSON objects, as dicts, in input order."""
+    @property
+    def line_numbers(self) -> list[int]:
+        """The line number of each record."""
+    @property
+    def errors(self) -> list[tuple[int, bytes, str]]:
+        """``(line number, raw line without its ending, message)`` per bad line."""
+    @property
+    def lines(self) -> int:
+        """Non-blank lines seen: ``len(records) + len(errors)``."""
+
+class ParsedArray:
+    """A feature array filled from a batch of JSON Lines (see
+    :func:`parse_lines_to_ndarray`)."""
+
+    @property
+    def array(self) -> np.ndarray:
+        """One row per good line, one column per feature (int64, float64 or bool)."""
+    @property
+    def line_numbers(self) -> list[int]:
+        """The line number of each row."""
+    @property
+    def errors(self) -> list[tuple[int, bytes, str]]:
+        """``(line number, raw line without its ending, message)`` per bad line."""
+    @property
+    def lines(self) -> int:
+        """Non-blank lines seen: rows + errors."""
+
+def parse_lines(data: bytes, first_line: int = 1) -> ParsedLines:
+    """Parse a batch of JSON Lines (``\\n``-separated, ``\\r\\n`` allowed, blank
+    lines skipped) into dicts equal to ``json.loads(line)``; lines that are not
+    UTF-8, not JSON, nested deeper than ``MAX_DEPTH`` or not objects are errors.
+    Line numbers are ``first_line`` + the index of the line in ``data``."""
+
+def parse_lines_to_ndarray(
+    data: bytes, features: list[str], delimiter: str, first_line: int = 1
+) -> ParsedArray | None:
+    """Fill a rows x features array straight from a batch of JSON Lines, each
+    cell looked up like ``get_nested_field`` in ``json.loads(line)``; ``None``
+    when some cell would not be a number or bool (or the lookup is ambiguous),
+    so the caller falls back to :func:`parse_lines`. Bad lines are errors as in
+    :func:`parse_lines`. An empty ``delimiter`` is a ``ValueError``."""

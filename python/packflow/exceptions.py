@@ -27,3 +27,13 @@ class PreprocessorInitError(Exception):
 
 class PreprocessorRuntimeError(Exception):
     """A preprocessor failed on a batch; the message names the row and key path."""
+
+
+class PackflowConfigError(ValueError):
+    """A project's packflow.yaml is malformed or has invalid fields; the message names
+    the line and the field."""
+
+
+class PackflowArchiveError(ValueError):
+    """A project archive is unsafe to extract (an entry escapes the target, is absolute
+    or a symlink), is not a zip file, or does not match its manifest."""

@@ -127,9 +127,7 @@ class StreamRunner:
         self.summary.read += parsed.lines
         self.summary.batches += 1
         if parsed.errors:
-            self._write_errors(
-                [(ln, raw, "parse", msg) for ln, raw, msg in parsed.errors]
-            )
+            self._write_errors([(ln, raw, "parse", msg) for ln, raw, msg in parsed.errors])
         line_numbers = parsed.line_numbers
         n = len(line_numbers)
         if n:

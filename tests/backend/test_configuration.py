@@ -64,7 +64,8 @@ def test_file_overrides_kwargs_with_deep_merge(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "content", ["{not json", json.dumps({"other": 1}), json.dumps([1, 2]), json.dumps({"configs": 3})]
+    "content",
+    ["{not json", json.dumps({"other": 1}), json.dumps([1, 2]), json.dumps({"configs": 3})],
 )
 def test_bad_override_file_is_logged_and_ignored(tmp_path, monkeypatch, caplog, content):
     write_override(tmp_path, monkeypatch, content)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Union
 
 from packflow import _core
-from packflow.exceptions import InferenceBackendRuntimeError, InferenceBackendValidationError
+from packflow.exceptions import InferenceBackendRuntimeError
 
 
 class InferenceBackendValidator:

@@ -1,4 +1,4 @@
-"""Data helpers over records: flattening, nested access, ndarray conversion, output normalisation."""
+"""Data helpers over records: flattening, nested access, ndarrays, output normalisation."""
 
 from packflow.utils.data import (
     check_delimiter_collisions,

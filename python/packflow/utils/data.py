@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Optional
 
 from packflow import _core
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def flatten_dict(obj: dict, delimiter: str = ".", flatten_lists: bool = False) -> dict:
@@ -16,7 +17,9 @@ def flatten_dict(obj: dict, delimiter: str = ".", flatten_lists: bool = False) -
     return _core.flatten_dict(obj, delimiter, flatten_lists)
 
 
-def flatten_records(records: list[dict], delimiter: str = ".", flatten_lists: bool = False) -> list[dict]:
+def flatten_records(
+    records: list[dict], delimiter: str = ".", flatten_lists: bool = False
+) -> list[dict]:
     """:func:`flatten_dict` of each record. A non-list is a ``TypeError``."""
     return _core.flatten_records(records, delimiter, flatten_lists)
 

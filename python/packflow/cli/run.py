@@ -11,9 +11,9 @@ import signal
 import stat
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from typing import Any, BinaryIO, Callable, Optional
+from typing import Any, BinaryIO, Optional
 
 import click
 
@@ -150,18 +150,49 @@ def _load_backend(project: str, config: dict[str, Any]) -> Any:
 
 @click.command("run")
 @click.argument("project", default=".", type=click.Path(exists=True, file_okay=False))
-@click.option("-i", "--input", "input_path", default="-", show_default=True,
-              help="JSON Lines file (.gz read as gzip), or - for stdin.")
-@click.option("-o", "--output", "output_path", default="-", show_default=True,
-              help="Where output JSON Lines go (.gz written as gzip), or - for stdout.")
-@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(min=1),
-              help="Most rows per backend call.")
-@click.option("--max-wait-ms", default=50.0, show_default=True, type=click.FloatRange(min=0),
-              help="On a live stream, the longest a row waits for its batch to fill.")
-@click.option("--errors", "errors_path", default=None,
-              help="JSON Lines file for rows that failed (line, raw, step, error).")
-@click.option("--config", "config_pairs", multiple=True, metavar="KEY=VALUE",
-              help="Backend config override (VALUE parsed as JSON when it is JSON).")
+@click.option(
+    "-i",
+    "--input",
+    "input_path",
+    default="-",
+    show_default=True,
+    help="JSON Lines file (.gz read as gzip), or - for stdin.",
+)
+@click.option(
+    "-o",
+    "--output",
+    "output_path",
+    default="-",
+    show_default=True,
+    help="Where output JSON Lines go (.gz written as gzip), or - for stdout.",
+)
+@click.option(
+    "--batch-size",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Most rows per backend call.",
+)
+@click.option(
+    "--max-wait-ms",
+    default=50.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="On a live stream, the longest a row waits for its batch to fill.",
+)
+@click.option(
+    "--errors",
+    "errors_path",
+    default=None,
+    help="JSON Lines file for rows that failed (line, raw, step, error).",
+)
+@click.option(
+    "--config",
+    "config_pairs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Backend config override (VALUE parsed as JSON when it is JSON).",
+)
 @click.option("--stats", "stats_path", default=None, help="Write the run summary here as JSON.")
 @click.option("--fail-on-error", is_flag=True, help="Exit with status 1 if any row failed.")
 def run_command(

@@ -1,0 +1,47 @@
+"""The ``packflow`` command line: a click group whose commands live in their own modules.
+
+Commands are imported when they are run (or listed by ``--help``), so starting
+the CLI stays cheap. To add one, write ``packflow/cli/<name>.py`` with a click
+command and add a line to :data:`COMMANDS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from packflow import __version__
+
+#: Command name -> ``"module:attribute"`` of its click command.
+COMMANDS = {
+    "create": "packflow.cli.create:create",
+    "validate": "packflow.cli.validate:validate",
+    "export": "packflow.cli.export:export",
+    "inspect": "packflow.cli.inspect_archive:inspect",
+    "run": "packflow.cli.run:run_command",
+}
+
+
+class LazyGroup(click.Group):
+    """A group that imports a registered command only when it is needed."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in COMMANDS:
+            module_name, attribute = COMMANDS[cmd_name].split(":")
+            command = getattr(importlib.import_module(module_name), attribute)
+            self.add_command(command, cmd_name)
+        return command
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(__version__, "--version", prog_name="packflow")
+def cli() -> None:
+    """Create, check, package and run packflow inference projects."""
+
+
+__all__ = ["COMMANDS", "LazyGroup", "cli"]

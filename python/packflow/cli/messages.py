@@ -1,0 +1,46 @@
+"""How every command reports: ``Success:``/``Warning:`` on stdout, ``Error:`` on stderr,
+and a non-zero exit for any error."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+import click
+
+
+def success(message: str) -> None:
+    click.echo(f"{click.style('Success:', fg='green')} {message}")
+
+
+def warning(message: str) -> None:
+    click.echo(f"{click.style('Warning:', fg='yellow')} {message}")
+
+
+def error(message: str) -> None:
+    click.echo(f"{click.style('Error:', fg='red')} {message}", err=True)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print ``Error: message`` and exit with ``code``."""
+    error(message)
+    raise SystemExit(code)
+
+
+def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn an exception escaping a command into ``Error: ...`` and exit status 1.
+
+    click's own exits (usage errors, ``--help``, aborted prompts) pass through.
+    """
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a clean message
+            fail(str(exc) or type(exc).__name__)
+
+    return wrapper

@@ -1,0 +1,87 @@
+"""``LocalLoader``: a backend defined in a source file of a project directory."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Union
+
+from packflow.exceptions import InferenceBackendLoadError
+from packflow.loaders.base import InferenceBackendLoader
+from packflow.loaders.utils import describe_exception, inference_backend_parts
+
+
+class LocalLoader(InferenceBackendLoader):
+    """``"dir.module:Backend"`` is the object ``Backend`` of ``<base_dir>/dir/module.py``.
+
+    The file is executed from source every time the loader loads it, and
+    registered in ``sys.modules`` under its dotted name. ``base_dir`` is put on
+    ``sys.path`` so the file can import its sibling modules.
+    """
+
+    def __init__(self, path: str, base_dir: Union[str, Path] = "."):
+        super().__init__(path)
+        self.base_dir = Path(base_dir).resolve()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.path!r}, base_dir={str(self.base_dir)!r})"
+
+    def source_file(self) -> Path:
+        """The file ``path`` points to (whether or not it exists)."""
+        module_name, _ = inference_backend_parts(self.path)
+        segments = module_name.split(".")
+        if any(not s.strip() or "/" in s or "\\" in s for s in segments):
+            raise ValueError(
+                f"inference_backend {self.path!r}: {module_name!r} is not a dotted module path "
+                "inside the project (use names separated by single dots, like 'pkg.module')"
+            )
+        return self.base_dir.joinpath(*segments).with_suffix(".py")
+
+    def load_backend_module(self) -> Any:
+        try:
+            module_name, object_name = inference_backend_parts(self.path)
+            source = self.source_file()
+        except ValueError as exc:
+            raise InferenceBackendLoadError(f"Unable to load inference backend: {exc}") from None
+        if not source.is_file():
+            raise InferenceBackendLoadError(
+                f"Unable to load inference backend {self.path!r}: the file {source} does not "
+                f"exist (the local loader reads '{module_name}' relative to {self.base_dir})"
+            )
+        try:
+            module = _import_from_source(module_name, source, self.base_dir)
+        except (Exception, SystemExit) as exc:
+            raise InferenceBackendLoadError(
+                f"Unable to load inference backend {self.path!r}: importing {source} raised "
+                f"{describe_exception(exc, source)}"
+            ) from exc
+        try:
+            return getattr(module, object_name)
+        except AttributeError:
+            raise InferenceBackendLoadError(
+                f"Unable to load inference backend {self.path!r}: {source} defines no "
+                f"{object_name!r}"
+            ) from None
+
+
+def _import_from_source(module_name: str, source: Path, base_dir: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(module_name, source)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import Python source from {source}")
+    if str(base_dir) not in sys.path:
+        sys.path.insert(0, str(base_dir))
+    module = importlib.util.module_from_spec(spec)
+    previous = sys.modules.get(module_name)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        # Leave sys.modules as it was: no half-initialised module behind.
+        if previous is None:
+            sys.modules.pop(module_name, None)
+        else:
+            sys.modules[module_name] = previous
+        raise
+    return module

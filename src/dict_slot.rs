@@ -1,0 +1,181 @@
+//! Remembered entry positions for repeated literal-key lookups across records
+//! of the same shape: the key is checked at the position it held in an earlier
+//! record before asking the dict to hash-probe for it.
+
+use std::ptr;
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+
+/// Where a key sat in earlier dicts. `UNKNOWN` learns it from the next dict
+/// (once); `NEVER` means it was not a str key there and is not looked for.
+pub struct SlotHint {
+    pos: ffi::Py_ssize_t,
+}
+
+const UNKNOWN: ffi::Py_ssize_t = -1;
+const NEVER: ffi::Py_ssize_t = -2;
+
+impl SlotHint {
+    pub fn new() -> Self {
+        SlotHint { pos: UNKNOWN }
+    }
+
+    /// `d[key]` when the entry at the remembered position holds `key`; `None`
+    /// means "not known here", never "missing": the caller then looks it up.
+    /// `key` must be an exact, ready str (an interned field name).
+    #[inline]
+    pub fn get<'py>(
+        &mut self,
+        d: &Bound<'py, PyDict>,
+        key: &Bound<'py, PyString>,
+    ) -> Option<Bound<'py, PyAny>> {
+        if self.pos == UNKNOWN {
+            self.pos = learn(d, key).unwrap_or(NEVER);
+        }
+        if self.pos < 0 {
+            return None;
+        }
+        let mut pos = self.pos;
+        let mut k: *mut ffi::PyObject = ptr::null_mut();
+        let mut v: *mut ffi::PyObject = ptr::null_mut();
+        // SAFETY: `d` is a live dict and the GIL is held (we hold a `Bound`).
+        // PyDict_Next reads the entry at index >= pos (or returns 0) and hands
+        // back borrowed references; `same_text` runs no Python code, and the
+        // value is turned into an owned reference before anything else can
+        // run, so both stay valid while used.
+        unsafe {
+            if ffi::PyDict_Next(d.as_ptr(), &mut pos, &mut k, &mut v) == 0
+                || !same_text(k, key.as_ptr())
+            {
+                return None;
+            }
+            Some(Bound::from_borrowed_ptr(d.py(), v))
+        }
+    }
+}
+
+/// The entry position of `key` in `d`, found by walking the entries once.
+fn learn(d: &Bound<'_, PyDict>, key: &Bound<'_, PyString>) -> Option<ffi::Py_ssize_t> {
+    let mut pos: ffi::Py_ssize_t = 0;
+    let mut k: *mut ffi::PyObject = ptr::null_mut();
+    let mut v: *mut ffi::PyObject = ptr::null_mut();
+    // SAFETY: as in `get`: borrowed references from a live dict, compared
+    // without running Python code and not kept.
+    unsafe {
+        while ffi::PyDict_Next(d.as_ptr(), &mut pos, &mut k, &mut v) != 0 {
+            if same_text(k, key.as_ptr()) {
+                return Some(pos - 1);
+            }
+        }
+    }
+    None
+}
+
+/// True only when `k` is an exact str with the same text as `key` (an exact,
+/// ready str); false also for anything it cannot decide cheaply, which only
+/// sends the caller to the ordinary lookup.
+///
+/// # Safety
+/// Both pointers must be live objects and the GIL held.
+#[inline]
+unsafe fn same_text(k: *mut ffi::PyObject, key: *mut ffi::PyObject) -> bool {
+    if k == key {
+        return true;
+    }
+    if ffi::Py_TYPE(k) != ptr::addr_of_mut!(ffi::PyUnicode_Type) || ffi::PyUnicode_IS_READY(k) == 0
+    {
+        return false;
+    }
+    // Both hashes are cached: the key is interned, `k` sits in a dict.
+    let hash_k = (*k.cast::<ffi::PyASCIIObject>()).hash;
+    let hash_key = (*key.cast::<ffi::PyASCIIObject>()).hash;
+    if hash_k != hash_key || hash_k == -1 {
+        return false;
+    }
+    let len = ffi::PyUnicode_GET_LENGTH(k);
+    let kind = ffi::PyUnicode_KIND(k);
+    if len != ffi::PyUnicode_GET_LENGTH(key) || kind != ffi::PyUnicode_KIND(key) {
+        return false;
+    }
+    // Equal text has equal kind (PEP 393 stores each string in its narrowest
+    // kind), so equal bytes at equal kind and length is equal text.
+    let bytes = len as usize * kind as usize;
+    let a = std::slice::from_raw_parts(ffi::PyUnicode_DATA(k).cast::<u8>(), bytes);
+    let b = std::slice::from_raw_parts(ffi::PyUnicode_DATA(key).cast::<u8>(), bytes);
+    a == b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pyo3::types::PyDictMethods;
+
+    fn run(code: &str, f: impl FnOnce(&Bound<'_, PyDict>)) {
+        Python::initialize();
+        Python::attach(|py| {
+            let ns = PyDict::new(py);
+            py.run(&std::ffi::CString::new(code).unwrap(), None, Some(&ns))
+                .unwrap();
+            f(&ns);
+        });
+    }
+
+    fn get<'py>(ns: &Bound<'py, PyDict>, name: &str) -> Bound<'py, PyDict> {
+        ns.get_item(name)
+            .unwrap()
+            .unwrap()
+            .cast_into::<PyDict>()
+            .unwrap()
+    }
+
+    #[test]
+    fn learns_then_hits_the_same_position() {
+        run(
+            "a = {'x': 1, 'yé': 2}\nb = {'x': 3, ''.join(['y', 'é']): 4}\nc = {'yé': 5, 'x': 6}",
+            |ns| {
+                let py = ns.py();
+                let key = PyString::intern(py, "yé");
+                let mut hint = SlotHint::new();
+                let (a, b, c) = (get(ns, "a"), get(ns, "b"), get(ns, "c"));
+                let v: i64 = hint.get(&a, &key).unwrap().extract().unwrap();
+                assert_eq!(v, 2);
+                // A different but equal key object at the same position.
+                let v: i64 = hint.get(&b, &key).unwrap().extract().unwrap();
+                assert_eq!(v, 4);
+                // Another position: not known here, the caller looks it up.
+                assert!(hint.get(&c, &key).is_none());
+            },
+        );
+    }
+
+    #[test]
+    fn absent_non_str_and_subclass_keys_are_never_hits() {
+        run(
+            "class K(str): pass\na = {1: 1, 'x': 2}\nb = {K('y'): 3}\nc = {}",
+            |ns| {
+                let py = ns.py();
+                let y = PyString::intern(py, "y");
+                let mut hint = SlotHint::new();
+                assert!(hint.get(&get(ns, "a"), &y).is_none());
+                let mut hint = SlotHint::new();
+                assert!(hint.get(&get(ns, "b"), &y).is_none());
+                let mut hint = SlotHint::new();
+                assert!(hint.get(&get(ns, "c"), &y).is_none());
+                assert!(hint.get(&get(ns, "a"), &y).is_none());
+            },
+        );
+    }
+
+    #[test]
+    fn a_different_key_at_the_position_is_a_miss() {
+        run("a = {'ab': 1}\nb = {'ba': 2}", |ns| {
+            let py = ns.py();
+            let key = PyString::intern(py, "ab");
+            let mut hint = SlotHint::new();
+            assert!(hint.get(&get(ns, "a"), &key).is_some());
+            assert!(hint.get(&get(ns, "b"), &key).is_none());
+        });
+    }
+}

@@ -1,0 +1,404 @@
+"""Archives: reproducible writing, the SHA-256 manifest, verification, safe extraction,
+hostile zips, and InferenceBackendLoader.from_archive."""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import os
+import stat
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from packflow.exceptions import PackflowArchiveError
+from packflow.loaders import InferenceBackendLoader
+from packflow.loaders.archive import (
+    FIXED_TIMESTAMP,
+    MANIFEST_NAME,
+    extract_archive,
+    inspect_archive,
+    sha256_file,
+    unsafe_entry_reason,
+    write_archive,
+)
+
+from sample_projects import write_project
+
+
+def sources(tmp_path: Path, files: dict[str, bytes]) -> list[tuple[str, Path]]:
+    pairs = []
+    for name, data in files.items():
+        path = tmp_path / "src" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        pairs.append((name, path))
+    return pairs
+
+
+FILES = {"b.txt": b"bee\n", "a/inner.py": b"x = 1\n", "packflow.yaml": b"name: demo\n"}
+
+
+# --- writing ---------------------------------------------------------------------------
+
+
+def test_entries_are_sorted_with_fixed_metadata_and_manifest_last(tmp_path):
+    archive = tmp_path / "out.zip"
+    write_archive(archive, sources(tmp_path, FILES), "demo", "1.0")
+    with zipfile.ZipFile(archive) as zf:
+        infos = zf.infolist()
+    assert [i.filename for i in infos] == ["a/inner.py", "b.txt", "packflow.yaml", MANIFEST_NAME]
+    for info in infos:
+        assert info.date_time == FIXED_TIMESTAMP
+        assert info.compress_type == zipfile.ZIP_DEFLATED
+        assert stat.S_IMODE(info.external_attr >> 16) == 0o644
+        assert stat.S_ISREG(info.external_attr >> 16)
+
+
+def test_manifest_lists_size_and_sha256_of_every_file(tmp_path):
+    archive = tmp_path / "out.zip"
+    manifest = write_archive(archive, sources(tmp_path, FILES), "demo", "1.0")
+    with zipfile.ZipFile(archive) as zf:
+        stored = json.loads(zf.read(MANIFEST_NAME))
+    assert stored == manifest
+    assert stored["format"] == "packflow-archive-manifest"
+    assert stored["format_version"] == 1
+    assert (stored["name"], stored["version"]) == ("demo", "1.0")
+    assert stored["files"] == [
+        {"path": name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        for name, data in sorted(FILES.items())
+    ]
+
+
+def test_same_files_give_the_same_bytes(tmp_path):
+    pairs = sources(tmp_path, FILES)
+    write_archive(tmp_path / "one.zip", pairs, "demo", "1.0")
+    for _, path in pairs:  # other timestamps, other order: same archive
+        os.utime(path, (1_000_000_000, 1_000_000_000))
+    write_archive(tmp_path / "two.zip", list(reversed(pairs)), "demo", "1.0")
+    assert (tmp_path / "one.zip").read_bytes() == (tmp_path / "two.zip").read_bytes()
+
+
+def test_executable_bit_is_kept(tmp_path):
+    pairs = sources(tmp_path, {"run.sh": b"#!/bin/sh\n"})
+    pairs[0][1].chmod(0o755)
+    write_archive(tmp_path / "out.zip", pairs, "demo", "1.0")
+    with zipfile.ZipFile(tmp_path / "out.zip") as zf:
+        assert stat.S_IMODE(zf.getinfo("run.sh").external_attr >> 16) == 0o755
+
+
+def test_failed_write_leaves_no_file(tmp_path):
+    pairs = sources(tmp_path, FILES) + [("gone.txt", tmp_path / "does-not-exist")]
+    with pytest.raises(FileNotFoundError):
+        write_archive(tmp_path / "out.zip", pairs, "demo", "1.0")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
+
+
+def test_sha256_file(tmp_path):
+    path = tmp_path / "f"
+    path.write_bytes(b"abc")
+    assert sha256_file(path) == hashlib.sha256(b"abc").hexdigest()
+
+
+# --- inspecting ------------------------------------------------------------------------
+
+
+def test_inspect_a_good_archive(tmp_path):
+    write_archive(tmp_path / "out.zip", sources(tmp_path, FILES), "demo", "1.0")
+    report = inspect_archive(tmp_path / "out.zip")
+    assert report.ok and report.problems == [] and report.warnings == []
+    assert [f.path for f in report.files] == sorted(FILES)
+    assert report.manifest["name"] == "demo"
+
+
+def rewrite(archive: Path, change) -> None:
+    """Rebuild ``archive`` with ``change(name, data) -> (name, data) | None`` applied."""
+    with zipfile.ZipFile(archive) as zf:
+        entries = [(i.filename, zf.read(i)) for i in zf.infolist()]
+    with zipfile.ZipFile(archive, "w") as zf:
+        for name, data in entries:
+            changed = change(name, data)
+            if changed is not None:
+                zf.writestr(*changed)
+
+
+def test_tampered_file_fails_verification(tmp_path):
+    archive = tmp_path / "out.zip"
+    write_archive(archive, sources(tmp_path, FILES), "demo", "1.0")
+    rewrite(archive, lambda n, d: (n, b"bad\n" if n == "b.txt" else d))
+    report = inspect_archive(archive)
+    assert not report.ok
+    assert len(report.problems) == 1
+    assert "'b.txt' does not match its SHA-256 in packflow.lock" in report.problems[0]
+
+
+def test_size_change_is_reported(tmp_path):
+    archive = tmp_path / "out.zip"
+    write_archive(archive, sources(tmp_path, FILES), "demo", "1.0")
+    rewrite(archive, lambda n, d: (n, d + b"more" if n == "b.txt" else d))
+    assert "'b.txt' has 8 bytes, packflow.lock says 4" in inspect_archive(archive).problems
+
+
+def test_missing_and_unlisted_files_are_reported(tmp_path):
+    archive = tmp_path / "out.zip"
+    write_archive(archive, sources(tmp_path, FILES), "demo", "1.0")
+    rewrite(
+        archive, lambda n, d: None if n == "b.txt" else ("extra.txt" if n == "a/inner.py" else n, d)
+    )
+    problems = inspect_archive(archive).problems
+    assert "'b.txt' is listed in packflow.lock but missing from the archive" in problems
+    assert "'a/inner.py' is listed in packflow.lock but missing from the archive" in problems
+    assert "'extra.txt' is in the archive but not listed in packflow.lock" in problems
+
+
+@pytest.mark.parametrize("manifest", [b"not json", b"{}", b'{"files": [{"path": "x"}]}', b"[]"])
+def test_invalid_manifest(tmp_path, manifest):
+    archive = tmp_path / "out.zip"
+    write_archive(archive, sources(tmp_path, FILES), "demo", "1.0")
+    rewrite(archive, lambda n, d: (n, manifest if n == MANIFEST_NAME else d))
+    (problem,) = inspect_archive(archive).problems
+    assert problem.startswith("packflow.lock is not a valid manifest")
+
+
+def test_archive_without_manifest_is_a_warning(tmp_path):
+    with zipfile.ZipFile(tmp_path / "old.zip", "w") as zf:
+        zf.writestr("packflow.yaml", "name: old\n")
+    report = inspect_archive(tmp_path / "old.zip")
+    assert report.ok
+    assert report.manifest is None
+    assert "no packflow.lock manifest" in report.warnings[0]
+
+
+def test_not_a_zip(tmp_path):
+    (tmp_path / "fake.zip").write_text("hello")
+    with pytest.raises(PackflowArchiveError, match="not a valid zip archive"):
+        inspect_archive(tmp_path / "fake.zip")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        inspect_archive(tmp_path / "missing.zip")
+    with pytest.raises(PackflowArchiveError, match="is a directory"):
+        inspect_archive(tmp_path)
+
+
+# --- hostile archives ------------------------------------------------------------------
+
+
+def hostile_zip(path: Path, name: str, mode: int | None = None, data: bytes = b"pwned\n") -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("packflow.yaml", "name: evil\n")
+        info = zipfile.ZipInfo(name)
+        if mode is not None:
+            info.create_system = 3
+            info.external_attr = mode << 16
+        zf.writestr(info, data)
+    return path
+
+
+HOSTILE = [
+    ("../evil.py", None, "contains '..'"),
+    ("a/../../evil.py", None, "contains '..'"),
+    ("a/b/../../../evil.py", None, "contains '..'"),
+    ("..", None, "contains '..'"),
+    ("/etc/evil.py", None, "is an absolute path"),
+    ("//server/share/evil.py", None, "is an absolute path"),
+    ("C:/evil.py", None, "is an absolute path"),
+    ("c:evil.py", None, "is an absolute path"),
+    ("..\\evil.py", None, "contains '\\'"),
+    ("a\\..\\..\\evil.py", None, "contains '\\'"),
+    ("link", stat.S_IFLNK | 0o777, "is a symbolic link"),
+    ("dir/link.py", stat.S_IFLNK | 0o777, "is a symbolic link"),
+    ("fifo", stat.S_IFIFO | 0o644, "is not a regular file or directory"),
+    ("device", stat.S_IFCHR | 0o644, "is not a regular file or directory"),
+    ("/", None, "has an empty name"),
+]
+
+
+@pytest.mark.parametrize(("name", "mode", "reason"), HOSTILE)
+def test_hostile_entries_are_refused_before_anything_is_written(tmp_path, name, mode, reason):
+    archive = hostile_zip(tmp_path / "evil.zip", name, mode, data=b"/etc/passwd")
+    report = inspect_archive(archive)
+    assert not report.ok
+    assert any(reason in p and repr(name) in p for p in report.problems), report.problems
+
+    target = tmp_path / "extract" / "here"
+    with pytest.raises(PackflowArchiveError, match="Refusing to extract") as info:
+        extract_archive(archive, target)
+    assert reason in str(info.value)
+    assert not target.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.zip"]
+
+
+@pytest.mark.parametrize(("name", "mode", "reason"), HOSTILE[:3] + HOSTILE[4:5] + HOSTILE[10:11])
+def test_from_archive_refuses_hostile_zips(tmp_path, name, mode, reason):
+    archive = hostile_zip(tmp_path / "evil.zip", name, mode)
+    with pytest.raises(PackflowArchiveError, match="Refusing to extract"):
+        InferenceBackendLoader.from_archive(archive)
+    assert not (tmp_path.parent / "evil.py").exists()
+
+
+def test_duplicate_entries_are_refused(tmp_path):
+    with zipfile.ZipFile(tmp_path / "dup.zip", "w") as zf:
+        zf.writestr("inference.py", "good = 1\n")
+        with pytest.warns(UserWarning, match="Duplicate name"):
+            zf.writestr("inference.py", "evil = 1\n")
+    problems = inspect_archive(tmp_path / "dup.zip").problems
+    assert problems == ["entry 'inference.py' appears more than once"]
+
+
+def test_encrypted_entries_are_refused(tmp_path):
+    archive = hostile_zip(tmp_path / "enc.zip", "secret.py")
+    raw = bytearray(archive.read_bytes())
+    # Set the "encrypted" flag bit of the entry in the central directory.
+    offset = raw.rindex(b"PK\x01\x02")
+    raw[offset + 8] |= 0x1
+    archive.write_bytes(bytes(raw))
+    assert any("is encrypted" in p for p in inspect_archive(archive).problems)
+
+
+def test_unsafe_entry_reason_accepts_ordinary_entries():
+    assert unsafe_entry_reason(zipfile.ZipInfo("a/b/c.py")) is None
+    assert unsafe_entry_reason(zipfile.ZipInfo("dir/")) is None
+    assert unsafe_entry_reason(zipfile.ZipInfo("a..b/c..py")) is None  # dots inside names
+    info = zipfile.ZipInfo("run.sh")
+    info.external_attr = (stat.S_IFREG | 0o755) << 16
+    assert unsafe_entry_reason(info) is None
+
+
+# --- extracting and loading ------------------------------------------------------------
+
+
+def test_extract_writes_files_with_plain_permissions(tmp_path):
+    pairs = sources(tmp_path, {**FILES, "run.sh": b"#!/bin/sh\n"})
+    pairs[-1][1].chmod(0o4755)  # setuid is not carried over
+    write_archive(tmp_path / "out.zip", pairs, "demo", "1.0")
+    extract_archive(tmp_path / "out.zip", tmp_path / "x")
+    assert (tmp_path / "x" / "a" / "inner.py").read_bytes() == b"x = 1\n"
+    assert stat.S_IMODE((tmp_path / "x" / "b.txt").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "x" / "run.sh").stat().st_mode) == 0o755
+    assert (tmp_path / "x" / MANIFEST_NAME).is_file()
+
+
+def test_extract_refuses_a_non_empty_target(tmp_path):
+    write_archive(tmp_path / "out.zip", sources(tmp_path, FILES), "demo", "1.0")
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "keep.txt").write_text("mine")
+    with pytest.raises(PackflowArchiveError, match="must be an empty directory"):
+        extract_archive(tmp_path / "out.zip", tmp_path / "x")
+    assert sorted(p.name for p in (tmp_path / "x").iterdir()) == ["keep.txt"]
+
+
+def test_extract_refuses_a_tampered_archive(tmp_path):
+    archive = tmp_path / "out.zip"
+    write_archive(archive, sources(tmp_path, FILES), "demo", "1.0")
+    rewrite(archive, lambda n, d: (n, b"evil" if n == "b.txt" else d))
+    with pytest.raises(PackflowArchiveError, match="does not match its SHA-256"):
+        extract_archive(archive, tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
+def export_sample(tmp_path: Path, **fields) -> Path:
+    from packflow.project import PackflowProject
+
+    project = write_project(tmp_path / "project", **fields)
+    return PackflowProject(project).export(tmp_path / "dist")
+
+
+def test_from_archive_loads_the_backend_and_cleans_up(tmp_path):
+    archive = export_sample(tmp_path, backend_config={"threshold": 0.25})
+    backend = InferenceBackendLoader.from_archive(archive, label="kw")
+    assert type(backend).__name__ == "Backend"
+    assert backend.config.threshold == 0.25
+    assert backend.config.label == "kw"
+    extracted = Path(sys.modules[type(backend).__module__].__file__)
+    assert extracted.parent.name.startswith("packflow-archive-")
+    assert extracted.is_file()
+    del backend
+    gc.collect()
+    assert not extracted.parent.exists()
+
+
+def test_from_archive_into_a_chosen_directory_keeps_it(tmp_path):
+    archive = export_sample(tmp_path)
+    backend = InferenceBackendLoader.from_archive(archive, extract_dir=tmp_path / "deployed")
+    assert type(backend).__name__ == "Backend"
+    del backend
+    gc.collect()
+    assert (tmp_path / "deployed" / "inference.py").is_file()
+    assert (tmp_path / "deployed" / MANIFEST_NAME).is_file()
+
+
+def test_from_archive_of_a_packflow_04_archive_without_manifest(tmp_path):
+    project = write_project(tmp_path / "project")
+    with zipfile.ZipFile(tmp_path / "old.zip", "w") as zf:
+        for path in sorted(project.iterdir()):
+            zf.write(path, path.name)
+    assert type(InferenceBackendLoader.from_archive(tmp_path / "old.zip")).__name__ == "Backend"
+
+
+def test_from_archive_with_a_single_top_level_folder(tmp_path):
+    project = write_project(tmp_path / "project")
+    with zipfile.ZipFile(tmp_path / "folder.zip", "w") as zf:
+        for path in sorted(project.iterdir()):
+            zf.write(path, f"project/{path.name}")
+    assert type(InferenceBackendLoader.from_archive(tmp_path / "folder.zip")).__name__ == "Backend"
+
+
+def test_from_archive_without_packflow_yaml(tmp_path):
+    with zipfile.ZipFile(tmp_path / "other.zip", "w") as zf:
+        zf.writestr("data.csv", "a,b\n")
+    with pytest.raises(FileNotFoundError, match="no packflow.yaml at its root"):
+        InferenceBackendLoader.from_archive(tmp_path / "other.zip")
+
+
+def test_from_archive_failure_removes_the_temporary_directory(tmp_path, monkeypatch):
+    import tempfile
+
+    from packflow.exceptions import InferenceBackendLoadError
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    project = write_project(tmp_path / "project", backend="raise RuntimeError('no weights')\n")
+    files = [(p.name, p) for p in project.iterdir()]
+    write_archive(tmp_path / "broken.zip", files, "sample", "0.1.0")
+    with pytest.raises(InferenceBackendLoadError, match="no weights"):
+        InferenceBackendLoader.from_archive(tmp_path / "broken.zip")
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+# --- property: extraction never writes outside the target ------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_segment = st.sampled_from(["..", ".", "", "a", "b.py", "C:", "\\", "..\\x", "é", "/"])
+_entry_names = st.lists(
+    st.lists(_segment, min_size=1, max_size=4).map("/".join), min_size=1, max_size=5
+)
+
+
+@pytest.mark.filterwarnings("ignore:Duplicate name")
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(names=_entry_names, symlink=st.booleans())
+def test_extraction_stays_inside_the_target(tmp_path_factory, names, symlink):
+    base = tmp_path_factory.mktemp("prop")
+    archive = base / "x.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for index, name in enumerate(names):
+            info = zipfile.ZipInfo(name)
+            if symlink and index == 0:
+                info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            zf.writestr(info, f"entry {index}")
+    target = base / "sandbox" / "target"
+    try:
+        extract_archive(archive, target)
+    except PackflowArchiveError:
+        assert not target.exists()
+    except OSError:
+        pass  # e.g. a file and a folder of the same name: refused by the OS, inside the target
+    written = [p for p in base.rglob("*") if p.is_file() or p.is_symlink()]
+    root = target.resolve()
+    for path in written:
+        assert path == archive or path.resolve().is_relative_to(root), path
+        assert not path.is_symlink()
