@@ -19,8 +19,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import packflow
 import pytest
+
+import packflow
 
 REPO = Path(__file__).resolve().parents[1]
 

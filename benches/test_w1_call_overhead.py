@@ -5,6 +5,7 @@ step timings of the call are read back after the run."""
 from __future__ import annotations
 
 from conftest import PACKAGE, data, peer_only, require, run, tag
+
 from packflow import InferenceBackend
 
 GROUP = "W1 per-call overhead"

@@ -21,6 +21,7 @@ from conftest import (
     skip_reference_big,
     tag,
 )
+
 from packflow import BackendConfig
 from packflow.backend.preprocessors import get_preprocessor
 

@@ -25,6 +25,7 @@ from conftest import (
     skip_reference_big,
     tag,
 )
+
 from packflow.utils import records_to_ndarray
 
 FEATURES = list(data.NUMERIC_FEATURES)

@@ -28,6 +28,7 @@ from conftest import (
     skip_big_when_quick,
     tag,
 )
+
 from packflow import InferenceBackend
 
 

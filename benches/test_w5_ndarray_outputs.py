@@ -11,6 +11,7 @@ import json
 import numpy as np
 import pytest
 from conftest import BASE_N, PACKAGE, REFERENCE, peer_only, require, run, serialize_lines, tag
+
 from packflow.utils import ensure_valid_output
 
 GROUP = "W5 ndarray outputs 10k"

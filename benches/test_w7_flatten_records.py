@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import BASE_N, PACKAGE, events, peer_only, require, run, tag
+
 from packflow.utils import flatten_records
 
 GROUP = "W7 flatten_records 10k"
