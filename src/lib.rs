@@ -7,12 +7,15 @@ mod dict_slot;
 mod errors;
 mod flatten;
 mod histogram;
-mod lines;
 mod jsonl;
+mod lines;
 mod lookup;
 mod ndarray;
+mod normalize;
 mod pipeline;
 mod records;
+mod serialize;
+mod validate;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -34,5 +37,12 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<jsonl::ParsedArray>()?;
     m.add_function(wrap_pyfunction!(jsonl::parse_lines, m)?)?;
     m.add_function(wrap_pyfunction!(jsonl::parse_lines_to_ndarray, m)?)?;
+    m.add_function(wrap_pyfunction!(validate::check_inputs, m)?)?;
+    m.add_function(wrap_pyfunction!(validate::check_outputs, m)?)?;
+    m.add_function(wrap_pyfunction!(validate::missing_keys, m)?)?;
+    m.add_function(wrap_pyfunction!(serialize::dumps, m)?)?;
+    m.add_function(wrap_pyfunction!(serialize::dumps_lines, m)?)?;
+    m.add_function(wrap_pyfunction!(normalize::ensure_native_types, m)?)?;
+    m.add_function(wrap_pyfunction!(normalize::ensure_valid_output, m)?)?;
     Ok(())
 }

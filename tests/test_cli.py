@@ -70,7 +70,7 @@ def test_unknown_command_is_a_usage_error():
 
 
 def test_a_new_command_registers_with_one_line(monkeypatch):
-    # How a later `packflow run` plugs in: a module with a click command + a COMMANDS entry.
+    # How a command plugs in: a module with a click command + a COMMANDS entry.
     module = type(sys)("packflow_test_run_command")
 
     @click.command()
@@ -80,11 +80,11 @@ def test_a_new_command_registers_with_one_line(monkeypatch):
 
     module.run_command = run_command
     monkeypatch.setitem(sys.modules, "packflow_test_run_command", module)
-    monkeypatch.setitem(COMMANDS, "run", "packflow_test_run_command:run_command")
-    assert "run" in cli.list_commands(click.Context(cli))
-    result = run("run")
+    monkeypatch.setitem(COMMANDS, "hello", "packflow_test_run_command:run_command")
+    assert "hello" in cli.list_commands(click.Context(cli))
+    result = run("hello")
     assert (result.exit_code, result.output) == (0, "ran\n")
-    cli.commands.pop("run", None)
+    cli.commands.pop("hello", None)
 
 
 # --- create ----------------------------------------------------------------------------
