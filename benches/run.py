@@ -243,71 +243,86 @@ HOT_PATHS = """\
 ### The call path (W1)
 
 The reference runs each call through Python: an `isinstance` check, a wrapper
-method per step that looks the step up, reads `time.perf_counter` twice, strips
-the method's name and stores the rounded time in a dict, plus `hasattr` probes
-for the optional hooks. packflow's `InferenceBackend.__call__` is one call into
-`Pipeline.run` in Rust, which does the checks, reads a monotonic clock around
-each step, finds the optional hooks with CPython's non-raising attribute lookup
-and keeps the times in plain Rust fields; the metrics object is only built when
-`get_metrics()` asks for it. What is left is mostly the hooks' own Python calls,
-which is why the bare Python chain stays ahead: it does no timing at all.
+method per step that reads `time.perf_counter` twice, strips the method's name
+and stores the rounded time in a dict, plus `hasattr` probes for the optional
+hooks. packflow's `InferenceBackend.__call__` is one call into `Pipeline.run`
+(src/pipeline.rs): the input check, the steps, a monotonic clock around each,
+the optional hooks found with CPython's non-raising attribute lookup, and the
+times kept in Rust fields and a per-step histogram; the pydantic metrics object
+is built only when `get_metrics()` asks for it. What remains is the hooks' own
+Python calls, which is why a bare Python chain, timing nothing, stays ahead.
 
 ### Records preprocessing (W2, W2b)
 
-The reference flattens every record with the `flatten-dict` package (a Python
-function call per key, new tuples and joined strings for every nested key),
-then picks fields from the flat dict; in direct mode it walks each path with
-`str.split` per field per record, and first scans every record for keys that
-contain the delimiter. packflow compiles the configuration once into a plan:
-each path split into parts, each key a Python string created once (so its hash
-is cached), renames resolved, the output keys interned. Per record the plan does
-dict lookups and inserts through the C API, with no Python frame and no string
-built per record; flatten mode never builds the full flat dict, it follows only
-the paths that are asked for. This is the same work as the hand-written
-comprehension minus the interpreter's bytecode dispatch.
+The reference flattens every record with the `flatten-dict` package (Python
+calls, a tuple and a joined string per nested key), then picks fields from the
+flat dict; in direct mode it splits each path per field per record and first
+scans every record for keys containing the delimiter, building their paths.
+packflow compiles the config once into a `RecordsPlan` (src/records.rs): the
+paths become a trie of interned key objects, so a shared prefix (`src` in
+`src.port` and `src.geo.lat`) is looked up once per record; flatten mode with
+`feature_names` resolves only the requested paths and never builds the flat
+dict, starting each output from a copy of a presized template dict; direct mode
+writes nested outputs through an output trie, and its collision scan is a
+`memchr` over each key's cached UTF-8 that builds no path unless it finds one.
+No Python frame runs per record. What is left is CPython's own dict work (the
+lookups, the new dicts and their deallocation) and the garbage collector, which
+the hand-written comprehension pays too.
 
 ### Records to ndarray (W3, W3b)
 
-The reference builds a list of lists with `get_nested_field`, which flattens the
-whole record once per feature (nine full flattens per event in W3), then lets
-`numpy.array` infer a dtype over Python objects. packflow walks each compiled
-path once per record and, while every value is a bool, int or float, writes
-straight into a float64 (or int64) buffer; it falls back to numpy's own
-inference only when a value is something else, so the dtype and values are
-those `numpy.array` would give. `numpy.array(list of lists)` must first discover
-the shape and the common type, then convert every Python float through the
-generic object path: the one-pass write skips both.
+The reference gathers a list of lists with `get_nested_field`, which flattens
+the whole record once per feature (nine full flattens per event in W3), then
+lets `numpy.array` infer a dtype over Python objects. packflow
+(src/ndarray.rs) walks each compiled path once per record and, while every
+cell is a plain bool, int or float, keeps the raw 8-byte values and their kind,
+then writes them straight into a new array of the dtype numpy would infer; for
+flat keys it remembers where each key sat in the previous record's dict and
+checks that slot before hashing (src/dict_slot.rs). Anything else (None, str,
+numpy scalars, huge ints) goes to `numpy.array` over the gathered rows, so the
+dtype and values are always numpy's own. `numpy.array(list of lists)` must
+discover the shape and common type and convert each Python float through its
+generic object path; the one-pass write skips both.
 
 ### Output check and JSON (W4, W5)
 
-The reference checks each row with `json.dumps` (the json module's encoder,
-in C for the common types but building a str per row that is thrown away) and
-each list item with `isinstance`. packflow's check and writer are one traversal
-in Rust: type dispatch compares the exact type pointer first (one comparison
-for str, int, float, bool, None, list, dict), strings are copied from CPython's
-cached UTF-8, floats are formatted with a shortest-round-trip algorithm, and
-numpy arrays and scalars are read through their buffer by dtype, so an ndarray
-output never becomes a Python list before it is written. The bytes go straight
-into one growing buffer that becomes the JSON Lines payload.
+The reference checks each row with `json.dumps` (a str built and dropped per
+row) and each row's type with `isinstance`. packflow's check and writer share
+one dispatch (src/serialize/): the exact type pointer is compared first (one
+comparison for str, int, float, bool, None, list, dict), strings are copied
+from CPython's cached UTF-8, dict keys already seen are reused from a small
+cache of their JSON text, floats are written with the shortest round-trip
+digits laid out exactly as `float.__repr__` (so the bytes equal
+`json.dumps`'s), and numpy scalars and arrays are read through their buffer by
+dtype. The check is the same walk with nothing written. `ensure_valid_output`
+(src/normalize.rs) reads an ndarray through its buffer and builds the rows'
+lists directly, where the reference dispatches each item through its Python
+type handlers and calls `.tolist()` per row.
 
 ### Streaming (W6)
 
 The reference has no runner; a user's loop does `json.loads` per line (a dict
 per event, a str per key and value), the reference numpy preprocessor (nine
 flattens per event) and `json.dumps` per output row. packflow's runner hands a
-whole batch of line bytes to Rust: for the numpy input format the feature
-columns are read straight out of the JSON text into the array, without a dict
-per event (a batch with anything but numbers in those columns falls back to
-building the records, so the result is the same), and the output rows are
-checked and written as JSON Lines in one call. Python only moves batches.
+whole batch of line bytes to Rust (src/jsonl/): for the numpy input format each
+line is scanned with a trie of the feature paths, matching leaves parsed
+straight into the feature array and everything else validated and skipped,
+with no dict per event and the GIL released during the scan (a batch with
+anything but numbers or bools in a feature falls back to building the records,
+so the result is the same). The output rows are checked and written as JSON
+Lines in one call. Python only moves batches.
 
 ### flatten_records (W7)
 
 `flatten-dict` builds a tuple key per nested key and joins it with a reducer
-call, recursing through Python functions. `pandas.json_normalize` does similar
-work in Python and then builds column arrays. packflow walks each record in Rust
-with a reusable key buffer: the joined key string is made once per distinct
-path, and each value is inserted into the new dict through the C API.
+call, recursing through Python functions; `pandas.json_normalize` does similar
+work in Python and then builds column arrays. packflow's `Flattener`
+(src/flatten.rs) builds the first record with a reusable key buffer and a cache
+of joined key strings, and records its shape; each next record of the same
+shape (same key objects, same container sizes) is a copy of that template's
+dict with the values replaced, so no key text is built at all. The output dicts
+hold the events' `tags` lists, so they are tracked by the garbage collector,
+which takes a visible share of every contender's time here.
 """
 
 
