@@ -34,6 +34,8 @@ PACKAGE = "reference" if REFERENCE else "packflow"
 SIZES = [1, 100, 10_000, 1_000_000]
 BASE_N = 10_000
 BIG_N = 1_000_000
+#: Rounds of one call for the slow cases (the 1M batches, the reference's W3 and W6).
+BIG_ROUNDS = 5
 
 
 def _load_testing():

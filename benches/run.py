@@ -624,9 +624,11 @@ side by side with pytest-benchmark. This file is written by `make bench`
 {cmd_block}
 ```
 
-Medians over at least 5 rounds (3 rounds of one call for the slow cases: the
-1,000,000-row batches, the reference's W3 at 10k and its W6); ratios compare
-medians of the same run.
+Medians over at least 5 rounds (exactly 5 rounds of one call for the slow
+cases: the 1,000,000-row batches, the reference's W3 at 10k and its W6); ratios
+compare medians of the same run. pytest-benchmark leaves the garbage collector
+on, as in production, so the collections a contender's allocations trigger are
+part of its time.
 
 ## Results
 

@@ -9,6 +9,7 @@ import pytest
 from conftest import (
     BASE_N,
     BIG_N,
+    BIG_ROUNDS,
     PACKAGE,
     SIZES,
     events,
@@ -110,7 +111,7 @@ def test_w2_packflow(benchmark, n):
     tag(benchmark, "W2", f"W2 records flatten {size_label(n)}", PACKAGE, n)
     pre = _preprocessor(True)
     records = events(n)
-    out = run(benchmark, pre, records, rounds=3 if n >= BIG_N else None)
+    out = run(benchmark, pre, records, rounds=BIG_ROUNDS if n >= BIG_N else None)
     _check(out, extract_flat, records)
     _memory(benchmark, n, pre, records)
 
@@ -121,7 +122,7 @@ def test_w2_handwritten(benchmark, n):
     skip_big_when_quick(benchmark, n)
     tag(benchmark, "W2", f"W2 records flatten {size_label(n)}", "Python dict comprehension", n)
     records = events(n)
-    out = run(benchmark, extract_flat, records, rounds=3 if n >= BIG_N else None)
+    out = run(benchmark, extract_flat, records, rounds=BIG_ROUNDS if n >= BIG_N else None)
     assert len(out) == n and out[-1]["score"] == records[-1]["score"]
     _memory(benchmark, n, extract_flat, records)
 

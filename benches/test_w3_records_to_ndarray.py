@@ -10,6 +10,7 @@ import pytest
 from conftest import (
     BASE_N,
     BIG_N,
+    BIG_ROUNDS,
     PACKAGE,
     REFERENCE,
     SIZES,
@@ -75,7 +76,7 @@ def test_w3_packflow(benchmark, n):
     tag(benchmark, "W3", f"W3 records to ndarray {size_label(n)}", PACKAGE, n)
     records = events(n)
     slow = (REFERENCE and n >= BASE_N) or n >= BIG_N
-    arr = run(benchmark, records_to_ndarray, records, FEATURES, rounds=3 if slow else None)
+    arr = run(benchmark, records_to_ndarray, records, FEATURES, rounds=BIG_ROUNDS if slow else None)
     if n <= BASE_N:
         _same(arr, gather_nested(records))
     else:
@@ -89,7 +90,7 @@ def test_w3_numpy_gathered(benchmark, n):
     skip_big_when_quick(benchmark, n)
     tag(benchmark, "W3", f"W3 records to ndarray {size_label(n)}", "numpy.array(gathered rows)", n)
     records = events(n)
-    arr = run(benchmark, gather_nested, records, rounds=3 if n >= BIG_N else None)
+    arr = run(benchmark, gather_nested, records, rounds=BIG_ROUNDS if n >= BIG_N else None)
     assert arr.shape == (n, len(FEATURES)) and arr.dtype == np.float64
     _memory(benchmark, n, gather_nested, records)
 

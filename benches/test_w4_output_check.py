@@ -15,6 +15,7 @@ import pytest
 from conftest import (
     BASE_N,
     BIG_N,
+    BIG_ROUNDS,
     PACKAGE,
     REFERENCE,
     SIZES,
@@ -56,7 +57,7 @@ def _group(n: int) -> str:
 
 
 def _rounds(n: int):
-    return 3 if n >= BIG_N else None
+    return BIG_ROUNDS if n >= BIG_N else None
 
 
 def _memory(benchmark, n, fn, *args):

@@ -14,7 +14,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import PACKAGE, REFERENCE, data, peer_only, require, run, tag
+from conftest import BIG_ROUNDS, PACKAGE, REFERENCE, data, peer_only, require, run, tag
 
 from packflow import InferenceBackend
 
@@ -83,7 +83,7 @@ def test_w6_packflow(benchmark):
     lines = _lines()
     if REFERENCE:
         backend = _backend()
-        payload = run(benchmark, _reference_stream, backend, lines, rounds=3)
+        payload = run(benchmark, _reference_stream, backend, lines, rounds=BIG_ROUNDS)
         _check(payload, lines)
         return
     require(_backend, "the numpy preprocessor plan")
