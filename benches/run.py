@@ -2,14 +2,16 @@
 packflow 0.4.1, print one table (medians, ratios, targets) and write it to
 docs/performance.md.
 
-    .venv/bin/python benches/run.py              # both runs, table, docs
+    .venv/bin/python benches/run.py              # both packages, table, docs
     .venv/bin/python benches/run.py --report     # table and docs from the saved runs
     .venv/bin/python benches/run.py -k W3        # only some workloads (docs untouched)
 
-The two runs go one after the other, each a pytest-benchmark session over the
-same files (benches/test_w*.py) in its own virtualenv; the JSON of each is kept
-in .benchmarks/. OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are removed from the
-environment of both runs (they slow a current numpy; see docs/performance.md).
+Each workload file (benches/test_w*.py) is run by pytest-benchmark for this
+package (.venv) and then for the reference (.venv-reference), file after file,
+so the two sides of a workload are measured close together on this shared
+machine. The JSON of every run is kept in .benchmarks/. OPENBLAS_CORETYPE and
+OPENBLAS_L2_SIZE are removed from the environment of both (they slow a current
+numpy; see docs/performance.md).
 """
 
 from __future__ import annotations
@@ -36,7 +38,6 @@ UNSET = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 PYTEST_ARGS = [
     "-m",
     "pytest",
-    "benches",
     "-q",
     "-rs",
     "-p",
@@ -336,23 +337,33 @@ def bench_env() -> dict[str, str]:
     return env
 
 
-def pytest_command(python: str, json_path: Path, extra: list[str]) -> list[str]:
-    return [python, *PYTEST_ARGS, f"--benchmark-json={json_path}", *extra]
+def bench_files() -> list[Path]:
+    return sorted((REPO / "benches").glob("test_w*.py"))
+
+
+def pytest_command(python: str, target: str, json_path: Path, extra: list[str]) -> list[str]:
+    return [python, *PYTEST_ARGS, target, f"--benchmark-json={json_path}", *extra]
 
 
 def show_command(cmd: list[str]) -> str:
     unset = " ".join(f"-u {n}" for n in UNSET)
-    rel = [os.path.relpath(c, REPO) if c.startswith(str(REPO)) else c for c in cmd]
+    rel = [c.replace(f"{REPO}/", "") for c in cmd]
     return f"env {unset} " + shlex.join(rel)
 
 
-def run_suite(label: str, python: str, extra: list[str]) -> tuple[Path, int]:
+def run_pair(bench_file: Path, pythons: dict[str, str], extra: list[str]) -> list[tuple[str, int]]:
+    """One workload file for each package in turn, so the two measurements of
+    a workload are minutes apart at most, not a whole suite apart."""
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"{label}.json"
-    cmd = pytest_command(python, out, extra)
-    print(f"\n=== {label}: {show_command(cmd)}", flush=True)
-    rc = subprocess.call(cmd, cwd=REPO, env=bench_env())
-    return out, rc
+    codes = []
+    for label, python in pythons.items():
+        out = RESULTS / f"{label}-{bench_file.stem}.json"
+        out.unlink(missing_ok=True)
+        target = str(bench_file.relative_to(REPO))
+        cmd = pytest_command(python, target, out, extra)
+        print(f"\n=== {label}: {show_command(cmd)}", flush=True)
+        codes.append((f"{label} {target}", subprocess.call(cmd, cwd=REPO, env=bench_env())))
+    return codes
 
 
 def load(path: Path, expect_reference: bool) -> dict[str, dict[str, dict]]:
@@ -618,7 +629,9 @@ side by side with pytest-benchmark. This file is written by `make bench`
   `OPENBLAS_CORETYPE` and `OPENBLAS_L2_SIZE` unset (this machine sets them for
   old OpenBLAS builds; they slow a current numpy's kernels).
 - Command: `make bench`, which builds the release extension, installs the peers
-  into `.venv` and runs `benches/run.py`, that is:
+  into `.venv` and runs `benches/run.py`; that runs each workload file for
+  packflow and then for the reference before going to the next file, so both
+  sides of a workload are measured minutes apart at most:
 
 ```
 {cmd_block}
@@ -655,7 +668,7 @@ peak of Python-traced allocations (tracemalloc).
 
 ```bash
 make bench                                   # everything: build, both runs, table, this file
-.venv/bin/python benches/run.py --report     # table and this file from .benchmarks/*.json
+.venv/bin/python benches/run.py --report     # table and this file from the saved .benchmarks/*.json
 .venv/bin/python benches/run.py -k W4        # some workloads only (this file is left alone)
 .venv/bin/python -m pytest -q benches --benchmark-disable   # the quick correctness run of CI
 ```
@@ -692,31 +705,38 @@ def main(argv: Optional[list[str]] = None) -> int:
             "PACKFLOW_REFERENCE_PYTHON", str(REPO / ".venv-reference" / "bin" / "python")
         ),
     )
-    parser.add_argument("--report", action="store_true", help="no runs: use .benchmarks/*.json")
+    parser.add_argument(
+        "--report", action="store_true", help="no runs: use the saved .benchmarks/*.json"
+    )
     parser.add_argument("--only", choices=[OURS, REF], help="run one side only")
     parser.add_argument("-k", help="pytest -k expression (the docs are then not written)")
     parser.add_argument("--no-docs", action="store_true")
     args = parser.parse_args(argv)
 
     extra = ["-k", args.k] if args.k else []
-    commands = [
-        show_command(pytest_command(sys.executable, RESULTS / f"{OURS}.json", extra)),
-        show_command(pytest_command(args.reference_python, RESULTS / f"{REF}.json", extra)),
+    pythons = {OURS: sys.executable, REF: args.reference_python}
+    if args.only:
+        pythons = {args.only: pythons[args.only]}
+    commands = ["for FILE in benches/test_w*.py (in order), one after the other:"] + [
+        show_command(pytest_command(pythons_all, "$FILE", RESULTS / f"{label}-<file>.json", extra))
+        for label, pythons_all in ((OURS, sys.executable), (REF, args.reference_python))
     ]
     failed = []
     if not args.report:
-        if not Path(args.reference_python).exists():
+        if REF in pythons and not Path(args.reference_python).exists():
             raise SystemExit(
                 f"reference python not found: {args.reference_python} (make reference)"
             )
-        for label, python in ((OURS, sys.executable), (REF, args.reference_python)):
-            if args.only and args.only != label:
-                continue
-            _, rc = run_suite(label, python, extra)
-            if rc != 0:
-                failed.append(f"{label} run exited with {rc}")
+        for bench_file in bench_files():
+            for what, rc in run_pair(bench_file, pythons, extra):
+                # 5: every test deselected by -k
+                if rc not in (0, 5):
+                    failed.append(f"{what} exited with {rc}")
 
-    results = merge(load(RESULTS / f"{OURS}.json", False), load(RESULTS / f"{REF}.json", True))
+    results = merge(
+        *(load(p, False) for p in sorted(RESULTS.glob(f"{OURS}-test_w*.json"))),
+        *(load(p, True) for p in sorted(RESULTS.glob(f"{REF}-test_w*.json"))),
+    )
     main_text, missed = main_table(results)
     missed_text = (
         "Targets missed or not measured:\n\n" + "\n".join(f"- {m}" for m in missed)
