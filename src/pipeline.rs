@@ -39,7 +39,10 @@ pub struct Pipeline {
 
 /// `getattr(obj, name, None)` without raising and clearing an AttributeError
 /// when the attribute is missing: the optional hooks are looked up on every call.
-fn lookup_optional<'py>(obj: &Bound<'py, PyAny>, name: &Bound<'py, PyString>) -> PyResult<Option<Bound<'py, PyAny>>> {
+fn lookup_optional<'py>(
+    obj: &Bound<'py, PyAny>,
+    name: &Bound<'py, PyString>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
     #[cfg(not(Py_3_13))]
     {
         extern "C" {

@@ -13,16 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import yaml
-
-from packflow import _core
-
-#: Whether this build has the records preprocessor and the I/O checks (other issues).
-HAS_FULL_CORE = all(hasattr(_core, n) for n in ("RecordsPlan", "check_inputs", "check_outputs"))
-needs_full_core = pytest.mark.skipif(
-    not HAS_FULL_CORE, reason="needs the records preprocessor and check_io in packflow._core"
-)
 
 PYTHON_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
 PASSTHROUGH = {"input_format": "passthrough"}

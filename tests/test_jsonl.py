@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from packflow import _core
 from packflow.jsonl import parse_lines, parse_lines_to_ndarray
 from packflow.testing import NUMERIC_FEATURES, sample_lines

@@ -34,6 +34,11 @@ class Echo(InferenceBackend):
         return inputs
 
 
+class Rows(InferenceBackend):
+    def execute(self, inputs):
+        return [{"row": r} for r in inputs.tolist()]
+
+
 EVENT = {"src": {"ip": "10.0.0.1", "port": 443, "geo": {"lat": 1.5}}, "tags": ["a"], "n": 7}
 ROWS = [EVENT]
 OUT = [{"label": "x", "p": 0.5, "s": [1, 2.5], "m": {"ok": True}}]
@@ -42,7 +47,7 @@ ARR = np.arange(6, dtype=np.float32).reshape(2, 3)
 
 def hot_calls():
     backend = Echo(feature_names=["src.port", "n"], rename_fields={"tags": "t"})
-    numpy_backend = Echo(input_format="numpy", feature_names=["src.port", "src.geo.lat", "n"])
+    numpy_backend = Rows(input_format="numpy", feature_names=["src.port", "src.geo.lat", "n"])
     calls = {
         "backend records": lambda: backend(ROWS),
         "backend numpy": lambda: numpy_backend(ROWS),

@@ -25,7 +25,6 @@ from sample_projects import (
     PASSTHROUGH,
     isolated_import_state,
     make_passthrough,
-    needs_full_core,
     write_project,
 )
 
@@ -278,7 +277,6 @@ def test_create_validate_export_inspect_and_load_from_the_archive(tmp_path):
     assert type(backend).backend_config_model.__name__ == "Config"
 
 
-@needs_full_core
 def test_the_default_template_validates_and_its_tests_pass(tmp_path):
     project = PackflowProject.create(
         "plain", config_data={"description": "d", "maintainers": ["a@b.c"]}

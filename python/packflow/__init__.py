@@ -9,13 +9,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from packflow.backend import BackendConfig, InferenceBackend
+from packflow.runner import RunSummary, run_stream
 
 __version__ = "0.5.0"
 
 if TYPE_CHECKING:
     from packflow.project import PackflowProject
 
-__all__ = ["BackendConfig", "InferenceBackend", "PackflowProject", "__version__"]
+__all__ = [
+    "BackendConfig",
+    "InferenceBackend",
+    "PackflowProject",
+    "RunSummary",
+    "__version__",
+    "run_stream",
+]
 
 
 def __getattr__(name: str) -> Any:

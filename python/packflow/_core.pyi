@@ -34,6 +34,17 @@ class Pipeline:
 def monotonic_ns() -> int:
     """Nanoseconds from a monotonic clock with an arbitrary origin."""
 
+# --- cutting JSON Lines into batches (src/line_batches.rs) -----------------------
+
+def line_batch_end(data: bytes, max_lines: int, start: int = 0) -> tuple[int, int]:
+    """``(end, count)``: the offset just past the ``max_lines``-th complete line of
+    ``data`` counted from ``start``, and how many complete lines lie before it
+    (``(start, 0)`` when none is complete)."""
+
+def join_lines(items: list[bytes]) -> bytes:
+    """One JSON Lines buffer from single-line messages, adding a newline only to
+    items that lack one; a non-bytes item is a TypeError."""
+
 # --- records -> ndarray ---------------------------------------------------
 
 def records_to_ndarray(

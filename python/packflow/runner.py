@@ -186,9 +186,10 @@ class StreamRunner:
         ]
         self.errors_sink.write(_core.dumps_lines(entries))
 
-    def finish(self, interrupted_by: Optional[str] = None) -> RunSummary:
-        """Flush the sinks and fill in the timing part of the summary."""
-        for sink in (self.sink, self.errors_sink):
+    def finish(self, interrupted_by: Optional[str] = None, flush: bool = True) -> RunSummary:
+        """Flush the sinks (unless ``flush`` is false, for a sink that has gone
+        away) and fill in the timing part of the summary."""
+        for sink in (self.sink, self.errors_sink) if flush else ():
             if sink is not None:
                 sink.flush()
         s = self.summary

@@ -96,6 +96,12 @@ def main(argv: list[str] | None = None) -> None:
     out = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")  # noqa: SIM115
     try:
         out.writelines(sample_lines(args.n, seed=args.seed, malformed_every=args.malformed_every))
+        out.flush()
+    except BrokenPipeError:
+        # The reader stopped early (`| head`): not an error for a generator.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     finally:
         if out is not sys.stdout.buffer:
             out.close()

@@ -11,20 +11,18 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from packflow import InferenceBackend, _core
-from packflow.backend import preprocessors
 from packflow.exceptions import InferenceBackendRuntimeError, InferenceBackendValidationError
+
 from reference import run_reference_script
 
 MAX_DEPTH = _core.MAX_DEPTH
 
 
 @pytest.fixture
-def backend_returning(monkeypatch):
+def backend_returning():
     """A backend (passthrough input) whose execute returns ``make(inputs)``."""
-    # The pipeline's handling of a bare passthrough is not this file's concern:
-    # hand it the preprocessor itself, which returns its input unchanged.
-    monkeypatch.setattr(preprocessors.PassthroughPreprocessor, "_fast_call", lambda self: self)
 
     def build(make, **config):
         class Backend(InferenceBackend):

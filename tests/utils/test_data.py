@@ -14,16 +14,6 @@ import types
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from packflow import _core
-from packflow.testing import sample_events
-from packflow.utils import (
-    check_delimiter_collisions,
-    flatten_dict,
-    flatten_records,
-    get_nested_field,
-    get_nested_field_direct,
-    set_nested_field_direct,
-)
 from record_semantics import (
     DELIMITERS,
     KEYS,
@@ -38,6 +28,18 @@ from record_semantics import (
     same,
     snapshot,
 )
+
+from packflow import _core
+from packflow.testing import sample_events
+from packflow.utils import (
+    check_delimiter_collisions,
+    flatten_dict,
+    flatten_records,
+    get_nested_field,
+    get_nested_field_direct,
+    set_nested_field_direct,
+)
+
 from reference import call_ours, call_reference, run_reference_script
 
 MAX_DEPTH = _core.MAX_DEPTH

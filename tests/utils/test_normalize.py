@@ -12,8 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+
 from packflow import _core
 from packflow.utils.normalize import ensure_native_types, ensure_valid_output
+
 from reference import call_ours, call_reference
 
 MAX_DEPTH = _core.MAX_DEPTH

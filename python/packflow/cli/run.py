@@ -250,8 +250,7 @@ def run_command(
             # from the interpreter flushing stdout at exit.
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
-            summary = runner.summary
-            summary.interrupted_by = "closed output"
+            summary = runner.finish(interrupted_by="closed output", flush=False)
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)

@@ -34,15 +34,21 @@ pub fn line_batch_end(data: &Bound<'_, PyBytes>, max_lines: usize, start: usize)
 /// Join single-line messages into one buffer of JSON Lines, adding the newline
 /// only to items that lack one (so line numbers stay one per item).
 #[pyfunction]
-pub fn join_lines<'py>(py: Python<'py>, items: &Bound<'py, PyList>) -> PyResult<Bound<'py, PyBytes>> {
+pub fn join_lines<'py>(
+    py: Python<'py>,
+    items: &Bound<'py, PyList>,
+) -> PyResult<Bound<'py, PyBytes>> {
     let mut total = 0;
     for item in items.iter() {
-        total += item.cast::<PyBytes>().map(|b| b.as_bytes().len() + 1).map_err(|_| {
-            crate::errors::type_error(format!(
-                "stream items must be bytes, got {}",
-                crate::errors::type_name(&item)
-            ))
-        })?;
+        total += item
+            .cast::<PyBytes>()
+            .map(|b| b.as_bytes().len() + 1)
+            .map_err(|_| {
+                crate::errors::type_error(format!(
+                    "stream items must be bytes, got {}",
+                    crate::errors::type_name(&item)
+                ))
+            })?;
     }
     let mut out = Vec::with_capacity(total);
     for item in items.iter() {
