@@ -42,7 +42,7 @@ PYTEST_ARGS = [
     "-rs",
     "-p",
     "no:cacheprovider",
-    "--benchmark-min-rounds=5",
+    "--benchmark-min-rounds=10",
     "--benchmark-sort=fullname",
     "--benchmark-columns=min,median,iqr,rounds",
 ]
@@ -637,7 +637,7 @@ side by side with pytest-benchmark. This file is written by `make bench`
 {cmd_block}
 ```
 
-Medians over at least 5 rounds (exactly 5 rounds of one call for the slow
+Medians over at least 10 rounds (exactly 5 rounds of one call for the slow
 cases: the 1,000,000-row batches, the reference's W3 at 10k and its W6); ratios
 compare medians of the same run. pytest-benchmark leaves the garbage collector
 on, as in production, so the collections a contender's allocations trigger are
