@@ -66,9 +66,10 @@ test-python: build-prod reference
 
 test: venv test-rust test-python
 
+# Peers live in .venv only for this target (never needed by `make test`).
 bench: build-prod reference
-	$(PY) -m pip install -q "orjson>=3.9" "msgspec>=0.18" "pandas>=2"
-	$(PY) benches/run.py
+	$(PY) -m pip install -q "orjson>=3.9" "msgspec>=0.18" "pandas>=2" "threadpoolctl>=3"
+	$(PY) benches/run.py --reference-python $(REF_VENV)/bin/python
 
 lint: venv
 	cargo fmt --check

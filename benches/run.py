@@ -1,0 +1,762 @@
+"""``make bench``: run the benchmark suite for this package and for the reference
+packflow 0.4.1, print one table (medians, ratios, targets) and write it to
+docs/performance.md.
+
+    .venv/bin/python benches/run.py              # both packages, table, docs
+    .venv/bin/python benches/run.py --report     # table and docs from the saved runs
+    .venv/bin/python benches/run.py -k W3        # only some workloads (docs untouched)
+
+Each workload file (benches/test_w*.py) is run by pytest-benchmark for this
+package (.venv) and then for the reference (.venv-reference), file after file,
+so the two sides of a workload are measured close together on this shared
+machine. The JSON of every run is kept in .benchmarks/. OPENBLAS_CORETYPE and
+OPENBLAS_L2_SIZE are removed from the environment of both (they slow a current
+numpy; see docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / ".benchmarks"
+DOC = REPO / "docs" / "performance.md"
+OURS = "packflow"
+REF = "reference"
+UNSET = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+PYTEST_ARGS = [
+    "-m",
+    "pytest",
+    "-q",
+    "-rs",
+    "-p",
+    "no:cacheprovider",
+    "--benchmark-min-rounds=10",
+    "--benchmark-sort=fullname",
+    "--benchmark-columns=min,median,iqr,rounds",
+]
+
+Medians = dict[str, float]
+
+
+# --- the workloads and their targets ----------------------------------------------
+
+
+@dataclass
+class Workload:
+    id: str
+    group: str
+    title: str
+    measures: str
+    target: str
+    #: (medians by contender) -> (met, what was measured against the target);
+    #: met is None when a contender the target names was not measured
+    check: Callable[[Medians], tuple[Optional[bool], str]]
+    scaling_prefix: Optional[str] = None
+
+
+def _speedup(m: Medians, slow: str, fast: str = OURS) -> Optional[float]:
+    if slow in m and fast in m and m[fast] > 0:
+        return m[slow] / m[fast]
+    return None
+
+
+def _need(m: Medians, *names: str) -> Optional[str]:
+    missing = [n for n in names if n not in m]
+    return f"not measured: {', '.join(missing)}" if missing else None
+
+
+def _x(value: float) -> str:
+    return f"{value:,.1f}x" if value < 100 else f"{value:,.0f}x"
+
+
+def _check_w1(m: Medians):
+    if why := _need(m, OURS, REF):
+        return None, why
+    ratio = m[OURS] / m[REF]
+    return ratio <= 0.5, f"{ratio:.2f}x the reference's time"
+
+
+def _vs_ref_and_peer(min_speedup: float, peer: str, strict: bool = False):
+    def check(m: Medians):
+        if why := _need(m, OURS, REF, peer):
+            return None, why
+        s = _speedup(m, REF)
+        p = _speedup(m, peer)
+        ok = s >= min_speedup and (p > 1 if strict else p >= 1)
+        return ok, f"{_x(s)} vs reference; {p:.2f}x the speed of {peer}"
+
+    return check
+
+
+def _vs_ref(min_speedup: float):
+    def check(m: Medians):
+        if why := _need(m, OURS, REF):
+            return None, why
+        s = _speedup(m, REF)
+        return s >= min_speedup, f"{_x(s)} vs reference"
+
+    return check
+
+
+def _vs_peer(peer: str):
+    def check(m: Medians):
+        if why := _need(m, OURS, peer):
+            return None, why
+        p = _speedup(m, peer)
+        return p >= 1, f"{p:.2f}x the speed of {peer}"
+
+    return check
+
+
+def _check_w4(m: Medians):
+    peer_ok, peer_detail = _vs_peer("orjson.dumps")(m)
+    ref_ok, ref_detail = _vs_ref(15)(m)
+    if peer_ok is None or ref_ok is None:
+        return None, peer_detail if peer_ok is None else ref_detail
+    return peer_ok and ref_ok, f"{ref_detail}; {peer_detail}"
+
+
+W6_EVENTS = 50_000
+
+
+def _check_w6(m: Medians):
+    if why := _need(m, OURS, REF):
+        return None, why
+    rate = W6_EVENTS / m[OURS]
+    s = _speedup(m, REF)
+    return rate >= 1e6 and s >= 150, f"{rate / 1e6:.2f}M events/s; {_x(s)} vs reference"
+
+
+WORKLOADS = [
+    Workload(
+        "W1",
+        "W1 per-call overhead",
+        "per-call overhead",
+        "One event through a backend whose `execute` returns its input, default "
+        "config (records format with nothing to do); metrics on. Peer: the same "
+        "hooks as a bare chain of Python function calls.",
+        "time <= 0.5x the reference",
+        _check_w1,
+    ),
+    Workload(
+        "W2",
+        "W2 records flatten 10k",
+        "records preprocessor, flatten",
+        "The records preprocessor on 10,000 events with `flatten_nested_inputs=True`, "
+        "10 nested `feature_names` and one rename. Peer: a hand-written dict "
+        "comprehension producing the same records.",
+        ">= 40x the reference and no slower than the dict comprehension",
+        _vs_ref_and_peer(40, "Python dict comprehension"),
+        "W2 records flatten",
+    ),
+    Workload(
+        "W2b",
+        "W2b records direct 10k",
+        "records preprocessor, direct",
+        "The same with `flatten_nested_inputs=False`: paths looked up by walking "
+        "nested dicts and written back as nested dicts (after the delimiter-collision "
+        "scan the reference does). Peer: the matching nested dict comprehension.",
+        ">= 40x the reference and no slower than the dict comprehension",
+        _vs_ref_and_peer(40, "Python dict comprehension"),
+    ),
+    Workload(
+        "W3",
+        "W3 records to ndarray 10k",
+        "records -> ndarray, nested",
+        "`records_to_ndarray` on 10,000 events x the 9 nested numeric features "
+        "(a float64 result). Peer: `numpy.array` of rows gathered by hand.",
+        ">= 200x the reference",
+        _vs_ref(200),
+        "W3 records to ndarray",
+    ),
+    Workload(
+        "W3b",
+        "W3b flat records to ndarray 10k",
+        "records -> ndarray, flat",
+        "`records_to_ndarray` on 10,000 flat records x 16 floats. Peers: "
+        "`numpy.array` of a list of lists built before timing, and the same "
+        "with the gathering timed.",
+        ">= 10x the reference and faster than numpy.array(list of lists)",
+        _vs_ref_and_peer(10, "numpy.array(list of lists)", strict=True),
+    ),
+    Workload(
+        "W4",
+        "W4 output check 10k",
+        "output check + JSON Lines",
+        "10,000 output rows (label, prob, 5 scores, id, a small meta dict). Reference: "
+        "`check_io` on a backend returning the precomputed rows (its serializability "
+        "check is a `json.dumps` per row). packflow: the same `check_io`, then the rows "
+        "written as JSON Lines by `packflow.serialize.dumps_lines`; the two halves "
+        "are also timed alone. Peers: `orjson.dumps` and `msgspec.json.encode` of the "
+        "rows (one JSON array, no check).",
+        "check + writing <= orjson.dumps alone, and >= 15x the reference's check",
+        _check_w4,
+        "W4 output check",
+    ),
+    Workload(
+        "W5",
+        "W5 ndarray outputs 10k",
+        "ndarray outputs",
+        "A 10,000 x 10 float32 array as output rows. packflow: `ensure_valid_output` "
+        "plus JSON Lines writing; `packflow ensure_valid_output` alone is what the "
+        "reference measures. Peer: `orjson.dumps(arr, option=OPT_SERIALIZE_NUMPY)`.",
+        "ensure_valid_output + writing JSON <= orjson OPT_SERIALIZE_NUMPY",
+        _vs_peer("orjson OPT_SERIALIZE_NUMPY"),
+    ),
+    Workload(
+        "W6",
+        "W6 stream 50k",
+        "stream 50k JSON lines",
+        "50,000 JSON lines -> numpy preprocessor (9 nested features) -> one matrix "
+        "product -> two-key rows -> JSON lines, batches of 1,000. packflow: "
+        "`run_stream`. Reference: `json.loads` per line, the backend per batch, "
+        "`json.dumps` per output row. Peer: orjson loads/dumps around a hand-written "
+        "numpy path.",
+        ">= 1,000,000 events/s and >= 150x the reference",
+        _check_w6,
+    ),
+    Workload(
+        "W7",
+        "W7 flatten_records 10k",
+        "flatten_records",
+        "`flatten_records` on 10,000 events. Peers: `pandas.json_normalize` to a "
+        "DataFrame, and the same plus `to_dict('records')`.",
+        ">= 20x the reference and faster than pandas.json_normalize",
+        _vs_ref_and_peer(20, "pandas.json_normalize", strict=True),
+    ),
+]
+
+SIZES = [("1", 1), ("100", 100), ("10k", 10_000), ("1M", 1_000_000)]
+
+HOT_PATHS = """\
+### The call path (W1)
+
+The reference runs each call through Python: an `isinstance` check, a wrapper
+method per step that reads `time.perf_counter` twice, strips the method's name
+and stores the rounded time in a dict, plus `hasattr` probes for the optional
+hooks. packflow's `InferenceBackend.__call__` is one call into `Pipeline.run`
+(src/pipeline.rs): the input check, the steps, a monotonic clock around each,
+the optional hooks found with CPython's non-raising attribute lookup, and the
+times kept in Rust fields and a per-step histogram; the pydantic metrics object
+is built only when `get_metrics()` asks for it. What remains is the hooks' own
+Python calls, which is why a bare Python chain, timing nothing, stays ahead.
+
+### Records preprocessing (W2, W2b)
+
+The reference flattens every record with the `flatten-dict` package (Python
+calls, a tuple and a joined string per nested key), then picks fields from the
+flat dict; in direct mode it splits each path per field per record and first
+scans every record for keys containing the delimiter, building their paths.
+packflow compiles the config once into a `RecordsPlan` (src/records.rs): the
+paths become a trie of interned key objects, so a shared prefix (`src` in
+`src.port` and `src.geo.lat`) is looked up once per record; flatten mode with
+`feature_names` resolves only the requested paths and never builds the flat
+dict, starting each output from a copy of a presized template dict; direct mode
+writes nested outputs through an output trie, and its collision scan is a
+`memchr` over each key's cached UTF-8 that builds no path unless it finds one.
+No Python frame runs per record. What is left is CPython's own dict work (the
+lookups, the new dicts and their deallocation) and the garbage collector, which
+the hand-written comprehension pays too.
+
+### Records to ndarray (W3, W3b)
+
+The reference gathers a list of lists with `get_nested_field`, which flattens
+the whole record once per feature (nine full flattens per event in W3), then
+lets `numpy.array` infer a dtype over Python objects. packflow
+(src/ndarray.rs) walks each compiled path once per record and, while every
+cell is a plain bool, int or float, keeps the raw 8-byte values and their kind,
+then writes them straight into a new array of the dtype numpy would infer; for
+flat keys it remembers where each key sat in the previous record's dict and
+checks that slot before hashing (src/dict_slot.rs). Anything else (None, str,
+numpy scalars, huge ints) goes to `numpy.array` over the gathered rows, so the
+dtype and values are always numpy's own. `numpy.array(list of lists)` must
+discover the shape and common type and convert each Python float through its
+generic object path; the one-pass write skips both.
+
+### Output check and JSON (W4, W5)
+
+The reference checks each row with `json.dumps` (a str built and dropped per
+row) and each row's type with `isinstance`. packflow's check and writer share
+one dispatch (src/serialize/): the exact type pointer is compared first (one
+comparison for str, int, float, bool, None, list, dict), strings are copied
+from CPython's cached UTF-8, dict keys already seen are reused from a small
+cache of their JSON text, floats are written with the shortest round-trip
+digits laid out exactly as `float.__repr__` (so the bytes equal
+`json.dumps`'s), and numpy scalars and arrays are read through their buffer by
+dtype. The check is the same walk with nothing written. `ensure_valid_output`
+(src/normalize.rs) reads an ndarray through its buffer and builds the rows'
+lists directly, where the reference dispatches each item through its Python
+type handlers and calls `.tolist()` per row.
+
+### Streaming (W6)
+
+The reference has no runner; a user's loop does `json.loads` per line (a dict
+per event, a str per key and value), the reference numpy preprocessor (nine
+flattens per event) and `json.dumps` per output row. packflow's runner hands a
+whole batch of line bytes to Rust (src/jsonl/): for the numpy input format each
+line is scanned with a trie of the feature paths, matching leaves parsed
+straight into the feature array and everything else validated and skipped,
+with no dict per event and the GIL released during the scan (a batch with
+anything but numbers or bools in a feature falls back to building the records,
+so the result is the same). The output rows are checked and written as JSON
+Lines in one call. Python only moves batches.
+
+### flatten_records (W7)
+
+`flatten-dict` builds a tuple key per nested key and joins it with a reducer
+call, recursing through Python functions; `pandas.json_normalize` does similar
+work in Python and then builds column arrays. packflow's `Flattener`
+(src/flatten.rs) builds the first record with a reusable key buffer and a cache
+of joined key strings, and records its shape; each next record of the same
+shape (same key objects, same container sizes) is a copy of that template's
+dict with the values replaced, so no key text is built at all. The output dicts
+hold the events' `tags` lists, so they are tracked by the garbage collector,
+which takes a visible share of every contender's time here.
+"""
+
+
+# --- running ------------------------------------------------------------------------
+
+
+def bench_env() -> dict[str, str]:
+    env = dict(os.environ)
+    for name in UNSET:
+        env.pop(name, None)
+    return env
+
+
+def bench_files() -> list[Path]:
+    return sorted((REPO / "benches").glob("test_w*.py"))
+
+
+def pytest_command(python: str, target: str, json_path: Path, extra: list[str]) -> list[str]:
+    return [python, *PYTEST_ARGS, target, f"--benchmark-json={json_path}", *extra]
+
+
+def show_command(cmd: list[str]) -> str:
+    unset = " ".join(f"-u {n}" for n in UNSET)
+    rel = [c.replace(f"{REPO}/", "") for c in cmd]
+    return f"env {unset} " + shlex.join(rel)
+
+
+def run_pair(bench_file: Path, pythons: dict[str, str], extra: list[str]) -> list[tuple[str, int]]:
+    """One workload file for each package in turn, so the two measurements of
+    a workload are minutes apart at most, not a whole suite apart."""
+    RESULTS.mkdir(exist_ok=True)
+    codes = []
+    for label, python in pythons.items():
+        out = RESULTS / f"{label}-{bench_file.stem}.json"
+        out.unlink(missing_ok=True)
+        target = str(bench_file.relative_to(REPO))
+        cmd = pytest_command(python, target, out, extra)
+        print(f"\n=== {label}: {show_command(cmd)}", flush=True)
+        codes.append((f"{label} {target}", subprocess.call(cmd, cwd=REPO, env=bench_env())))
+    return codes
+
+
+def load(path: Path, expect_reference: bool) -> dict[str, dict[str, dict]]:
+    """{group: {contender: benchmark}} from one pytest-benchmark JSON file."""
+    if not path.exists():
+        return {}
+    doc = json.loads(path.read_text())
+    found: dict[str, dict[str, dict]] = {}
+    for b in doc.get("benchmarks", []):
+        info = b.get("extra_info", {})
+        version = info.get("packflow_version", "")
+        if expect_reference != version.startswith("0.4"):
+            raise SystemExit(f"{path}: measured packflow {version}, not the expected package")
+        found.setdefault(b["group"], {})[info.get("contender", b["name"])] = b
+    return found
+
+
+def merge(*runs: dict[str, dict[str, dict]]) -> dict[str, dict[str, dict]]:
+    merged: dict[str, dict[str, dict]] = {}
+    for r in runs:
+        for group, contenders in r.items():
+            merged.setdefault(group, {}).update(contenders)
+    return merged
+
+
+# --- formatting ---------------------------------------------------------------------
+
+
+def fmt_time(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return "—"
+    for unit, scale in (("s", 1), ("ms", 1e-3), ("µs", 1e-6)):
+        if seconds >= scale:
+            value = seconds / scale
+            return f"{value:.3g} {unit}" if value < 100 else f"{value:.0f} {unit}"
+    return f"{seconds * 1e9:.0f} ns"
+
+
+def fmt_ratio(slow: Optional[float], fast: Optional[float]) -> str:
+    """How many times faster ``fast`` is than ``slow`` (or slower)."""
+    if not slow or not fast:
+        return "—"
+    r = slow / fast
+    return f"{_x(r)} faster" if r >= 1 else f"{_x(1 / r)} slower"
+
+
+def is_peer(contender: str) -> bool:
+    return contender not in (OURS, REF) and not contender.startswith(OURS + " ")
+
+
+def medians(bench: dict[str, dict]) -> Medians:
+    return {c: b["stats"]["median"] for c, b in bench.items()}
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def main_table(results) -> tuple[str, list[str]]:
+    rows, missed = [], []
+    for w in WORKLOADS:
+        m = medians(results.get(w.group, {}))
+        peers = {c: v for c, v in m.items() if is_peer(c)}
+        best = min(peers, key=peers.get) if peers else None
+        ok, detail = w.check(m)
+        if not ok:
+            what = "not measured" if ok is None else "missed"
+            missed.append(f"{w.id} ({w.target}), {what}: {detail}")
+        ours = fmt_time(m.get(OURS))
+        if w.id == "W6" and OURS in m:
+            ours += f" ({W6_EVENTS / m[OURS] / 1e6:.2f}M ev/s)"
+        ref = fmt_time(m.get(REF))
+        if w.id == "W6" and REF in m:
+            ref += f" ({W6_EVENTS / m[REF] / 1e3:.1f}k ev/s)"
+        rows.append(
+            [
+                f"{w.id} {w.title}",
+                ref,
+                ours,
+                f"{best}: {fmt_time(peers[best])}" if best else "—",
+                fmt_ratio(m.get(REF), m.get(OURS)),
+                fmt_ratio(peers.get(best), m.get(OURS)) if best else "—",
+                w.target,
+                {True: "**met**", False: "**missed**", None: "**not measured**"}[ok]
+                + f" ({detail})",
+            ]
+        )
+    headers = [
+        "workload",
+        "reference",
+        "packflow",
+        "best peer",
+        "packflow vs reference",
+        "packflow vs best peer",
+        "target",
+        "result",
+    ]
+    return table(headers, rows), missed
+
+
+def scaling_table(results) -> str:
+    out = []
+    for w in WORKLOADS:
+        if not w.scaling_prefix:
+            continue
+        rows = []
+        for label, n in SIZES:
+            group = f"{w.scaling_prefix} {label}"
+            bench = results.get(group, {})
+            m = medians(bench)
+            peers = {c: v for c, v in m.items() if is_peer(c)}
+            best = min(peers, key=peers.get) if peers else None
+            per_row = fmt_time(m[OURS] / n) if OURS in m else "—"
+            ref = fmt_time(m.get(REF)) if REF in m else ("skipped (minutes)" if n >= 1e6 else "—")
+            rows.append(
+                [
+                    label,
+                    ref,
+                    fmt_time(m.get(OURS)),
+                    per_row,
+                    f"{best}: {fmt_time(peers[best])}" if best else "—",
+                    fmt_ratio(m.get(REF), m.get(OURS)),
+                    memory_cell(bench),
+                ]
+            )
+        out.append(f"**{w.id} {w.title}**\n")
+        out.append(
+            table(
+                [
+                    "rows",
+                    "reference",
+                    "packflow",
+                    "packflow per row",
+                    "best peer",
+                    "packflow vs reference",
+                    "peak memory, MB: RSS growth / traced",
+                ],
+                rows,
+            )
+        )
+        out.append("")
+    return "\n".join(out)
+
+
+def memory_cell(bench: dict[str, dict]) -> str:
+    parts = []
+    for c, b in bench.items():
+        info = b.get("extra_info", {})
+        if "peak_traced_mb" in info:
+            rss = info.get("peak_rss_mb", "?")
+            parts.append(f"{c}: {rss} / {info['peak_traced_mb']}")
+    return "; ".join(parts) if parts else "—"
+
+
+def detail_table(results) -> str:
+    rows = []
+    order = {w.group: i for i, w in enumerate(WORKLOADS)}
+
+    def key(group: str):
+        base = next(
+            (w for w in WORKLOADS if w.scaling_prefix and group.startswith(w.scaling_prefix)), None
+        )
+        return (order.get(base.group if base else group, 99), group)
+
+    for group in sorted(results, key=key):
+        bench = results[group]
+        m = medians(bench)
+        for c in sorted(m, key=m.get):
+            s = bench[c]["stats"]
+            rows.append(
+                [
+                    group,
+                    c,
+                    fmt_time(s["median"]),
+                    fmt_time(s["min"]),
+                    fmt_time(s["iqr"]),
+                    str(s["rounds"]),
+                    fmt_ratio(m.get(REF), m[c]) if c != REF else "1x",
+                ]
+            )
+    return table(["group", "contender", "median", "min", "IQR", "rounds", "vs reference"], rows)
+
+
+# --- the machine --------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def memory_gib() -> str:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return f"{int(line.split()[1]) / 2**20:.0f} GiB"
+    except OSError:
+        pass
+    return "unknown"
+
+
+_VERSIONS = r"""
+import json, importlib.metadata as md, platform
+out = {"python": platform.python_version()}
+for name in ("packflow", "numpy", "pytest-benchmark", "orjson", "msgspec", "pandas"):
+    try:
+        out[name] = md.version(name)
+    except md.PackageNotFoundError:
+        pass
+try:
+    import numpy, threadpoolctl
+    numpy.ones((2, 2)) @ numpy.ones((2, 2))
+    out["blas"] = ", ".join(
+        f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')}"
+        for i in threadpoolctl.threadpool_info() if i.get("user_api") == "blas")
+except Exception:
+    pass
+print(json.dumps(out))
+"""
+
+
+def versions(python: str) -> dict[str, str]:
+    try:
+        text = subprocess.check_output([python, "-c", _VERSIONS], env=bench_env(), cwd=REPO)
+        return json.loads(text)
+    except (OSError, subprocess.CalledProcessError, ValueError):
+        return {}
+
+
+# --- the document -------------------------------------------------------------------
+
+
+def write_doc(
+    results, commands: list[str], ours_v: dict, ref_v: dict, missed_text: str, main: str
+) -> None:
+    today = dt.date.today().isoformat()
+    peers = ", ".join(f"{k} {ours_v[k]}" for k in ("orjson", "msgspec", "pandas") if k in ours_v)
+    cmd_block = "\n".join(commands)
+    measures = "\n".join(f"| {w.id} | {w.measures} | {w.target} |" for w in WORKLOADS)
+    text = f"""# Performance
+
+packflow against the reference `packflow==0.4.1` and the usual peers, measured
+side by side with pytest-benchmark. This file is written by `make bench`
+(`benches/run.py`); edit the text in that script, not here.
+
+## The run
+
+- Date: {today}
+- Machine: {os.cpu_count()} cores, {cpu_model()}, {memory_gib()} RAM (shared with
+  other work: only ratios from one run mean much)
+- Python {ours_v.get("python", "?")}, numpy {ours_v.get("numpy", "?")}, pytest-benchmark
+  {ours_v.get("pytest-benchmark", "?")}; packflow {ours_v.get("packflow", "?")} (release build)
+  and reference packflow {ref_v.get("packflow", "?")} (numpy {ref_v.get("numpy", "?")});
+  peers: {peers or "not installed"}
+- BLAS: {ours_v.get("blas", "not reported (threadpoolctl missing)")}; both runs with
+  `OPENBLAS_CORETYPE` and `OPENBLAS_L2_SIZE` unset (this machine sets them for
+  old OpenBLAS builds; they slow a current numpy's kernels).
+- Command: `make bench`, which builds the release extension, installs the peers
+  into `.venv` and runs `benches/run.py`; that runs each workload file for
+  packflow and then for the reference before going to the next file, so both
+  sides of a workload are measured minutes apart at most:
+
+```
+{cmd_block}
+```
+
+Medians over at least 10 rounds (exactly 5 rounds of one call for the slow
+cases: the 1,000,000-row batches, the reference's W3 at 10k and its W6); ratios
+compare medians of the same run. pytest-benchmark leaves the garbage collector
+on, as in production, so the collections a contender's allocations trigger are
+part of its time.
+
+## Results
+
+{main}
+
+{missed_text}
+
+## Scaling with the batch size
+
+W2, W3 and W4 at 1, 100, 10,000 and 1,000,000 rows. The cost per row should
+stay flat once the fixed cost of a call is paid. The reference is skipped at
+1,000,000 rows for W2 (about 20 s per call) and W3 (about 140 s per call). Peak
+memory is measured on one extra call at 10k and 1M rows: the growth of the
+resident set (everything, Rust buffers included; input data excluded) and the
+peak of Python-traced allocations (tracemalloc).
+
+{scaling_table(results)}
+
+## Every contender
+
+{detail_table(results)}
+
+## Reproducing
+
+```bash
+make bench                                   # everything: build, both runs, table, this file
+.venv/bin/python benches/run.py --report     # table and this file from the saved .benchmarks/*.json
+.venv/bin/python benches/run.py -k W4        # some workloads only (this file is left alone)
+.venv/bin/python -m pytest -q benches --benchmark-disable   # the quick correctness run of CI
+```
+
+The suite is `benches/test_w*.py`: plain pytest-benchmark tests using only the
+public packflow API, so the same files run under `.venv` (this package) and
+`.venv-reference` (packflow 0.4.1). Which one is measured is told by whether
+`packflow._core` exists; peers run in the packflow run only. Every benchmark
+also checks its result (against the peer's, or a plain-Python expectation), and
+CI runs the files once with `--benchmark-disable` so they cannot rot. Data come
+from `python/packflow/testing.py` (deterministic, seeded), loaded by path so
+the reference run uses the same events.
+
+## What each workload measures
+
+| id | what | target |
+|---|---|---|
+{measures}
+
+## Why the Rust path is faster
+
+{HOT_PATHS}"""
+    DOC.write_text(text)
+    print(f"\nwrote {DOC.relative_to(REPO)}")
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--reference-python",
+        default=os.environ.get(
+            "PACKFLOW_REFERENCE_PYTHON", str(REPO / ".venv-reference" / "bin" / "python")
+        ),
+    )
+    parser.add_argument(
+        "--report", action="store_true", help="no runs: use the saved .benchmarks/*.json"
+    )
+    parser.add_argument("--only", choices=[OURS, REF], help="run one side only")
+    parser.add_argument("-k", help="pytest -k expression (the docs are then not written)")
+    parser.add_argument("--no-docs", action="store_true")
+    args = parser.parse_args(argv)
+
+    extra = ["-k", args.k] if args.k else []
+    pythons = {OURS: sys.executable, REF: args.reference_python}
+    if args.only:
+        pythons = {args.only: pythons[args.only]}
+    commands = ["for FILE in benches/test_w*.py (in order), one after the other:"] + [
+        show_command(pytest_command(pythons_all, "$FILE", RESULTS / f"{label}-<file>.json", extra))
+        for label, pythons_all in ((OURS, sys.executable), (REF, args.reference_python))
+    ]
+    failed = []
+    if not args.report:
+        if REF in pythons and not Path(args.reference_python).exists():
+            raise SystemExit(
+                f"reference python not found: {args.reference_python} (make reference)"
+            )
+        for bench_file in bench_files():
+            for what, rc in run_pair(bench_file, pythons, extra):
+                # 5: every test deselected by -k
+                if rc not in (0, 5):
+                    failed.append(f"{what} exited with {rc}")
+
+    results = merge(
+        *(load(p, False) for p in sorted(RESULTS.glob(f"{OURS}-test_w*.json"))),
+        *(load(p, True) for p in sorted(RESULTS.glob(f"{REF}-test_w*.json"))),
+    )
+    main_text, missed = main_table(results)
+    missed_text = (
+        "Targets missed or not measured:\n\n" + "\n".join(f"- {m}" for m in missed)
+        if missed
+        else "Every target is met."
+    )
+    print("\n" + main_text + "\n\n" + missed_text)
+    if not (args.k or args.no_docs or args.only):
+        write_doc(
+            results,
+            commands,
+            versions(sys.executable),
+            versions(args.reference_python),
+            missed_text,
+            main_text,
+        )
+    for f in failed:
+        print(f"error: {f}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
