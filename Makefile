@@ -15,11 +15,12 @@ help:
 	@echo "make bench    benchmarks against the reference and peers, table in docs/performance.md"
 	@echo "make lint     cargo fmt --check, cargo clippy, ruff"
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "maturin>=1.7,<2" "pydantic>=2.5,<3" "numpy>=1.24" "click>=8.1" \
-		"pyyaml>=6" "pathspec>=0.11" "pytest>=8" "hypothesis>=6.100" "pytest-benchmark>=4" "ruff>=0.6"
+		"pyyaml>=6" "pathspec>=0.11" "pytest>=8" "hypothesis>=6.100" "pytest-benchmark>=4" "ruff>=0.6" \
+		"orjson>=3.9" "msgspec>=0.18" "pandas>=2"
 	touch $@
 
 venv: $(VENV)/.installed
