@@ -1,0 +1,20 @@
+"""The README's example is real code: it runs and prints what it claims."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_commands_and_example():
+    text = README.read_text()
+    assert "make run" in text and "make test" in text
+    (example,) = re.findall(r"```python\n(.*?)```", text, re.S)[:1]
+    assert len(example.strip().splitlines()) <= 30
+    done = subprocess.run([sys.executable, "-c", example], capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()
+    first, second = done.stdout.decode().splitlines()[:2]
+    assert first.startswith("{'score': ") and "'alert': True" in first
+    assert second.startswith("batch_size=1")
