@@ -351,6 +351,16 @@ def show_command(cmd: list[str]) -> str:
     return f"env {unset} " + shlex.join(rel)
 
 
+def loop_commands(pythons: dict[str, str], extra: list[str]) -> list[str]:
+    """What run.py runs, as a shell loop for the docs."""
+    lines = ["for FILE in benches/test_w*.py; do"]
+    for label, python in pythons.items():
+        fixed = show_command([python, *PYTEST_ARGS, *extra])
+        json_arg = f"--benchmark-json=.benchmarks/{label}-$(basename $FILE .py).json"
+        lines.append(f'  {fixed} "$FILE" {json_arg}')
+    return [*lines, "done"]
+
+
 def run_pair(bench_file: Path, pythons: dict[str, str], extra: list[str]) -> list[tuple[str, int]]:
     """One workload file for each package in turn, so the two measurements of
     a workload are minutes apart at most, not a whole suite apart."""
@@ -603,10 +613,24 @@ def versions(python: str) -> dict[str, str]:
 # --- the document -------------------------------------------------------------------
 
 
+def run_date() -> str:
+    """When the saved runs were made (pytest-benchmark's own timestamps)."""
+    stamps = []
+    for path in RESULTS.glob("*-test_w*.json"):
+        try:
+            stamps.append(json.loads(path.read_text())["datetime"][:16].replace("T", " "))
+        except (OSError, KeyError, ValueError):
+            pass
+    if not stamps:
+        return dt.date.today().isoformat()
+    first, last = min(stamps), max(stamps)
+    return f"{first} to {last[11:]} UTC" if first[:10] == last[:10] else f"{first} to {last} UTC"
+
+
 def write_doc(
     results, commands: list[str], ours_v: dict, ref_v: dict, missed_text: str, main: str
 ) -> None:
-    today = dt.date.today().isoformat()
+    today = run_date()
     peers = ", ".join(f"{k} {ours_v[k]}" for k in ("orjson", "msgspec", "pandas") if k in ours_v)
     cmd_block = "\n".join(commands)
     measures = "\n".join(f"| {w.id} | {w.measures} | {w.target} |" for w in WORKLOADS)
@@ -619,12 +643,13 @@ side by side with pytest-benchmark. This file is written by `make bench`
 ## The run
 
 - Date: {today}
-- Machine: {os.cpu_count()} cores, {cpu_model()}, {memory_gib()} RAM (shared with
-  other work: only ratios from one run mean much)
-- Python {ours_v.get("python", "?")}, numpy {ours_v.get("numpy", "?")}, pytest-benchmark
-  {ours_v.get("pytest-benchmark", "?")}; packflow {ours_v.get("packflow", "?")} (release build)
-  and reference packflow {ref_v.get("packflow", "?")} (numpy {ref_v.get("numpy", "?")});
-  peers: {peers or "not installed"}
+- Machine: {os.cpu_count()} cores, {cpu_model()}, {memory_gib()} RAM, shared with
+  other work (only ratios measured side by side mean much)
+- Python {ours_v.get("python", "?")}, numpy {ours_v.get("numpy", "?")}, \
+pytest-benchmark {ours_v.get("pytest-benchmark", "?")}; packflow \
+{ours_v.get("packflow", "?")} (release build) and the reference packflow \
+{ref_v.get("packflow", "?")} (numpy {ref_v.get("numpy", "?")}); peers: \
+{peers or "not installed"}
 - BLAS: {ours_v.get("blas", "not reported (threadpoolctl missing)")}; both runs with
   `OPENBLAS_CORETYPE` and `OPENBLAS_L2_SIZE` unset (this machine sets them for
   old OpenBLAS builds; they slow a current numpy's kernels).
@@ -717,10 +742,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     pythons = {OURS: sys.executable, REF: args.reference_python}
     if args.only:
         pythons = {args.only: pythons[args.only]}
-    commands = ["for FILE in benches/test_w*.py (in order), one after the other:"] + [
-        show_command(pytest_command(pythons_all, "$FILE", RESULTS / f"{label}-<file>.json", extra))
-        for label, pythons_all in ((OURS, sys.executable), (REF, args.reference_python))
-    ]
+    commands = loop_commands({OURS: sys.executable, REF: args.reference_python}, extra)
     failed = []
     if not args.report:
         if REF in pythons and not Path(args.reference_python).exists():
