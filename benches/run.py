@@ -197,8 +197,9 @@ WORKLOADS = [
         "output check + JSON Lines",
         "10,000 output rows (label, prob, 5 scores, id, a small meta dict). Reference: "
         "`check_io` on a backend returning the precomputed rows (its serializability "
-        "check is a `json.dumps` per row). packflow: the same `check_io`, then the rows "
-        "written as JSON Lines by `packflow.serialize.dumps_lines`; the two halves "
+        "check is a `json.dumps` per row). packflow: the backend's rows through "
+        "`packflow.serialize.check_and_dump_lines`, which makes `check_io`'s output "
+        "checks while writing the JSON Lines, in one pass; `check_io` and `dumps_lines` "
         "are also timed alone. Peers: `orjson.dumps` and `msgspec.json.encode` of the "
         "rows (one JSON array, no check).",
         "check + writing <= orjson.dumps alone, and >= 15x the reference's check",
