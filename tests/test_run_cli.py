@@ -96,6 +96,7 @@ def test_failing_row_isolated_and_fail_on_error(tmp_path, failing_project):
 
     proc = run_cli([failing_project, "--fail-on-error"], input_bytes=data)
     assert proc.returncode == 1
+    assert b"pass --errors FILE" in proc.stderr
     assert len(proc.stdout.splitlines()) == 11
 
 
@@ -141,7 +142,8 @@ def test_closed_stdout_ends_quietly():
     assert b"BrokenPipe" not in proc.stderr
 
 
-def test_sigint_mid_stream_finishes_the_batch(tmp_path):
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_mid_stream_finishes_the_batch(tmp_path, sig, code):
     out = tmp_path / "out.jsonl"
     proc = subprocess.Popen(
         PACKFLOW
@@ -156,15 +158,15 @@ def test_sigint_mid_stream_finishes_the_batch(tmp_path):
     while time.time() < deadline and (not out.exists() or out.stat().st_size == 0):
         time.sleep(0.05)
     time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=60)
     proc.stdin.close()
-    assert proc.returncode == 130, stderr.decode()
+    assert proc.returncode == code, stderr.decode()
     data = out.read_bytes()
     assert data.endswith(b"\n")
     rows = [json.loads(x) for x in data.splitlines()]
     assert len(rows) == 350
-    assert "SIGINT" in stderr.decode()
+    assert sig.name in stderr.decode()
 
 
 def test_config_override_and_bad_config(tmp_path):

@@ -256,6 +256,11 @@ def run_command(
                 signal.signal(s, handler)
     progress.done()
     click.echo(summary.format(), err=True)
+    if summary.errors and not errors_path:
+        click.echo(
+            f"Warning: {summary.errors} row(s) were rejected; pass --errors FILE to keep them.",
+            err=True,
+        )
     if stats_path:
         with open(stats_path, "w", encoding="utf-8") as fh:
             json.dump(summary.to_dict(), fh, indent=2)
