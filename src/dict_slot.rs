@@ -80,7 +80,7 @@ fn learn(d: &Bound<'_, PyDict>, key: &Bound<'_, PyString>) -> Option<ffi::Py_ssi
 /// # Safety
 /// Both pointers must be live objects and the GIL held.
 #[inline]
-unsafe fn same_text(k: *mut ffi::PyObject, key: *mut ffi::PyObject) -> bool {
+pub(crate) unsafe fn same_text(k: *mut ffi::PyObject, key: *mut ffi::PyObject) -> bool {
     if k == key {
         return true;
     }

@@ -7,6 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 use pyo3::Borrowed;
 
+use crate::dict_slot::SlotHint;
 use crate::errors::{
     preprocessor_runtime_error, type_error, type_name, value_error, PathSegment, MAX_DEPTH,
 };
@@ -357,22 +358,29 @@ impl InputTrie {
     }
 
     /// The value at every node for this record (parents come before children).
+    /// `hints` holds one remembered entry position per node, kept across the
+    /// records of a batch (they mostly share one shape).
     fn eval<'py>(
         &self,
         d: &Bound<'py, PyDict>,
         lists: bool,
         vals: &mut Vec<Option<Bound<'py, PyAny>>>,
+        hints: &mut Vec<SlotHint>,
     ) -> PyResult<()> {
         let py = d.py();
         vals.clear();
-        for n in &self.nodes {
+        if hints.len() != self.nodes.len() {
+            hints.clear();
+            hints.resize_with(self.nodes.len(), SlotHint::new);
+        }
+        for (n, hint) in self.nodes.iter().zip(hints.iter_mut()) {
             let v = match n.parent {
-                None => d.get_item(n.key.bind(py))?,
+                None => hinted_get(d, n.key.bind(py), hint)?,
                 Some(p) => match &vals[p] {
                     None => None,
                     Some(pv) => {
                         if let Ok(pd) = pv.cast::<PyDict>() {
-                            pd.get_item(n.key.bind(py))?
+                            hinted_get(pd, n.key.bind(py), hint)?
                         } else if let (true, Some(i), Ok(l)) = (lists, n.index, pv.cast::<PyList>())
                         {
                             if i < l.len() {
@@ -389,6 +397,19 @@ impl InputTrie {
             vals.push(v);
         }
         Ok(())
+    }
+}
+
+/// `d[key]` by the remembered position when it holds `key`, else by lookup.
+#[inline]
+fn hinted_get<'py>(
+    d: &Bound<'py, PyDict>,
+    key: &Bound<'py, PyString>,
+    hint: &mut SlotHint,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    match hint.get(d, key) {
+        Some(v) => Ok(Some(v)),
+        None => d.get_item(key),
     }
 }
 
@@ -491,6 +512,8 @@ struct Scratch<'py> {
     found: Vec<Option<Bound<'py, PyAny>>>,
     owned: Vec<Bound<'py, PyDict>>,
     out_dicts: Vec<Option<Bound<'py, PyDict>>>,
+    /// One remembered entry position per input-trie node.
+    hints: Vec<SlotHint>,
 }
 
 #[pymethods]
@@ -681,6 +704,7 @@ impl RecordsPlan {
             found: Vec::with_capacity(self.steps.len()),
             owned: Vec::new(),
             out_dicts: Vec::new(),
+            hints: Vec::new(),
         };
         let mut flattener = Flattener::new(&self.delimiter, self.flatten_lists);
         for (i, row) in list.iter().enumerate() {
@@ -738,7 +762,8 @@ impl RecordsPlan {
         scratch: &mut Scratch<'py>,
     ) -> Result<Bound<'py, PyDict>, TraverseError> {
         let py = d.py();
-        self.inputs.eval(d, self.flatten_lists, &mut scratch.vals)?;
+        self.inputs
+            .eval(d, self.flatten_lists, &mut scratch.vals, &mut scratch.hints)?;
         scratch.found.clear();
         let mut complete = true;
         for s in &self.steps {
@@ -817,7 +842,8 @@ impl RecordsPlan {
         scratch: &mut Scratch<'py>,
     ) -> Result<Bound<'py, PyDict>, TraverseError> {
         let py = d.py();
-        self.inputs.eval(d, false, &mut scratch.vals)?;
+        self.inputs
+            .eval(d, false, &mut scratch.vals, &mut scratch.hints)?;
         let out = PyDict::new(py);
         if let Some(nodes) = &self.out_nodes {
             scratch.out_dicts.clear();
