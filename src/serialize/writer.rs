@@ -128,6 +128,21 @@ impl JsonWriter {
             return Ok(PyBytes::new(py, self.bytes()));
         };
         self.store = Store::Vec(Vec::new());
+        if self.cap - self.pos <= self.pos / 8 + 4096 {
+            // Little room left over: the size is set without reallocating.
+            // Shrinking the block made the next batch's (same-size) request
+            // larger than the block malloc last freed, which then took fresh
+            // pages from the OS (a page fault per 4 KiB) on every batch.
+            // SAFETY: `obj` has refcount 1, is ours and unseen; its block has
+            // `cap + 1 > pos` bytes of data, so the NUL CPython keeps after
+            // the data fits; its hash is still unset. A smaller `ob_size` is
+            // what `_PyBytes_Resize` sets too, minus the realloc.
+            unsafe {
+                *self.ptr.add(self.pos) = 0;
+                (*obj.cast::<ffi::PyVarObject>()).ob_size = self.pos as ffi::Py_ssize_t;
+                return Ok(Bound::from_owned_ptr(py, obj).cast_into_unchecked());
+            }
+        }
         // SAFETY: `obj` has refcount 1 and is ours; shrinking it to what was
         // written (pos <= cap) keeps the written bytes and adds the NUL. On
         // failure CPython frees it and sets `obj` to null with an exception.
@@ -340,6 +355,10 @@ static POW10: [u64; 20] = {
     table
 };
 
+/// Bytes a `zmij::Buffer` spans: its one field, an array of `MaybeUninit<u8>`.
+const ZMIJ_BUFFER: usize = std::mem::size_of::<zmij::Buffer>();
+const _: () = assert!(std::mem::align_of::<zmij::Buffer>() == 1 && ZMIJ_BUFFER <= 64);
+
 /// Keys already written, by object identity: rows of a batch share their key
 /// objects, so `"label":` is escaped once and copied after. Each slot holds a
 /// reference to its key, so no other object can take its address meanwhile.
@@ -441,6 +460,24 @@ impl Emit for JsonWriter {
 
     #[inline]
     fn f64(&mut self, v: f64) -> Result<(), NonFinite> {
+        let magnitude = v.abs();
+        if (1e-4..1e16).contains(&magnitude) || magnitude == 0.0 {
+            // The range where zmij's layout is repr's (see FloatText::format),
+            // formatted straight into the output: copying the text over from
+            // a scratch buffer stalled on store forwarding (zmij's last
+            // stores are narrower than the copy's loads).
+            self.reserve(ZMIJ_BUFFER);
+            let dst = self.tail(ZMIJ_BUFFER).cast::<zmij::Buffer>();
+            // SAFETY: `reserve` made ZMIJ_BUFFER bytes at `dst` writable, and
+            // a `zmij::Buffer` is exactly that many `MaybeUninit<u8>` (its
+            // only field, so at offset 0; checked below), valid whatever the
+            // bytes hold and needing no alignment. No other reference to
+            // those bytes lives meanwhile. zmij writes the text from the
+            // start of the buffer, so its length is what was written.
+            let len = unsafe { (*dst).format_finite(v).len() };
+            self.pos += len;
+            return Ok(());
+        }
         write_f64(self, v, self.allow_nan)
     }
 
