@@ -368,7 +368,8 @@ struct KeyCache {
     misses: usize,
 }
 
-const KEY_SLOTS: usize = 64;
+/// Two candidate slots per key (by address): a handful of keys rarely share both.
+const KEY_SLOTS: usize = 256;
 const KEY_TEXT: usize = 32;
 
 #[derive(Default)]
@@ -379,9 +380,10 @@ struct KeySlot {
 }
 
 impl KeyCache {
-    /// The slot for `key`, once enough keys were written to pay for the table.
+    /// Where `key` is cached (`true`) or may be stored (`false`), once enough
+    /// keys were written to pay for the table.
     #[inline]
-    fn slot(&mut self, key: &Bound<'_, PyString>) -> Option<&mut KeySlot> {
+    fn find(&mut self, key: &Bound<'_, PyString>) -> Option<(usize, bool)> {
         if self.slots.is_none() {
             self.misses += 1;
             if self.misses < 16 {
@@ -389,8 +391,23 @@ impl KeyCache {
             }
             self.slots = Some((0..KEY_SLOTS).map(|_| KeySlot::default()).collect());
         }
-        let index = (key.as_ptr() as usize >> 4) % KEY_SLOTS;
-        self.slots.as_mut().map(|slots| &mut slots[index])
+        let slots = self.slots.as_ref()?;
+        // Fibonacci hashing: the top bits of address * 2^64/phi spread
+        // objects that allocation aligns alike.
+        let hash = (key.as_ptr() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56;
+        let first = hash as usize % KEY_SLOTS;
+        let second = first ^ 1;
+        for i in [first, second] {
+            if slots[i].key.as_ref().is_some_and(|k| k.is(key)) {
+                return Some((i, true));
+            }
+        }
+        let free = if slots[first].key.is_none() || slots[second].key.is_some() {
+            first
+        } else {
+            second
+        };
+        Some((free, false))
     }
 }
 
@@ -431,15 +448,17 @@ impl Emit for JsonWriter {
 
     #[inline]
     fn str_key(&mut self, key: &Bound<'_, PyString>) -> Result<(), super::Fault> {
-        let Some(slot) = self.keys.slot(key) else {
+        let Some((index, hit)) = self.keys.find(key) else {
             self.str(utf8_bytes(key)?);
             self.push(b':');
             return Ok(());
         };
-        if slot.key.as_ref().is_some_and(|k| k.is(key)) {
-            let (text, len) = (slot.text, slot.len as usize);
-            self.put(&text[..len]);
-            return Ok(());
+        if hit {
+            if let Some(slot) = self.keys.slots.as_ref().map(|slots| &slots[index]) {
+                let (text, len) = (slot.text, slot.len as usize);
+                self.put(&text[..len]);
+                return Ok(());
+            }
         }
         let start = self.pos;
         self.str(utf8_bytes(key)?);
@@ -448,8 +467,7 @@ impl Emit for JsonWriter {
         if len <= KEY_TEXT {
             let mut text = [0u8; KEY_TEXT];
             text[..len].copy_from_slice(&self.bytes()[start..]);
-            // Re-borrow: `self.str` needed the whole writer.
-            if let Some(slot) = self.keys.slot(key) {
+            if let Some(slot) = self.keys.slots.as_mut().map(|slots| &mut slots[index]) {
                 slot.text = text;
                 slot.len = len as u8;
                 slot.key = Some(key.clone().unbind());
