@@ -64,6 +64,42 @@ impl<'py> Iterator for DictItems<'py> {
     }
 }
 
+#[cfg(not(any(Py_3_13, Py_LIMITED_API, PyPy, GraalPy)))]
+extern "C" {
+    // What `PyDict_Next` calls (cpython/dictobject.h, up to 3.12), minus one
+    // call per entry; pyo3-ffi does not declare it.
+    fn _PyDict_Next(
+        dict: *mut ffi::PyObject,
+        pos: *mut ffi::Py_ssize_t,
+        key: *mut *mut ffi::PyObject,
+        value: *mut *mut ffi::PyObject,
+        hash: *mut ffi::Py_hash_t,
+    ) -> std::ffi::c_int;
+}
+
+/// `PyDict_Next`, without the wrapper call where CPython exports its body.
+///
+/// # Safety
+/// As `PyDict_Next`: a live dict, the GIL held, valid out-pointers.
+#[inline(always)]
+unsafe fn dict_next(
+    dict: *mut ffi::PyObject,
+    pos: *mut ffi::Py_ssize_t,
+    key: *mut *mut ffi::PyObject,
+    value: *mut *mut ffi::PyObject,
+) -> std::ffi::c_int {
+    #[cfg(not(any(Py_3_13, Py_LIMITED_API, PyPy, GraalPy)))]
+    // SAFETY: the caller's guarantees; a null hash pointer is allowed.
+    unsafe {
+        _PyDict_Next(dict, pos, key, value, std::ptr::null_mut())
+    }
+    #[cfg(any(Py_3_13, Py_LIMITED_API, PyPy, GraalPy))]
+    // SAFETY: the caller's guarantees.
+    unsafe {
+        ffi::PyDict_Next(dict, pos, key, value)
+    }
+}
+
 /// The key as it shows in a key path.
 pub fn key_text(key: &Bound<'_, PyAny>) -> String {
     match key.cast::<PyString>() {
@@ -97,7 +133,7 @@ pub fn write_dict<E: Emit>(
         // SAFETY: `dict` is a live dict and the GIL is held (a Bound).
         // PyDict_Next bounds-checks `pos` against the current table, so it is
         // sound even if a callback modified the dict meanwhile.
-        if unsafe { ffi::PyDict_Next(dict.as_ptr(), &mut pos, &mut key, &mut val) } == 0 {
+        if unsafe { dict_next(dict.as_ptr(), &mut pos, &mut key, &mut val) } == 0 {
             break;
         }
         if !first {

@@ -455,8 +455,13 @@ impl Emit for JsonWriter {
         };
         if hit {
             if let Some(slot) = self.keys.slots.as_ref().map(|slots| &slots[index]) {
-                let (text, len) = (slot.text, slot.len as usize);
-                self.put(&text[..len]);
+                // Copied from the slot itself: a copy to the stack first
+                // stalled the reads that followed on store forwarding.
+                let text = std::ptr::slice_from_raw_parts(slot.text.as_ptr(), slot.len as usize);
+                // SAFETY: `text` points into the boxed slot table, which
+                // `put` does not touch (it only writes the output buffer),
+                // so it stays valid and unchanged during the copy.
+                self.put(unsafe { &*text });
                 return Ok(());
             }
         }
