@@ -601,3 +601,32 @@ def test_output_buffer_grows_past_the_first_rows_estimate():
     big = {"k": ["y" * 1000] * 500}
     assert dumps(big) == json_bytes(big)
     assert dumps({}) == b"{}" and dumps_lines([]) == b""
+
+
+def test_ints_around_the_one_digit_fast_path_are_exact():
+    edges = [
+        0,
+        1,
+        -1,
+        2**30 - 1,
+        2**30,
+        -(2**30) + 1,
+        -(2**30),
+        2**31,
+        2**63 - 1,
+        -(2**63),
+        2**64,
+        -(2**70),
+    ]
+    values = edges + [True, False, None, 1.5, "é", "a\nb"]
+    row = {"k": values, **{f"v{i}": v for i, v in enumerate(values)}, "é": 3, 5: -7}
+    want = json.dumps(row, separators=(",", ":"), ensure_ascii=False).encode()
+    assert dumps(row) == want
+    assert dumps_lines([row, row]) == want + b"\n" + want + b"\n"
+
+
+def test_non_finite_in_a_plain_dict_or_list_names_its_place():
+    with pytest.raises(ValueError, match='key "a"'):
+        dumps({"a": float("nan")})
+    with pytest.raises(ValueError, match=r'key "a\[1\]"'):
+        dumps({"a": [1, float("inf")]})

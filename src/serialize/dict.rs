@@ -4,6 +4,7 @@
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
+use pyo3::Borrowed;
 
 use super::writer::Emit;
 use super::{value, Fault, SerError};
@@ -63,6 +64,42 @@ impl<'py> Iterator for DictItems<'py> {
     }
 }
 
+#[cfg(not(any(Py_3_13, Py_LIMITED_API, PyPy, GraalPy)))]
+extern "C" {
+    // What `PyDict_Next` calls (cpython/dictobject.h, up to 3.12), minus one
+    // call per entry; pyo3-ffi does not declare it.
+    fn _PyDict_Next(
+        dict: *mut ffi::PyObject,
+        pos: *mut ffi::Py_ssize_t,
+        key: *mut *mut ffi::PyObject,
+        value: *mut *mut ffi::PyObject,
+        hash: *mut ffi::Py_hash_t,
+    ) -> std::ffi::c_int;
+}
+
+/// `PyDict_Next`, without the wrapper call where CPython exports its body.
+///
+/// # Safety
+/// As `PyDict_Next`: a live dict, the GIL held, valid out-pointers.
+#[inline(always)]
+unsafe fn dict_next(
+    dict: *mut ffi::PyObject,
+    pos: *mut ffi::Py_ssize_t,
+    key: *mut *mut ffi::PyObject,
+    value: *mut *mut ffi::PyObject,
+) -> std::ffi::c_int {
+    #[cfg(not(any(Py_3_13, Py_LIMITED_API, PyPy, GraalPy)))]
+    // SAFETY: the caller's guarantees; a null hash pointer is allowed.
+    unsafe {
+        _PyDict_Next(dict, pos, key, value, std::ptr::null_mut())
+    }
+    #[cfg(any(Py_3_13, Py_LIMITED_API, PyPy, GraalPy))]
+    // SAFETY: the caller's guarantees.
+    unsafe {
+        ffi::PyDict_Next(dict, pos, key, value)
+    }
+}
+
 /// The key as it shows in a key path.
 pub fn key_text(key: &Bound<'_, PyAny>) -> String {
     match key.cast::<PyString>() {
@@ -82,19 +119,70 @@ pub fn write_dict<E: Emit>(
     if depth >= MAX_DEPTH {
         return Err(Fault::TooDeep.into());
     }
-    e.byte(b'{');
-    let mut items = DictItems::new(dict);
+    let py = dict.py();
+    let len = dict.len();
+    let mut pos: ffi::Py_ssize_t = 0;
     let mut first = true;
-    for (k, v) in &mut items {
+    e.byte(b'{');
+    loop {
+        if dict.len() != len {
+            return Err(Fault::Changed.into());
+        }
+        let mut key: *mut ffi::PyObject = std::ptr::null_mut();
+        let mut val: *mut ffi::PyObject = std::ptr::null_mut();
+        // SAFETY: `dict` is a live dict and the GIL is held (a Bound).
+        // PyDict_Next bounds-checks `pos` against the current table, so it is
+        // sound even if a callback modified the dict meanwhile.
+        if unsafe { dict_next(dict.as_ptr(), &mut pos, &mut key, &mut val) } == 0 {
+            break;
+        }
         if !first {
             e.byte(b',');
         }
         first = false;
+        // Common case without reference counting: a compact ASCII str key
+        // and a plain scalar value. The dict holds both, and nothing below
+        // runs Python code (str_key only reads the key and adds a reference
+        // to it for its cache), so the borrowed pointers stay valid.
+        // SAFETY: `key` and `val` are live (borrowed from the dict just now).
+        let fast = unsafe {
+            ffi::PyUnicode_CheckExact(key) != 0 && ffi::PyUnicode_IS_COMPACT_ASCII(key) != 0
+        };
+        if fast {
+            // SAFETY: as above; the Borrowed does not outlive this iteration.
+            // The type was checked just above.
+            let k = unsafe { Borrowed::from_ptr(py, key).cast_unchecked::<PyString>() };
+            e.str_key(&k)?;
+            // SAFETY: as above (live, GIL held).
+            match unsafe { super::plain_scalar(e, val) } {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(err) => {
+                    // A Rust-side error only: no Python code ran since the
+                    // lookup, so `key` is still the dict's; own it now.
+                    let k = k.to_owned();
+                    return Err(SerError::from(err).at(PathSegment::Key(key_text(k.as_any()))));
+                }
+            }
+            // Any other value: owned references from here, as it may run
+            // Python code. Still the dict's: nothing ran since the lookup.
+            let k = k.to_owned();
+            // SAFETY: as above.
+            let v = unsafe { Bound::from_borrowed_ptr(py, val) };
+            value(e, &v, depth + 1)
+                .map_err(|err| err.at(PathSegment::Key(key_text(k.as_any()))))?;
+            continue;
+        }
+        // SAFETY: live borrowed pointers, turned into owned references before
+        // any other code runs (a callback below may change the dict).
+        let (k, v) = unsafe {
+            (
+                Bound::from_borrowed_ptr(py, key),
+                Bound::from_borrowed_ptr(py, val),
+            )
+        };
         write_key(e, &k).map_err(|err| err.at(PathSegment::Key(key_text(&k))))?;
         value(e, &v, depth + 1).map_err(|err| err.at(PathSegment::Key(key_text(&k))))?;
-    }
-    if items.changed() {
-        return Err(Fault::Changed.into());
     }
     e.byte(b'}');
     Ok(())

@@ -8,6 +8,7 @@ pub mod dict;
 mod list;
 mod number;
 pub mod numpy;
+mod small_int;
 mod string;
 pub mod writer;
 
@@ -215,6 +216,63 @@ pub fn value<E: Emit>(e: &mut E, obj: &Bound<'_, PyAny>, depth: usize) -> Result
     value_other(e, obj, depth)
 }
 
+/// Writes an exact str (compact ASCII), float, small int, bool or None
+/// from its pointer and returns true; false (nothing written) for anything
+/// else. Runs no Python code, takes no reference and cannot fail, except for
+/// a non-finite float (which only makes a Rust error).
+///
+/// # Safety
+/// `obj` must point to a live object and the GIL must be held.
+#[inline(always)]
+pub(crate) unsafe fn plain_scalar<E: Emit>(
+    e: &mut E,
+    obj: *mut pyo3::ffi::PyObject,
+) -> Result<bool, NonFinite> {
+    use pyo3::ffi;
+    // SAFETY: `obj` is live and the GIL held (caller's guarantee); each
+    // layout is read only after an exact type check.
+    unsafe {
+        let ty = ffi::Py_TYPE(obj);
+        if ty == std::ptr::addr_of_mut!(ffi::PyUnicode_Type) {
+            if ffi::PyUnicode_IS_COMPACT_ASCII(obj) == 0 {
+                return Ok(false);
+            }
+            if E::WRITES {
+                let len = ffi::PyUnicode_GET_LENGTH(obj) as usize;
+                let data = ffi::PyUnicode_DATA(obj) as *const u8;
+                e.str(std::slice::from_raw_parts(data, len));
+            }
+            return Ok(true);
+        }
+        if ty == std::ptr::addr_of_mut!(ffi::PyFloat_Type) {
+            e.f64(ffi::PyFloat_AS_DOUBLE(obj))?;
+            return Ok(true);
+        }
+        if ty == std::ptr::addr_of_mut!(ffi::PyLong_Type) {
+            return Ok(match small_int::small_int(obj) {
+                Some(v) => {
+                    e.i64(v);
+                    true
+                }
+                None => false,
+            });
+        }
+        if obj == ffi::Py_True() {
+            e.raw(b"true");
+            return Ok(true);
+        }
+        if obj == ffi::Py_False() {
+            e.raw(b"false");
+            return Ok(true);
+        }
+        if obj == ffi::Py_None() {
+            e.raw(b"null");
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Subclasses of the native types (written as their base, like json does), then numpy.
 #[inline(never)]
 fn value_other<E: Emit>(e: &mut E, obj: &Bound<'_, PyAny>, depth: usize) -> Result<(), SerError> {
@@ -262,6 +320,13 @@ fn string_value<E: Emit>(e: &mut E, s: &Bound<'_, PyString>) -> Result<(), SerEr
 /// An int as json writes it: `int.__repr__`, whatever a subclass's repr says.
 #[inline]
 fn int_value<E: Emit>(e: &mut E, i: &Bound<'_, PyInt>, exact: bool) -> Result<(), SerError> {
+    if exact {
+        // SAFETY: `i` is a live exact int and the GIL is held (a Bound).
+        if let Some(v) = unsafe { small_int::small_int(i.as_ptr()) } {
+            e.i64(v);
+            return Ok(());
+        }
+    }
     // The checker too: past 4300 digits Python refuses to make the text.
     if let Ok(v) = i.extract::<i64>() {
         e.i64(v);

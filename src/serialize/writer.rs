@@ -128,6 +128,21 @@ impl JsonWriter {
             return Ok(PyBytes::new(py, self.bytes()));
         };
         self.store = Store::Vec(Vec::new());
+        if self.cap - self.pos <= self.pos / 8 + 4096 {
+            // Little room left over: the size is set without reallocating.
+            // Shrinking the block made the next batch's (same-size) request
+            // larger than the block malloc last freed, which then took fresh
+            // pages from the OS (a page fault per 4 KiB) on every batch.
+            // SAFETY: `obj` has refcount 1, is ours and unseen; its block has
+            // `cap + 1 > pos` bytes of data, so the NUL CPython keeps after
+            // the data fits; its hash is still unset. A smaller `ob_size` is
+            // what `_PyBytes_Resize` sets too, minus the realloc.
+            unsafe {
+                *self.ptr.add(self.pos) = 0;
+                (*obj.cast::<ffi::PyVarObject>()).ob_size = self.pos as ffi::Py_ssize_t;
+                return Ok(Bound::from_owned_ptr(py, obj).cast_into_unchecked());
+            }
+        }
         // SAFETY: `obj` has refcount 1 and is ours; shrinking it to what was
         // written (pos <= cap) keeps the written bytes and adds the NUL. On
         // failure CPython frees it and sets `obj` to null with an exception.
@@ -340,6 +355,10 @@ static POW10: [u64; 20] = {
     table
 };
 
+/// Bytes a `zmij::Buffer` spans: its one field, an array of `MaybeUninit<u8>`.
+const ZMIJ_BUFFER: usize = std::mem::size_of::<zmij::Buffer>();
+const _: () = assert!(std::mem::align_of::<zmij::Buffer>() == 1 && ZMIJ_BUFFER <= 64);
+
 /// Keys already written, by object identity: rows of a batch share their key
 /// objects, so `"label":` is escaped once and copied after. Each slot holds a
 /// reference to its key, so no other object can take its address meanwhile.
@@ -349,7 +368,8 @@ struct KeyCache {
     misses: usize,
 }
 
-const KEY_SLOTS: usize = 64;
+/// Two candidate slots per key (by address): a handful of keys rarely share both.
+const KEY_SLOTS: usize = 256;
 const KEY_TEXT: usize = 32;
 
 #[derive(Default)]
@@ -360,9 +380,10 @@ struct KeySlot {
 }
 
 impl KeyCache {
-    /// The slot for `key`, once enough keys were written to pay for the table.
+    /// Where `key` is cached (`true`) or may be stored (`false`), once enough
+    /// keys were written to pay for the table.
     #[inline]
-    fn slot(&mut self, key: &Bound<'_, PyString>) -> Option<&mut KeySlot> {
+    fn find(&mut self, key: &Bound<'_, PyString>) -> Option<(usize, bool)> {
         if self.slots.is_none() {
             self.misses += 1;
             if self.misses < 16 {
@@ -370,8 +391,23 @@ impl KeyCache {
             }
             self.slots = Some((0..KEY_SLOTS).map(|_| KeySlot::default()).collect());
         }
-        let index = (key.as_ptr() as usize >> 4) % KEY_SLOTS;
-        self.slots.as_mut().map(|slots| &mut slots[index])
+        let slots = self.slots.as_ref()?;
+        // Fibonacci hashing: the top bits of address * 2^64/phi spread
+        // objects that allocation aligns alike.
+        let hash = (key.as_ptr() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56;
+        let first = hash as usize % KEY_SLOTS;
+        let second = first ^ 1;
+        for i in [first, second] {
+            if slots[i].key.as_ref().is_some_and(|k| k.is(key)) {
+                return Some((i, true));
+            }
+        }
+        let free = if slots[first].key.is_none() || slots[second].key.is_some() {
+            first
+        } else {
+            second
+        };
+        Some((free, false))
     }
 }
 
@@ -412,15 +448,22 @@ impl Emit for JsonWriter {
 
     #[inline]
     fn str_key(&mut self, key: &Bound<'_, PyString>) -> Result<(), super::Fault> {
-        let Some(slot) = self.keys.slot(key) else {
+        let Some((index, hit)) = self.keys.find(key) else {
             self.str(utf8_bytes(key)?);
             self.push(b':');
             return Ok(());
         };
-        if slot.key.as_ref().is_some_and(|k| k.is(key)) {
-            let (text, len) = (slot.text, slot.len as usize);
-            self.put(&text[..len]);
-            return Ok(());
+        if hit {
+            if let Some(slot) = self.keys.slots.as_ref().map(|slots| &slots[index]) {
+                // Copied from the slot itself: a copy to the stack first
+                // stalled the reads that followed on store forwarding.
+                let text = std::ptr::slice_from_raw_parts(slot.text.as_ptr(), slot.len as usize);
+                // SAFETY: `text` points into the boxed slot table, which
+                // `put` does not touch (it only writes the output buffer),
+                // so it stays valid and unchanged during the copy.
+                self.put(unsafe { &*text });
+                return Ok(());
+            }
         }
         let start = self.pos;
         self.str(utf8_bytes(key)?);
@@ -429,8 +472,7 @@ impl Emit for JsonWriter {
         if len <= KEY_TEXT {
             let mut text = [0u8; KEY_TEXT];
             text[..len].copy_from_slice(&self.bytes()[start..]);
-            // Re-borrow: `self.str` needed the whole writer.
-            if let Some(slot) = self.keys.slot(key) {
+            if let Some(slot) = self.keys.slots.as_mut().map(|slots| &mut slots[index]) {
                 slot.text = text;
                 slot.len = len as u8;
                 slot.key = Some(key.clone().unbind());
@@ -441,6 +483,24 @@ impl Emit for JsonWriter {
 
     #[inline]
     fn f64(&mut self, v: f64) -> Result<(), NonFinite> {
+        let magnitude = v.abs();
+        if (1e-4..1e16).contains(&magnitude) || magnitude == 0.0 {
+            // The range where zmij's layout is repr's (see FloatText::format),
+            // formatted straight into the output: copying the text over from
+            // a scratch buffer stalled on store forwarding (zmij's last
+            // stores are narrower than the copy's loads).
+            self.reserve(ZMIJ_BUFFER);
+            let dst = self.tail(ZMIJ_BUFFER).cast::<zmij::Buffer>();
+            // SAFETY: `reserve` made ZMIJ_BUFFER bytes at `dst` writable, and
+            // a `zmij::Buffer` is exactly that many `MaybeUninit<u8>` (its
+            // only field, so at offset 0; checked below), valid whatever the
+            // bytes hold and needing no alignment. No other reference to
+            // those bytes lives meanwhile. zmij writes the text from the
+            // start of the buffer, so its length is what was written.
+            let len = unsafe { (*dst).format_finite(v).len() };
+            self.pos += len;
+            return Ok(());
+        }
         write_f64(self, v, self.allow_nan)
     }
 
