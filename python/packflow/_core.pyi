@@ -264,9 +264,7 @@ def dumps_lines(rows: list[Any] | tuple[Any, ...], *, allow_nan: bool = False) -
     """JSON Lines: :func:`dumps` of each row followed by ``\\n``, in one buffer.
     Errors name the row index and key path (``row 17, key "src.port"``)."""
 
-def check_and_dump_lines(
-    outputs: list[Any], n_inputs: int, *, allow_nan: bool = False
-) -> bytes:
+def check_and_dump_lines(outputs: list[Any], n_inputs: int, *, allow_nan: bool = False) -> bytes:
     """``check_outputs(outputs, n_inputs)`` then ``dumps_lines(outputs,
     allow_nan=allow_nan)`` in one pass over the rows (each row checked by writing
     it). Raises what that sequence raises: the check's
