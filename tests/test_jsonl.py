@@ -556,3 +556,20 @@ def test_deep_input_on_a_small_thread_stack():
         threading.stack_size(old)
     assert results[0] == 1 and results[1].array.tolist() == [[1]]
     assert results[2:] == ["invalid JSON at column 1531: nesting deeper than 255 levels", [[1]]]
+
+
+def test_line_numbers_never_cap_silently():
+    import pytest as _pytest
+
+    from packflow import _core
+
+    data = b'{"a":1}\nx\n{"b":2}\n'
+    top = 2**64 - 1
+    with _pytest.raises(OverflowError):
+        _core.parse_lines(data, top)
+    with _pytest.raises(OverflowError):
+        _core.parse_lines_to_ndarray(data, ["a"], ".", top)
+    near = 2**64 - 1 - len(data)
+    parsed = _core.parse_lines(data, near)
+    assert parsed.line_numbers == [near, near + 2]
+    assert [e[0] for e in parsed.errors] == [near + 1]

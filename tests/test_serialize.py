@@ -630,3 +630,50 @@ def test_non_finite_in_a_plain_dict_or_list_names_its_place():
         dumps({"a": float("nan")})
     with pytest.raises(ValueError, match=r'key "a\[1\]"'):
         dumps({"a": [1, float("inf")]})
+
+
+def test_key_cache_eviction_runs_no_python_during_a_dict_walk():
+    # A str-subclass key whose __del__ mutates the next row: were such a key
+    # held (and then evicted) by the writer's key cache, its __del__ would run
+    # mid-walk and free values the walk still borrows. Run in a subprocess
+    # with large allocations mmapped so a use-after-free faults.
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import json
+        import numpy as np
+        import packflow._core as c
+
+        class K(str):
+            def __del__(self):
+                for k in list(D2):
+                    D2[k] = 0
+
+        warm = {"w%d" % i: 1 for i in range(20)}
+        row1 = {K("subkey"): None}
+        D2 = {"k%05d" % i: ("%05d" % i) * 40000 for i in range(3000)}
+
+        class Sub(np.ndarray):
+            def tolist(self):
+                rows[1] = None
+                return [1]
+
+        rows = [warm, row1, D2]
+        row1[next(iter(row1))] = np.zeros(1).view(Sub)
+        del row1
+        out = c.dumps_lines(rows).splitlines()
+        assert json.loads(out[1]) == {"subkey": [1]}
+        third = json.loads(out[2])
+        assert len(third) == 3000
+        assert all(v == 0 or isinstance(v, str) for v in third.values())
+        print("ok")
+        """
+    )
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.strip() == b"ok"

@@ -103,9 +103,22 @@ fn error_tuple<'py>(
 }
 
 /// Parses a batch of JSON Lines into dicts (one call per batch).
+/// Every line number of `data` counted from `first_line` must fit in a u64, so
+/// none is silently capped.
+fn check_line_numbers(data: &[u8], first_line: u64) -> PyResult<()> {
+    match first_line.checked_add(data.len() as u64) {
+        Some(_) => Ok(()),
+        None => Err(pyo3::exceptions::PyOverflowError::new_err(format!(
+            "first_line {first_line} is too large for {} bytes of lines",
+            data.len()
+        ))),
+    }
+}
+
 #[pyfunction]
 #[pyo3(signature = (data, first_line = 1))]
 pub fn parse_lines(py: Python<'_>, data: &[u8], first_line: u64) -> PyResult<ParsedLines> {
+    check_line_numbers(data, first_line)?;
     let limit = int_limit(py)?;
     let _gc = crate::gc_pause::GcPause::new(py);
     let records = PyList::empty(py);
@@ -274,6 +287,7 @@ pub fn parse_lines_to_ndarray(
     if delimiter.is_empty() {
         return Err(value_error("the nested field delimiter must not be empty"));
     }
+    check_line_numbers(data, first_line)?;
     let plan = Plan::new(&features, delimiter);
     if plan.irregular {
         return Ok(None);

@@ -142,8 +142,10 @@ pub fn write_dict<E: Emit>(
         first = false;
         // Common case without reference counting: a compact ASCII str key
         // and a plain scalar value. The dict holds both, and nothing below
-        // runs Python code (str_key only reads the key and adds a reference
-        // to it for its cache), so the borrowed pointers stay valid.
+        // runs Python code (str_key only reads the key, adds a reference to
+        // it for its cache and may drop an evicted key, which the cache only
+        // holds for exact strs, whose deallocation runs no Python code), so
+        // the borrowed pointers stay valid.
         // SAFETY: `key` and `val` are live (borrowed from the dict just now).
         let fast = unsafe {
             ffi::PyUnicode_CheckExact(key) != 0 && ffi::PyUnicode_IS_COMPACT_ASCII(key) != 0

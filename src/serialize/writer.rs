@@ -469,7 +469,10 @@ impl Emit for JsonWriter {
         self.str(utf8_bytes(key)?);
         self.push(b':');
         let len = self.pos - start;
-        if len <= KEY_TEXT {
+        // Only exact strs are kept: evicting a slot drops its key, and a str
+        // subclass's `__del__` could run Python code in the middle of a dict
+        // walk that holds borrowed entries. Dropping an exact str runs none.
+        if len <= KEY_TEXT && key.is_exact_instance_of::<PyString>() {
             let mut text = [0u8; KEY_TEXT];
             text[..len].copy_from_slice(&self.bytes()[start..]);
             if let Some(slot) = self.keys.slots.as_mut().map(|slots| &mut slots[index]) {
