@@ -142,6 +142,14 @@ pub fn columns_to_records<'py>(columns: &Bound<'py, PyAny>) -> PyResult<Bound<'p
                 type_name(&err.into_inner())
             ))
         })?;
+        // A str subclass could run Python code (its __hash__/__eq__) on every
+        // row's insert, while column buffers are being read: use a plain str
+        // copy of its text so the row loop runs no Python code.
+        let key = if key.is_exact_instance_of::<PyString>() {
+            key
+        } else {
+            PyString::new(py, key.to_str()?)
+        };
         cols.push(column(key, &v, &mut arrays)?);
     }
     if items.changed() {

@@ -283,3 +283,23 @@ def column_dicts(draw):
 @given(column_dicts())
 def test_matches_plain_python(cols):
     assert same(columns_to_records(cols), plain_columns_to_records(cols))
+
+
+def test_str_subclass_names_become_plain_str_and_run_no_code_per_row():
+    import numpy as np
+
+    from packflow.utils import columns_to_records
+
+    calls = []
+
+    class Name(str):
+        def __hash__(self):
+            calls.append(1)
+            return str.__hash__(self)
+
+    columns = {Name("a"): np.arange(3), "b": [1, 2, 3]}
+    calls.clear()  # building the dict above hashed the name once
+    rows = columns_to_records(columns)
+    assert rows == [{"a": 0, "b": 1}, {"a": 1, "b": 2}, {"a": 2, "b": 3}]
+    assert all(type(k) is str for row in rows for k in row)
+    assert calls == []
