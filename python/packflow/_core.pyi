@@ -299,5 +299,6 @@ def columns_to_records(columns: dict[str, Any]) -> list[dict[str, Any]]:
     buffer), a 2-D one (each row a list), or a 1-D/2-D object array (items as
     they are). Keys keep the dict's order and are the same key objects in every
     row (a str subclass name is replaced by a plain str copy). An empty dict
-    gives ``[]``. Raises TypeError for a non-dict, a non-str name or another column type (naming the column), ValueError naming the first
-    column whose length differs from the first column's."""
+    gives ``[]``. Raises TypeError for a non-dict, a non-str name or another
+    column type (naming the column), ValueError naming the first column whose
+    length differs from the first column's."""

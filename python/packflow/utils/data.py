@@ -69,8 +69,9 @@ def columns_to_records(columns: dict[str, Any]) -> list[dict[str, Any]]:
     from the buffer), 2-D gives one list per row, object arrays give their items.
     Every row has the keys in ``columns``' order (the same key objects; a str
     subclass name becomes a plain str). All columns must have the same length
-    (``ValueError`` naming the first column that differs); a non-dict, a non-str name or any other column type (sets,
-    generators, scalars, 0-D or 3-D arrays, string arrays) is a ``TypeError``.
+    (``ValueError`` naming the first column that differs); a non-dict, a non-str
+    name or any other column type (sets, generators, scalars, 0-D or 3-D arrays,
+    string arrays) is a ``TypeError``.
     An empty dict gives ``[]``. The columns are not modified.
 
     >>> columns_to_records({"label": ["a", "b"], "score": np.array([0.5, 0.25])})
