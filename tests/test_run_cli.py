@@ -185,7 +185,7 @@ def test_help_describes_the_command():
     assert b"JSON Lines" in proc.stdout
 
 
-def test_environment_has_no_stray_handlers():
+def test_import_packflow_loads_no_optional_library():
     env = dict(os.environ)
     proc = subprocess.run(
         [

@@ -100,7 +100,7 @@ class StreamRunner:
         self.summary = RunSummary()
         self._started = time.perf_counter()
         pre = getattr(backend, "_preprocessor", None)
-        self._numpy_plan = None
+        self._numpy_direct = False
         if (
             backend.config.input_format == InputFormats.NUMPY
             and isinstance(pre, NumpyPreprocessor)
@@ -108,7 +108,7 @@ class StreamRunner:
         ):
             self._features = list(pre.features)
             self._delimiter = backend.config.nested_field_delimiter
-            self._numpy_plan = pre._plan
+            self._numpy_direct = True
 
     # -- one batch -------------------------------------------------------------
 
@@ -117,7 +117,7 @@ class StreamRunner:
         pipeline = self.backend._pipeline
         start = _core.monotonic_ns()
         parsed = None
-        if self._numpy_plan is not None:
+        if self._numpy_direct:
             parsed = _core.parse_lines_to_ndarray(data, self._features, self._delimiter, first_line)
         prepared = parsed is not None
         if parsed is None:

@@ -74,18 +74,26 @@ def read_batches(
     are handed on once the oldest of them has waited ``max_wait_ms``."""
     pending = b""
     line = 1
+    wait = max_wait_ms / 1000
     deadline: Optional[float] = None
     eof = False
     fd = stream.fileno() if live else -1
+
+    def take(need: int) -> Optional[tuple[bytes, int]]:
+        """Cut up to ``batch_size`` complete lines off ``pending`` if at least
+        ``need`` are there; the oldest remaining line's wait starts afresh."""
+        nonlocal pending, line, deadline
+        end, n = _core.line_batch_end(pending, batch_size)
+        if n < need:
+            return None
+        batch, first = pending[:end], line
+        pending, line = pending[end:], line + n
+        deadline = time.monotonic() + wait if pending else None
+        return batch, first
+
     while True:
-        while True:
-            end, n = _core.line_batch_end(pending, batch_size)
-            if n < batch_size:
-                break
-            yield pending[:end], line
-            line += n
-            pending = pending[end:]
-            deadline = time.monotonic() + max_wait_ms / 1000 if pending else None
+        while (full := take(batch_size)) is not None:
+            yield full
         if eof:
             if pending:
                 yield pending, line
@@ -93,17 +101,13 @@ def read_batches(
         if should_stop():
             return
         if live:
-            now = time.monotonic()
-            timeout = 0.1 if deadline is None else max(0.0, min(0.1, deadline - now))
+            timeout = 0.1 if deadline is None else max(0.0, min(0.1, deadline - time.monotonic()))
             ready, _, _ = select.select([fd], [], [], timeout)
             if not ready:
                 if deadline is not None and time.monotonic() >= deadline:
-                    end, n = _core.line_batch_end(pending, batch_size)
-                    if n:
-                        yield pending[:end], line
-                        line += n
-                        pending = pending[end:]
-                    deadline = time.monotonic() + max_wait_ms / 1000 if pending else None
+                    waited = take(1)
+                    if waited is not None:
+                        yield waited
                 continue
             chunk = os.read(fd, CHUNK)
         else:
@@ -112,7 +116,7 @@ def read_batches(
             eof = True
             continue
         if deadline is None:
-            deadline = time.monotonic() + max_wait_ms / 1000
+            deadline = time.monotonic() + wait
         pending = pending + chunk if pending else chunk
 
 
