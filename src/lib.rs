@@ -3,6 +3,7 @@
 
 use pyo3::prelude::*;
 
+mod batch_cut;
 mod columns;
 mod dict_slot;
 mod errors;
@@ -10,7 +11,6 @@ mod flatten;
 mod gc_pause;
 mod histogram;
 mod jsonl;
-mod line_batches;
 mod lookup;
 mod ndarray;
 mod normalize;
@@ -24,8 +24,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("MAX_DEPTH", errors::MAX_DEPTH)?;
     m.add_class::<pipeline::Pipeline>()?;
     m.add_function(wrap_pyfunction!(pipeline::monotonic_ns, m)?)?;
-    m.add_function(wrap_pyfunction!(line_batches::line_batch_end, m)?)?;
-    m.add_function(wrap_pyfunction!(line_batches::join_lines, m)?)?;
+    m.add_function(wrap_pyfunction!(batch_cut::line_batch_end, m)?)?;
+    m.add_function(wrap_pyfunction!(batch_cut::join_lines, m)?)?;
     m.add_function(wrap_pyfunction!(ndarray::records_to_ndarray, m)?)?;
     m.add_class::<ndarray::NumpyPlan>()?;
     m.add_function(wrap_pyfunction!(flatten::flatten_dict, m)?)?;

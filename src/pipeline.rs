@@ -6,6 +6,7 @@
 use std::sync::Mutex;
 use std::time::Instant;
 
+use pyo3::exceptions::PyException;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
@@ -87,6 +88,10 @@ fn wrap_step_error(py: Python<'_>, step: &str, cause: PyErr) -> PyErr {
         format!("{step}() failed with the following error: {text}"),
     );
     err.set_cause(py, Some(cause));
+    // The failed step as data, so callers (the batch engine's error rows) never
+    // parse it out of the message. Setting an attribute on a fresh exception
+    // instance cannot fail short of MemoryError; then the step is just absent.
+    let _ = err.value(py).setattr(intern!(py, "step"), step);
     err
 }
 
@@ -126,6 +131,11 @@ impl Pipeline {
                 }
                 Err(e) => {
                     self.record(batch_size, &times);
+                    // Only an `Exception` is a step failure; KeyboardInterrupt,
+                    // SystemExit and other BaseExceptions go through untouched.
+                    if !e.is_instance_of::<PyException>(py) {
+                        return Err(e);
+                    }
                     return Err(wrap_step_error(py, step, e));
                 }
             }

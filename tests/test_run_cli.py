@@ -199,3 +199,32 @@ def test_import_packflow_loads_no_optional_library():
         timeout=60,
     )
     assert proc.stdout.strip() == b"False False False False"
+
+
+def test_runs_an_exported_archive_and_refuses_a_tampered_one(tmp_path):
+    import zipfile
+
+    archive = tmp_path / "dist"
+    proc = subprocess.run(
+        PACKFLOW + ["export", str(EXAMPLE), "-o", str(archive)], capture_output=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    (zip_path,) = archive.glob("*.zip")
+    src = write_lines(tmp_path / "in.jsonl", sample_lines(200))
+    from_dir = run_cli([EXAMPLE, "-i", src])
+    from_zip = run_cli([zip_path, "-i", src])
+    assert from_zip.returncode == 0, from_zip.stderr.decode()
+    assert from_zip.stdout == from_dir.stdout and len(from_zip.stdout.splitlines()) == 200
+
+    # A changed file that the manifest does not match: refused before any import.
+    tampered = tmp_path / "tampered.zip"
+    with zipfile.ZipFile(zip_path) as zin, zipfile.ZipFile(tampered, "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename.endswith(".py"):
+                data += b"\nraise SystemExit('imported a tampered file')\n"
+            zout.writestr(info, data)
+    proc = run_cli([tampered, "-i", src])
+    assert proc.returncode == 1
+    assert b"imported a tampered file" not in proc.stderr
+    assert b"could not load the backend" in proc.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from packflow.backend import BackendConfig, InferenceBackend
+from packflow.engine import BatchEngine, BatchResult, ErrorRow, LineReader
 from packflow.runner import RunSummary, run_stream
 
 __version__ = "0.5.0"
@@ -18,7 +19,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BackendConfig",
+    "BatchEngine",
+    "BatchResult",
+    "ErrorRow",
     "InferenceBackend",
+    "LineReader",
     "PackflowProject",
     "RunSummary",
     "__version__",

@@ -6,7 +6,13 @@ class InferenceBackendInitializationError(Exception):
 
 
 class InferenceBackendRuntimeError(Exception):
-    """A step of a backend call failed, or the call's input or output had the wrong type."""
+    """A step of a backend call failed, or the call's input or output had the wrong type.
+
+    ``step`` names the step that failed (``"preprocess"``, ``"transform_inputs"``,
+    ``"execute"``, ``"transform_outputs"``) when a step raised, else ``None``.
+    """
+
+    step: str | None = None
 
 
 class InferenceBackendValidationError(Exception):

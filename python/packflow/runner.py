@@ -1,28 +1,25 @@
 """Run a stream of JSON Lines through a backend in micro-batches.
 
-Parsing, the numpy fast path, output checks and JSON Lines writing are single
-calls into ``packflow._core`` per batch; Python only moves batches around. Every
-input line ends up in exactly one place: the output (one line per good input
-line, in input order) or the errors sink (a JSON line naming the line number,
-the raw line, the step and the error).
+Each batch goes through :class:`packflow.engine.BatchEngine` (one Rust parse, one
+backend call, one Rust check-and-write); this module moves its results to the
+sinks and keeps the run's summary. Every input line ends up in exactly one
+place: the output (one line per good input line, in input order) or the errors
+sink (a JSON line naming the line number, the raw line, the step and the error).
 """
 
 from __future__ import annotations
 
 import itertools
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, BinaryIO, Optional
 
 from packflow import _core
-from packflow.backend.configuration import InputFormats
-from packflow.backend.preprocessors import NumpyPreprocessor
+from packflow.engine import BatchEngine, BatchResult, ErrorRow
+from packflow.engine.batch import errors_to_jsonl
 
 __all__ = ["RunSummary", "StreamRunner", "run_stream"]
-
-_STEP_RE = re.compile(r"^(\w+)\(\) failed")
 
 
 @dataclass
@@ -58,31 +55,11 @@ class RunSummary:
         return "\n".join(lines)
 
 
-def _step_of(exc: BaseException) -> str:
-    match = _STEP_RE.match(str(exc))
-    if match:
-        return match.group(1)
-    name = type(exc).__name__
-    if name == "InferenceBackendValidationError":
-        return "validate"
-    if isinstance(exc, (TypeError, ValueError)):
-        return "serialize"
-    return "run"
-
-
-def _error_message(exc: BaseException) -> str:
-    text = str(exc)
-    cause = exc.__cause__
-    if cause is not None and str(cause) and str(cause) not in text:
-        text = f"{text} ({type(cause).__name__}: {cause})"
-    return text
-
-
 class StreamRunner:
-    """Feeds batches of JSON Lines bytes to a backend and writes the results.
-
-    ``sink`` and ``errors`` take bytes (``write``); ``errors=None`` drops error
-    rows after counting them.
+    """Feeds batches of JSON Lines bytes to a :class:`BatchEngine` and writes
+    the results: outputs to ``sink``, error rows to ``errors`` (``None`` drops
+    them after counting). Rows count as written only once their bytes were
+    written without error.
     """
 
     def __init__(
@@ -92,97 +69,46 @@ class StreamRunner:
         errors: Optional[BinaryIO] = None,
         *,
         flush_each_batch: bool = True,
+        engine: Optional[BatchEngine] = None,
     ):
         self.backend = backend
+        self.engine = engine if engine is not None else BatchEngine(backend)
         self.sink = sink
         self.errors_sink = errors
         self.flush_each_batch = flush_each_batch
         self.summary = RunSummary()
         self._started = time.perf_counter()
-        pre = getattr(backend, "_preprocessor", None)
-        self._numpy_direct = False
-        if (
-            backend.config.input_format == InputFormats.NUMPY
-            and isinstance(pre, NumpyPreprocessor)
-            and pre._fast_call() is pre._plan
-        ):
-            self._features = list(pre.features)
-            self._delimiter = backend.config.nested_field_delimiter
-            self._numpy_direct = True
 
-    # -- one batch -------------------------------------------------------------
+    def process(self, data: bytes, first_line: int) -> BatchResult:
+        """Run one buffer of complete lines (numbered from ``first_line``)."""
+        result = self.engine.process(data, first_line)
+        self.write(result)
+        return result
 
-    def process(self, data: bytes, first_line: int) -> None:
-        """Run one buffer of complete lines (line numbers from ``first_line``)."""
-        pipeline = self.backend._pipeline
-        start = _core.monotonic_ns()
-        parsed = None
-        if self._numpy_direct:
-            parsed = _core.parse_lines_to_ndarray(data, self._features, self._delimiter, first_line)
-        prepared = parsed is not None
-        if parsed is None:
-            parsed = _core.parse_lines(data, first_line)
-        parse_ns = _core.monotonic_ns() - start
-
-        self.summary.read += parsed.lines
-        self.summary.batches += 1
-        if parsed.errors:
-            self._write_errors([(ln, raw, "parse", msg) for ln, raw, msg in parsed.errors])
-        line_numbers = parsed.line_numbers
-        n = len(line_numbers)
-        if n:
-            try:
-                if prepared:
-                    out = pipeline.run_prepared(self.backend, parsed.array, n, parse_ns)
-                else:
-                    out = pipeline.run(self.backend, parsed.records)
-                payload = _core.check_and_dump_lines(out, n)
-            except Exception:
-                payload = self._retry_rows(data, first_line, line_numbers, prepared, parsed)
-            else:
-                self.summary.written += n
-            if payload:
-                self.sink.write(payload)
+    def write(self, result: BatchResult) -> None:
+        """Write one batch's outputs and error rows, then count them."""
+        if result.errors:
+            self._write_errors(result.errors)
+        if result.output:
+            self.sink.write(result.output)
         if self.flush_each_batch:
             self.sink.flush()
-            if self.errors_sink is not None:
+        self.summary.read += result.written
+        self.summary.written += result.written
+        self.summary.batches += 1
+
+    def reject(self, row: ErrorRow) -> None:
+        """Record a line that never reached the engine (e.g. over the reader's
+        length limit)."""
+        self._write_errors([row])
+
+    def _write_errors(self, rows: list[ErrorRow]) -> None:
+        if self.errors_sink is not None:
+            self.errors_sink.write(errors_to_jsonl(rows))
+            if self.flush_each_batch:
                 self.errors_sink.flush()
-
-    def _retry_rows(
-        self, data: bytes, first_line: int, line_numbers: list[int], prepared: bool, parsed: Any
-    ) -> bytes:
-        """A batch failed: run its rows one at a time so only the failing rows
-        go to the errors sink. Only this rare path loops over rows in Python."""
-        records = _core.parse_lines(data, first_line).records if prepared else parsed.records
-        raw_lines = data.split(b"\n")
-        good: list[bytes] = []
-        bad: list[tuple[int, bytes, str, str]] = []
-        for line_no, record in zip(line_numbers, records):
-            try:
-                out = self.backend._pipeline.run(self.backend, [record])
-                good.append(_core.check_and_dump_lines(out, 1))
-            except Exception as exc:  # noqa: BLE001 - recorded in the errors sink
-                raw = raw_lines[line_no - first_line].rstrip(b"\r")
-                bad.append((line_no, raw, _step_of(exc), _error_message(exc)))
-        self.summary.written += len(good)
-        if bad:
-            self._write_errors(bad)
-        return b"".join(good)
-
-    def _write_errors(self, rows: list[tuple[int, bytes, str, str]]) -> None:
+        self.summary.read += len(rows)
         self.summary.errors += len(rows)
-        if self.errors_sink is None:
-            return
-        entries = [
-            {
-                "line": line_no,
-                "raw": raw.decode("utf-8", errors="backslashreplace"),
-                "step": step,
-                "error": message,
-            }
-            for line_no, raw, step, message in rows
-        ]
-        self.errors_sink.write(_core.dumps_lines(entries))
 
     def finish(self, interrupted_by: Optional[str] = None, flush: bool = True) -> RunSummary:
         """Flush the sinks (unless ``flush`` is false, for a sink that has gone

@@ -41,6 +41,27 @@ class InferenceBackend(ABC):
         """Run the pipeline on one record (returns one output) or a list of records."""
         return self._pipeline.run(self, inputs)
 
+    def parse_json_lines(self, data: bytes, first_line: int = 1) -> Any:
+        """Parse a buffer of JSON Lines for this backend (lines numbered from
+        ``first_line``): a :class:`packflow.jsonl.ParsedArray` when the
+        preprocessor builds its output straight from the text (the numpy
+        preprocessor, one feature array with no dict per line), else a
+        :class:`packflow.jsonl.ParsedLines` of records. Either way ``errors``
+        holds the lines that are not JSON objects. Used by
+        :class:`packflow.engine.BatchEngine`; pass the result to :meth:`run_parsed`.
+        """
+        parsed = self._preprocessor.from_json_lines(data, first_line)
+        return parsed if parsed is not None else _core.parse_lines(data, first_line)
+
+    def run_parsed(self, parsed: Any, parse_ns: int = 0) -> Any:
+        """Run the good lines of :meth:`parse_json_lines`'s result through the
+        steps and return the outputs (a list). For a ``ParsedArray`` parsing was
+        the preprocessing, so ``parse_ns`` is recorded as the preprocess time."""
+        if isinstance(parsed, _core.ParsedArray):
+            rows = len(parsed.line_numbers)
+            return self._pipeline.run_prepared(self, parsed.array, rows, parse_ns)
+        return self._pipeline.run(self, parsed.records)
+
     def _initialize(self) -> None:
         start = time.perf_counter()
         try:

@@ -52,6 +52,14 @@ class Preprocessor(ABC):
         ``self`` when a subclass changed ``process`` or ``__call__``."""
         return self
 
+    def from_json_lines(self, data: bytes, first_line: int = 1) -> Any:
+        """This preprocessor's output for a buffer of JSON Lines built straight
+        from the text, as a :class:`packflow.jsonl.ParsedArray` (with its bad
+        lines), or ``None`` when it cannot (then the lines are parsed into dicts
+        and the preprocessor is called on them). Only the stock numpy
+        preprocessor can."""
+        return None
+
     @abstractmethod
     def resolve(self) -> None:
         """Check the config for what the pydantic model cannot express."""
@@ -125,6 +133,15 @@ class NumpyPreprocessor(Preprocessor):
 
     def process(self, raw_inputs: list[dict]) -> Any:
         return self._plan(raw_inputs)
+
+    def from_json_lines(self, data: bytes, first_line: int = 1) -> Any:
+        # Only when nothing in a subclass changed how records become the array;
+        # None also when a batch's feature cells are not all numbers or bools.
+        if not _unchanged(self, NumpyPreprocessor, "process", "__call__", "from_json_lines"):
+            return None
+        return _core.parse_lines_to_ndarray(
+            data, self.features, self.config.nested_field_delimiter, first_line
+        )
 
     def _fast_call(self) -> Any:
         if _unchanged(self, NumpyPreprocessor, "process", "__call__"):

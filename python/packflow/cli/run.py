@@ -6,21 +6,18 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import select
 import signal
 import stat
 import sys
 import time
-from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from typing import Any, BinaryIO, Optional
 
 import click
 
-from packflow import _core
+from packflow.engine import LineReader
 from packflow.runner import RunSummary, StreamRunner
 
-CHUNK = 1 << 20
 _EXIT_FOR_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
@@ -62,64 +59,6 @@ def _open_output(path: str, stack: ExitStack) -> BinaryIO:
     return stack.enter_context(open(path, "wb"))
 
 
-def read_batches(
-    stream: BinaryIO,
-    live: bool,
-    batch_size: int,
-    max_wait_ms: float,
-    should_stop: Callable[[], bool],
-) -> Iterator[tuple[bytes, int]]:
-    """Buffers of complete lines (at most ``batch_size`` lines each) with the line
-    number of their first line. On a live stream, the lines that have arrived
-    are handed on once the oldest of them has waited ``max_wait_ms``."""
-    pending = b""
-    line = 1
-    wait = max_wait_ms / 1000
-    deadline: Optional[float] = None
-    eof = False
-    fd = stream.fileno() if live else -1
-
-    def take(need: int) -> Optional[tuple[bytes, int]]:
-        """Cut up to ``batch_size`` complete lines off ``pending`` if at least
-        ``need`` are there; the oldest remaining line's wait starts afresh."""
-        nonlocal pending, line, deadline
-        end, n = _core.line_batch_end(pending, batch_size)
-        if n < need:
-            return None
-        batch, first = pending[:end], line
-        pending, line = pending[end:], line + n
-        deadline = time.monotonic() + wait if pending else None
-        return batch, first
-
-    while True:
-        while (full := take(batch_size)) is not None:
-            yield full
-        if eof:
-            if pending:
-                yield pending, line
-            return
-        if should_stop():
-            return
-        if live:
-            timeout = 0.1 if deadline is None else max(0.0, min(0.1, deadline - time.monotonic()))
-            ready, _, _ = select.select([fd], [], [], timeout)
-            if not ready:
-                if deadline is not None and time.monotonic() >= deadline:
-                    waited = take(1)
-                    if waited is not None:
-                        yield waited
-                continue
-            chunk = os.read(fd, CHUNK)
-        else:
-            chunk = stream.read(CHUNK)
-        if not chunk:
-            eof = True
-            continue
-        if deadline is None:
-            deadline = time.monotonic() + wait
-        pending = pending + chunk if pending else chunk
-
-
 class _Progress:
     """A one-line progress display on a terminal, at most twice a second."""
 
@@ -149,11 +88,11 @@ class _Progress:
 def _load_backend(project: str, config: dict[str, Any]) -> Any:
     from packflow.loaders import InferenceBackendLoader
 
-    return InferenceBackendLoader.from_project(project, **config)
+    return InferenceBackendLoader.from_path(project, **config)
 
 
 @click.command("run")
-@click.argument("project", default=".", type=click.Path(exists=True, file_okay=False))
+@click.argument("project", default=".", type=click.Path(exists=True))
 @click.option(
     "-i",
     "--input",
@@ -212,6 +151,9 @@ def run_command(
 ) -> None:
     """Stream JSON Lines through the backend of the project at PROJECT.
 
+    PROJECT is a project directory or an archive made by `packflow export`
+    (checked against its packflow.lock before any of its code runs).
+
     Each input line gives one output line, in order; lines that are not JSON
     objects, and rows whose processing fails, go to --errors instead. A summary
     (rows, errors, rows/s, per-step p50/p99) is printed on stderr at the end.
@@ -237,10 +179,18 @@ def run_command(
         errors_sink = stack.enter_context(open(errors_path, "wb")) if errors_path else None
         runner = StreamRunner(backend, sink, errors_sink)
         try:
-            for data, first_line in read_batches(
-                stream, live, batch_size, max_wait_ms, lambda: "signal" in received
-            ):
-                runner.process(data, first_line)
+            reader = LineReader(
+                stream,
+                batch_size=batch_size,
+                live=live,
+                max_wait_ms=max_wait_ms,
+                should_stop=lambda: "signal" in received,
+            )
+            for batch in reader:
+                if batch.rejected is not None:
+                    runner.reject(batch.rejected)
+                else:
+                    runner.process(batch.data, batch.first_line)
                 progress(runner.summary)
                 if "signal" in received:
                     break

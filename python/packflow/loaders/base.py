@@ -89,6 +89,15 @@ class InferenceBackendLoader(ABC):
         return loader.load(**{**config.backend_config, **backend_kwargs})
 
     @classmethod
+    def from_path(cls, path: Union[str, Path], **backend_kwargs: Any):
+        """Load a project given as a directory (:meth:`from_project`) or as an
+        archive from ``packflow export`` (:meth:`from_archive`: checked against
+        its ``packflow.lock`` before any of its code is imported)."""
+        if Path(path).is_file():
+            return cls.from_archive(path, **backend_kwargs)
+        return cls.from_project(path, **backend_kwargs)
+
+    @classmethod
     def from_archive(
         cls,
         archive_path: Union[str, Path],

@@ -1,8 +1,10 @@
-//! Cutting a byte buffer of JSON Lines into batches: where the n-th complete
-//! line ends, found with a word-at-a-time newline search (no per-line objects).
+//! Cutting a growing stream buffer into batches: where the n-th complete line
+//! ends (a memchr newline search, no per-line objects), and joining single-line
+//! messages into one buffer. The reader in `packflow.engine.reader` drives it;
+//! splitting a batch into lines for parsing is `jsonl/lines.rs`.
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList};
+use pyo3::types::{PyByteArray, PyBytes, PyList};
 
 /// Offset just past the `max_lines`-th newline at or after `start`, and how many
 /// complete lines lie between; `(start, 0)` when none is complete.
@@ -24,11 +26,29 @@ pub fn complete_lines(buf: &[u8], start: usize, max_lines: usize) -> (usize, usi
 }
 
 /// `(end, count)`: the offset just past the `max_lines`-th complete line of
-/// `data` counted from `start`, and the number of complete lines before it.
+/// `data` (bytes or bytearray) counted from `start`, and the number of complete
+/// lines before it.
 #[pyfunction]
 #[pyo3(signature = (data, max_lines, start=0))]
-pub fn line_batch_end(data: &Bound<'_, PyBytes>, max_lines: usize, start: usize) -> (usize, usize) {
-    complete_lines(data.as_bytes(), start, max_lines)
+pub fn line_batch_end(
+    data: &Bound<'_, PyAny>,
+    max_lines: usize,
+    start: usize,
+) -> PyResult<(usize, usize)> {
+    if let Ok(b) = data.cast::<PyBytes>() {
+        return Ok(complete_lines(b.as_bytes(), start, max_lines));
+    }
+    if let Ok(b) = data.cast::<PyByteArray>() {
+        // SAFETY: the slice lives only for this call, which runs no Python code
+        // (no callback can resize or free the bytearray's buffer) and holds the
+        // GIL (no other thread can either); the module is not built for the
+        // free-threaded interpreter.
+        return Ok(complete_lines(unsafe { b.as_bytes() }, start, max_lines));
+    }
+    Err(crate::errors::type_error(format!(
+        "data must be bytes or bytearray, got {}",
+        crate::errors::type_name(data)
+    )))
 }
 
 /// Join single-line messages into one buffer of JSON Lines, adding the newline

@@ -1,0 +1,206 @@
+"""``BatchEngine``: raw JSON Lines bytes in, output JSON Lines bytes and error
+rows out, through one backend on its fastest path.
+
+Per batch: one Rust parse (straight into the feature array when the backend's
+preprocessor can build it from the text, else into dicts), one backend call
+(preprocess -> transform_inputs -> execute -> transform_outputs), and one Rust
+pass that checks the outputs and writes them as JSON Lines. When the backend
+call or the output check fails, the batch's rows are run again one at a time so
+that only the rows that fail become error rows; the rest are written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from packflow import _core
+from packflow.exceptions import InferenceBackendValidationError
+
+__all__ = ["BatchEngine", "BatchResult", "ErrorRow"]
+
+
+class ErrorRow(NamedTuple):
+    """One input line that produced no output.
+
+    ``step`` is where it failed: ``read`` (the line was longer than the reader's
+    limit), ``parse`` (not UTF-8, not JSON, not an object), a backend step
+    (``preprocess``, ``transform_inputs``, ``execute``, ``transform_outputs``),
+    ``run`` (the backend call failed outside a step, e.g. its output was not a
+    list), ``validate`` (wrong output count, a row not a dict, an unserializable
+    value) or ``serialize`` (a value JSON cannot hold, such as NaN).
+    """
+
+    line: int
+    raw: bytes
+    step: str
+    error: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row as written to an errors file: ``raw`` decoded as UTF-8 (bytes
+        that are not UTF-8 as backslash escapes)."""
+        return {
+            "line": self.line,
+            "raw": self.raw.decode("utf-8", errors="backslashreplace"),
+            "step": self.step,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What one batch gave.
+
+    ``output`` holds one JSON line per good input line, in input order, and
+    ``line_numbers`` the input line number of each of those output lines.
+    ``read`` counts the batch's non-blank lines; ``read == written +
+    len(errors)`` always holds.
+    """
+
+    output: bytes
+    errors: list[ErrorRow]
+    read: int
+    written: int
+    line_numbers: list[int] = field(default_factory=list)
+
+    def errors_jsonl(self) -> bytes:
+        """The error rows as JSON Lines (``{"line", "raw", "step", "error"}``)."""
+        return errors_to_jsonl(self.errors)
+
+
+def errors_to_jsonl(rows: list[ErrorRow]) -> bytes:
+    """Error rows as JSON Lines, in the errors-file format."""
+    if not rows:
+        return b""
+    return _core.dumps_lines([row.to_dict() for row in rows])
+
+
+def _step_of(exc: BaseException, default: str) -> str:
+    step = getattr(exc, "step", None)
+    return step if isinstance(step, str) else default
+
+
+def _message(exc: BaseException) -> str:
+    """The exception's text, with its cause's when the text does not hold it."""
+    text = str(exc)
+    cause = exc.__cause__
+    if cause is not None and str(cause) and str(cause) not in text:
+        text = f"{text} ({type(cause).__name__}: {cause})"
+    return text
+
+
+class BatchEngine:
+    """Runs batches of raw JSON Lines through one backend.
+
+    ``backend`` is a constructed :class:`~packflow.InferenceBackend`. The engine
+    holds no other state, so one engine (like its backend) serves one caller at
+    a time; run one engine per thread or process for parallelism.
+
+    ``allow_nan``: write NaN and infinities as ``NaN``/``Infinity`` (not JSON)
+    instead of rejecting the row.
+    """
+
+    def __init__(self, backend: Any, *, allow_nan: bool = False):
+        self.backend = backend
+        self.allow_nan = allow_nan
+
+    def __repr__(self) -> str:
+        return f"BatchEngine({type(self.backend).__name__})"
+
+    def process(self, data: bytes, first_line: int = 1) -> BatchResult:
+        """Run one buffer of JSON Lines; its lines are numbered from ``first_line``.
+
+        A last line without a newline counts; blank lines are skipped but keep
+        their number. Raises only what is not a row's fault: a ``TypeError`` for
+        ``data`` that is not bytes, and ``BaseException``s (``KeyboardInterrupt``,
+        ``SystemExit``) from the backend's hooks, which are never caught.
+        """
+        backend = self.backend
+        start = _core.monotonic_ns()
+        parsed = backend.parse_json_lines(data, first_line)
+        parse_ns = _core.monotonic_ns() - start
+        errors = [ErrorRow(line, raw, "parse", msg) for line, raw, msg in parsed.errors]
+        line_numbers = parsed.line_numbers
+        n = len(line_numbers)
+        if not n:
+            return BatchResult(b"", errors, parsed.lines, 0, [])
+        try:
+            outputs = backend.run_parsed(parsed, parse_ns)
+            payload = _core.check_and_dump_lines(outputs, n, allow_nan=self.allow_nan)
+        except Exception:
+            # Rare path: fresh records (a hook may have changed the ones it got).
+            records = _core.parse_lines(data, first_line).records
+            raw_lines = data.split(b"\n")
+
+            def raw_of(line: int) -> bytes:
+                return raw_lines[line - first_line].rstrip(b"\r")
+
+            return self._retry(records, line_numbers, raw_of, errors, parsed.lines)
+        return BatchResult(payload, errors, parsed.lines, n, line_numbers)
+
+    def process_records(self, records: list[dict], first_line: int = 1) -> BatchResult:
+        """Run records that are already dicts (a JSON array body, a dataset of
+        rows); record ``i`` is line ``first_line + i``. An error row's ``raw`` is
+        the record as JSON."""
+        if not isinstance(records, list):
+            raise TypeError(f"records must be a list of dicts, got {type(records).__name__}")
+        n = len(records)
+        line_numbers = list(range(first_line, first_line + n))
+        if not n:
+            return BatchResult(b"", [], 0, 0, [])
+        try:
+            outputs = self.backend(records)
+            payload = _core.check_and_dump_lines(outputs, n, allow_nan=self.allow_nan)
+        except Exception:
+
+            def raw_of(line: int) -> bytes:
+                record = records[line - first_line]
+                try:
+                    return _core.dumps(record, allow_nan=True)
+                except Exception:  # noqa: BLE001 - only for the error row's text
+                    return repr(record).encode("utf-8", errors="backslashreplace")
+
+            return self._retry(records, line_numbers, raw_of, [], n)
+        return BatchResult(payload, [], n, n, line_numbers)
+
+    @staticmethod
+    def fail_batch(data: bytes, first_line: int, step: str, error: str) -> BatchResult:
+        """Every non-blank line of ``data`` as an error row with ``step`` and
+        ``error``: for a batch that never finished (it timed out, or the process
+        running it died), so its rows are dead-lettered rather than lost."""
+        errors = [
+            ErrorRow(first_line + i, raw.rstrip(b"\r"), step, error)
+            for i, raw in enumerate(data.split(b"\n"))
+            if raw.strip(b" \t\r")
+        ]
+        return BatchResult(b"", errors, len(errors), 0, [])
+
+    def _retry(
+        self,
+        records: list[Any],
+        line_numbers: list[int],
+        raw_of: Any,
+        errors: list[ErrorRow],
+        read: int,
+    ) -> BatchResult:
+        """A batch failed: run its rows one at a time so only the failing rows
+        become error rows. Only this rare path loops over rows in Python."""
+        backend = self.backend
+        good: list[bytes] = []
+        good_lines: list[int] = []
+        for line, record in zip(line_numbers, records):
+            try:
+                outputs = backend([record])
+            except Exception as exc:  # noqa: BLE001 - becomes the row's error
+                errors.append(ErrorRow(line, raw_of(line), _step_of(exc, "run"), _message(exc)))
+                continue
+            try:
+                good.append(_core.check_and_dump_lines(outputs, 1, allow_nan=self.allow_nan))
+            except InferenceBackendValidationError as exc:
+                errors.append(ErrorRow(line, raw_of(line), "validate", _message(exc)))
+                continue
+            except Exception as exc:  # noqa: BLE001 - becomes the row's error
+                errors.append(ErrorRow(line, raw_of(line), "serialize", _message(exc)))
+                continue
+            good_lines.append(line)
+        return BatchResult(b"".join(good), errors, read, len(good), good_lines)

@@ -1,0 +1,258 @@
+"""BatchEngine: outputs and error rows per batch, the step as data, the numpy
+fast path equal to the records path, BaseException not swallowed."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from packflow import InferenceBackend
+from packflow.engine import BatchEngine, BatchResult, ErrorRow
+from packflow.exceptions import InferenceBackendRuntimeError
+
+
+class Doubler(InferenceBackend):
+    def execute(self, inputs):
+        out = []
+        for r in inputs:
+            if r.get("fail"):
+                raise ValueError(f"cannot score {r['id']}")
+            out.append({"id": r["id"], "double": r["x"] * 2})
+        return out
+
+
+class Summer(InferenceBackend):
+    def execute(self, inputs):
+        return inputs.sum(axis=1)
+
+    def transform_outputs(self, sums):
+        return [{"sum": s} for s in sums.tolist()]
+
+
+def jl(rows) -> bytes:
+    return b"".join(json.dumps(r).encode() + b"\n" for r in rows)
+
+
+def decode(result: BatchResult):
+    return [json.loads(x) for x in result.output.splitlines()]
+
+
+def test_good_batch_gives_one_output_line_per_input_line():
+    result = BatchEngine(Doubler()).process(jl([{"id": i, "x": i} for i in range(5)]), 10)
+    assert decode(result) == [{"id": i, "double": 2 * i} for i in range(5)]
+    assert result.errors == []
+    assert (result.read, result.written) == (5, 5)
+    assert result.line_numbers == [10, 11, 12, 13, 14]
+
+
+def test_bad_lines_and_a_failing_row_are_isolated_with_their_steps():
+    data = b'{"id": 0, "x": 1}\n{"id": 1, "x": \n[1]\n{"id": 3, "x": 2, "fail": true}\n{"id": 4, "x": 3}\n'
+    result = BatchEngine(Doubler()).process(data, 1)
+    assert decode(result) == [{"id": 0, "double": 2}, {"id": 4, "double": 6}]
+    assert result.line_numbers == [1, 5]
+    by_line = {e.line: e for e in result.errors}
+    assert sorted(by_line) == [2, 3, 4]
+    assert by_line[2].step == by_line[3].step == "parse"
+    assert by_line[3].raw == b"[1]"
+    assert by_line[4].step == "execute"
+    assert "cannot score 3" in by_line[4].error
+    assert by_line[4].raw == b'{"id": 3, "x": 2, "fail": true}'
+    assert result.read == result.written + len(result.errors) == 5
+
+
+@pytest.mark.parametrize(
+    ("hook", "step"),
+    [("transform_inputs", "transform_inputs"), ("transform_outputs", "transform_outputs")],
+)
+def test_the_failed_step_is_data_on_the_exception(hook, step):
+    def boom(self, data):
+        raise KeyError("nope")
+
+    cls = type("B", (Doubler,), {hook: boom})
+    with pytest.raises(InferenceBackendRuntimeError) as info:
+        cls()([{"id": 1, "x": 1}])
+    assert info.value.step == step
+    [err] = BatchEngine(cls()).process(b'{"id": 1, "x": 1}\n').errors
+    assert err.step == step
+
+
+def test_preprocess_failure_is_step_preprocess():
+    class Echo(InferenceBackend):
+        def execute(self, inputs):
+            return inputs
+
+    backend = Echo(flatten_nested_inputs=True)
+    # Flattening {"a": {"b": 1}} next to a key "a.b" collides.
+    result = BatchEngine(backend).process(b'{"a.b": 0, "a": {"b": 1}}\n{"c": 2}\n')
+    assert [(e.line, e.step) for e in result.errors] == [(1, "preprocess")]
+    assert decode(result) == [{"c": 2}]
+
+
+def test_other_failures_name_run_validate_serialize():
+    class NotAList(InferenceBackend):
+        def execute(self, inputs):
+            return {"x": 1}
+
+    class Short(InferenceBackend):
+        def execute(self, inputs):
+            return []
+
+    class Nan(InferenceBackend):
+        def execute(self, inputs):
+            return [{"v": math.nan} for _ in inputs]
+
+    line = b'{"a": 1}\n'
+    assert BatchEngine(NotAList()).process(line).errors[0].step == "run"
+    assert BatchEngine(Short()).process(line).errors[0].step == "validate"
+    assert BatchEngine(Nan()).process(line).errors[0].step == "serialize"
+    assert BatchEngine(Nan(), allow_nan=True).process(line).output == b'{"v":NaN}\n'
+
+
+def test_base_exceptions_are_not_row_errors():
+    class Interrupted(InferenceBackend):
+        def execute(self, inputs):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        BatchEngine(Interrupted()).process(b'{"a": 1}\n')
+
+    class Exits(InferenceBackend):
+        def execute(self, inputs):
+            raise SystemExit(3)
+
+    with pytest.raises(SystemExit):
+        Exits()([{"a": 1}])
+
+
+def test_numpy_fast_path_equals_records_path():
+    features = ["a", "b.c"]
+    data = b'{"a": 1, "b": {"c": 2}}\n{"a": 2.5, "b": {"c": -1}}\nnot json\n{"a": 3, "b": {"c": 0}}\n'
+    fast = BatchEngine(Summer(input_format="numpy", feature_names=features)).process(data, 7)
+
+    class Slow(Summer):
+        pass
+
+    # A subclass that changes how records become the array never takes the fast path.
+    from packflow.backend.preprocessors import NumpyPreprocessor
+
+    class Pre(NumpyPreprocessor):
+        def process(self, raw_inputs):
+            return super().process(raw_inputs)
+
+    slow_backend = Slow(input_format="numpy", feature_names=features)
+    slow_backend._preprocessor = Pre(slow_backend.config)
+    assert slow_backend.parse_json_lines(data).__class__.__name__ == "ParsedLines"
+    slow = BatchEngine(slow_backend).process(data, 7)
+    assert fast.output == slow.output
+    assert fast.errors == slow.errors
+    assert fast.line_numbers == slow.line_numbers == [7, 8, 10]
+
+
+def test_numpy_fast_path_records_parse_time_as_preprocess():
+    backend = Summer(input_format="numpy", feature_names=["a"])
+    assert type(backend.parse_json_lines(b'{"a": 1}\n')).__name__ == "ParsedArray"
+    BatchEngine(backend).process(b'{"a": 1}\n{"a": 2}\n')
+    times = backend.get_metrics().execution_times
+    assert {"preprocess", "execute", "transform_outputs"} <= {step for step, _ in times}
+    assert backend.get_stats()["preprocess"]["count"] == 1
+
+
+def test_retry_sees_fresh_records_when_a_hook_mutated_them():
+    class Mutates(InferenceBackend):
+        calls = 0
+
+        def execute(self, inputs):
+            Mutates.calls += 1
+            for r in inputs:
+                r["x"] = "changed"
+            if len(inputs) > 1:
+                raise RuntimeError("batch refused")
+            return [{"x": r["x"], "orig": r["orig"]} for r in inputs]
+
+    result = BatchEngine(Mutates()).process(b'{"orig": 1}\n{"orig": 2}\n')
+    assert decode(result) == [{"x": "changed", "orig": 1}, {"x": "changed", "orig": 2}]
+
+
+def test_process_records():
+    engine = BatchEngine(Doubler())
+    records = [{"id": 1, "x": 1}, {"id": 2, "x": 1, "fail": True}, {"id": 3, "x": 2}]
+    snapshot = json.dumps(records)
+    result = engine.process_records(records, 100)
+    assert decode(result) == [{"id": 1, "double": 2}, {"id": 3, "double": 4}]
+    assert result.line_numbers == [100, 102]
+    [err] = result.errors
+    assert (err.line, err.step) == (101, "execute")
+    assert json.loads(err.raw) == records[1]
+    assert json.dumps(records) == snapshot
+    with pytest.raises(TypeError):
+        engine.process_records({"id": 1})
+    assert engine.process_records([]).read == 0
+
+
+def test_error_rows_as_jsonl():
+    result = BatchEngine(Doubler()).process(b"\xff\xfe\n")
+    [row] = [json.loads(x) for x in result.errors_jsonl().splitlines()]
+    assert row["line"] == 1 and row["step"] == "parse"
+    assert row["raw"] == "\\xff\\xfe"
+    assert ErrorRow(1, b"a", "parse", "m").to_dict() == {
+        "line": 1,
+        "raw": "a",
+        "step": "parse",
+        "error": "m",
+    }
+
+
+def test_non_bytes_data_is_a_type_error():
+    with pytest.raises(TypeError):
+        BatchEngine(Doubler()).process("{}")
+
+
+line_st = st.one_of(
+    st.builds(lambda i, x: {"id": i, "x": x}, st.integers(0, 99), st.integers(-5, 5)),
+    st.builds(lambda i: {"id": i, "x": 1, "fail": True}, st.integers(0, 99)),
+    st.sampled_from([b"", b"  ", b"[1]", b"{", b"\xff", b'"s"']),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(line_st, max_size=30), st.integers(1, 1000))
+def test_matches_a_row_by_row_model(lines, first_line):
+    raw = [r if isinstance(r, bytes) else json.dumps(r).encode() for r in lines]
+    data = b"\n".join(raw)
+    result = BatchEngine(Doubler()).process(data, first_line)
+    expected_out, expected_err, read = [], [], 0
+    for i, r in enumerate(raw):
+        if not r.strip():
+            continue
+        read += 1
+        try:
+            rec = json.loads(r)
+        except ValueError:
+            expected_err.append((first_line + i, "parse"))
+            continue
+        if not isinstance(rec, dict):
+            expected_err.append((first_line + i, "parse"))
+        elif rec.get("fail"):
+            expected_err.append((first_line + i, "execute"))
+        else:
+            expected_out.append({"id": rec["id"], "double": rec["x"] * 2})
+    assert decode(result) == expected_out
+    assert sorted((e.line, e.step) for e in result.errors) == sorted(expected_err)
+    assert result.read == read == result.written + len(result.errors)
+
+
+def test_fail_batch_dead_letters_every_non_blank_line():
+    data = b'{"a": 1}\r\n\n  \nnot json\n{"b": 2}'
+    result = BatchEngine.fail_batch(data, 5, "timeout", "took too long")
+    assert [(e.line, e.raw, e.step) for e in result.errors] == [
+        (5, b'{"a": 1}', "timeout"),
+        (8, b"not json", "timeout"),
+        (9, b'{"b": 2}', "timeout"),
+    ]
+    # The same lines parse_lines counts as read.
+    assert result.read == BatchEngine(Doubler()).process(data, 5).read == 3
+    assert result.written == 0 and result.output == b""
