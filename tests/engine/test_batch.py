@@ -50,7 +50,10 @@ def test_good_batch_gives_one_output_line_per_input_line():
 
 
 def test_bad_lines_and_a_failing_row_are_isolated_with_their_steps():
-    data = b'{"id": 0, "x": 1}\n{"id": 1, "x": \n[1]\n{"id": 3, "x": 2, "fail": true}\n{"id": 4, "x": 3}\n'
+    data = (
+        b'{"id": 0, "x": 1}\n{"id": 1, "x": \n[1]\n'
+        b'{"id": 3, "x": 2, "fail": true}\n{"id": 4, "x": 3}\n'
+    )
     result = BatchEngine(Doubler()).process(data, 1)
     assert decode(result) == [{"id": 0, "double": 2}, {"id": 4, "double": 6}]
     assert result.line_numbers == [1, 5]
@@ -130,7 +133,9 @@ def test_base_exceptions_are_not_row_errors():
 
 def test_numpy_fast_path_equals_records_path():
     features = ["a", "b.c"]
-    data = b'{"a": 1, "b": {"c": 2}}\n{"a": 2.5, "b": {"c": -1}}\nnot json\n{"a": 3, "b": {"c": 0}}\n'
+    data = (
+        b'{"a": 1, "b": {"c": 2}}\n{"a": 2.5, "b": {"c": -1}}\nnot json\n{"a": 3, "b": {"c": 0}}\n'
+    )
     fast = BatchEngine(Summer(input_format="numpy", feature_names=features)).process(data, 7)
 
     class Slow(Summer):
