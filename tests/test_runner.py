@@ -176,3 +176,34 @@ def _get(event, path):
     for part in path.split("."):
         cur = cur[part]
     return cur
+
+
+def test_keyboard_interrupt_in_execute_propagates_from_run_stream():
+    class Interrupted(InferenceBackend):
+        def execute(self, inputs):
+            raise KeyboardInterrupt
+
+    out, err = io.BytesIO(), io.BytesIO()
+    with pytest.raises(KeyboardInterrupt):
+        run_stream(Interrupted(), lines([{"id": 1}]), out, errors=err)
+    assert out.getvalue() == err.getvalue() == b""
+
+
+def test_rows_count_as_written_only_after_their_write_succeeds():
+    class ClosesAfterOne(io.BytesIO):
+        writes = 0
+
+        def write(self, data):
+            ClosesAfterOne.writes += 1
+            if ClosesAfterOne.writes > 1:
+                raise BrokenPipeError
+            return super().write(data)
+
+    from packflow.runner import StreamRunner
+
+    runner = StreamRunner(Doubler(), ClosesAfterOne())
+    runner.process(b'{"id": 1, "x": 1}\n{"id": 2, "x": 1}\n', 1)
+    with pytest.raises(BrokenPipeError):
+        runner.process(b'{"id": 3, "x": 1}\n', 3)
+    summary = runner.finish(flush=False)
+    assert (summary.read, summary.written, summary.last_line) == (2, 2, 0)

@@ -10,13 +10,16 @@ sink (a JSON line naming the line number, the raw line, the step and the error).
 from __future__ import annotations
 
 import itertools
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, BinaryIO, Optional
 
 from packflow import _core
-from packflow.engine import BatchEngine, BatchResult, ErrorRow
+from packflow.engine import BatchEngine, BatchResult, ErrorRow, LineBatch
 from packflow.engine.batch import errors_to_jsonl
 
 __all__ = ["RunSummary", "StreamRunner", "run_stream"]
@@ -34,6 +37,11 @@ class RunSummary:
     rows_per_second: float = 0.0
     steps: dict[str, dict[str, float]] = field(default_factory=dict)
     interrupted_by: Optional[str] = None
+    #: The last input line whose result (output or error row) was written; a
+    #: stopped run resumes with ``--skip-lines last_line``.
+    last_line: int = 0
+    #: False while the run is in progress (in a progress snapshot).
+    complete: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,11 +63,25 @@ class RunSummary:
         return "\n".join(lines)
 
 
+class BatchTimeout(BaseException):
+    """Raised by the SIGALRM handler inside a batch that ran past its timeout.
+    A ``BaseException``, so the engine never turns it into row errors."""
+
+
+def _raise_batch_timeout(signum: int, frame: Any) -> None:
+    raise BatchTimeout
+
+
 class StreamRunner:
     """Feeds batches of JSON Lines bytes to a :class:`BatchEngine` and writes
     the results: outputs to ``sink``, error rows to ``errors`` (``None`` drops
     them after counting). Rows count as written only once their bytes were
     written without error.
+
+    ``batch_timeout_s``: a batch still running after this many seconds is
+    interrupted (SIGALRM; main thread only) and its rows become error rows with
+    step ``timeout``. The backend is interrupted wherever it was, so a backend
+    with state that must stay consistent should not rely on this.
     """
 
     def __init__(
@@ -70,7 +92,16 @@ class StreamRunner:
         *,
         flush_each_batch: bool = True,
         engine: Optional[BatchEngine] = None,
+        batch_timeout_s: Optional[float] = None,
+        write_guard: Optional[AbstractContextManager[Any]] = None,
     ):
+        if batch_timeout_s is not None:
+            if batch_timeout_s <= 0:
+                raise ValueError("batch_timeout_s must be positive")
+            if threading.current_thread() is not threading.main_thread():
+                raise ValueError("batch_timeout_s works only in the main thread (it uses SIGALRM)")
+        self.batch_timeout_s = batch_timeout_s
+        self._guard = write_guard if write_guard is not None else nullcontext()
         self.backend = backend
         self.engine = engine if engine is not None else BatchEngine(backend)
         self.sink = sink
@@ -81,26 +112,52 @@ class StreamRunner:
 
     def process(self, data: bytes, first_line: int) -> BatchResult:
         """Run one buffer of complete lines (numbered from ``first_line``)."""
-        result = self.engine.process(data, first_line)
+        result = self._run(data, first_line)
         self.write(result)
         return result
 
+    def process_batch(self, batch: LineBatch) -> None:
+        """Run one batch from a :class:`~packflow.engine.LineReader` (or write
+        the line it refused), then note its last line as done."""
+        if batch.rejected is not None:
+            self.reject(batch.rejected)
+        else:
+            self.write(self._run(batch.data, batch.first_line))
+        self.summary.last_line = batch.last_line
+
+    def _run(self, data: bytes, first_line: int) -> BatchResult:
+        if self.batch_timeout_s is None:
+            return self.engine.process(data, first_line)
+        previous = signal.signal(signal.SIGALRM, _raise_batch_timeout)
+        signal.setitimer(signal.ITIMER_REAL, self.batch_timeout_s)
+        try:
+            return self.engine.process(data, first_line)
+        except BatchTimeout:
+            message = f"the batch took longer than {self.batch_timeout_s:g} s (--batch-timeout-s)"
+            return BatchEngine.fail_batch(data, first_line, "timeout", message)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
     def write(self, result: BatchResult) -> None:
-        """Write one batch's outputs and error rows, then count them."""
-        if result.errors:
-            self._write_errors(result.errors)
-        if result.output:
-            self.sink.write(result.output)
-        if self.flush_each_batch:
-            self.sink.flush()
-        self.summary.read += result.written
-        self.summary.written += result.written
-        self.summary.batches += 1
+        """Write one batch's outputs and error rows, then count them (inside
+        ``write_guard``, so an interruption never splits a write from its count)."""
+        with self._guard:
+            if result.errors:
+                self._write_errors(result.errors)
+            if result.output:
+                self.sink.write(result.output)
+            if self.flush_each_batch:
+                self.sink.flush()
+            self.summary.read += result.written
+            self.summary.written += result.written
+            self.summary.batches += 1
 
     def reject(self, row: ErrorRow) -> None:
         """Record a line that never reached the engine (e.g. over the reader's
         length limit)."""
-        self._write_errors([row])
+        with self._guard:
+            self._write_errors([row])
 
     def _write_errors(self, rows: list[ErrorRow]) -> None:
         if self.errors_sink is not None:
@@ -109,6 +166,13 @@ class StreamRunner:
                 self.errors_sink.flush()
         self.summary.read += len(rows)
         self.summary.errors += len(rows)
+
+    def snapshot(self) -> RunSummary:
+        """The summary so far, for a progress file (``complete`` false)."""
+        s = replace(self.summary, steps=self.backend.get_stats(), complete=False)
+        s.wall_seconds = time.perf_counter() - self._started
+        s.rows_per_second = s.read / s.wall_seconds if s.wall_seconds > 0 else 0.0
+        return s
 
     def finish(self, interrupted_by: Optional[str] = None, flush: bool = True) -> RunSummary:
         """Flush the sinks (unless ``flush`` is false, for a sink that has gone
@@ -128,16 +192,16 @@ class StreamRunner:
         return s
 
 
-def _batches_of_items(source: Iterable[bytes], batch_size: int) -> Iterator[tuple[bytes, int]]:
-    """Batches of ``batch_size`` single-line items as one buffer, with the line
-    number of the first item."""
+def _batches_of_items(source: Iterable[bytes], batch_size: int) -> Iterator[LineBatch]:
+    """Batches of ``batch_size`` single-line items as one buffer; item ``i`` of
+    the source is line ``i + 1``."""
     it = iter(source)
     line = 1
     while True:
         items = list(itertools.islice(it, batch_size))
         if not items:
             return
-        yield _core.join_lines(items), line
+        yield LineBatch(_core.join_lines(items), line, lines=len(items))
         line += len(items)
 
 
@@ -161,8 +225,8 @@ def run_stream(
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     runner = StreamRunner(backend, sink, errors)
-    for data, first_line in _batches_of_items(source, batch_size):
-        runner.process(data, first_line)
+    for batch in _batches_of_items(source, batch_size):
+        runner.process_batch(batch)
         if on_batch is not None:
             on_batch(runner.summary)
         if should_stop is not None and should_stop():

@@ -1,24 +1,30 @@
 """``packflow run``: stream JSON Lines from a file, a gzip file or stdin through a
-project's backend and write JSON Lines out."""
+project's backend and write JSON Lines out.
+
+Exit codes: 0 done; 1 the backend could not be loaded, or ``--fail-on-error``
+and some row failed; 2 a bad option or path (checked before anything is read
+or truncated); 74 reading the input or writing an output failed mid-run (the
+summary says how far the run got); 130/143 stopped by SIGINT/SIGTERM.
+"""
 
 from __future__ import annotations
 
-import gzip
 import json
+import logging
 import os
 import signal
-import stat
 import sys
 import time
-from contextlib import ExitStack
-from typing import Any, BinaryIO, Optional
+from typing import Any, Optional
 
 import click
 
-from packflow.engine import LineReader
+from packflow.cli.run_io import FileSink, RunPaths, check_paths, open_input, open_sink, write_stats
+from packflow.engine import DEFAULT_MAX_LINE_BYTES, InputReadError, LineReader
 from packflow.runner import RunSummary, StreamRunner
 
 _EXIT_FOR_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+EXIT_IO_ERROR = 74  # sysexits.h EX_IOERR
 
 
 def _parse_config(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -34,29 +40,96 @@ def _parse_config(pairs: tuple[str, ...]) -> dict[str, Any]:
     return config
 
 
-def _open_input(path: str, stack: ExitStack) -> tuple[BinaryIO, bool]:
-    """The byte stream to read and whether it is live (a pipe or terminal, where
-    waiting for more data makes sense)."""
-    if path == "-":
-        stream = sys.stdin.buffer
-    elif path.endswith(".gz"):
-        return stack.enter_context(gzip.open(path, "rb")), False
-    else:
-        stream = stack.enter_context(open(path, "rb", buffering=0))
-    try:
-        mode = os.fstat(stream.fileno()).st_mode
-        live = not stat.S_ISREG(mode)
-    except (OSError, ValueError):
-        live = False
-    return stream, live
+class ForcedStop(BaseException):
+    """A second SIGINT/SIGTERM: stop now, even inside the backend."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
-def _open_output(path: str, stack: ExitStack) -> BinaryIO:
-    if path == "-":
-        return sys.stdout.buffer
-    if path.endswith(".gz"):
-        return stack.enter_context(gzip.open(path, "wb"))
-    return stack.enter_context(open(path, "wb"))
+class _Signals:
+    """The first SIGINT/SIGTERM asks for a graceful stop (the batch in flight
+    finishes and is written); the second stops at once, interrupting the
+    backend (while an output write is in progress it waits for the write to
+    end, so files keep whole lines); a third exits on the spot."""
+
+    def __init__(self) -> None:
+        self.first: Optional[int] = None
+        self.count = 0
+        self._writing = False
+        self._pending: Optional[int] = None
+
+    def handler(self, signum: int, _frame: Any) -> None:
+        self.count += 1
+        if self.first is None:
+            self.first = signum
+        if self.count == 1:
+            return
+        if self.count >= 3:
+            os._exit(_EXIT_FOR_SIGNAL[self.first])
+        if self._writing:
+            self._pending = signum
+            return
+        raise ForcedStop(signum)
+
+    def hold(self) -> None:
+        """From now on a second signal no longer interrupts (the run is over and
+        its summary is being written); a third still exits at once."""
+        self._writing = True
+        self._pending = None
+
+    @property
+    def stopping(self) -> bool:
+        return self.first is not None
+
+    def __enter__(self) -> None:
+        self._writing = True
+
+    def __exit__(self, *exc: Any) -> None:
+        self._writing = False
+        if self._pending is not None and exc[0] is None:
+            raise ForcedStop(self._pending)
+
+
+class OutputWriteError(Exception):
+    def __init__(self, name: str, cause: OSError):
+        super().__init__(f"could not write to {name}: {cause.strerror or cause}")
+
+
+class _GuardedSink:
+    """Turns a failed write into an error naming the file (a closed pipe stays
+    a ``BrokenPipeError``: that ends the run quietly)."""
+
+    def __init__(self, sink: FileSink):
+        self.sink = sink
+
+    def write(self, data: bytes) -> None:
+        try:
+            self.sink.write(data)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputWriteError(self.sink.name, exc) from exc
+
+    def flush(self) -> None:
+        try:
+            self.sink.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputWriteError(self.sink.name, exc) from exc
+
+
+def _show_warnings() -> None:
+    """The library logs through a NullHandler; the CLI shows its warnings."""
+    logger = logging.getLogger("packflow")
+    if not any(getattr(h, "_packflow_cli", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setLevel(logging.WARNING)
+        handler.setFormatter(logging.Formatter("Warning: %(message)s"))
+        handler._packflow_cli = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
 
 
 class _Progress:
@@ -136,8 +209,39 @@ def _load_backend(project: str, config: dict[str, Any]) -> Any:
     metavar="KEY=VALUE",
     help="Backend config override (VALUE parsed as JSON when it is JSON).",
 )
-@click.option("--stats", "stats_path", default=None, help="Write the run summary here as JSON.")
+@click.option(
+    "--stats",
+    "stats_path",
+    default=None,
+    help="Write the run summary here as JSON (also every --stats-every-s during the run).",
+)
 @click.option("--fail-on-error", is_flag=True, help="Exit with status 1 if any row failed.")
+@click.option(
+    "--max-line-bytes",
+    default=DEFAULT_MAX_LINE_BYTES,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Longer lines become error rows (step read) and are skipped unread.",
+)
+@click.option(
+    "--batch-timeout-s",
+    default=None,
+    type=click.FloatRange(min=0, min_open=True),
+    help="A batch running longer is interrupted; its rows become error rows (step timeout).",
+)
+@click.option(
+    "--skip-lines",
+    default=0,
+    type=click.IntRange(min=0),
+    help="Pass over the first N input lines (resume: N = last_line from --stats).",
+)
+@click.option(
+    "--stats-every-s",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="How often the --stats file is rewritten (atomically) while running.",
+)
 def run_command(
     project: str,
     input_path: str,
@@ -148,6 +252,10 @@ def run_command(
     config_pairs: tuple[str, ...],
     stats_path: Optional[str],
     fail_on_error: bool,
+    max_line_bytes: int,
+    batch_timeout_s: Optional[float],
+    skip_lines: int,
+    stats_every_s: float,
 ) -> None:
     """Stream JSON Lines through the backend of the project at PROJECT.
 
@@ -158,67 +266,165 @@ def run_command(
     objects, and rows whose processing fails, go to --errors instead. A summary
     (rows, errors, rows/s, per-step p50/p99) is printed on stderr at the end.
     """
+    _show_warnings()
     config = _parse_config(config_pairs)
+    paths = RunPaths(input_path, output_path, errors_path, stats_path)
+    check_paths(paths)
     try:
         backend = _load_backend(project, config)
+    except KeyboardInterrupt:
+        click.echo("Interrupted while loading the backend.", err=True)
+        sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - reported to the user
         raise click.ClickException(f"could not load the backend: {exc}") from exc
+    _check_config_keys(backend, config)
 
-    received: dict[str, int] = {}
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        received.setdefault("signal", signum)
-
-    previous = {s: signal.signal(s, on_signal) for s in _EXIT_FOR_SIGNAL}
-    progress = _Progress(sys.stderr.isatty())
-    exit_code = 0
-    interrupted: Optional[str] = None
-    with ExitStack() as stack:
-        stream, live = _open_input(input_path, stack)
-        sink = _open_output(output_path, stack)
-        errors_sink = stack.enter_context(open(errors_path, "wb")) if errors_path else None
-        runner = StreamRunner(backend, sink, errors_sink)
-        try:
-            reader = LineReader(
-                stream,
-                batch_size=batch_size,
-                live=live,
-                max_wait_ms=max_wait_ms,
-                should_stop=lambda: "signal" in received,
-            )
-            for batch in reader:
-                if batch.rejected is not None:
-                    runner.reject(batch.rejected)
-                else:
-                    runner.process(batch.data, batch.first_line)
-                progress(runner.summary)
-                if "signal" in received:
-                    break
-            if "signal" in received:
-                signum = received["signal"]
-                interrupted = signal.Signals(signum).name
-                exit_code = _EXIT_FOR_SIGNAL[signum]
-            summary = runner.finish(interrupted_by=interrupted)
-        except BrokenPipeError:
-            # The reader went away (`| head`): stop quietly, without a traceback
-            # from the interpreter flushing stdout at exit.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            summary = runner.finish(interrupted_by="closed output", flush=False)
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
-    progress.done()
-    click.echo(summary.format(), err=True)
+    signals = _Signals()
+    previous = {s: signal.signal(s, signals.handler) for s in _EXIT_FOR_SIGNAL}
+    try:
+        summary, exit_code = _run(
+            backend,
+            paths,
+            signals,
+            batch_size,
+            max_wait_ms,
+            max_line_bytes,
+            batch_timeout_s,
+            skip_lines,
+            stats_every_s,
+        )
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     if summary.errors and not errors_path:
         click.echo(
             f"Warning: {summary.errors} row(s) were rejected; pass --errors FILE to keep them.",
             err=True,
         )
     if stats_path:
-        with open(stats_path, "w", encoding="utf-8") as fh:
-            json.dump(summary.to_dict(), fh, indent=2)
+        try:
+            write_stats(stats_path, summary.to_dict())
+        except OSError as exc:
+            click.echo(f"Error: could not write the stats to {stats_path}: {exc}", err=True)
+            exit_code = exit_code or EXIT_IO_ERROR
     if exit_code == 0 and fail_on_error and summary.errors:
         exit_code = 1
     if exit_code:
         sys.exit(exit_code)
+
+
+def _run(
+    backend: Any,
+    paths: RunPaths,
+    signals: _Signals,
+    batch_size: int,
+    max_wait_ms: float,
+    max_line_bytes: int,
+    batch_timeout_s: Optional[float],
+    skip_lines: int,
+    stats_every_s: float,
+) -> tuple[RunSummary, int]:
+    """The read-run-write loop; returns the summary (already printed) and the
+    exit code. Outputs are opened (and truncated) only once the input is open."""
+    try:
+        stream, live = open_input(paths.input)
+    except OSError as exc:
+        raise click.ClickException(f"could not open {paths.input}: {exc.strerror or exc}") from exc
+    sinks: list[FileSink] = []
+    try:
+        try:
+            sinks.append(open_sink(paths.output))
+            if paths.errors:
+                sinks.append(open_sink(paths.errors))
+        except OSError as exc:
+            raise click.ClickException(f"could not open an output: {exc}") from exc
+        out = _GuardedSink(sinks[0])
+        err = _GuardedSink(sinks[1]) if paths.errors else None
+        runner = StreamRunner(
+            backend, out, err, batch_timeout_s=batch_timeout_s, write_guard=signals
+        )
+        reader = LineReader(
+            stream,
+            batch_size=batch_size,
+            live=live,
+            max_wait_ms=max_wait_ms,
+            max_line_bytes=max_line_bytes,
+            should_stop=lambda: signals.stopping,
+            skip_lines=skip_lines,
+        )
+        progress = _Progress(sys.stderr.isatty())
+        exit_code = 0
+        interrupted: Optional[str] = None
+        flush = True
+        next_snapshot = time.monotonic() + stats_every_s
+        try:
+            for batch in reader:
+                runner.process_batch(batch)
+                progress(runner.summary)
+                if paths.stats and time.monotonic() >= next_snapshot:
+                    _snapshot(paths.stats, runner)
+                    next_snapshot = time.monotonic() + stats_every_s
+                if signals.stopping:
+                    break
+            if signals.stopping:
+                interrupted = signal.Signals(signals.first).name
+                exit_code = _EXIT_FOR_SIGNAL[signals.first]
+        except ForcedStop as stop:
+            interrupted = f"{stop} (second signal: the batch in flight was dropped)"
+            exit_code = _EXIT_FOR_SIGNAL[signals.first or stop.signum]
+        except BrokenPipeError:
+            # The reader went away (`| head`): stop quietly, without a traceback
+            # from the interpreter flushing stdout at exit.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            interrupted, flush = "closed output", False
+        except OutputWriteError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            interrupted, exit_code, flush = "output error", EXIT_IO_ERROR, False
+        except InputReadError as exc:
+            click.echo(
+                f"Error: could not read {paths.input} at line {exc.line}: {exc.cause}", err=True
+            )
+            interrupted, exit_code = "input error", EXIT_IO_ERROR
+        signals.hold()
+        progress.done()
+        try:
+            summary = runner.finish(interrupted_by=interrupted, flush=flush)
+        except OutputWriteError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            summary = runner.finish(interrupted_by="output error", flush=False)
+            exit_code = exit_code or EXIT_IO_ERROR
+        if exit_code:
+            for sink in sinks:
+                sink.trim()
+    finally:
+        for sink in sinks:
+            try:
+                sink.close()
+            except OSError:
+                pass
+        if stream is not sys.stdin.buffer:
+            stream.close()
+    click.echo(summary.format(), err=True)
+    return summary, exit_code
+
+
+def _snapshot(path: str, runner: StreamRunner) -> None:
+    try:
+        write_stats(path, runner.snapshot().to_dict())
+    except OSError as exc:
+        click.echo(f"Warning: could not update {path}: {exc}", err=True)
+
+
+def _check_config_keys(backend: Any, config: dict[str, Any]) -> None:
+    """A --config key the backend's config model does not have is a typo."""
+    fields = getattr(type(backend.config), "model_fields", None)
+    if not config or fields is None:
+        return
+    unknown = sorted(set(config) - set(fields))
+    if unknown:
+        raise click.BadParameter(
+            f"unknown key(s) {', '.join(map(repr, unknown))}; the backend's config has: "
+            + ", ".join(sorted(fields)),
+            param_hint="--config",
+        )

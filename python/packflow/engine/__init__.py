@@ -9,13 +9,19 @@ error rows. :class:`LineReader` cuts a byte stream into such batches.
 from __future__ import annotations
 
 from packflow.engine.batch import BatchEngine, BatchResult, ErrorRow
-from packflow.engine.reader import DEFAULT_MAX_LINE_BYTES, LineBatch, LineReader
+from packflow.engine.reader import (
+    DEFAULT_MAX_LINE_BYTES,
+    InputReadError,
+    LineBatch,
+    LineReader,
+)
 
 __all__ = [
     "DEFAULT_MAX_LINE_BYTES",
     "BatchEngine",
     "BatchResult",
     "ErrorRow",
+    "InputReadError",
     "LineBatch",
     "LineReader",
 ]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import select
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Optional
@@ -21,7 +22,7 @@ from typing import BinaryIO, Optional
 from packflow import _core
 from packflow.engine.batch import ErrorRow
 
-__all__ = ["DEFAULT_MAX_LINE_BYTES", "LineBatch", "LineReader"]
+__all__ = ["DEFAULT_MAX_LINE_BYTES", "InputReadError", "LineBatch", "LineReader"]
 
 #: Longest line kept by default (64 MiB); longer lines become error rows.
 DEFAULT_MAX_LINE_BYTES = 64 << 20
@@ -30,14 +31,32 @@ RAW_PREFIX_BYTES = 1024
 CHUNK_BYTES = 1 << 20
 
 
+class InputReadError(Exception):
+    """The input stream failed mid-way (a truncated or corrupt gzip file, an I/O
+    error). ``line`` is the number of the first line not handed out; every
+    complete line before it was handed out before this was raised."""
+
+    def __init__(self, line: int, cause: BaseException):
+        super().__init__(f"reading failed at line {line}: {cause}")
+        self.line = line
+        self.cause = cause
+
+
 @dataclass(frozen=True)
 class LineBatch:
     """Complete lines (``data``, numbered from ``first_line``), or a line the
-    reader refused (``rejected``, with empty ``data``)."""
+    reader refused (``rejected``, with empty ``data``). ``lines`` is how many
+    input lines the batch covers, blank ones included."""
 
     data: bytes
     first_line: int
     rejected: Optional[ErrorRow] = None
+    lines: int = 0
+
+    @property
+    def last_line(self) -> int:
+        """The number of the batch's last line."""
+        return self.first_line + self.lines - 1
 
 
 class LineReader:
@@ -49,6 +68,11 @@ class LineReader:
     the reader ends after the lines it holds complete (a partial last line is
     dropped and not counted). ``next_line`` is the number of the next line the
     reader will hand out (lines it has not handed out are not counted).
+
+    ``skip_lines``: pass over the first lines without handing them out (to
+    resume a run); numbering still counts them, so line numbers match the file.
+    A read that fails (a corrupt gzip stream, an I/O error) hands out the
+    complete lines held, then raises :class:`InputReadError`.
     """
 
     def __init__(
@@ -61,7 +85,7 @@ class LineReader:
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         should_stop: Optional[Callable[[], bool]] = None,
         chunk_bytes: int = CHUNK_BYTES,
-        first_line: int = 1,
+        skip_lines: int = 0,
     ):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -74,7 +98,10 @@ class LineReader:
         self.max_line_bytes = max_line_bytes
         self.should_stop = should_stop or (lambda: False)
         self.chunk_bytes = chunk_bytes
-        self.next_line = first_line
+        if skip_lines < 0:
+            raise ValueError("skip_lines must not be negative")
+        self.skip_lines = skip_lines
+        self.next_line = 1
         self.bytes_read = 0
         self._buf = bytearray()
         self._end = 0  # just past the last known complete line in _buf
@@ -100,7 +127,7 @@ class LineReader:
         with memoryview(self._buf) as view:
             data = view[:end].tobytes()
         del self._buf[:end]  # moves the start: no copy of the remainder
-        batch = LineBatch(data, self.next_line)
+        batch = LineBatch(data, self.next_line, lines=n)
         self.next_line += n
         self._end = self._count = 0
         self._scan -= end
@@ -159,9 +186,49 @@ class LineReader:
             f"(at least {length} bytes before its {ended_by}); its first "
             f"{len(raw)} bytes are kept as raw"
         )
-        yield LineBatch(b"", line_no, ErrorRow(line_no, raw, "read", message))
+        yield LineBatch(b"", line_no, ErrorRow(line_no, raw, "read", message), lines=1)
+
+    def _skip(self) -> None:
+        """Drop the first ``skip_lines`` lines as they arrive (never more than a
+        chunk in memory)."""
+        left = self.skip_lines
+        while left:
+            chunk = self._read()
+            if chunk is None:
+                if self.should_stop():
+                    return
+                continue
+            if not chunk:
+                self.next_line += self.skip_lines - left
+                return
+            self.bytes_read += len(chunk)
+            count = chunk.count(b"\n")
+            if count < left:
+                left -= count
+                continue
+            pos = -1
+            for _ in range(left):
+                pos = chunk.index(b"\n", pos + 1)
+            self._buf += memoryview(chunk)[pos + 1 :]
+            left = 0
+        self.next_line += self.skip_lines
 
     def __iter__(self) -> Iterator[LineBatch]:
+        try:
+            self._skip()
+            yield from self._batches()
+        except InputReadError:
+            raise
+        except (OSError, EOFError, ValueError, zlib.error) as exc:
+            # Whatever complete lines were held go out first (nothing read is
+            # lost), then the failure with the line it stopped at.
+            self._find_lines()
+            while self._count:
+                yield self._take()
+                self._find_lines()
+            raise InputReadError(self.next_line, exc) from exc
+
+    def _batches(self) -> Iterator[LineBatch]:
         eof = False
         while True:
             self._find_lines()
@@ -181,7 +248,7 @@ class LineReader:
                     data, first = bytes(self._buf), self.next_line
                     del self._buf[:]
                     self.next_line += 1
-                    yield LineBatch(data, first)
+                    yield LineBatch(data, first, lines=1)
                 return
             if self.should_stop():
                 if self._count:

@@ -1,0 +1,213 @@
+"""Files of ``packflow run``: checking every path before the run starts, the
+input stream, output sinks that keep whole lines only, and the stats file
+written atomically."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import stat
+import sys
+import tempfile
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Optional
+
+import click
+
+__all__ = [
+    "FileSink",
+    "RunPaths",
+    "check_paths",
+    "open_input",
+    "open_sink",
+    "write_stats",
+]
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    input: str
+    output: str
+    errors: Optional[str]
+    stats: Optional[str]
+
+
+def _identity(st: os.stat_result) -> tuple[int, int]:
+    return (st.st_dev, st.st_ino)
+
+
+def _check_writable(path: str, option: str) -> Optional[tuple[int, int]]:
+    """Refuse an output path that cannot be written, before anything is read;
+    the identity of the file when it exists already."""
+    parent = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise click.BadParameter(f"{path!r} is a directory", param_hint=option)
+    if not os.path.isdir(parent):
+        why = "does not exist" if not os.path.exists(parent) else "is not a directory"
+        raise click.BadParameter(f"directory {parent!r} {why}", param_hint=option)
+    if os.path.exists(path):
+        if not os.access(path, os.W_OK):
+            raise click.BadParameter(f"{path!r} is not writable", param_hint=option)
+        return _identity(os.stat(path))
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise click.BadParameter(f"directory {parent!r} is not writable", param_hint=option)
+    return None
+
+
+def check_paths(paths: RunPaths) -> None:
+    """Every path problem as a usage error (exit 2) before the backend loads or
+    any output is truncated: a missing or unreadable input, an input that is a
+    directory, an output in a missing or read-only directory, and an output that
+    is the input (or another output) under another name."""
+    seen: dict[tuple[int, int], str] = {}
+    if paths.input != "-":
+        if not os.path.exists(paths.input):
+            raise click.BadParameter(f"{paths.input!r} does not exist", param_hint="-i/--input")
+        if os.path.isdir(paths.input):
+            raise click.BadParameter(f"{paths.input!r} is a directory", param_hint="-i/--input")
+        if not os.access(paths.input, os.R_OK):
+            raise click.BadParameter(f"{paths.input!r} is not readable", param_hint="-i/--input")
+        seen[_identity(os.stat(paths.input))] = "-i/--input"
+    elif _regular(sys.stdin):
+        seen[_identity(os.fstat(sys.stdin.fileno()))] = "standard input"
+    outputs = [("-o/--output", paths.output), ("--errors", paths.errors), ("--stats", paths.stats)]
+    for option, path in outputs:
+        if path is None:
+            continue
+        if path == "-":
+            if option != "-o/--output":
+                raise click.BadParameter("must be a file", param_hint=option)
+            ident = _identity(os.fstat(sys.stdout.fileno())) if _regular(sys.stdout) else None
+        else:
+            ident = _check_writable(path, option)
+        if ident is not None and ident in seen:
+            raise click.BadParameter(
+                f"{path!r} is the same file as {seen[ident]}; it would be overwritten",
+                param_hint=option,
+            )
+        if ident is not None:
+            seen[ident] = option
+    named = [(o, os.path.abspath(p)) for o, p in outputs if p not in (None, "-")]
+    for i, (option, path) in enumerate(named):
+        for other, other_path in named[:i]:
+            if path == other_path:
+                raise click.BadParameter(f"is the same file as {other}", param_hint=option)
+
+
+def _regular(stream: Any) -> bool:
+    try:
+        return stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def open_input(path: str) -> tuple[BinaryIO, bool]:
+    """The byte stream to read and whether it is live (a pipe or terminal, where
+    waiting for more data makes sense)."""
+    if path == "-":
+        stream: BinaryIO = sys.stdin.buffer
+    elif path.endswith(".gz"):
+        return gzip.open(path, "rb"), False  # type: ignore[return-value]
+    else:
+        stream = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the caller
+    try:
+        live = not stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+    except (OSError, ValueError):
+        live = False
+    return stream, live
+
+
+class FileSink:
+    """A binary sink that writes each batch with one unbuffered write loop and
+    remembers the offset after the last complete write, so a failed or
+    interrupted run can cut a regular file back to whole lines (``trim``).
+
+    ``name`` is the path the user gave (for messages). Gzip files are written
+    through :mod:`gzip` and cannot be trimmed; the gzip stream is finished on
+    close so what was written stays readable.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        fd: int,
+        gz: Optional[gzip.GzipFile] = None,
+        own: bool = True,
+        raw: Optional[BinaryIO] = None,
+    ):
+        self.name = name
+        self.fd = fd
+        self.gz = gz
+        self.own = own
+        self.raw = raw
+        self.regular = _regular_fd(fd)
+        self.good = os.lseek(fd, 0, os.SEEK_CUR) if self.regular else 0
+
+    def write(self, data: bytes) -> None:
+        if self.gz is not None:
+            self.gz.write(data)
+            return
+        view = memoryview(data)
+        while view:
+            n = os.write(self.fd, view)
+            view = view[n:]
+        self.good += len(data)
+
+    def flush(self) -> None:
+        if self.gz is not None:
+            self.gz.flush()
+
+    def trim(self) -> None:
+        """Cut a regular file back to the end of the last complete write."""
+        if self.gz is None and self.regular:
+            try:
+                os.ftruncate(self.fd, self.good)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        try:
+            if self.gz is not None:
+                self.gz.close()
+        finally:
+            if self.raw is not None:
+                self.raw.close()
+            elif self.own:
+                os.close(self.fd)
+
+
+def _regular_fd(fd: int) -> bool:
+    try:
+        return stat.S_ISREG(os.fstat(fd).st_mode)
+    except OSError:
+        return False
+
+
+def open_sink(path: str) -> FileSink:
+    """A sink for ``path`` (``-``: standard output); truncates an existing file."""
+    if path == "-":
+        sys.stdout.flush()
+        return FileSink("standard output", sys.stdout.fileno(), own=False)
+    if path.endswith(".gz"):
+        raw = open(path, "wb")  # noqa: SIM115 - closed by FileSink.close
+        return FileSink(path, raw.fileno(), gz=gzip.GzipFile(fileobj=raw, mode="wb"), raw=raw)
+    return FileSink(path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666))
+
+
+def write_stats(path: str, data: dict[str, Any]) -> None:
+    """Write ``data`` as JSON to ``path`` atomically: a reader (or a resumed run)
+    sees the old file or the new one, never a half-written one."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".packflow-stats-", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
