@@ -96,9 +96,7 @@ def test_second_signal_stops_a_hung_backend(tmp_path, slow_project, sig, code):
     src.write_bytes(jl([{"id": 1}, {"id": 2}]) + jl([{"id": 3, "hang": True}]))
     marker = tmp_path / "marker"
     out = tmp_path / "out.jsonl"
-    proc = start(
-        [slow_project, "-i", src, "-o", out, "--batch-size", "2"], {"MARKER": str(marker)}
-    )
+    proc = start([slow_project, "-i", src, "-o", out, "--batch-size", "2"], {"MARKER": str(marker)})
     wait_for(marker)
     proc.send_signal(sig)
     time.sleep(0.5)
@@ -312,8 +310,19 @@ def test_progress_file_during_the_run_and_resume_after_kill(tmp_path, slow_proje
     src.write_bytes(jl(rows))
     out, stats = tmp_path / "out.jsonl", tmp_path / "stats.json"
     proc = start(
-        [slow_project, "-i", src, "-o", out, "--stats", stats, "--stats-every-s", "0.2",
-         "--batch-size", "10"]
+        [
+            slow_project,
+            "-i",
+            src,
+            "-o",
+            out,
+            "--stats",
+            stats,
+            "--stats-every-s",
+            "0.2",
+            "--batch-size",
+            "10",
+        ]
     )
     deadline = time.monotonic() + 60
     snapshot = None
