@@ -18,3 +18,13 @@ def test_readme_commands_and_example():
     first, second = done.stdout.decode().splitlines()[:2]
     assert first.startswith("{'score': ") and "'alert': True" in first
     assert second.startswith("batch_size=1")
+
+
+def test_readme_engine_example_runs_after_the_first():
+    first, engine = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)[:2]
+    assert "BatchEngine" in engine
+    done = subprocess.run([sys.executable, "-c", first + engine], capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()
+    output, errors = done.stdout.decode().splitlines()[-2:]
+    assert output.startswith('b\'{"score":') and output.endswith("\\n'")
+    assert errors.startswith("[ErrorRow(line=2, raw=b'{\"src\": '") and "step='parse'" in errors
