@@ -4,10 +4,15 @@ and a non-zero exit for any error."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
-from typing import Any, NoReturn
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
+
+if TYPE_CHECKING:  # the commands import the project machinery only when they run
+    from packflow.project.checks import Check
+
+_LEVEL_COLOURS = {"ok": "green", "warning": "yellow", "error": "red"}
 
 
 def success(message: str) -> None:
@@ -20,6 +25,17 @@ def warning(message: str) -> None:
 
 def error(message: str) -> None:
     click.echo(f"{click.style('Error:', fg='red')} {message}", err=True)
+
+
+def echo_checks(results: Iterable[Check]) -> None:
+    """Every check, grouped by section: one ``✓``/``⚠``/``✗`` line each."""
+    section = None
+    for check in results:
+        if check.section != section:
+            section = check.section
+            click.echo(f"\n{section}:")
+        symbol, _, text = check.describe().partition(" ")
+        click.echo(f"  {click.style(symbol, fg=_LEVEL_COLOURS[check.level])} {text}")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

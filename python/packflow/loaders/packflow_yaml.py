@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from packflow import constants
+from packflow._version import __version__
 from packflow.exceptions import PackflowConfigError
 from packflow.logger import get_logger
 
@@ -110,8 +111,6 @@ class PackflowConfig(BaseModel):
 
     def write_requirements(self, base_dir: Union[str, Path]) -> Path:
         """Write ``requirements.txt`` pinning the installed packflow."""
-        from packflow import __version__
-
         path = Path(base_dir).resolve() / constants.REQUIREMENTS_TEXT_NAME
         path.write_text(f"packflow=={__version__}\n", encoding="utf-8")
         return path
@@ -145,20 +144,6 @@ def load_packflow_config(path: Union[str, Path]) -> PackflowConfig:
     if not project_dir.is_dir():
         raise NotADirectoryError(f"{path} is not a packflow project directory")
     return PackflowConfig.from_project_path(project_dir)
-
-
-def validate_for_export(
-    config: PackflowConfig, project_dir: Union[str, Path, None] = None, verbose: bool = False
-) -> tuple[list[str], list[str]]:
-    """``(errors, warnings)`` of the packflow.yaml fields; with ``project_dir``, also the
-    backend file and a smoke load. ``verbose`` prints every check."""
-    from packflow.project import checks, echo_checks
-
-    directory = Path(project_dir).resolve() if project_dir is not None else None
-    results = list(checks.config_checks(config, directory))
-    if verbose:
-        echo_checks(results)
-    return checks.split_levels(results)
 
 
 # --- reading packflow.yaml with positions ---------------------------------------------
@@ -283,5 +268,4 @@ __all__ = [
     "get_python_version",
     "load_packflow_config",
     "normalize_archive_name",
-    "validate_for_export",
 ]

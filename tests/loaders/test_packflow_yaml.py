@@ -14,7 +14,11 @@ from pydantic import ValidationError
 from packflow import __version__
 from packflow.exceptions import PackflowConfigError
 from packflow.loaders import PackflowConfig, apply_env_vars
-from packflow.loaders.config import NAME_PATTERN, load_packflow_config, normalize_archive_name
+from packflow.loaders.packflow_yaml import (
+    NAME_PATTERN,
+    load_packflow_config,
+    normalize_archive_name,
+)
 
 from reference import run_reference_script
 
@@ -294,7 +298,7 @@ def test_apply_env_vars_sets_and_warns_on_overwrite(monkeypatch, caplog):
 
 _REFERENCE_PARSE = """
 from pathlib import Path
-from packflow.loaders.config import PackflowConfig
+from packflow.loaders import PackflowConfig
 result = []
 for directory in payload:
     try:
@@ -344,7 +348,7 @@ def test_parsing_matches_the_reference(tmp_path):
 
 
 _REFERENCE_WRITE = """
-from packflow.loaders.config import PackflowConfig
+from packflow.loaders import PackflowConfig
 directory, data = payload
 PackflowConfig(**data).write_yaml(directory)
 result = None
