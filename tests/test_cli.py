@@ -210,8 +210,9 @@ def test_validate_verbose(tmp_path):
     ("yaml_text", "expected"),
     [
         (None, "Error: Not a packflow project"),
-        ("name: [x\n", "line 2, column 1: invalid YAML"),
+        ("name: [x\n", 'packflow.yaml", line 2, column 1'),
         ("name: x\nloader: nope\n", "line 2, field 'loader'"),
+        ("name: x\nloader: nope\n", "Error: 1 validation error for PackflowConfig\nloader\n"),
         ("name: x\ninference_backend: inference\n", "line 2, field 'inference_backend'"),
     ],
 )

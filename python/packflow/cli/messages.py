@@ -38,6 +38,12 @@ def echo_checks(results: Iterable[Check]) -> None:
         click.echo(f"  {click.style(symbol, fg=_LEVEL_COLOURS[check.level])} {text}")
 
 
+def describe(exc: BaseException) -> str:
+    """The exception's message followed by its notes (``add_note``), as a traceback
+    shows them: the notes are where packflow names the file and line."""
+    return "\n".join([str(exc) or type(exc).__name__, *getattr(exc, "__notes__", ())])
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print ``Error: message`` and exit with ``code``."""
     error(message)
@@ -57,6 +63,6 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
         except Exception as exc:  # noqa: BLE001 - every failure becomes a clean message
-            fail(str(exc) or type(exc).__name__)
+            fail(describe(exc))
 
     return wrapper

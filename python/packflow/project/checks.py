@@ -87,8 +87,10 @@ def project_checks(project_dir: Path, config: PackflowConfig | None) -> list[Che
             try:
                 config = PackflowConfig.from_project_path(project_dir)
             except Exception as exc:  # noqa: BLE001 - reported as a failed check
+                # The notes name the file, line and field (PackflowConfigValidationError).
+                message = "\n".join([str(exc), *getattr(exc, "__notes__", ())])
                 checks.append(
-                    Check("packflow.yaml", constants.PACKAGING_CONFIG_NAME, "error", str(exc))
+                    Check("packflow.yaml", constants.PACKAGING_CONFIG_NAME, "error", message)
                 )
         if config is not None:
             checks.extend(config_checks(config, project_dir))
