@@ -49,7 +49,7 @@ build-dev: $(VENV)/.installed
 # malformed) through the example project, outputs and errors under out/.
 run: build-prod
 	mkdir -p out
-	$(PY) -m packflow.testing 100000 --malformed-every 5000 -o out/events.jsonl
+	$(PY) -m packflow.sample_data 100000 --malformed-every 5000 -o out/events.jsonl
 	$(VENV)/bin/packflow run examples/firewall-anomaly -i out/events.jsonl -o out/scores.jsonl \
 		--errors out/errors.jsonl --stats out/stats.json
 	@echo "first outputs (out/scores.jsonl):"; head -n 3 out/scores.jsonl

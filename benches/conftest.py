@@ -38,17 +38,17 @@ BIG_N = 1_000_000
 BIG_ROUNDS = 5
 
 
-def _load_testing():
-    # The reference venv cannot import packflow.testing (it is ours), and the
+def _load_sample_data():
+    # The reference venv cannot import packflow.sample_data (it is ours), and the
     # file imports nothing from packflow, so load it by path in both runs.
-    path = REPO / "python" / "packflow" / "testing.py"
+    path = REPO / "python" / "packflow" / "sample_data.py"
     spec = importlib.util.spec_from_file_location("packflow_bench_data", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-data = _load_testing()
+data = _load_sample_data()
 
 
 def _quiet_reference_logs() -> None:

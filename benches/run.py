@@ -734,7 +734,7 @@ public packflow API, so the same files run under `.venv` (this package) and
 `packflow._core` exists; peers run in the packflow run only. Every benchmark
 also checks its result (against the peer's, or a plain-Python expectation), and
 CI runs the files once with `--benchmark-disable` so they cannot rot. Data come
-from `python/packflow/testing.py` (deterministic, seeded), loaded by path so
+from `python/packflow/sample_data.py` (deterministic, seeded), loaded by path so
 the reference run uses the same events.
 
 ## What each workload measures

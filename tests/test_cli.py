@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -209,8 +210,9 @@ def test_validate_verbose(tmp_path):
     ("yaml_text", "expected"),
     [
         (None, "Error: Not a packflow project"),
-        ("name: [x\n", "line 2, column 1: invalid YAML"),
+        ("name: [x\n", 'packflow.yaml", line 2, column 1'),
         ("name: x\nloader: nope\n", "line 2, field 'loader'"),
+        ("name: x\nloader: nope\n", "Error: 1 validation error for PackflowConfig\nloader\n"),
         ("name: x\ninference_backend: inference\n", "line 2, field 'inference_backend'"),
     ],
 )
@@ -394,6 +396,28 @@ def test_script_errors_exit_non_zero(tmp_path):
 
 def test_create_uses_the_config_name_rule():
     from packflow.cli.create import NAME_PATTERN as CLI_PATTERN
-    from packflow.loaders.config import NAME_PATTERN
+    from packflow.loaders.packflow_yaml import NAME_PATTERN
 
     assert CLI_PATTERN == NAME_PATTERN
+
+
+# --- docs/cli.md -----------------------------------------------------------------------
+
+CLI_DOC = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
+
+
+def test_cli_doc_summary_lists_every_command():
+    summary = CLI_DOC.read_text(encoding="utf-8").split("```text\n", 1)[1].split("```", 1)[0]
+    documented = {line.split()[1] for line in summary.splitlines() if line.startswith("packflow ")}
+    assert documented - {"--version"} == set(COMMANDS)
+
+
+def test_cli_doc_registry_example_is_the_registry():
+    text = CLI_DOC.read_text(encoding="utf-8").split("## Adding a command", 1)[1]
+    block = text.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(block, namespace)  # noqa: S102 - our own documentation
+    assert namespace["COMMANDS"] == COMMANDS
+    for entry in COMMANDS.values():
+        module_name, attribute = entry.split(":")
+        assert isinstance(getattr(importlib.import_module(module_name), attribute), click.Command)

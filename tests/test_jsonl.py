@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from packflow import _core
 from packflow.jsonl import parse_lines, parse_lines_to_ndarray
-from packflow.testing import NUMERIC_FEATURES, sample_lines
+from packflow.sample_data import NUMERIC_FEATURES, sample_lines
 
 # --- plain-Python oracles ------------------------------------------------------
 

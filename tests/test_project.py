@@ -3,6 +3,7 @@ path create -> validate -> export -> inspect -> load back from the archive."""
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 import subprocess
@@ -126,7 +127,7 @@ def test_create_refuses_a_file_in_the_way(tmp_path):
 
 
 def test_failed_create_removes_the_directory_it_made(tmp_path, monkeypatch):
-    from packflow.loaders.config import PackflowConfig
+    from packflow.loaders.packflow_yaml import PackflowConfig
 
     def broken(self, base_dir):
         raise OSError("disk full")
@@ -231,13 +232,25 @@ def test_export_without_packflow_yaml(tmp_path):
         PackflowProject(tmp_path).export()
 
 
-def test_export_verbose_lists_checks_and_files(tmp_path, capsys):
+def test_export_keeps_its_checks_and_verbose_logs_instead_of_printing(tmp_path, capsys, caplog):
     project_dir = write_project(tmp_path / "p")
-    PackflowProject(project_dir).export(tmp_path, verbose=True)
-    out = capsys.readouterr().out
-    assert "Smoke load:" in out
-    assert "Archive contents (6 files + packflow.lock):" in out
-    assert "  inference.py" in out
+    project = PackflowProject(project_dir)
+    with caplog.at_level(logging.INFO, logger="packflow"):
+        project.export(tmp_path, verbose=True)
+    assert capsys.readouterr() == ("", "")
+    assert {check.section for check in project.export_checks} >= {"Smoke load", "Required files"}
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name == "packflow.project")
+    assert f"Exporting {project_dir}" in logged
+    assert "Smoke load: ✓ inference_backend" in logged
+    assert "Archive contents (6 files + packflow.lock): LICENSE.txt, MODEL_CARD.md" in logged
+
+
+def test_a_blocked_export_keeps_its_checks(tmp_path):
+    project_dir = write_project(tmp_path / "p", requirements="numpy\n")
+    project = PackflowProject(project_dir)
+    with pytest.raises(ValueError, match="Export blocked"):
+        project.export(tmp_path)
+    assert [c.subject for c in project.export_checks if c.level == "error"] == ["packflow"]
 
 
 def test_export_files_lists_what_export_takes(tmp_path):

@@ -10,7 +10,7 @@ import pytest
 
 from packflow import InferenceBackend
 from packflow.runner import run_stream
-from packflow.testing import NUMERIC_FEATURES, sample_lines
+from packflow.sample_data import NUMERIC_FEATURES, sample_lines
 
 
 class Doubler(InferenceBackend):

@@ -450,7 +450,7 @@ def test_lines_accept_any_row_value_and_tuples():
 
 
 def test_lines_of_a_big_batch():
-    from packflow.testing import sample_outputs
+    from packflow.sample_data import sample_outputs
 
     rows = sample_outputs(20_000)
     assert dumps_lines(rows) == b"".join(json_bytes(r) + b"\n" for r in rows)
@@ -493,7 +493,7 @@ def one_pass(outputs, n, allow_nan=False):
 
 
 def test_check_and_dump_lines_writes_json_lines():
-    from packflow.testing import sample_outputs
+    from packflow.sample_data import sample_outputs
 
     rows = sample_outputs(5_000)
     assert check_and_dump_lines(rows, 5_000) == b"".join(json_bytes(r) + b"\n" for r in rows)

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from packflow._version import __version__
 from packflow.backend import BackendConfig, InferenceBackend
 from packflow.engine import BatchEngine, BatchResult, ErrorRow, LineReader
 from packflow.runner import RunSummary, run_stream
-
-__version__ = "0.5.0"
 
 if TYPE_CHECKING:
     from packflow.project import PackflowProject

@@ -14,7 +14,7 @@ from packflow import _core
 from packflow.backend.configuration import BackendConfig
 from packflow.backend.preprocessors import NumpyPreprocessor, get_preprocessor
 from packflow.exceptions import PreprocessorInitError, PreprocessorRuntimeError
-from packflow.testing import NUMERIC_FEATURES, flat_records, sample_events
+from packflow.sample_data import NUMERIC_FEATURES, flat_records, sample_events
 from packflow.utils.data import records_to_ndarray
 
 from reference import run_reference_script

@@ -20,7 +20,7 @@ from packflow import _core
 from packflow.backend.configuration import BackendConfig
 from packflow.backend.preprocessors import RecordsPreprocessor
 from packflow.exceptions import PreprocessorRuntimeError
-from packflow.testing import sample_events
+from packflow.sample_data import sample_events
 
 from reference import run_reference_script
 

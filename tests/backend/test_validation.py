@@ -349,7 +349,7 @@ def test_check_outputs_reports_a_non_dict_before_an_earlier_unserializable_row()
 
 
 def test_check_outputs_on_a_big_batch():
-    from packflow.testing import sample_outputs
+    from packflow.sample_data import sample_outputs
 
     rows = sample_outputs(50_000)
     _core.check_outputs(rows, 50_000)

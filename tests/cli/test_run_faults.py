@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from packflow.testing import sample_lines
+from packflow.sample_data import sample_lines
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "firewall-anomaly"

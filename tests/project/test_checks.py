@@ -3,6 +3,7 @@ documents, the smoke load; and their agreement with the reference on the same pr
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from packflow import __version__
 from packflow.loaders import PackflowConfig
 from packflow.project import PackflowProject
-from packflow.project.checks import Check, python_version_check, split_levels
+from packflow.project.checks import Check, config_checks, python_version_check, split_levels
 
 from reference import run_reference_script
 from sample_projects import BACKEND_SOURCE, DOCS, write_project
@@ -201,19 +202,26 @@ def test_smoke_load_output_is_silenced(tmp_path, capsys):
     assert captured.out == captured.err == ""
 
 
-def test_verbose_prints_every_check(tmp_path, capsys):
+def test_verbose_logs_every_check_and_prints_nothing(tmp_path, capsys, caplog):
     write_project(tmp_path, description="")
-    PackflowProject(tmp_path).validate_required_files(verbose=True)
-    out = capsys.readouterr().out
-    for fragment in (
-        "Required files:",
-        "✓ packflow.yaml: present",
-        "⚠ 'description' is empty",
-        "✓ inference.py: backend file present",
-        "Smoke load:",
-        "Recommended files:",
+    with caplog.at_level(logging.INFO, logger="packflow"):
+        PackflowProject(tmp_path).validate_required_files(verbose=True)
+    assert capsys.readouterr() == ("", "")
+    logged = [r.getMessage() for r in caplog.records if r.name == "packflow.project"]
+    for line in (
+        "Required files: ✓ packflow.yaml: present",
+        "packflow.yaml: ⚠ 'description' is empty: say in one sentence what the project does.",
+        "packflow.yaml: ✓ inference.py: backend file present",
+        "Smoke load: ✓ inference_backend: InferenceBackendLoader.from_project",
+        "Recommended files: ✓ README.md: present",
     ):
-        assert fragment in out
+        assert line in logged
+
+
+def test_check_describe():
+    assert Check("s", "name", "ok", "demo").describe() == "✓ name: demo"
+    assert Check("s", "x", "warning", "'x' is empty.").describe() == "⚠ 'x' is empty."
+    assert Check("s", "x", "error", "'x' is missing.").describe() == "✗ 'x' is missing."
 
 
 def test_split_levels():
@@ -229,7 +237,7 @@ def test_split_levels():
 # --- against the reference -------------------------------------------------------------
 
 _REFERENCE_VALIDATE = """
-from packflow.loaders.config import PackflowConfig
+from packflow.loaders import PackflowConfig
 from packflow.project import PackflowProject
 result = []
 for directory in payload:
@@ -306,17 +314,14 @@ def test_dotted_backend_module_is_checked_at_its_real_path_unlike_the_reference(
     assert validate(directory) == ([], [])
 
 
-def test_validate_for_export_checks_the_config_alone_or_with_the_project(tmp_path, capsys):
-    from packflow.loaders.config import validate_for_export
-
+def test_config_checks_alone_or_with_the_project(tmp_path):
     config = PackflowConfig(name="x", version="", python_version="3.11.0")
-    errors, warnings = validate_for_export(config)
+    errors, warnings = split_levels(list(config_checks(config, None)))
     assert errors == ["'version' is empty: an export needs one."]
     assert [w.split("'")[1] for w in warnings][:2] == ["description", "maintainers"]
 
     write_project(tmp_path, backend=None)
-    errors, _ = validate_for_export(
-        PackflowConfig.from_project_path(tmp_path), tmp_path, verbose=True
+    errors, _ = split_levels(
+        list(config_checks(PackflowConfig.from_project_path(tmp_path), tmp_path))
     )
     assert errors[0].startswith("'inference.py' is missing")
-    assert "✗ 'inference.py' is missing" in capsys.readouterr().out

@@ -27,7 +27,7 @@ EXPECTED = {
 
 
 def test_minimal_template_ships_as_package_data():
-    folder = resources.files("packflow").joinpath("data").joinpath("templates").joinpath("minimal")
+    folder = resources.files("packflow").joinpath("project_templates").joinpath("minimal")
     assert EXPECTED <= {entry.name for entry in folder.iterdir()}
     assert available_templates() == ["minimal"]
     assert set(template_files("minimal")) == EXPECTED

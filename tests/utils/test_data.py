@@ -30,7 +30,7 @@ from record_semantics import (
 )
 
 from packflow import _core
-from packflow.testing import sample_events
+from packflow.sample_data import sample_events
 from packflow.utils import (
     check_delimiter_collisions,
     flatten_dict,

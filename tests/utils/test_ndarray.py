@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from packflow import _core
-from packflow.testing import NUMERIC_FEATURES, flat_records, sample_events
+from packflow.sample_data import NUMERIC_FEATURES, flat_records, sample_events
 from packflow.utils.data import records_to_ndarray
 
 from reference import call_ours, call_reference, run_reference_script

@@ -11,7 +11,7 @@ import importlib
 
 import click
 
-from packflow import __version__
+from packflow._version import __version__
 
 #: Command name -> ``"module:attribute"`` of its click command.
 COMMANDS = {

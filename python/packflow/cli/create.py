@@ -10,7 +10,7 @@ import click
 
 from packflow.cli.messages import fail, reports_errors, success
 
-# Kept in step with packflow.loaders.config.NAME_PATTERN (importing it here would load
+# Kept in step with packflow.loaders.packflow_yaml.NAME_PATTERN (importing it here would load
 # yaml and pydantic just to print --help).
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
 NAME_RULE = "start with a letter and use only letters, digits, '-' and '_'"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from packflow.cli.messages import reports_errors, success, warning
+from packflow.cli.messages import echo_checks, reports_errors, success, warning
 
 
 @click.command()
@@ -30,7 +30,18 @@ def export(path: str, verbose: bool, output_dir: str) -> None:
     from packflow.project import PackflowProject
 
     project = PackflowProject(path)
-    archive = project.export(output_directory=output_dir, verbose=verbose)
+    if verbose:
+        click.echo(f"Exporting {project.base_dir}")
+    try:
+        archive = project.export(output_directory=output_dir)
+    finally:
+        if verbose:
+            echo_checks(project.export_checks)
+    if verbose:
+        files = [entry["path"] for entry in (project.export_manifest or {}).get("files", [])]
+        click.echo(f"\nArchive contents ({len(files)} files + packflow.lock):")
+        for name in files:
+            click.echo(f"  {name}")
     for message in project.export_warnings:
         warning(message)
     count = len((project.export_manifest or {}).get("files", []))

@@ -4,10 +4,15 @@ and a non-zero exit for any error."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
-from typing import Any, NoReturn
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
+
+if TYPE_CHECKING:  # the commands import the project machinery only when they run
+    from packflow.project.checks import Check
+
+_LEVEL_COLOURS = {"ok": "green", "warning": "yellow", "error": "red"}
 
 
 def success(message: str) -> None:
@@ -20,6 +25,23 @@ def warning(message: str) -> None:
 
 def error(message: str) -> None:
     click.echo(f"{click.style('Error:', fg='red')} {message}", err=True)
+
+
+def echo_checks(results: Iterable[Check]) -> None:
+    """Every check, grouped by section: one ``✓``/``⚠``/``✗`` line each."""
+    section = None
+    for check in results:
+        if check.section != section:
+            section = check.section
+            click.echo(f"\n{section}:")
+        symbol, _, text = check.describe().partition(" ")
+        click.echo(f"  {click.style(symbol, fg=_LEVEL_COLOURS[check.level])} {text}")
+
+
+def describe(exc: BaseException) -> str:
+    """The exception's message followed by its notes (``add_note``), as a traceback
+    shows them: the notes are where packflow names the file and line."""
+    return "\n".join([str(exc) or type(exc).__name__, *getattr(exc, "__notes__", ())])
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -41,6 +63,6 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
         except Exception as exc:  # noqa: BLE001 - every failure becomes a clean message
-            fail(str(exc) or type(exc).__name__)
+            fail(describe(exc))
 
     return wrapper

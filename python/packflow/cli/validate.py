@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from packflow.cli.messages import error, reports_errors, success, warning
+from packflow.cli.messages import echo_checks, error, reports_errors, success, warning
 
 
 @click.command()
@@ -19,12 +19,14 @@ def validate(path: str, verbose: bool, no_warnings: bool) -> None:
     load of the backend. Exits with status 1 when any check fails.
     """
     from packflow.project import PackflowProject
+    from packflow.project.checks import split_levels
 
     project = PackflowProject(path)
-    config = project.load_config()
+    results = project.run_checks(project.load_config())
     if verbose:
         click.echo(f"Validating {project.base_dir}")
-    errors, warnings = project.validate_required_files(verbose=verbose, config=config)
+        echo_checks(results)
+    errors, warnings = split_levels(results)
     shown_warnings = [] if no_warnings else warnings
 
     if errors or shown_warnings:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Union
 
 from packflow import constants
+from packflow._version import __version__
 from packflow.exceptions import PackflowArchiveError
 
 MANIFEST_NAME = constants.ARCHIVE_MANIFEST_NAME
@@ -79,8 +80,6 @@ def write_archive(
     The archive is written next to ``destination`` under a temporary name and
     moved into place at the end, so a failed export leaves no partial file.
     """
-    from packflow import __version__
-
     destination = Path(destination)
     entries: list[ManifestEntry] = []
     fd, tmp_name = tempfile.mkstemp(

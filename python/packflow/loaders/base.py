@@ -5,20 +5,38 @@ from __future__ import annotations
 import sys
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, ClassVar, Union
 
 from packflow.backend.base import InferenceBackend
 from packflow.exceptions import InferenceBackendLoadError
-from packflow.loaders.config import PackflowConfig, apply_env_vars
+from packflow.loaders.archive import load_from_archive
+from packflow.loaders.packflow_yaml import PackflowConfig, apply_env_vars
 from packflow.loaders.utils import describe_exception
 
 
 class InferenceBackendLoader(ABC):
     """Base of the loaders. ``path`` is a ``module:Object`` reference; subclasses
-    say where the module comes from (a file in a project, an installed module)."""
+    say where the module comes from (a file in a project, an installed module).
+
+    A subclass declared with ``kind="name"`` handles ``loader: name`` in
+    packflow.yaml (``class LocalLoader(InferenceBackendLoader, kind="local")``).
+    """
+
+    #: packflow.yaml's ``loader`` value -> the class that loads such projects.
+    _project_loaders: ClassVar[dict[str, type[InferenceBackendLoader]]] = {}
+
+    def __init_subclass__(cls, kind: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if kind is not None:
+            InferenceBackendLoader._project_loaders[kind] = cls
 
     def __init__(self, path: str):
         self.path = path
+
+    @classmethod
+    def for_project(cls, path: str, project_dir: Path) -> InferenceBackendLoader:
+        """The loader of ``path`` for the project in ``project_dir``."""
+        return cls(path)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.path!r})"
@@ -73,19 +91,14 @@ class InferenceBackendLoader(ABC):
         ``backend_config`` updated by ``backend_kwargs`` (explicit arguments win;
         the ``BACKEND_CONFIG_FILE_PATH`` file still wins over both).
         """
-        from packflow.loaders.local import LocalLoader
-        from packflow.loaders.module import ModuleLoader
-
         project_dir = Path(project_path).resolve()
         config = PackflowConfig.from_project_path(project_dir)
         apply_env_vars(config)
         if str(project_dir) not in sys.path:
             sys.path.insert(0, str(project_dir))
 
-        if config.loader == "local":
-            loader: InferenceBackendLoader = LocalLoader(config.inference_backend, project_dir)
-        else:
-            loader = ModuleLoader(config.inference_backend)
+        loader_cls = InferenceBackendLoader._project_loaders[config.loader]
+        loader = loader_cls.for_project(config.inference_backend, project_dir)
         return loader.load(**{**config.backend_config, **backend_kwargs})
 
     @classmethod
@@ -113,8 +126,6 @@ class InferenceBackendLoader(ABC):
         It is extracted to ``extract_dir`` (kept) or to a temporary directory that
         is removed once the returned backend is garbage-collected or at exit.
         """
-        from packflow.loaders.archive import load_from_archive
-
         return load_from_archive(cls, archive_path, extract_dir, backend_kwargs)
 
 

@@ -13,7 +13,7 @@ from packflow.loaders.base import InferenceBackendLoader
 from packflow.loaders.utils import describe_exception, inference_backend_parts
 
 
-class LocalLoader(InferenceBackendLoader):
+class LocalLoader(InferenceBackendLoader, kind="local"):
     """``"dir.module:Backend"`` is the object ``Backend`` of ``<base_dir>/dir/module.py``.
 
     The file is executed from source every time the loader loads it, and
@@ -27,6 +27,10 @@ class LocalLoader(InferenceBackendLoader):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.path!r}, base_dir={str(self.base_dir)!r})"
+
+    @classmethod
+    def for_project(cls, path: str, project_dir: Path) -> LocalLoader:
+        return cls(path, base_dir=project_dir)
 
     def source_file(self) -> Path:
         """The file ``path`` points to (whether or not it exists)."""

@@ -12,7 +12,7 @@ from packflow.loaders.utils import describe_exception, inference_backend_parts
 _MISSING = object()
 
 
-class ModuleLoader(InferenceBackendLoader):
+class ModuleLoader(InferenceBackendLoader, kind="module"):
     """``"pkg.module:Backend"`` is ``from pkg.module import Backend``, through the
     normal import system (``sys.path``, installed distributions)."""
 

@@ -7,11 +7,13 @@ import shutil
 from pathlib import Path
 from typing import Any, Union
 
-import click
-
 from packflow import constants
-from packflow.loaders.config import PackflowConfig, apply_env_vars, normalize_archive_name
+from packflow.loaders.archive import write_archive
+from packflow.loaders.local import LocalLoader
+from packflow.loaders.packflow_yaml import PackflowConfig, apply_env_vars, normalize_archive_name
+from packflow.logger import get_logger
 from packflow.project import checks
+from packflow.project.export import collect_export_files
 from packflow.project.templates import DEFAULT_TEMPLATE, render, template_files
 
 FILE_PERMISSIONS = 0o644
@@ -21,7 +23,7 @@ MANDATORY_TEMPLATE_FILES = frozenset(
     {"inference.py", constants.PACKAGING_CONFIG_NAME, constants.REQUIREMENTS_TEXT_NAME}
 )
 
-_SYMBOLS = {"ok": ("✓", "green"), "warning": ("⚠", "yellow"), "error": ("✗", "red")}
+_logger = get_logger("project")
 
 
 class PackflowProject:
@@ -36,6 +38,8 @@ class PackflowProject:
         self.export_warnings: list[str] = []
         #: The manifest written into the last exported archive.
         self.export_manifest: dict | None = None
+        #: Every validation check of the last :meth:`export`, passed or not.
+        self.export_checks: list[checks.Check] = []
 
     def __repr__(self) -> str:
         return f"{type(self).__name__} @ {self.base_dir}"
@@ -122,19 +126,18 @@ class PackflowProject:
         requirements not installed or at other versions, and a README.md,
         MODEL_CARD.md or LICENSE.txt that is missing, empty or still the template.
         Without ``config``, packflow.yaml is read from the project.
-        ``verbose`` prints every check.
+        ``verbose`` logs every check at INFO level on the ``packflow.project``
+        logger (``packflow validate -v`` prints them).
         """
         results = self.run_checks(config)
         if verbose:
-            echo_checks(results)
+            _log_checks(results)
         return checks.split_levels(results)
 
     # --- export ------------------------------------------------------------------------
 
     def export_files(self, output_file: Path | None = None) -> list[str]:
         """The archive paths :meth:`export` would write (the manifest aside)."""
-        from packflow.project.export import collect_export_files
-
         config = PackflowConfig.from_project_path(self.base_dir)
         stem = normalize_archive_name(config.name)
         return collect_export_files(self.base_dir, stem, output_file).paths
@@ -145,14 +148,16 @@ class PackflowProject:
         Validation errors block the export (``ValueError`` listing them); warnings
         end up in :attr:`export_warnings`. The archive is reproducible: same files,
         same bytes. It includes ``packflow.lock``, the SHA-256 of every file.
+        The checks end up in :attr:`export_checks`; ``verbose`` also logs them and
+        the archived files at INFO level on the ``packflow.project`` logger.
         """
-        from packflow.loaders.archive import write_archive
-        from packflow.project.export import collect_export_files
-
-        if verbose:
-            click.echo(f"Exporting {self.base_dir}")
+        self.export_checks = []
         config = self.load_config()
-        errors, warnings = self.validate_required_files(verbose=verbose, config=config)
+        self.export_checks = self.run_checks(config)
+        if verbose:
+            _logger.info("Exporting %s", self.base_dir)
+            _log_checks(self.export_checks)
+        errors, warnings = checks.split_levels(self.export_checks)
         if errors:
             raise ValueError(
                 "Export blocked by validation errors:\n" + "\n".join(f"  - {e}" for e in errors)
@@ -176,31 +181,25 @@ class PackflowProject:
         self.export_manifest = write_archive(archive, selection.files, config.name, config.version)
         self.export_warnings = warnings + selection.warnings
         if verbose:
-            click.echo(f"\nArchive contents ({len(selection.files)} files + packflow.lock):")
-            for path in selection.paths:
-                click.echo(f"  {path}")
+            _logger.info(
+                "Archive contents (%d files + %s): %s",
+                len(selection.files),
+                constants.ARCHIVE_MANIFEST_NAME,
+                ", ".join(selection.paths),
+            )
         return archive
 
     def _files_the_archive_needs(self, config: PackflowConfig) -> list[str]:
         needed = [constants.PACKAGING_CONFIG_NAME, constants.REQUIREMENTS_TEXT_NAME]
         if config.loader == "local":
-            from packflow.loaders.local import LocalLoader
-
             source = LocalLoader(config.inference_backend, self.base_dir).source_file()
             needed.append(source.relative_to(self.base_dir).as_posix())
         return needed
 
 
-def echo_checks(results: list[checks.Check]) -> None:
-    """Print checks grouped by section, one ``✓``/``⚠``/``✗`` line each."""
-    section = None
+def _log_checks(results: list[checks.Check]) -> None:
     for check in results:
-        if check.section != section:
-            section = check.section
-            click.echo(f"\n{section}:")
-        symbol, colour = _SYMBOLS[check.level]
-        text = check.message if check.level != "ok" else f"{check.subject}: {check.message}"
-        click.echo(f"  {click.style(symbol, fg=colour)} {text}")
+        _logger.info("%s: %s", check.section, check.describe())
 
 
 __all__ = ["PackflowProject"]

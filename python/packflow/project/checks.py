@@ -19,11 +19,16 @@ from pathlib import Path
 from typing import Literal
 
 from packflow import constants
+from packflow._version import __version__
 from packflow.exceptions import InferenceBackendLoadError
-from packflow.loaders.config import PackflowConfig, get_python_version
+from packflow.loaders.base import InferenceBackendLoader
+from packflow.loaders.local import LocalLoader
+from packflow.loaders.packflow_yaml import PackflowConfig, get_python_version
 from packflow.project.templates import rendered_template_text
 
 Level = Literal["ok", "warning", "error"]
+#: How a check's level is shown: ``✓ name: demo``, ``⚠ 'description' is empty``.
+SYMBOLS: dict[str, str] = {"ok": "✓", "warning": "⚠", "error": "✗"}
 
 REQUIRED_FILES = (constants.PACKAGING_CONFIG_NAME, constants.REQUIREMENTS_TEXT_NAME)
 RECOMMENDED_FILES = ("MODEL_CARD.md", "LICENSE.txt", "README.md")
@@ -43,6 +48,12 @@ class Check:
     subject: str
     level: Level
     message: str
+
+    def describe(self) -> str:
+        """One line: the level's symbol, then the message (prefixed by the subject
+        for a passed check, whose message alone says little)."""
+        text = self.message if self.level != "ok" else f"{self.subject}: {self.message}"
+        return f"{SYMBOLS[self.level]} {text}"
 
 
 def split_levels(checks: list[Check]) -> tuple[list[str], list[str]]:
@@ -76,8 +87,10 @@ def project_checks(project_dir: Path, config: PackflowConfig | None) -> list[Che
             try:
                 config = PackflowConfig.from_project_path(project_dir)
             except Exception as exc:  # noqa: BLE001 - reported as a failed check
+                # The notes name the file, line and field (PackflowConfigValidationError).
+                message = "\n".join([str(exc), *getattr(exc, "__notes__", ())])
                 checks.append(
-                    Check("packflow.yaml", constants.PACKAGING_CONFIG_NAME, "error", str(exc))
+                    Check("packflow.yaml", constants.PACKAGING_CONFIG_NAME, "error", message)
                 )
         if config is not None:
             checks.extend(config_checks(config, project_dir))
@@ -165,8 +178,6 @@ def python_version_check(config: PackflowConfig) -> Check:
 
 
 def _backend_file_check(config: PackflowConfig, project_dir: Path) -> tuple[bool, Check]:
-    from packflow.loaders.local import LocalLoader
-
     try:
         source = LocalLoader(config.inference_backend, project_dir).source_file()
     except ValueError as exc:
@@ -200,8 +211,6 @@ def _quiet() -> Iterator[None]:
 
 def smoke_load_check(project_dir: Path, config: PackflowConfig) -> Check:
     """Load and instantiate the backend as ``InferenceBackendLoader.from_project`` would."""
-    from packflow.loaders.base import InferenceBackendLoader
-
     try:
         with _quiet():
             InferenceBackendLoader.from_project(project_dir)
@@ -267,8 +276,6 @@ def _parse_requirements(text: str) -> Iterator[_Requirement]:
 
 def requirements_checks(path: Path) -> Iterator[Check]:
     """packflow must be listed; other requirements should be installed at matching versions."""
-    from packflow import __version__
-
     section = "requirements.txt"
     listed_packflow = False
     for req in _parse_requirements(path.read_text(encoding="utf-8", errors="replace")):

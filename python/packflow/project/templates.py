@@ -1,5 +1,5 @@
 """Project templates: the starter files shipped as package data under
-``packflow/data/templates/<template>/``."""
+``packflow/project_templates/<template>/``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ RENDERED_FILES = frozenset({"README.md", "MODEL_CARD.md"})
 
 
 def _templates_root() -> Traversable:
-    return resources.files("packflow").joinpath("data").joinpath("templates")
+    return resources.files("packflow").joinpath("project_templates")
 
 
 def available_templates() -> list[str]:

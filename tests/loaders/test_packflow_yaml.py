@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import subprocess
 import sys
 
 import pytest
@@ -14,7 +16,14 @@ from pydantic import ValidationError
 from packflow import __version__
 from packflow.exceptions import PackflowConfigError
 from packflow.loaders import PackflowConfig, apply_env_vars
-from packflow.loaders.config import NAME_PATTERN, load_packflow_config, normalize_archive_name
+from packflow.loaders.packflow_yaml import (
+    NAME_PATTERN,
+    PackflowConfigSyntaxError,
+    PackflowConfigTypeError,
+    PackflowConfigValidationError,
+    load_packflow_config,
+    normalize_archive_name,
+)
 
 from reference import run_reference_script
 
@@ -108,25 +117,34 @@ def test_load_packflow_config_needs_a_directory(tmp_path):
         load_packflow_config(tmp_path / "nope")
 
 
-def test_malformed_yaml_names_line_and_column(tmp_path):
+def notes(exc: BaseException) -> str:
+    return "\n".join(getattr(exc, "__notes__", ()))
+
+
+def test_malformed_yaml_is_a_yaml_error_naming_file_line_and_column(tmp_path):
     write_yaml(tmp_path, "name: demo\nversion: [1,\n")
-    with pytest.raises(PackflowConfigError) as info:
+    with pytest.raises(PackflowConfigSyntaxError) as info:
         PackflowConfig.from_project_path(tmp_path)
-    message = str(info.value)
-    assert "packflow.yaml line 3, column 1: invalid YAML" in message
-    assert isinstance(info.value, ValueError)
+    error = info.value
+    assert isinstance(error, yaml.MarkedYAMLError)
+    assert isinstance(error, PackflowConfigError) and isinstance(error, ValueError)
+    assert f'in "{tmp_path / "packflow.yaml"}", line 3, column 1' in str(error)
+    assert "expected the node content, but found '<stream end>'" in str(error)
+    assert (error.path, error.line) == (tmp_path / "packflow.yaml", 3)
 
 
 def test_bad_indentation_names_its_line(tmp_path):
     write_yaml(tmp_path, "name: demo\nenv:\n  A: x\n B: y\n")
-    with pytest.raises(PackflowConfigError, match=r"line 4, column 2: invalid YAML"):
+    with pytest.raises(PackflowConfigSyntaxError, match=r"line 4, column 2"):
         PackflowConfig.from_project_path(tmp_path)
 
 
 @pytest.mark.parametrize("text", ["", "\n", "# only a comment\n"])
-def test_empty_file(tmp_path, text):
+def test_empty_file_is_a_type_error(tmp_path, text):
     write_yaml(tmp_path, text)
-    with pytest.raises(PackflowConfigError, match="is empty: it needs at least a 'name'"):
+    with pytest.raises(PackflowConfigTypeError, match="is empty: it needs at least a 'name'"):
+        PackflowConfig.from_project_path(tmp_path)
+    with pytest.raises(TypeError):
         PackflowConfig.from_project_path(tmp_path)
 
 
@@ -134,57 +152,69 @@ def test_empty_file(tmp_path, text):
 def test_top_level_must_be_a_mapping(tmp_path, text, kind):
     write_yaml(tmp_path, text)
     with pytest.raises(
-        PackflowConfigError, match=f"line 1: the top level must be a mapping.*{kind}"
-    ):
+        PackflowConfigTypeError, match=f"line 1: the top level must be a mapping.*{kind}"
+    ) as info:
         PackflowConfig.from_project_path(tmp_path)
+    assert isinstance(info.value, TypeError) and info.value.line == 1
 
 
-def test_invalid_fields_are_listed_with_their_lines(tmp_path):
+def test_invalid_fields_are_a_validation_error_with_their_lines(tmp_path):
     write_yaml(tmp_path, "name: 1abc\nversion: '1'\nloader: foo\nbogus: 1\n")
-    with pytest.raises(PackflowConfigError) as info:
+    with pytest.raises(ValidationError) as info:
         PackflowConfig.from_project_path(tmp_path)
-    message = str(info.value)
-    assert "has 3 problems" in message
-    assert "line 1, field 'name': must start with a letter" in message
-    assert "(got '1abc')" in message
-    assert "line 3, field 'loader': Input should be 'local' or 'module' (got 'foo')" in message
-    assert "line 4, field 'bogus': is not a packflow.yaml field" in message
-    assert isinstance(info.value.__cause__, ValidationError)
+    error = info.value
+    assert isinstance(error, PackflowConfigValidationError)
+    assert isinstance(error, PackflowConfigError)
+    assert str(error).startswith("3 validation errors for PackflowConfig\nname\n")
+    assert [e["loc"] for e in error.errors()] == [("name",), ("loader",), ("bogus",)]
+    assert error.path == tmp_path / "packflow.yaml"
+    assert [(p.field, p.line) for p in error.problems] == [
+        ("name", 1),
+        ("loader", 3),
+        ("bogus", 4),
+    ]
+    note = notes(error)
+    assert note.startswith(f"{tmp_path / 'packflow.yaml'} has 3 problems:\n")
+    assert "line 1, field 'name': must start with a letter" in note
+    assert "(got '1abc')" in note
+    assert "line 3, field 'loader': Input should be 'local' or 'module' (got 'foo')" in note
+    assert "line 4, field 'bogus': is not a packflow.yaml field" in note
 
 
-def test_single_problem_is_one_line(tmp_path):
+def test_single_problem_is_one_note_line(tmp_path):
     write_yaml(tmp_path, "name: demo\n\ninference_backend: a:b:c\n")
-    with pytest.raises(PackflowConfigError) as info:
+    with pytest.raises(PackflowConfigValidationError) as info:
         PackflowConfig.from_project_path(tmp_path)
-    message = str(info.value)
-    assert "\n" not in message
-    assert message.endswith(
-        "packflow.yaml line 3, field 'inference_backend': must be 'module:Object' with exactly "
-        "one colon, e.g. 'inference:Backend' (got 'a:b:c')"
+    assert notes(info.value) == (
+        f"{tmp_path / 'packflow.yaml'} line 3, field 'inference_backend': must be "
+        "'module:Object' with exactly one colon, e.g. 'inference:Backend' (got 'a:b:c')"
     )
 
 
 def test_missing_name_is_required(tmp_path):
     write_yaml(tmp_path, "version: '1.0'\n")
-    with pytest.raises(PackflowConfigError, match="field 'name': is required"):
+    with pytest.raises(PackflowConfigValidationError) as info:
         PackflowConfig.from_project_path(tmp_path)
+    assert notes(info.value).endswith("packflow.yaml field 'name': is required")
+    assert info.value.problems[0].line is None
 
 
 def test_numbers_where_strings_belong_suggest_quotes(tmp_path):
     write_yaml(tmp_path, "name: demo\nversion: 1.10\nenv:\n  PORT: 8080\n")
-    with pytest.raises(PackflowConfigError) as info:
+    with pytest.raises(PackflowConfigValidationError) as info:
         PackflowConfig.from_project_path(tmp_path)
-    message = str(info.value)
-    assert "line 2, field 'version'" in message
-    assert "(got 1.1)" in message  # what YAML made of 1.10: the reason to quote it
-    assert "line 4, field 'env.PORT'" in message
-    assert message.count("put the value in quotes") == 2
+    note = notes(info.value)
+    assert "line 2, field 'version'" in note
+    assert "(got 1.1)" in note  # what YAML made of 1.10: the reason to quote it
+    assert "line 4, field 'env.PORT'" in note
+    assert note.count("put the value in quotes") == 2
 
 
 def test_nested_list_item_is_located(tmp_path):
     write_yaml(tmp_path, "name: demo\nmaintainers:\n  - a@b.c\n  - 42\n")
-    with pytest.raises(PackflowConfigError, match=r"line 4, field 'maintainers.1'"):
+    with pytest.raises(PackflowConfigValidationError) as info:
         PackflowConfig.from_project_path(tmp_path)
+    assert "line 4, field 'maintainers.1'" in notes(info.value)
 
 
 def test_duplicate_field_is_an_error(tmp_path):
@@ -196,15 +226,143 @@ def test_duplicate_field_is_an_error(tmp_path):
 
 
 def test_not_utf8(tmp_path):
-    (tmp_path / "packflow.yaml").write_bytes(b"name: \xff\xfe\n")
-    with pytest.raises(PackflowConfigError, match="not UTF-8"):
+    (tmp_path / "packflow.yaml").write_bytes(b"name: demo\ndescription: \xff\xfe\n")
+    with pytest.raises(PackflowConfigError, match="line 2: not UTF-8") as info:
         PackflowConfig.from_project_path(tmp_path)
+    assert info.value.line == 2
 
 
 def test_multiple_documents_are_refused(tmp_path):
     write_yaml(tmp_path, "name: a\n---\nname: b\n")
-    with pytest.raises(PackflowConfigError, match="invalid YAML"):
+    with pytest.raises(PackflowConfigSyntaxError, match="expected a single document"):
         PackflowConfig.from_project_path(tmp_path)
+
+
+# --- hostile files ---------------------------------------------------------------------
+
+
+def billion_laughs(levels: int) -> str:
+    lines = ["name: bomb", "extra:", '  l0: &l0 ["lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for level in range(1, levels + 1):
+        lines.append(f"  l{level}: &l{level} [" + ",".join([f"*l{level - 1}"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def test_an_alias_bomb_is_refused_at_once(tmp_path):
+    # 470 bytes standing for ~39 million values. The check runs in a child with
+    # bounded memory and time: walking the aliases would exhaust both.
+    text = billion_laughs(7)
+    assert len(text) < 600
+    write_yaml(tmp_path, text)
+    code = (
+        "import resource, sys, time\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))\n"
+        "from packflow.exceptions import PackflowConfigError\n"
+        "from packflow.loaders import PackflowConfig\n"
+        "start = time.perf_counter()\n"
+        "try:\n"
+        "    PackflowConfig.from_project_path(sys.argv[1])\n"
+        "except PackflowConfigError as exc:\n"
+        "    print(round(time.perf_counter() - start, 3), exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    seconds, message = done.stdout.split(" ", 1)
+    assert float(seconds) < 1.0
+    assert re.search(
+        r"packflow\.yaml line \d: its YAML aliases \(\*name\) stand for more than 100,000", message
+    )
+
+
+def test_aliases_within_the_limit_are_read_like_yaml_does(tmp_path):
+    write_yaml(
+        tmp_path,
+        "name: demo\nbackend_config:\n  base: &base {threshold: 0.5, tags: [a, b]}\n"
+        "  other:\n    <<: *base\n    label: x\n  again: *base\n"
+        "extra:\n  l0: &l0 [1, 2]\n  l1: [*l0, *l0, *l0]\n",
+    )
+    config = PackflowConfig.from_project_path(tmp_path)
+    assert config.backend_config["other"] == {"threshold": 0.5, "tags": ["a", "b"], "label": "x"}
+    assert config.backend_config["again"] == config.backend_config["base"]
+    assert config.extra["l1"] == [[1, 2]] * 3
+    write_yaml(tmp_path, billion_laughs(4))  # 8 * 9**4 = 52,488 lols: under the limit
+    assert len(PackflowConfig.from_project_path(tmp_path).extra["l4"]) == 9
+
+
+def test_invalid_field_under_an_alias_is_located_at_the_alias(tmp_path):
+    write_yaml(tmp_path, "name: demo\nextra:\n  x: &bad [1]\nmaintainers: *bad\n")
+    with pytest.raises(PackflowConfigValidationError) as info:
+        PackflowConfig.from_project_path(tmp_path)
+    assert "line 4, field 'maintainers.0'" in notes(info.value)
+
+
+def test_a_self_referencing_alias_is_refused(tmp_path):
+    write_yaml(tmp_path, "name: demo\nextra: &loop\n  me: *loop\n")
+    with pytest.raises(PackflowConfigError, match="line 2: the value anchored here contains an"):
+        PackflowConfig.from_project_path(tmp_path)
+
+
+def test_deep_nesting_is_a_config_error_not_a_recursion_error(tmp_path):
+    write_yaml(tmp_path, "name: demo\nextra:\n  x: " + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(PackflowConfigError, match="nested too deeply"):
+        PackflowConfig.from_project_path(tmp_path)
+
+
+def test_an_oversized_file_is_refused_without_reading_it(tmp_path, monkeypatch):
+    import packflow.loaders.packflow_yaml as packflow_yaml
+
+    monkeypatch.setattr(packflow_yaml, "MAX_FILE_BYTES", 64)
+    write_yaml(tmp_path, "name: demo\ndescription: " + "x" * 100 + "\n")
+    with pytest.raises(PackflowConfigError, match="packflow.yaml is larger than"):
+        PackflowConfig.from_project_path(tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+def test_a_packflow_yaml_that_is_not_a_file_is_refused_without_blocking(tmp_path, kind):
+    target = tmp_path / "packflow.yaml"
+    os.mkfifo(target) if kind == "fifo" else target.mkdir()
+    with pytest.raises(PackflowConfigError, match="is not a regular file"):
+        PackflowConfig.from_project_path(tmp_path)
+
+
+_REFERENCE_ERRORS = """
+from packflow.loaders import PackflowConfig
+result = []
+for directory in payload:
+    try:
+        PackflowConfig.from_project_path(directory)
+        result.append(None)
+    except Exception as exc:
+        result.append(([c.__name__ for c in type(exc).__mro__], str(exc)))
+"""
+
+
+def test_errors_keep_the_reference_types_and_messages(tmp_path):
+    texts = {
+        "fields": "name: 1abc\nversion: 1.1\nloader: remote\n",
+        "missing": "version: '1.0'\n",
+        "syntax": "name: [demo\n",
+        "indent": "name: demo\nenv:\n  A: x\n B: y\n",
+        "documents": "name: a\n---\nname: b\n",
+        "empty": "",
+        "list": "- a\n",
+    }
+    directories = []
+    for label, text in texts.items():
+        (tmp_path / label).mkdir()
+        directories.append(write_yaml(tmp_path / label, text))
+    expected = run_reference_script(_REFERENCE_ERRORS, [str(d) for d in directories])
+    for directory, (ref_types, ref_message) in zip(directories, expected):
+        with pytest.raises(Exception) as info:
+            PackflowConfig.from_project_path(directory)
+        error = info.value
+        ref_type = ref_types[0]
+        assert ref_type in {c.__name__ for c in type(error).__mro__}, (directory, ref_type)
+        assert isinstance(error, PackflowConfigError)
+        if ref_type != "TypeError":  # the reference's TypeError is about `**None`
+            assert ref_message in str(error), directory
 
 
 # --- writing ---------------------------------------------------------------------------
@@ -294,7 +452,7 @@ def test_apply_env_vars_sets_and_warns_on_overwrite(monkeypatch, caplog):
 
 _REFERENCE_PARSE = """
 from pathlib import Path
-from packflow.loaders.config import PackflowConfig
+from packflow.loaders import PackflowConfig
 result = []
 for directory in payload:
     try:
@@ -344,7 +502,7 @@ def test_parsing_matches_the_reference(tmp_path):
 
 
 _REFERENCE_WRITE = """
-from packflow.loaders.config import PackflowConfig
+from packflow.loaders import PackflowConfig
 directory, data = payload
 PackflowConfig(**data).write_yaml(directory)
 result = None

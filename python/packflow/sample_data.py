@@ -82,12 +82,14 @@ def sample_lines(n: int, seed: int = 0, malformed_every: int = 0) -> Iterator[by
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m packflow.testing N [-o FILE] [--seed S] [--malformed-every K]``:
+    """``python -m packflow.sample_data N [-o FILE] [--seed S] [--malformed-every K]``:
     write N sample events as JSON Lines."""
     import argparse
     import sys
 
-    parser = argparse.ArgumentParser(prog="python -m packflow.testing", description=main.__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m packflow.sample_data", description=main.__doc__
+    )
     parser.add_argument("n", type=int, help="number of lines")
     parser.add_argument("-o", "--output", default="-", help="file to write, - for stdout")
     parser.add_argument("--seed", type=int, default=0)
