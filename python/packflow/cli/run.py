@@ -3,6 +3,7 @@ project's backend and write JSON Lines out."""
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import os
@@ -16,6 +17,7 @@ from typing import Any, BinaryIO, Optional
 import click
 
 from packflow.engine import LineReader
+from packflow.engine.workers import WorkerPool, WorkerStartError, workers_count
 from packflow.runner import RunSummary, StreamRunner
 
 _EXIT_FOR_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -91,6 +93,22 @@ def _load_backend(project: str, config: dict[str, Any]) -> Any:
     return InferenceBackendLoader.from_path(project, **config)
 
 
+def _start_pool(project: str, config: dict[str, Any], workers: int) -> WorkerPool:
+    from packflow.loaders import InferenceBackendLoader
+
+    load = functools.partial(InferenceBackendLoader.from_path, os.path.abspath(project), **config)
+    pool = WorkerPool(load, workers)
+    pool.start()
+    return pool
+
+
+def _workers_option(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
+    try:
+        return workers_count(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
 @click.command("run")
 @click.argument("project", default=".", type=click.Path(exists=True))
 @click.option(
@@ -138,6 +156,15 @@ def _load_backend(project: str, config: dict[str, Any]) -> Any:
 )
 @click.option("--stats", "stats_path", default=None, help="Write the run summary here as JSON.")
 @click.option("--fail-on-error", is_flag=True, help="Exit with status 1 if any row failed.")
+@click.option(
+    "--workers",
+    default="1",
+    show_default=True,
+    metavar="N|auto",
+    callback=_workers_option,
+    help="Processes running the backend, each on whole batches (auto: one per usable "
+    "core); the outputs and errors are the same as with 1.",
+)
 def run_command(
     project: str,
     input_path: str,
@@ -148,6 +175,7 @@ def run_command(
     config_pairs: tuple[str, ...],
     stats_path: Optional[str],
     fail_on_error: bool,
+    workers: int,
 ) -> None:
     """Stream JSON Lines through the backend of the project at PROJECT.
 
@@ -159,14 +187,20 @@ def run_command(
     (rows, errors, rows/s, per-step p50/p99) is printed on stderr at the end.
     """
     config = _parse_config(config_pairs)
+    pool: Optional[WorkerPool] = None
     try:
-        backend = _load_backend(project, config)
+        if workers > 1:
+            backend = pool = _start_pool(project, config, workers)
+        else:
+            backend = _load_backend(project, config)
     except Exception as exc:  # noqa: BLE001 - reported to the user
         raise click.ClickException(f"could not load the backend: {exc}") from exc
 
     received: dict[str, int] = {}
 
     def on_signal(signum: int, _frame: Any) -> None:
+        if "signal" in received and pool is not None:
+            pool.stop_now()  # a second signal: stop without the batches in flight
         received.setdefault("signal", signum)
 
     previous = {s: signal.signal(s, on_signal) for s in _EXIT_FOR_SIGNAL}
@@ -174,6 +208,8 @@ def run_command(
     exit_code = 0
     interrupted: Optional[str] = None
     with ExitStack() as stack:
+        if pool is not None:
+            stack.callback(pool.kill)
         stream, live = _open_input(input_path, stack)
         sink = _open_output(output_path, stack)
         errors_sink = stack.enter_context(open(errors_path, "wb")) if errors_path else None
@@ -186,22 +222,32 @@ def run_command(
                 max_wait_ms=max_wait_ms,
                 should_stop=lambda: "signal" in received,
             )
-            for batch in reader:
+            # With workers, the batches in flight are finished after a signal.
+            results = pool.map(reader) if pool is not None else ((b, None) for b in reader)
+            for batch, result in results:
                 if batch.rejected is not None:
                     runner.reject(batch.rejected)
+                elif result is not None:
+                    runner.write(result)
                 else:
                     runner.process(batch.data, batch.first_line)
                 progress(runner.summary)
-                if "signal" in received:
+                if "signal" in received and pool is None:
                     break
+            if pool is not None:
+                pool.close()  # collects the workers' step statistics
             if "signal" in received:
                 signum = received["signal"]
                 interrupted = signal.Signals(signum).name
                 exit_code = _EXIT_FOR_SIGNAL[signum]
             summary = runner.finish(interrupted_by=interrupted)
+        except WorkerStartError as exc:
+            raise click.ClickException(f"could not load the backend: {exc}") from exc
         except BrokenPipeError:
             # The reader went away (`| head`): stop quietly, without a traceback
             # from the interpreter flushing stdout at exit.
+            if pool is not None:
+                pool.kill()
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
             summary = runner.finish(interrupted_by="closed output", flush=False)
