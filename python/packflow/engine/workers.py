@@ -142,18 +142,21 @@ def _worker_main(load: Callable[[], Any], allow_nan: bool, batches: Any, results
         _write_frame(wfd, _FAILED, 0, 0, pickle.dumps(detail))
         return
     engine = BatchEngine(backend, allow_nan=allow_nan)
-    _write_frame(wfd, _READY, 0, 0)
-    while True:
-        header = _read_exact(rfd, _HEADER.size)
-        if header is None:
-            break
-        _kind, seq, first_line, length = _HEADER.unpack(header)
-        data = _read_exact(rfd, length) if length else b""
-        if data is None:
-            break
-        result = engine.process(data, first_line)
-        _write_frame(wfd, _RESULT, seq, 0, pickle.dumps(result, pickle.HIGHEST_PROTOCOL))
-    _write_frame(wfd, _STATS, 0, 0, pickle.dumps(backend.stats_state()))
+    try:
+        _write_frame(wfd, _READY, 0, 0)
+        while True:
+            header = _read_exact(rfd, _HEADER.size)
+            if header is None:
+                break
+            _kind, seq, first_line, length = _HEADER.unpack(header)
+            data = _read_exact(rfd, length) if length else b""
+            if data is None:
+                break
+            result = engine.process(data, first_line)
+            _write_frame(wfd, _RESULT, seq, 0, pickle.dumps(result, pickle.HIGHEST_PROTOCOL))
+        _write_frame(wfd, _STATS, 0, 0, pickle.dumps(backend.stats_state()))
+    except BrokenPipeError:
+        pass  # the parent is gone: nobody to tell
 
 
 # --- the parent's side -----------------------------------------------------------
@@ -377,6 +380,7 @@ class WorkerPool:
         self._stop_now = False
         self._spawned = 0
         self._next_seq = 0
+        self._mapping = False
 
     def __repr__(self) -> str:
         return f"WorkerPool({self.load!r}, workers={self.workers})"
@@ -420,12 +424,11 @@ class WorkerPool:
         if self._closed or not self._started:
             return
         for w in self._pool:
-            if not w.exited:
-                self._unregister(w.send_fd)
-                w.close_input()
+            self._unregister(w.send_fd)
+            w.close_input()
         deadline = time.monotonic() + timeout
         try:
-            while any(not w.exited for w in self._pool) and time.monotonic() < deadline:
+            while self._pool and time.monotonic() < deadline:
                 self._poll({}, timeout=max(0.0, deadline - time.monotonic()), respawn=False)
         except WorkerStartError:
             pass  # a replacement that could not load had no batch left to run
@@ -450,6 +453,8 @@ class WorkerPool:
             self._selector.close()
         for fd in (self._wake_r, self._wake_w):
             os.close(fd)
+        # A late stop_now() (a signal after the run) must not write to a reused fd.
+        self._wake_r = self._wake_w = -1
 
     def stop_now(self) -> None:
         """Make :meth:`map` end at once, without the results still in flight; the
@@ -480,6 +485,9 @@ class WorkerPool:
         """
         if not self._started or self._closed:
             raise RuntimeError("the pool is not running: start() it first")
+        if self._mapping:
+            raise RuntimeError("the pool is already running a map()")
+        self._mapping = True
         feeder = _Feeder(batches, self.max_in_flight, self._wake)
         slots: dict[int, _Slot] = {}
         # Sequence numbers never repeat, so a late result of an abandoned map()
@@ -513,6 +521,7 @@ class WorkerPool:
                     raise
             self.kill()
         finally:
+            self._mapping = False
             feeder.cancel()
             self._pending.clear()
             # A reader blocked on a quiet pipe ends at its next poll; do not wait.
@@ -521,6 +530,8 @@ class WorkerPool:
     # -- the event loop -------------------------------------------------------
 
     def _wake(self) -> None:
+        if self._wake_w < 0:
+            return
         try:
             os.write(self._wake_w, b"\0")
         except (BlockingIOError, OSError):
@@ -544,10 +555,10 @@ class WorkerPool:
 
     def _dispatch(self, slots: dict[int, _Slot]) -> None:
         for w in self._pool:
-            while w.bound and w.ready and not w.exited and w.load < _DEPTH:
+            while w.bound and w.ready and w.load < _DEPTH:
                 self._send(w, w.bound.popleft(), slots)
         while self._pending:
-            ready = [w for w in self._pool if w.ready and not w.exited and not w.bound]
+            ready = [w for w in self._pool if w.ready and not w.bound]
             w = min(ready, key=lambda w: w.load, default=None)
             if w is None or w.load >= _DEPTH:
                 return
@@ -592,6 +603,8 @@ class WorkerPool:
         assert self._selector is not None
         for key, _events in self._selector.select(timeout):
             what, w = key.data
+            if w is not None and w.exited:
+                continue  # an earlier event of this round closed its pipes
             if what == "wake":
                 try:
                     while os.read(self._wake_r, 4096):
@@ -602,7 +615,7 @@ class WorkerPool:
                 self._flush(w)
             elif what == "recv":
                 self._receive(w, slots)
-            elif what == "exit" and not w.exited:
+            elif what == "exit":
                 self._on_exit(w, slots, respawn)
 
     def _receive(self, w: _Worker, slots: dict[int, _Slot]) -> None:
@@ -636,6 +649,9 @@ class WorkerPool:
         self._unregister(w.send_fd)
         self._unregister(w.process.sentinel)
         how = _describe_exit(w.process.exitcode)
+        self._pool.remove(w)
+        w.close()
+        w.process.close()
         if w.stats is not None:
             self._stats.merge_stats(w.stats)
         if not w.ready:
