@@ -462,6 +462,11 @@ class WorkerPool:
         self._stop_now = True
         self._wake()
 
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the running workers (for monitoring)."""
+        return [w.process.pid for w in self._pool if w.process.pid is not None]
+
     def get_stats(self) -> dict[str, dict[str, float]]:
         """Per step, the statistics of every worker that finished (see
         :meth:`packflow.InferenceBackend.get_stats`), merged: complete once
