@@ -237,5 +237,4 @@ def _run_stream_workers(
                 on_batch(runner.summary)
             if should_stop is not None and not stopped and should_stop():
                 stopped = True
-        pool.close()
-    return runner.finish(interrupted_by="stop request" if stopped else None)
+        return runner.finish(interrupted_by="stop request" if stopped else None)

@@ -245,11 +245,15 @@ def test_step_statistics_are_merged_across_workers(project):
     rows = [{"id": i} for i in range(100)]
     with WorkerPool(loader(project), 2) as pool:
         through_pool(pool, lines(rows), 10)
-        pool.close()
-        stats = pool.get_stats()
+        stats = pool.get_stats()  # complete once map() has ended
+        through_pool(pool, lines(rows), 25)
+        again = pool.get_stats()
     assert stats["execute"]["count"] == 10
     assert stats["preprocess"]["count"] == 10
     assert stats["execute"]["min_ms"] <= stats["execute"]["p50_ms"] <= stats["execute"]["max_ms"]
+    # each worker sends what it timed since it last sent: nothing counted twice
+    assert again["execute"]["count"] == 14
+    assert pool.get_stats() == again
 
 
 def test_a_failing_source_is_raised_after_the_batches_taken(project):

@@ -209,7 +209,7 @@ def run_command(
     interrupted: Optional[str] = None
     with ExitStack() as stack:
         if pool is not None:
-            stack.callback(pool.kill)
+            stack.enter_context(pool)  # closed at the end, killed on an error
         stream, live = _open_input(input_path, stack)
         sink = _open_output(output_path, stack)
         errors_sink = stack.enter_context(open(errors_path, "wb")) if errors_path else None
@@ -234,8 +234,6 @@ def run_command(
                 progress(runner.summary)
                 if "signal" in received and pool is None:
                     break
-            if pool is not None:
-                pool.close()  # collects the workers' step statistics
             if "signal" in received:
                 signum = received["signal"]
                 interrupted = signal.Signals(signum).name

@@ -35,7 +35,7 @@ __all__ = ["WorkerPool", "WorkerStartError", "usable_cores", "workers_count"]
 #: A frame on a pipe: kind, batch sequence number, first line, payload length.
 _HEADER = struct.Struct("<QQQQ")
 # Parent -> worker.
-_BATCH = 1
+_BATCH, _SEND_STATS = 1, 6
 # Worker -> parent.
 _READY, _FAILED, _RESULT, _STATS = 2, 3, 4, 5
 #: Pipe capacity asked for (Linux; 1 MiB is the unprivileged maximum), so a
@@ -124,9 +124,17 @@ def _read_exact(fd: int, n: int) -> Optional[bytes]:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+def _send_stats(wfd: int, backend: Any) -> None:
+    """The step statistics since they were last sent: sent once, merged once."""
+    state = backend.stats_state()
+    backend.reset_stats()
+    _write_frame(wfd, _STATS, 0, 0, pickle.dumps(state))
+
+
 def _worker_main(load: Callable[[], Any], allow_nan: bool, batches: Any, results: Any) -> None:
     """A worker: load the backend once, then run every batch that arrives until
-    the parent closes the pipe; then send the step statistics and exit."""
+    the parent closes the pipe, sending its step statistics when asked and
+    before it exits."""
     # The parent decides when to stop: a terminal's Ctrl-C reaches the whole
     # process group, and the batch in hand must still be finished and sent.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -148,13 +156,16 @@ def _worker_main(load: Callable[[], Any], allow_nan: bool, batches: Any, results
             header = _read_exact(rfd, _HEADER.size)
             if header is None:
                 break
-            _kind, seq, first_line, length = _HEADER.unpack(header)
+            kind, seq, first_line, length = _HEADER.unpack(header)
+            if kind == _SEND_STATS:
+                _send_stats(wfd, backend)
+                continue
             data = _read_exact(rfd, length) if length else b""
             if data is None:
                 break
             result = engine.process(data, first_line)
             _write_frame(wfd, _RESULT, seq, 0, pickle.dumps(result, pickle.HIGHEST_PROTOCOL))
-        _write_frame(wfd, _STATS, 0, 0, pickle.dumps(backend.stats_state()))
+        _send_stats(wfd, backend)
     except BrokenPipeError:
         pass  # the parent is gone: nobody to tell
 
@@ -244,7 +255,8 @@ class _Worker:
         self.reader = _FrameReader()
         self.ready = False
         self.exited = False
-        self.stats: Optional[dict] = None
+        #: Asked for its step statistics, not answered yet.
+        self.stats_due = False
         #: Sequence numbers of the batches sent, oldest (the running one) first.
         self.outstanding: collections.deque[int] = collections.deque()
         #: A retried batch waiting for this (fresh) worker.
@@ -386,7 +398,8 @@ class WorkerPool:
         return f"WorkerPool({self.load!r}, workers={self.workers})"
 
     def __enter__(self) -> WorkerPool:
-        self.start()
+        if not self._started:
+            self.start()
         return self
 
     def __exit__(self, exc_type: Any, *_exc: Any) -> None:
@@ -419,8 +432,9 @@ class WorkerPool:
             raise
 
     def close(self, timeout: float = 60.0) -> None:
-        """Let each worker finish what it holds, collect its step statistics and
-        let it exit; a worker still running after ``timeout`` seconds is killed."""
+        """Let each worker finish what it holds, send its last step statistics
+        and exit (running its ``atexit`` handlers, which a kill would skip); a
+        worker still running after ``timeout`` seconds is killed."""
         if self._closed or not self._started:
             return
         for w in self._pool:
@@ -468,9 +482,10 @@ class WorkerPool:
         return [w.process.pid for w in self._pool if w.process.pid is not None]
 
     def get_stats(self) -> dict[str, dict[str, float]]:
-        """Per step, the statistics of every worker that finished (see
-        :meth:`packflow.InferenceBackend.get_stats`), merged: complete once
-        :meth:`close` has returned. A worker that died takes its own with it."""
+        """Per step, the statistics of all the workers (see
+        :meth:`packflow.InferenceBackend.get_stats`), merged: complete once a
+        :meth:`map` has ended. A worker that died takes with it those of the
+        batches it ran since then."""
         return self._stats.stats()
 
     # -- running batches ------------------------------------------------------
@@ -516,21 +531,31 @@ class WorkerPool:
                     feeder.release()
                     yield slot.batch, slot.result
                 if feeder.finished and not slots and not feeder.ready:
+                    self._collect_stats()
                     if feeder.error is not None:
                         raise feeder.error
                     return
-                try:
-                    self._poll(slots)
-                except WorkerStartError:
-                    self.kill()
-                    raise
+                self._poll(slots)
             self.kill()
+        except WorkerStartError:
+            self.kill()
+            raise
         finally:
             self._mapping = False
             feeder.cancel()
             self._pending.clear()
             # A reader blocked on a quiet pipe ends at its next poll; do not wait.
             feeder.join(timeout=1.0)
+
+    def _collect_stats(self) -> None:
+        """Ask every idle worker for its step statistics and wait for them."""
+        for w in self._pool:
+            if w.ready and not w.outstanding:
+                w.stats_due = True
+                w.unsent.append(memoryview(_HEADER.pack(_SEND_STATS, 0, 0, 0)))
+                self._flush(w)
+        while any(w.stats_due for w in self._pool) and not self._stop_now:
+            self._poll({})
 
     # -- the event loop -------------------------------------------------------
 
@@ -637,7 +662,8 @@ class WorkerPool:
             elif kind == _READY:
                 w.ready = True
             elif kind == _STATS:
-                w.stats = pickle.loads(payload)
+                self._stats.merge_stats(pickle.loads(payload))
+                w.stats_due = False
             elif kind == _FAILED:
                 error_type, message, text = pickle.loads(payload)
                 raise WorkerStartError(message, error_type, text)
@@ -657,8 +683,6 @@ class WorkerPool:
         self._pool.remove(w)
         w.close()
         w.process.close()
-        if w.stats is not None:
-            self._stats.merge_stats(w.stats)
         if not w.ready:
             raise WorkerStartError(f"a worker process ended ({how}) before it loaded the backend")
         if not respawn:
