@@ -2,8 +2,9 @@
 :class:`~packflow.engine.BatchEngine`, their results handed back in input order.
 
 The parent only moves bytes: it sends each batch's raw lines down a pipe, and a
-worker parses, runs the backend, checks and writes the outputs (all of
-``BatchEngine.process``) and sends back the :class:`BatchResult`. A worker that
+worker (``worker_process.py``) parses, runs the backend, checks and writes the
+outputs (all of ``BatchEngine.process``) and sends back the
+:class:`BatchResult`. A worker that
 dies has its batch retried once on a fresh worker; a second death turns the
 batch's rows into error rows with step ``worker`` (``BatchEngine.fail_batch``).
 The per-step statistics of the workers are merged into one set.
@@ -18,26 +19,19 @@ import os
 import pickle
 import selectors
 import signal
-import struct
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 from packflow import _core
+from packflow.engine import worker_process as wire
 from packflow.engine.batch import BatchEngine, BatchResult
 from packflow.engine.reader import LineBatch
 
 __all__ = ["WorkerPool", "WorkerStartError", "usable_cores", "workers_count"]
 
-#: A frame on a pipe: kind, batch sequence number, first line, payload length.
-_HEADER = struct.Struct("<QQQQ")
-# Parent -> worker.
-_BATCH, _SEND_STATS = 1, 6
-# Worker -> parent.
-_READY, _FAILED, _RESULT, _STATS = 2, 3, 4, 5
 #: Pipe capacity asked for (Linux; 1 MiB is the unprivileged maximum), so a
 #: batch usually crosses in one write instead of 16 wake-ups of 64 KiB.
 _PIPE_BYTES = 1 << 20
@@ -92,125 +86,6 @@ class WorkerStartError(RuntimeError):
         self.worker_traceback = worker_traceback
 
 
-# --- the worker process ----------------------------------------------------------
-
-
-def _write_frame(fd: int, kind: int, seq: int, arg: int, payload: bytes = b"") -> None:
-    """Write one frame to a blocking fd, however many writes it takes."""
-    views = [memoryview(_HEADER.pack(kind, seq, arg, len(payload))), memoryview(payload)]
-    while views:
-        n = os.writev(fd, views)
-        while n and views:
-            if n >= len(views[0]):
-                n -= len(views[0])
-                views.pop(0)
-            else:
-                views[0] = views[0][n:]
-                n = 0
-        while views and not len(views[0]):
-            views.pop(0)
-
-
-def _read_exact(fd: int, n: int) -> Optional[bytes]:
-    """``n`` bytes from a blocking fd; None at the end of the stream."""
-    chunks = []
-    while n:
-        chunk = os.read(fd, n)
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        n -= len(chunk)
-    # One read is the common case (the pipe holds a whole batch): no join copy.
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def _send_stats(wfd: int, backend: Any) -> None:
-    """The step statistics since they were last sent: sent once, merged once."""
-    state = backend.stats_state()
-    backend.reset_stats()
-    _write_frame(wfd, _STATS, 0, 0, pickle.dumps(state))
-
-
-def _worker_main(load: Callable[[], Any], allow_nan: bool, batches: Any, results: Any) -> None:
-    """A worker: load the backend once, then run every batch that arrives until
-    the parent closes the pipe, sending its step statistics when asked and
-    before it exits."""
-    # The parent decides when to stop: a terminal's Ctrl-C reaches the whole
-    # process group, and the batch in hand must still be finished and sent.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    # stdout is the parent's output stream: a print in user code must not land
-    # in the middle of its lines.
-    os.dup2(2, 1)
-    rfd, wfd = batches.fileno(), results.fileno()
-    try:
-        backend = load()
-    except Exception as exc:  # noqa: BLE001 - reported to the parent, which stops the run
-        detail = (type(exc).__name__, str(exc), traceback.format_exc())
-        _write_frame(wfd, _FAILED, 0, 0, pickle.dumps(detail))
-        return
-    engine = BatchEngine(backend, allow_nan=allow_nan)
-    try:
-        _write_frame(wfd, _READY, 0, 0)
-        while True:
-            header = _read_exact(rfd, _HEADER.size)
-            if header is None:
-                break
-            kind, seq, first_line, length = _HEADER.unpack(header)
-            if kind == _SEND_STATS:
-                _send_stats(wfd, backend)
-                continue
-            data = _read_exact(rfd, length) if length else b""
-            if data is None:
-                break
-            result = engine.process(data, first_line)
-            _write_frame(wfd, _RESULT, seq, 0, pickle.dumps(result, pickle.HIGHEST_PROTOCOL))
-        _send_stats(wfd, backend)
-    except BrokenPipeError:
-        pass  # the parent is gone: nobody to tell
-
-
-# --- the parent's side -----------------------------------------------------------
-
-
-class _FrameReader:
-    """Frames from a non-blocking fd, as they complete. Each read asks for just
-    the rest of the current header or payload, so no bytes are buffered twice."""
-
-    def __init__(self) -> None:
-        self.need = _HEADER.size
-        self.header: Optional[tuple[int, int, int]] = None
-        self.chunks: list[bytes] = []
-
-    def read(self, fd: int) -> tuple[list[tuple[int, int, int, bytes]], bool]:
-        """The frames completed by what can be read now, and whether the stream
-        ended."""
-        frames = []
-        while True:
-            try:
-                chunk = os.read(fd, self.need)
-            except BlockingIOError:
-                return frames, False
-            if not chunk:
-                return frames, True
-            self.chunks.append(chunk)
-            self.need -= len(chunk)
-            if self.need:
-                continue
-            data = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
-            self.chunks = []
-            if self.header is None:
-                kind, seq, arg, length = _HEADER.unpack(data)
-                if length:
-                    self.header, self.need = (kind, seq, arg), length
-                    continue
-                frames.append((kind, seq, arg, b""))
-            else:
-                frames.append((*self.header, data))
-                self.header = None
-            self.need = _HEADER.size
-
-
 def _grow_pipe(fd: int) -> None:
     try:
         import fcntl
@@ -238,7 +113,7 @@ class _Worker:
         batches_r, batches_w = ctx.Pipe(duplex=False)
         results_r, results_w = ctx.Pipe(duplex=False)
         self.process = ctx.Process(
-            target=_worker_main, args=(load, allow_nan, batches_r, results_w), name=name
+            target=wire.worker_main, args=(load, allow_nan, batches_r, results_w), name=name
         )
         try:
             self.process.start()
@@ -252,7 +127,7 @@ class _Worker:
         _grow_pipe(self.recv_fd)
         os.set_blocking(self.send_fd, False)
         os.set_blocking(self.recv_fd, False)
-        self.reader = _FrameReader()
+        self.reader = wire.FrameReader()
         self.ready = False
         self.exited = False
         #: Asked for its step statistics, not answered yet.
@@ -552,7 +427,7 @@ class WorkerPool:
         for w in self._pool:
             if w.ready and not w.outstanding:
                 w.stats_due = True
-                w.unsent.append(memoryview(_HEADER.pack(_SEND_STATS, 0, 0, 0)))
+                w.unsent.append(memoryview(wire.HEADER.pack(wire.SEND_STATS, 0, 0, 0)))
                 self._flush(w)
         while any(w.stats_due for w in self._pool) and not self._stop_now:
             self._poll({})
@@ -596,7 +471,7 @@ class WorkerPool:
 
     def _send(self, w: _Worker, seq: int, slots: dict[int, _Slot]) -> None:
         batch = slots[seq].batch
-        header = _HEADER.pack(_BATCH, seq, batch.first_line, len(batch.data))
+        header = wire.HEADER.pack(wire.BATCH, seq, batch.first_line, len(batch.data))
         w.outstanding.append(seq)
         w.unsent.extend((memoryview(header), memoryview(batch.data)))
         self._flush(w)
@@ -651,7 +526,7 @@ class WorkerPool:
     def _receive(self, w: _Worker, slots: dict[int, _Slot]) -> None:
         frames, ended = w.reader.read(w.recv_fd)
         for kind, seq, _arg, payload in frames:
-            if kind == _RESULT:
+            if kind == wire.RESULT:
                 # A worker runs its batches in the order it got them.
                 if w.outstanding and w.outstanding[0] == seq:
                     w.outstanding.popleft()
@@ -659,12 +534,12 @@ class WorkerPool:
                 if slot is not None and not slot.done:
                     slot.result = pickle.loads(payload)
                     slot.done = True
-            elif kind == _READY:
+            elif kind == wire.READY:
                 w.ready = True
-            elif kind == _STATS:
+            elif kind == wire.STATS:
                 self._stats.merge_stats(pickle.loads(payload))
                 w.stats_due = False
-            elif kind == _FAILED:
+            elif kind == wire.FAILED:
                 error_type, message, text = pickle.loads(payload)
                 raise WorkerStartError(message, error_type, text)
         if ended:
