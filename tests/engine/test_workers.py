@@ -42,6 +42,7 @@ from packflow import BackendConfig, InferenceBackend
 class Config(BackendConfig):
     marker_dir: str = ""
     fail_init: bool = False
+    starts_allowed: int = 0
 
 
 def _first(path):
@@ -59,8 +60,13 @@ class Backend(InferenceBackend):
     def initialize(self):
         if self.config.fail_init:
             raise ValueError("no weights in this test")
-        if self.config.marker_dir:
-            open(os.path.join(self.config.marker_dir, f"init-{os.getpid()}"), "w").close()
+        marks = self.config.marker_dir
+        if marks:
+            if self.config.starts_allowed:
+                started = [n for n in os.listdir(marks) if n.startswith("init-")]
+                if len(started) >= self.config.starts_allowed:
+                    raise ValueError("the weights went away")
+            open(os.path.join(marks, f"init-{os.getpid()}"), "w").close()
 
     def execute(self, inputs):
         marks = self.config.marker_dir
@@ -215,6 +221,27 @@ def test_initialize_failing_in_a_worker_stops_the_start(project):
         pool.start()
     assert info.value.error_type == "InferenceBackendInitializationError"
     assert "Traceback" in info.value.worker_traceback
+
+
+def test_a_replacement_that_cannot_initialize_stops_the_run(project, marks):
+    rows = [{"id": i, "die": "always" if i == 12 else None} for i in range(40)]
+    pool = WorkerPool(loader(project, marker_dir=str(marks), starts_allowed=2), 2)
+    pool.start()
+    with pytest.raises(WorkerStartError, match="the weights went away"):
+        through_pool(pool, lines(rows), 5)
+    assert pool.pids == []  # every worker stopped
+
+
+def test_a_worker_that_dies_idle_is_replaced(project, marks):
+    with WorkerPool(loader(project, marker_dir=str(marks)), 2) as pool:
+        first = through_pool(pool, lines([{"id": i} for i in range(20)]), 5)
+        os.kill(pool.pids[0], signal.SIGKILL)
+        second = through_pool(pool, lines([{"id": i} for i in range(20)]), 5)
+        deadline = time.monotonic() + 60
+        while len(pool.pids) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert [r for _, r in first] == [r for _, r in second]
+    assert len(list(marks.glob("init-*"))) == 3
 
 
 def test_a_loader_that_cannot_load_stops_the_start(tmp_path):
