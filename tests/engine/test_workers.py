@@ -250,6 +250,11 @@ def test_a_loader_that_cannot_load_stops_the_start(tmp_path):
             pass
 
 
+def test_load_must_be_picklable(project):
+    with pytest.raises(TypeError, match="picklable"):
+        WorkerPool(lambda: InferenceBackendLoader.from_path(str(project)), 2)
+
+
 def test_batches_in_flight_are_bounded(project):
     pulled = 0
 

@@ -252,6 +252,13 @@ class WorkerPool:
             raise ValueError("workers must be at least 1")
         if max_in_flight is not None and max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
+        try:
+            pickle.dumps(load)
+        except Exception as exc:
+            raise TypeError(
+                f"load must be picklable (a module-level function or class, or a "
+                f"functools.partial of one) to reach the worker processes: {exc}"
+            ) from exc
         self.load = load
         self.workers = workers
         self.allow_nan = allow_nan
