@@ -7,12 +7,13 @@ REF_VERSION := 0.4.1
 PY_LIBDIR := $(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('LIBDIR') or '')")
 RUST_SRC := $(shell find src -name '*.rs') Cargo.toml pyproject.toml
 
-.PHONY: help venv reference build-dev build-prod run test test-rust test-python bench lint fmt clean
+.PHONY: help venv reference build-dev build-prod run test test-rust test-python bench bench-workers lint fmt clean
 
 help:
 	@echo "make run      set up and run the example job"
 	@echo "make test     set up and run every test (Rust, Python, differential, bench smoke)"
 	@echo "make bench    benchmarks against the reference and peers, table in docs/performance.md"
+	@echo "make bench-workers  packflow run --workers 1 vs 2, section in docs/performance.md"
 	@echo "make lint     cargo fmt --check, cargo clippy, ruff"
 
 $(VENV)/.installed: pyproject.toml Makefile
@@ -71,6 +72,10 @@ test: venv test-rust test-python
 bench: build-prod reference
 	$(PY) -m pip install -q "orjson>=3.9" "msgspec>=0.18" "pandas>=2" "threadpoolctl>=3"
 	$(PY) benches/run.py --reference-python $(REF_VENV)/bin/python
+
+# packflow run --workers 1 vs 2 (CPU-bound and light backends); minutes on 2 cores.
+bench-workers: build-prod
+	$(PY) benches/workers.py --write-docs
 
 lint: venv
 	cargo fmt --check

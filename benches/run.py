@@ -746,8 +746,18 @@ the reference run uses the same events.
 ## Why the Rust path is faster
 
 {HOT_PATHS}"""
-    DOC.write_text(text)
+    DOC.write_text(text + kept_workers_section())
     print(f"\nwrote {DOC.relative_to(REPO)}")
+
+
+def kept_workers_section() -> str:
+    """The section ``benches/workers.py`` writes (between its markers), kept as
+    it is: that benchmark runs on its own (``make bench-workers``)."""
+    doc = DOC.read_text() if DOC.exists() else ""
+    begin, end = doc.find("<!-- workers: begin -->"), doc.find("<!-- workers: end -->")
+    if begin < 0 or end < begin:
+        return ""
+    return "\n\n" + doc[begin : end + len("<!-- workers: end -->")] + "\n"
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -2,11 +2,13 @@
 //! transform_outputs, each step timed with a monotonic nanosecond clock and
 //! recorded twice: the last call (for `get_metrics()`) and a histogram per step
 //! (for `get_stats()`). One Rust call per batch; the hooks are the only Python.
+//! The histograms export as plain data and merge, so the statistics of backends
+//! in several worker processes add up to one.
 
 use std::sync::Mutex;
 use std::time::Instant;
 
-use pyo3::exceptions::PyException;
+use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
@@ -294,6 +296,69 @@ impl Pipeline {
         for h in st.stats.iter_mut() {
             h.reset();
         }
+    }
+
+    /// The histograms as plain data, for `merge_stats` in another process: per
+    /// step that has run, `count`, `total_ns`, `min_ns`, `max_ns` and `buckets`,
+    /// a list of `(lowest_ns, count)` pairs for the non-empty buckets.
+    fn stats_state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let out = PyDict::new(py);
+        for (i, step) in STEPS.iter().enumerate() {
+            let h = &st.stats[i];
+            if h.count() == 0 {
+                continue;
+            }
+            let d = PyDict::new(py);
+            d.set_item("count", h.count())?;
+            d.set_item("total_ns", h.total())?;
+            d.set_item("min_ns", h.min())?;
+            d.set_item("max_ns", h.max())?;
+            d.set_item("buckets", PyList::new(py, h.buckets())?)?;
+            out.set_item(*step, d)?;
+        }
+        Ok(out)
+    }
+
+    /// Add the histograms of a `stats_state()` (of a pipeline in another
+    /// process) to this one's. A bucket pair's value may be any value in its
+    /// bucket. The whole state is checked before anything is added: an unknown
+    /// step, a count that is not the sum of the buckets, or min/max/total that
+    /// no samples could give is a ValueError naming the step.
+    fn merge_stats(&self, state: &Bound<'_, PyDict>) -> PyResult<()> {
+        let mut parsed: Vec<(usize, Histogram)> = Vec::with_capacity(STEPS.len());
+        for (key, value) in state.iter() {
+            let step: String = key.extract()?;
+            let i = STEPS.iter().position(|s| *s == step).ok_or_else(|| {
+                PyValueError::new_err(format!("stats state: unknown step {step:?}"))
+            })?;
+            let get = |name: &str| -> PyResult<Bound<'_, PyAny>> {
+                value.get_item(name).map_err(|_| {
+                    PyValueError::new_err(format!("stats state: step {step:?} has no {name:?}"))
+                })
+            };
+            let buckets: Vec<(u64, u64)> = get("buckets")?.extract()?;
+            let count: u64 = get("count")?.extract()?;
+            let h = Histogram::from_parts(
+                &buckets,
+                get("total_ns")?.extract()?,
+                get("min_ns")?.extract()?,
+                get("max_ns")?.extract()?,
+            )
+            .map_err(|e| PyValueError::new_err(format!("stats state: step {step:?}: {e}")))?;
+            if h.count() != count {
+                return Err(PyValueError::new_err(format!(
+                    "stats state: step {step:?} has count {count} but its buckets hold {}",
+                    h.count()
+                )));
+            }
+            parsed.push((i, h));
+        }
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        for (i, h) in &parsed {
+            st.stats[*i].merge(h);
+        }
+        Ok(())
     }
 }
 

@@ -30,6 +30,18 @@ class Pipeline:
         """Per step: count, total_ms, mean_ms, min_ms, max_ms, p50_ms, p90_ms, p99_ms."""
     def reset_stats(self) -> None:
         """Clear the histograms (the last call's times stay)."""
+    def stats_state(self) -> dict[str, dict[str, Any]]:
+        """The histograms as plain data, for ``merge_stats`` in another process:
+        per step that has run, ``count``, ``total_ns``, ``min_ns``, ``max_ns``
+        and ``buckets``, a list of ``(lowest_ns, count)`` pairs of the non-empty
+        buckets."""
+    def merge_stats(self, state: dict[str, dict[str, Any]]) -> None:
+        """Add a ``stats_state()`` (of a pipeline in another process) to these
+        histograms: afterwards they are those of one pipeline that timed every
+        call of both. A bucket pair's value may be any value of its bucket (a raw
+        sample with count 1 will do). A state that no samples could give (an
+        unknown step, a count that is not the buckets' sum, min, max or total
+        outside the buckets) is a ``ValueError`` and nothing is added."""
 
 def monotonic_ns() -> int:
     """Nanoseconds from a monotonic clock with an arbitrary origin."""

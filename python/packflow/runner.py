@@ -9,14 +9,16 @@ sink (a JSON line naming the line number, the raw line, the step and the error).
 
 from __future__ import annotations
 
+import functools
 import itertools
+import os
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, BinaryIO, Optional
+from typing import Any, BinaryIO, Optional, Union
 
 from packflow import _core
 from packflow.engine import BatchEngine, BatchResult, ErrorRow, LineBatch
@@ -76,7 +78,9 @@ class StreamRunner:
     """Feeds batches of JSON Lines bytes to a :class:`BatchEngine` and writes
     the results: outputs to ``sink``, error rows to ``errors`` (``None`` drops
     them after counting). Rows count as written only once their bytes were
-    written without error.
+    written without error. The summary's step statistics come from
+    ``backend.get_stats()``; a :class:`~packflow.engine.WorkerPool` (whose
+    results are passed to :meth:`write`) has one that merges its workers'.
 
     ``batch_timeout_s``: a batch still running after this many seconds is
     interrupted (SIGALRM; main thread only) and its rows become error rows with
@@ -214,6 +218,8 @@ def run_stream(
     batch_size: int = 1000,
     should_stop: Optional[Callable[[], bool]] = None,
     on_batch: Optional[Callable[[RunSummary], None]] = None,
+    workers: Union[int, str] = 1,
+    config: Optional[dict[str, Any]] = None,
 ) -> RunSummary:
     """Run ``source`` (an iterable of bytes, one JSON object per item: lines of a
     file, messages of a broker client) through ``backend`` in batches of up to
@@ -221,9 +227,37 @@ def run_stream(
     order); each bad one a JSON line on ``errors`` (``{"line", "raw", "step",
     "error"}``). ``should_stop`` is polled between batches; ``on_batch`` sees the
     running summary after each batch. Returns the final :class:`RunSummary`.
+
+    ``backend`` is an :class:`~packflow.InferenceBackend`, or the path of a
+    project (a directory, or an archive from ``packflow export``) loaded with
+    the ``config`` overrides. With ``workers`` above 1 (or ``"auto"``: one per
+    usable core) it must be a path: each worker process loads the project
+    once and runs whole batches, and the outputs and errors are the same, in
+    the same order, as with one (see :class:`packflow.engine.WorkerPool`).
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
+    n_workers = 1
+    if workers != 1:
+        from packflow.engine.workers import workers_count  # multiprocessing: only when asked
+
+        n_workers = workers_count(workers)
+    if isinstance(backend, (str, os.PathLike)):
+        from packflow.loaders import InferenceBackendLoader  # yaml: only when a path is given
+
+        load = functools.partial(
+            InferenceBackendLoader.from_path, os.fspath(backend), **(config or {})
+        )
+        if n_workers > 1:
+            return _run_stream_workers(
+                load, n_workers, source, sink, errors, batch_size, should_stop, on_batch
+            )
+        backend = load()
+    elif n_workers > 1 or config:
+        raise TypeError(
+            "workers and config need the project's path, not a backend object: "
+            "each worker process loads the project itself"
+        )
     runner = StreamRunner(backend, sink, errors)
     for batch in _batches_of_items(source, batch_size):
         runner.process_batch(batch)
@@ -232,3 +266,40 @@ def run_stream(
         if should_stop is not None and should_stop():
             return runner.finish(interrupted_by="stop request")
     return runner.finish()
+
+
+def _run_stream_workers(
+    load: Callable[[], Any],
+    workers: int,
+    source: Iterable[bytes],
+    sink: BinaryIO,
+    errors: Optional[BinaryIO],
+    batch_size: int,
+    should_stop: Optional[Callable[[], bool]],
+    on_batch: Optional[Callable[[RunSummary], None]],
+) -> RunSummary:
+    """run_stream over a worker pool: once ``should_stop`` says so, no more items
+    are taken and the batches in flight are finished and written."""
+    from packflow.engine.workers import WorkerPool
+
+    stopped = False
+
+    def batches() -> Iterator[LineBatch]:
+        # Checked before each batch is taken: an item taken is an item written.
+        cut = _batches_of_items(source, batch_size)
+        while not stopped:
+            item = next(cut, None)
+            if item is None:
+                return
+            yield item
+
+    with WorkerPool(load, workers) as pool:
+        runner = StreamRunner(pool, sink, errors)
+        for batch, result in pool.map(batches()):
+            runner.write(result)
+            runner.summary.last_line = batch.last_line
+            if on_batch is not None:
+                on_batch(runner.summary)
+            if should_stop is not None and not stopped and should_stop():
+                stopped = True
+        return runner.finish(interrupted_by="stop request" if stopped else None)

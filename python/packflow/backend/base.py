@@ -115,6 +115,18 @@ class InferenceBackend(ABC):
         """Start the per-step statistics afresh."""
         self._pipeline.reset_stats()
 
+    def stats_state(self) -> dict[str, dict[str, Any]]:
+        """The per-step histograms as plain data (picklable, JSON-able), for
+        :meth:`merge_stats` of a backend in another process; a worker pool sums
+        its workers' statistics this way."""
+        return self._pipeline.stats_state()
+
+    def merge_stats(self, state: dict[str, dict[str, Any]]) -> None:
+        """Add the statistics of another backend's :meth:`stats_state` to this
+        one's: :meth:`get_stats` then covers the calls of both, quantiles
+        included (merging loses nothing)."""
+        self._pipeline.merge_stats(state)
+
     def ready(self) -> bool:
         """Whether the backend can take calls; it can once constructed."""
         return True

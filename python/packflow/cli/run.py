@@ -9,6 +9,7 @@ summary says how far the run got); 130/143 stopped by SIGINT/SIGTERM.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -21,6 +22,7 @@ import click
 
 from packflow.cli.run_io import FileSink, RunPaths, check_paths, open_input, open_sink, write_stats
 from packflow.engine import DEFAULT_MAX_LINE_BYTES, InputReadError, LineReader
+from packflow.engine.workers import WorkerPool, WorkerStartError, workers_count
 from packflow.runner import RunSummary, StreamRunner
 
 _EXIT_FOR_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -55,6 +57,10 @@ class _Signals:
     end, so files keep whole lines); a third exits on the spot."""
 
     def __init__(self) -> None:
+        #: Called instead of raising on the second signal (a worker pool stops
+        #: its own loop: ``WorkerPool.stop_now``).
+        self.on_force: Optional[Any] = None
+        self.forced = False
         self.first: Optional[int] = None
         self.count = 0
         self._writing = False
@@ -68,6 +74,10 @@ class _Signals:
             return
         if self.count >= 3:
             os._exit(_EXIT_FOR_SIGNAL[self.first])
+        self.forced = True
+        if self.on_force is not None:
+            self.on_force()
+            return
         if self._writing:
             self._pending = signum
             return
@@ -164,6 +174,22 @@ def _load_backend(project: str, config: dict[str, Any]) -> Any:
     return InferenceBackendLoader.from_path(project, **config)
 
 
+def _workers_option(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
+    try:
+        return workers_count(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+def _start_pool(project: str, config: dict[str, Any], workers: int) -> WorkerPool:
+    from packflow.loaders import InferenceBackendLoader
+
+    load = functools.partial(InferenceBackendLoader.from_path, os.path.abspath(project), **config)
+    pool = WorkerPool(load, workers)
+    pool.start()
+    return pool
+
+
 @click.command("run")
 @click.argument("project", default=".", type=click.Path(exists=True))
 @click.option(
@@ -242,6 +268,15 @@ def _load_backend(project: str, config: dict[str, Any]) -> Any:
     type=click.FloatRange(min=0, min_open=True),
     help="How often the --stats file is rewritten (atomically) while running.",
 )
+@click.option(
+    "--workers",
+    default="1",
+    show_default=True,
+    metavar="N|auto",
+    callback=_workers_option,
+    help="Processes running the backend, each on whole batches (auto: one per usable "
+    "core); the outputs and errors are the same as with 1.",
+)
 def run_command(
     project: str,
     input_path: str,
@@ -256,6 +291,7 @@ def run_command(
     batch_timeout_s: Optional[float],
     skip_lines: int,
     stats_every_s: float,
+    workers: int,
 ) -> None:
     """Stream JSON Lines through the backend of the project at PROJECT.
 
@@ -270,20 +306,29 @@ def run_command(
     config = _parse_config(config_pairs)
     paths = RunPaths(input_path, output_path, errors_path, stats_path)
     check_paths(paths)
+    if workers > 1 and batch_timeout_s is not None:
+        raise click.BadParameter("is not supported with --workers", param_hint="--batch-timeout-s")
+    pool: Optional[WorkerPool] = None
     try:
-        backend = _load_backend(project, config)
+        if workers > 1:
+            backend = pool = _start_pool(project, config, workers)
+        else:
+            backend = _load_backend(project, config)
     except KeyboardInterrupt:
         click.echo("Interrupted while loading the backend.", err=True)
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - reported to the user
         raise click.ClickException(f"could not load the backend: {exc}") from exc
-    _check_config_keys(backend, config)
-
     signals = _Signals()
+    if pool is not None:
+        signals.on_force = pool.stop_now
     previous = {s: signal.signal(s, signals.handler) for s in _EXIT_FOR_SIGNAL}
     try:
+        if pool is None:
+            _check_config_keys(backend, config)
         summary, exit_code = _run(
             backend,
+            pool,
             paths,
             signals,
             batch_size,
@@ -293,9 +338,13 @@ def run_command(
             skip_lines,
             stats_every_s,
         )
+    except WorkerStartError as exc:
+        raise click.ClickException(f"could not load the backend: {exc}") from exc
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        if pool is not None:
+            pool.kill()
     if summary.errors and not errors_path:
         click.echo(
             f"Warning: {summary.errors} row(s) were rejected; pass --errors FILE to keep them.",
@@ -315,6 +364,7 @@ def run_command(
 
 def _run(
     backend: Any,
+    pool: Optional[WorkerPool],
     paths: RunPaths,
     signals: _Signals,
     batch_size: int,
@@ -358,15 +408,26 @@ def _run(
         flush = True
         next_snapshot = time.monotonic() + stats_every_s
         try:
-            for batch in reader:
-                runner.process_batch(batch)
+            # With workers, the batches in flight are finished after a first
+            # signal (the reader stops taking lines); a second one ends map().
+            results = pool.map(reader) if pool is not None else ((b, None) for b in reader)
+            for batch, result in results:
+                if result is None:
+                    runner.process_batch(batch)
+                else:
+                    runner.write(result)
+                    runner.summary.last_line = batch.last_line
                 progress(runner.summary)
                 if paths.stats and time.monotonic() >= next_snapshot:
                     _snapshot(paths.stats, runner)
                     next_snapshot = time.monotonic() + stats_every_s
-                if signals.stopping:
+                if signals.stopping and pool is None:
                     break
-            if signals.stopping:
+            if signals.forced:
+                name = signal.Signals(signals.first).name
+                interrupted = f"{name} (second signal: the batches in flight were dropped)"
+                exit_code = _EXIT_FOR_SIGNAL[signals.first]
+            elif signals.stopping:
                 interrupted = signal.Signals(signals.first).name
                 exit_code = _EXIT_FOR_SIGNAL[signals.first]
         except ForcedStop as stop:
@@ -375,6 +436,8 @@ def _run(
         except BrokenPipeError:
             # The reader went away (`| head`): stop quietly, without a traceback
             # from the interpreter flushing stdout at exit.
+            if pool is not None:
+                pool.kill()
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
             interrupted, flush = "closed output", False
@@ -418,7 +481,7 @@ def _snapshot(path: str, runner: StreamRunner) -> None:
 
 def _check_config_keys(backend: Any, config: dict[str, Any]) -> None:
     """A --config key the backend's config model does not have is a typo."""
-    fields = getattr(type(backend.config), "model_fields", None)
+    fields = getattr(type(getattr(backend, "config", None)), "model_fields", None)
     if not config or fields is None:
         return
     unknown = sorted(set(config) - set(fields))

@@ -1,0 +1,324 @@
+"""``make bench-workers``: ``packflow run --workers`` at 1 and 2 workers, for a
+CPU-bound toy backend (about 1 ms of pure-Python work per 100 rows) and for the
+light W6 backend (one matrix product per batch), on events of
+``packflow.testing``.
+
+    .venv/bin/python benches/workers.py                 # measure, print the table
+    .venv/bin/python benches/workers.py --write-docs    # ... and put it in docs/performance.md
+    .venv/bin/python benches/workers.py --quick         # tiny sizes (the smoke test)
+
+Two figures per case, the runs of each case interleaved (1, 2, 1, 2, ...) so
+the load of this shared machine falls on both alike:
+
+- steady state: rows/s through an already started pool (or the in-process
+  engine for 1 worker), from a file to a file, process start not counted;
+- end to end: the wall time of the ``packflow run`` command, start included.
+
+It also reports where the parent's CPU time goes: the CPU seconds of the
+parent process (reader, dispatch, writing) and of the workers, per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import yaml
+
+from packflow.engine import BatchEngine, LineReader
+from packflow.engine.workers import WorkerPool
+from packflow.loaders import InferenceBackendLoader
+from packflow.runner import StreamRunner
+from packflow.testing import NUMERIC_FEATURES, sample_lines
+
+REPO = Path(__file__).resolve().parents[1]
+DOC = REPO / "docs" / "performance.md"
+BEGIN, END = "<!-- workers: begin -->", "<!-- workers: end -->"
+
+LIGHT = """
+import numpy as np
+from packflow import InferenceBackend
+
+WEIGHTS = np.array([1e-9, 1e-4, 1e-2, 1e-2, 1e-3, 1e-6, 1e-6, 1e-2, 1.0])
+
+
+class Backend(InferenceBackend):
+    def execute(self, inputs):
+        return inputs @ WEIGHTS
+
+    def transform_outputs(self, scores):
+        return [{"score": s, "alert": a} for s, a in zip(scores.tolist(), (scores > 2.0).tolist())]
+"""
+
+# About 10 us of interpreter work per row (a small loop per feature): a tree
+# ensemble or post-processing written in Python.
+CPU = """
+from packflow import InferenceBackend
+
+
+class Backend(InferenceBackend):
+    def execute(self, inputs):
+        out = []
+        for row in inputs.tolist():
+            acc = 0.0
+            for x in row:
+                for k in range(ROUNDS):
+                    acc = acc * 0.5 + x * k
+            out.append({"score": acc, "alert": acc > 1e6})
+        return out
+"""
+CPU_ROUNDS = 8
+
+
+@dataclass
+class Case:
+    name: str
+    slug: str
+    source: str
+    rows: int
+    batch_size: int = 1000
+
+
+def write_project(root: Path, case: Case) -> Path:
+    proj = root / case.slug
+    proj.mkdir(parents=True, exist_ok=True)
+    source = case.source.replace("ROUNDS", str(CPU_ROUNDS))
+    (proj / "inference.py").write_text(source)
+    config = {
+        "name": case.slug,
+        "version": "0.1.0",
+        "inference_backend": "inference:Backend",
+        "loader": "local",
+        "backend_config": {"input_format": "numpy", "feature_names": list(NUMERIC_FEATURES)},
+    }
+    (proj / "packflow.yaml").write_text(yaml.safe_dump(config))
+    return proj
+
+
+def write_input(path: Path, rows: int) -> Path:
+    with open(path, "wb") as fh:
+        for start in range(0, rows, 100_000):
+            fh.write(b"".join(sample_lines(min(100_000, rows - start))))
+    return path
+
+
+def _cpu_of(pids: list[int]) -> float:
+    """CPU seconds used so far by these processes (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_self() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def steady_in_process(project: Path, src: Path, out: Path, batch_size: int) -> tuple[float, float]:
+    backend = InferenceBackendLoader.from_path(str(project))
+    engine = BatchEngine(backend)
+    with open(src, "rb", buffering=0) as fin, open(out, "wb") as sink:
+        runner = StreamRunner(backend, sink, engine=engine)
+        cpu, start = _cpu_self(), time.perf_counter()
+        for batch in LineReader(fin, batch_size=batch_size):
+            runner.process(batch.data, batch.first_line)
+        runner.finish()
+        return time.perf_counter() - start, _cpu_self() - cpu
+
+
+def steady_pool(pool: WorkerPool, src: Path, out: Path, batch_size: int) -> tuple[float, float]:
+    with open(src, "rb", buffering=0) as fin, open(out, "wb") as sink:
+        runner = StreamRunner(pool, sink)
+        cpu, start = _cpu_self(), time.perf_counter()
+        for _batch, result in pool.map(LineReader(fin, batch_size=batch_size)):
+            runner.write(result)
+        runner.finish()
+        return time.perf_counter() - start, _cpu_self() - cpu
+
+
+def end_to_end(project: Path, src: Path, out: Path, workers: int, batch_size: int) -> float:
+    cmd = [sys.executable, "-m", "packflow.cli", "run", str(project), "-i", str(src)]
+    cmd += ["-o", str(out), "--workers", str(workers), "--batch-size", str(batch_size)]
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def load_average() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def measure(case: Case, root: Path, rounds: int) -> dict:
+    project = write_project(root, case)
+    src = write_input(root / f"{case.slug}.jsonl", case.rows)
+    out = root / f"{case.slug}.out.jsonl"
+    load = functools.partial(InferenceBackendLoader.from_path, str(project))
+    times: dict[str, list[float]] = {"1": [], "2": [], "cli 1": [], "cli 2": []}
+    parent_cpu: list[float] = []
+    workers_cpu: list[float] = []
+    alone_cpu: list[float] = []
+    loads = [load_average()]
+    with WorkerPool(load, 2) as pool:
+        steady_pool(pool, src, out, case.batch_size)  # warm: page cache, first batches
+        steady_in_process(project, src, out, case.batch_size)
+        for _ in range(rounds):
+            wall, cpu = steady_in_process(project, src, out, case.batch_size)
+            times["1"].append(wall)
+            alone_cpu.append(cpu)
+            before = _cpu_of(pool.pids)
+            wall, cpu = steady_pool(pool, src, out, case.batch_size)
+            workers_cpu.append(_cpu_of(pool.pids) - before)
+            times["2"].append(wall)
+            parent_cpu.append(cpu)
+        pool.close()
+        step_stats = pool.get_stats()
+    for _ in range(max(1, rounds // 2)):
+        for n in (1, 2):
+            times[f"cli {n}"].append(end_to_end(project, src, out, n, case.batch_size))
+    loads.append(load_average())
+    execute = step_stats.get("execute", {})
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {
+        "case": case,
+        "median": med,
+        "best": {k: min(v) for k, v in times.items()},
+        "parent_cpu": statistics.median(parent_cpu),
+        "alone_cpu": statistics.median(alone_cpu),
+        "workers_cpu": statistics.median(workers_cpu),
+        "execute_ms_per_100": 100 * execute.get("p50_ms", 0.0) / case.batch_size,
+        "loads": loads,
+    }
+
+
+def cpu_bound(r: dict) -> float:
+    """The best 2 workers can do against 1 process on two otherwise idle cores:
+    the run takes at least the parent's CPU time and half of all CPU time."""
+    parent, total = r["parent_cpu"], r["parent_cpu"] + r["workers_cpu"]
+    return r["alone_cpu"] / max(parent, total / 2)
+
+
+def rate(rows: int, seconds: float) -> str:
+    return f"{rows / seconds / 1e3:,.0f}k rows/s"
+
+
+def table(results: list[dict]) -> str:
+    lines = [
+        "| backend | rows | execute per 100 rows | 1 worker | 2 workers | 2 vs 1 "
+        "(median, best) | CPU s: 1 process / parent + workers at 2 | 2 vs 1 on two idle "
+        "cores, from CPU time | `packflow run` 1 / 2 workers (start included) |",
+        "|" + "---|" * 9,
+    ]
+    for r in results:
+        c, m, b = r["case"], r["median"], r["best"]
+
+        lines.append(
+            f"| {c.name} | {c.rows:,} | {r['execute_ms_per_100']:.3g} ms | "
+            f"{rate(c.rows, m['1'])} | {rate(c.rows, m['2'])} | "
+            f"{m['1'] / m['2']:.2f}x, {b['1'] / b['2']:.2f}x | "
+            f"{r['alone_cpu']:.2f} / {r['parent_cpu']:.2f} + {r['workers_cpu']:.2f} | "
+            f"{cpu_bound(r):.2f}x | "
+            f"{m['cli 1']:.2f} s / {m['cli 2']:.2f} s ({m['cli 1'] / m['cli 2']:.2f}x) |"
+        )
+    return "\n".join(lines)
+
+
+def section(results: list[dict], rounds: int) -> str:
+    loads = ", ".join(f"{r['case'].name}: {' -> '.join(r['loads'])}" for r in results)
+    return f"""## Workers: one machine
+
+`packflow run --workers` at 1 and 2 workers on this {os.cpu_count()}-core machine
+(shared: load averages over 1/5/15 minutes at the start and end of each case:
+{loads}). Written by `make bench-workers` (`benches/workers.py --write-docs`),
+run on {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}; {rounds} rounds,
+1 and 2 workers interleaved. Targets (issue 12): 2 workers at least 1.8x one
+for the CPU-bound backend, 1.5x for the light one.
+
+- *1 worker*, *2 workers*: steady rows/s from a file to a file, through the
+  in-process engine (what `--workers 1` runs) and through an already started
+  pool of 2; median of the rounds.
+- *CPU s*: CPU seconds of one steady run in one process, and at 2 workers
+  of the parent process (its reader thread and event loop) and of the two
+  workers: what moving the batches costs on top of the work handed out.
+- *2 vs 1 from CPU time*: the speed-up the CPU times allow on two cores that
+  nothing else uses (the run takes at least the parent's CPU time and half
+  of all the CPU time): the figure that this shared machine's load does not
+  bend as much as the wall clock.
+- *`packflow run`*: wall time of the command, worker start included.
+
+{table(results)}
+
+{WHERE_THE_TIME_GOES}"""
+
+
+WHERE_THE_TIME_GOES = """\
+Where the parent's time goes (py-spy and per-thread CPU clocks on the 300k-line
+light input, 300 batches of 1,000 lines, 83 MB; machine loaded): about a third
+is `LineReader` itself (read, buffer, cut: the same cost one process pays), a
+quarter is the kernel copying each batch into a worker's pipe (about 1.5 GB/s
+here), and the rest is receiving and unpickling each `BatchResult`, writing the
+output, and the hand-off between the reader thread and the event loop. For the
+CPU-bound backend that is noise next to the work handed out, and two workers
+approach two cores. For the light backend a batch costs a worker about as
+much as the parent spends moving it (parse, a matrix product and JSON writing
+run at over a million rows a second in one process), so on two cores the
+parent takes a share of the CPU the workers need, and 2 workers cannot reach
+1.5x one here: the ratio is bounded by (worker + parent) CPU per row against
+one process's. What would lift it: letting workers read their byte ranges of a
+regular file themselves (the parent then only finds line boundaries, without
+copying), or shared memory instead of pipes; both change what crosses the
+process boundary and are left for later. With more cores than two, the parent's
+share stays one core and the light backend scales until it is saturated."""
+
+
+def write_docs(text: str) -> None:
+    doc = DOC.read_text()
+    if BEGIN in doc:
+        before, rest = doc.split(BEGIN, 1)
+        after = rest.split(END, 1)[1]
+        doc = before + BEGIN + "\n" + text + "\n" + END + after
+    else:
+        doc = doc.rstrip("\n") + "\n\n" + BEGIN + "\n" + text + "\n" + END + "\n"
+    DOC.write_text(doc)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="tiny inputs: a smoke run")
+    parser.add_argument("--write-docs", action="store_true")
+    args = parser.parse_args(argv)
+    scale = 100 if args.quick else 1
+    cases = [
+        Case("CPU-bound toy", "cpu", CPU, 200_000 // scale),
+        Case("light (W6)", "light", LIGHT, 1_000_000 // scale),
+    ]
+    rounds = 1 if args.quick else args.rounds
+    with tempfile.TemporaryDirectory(prefix="packflow-bench-workers-") as tmp:
+        results = []
+        for case in cases:
+            results.append(measure(case, Path(tmp), rounds))
+            print(f"{case.name}: done (load {' -> '.join(results[-1]['loads'])})", flush=True)
+    text = section(results, rounds)
+    print(text)
+    if args.write_docs and not args.quick:
+        write_docs(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,273 @@
+"""`packflow run --workers`: the same files as one process, faults, signals, auto."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from packflow.engine.workers import usable_cores
+from packflow.testing import sample_lines
+
+from sample_projects import write_project
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "examples" / "firewall-anomaly"
+PACKFLOW = [sys.executable, "-m", "packflow.cli"]
+
+BACKEND = """
+import math
+import os
+import time
+
+from packflow import BackendConfig, InferenceBackend
+
+
+class Config(BackendConfig):
+    marker_dir: str = ""
+    fail_init: bool = False
+
+
+class Backend(InferenceBackend):
+    backend_config_model = Config
+
+    def initialize(self):
+        if self.config.fail_init:
+            raise ValueError("no weights in this test")
+        if self.config.marker_dir:
+            open(os.path.join(self.config.marker_dir, f"init-{os.getpid()}"), "w").close()
+
+    def execute(self, inputs):
+        out = []
+        for r in inputs:
+            if r.get("sleep"):
+                if self.config.marker_dir:
+                    open(os.path.join(self.config.marker_dir, "sleeping"), "w").close()
+                time.sleep(r["sleep"])
+            if r.get("die"):
+                os._exit(3)
+            if r.get("fail"):
+                raise RuntimeError(f"row {r.get('id')} refused")
+            row = {"id": r.get("id")}
+            if r.get("nan"):
+                row["nan"] = math.nan
+            out.append(row)
+        return out
+"""
+
+
+@pytest.fixture()
+def project(tmp_path: Path) -> Path:
+    return write_project(tmp_path / "proj", backend=BACKEND)
+
+
+@pytest.fixture()
+def marks(tmp_path: Path) -> Path:
+    d = tmp_path / "marks"
+    d.mkdir()
+    return d
+
+
+def run_cli(args, input_bytes=None, timeout=180, **kw):
+    return subprocess.run(
+        PACKFLOW + ["run", *map(str, args)],
+        input=input_bytes,
+        capture_output=True,
+        timeout=timeout,
+        **kw,
+    )
+
+
+def mixed_lines(n: int) -> bytes:
+    out = []
+    for i in range(n):
+        if i % 17 == 3:
+            out.append(b'{"id": %d, broken' % i)
+        elif i % 23 == 5:
+            out.append(b"[1, 2]")
+        elif i % 29 == 7:
+            out.append(b"   ")
+        else:
+            row = {"id": i, "fail": i % 11 == 2, "nan": i % 13 == 4, "sleep": 0.0}
+            if i % 40 == 0:
+                row["sleep"] = 0.05  # uneven batch times
+            out.append(json.dumps(row).encode())
+    return b"\n".join(out) + b"\n"
+
+
+def run_both(tmp_path: Path, project: Path, src: Path, *extra) -> list[tuple[bytes, bytes, dict]]:
+    runs = []
+    for workers in ("1", "2"):
+        out, err, stats = (tmp_path / f"{name}-{workers}" for name in ("out", "err", "stats"))
+        proc = run_cli(
+            [project, "-i", src, "-o", out, "--errors", err, "--stats", stats]
+            + ["--workers", workers, *extra]
+        )
+        assert proc.returncode == 0, proc.stderr.decode()
+        runs.append((out.read_bytes(), err.read_bytes(), json.loads(stats.read_text())))
+    return runs
+
+
+def same_summary(a: dict, b: dict) -> None:
+    keys = ("read", "written", "errors", "batches", "interrupted_by")
+    assert {k: a[k] for k in keys} == {k: b[k] for k in keys}
+    assert {s: v["count"] for s, v in a["steps"].items()} == {
+        s: v["count"] for s, v in b["steps"].items()
+    }
+
+
+def test_same_files_as_one_worker_with_bad_lines_and_failing_rows(tmp_path, project):
+    src = tmp_path / "in.jsonl"
+    data = mixed_lines(600)
+    src.write_bytes(data)
+    blank = sum(1 for line in data.splitlines() if not line.strip())
+    (out1, err1, stats1), (out2, err2, stats2) = run_both(
+        tmp_path, project, src, "--batch-size", "7"
+    )
+    assert out1 == out2 and err1 == err2
+    same_summary(stats1, stats2)
+    steps = {json.loads(x)["step"] for x in err1.splitlines()}
+    assert steps == {"parse", "execute", "serialize"}
+    assert stats1["read"] == stats1["written"] + stats1["errors"] == 600 - blank
+
+
+def test_same_files_as_one_worker_on_the_numpy_path(tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(b"".join(sample_lines(20_000, malformed_every=700)))
+    (out1, err1, stats1), (out2, err2, stats2) = run_both(
+        tmp_path, EXAMPLE, src, "--batch-size", "500"
+    )
+    assert out1 == out2 and err1 == err2
+    assert len(out1.splitlines()) == stats1["written"] > 19_000
+    same_summary(stats1, stats2)
+
+
+def test_a_batch_that_kills_its_workers_goes_to_errors(tmp_path, project):
+    rows = [{"id": i, "die": i == 25} for i in range(60)]
+    data = b"".join(json.dumps(r).encode() + b"\n" for r in rows)
+    err, stats = tmp_path / "err.jsonl", tmp_path / "stats.json"
+    proc = run_cli(
+        [project, "--workers", "2", "--batch-size", "10", "--errors", err, "--stats", stats],
+        input_bytes=data,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    ids = [json.loads(x)["id"] for x in proc.stdout.splitlines()]
+    assert ids == [i for i in range(60) if not 20 <= i < 30]
+    errors = [json.loads(x) for x in err.read_bytes().splitlines()]
+    assert [e["line"] for e in errors] == list(range(21, 31))
+    assert {e["step"] for e in errors} == {"worker"}
+    summary = json.loads(stats.read_text())
+    assert summary["read"] == 60 == summary["written"] + summary["errors"]
+
+
+def test_initialize_failing_in_a_worker_stops_the_run(tmp_path, project):
+    proc = run_cli(
+        [project, "--workers", "2", "--config", "fail_init=true"], input_bytes=b'{"id": 1}\n'
+    )
+    assert proc.returncode == 1
+    stderr = proc.stderr.decode()
+    assert "could not load the backend" in stderr and "no weights in this test" in stderr
+    assert "Traceback" not in stderr.split("could not load the backend")[1]
+    assert proc.stdout == b""
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_finishes_the_batches_in_flight(tmp_path, sig, code):
+    out = tmp_path / "out.jsonl"
+    proc = subprocess.Popen(
+        PACKFLOW
+        + ["run", str(EXAMPLE), "-o", str(out), "--batch-size", "100", "--max-wait-ms", "20"]
+        + ["--workers", "2"],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    lines = list(sample_lines(1000))
+    proc.stdin.write(b"".join(lines[:350]))
+    proc.stdin.flush()
+    deadline = time.time() + 90
+    # The last 50 lines wait --max-wait-ms for their batch, then are written too.
+    while time.time() < deadline and (not out.exists() or len(out.read_bytes().splitlines()) < 350):
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=60)
+    proc.stdin.close()
+    assert proc.returncode == code, stderr.decode()
+    data = out.read_bytes()
+    assert data.endswith(b"\n")
+    assert len(data.splitlines()) == 350
+    assert sig.name in stderr.decode()
+    assert b"Traceback" not in stderr
+
+
+def test_a_second_signal_stops_at_once(tmp_path, project, marks):
+    rows = [{"id": i, "sleep": 60 if i == 3 else 0} for i in range(10)]
+    proc = subprocess.Popen(
+        PACKFLOW
+        + ["run", str(project), "--workers", "2", "--batch-size", "2", "--max-wait-ms", "20"]
+        + ["--config", f"marker_dir={marks}"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proc.stdin.write(b"".join(json.dumps(r).encode() + b"\n" for r in rows))
+    proc.stdin.flush()
+    deadline = time.time() + 90
+    while time.time() < deadline and not (marks / "sleeping").exists():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    started = time.time()
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=30)
+    proc.stdin.close()
+    assert time.time() - started < 20
+    assert proc.returncode == 143, stderr.decode()
+    # Only the first batch (before the sleeping one) was written.
+    assert [json.loads(x)["id"] for x in stdout.splitlines()] == [0, 1]
+    assert b"Traceback" not in stderr
+
+
+def test_auto_runs_one_worker_per_usable_core(tmp_path, project, marks):
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(b"".join(json.dumps({"id": i}).encode() + b"\n" for i in range(50)))
+    one_core = run_cli(
+        [project, "-i", src, "--workers", "auto", "--config", f"marker_dir={marks}"],
+        preexec_fn=lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}),
+    )
+    assert one_core.returncode == 0, one_core.stderr.decode()
+    assert len(list(marks.glob("init-*"))) == 1  # in-process: no pool for one core
+    shutil.rmtree(marks)
+    marks.mkdir()
+    every_core = run_cli(
+        [project, "-i", src, "--workers", "auto", "--config", f"marker_dir={marks}"]
+    )
+    assert every_core.returncode == 0, every_core.stderr.decode()
+    assert every_core.stdout == one_core.stdout
+    assert len(list(marks.glob("init-*"))) == usable_cores()
+
+
+def test_bad_workers_value_is_a_usage_error(project):
+    for bad in ("0", "many"):
+        proc = run_cli([project, "--workers", bad], input_bytes=b"")
+        assert proc.returncode == 2
+        assert b"--workers" in proc.stderr
+
+
+def test_closed_stdout_ends_quietly_with_workers():
+    if shutil.which("head") is None:
+        pytest.skip("no head")
+    cmd = " ".join(PACKFLOW + ["run", str(EXAMPLE), "-i", "-", "--workers", "2"])
+    gen = f"{sys.executable} -m packflow.testing 200000"
+    proc = subprocess.run(
+        f"{gen} | {cmd} | head -n 5", shell=True, capture_output=True, timeout=300
+    )
+    assert len(proc.stdout.splitlines()) == 5
+    assert b"Traceback" not in proc.stderr
+    assert b"BrokenPipe" not in proc.stderr
