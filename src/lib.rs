@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 mod columns;
 mod dict_slot;
 mod errors;
+mod ffi;
 mod flatten;
 mod gc_pause;
 mod histogram;
@@ -18,6 +19,7 @@ mod pipeline;
 mod records;
 mod serialize;
 mod validate;
+mod walk;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
