@@ -16,7 +16,7 @@ use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyT
 use pyo3::{intern, PyTypeInfo};
 
 use crate::errors::{
-    location, type_error, type_name, value_error, KeyPath, PathSegment, MAX_DEPTH,
+    add_note, location, type_error, type_name, value_error, KeyPath, PathSegment, MAX_DEPTH,
 };
 
 use writer::{Emit, JsonWriter, NoWrite};
@@ -164,7 +164,7 @@ impl SerError {
             Fault::Python(err) => {
                 if !loc.is_empty() {
                     // Best effort: a note is extra context, never a reason to fail.
-                    let _ = err.add_note(py, format!("while serializing {loc}"));
+                    let _ = add_note(py, &err, format!("while serializing {loc}"));
                 }
                 err
             }
