@@ -13,6 +13,17 @@ use pyo3::types::{PyDict, PyString};
 
 pub use pyo3::ffi::*;
 
+// The private layouts below are CPython 3.10 to 3.13's. Another CPython stops
+// the build here until this file has been reviewed for it.
+#[cfg(all(Py_3_14, not(any(Py_LIMITED_API, PyPy, GraalPy))))]
+compile_error!(
+    "src/ffi.rs reads private CPython layouts known for 3.10 to 3.13 only: review it for this \
+     Python version before building"
+);
+
+/// The CPython version this module was compiled for ("3.11").
+const BUILT_FOR: &str = env!("PACKFLOW_BUILT_FOR_PYTHON");
+
 // ---------------------------------------------------------------------------
 // Private functions, declared here because pyo3-ffi does not export them
 // ---------------------------------------------------------------------------
@@ -390,6 +401,134 @@ pub fn ndarray_data(arr: &Bound<'_, PyUntypedArray>) -> *const u8 {
     }
 }
 
+// ---------------------------------------------------------------------------
+// The check at import
+// ---------------------------------------------------------------------------
+
+/// Verifies, once at import, that every private layout this module reads is the
+/// one of the running interpreter: values CPython made through its public API
+/// are read back through this file's layout code and compared. An unknown or
+/// mismatching layout is an ImportError, never wrong results.
+pub fn check_layouts(py: Python<'_>) -> PyResult<()> {
+    let version = py.version_info();
+    let running = format!("{}.{}", version.major, version.minor);
+    if running != BUILT_FOR {
+        return Err(layout_error(&format!("this is CPython {running}")));
+    }
+    // SAFETY: the GIL is held (`py`) for the whole check.
+    if !unsafe { probe_int_layout() } {
+        return Err(layout_error("the int layout differs"));
+    }
+    check_str_layout(py).map_err(layout_error)?;
+    check_bytes_layout(py).map_err(layout_error)?;
+    check_dict_functions(py).map_err(layout_error)?;
+    Ok(())
+}
+
+fn layout_error(what: &str) -> PyErr {
+    pyo3::exceptions::PyImportError::new_err(format!(
+        "packflow._core was built for the internal layouts of CPython {BUILT_FOR}, but {what} \
+         (running {}); reinstall packflow built for this interpreter",
+        Python::version_str().lines().next().unwrap_or("?")
+    ))
+}
+
+fn check_str_layout(py: Python<'_>) -> Result<(), &'static str> {
+    let ascii = PyString::new(py, "packflow");
+    let latin1 = PyString::new(py, "caf\u{e9}");
+    let ucs2 = PyString::new(py, "\u{e9}\u{20ac}");
+    let ucs4 = PyString::new(py, "a\u{1f600}");
+    let twin = PyString::new(py, "packflow");
+    let other = PyString::new(py, "packflox");
+    for s in [&ascii, &twin, &other] {
+        s.hash().map_err(|_| "a str could not be hashed")?;
+    }
+    // SAFETY: live str objects made above, the GIL held; no slice outlives them.
+    let ok = unsafe {
+        ascii_str_bytes(ascii.as_ptr()) == Some(b"packflow".as_slice())
+            && ascii_str_bytes(latin1.as_ptr()).is_none()
+            && ascii_str_bytes(ucs4.as_ptr()).is_none()
+            && matches!(
+                str_code_units(ascii.as_ptr()),
+                Some(CodeUnits::One(b"packflow"))
+            )
+            && matches!(
+                str_code_units(latin1.as_ptr()),
+                Some(CodeUnits::One(&[b'c', b'a', b'f', 0xe9]))
+            )
+            && matches!(
+                str_code_units(ucs2.as_ptr()),
+                Some(CodeUnits::Two(&[0xe9, 0x20ac]))
+            )
+            && matches!(
+                str_code_units(ucs4.as_ptr()),
+                Some(CodeUnits::Four(&[0x61, 0x1_f600]))
+            )
+            && !ascii.is(&twin)
+            && same_text(twin.as_ptr(), ascii.as_ptr())
+            && !same_text(other.as_ptr(), ascii.as_ptr())
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err("the str layout differs")
+    }
+}
+
+fn check_bytes_layout(py: Python<'_>) -> Result<(), &'static str> {
+    const TEXT: &[u8] = b"hello, layout!!!";
+    // SAFETY: the GIL is held; a new bytes object of TEXT.len() bytes (or
+    // NULL), written and truncated while no one else has seen it.
+    let bytes = unsafe {
+        let obj = PyBytes_FromStringAndSize(std::ptr::null(), TEXT.len() as Py_ssize_t);
+        if obj.is_null() {
+            return Err("a bytes object could not be made");
+        }
+        std::ptr::copy_nonoverlapping(
+            TEXT.as_ptr(),
+            PyBytes_AS_STRING(obj).cast_mut().cast(),
+            TEXT.len(),
+        );
+        bytes_truncate_in_place(obj, 5);
+        Bound::from_owned_ptr(py, obj)
+    };
+    match bytes.eq(pyo3::types::PyBytes::new(py, b"hello")) {
+        Ok(true) if bytes.len().ok() == Some(5) => Ok(()),
+        _ => Err("the bytes layout differs"),
+    }
+}
+
+fn check_dict_functions(py: Python<'_>) -> Result<(), &'static str> {
+    let d = PyDict::new(py);
+    let keys = ["a", "b", "c"];
+    for (i, k) in keys.iter().enumerate() {
+        d.set_item(k, i).map_err(|_| "a dict could not be filled")?;
+    }
+    let mut seen = Vec::new();
+    let mut pos: Py_ssize_t = 0;
+    let mut k: *mut PyObject = std::ptr::null_mut();
+    let mut v: *mut PyObject = std::ptr::null_mut();
+    // SAFETY: a live dict, the GIL held; the borrowed key is read (its text
+    // copied) before the next step, and nothing else runs meanwhile.
+    while unsafe { dict_next(d.as_ptr(), &mut pos, &mut k, &mut v) } != 0 {
+        let key = unsafe { ascii_str_bytes(k) }.map(<[u8]>::to_vec);
+        seen.push(key);
+    }
+    let want: Vec<Option<Vec<u8>>> = keys.iter().map(|k| Some(k.as_bytes().to_vec())).collect();
+    let presized = dict_new_presized(py, 8).map_err(|_| "a presized dict could not be made")?;
+    let name = PyString::new(py, "keys");
+    let missing = PyString::new(py, "no such attribute");
+    let attrs = (
+        get_optional_attr(d.as_any(), &name),
+        get_optional_attr(d.as_any(), &missing),
+    );
+    if seen == want && presized.is_empty() && matches!(attrs, (Ok(Some(_)), Ok(None))) {
+        Ok(())
+    } else {
+        Err("the dict functions do not behave as expected")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -410,6 +549,22 @@ mod tests {
                 assert_eq!(unsafe { small_int(obj.as_ptr()) }, None);
             }
             assert_eq!(INT_LAYOUT.load(Ordering::Relaxed), USABLE);
+        });
+    }
+
+    #[test]
+    fn the_layouts_of_this_interpreter_pass_the_import_check() {
+        Python::initialize();
+        Python::attach(|py| {
+            check_layouts(py).unwrap();
+            let err = layout_error("the str layout differs");
+            assert!(err.is_instance_of::<pyo3::exceptions::PyImportError>(py));
+            let text = err.to_string();
+            assert!(
+                text.contains("built for the internal layouts of CPython 3."),
+                "{text}"
+            );
+            assert!(text.contains("the str layout differs"), "{text}");
         });
     }
 }
