@@ -7,7 +7,8 @@ REF_VERSION := 0.4.1
 PY_LIBDIR := $(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('LIBDIR') or '')")
 RUST_SRC := $(shell find src -name '*.rs') Cargo.toml pyproject.toml
 
-.PHONY: help venv reference build-dev build-prod run test test-rust test-python bench bench-workers lint fmt clean
+.PHONY: help venv reference build-dev build-prod run test test-rust test-python bench bench-workers lint fmt clean \
+	test-matrix wheels wheel-smoke
 
 help:
 	@echo "make run      set up and run the example job"
@@ -15,13 +16,19 @@ help:
 	@echo "make bench    benchmarks against the reference and peers, table in docs/performance.md"
 	@echo "make bench-workers  packflow run --workers 1 vs 2, section in docs/performance.md"
 	@echo "make lint     cargo fmt --check, cargo clippy, ruff"
+	@echo "make test-matrix  build and run the matrix tests on every other supported Python found"
+	@echo "make wheels   release wheels (one per Python found) and an sdist in dist/"
+	@echo "make wheel-smoke  make wheels, then install each in a fresh venv and run the smoke"
+
+# What a development virtualenv holds, on every Python version.
+DEV_DEPS := "maturin>=1.7,<2" "pydantic>=2.5,<3" "numpy>=1.24" "click>=8.1" \
+	"pyyaml>=6" "pathspec>=0.11" "pytest>=8" "hypothesis>=6.100" "pytest-benchmark>=4" "ruff>=0.6" \
+	"orjson>=3.9" "msgspec>=0.18" "pandas>=2"
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "maturin>=1.7,<2" "pydantic>=2.5,<3" "numpy>=1.24" "click>=8.1" \
-		"pyyaml>=6" "pathspec>=0.11" "pytest>=8" "hypothesis>=6.100" "pytest-benchmark>=4" "ruff>=0.6" \
-		"orjson>=3.9" "msgspec>=0.18" "pandas>=2"
+	$(PY) -m pip install -q $(DEV_DEPS)
 	touch $@
 
 venv: $(VENV)/.installed
@@ -63,10 +70,74 @@ test-rust: venv
 		cargo test --quiet
 
 test-python: build-prod reference
-	PACKFLOW_REFERENCE_PYTHON=$(abspath $(REF_VENV))/bin/python $(PY) -m pytest -q tests
+	PACKFLOW_REFERENCE_PYTHON=$(abspath $(REF_VENV))/bin/python $(PY) -m pytest -q -m "not wheels" tests
 	$(PY) -m pytest -q benches --benchmark-disable -p no:cacheprovider
 
 test: venv test-rust test-python
+
+# --- every supported Python: the test matrix and the wheels --------------------
+# CPython minor versions this package supports (pyproject: requires-python).
+SUPPORTED := 3.10 3.11 3.12 3.13
+PYENV_ROOT ?= $(shell pyenv root 2>/dev/null)
+DEFAULT_MINOR := $(shell $(PYTHON) -c "import sys; print('%d.%d' % sys.version_info[:2])")
+# The interpreter of CPython $(1): the newest pyenv install of it, else python$(1) on PATH.
+find_python = $(or $(lastword $(sort $(wildcard $(PYENV_ROOT)/versions/$(1).*/bin/python$(1)))),$(shell command -v python$(1) 2>/dev/null))
+# The versions `make test` does not cover (it runs on $(PYTHON)).
+MATRIX := $(filter-out $(DEFAULT_MINOR),$(SUPPORTED))
+# A fast subset per version: the differential tests (against the reference
+# packflow) and the hostile-input tests, selected by markers (tests/conftest.py).
+MATRIX_TESTS ?= -m "differential or hostile" tests
+# Each version builds in its own target directory, so switching does not rebuild.
+matrix_env = CARGO_TARGET_DIR=$(abspath target/py$(1)) VIRTUAL_ENV=$(abspath .venv-$(1)) \
+	PATH=$(abspath .venv-$(1))/bin:$$PATH
+
+# Kept between runs (make would delete them as intermediate files).
+.PRECIOUS: .venv-%/.installed .venv-%/.build-release
+
+.venv-%/.installed: pyproject.toml
+	$(call find_python,$*) -m venv .venv-$*
+	.venv-$*/bin/python -m pip install -q --upgrade pip
+	.venv-$*/bin/python -m pip install -q $(DEV_DEPS)
+	touch $@
+
+.venv-%/.build-release: .venv-%/.installed $(RUST_SRC)
+	$(call matrix_env,$*) .venv-$*/bin/maturin develop --release -q
+	touch $@
+
+# One version: build into .venv-X.Y, then the subset (MATRIX_TESTS=tests: all of it).
+test-python-%: .venv-%/.build-release reference
+	PACKFLOW_REFERENCE_PYTHON=$(abspath $(REF_VENV))/bin/python \
+		.venv-$*/bin/python -m pytest -q -p no:cacheprovider $(MATRIX_TESTS)
+
+test-matrix:
+	@for v in $(MATRIX); do \
+		if [ -z "$$($(MAKE) -s --no-print-directory python-path-$$v)" ]; then \
+			echo "test-matrix: CPython $$v not found (pyenv root or python$$v on PATH): skipped"; \
+			continue; \
+		fi; \
+		echo "== test-matrix: CPython $$v"; \
+		$(MAKE) --no-print-directory test-python-$$v || exit 1; \
+	done
+
+python-path-%:
+	@echo $(call find_python,$*)
+
+# One release wheel per supported Python found, and an sdist.
+wheels: venv
+	rm -rf dist
+	@for v in $(SUPPORTED); do \
+		py="$$($(MAKE) -s --no-print-directory python-path-$$v)"; \
+		if [ -z "$$py" ]; then echo "wheels: CPython $$v not found: skipped"; continue; fi; \
+		echo "== wheel for CPython $$v ($$py)"; \
+		CARGO_TARGET_DIR=$(abspath target/py$$v) $(VENV)/bin/maturin build --release -q -i "$$py" -o dist \
+			|| exit 1; \
+	done
+	$(VENV)/bin/maturin sdist -o dist
+	@ls dist
+
+# Each wheel installed in a fresh virtualenv with no Rust toolchain on PATH.
+wheel-smoke: wheels
+	$(PY) -m pytest -q -p no:cacheprovider -m wheels tests/test_wheels.py
 
 # Peers live in .venv only for this target (never needed by `make test`).
 bench: build-prod reference
@@ -89,4 +160,4 @@ fmt: venv
 	$(VENV)/bin/ruff check --fix python tests benches examples
 
 clean:
-	rm -rf target $(VENV) $(REF_VENV)
+	rm -rf target dist $(VENV) $(REF_VENV) $(foreach v,$(SUPPORTED),.venv-$(v))

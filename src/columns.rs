@@ -2,15 +2,15 @@
 //! columns) turned into output rows, one dict per index, numpy columns read
 //! through their buffer.
 
+use crate::ffi;
 use ::numpy::{PyUntypedArray, PyUntypedArrayMethods};
-use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use crate::errors::{type_error, type_name, value_error};
 use crate::normalize::build_nums;
 use crate::serialize::numpy::{classify, dtype_name, ArrayData, Items, NumpyObj};
-use crate::serialize::DictItems;
+use crate::walk::DictItems;
 
 /// Where a column's values come from.
 enum Source<'py> {
@@ -105,22 +105,6 @@ fn column<'py>(
     }
 }
 
-/// A new dict sized for `n` entries (one allocation per row instead of a
-/// resize as the entries go in).
-fn presized_dict(py: Python<'_>, n: usize) -> PyResult<Bound<'_, PyDict>> {
-    // SAFETY: `_PyDict_NewPresized` is exported by every CPython this builds
-    // for (3.9+) and returns a new reference or NULL with an exception set,
-    // which `from_owned_ptr_or_err` handles; the GIL is held (`py`).
-    unsafe {
-        Bound::from_owned_ptr_or_err(py, _PyDict_NewPresized(n as ffi::Py_ssize_t))
-            .map(|d| d.cast_into_unchecked())
-    }
-}
-
-extern "C" {
-    fn _PyDict_NewPresized(minused: ffi::Py_ssize_t) -> *mut ffi::PyObject;
-}
-
 /// `[{name: column[i] for name in columns} for i in range(n)]`.
 #[pyfunction]
 pub fn columns_to_records<'py>(columns: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
@@ -173,7 +157,7 @@ pub fn columns_to_records<'py>(columns: &Bound<'py, PyAny>) -> PyResult<Bound<'p
     let views: Vec<ArrayData<'_>> = arrays.iter().map(ArrayData::new).collect();
     let mut rows = Vec::with_capacity(n);
     for i in 0..n {
-        let row = presized_dict(py, cols.len())?;
+        let row = ffi::dict_new_presized(py, cols.len())?;
         for c in &cols {
             let v = match &c.source {
                 // `get_item` re-checks the length: a str-subclass key's

@@ -4,9 +4,10 @@
 
 use std::ptr;
 
-use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
+
+use crate::ffi::{self, same_text};
 
 /// Where a key sat in earlier dicts. `UNKNOWN` learns it from the next dict
 /// (once); `NEVER` means it was not a str key there and is not looked for.
@@ -71,40 +72,6 @@ fn learn(d: &Bound<'_, PyDict>, key: &Bound<'_, PyString>) -> Option<ffi::Py_ssi
         }
     }
     None
-}
-
-/// True only when `k` is an exact str with the same text as `key` (an exact,
-/// ready str); false also for anything it cannot decide cheaply, which only
-/// sends the caller to the ordinary lookup.
-///
-/// # Safety
-/// Both pointers must be live objects and the GIL held.
-#[inline]
-pub(crate) unsafe fn same_text(k: *mut ffi::PyObject, key: *mut ffi::PyObject) -> bool {
-    if k == key {
-        return true;
-    }
-    if ffi::Py_TYPE(k) != ptr::addr_of_mut!(ffi::PyUnicode_Type) || ffi::PyUnicode_IS_READY(k) == 0
-    {
-        return false;
-    }
-    // Both hashes are cached: the key is interned, `k` sits in a dict.
-    let hash_k = (*k.cast::<ffi::PyASCIIObject>()).hash;
-    let hash_key = (*key.cast::<ffi::PyASCIIObject>()).hash;
-    if hash_k != hash_key || hash_k == -1 {
-        return false;
-    }
-    let len = ffi::PyUnicode_GET_LENGTH(k);
-    let kind = ffi::PyUnicode_KIND(k);
-    if len != ffi::PyUnicode_GET_LENGTH(key) || kind != ffi::PyUnicode_KIND(key) {
-        return false;
-    }
-    // Equal text has equal kind (PEP 393 stores each string in its narrowest
-    // kind), so equal bytes at equal kind and length is equal text.
-    let bytes = len as usize * kind as usize;
-    let a = std::slice::from_raw_parts(ffi::PyUnicode_DATA(k).cast::<u8>(), bytes);
-    let b = std::slice::from_raw_parts(ffi::PyUnicode_DATA(key).cast::<u8>(), bytes);
-    a == b
 }
 
 #[cfg(test)]

@@ -77,6 +77,31 @@ pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
     name.strip_prefix("builtins.").unwrap_or(&name).to_string()
 }
 
+/// Adds a PEP 678 note to an exception. Python 3.10 has no `add_note`: the note
+/// is appended to `__notes__` by hand, where code reads it the same way (3.10's
+/// tracebacks do not print notes).
+pub fn add_note(py: Python<'_>, err: &PyErr, note: String) -> PyResult<()> {
+    #[cfg(Py_3_11)]
+    {
+        err.add_note(py, note)
+    }
+    #[cfg(not(Py_3_11))]
+    {
+        use pyo3::types::PyList;
+        let value = err.value(py);
+        let notes = match value.getattr_opt(pyo3::intern!(py, "__notes__"))? {
+            Some(notes) => notes,
+            None => {
+                let notes = PyList::empty(py);
+                value.setattr(pyo3::intern!(py, "__notes__"), &notes)?;
+                notes.into_any()
+            }
+        };
+        notes.call_method1(pyo3::intern!(py, "append"), (note,))?;
+        Ok(())
+    }
+}
+
 macro_rules! packflow_exception {
     ($fn_name:ident, $cell:ident, $class:literal) => {
         static $cell: PyOnceLock<Py<PyType>> = PyOnceLock::new();

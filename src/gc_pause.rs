@@ -8,7 +8,7 @@
 //! after the batch returns: the objects are collected the same, just not
 //! traversed a hundred times while they cannot be garbage.
 
-use pyo3::ffi;
+use crate::ffi;
 use pyo3::Python;
 
 /// Disables automatic collection until dropped, then restores it if it was on.

@@ -7,6 +7,7 @@ mod batch_cut;
 mod columns;
 mod dict_slot;
 mod errors;
+mod ffi;
 mod flatten;
 mod gc_pause;
 mod histogram;
@@ -18,9 +19,11 @@ mod pipeline;
 mod records;
 mod serialize;
 mod validate;
+mod walk;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    ffi::check_layouts(m.py())?;
     m.add("MAX_DEPTH", errors::MAX_DEPTH)?;
     m.add_class::<pipeline::Pipeline>()?;
     m.add_function(wrap_pyfunction!(pipeline::monotonic_ns, m)?)?;

@@ -14,8 +14,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
 use crate::errors::{value_error, PathSegment, MAX_DEPTH};
-use crate::flatten::{
-    classify, key_bytes, str_bytes, DictItems, ItemKey, Node, Problem, TraverseError,
+use crate::walk::{
+    classify, is_kept_leaf, key_bytes, str_bytes, DictItems, ItemKey, Node, Problem, TraverseError,
 };
 
 /// A field name split into parts once, with its key objects made ahead of time
@@ -182,24 +182,19 @@ pub fn find_flat<'py>(
     Ok(found)
 }
 
-/// `str(i)` for an index of a list of `len` items, as the reference enumerates.
-fn list_index(part: &str, len: usize) -> Option<usize> {
-    let canonical = part == "0" || (!part.starts_with('0') && !part.is_empty());
-    if !canonical || !part.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
+/// `i` when `text` is `str(i)`: how the reference spells a list index in a path.
+pub fn canonical_index(text: &str) -> Option<usize> {
+    let canonical = text == "0" || (!text.is_empty() && !text.starts_with('0'));
+    if canonical && text.bytes().all(|b| b.is_ascii_digit()) {
+        text.parse().ok()
+    } else {
+        None
     }
-    part.parse::<usize>().ok().filter(|&i| i < len)
 }
 
-/// True when a flattened record keeps `v` as a value: empty dicts and lists
-/// are kept, non-empty ones (lists only when enumerated) and other mappings are not.
-fn is_kept_leaf(v: &Bound<'_, PyAny>, lists: bool) -> PyResult<bool> {
-    Ok(match classify(v, lists)? {
-        Node::Dict(d) => d.is_empty(),
-        Node::List(l) => l.is_empty(),
-        Node::Mapping(_) => false,
-        Node::Leaf => true,
-    })
+/// `str(i)` for an index of a list of `len` items, as the reference enumerates.
+fn list_index(part: &str, len: usize) -> Option<usize> {
+    canonical_index(part).filter(|&i| i < len)
 }
 
 /// How an item's key reads in the flattened record.
@@ -228,7 +223,8 @@ fn scan_into<'py>(
     let mut visit = |key: ItemKey<'_, 'py>, v: Bound<'py, PyAny>| -> Result<(), TraverseError> {
         let texts = match key {
             ItemKey::Index(i) => {
-                let t: Cow<'_, [u8]> = Cow::Owned(i.to_string().into_bytes());
+                let t: Cow<'_, [u8]> =
+                    Cow::Owned(itoa::Buffer::new().format(i).as_bytes().to_vec());
                 KeyTexts {
                     eq: (!raw).then(|| t.clone()),
                     join: Some(t),
@@ -301,10 +297,11 @@ fn scan_into<'py>(
     };
     match node {
         Node::Dict(d) => {
-            for item in DictItems::new(d) {
-                let (k, v) = item?;
+            let mut items = DictItems::new(d);
+            for (k, v) in &mut items {
                 visit(ItemKey::Obj(&k), v)?;
             }
+            items.check()?;
         }
         Node::List(l) => {
             for (i, v) in l.iter().enumerate() {
@@ -420,6 +417,17 @@ pub fn set_direct(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn list_indices_are_canonical() {
+        assert_eq!(canonical_index("0"), Some(0));
+        assert_eq!(canonical_index("12"), Some(12));
+        assert_eq!(canonical_index("01"), None);
+        assert_eq!(canonical_index("-1"), None);
+        assert_eq!(canonical_index(""), None);
+        assert_eq!(canonical_index("1a"), None);
+        assert_eq!(canonical_index("99999999999999999999999"), None);
+    }
 
     fn eval<'py>(py: Python<'py>, src: &str) -> Bound<'py, PyDict> {
         let code = std::ffi::CString::new(src).unwrap();

@@ -9,7 +9,8 @@ use pyo3::{intern, PyTypeInfo};
 use crate::errors::{PathSegment, MAX_DEPTH};
 use crate::serialize::dict::key_text;
 use crate::serialize::numpy::{classify, scalar_value, ArrayData, Elem, Items, NumpyObj, Position};
-use crate::serialize::{DictItems, Fault, SerError};
+use crate::serialize::{Fault, SerError};
+use crate::walk::DictItems;
 
 type Converted<'py> = Result<Bound<'py, PyAny>, SerError>;
 

@@ -46,33 +46,7 @@ fn lookup_optional<'py>(
     obj: &Bound<'py, PyAny>,
     name: &Bound<'py, PyString>,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
-    #[cfg(not(Py_3_13))]
-    {
-        extern "C" {
-            // Part of CPython's C API from 3.7 to 3.12 (3.13 renamed it
-            // PyObject_GetOptionalAttr); skips building the AttributeError.
-            fn _PyObject_LookupAttr(
-                obj: *mut pyo3::ffi::PyObject,
-                name: *mut pyo3::ffi::PyObject,
-                result: *mut *mut pyo3::ffi::PyObject,
-            ) -> std::os::raw::c_int;
-        }
-        let py = obj.py();
-        let mut out: *mut pyo3::ffi::PyObject = std::ptr::null_mut();
-        // SAFETY: both pointers are live objects borrowed for the call and the
-        // GIL is held (we have `py`); on 1 `out` is a new strong reference that
-        // we take ownership of, on 0 it is NULL, on -1 an exception is set.
-        let rc = unsafe { _PyObject_LookupAttr(obj.as_ptr(), name.as_ptr(), &mut out) };
-        match rc {
-            1 => Ok(Some(unsafe { Bound::from_owned_ptr(py, out) })),
-            0 => Ok(None),
-            _ => Err(PyErr::fetch(py)),
-        }
-    }
-    #[cfg(Py_3_13)]
-    {
-        obj.getattr_opt(name)
-    }
+    crate::ffi::get_optional_attr(obj, name)
 }
 
 fn elapsed_ns(start: Instant) -> u64 {

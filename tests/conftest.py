@@ -1,5 +1,27 @@
 import sys
 from pathlib import Path
 
+import pytest
+
 # `tests/reference.py` and friends import as top-level helpers.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def pytest_configure(config):
+    for marker in (
+        "differential: runs cases through the reference packflow 0.4.1 too (set automatically)",
+        "hostile: hostile inputs to the Rust core (cycles, subclasses, mutation mid-walk, "
+        "surrogates, odd numpy layouts, hostile archives)",
+        "wheels: installs the wheels in dist/ into fresh virtualenvs (make wheel-smoke)",
+    ):
+        config.addinivalue_line("markers", marker)
+
+
+def pytest_collection_modifyitems(config, items):
+    # A test module that imports from `reference` compares against the reference.
+    for item in items:
+        module = getattr(item, "module", None)
+        if module is not None and any(
+            getattr(value, "__module__", None) == "reference" for value in vars(module).values()
+        ):
+            item.add_marker(pytest.mark.differential)

@@ -21,6 +21,9 @@ from packflow import _core
 from packflow.jsonl import parse_lines, parse_lines_to_ndarray
 from packflow.sample_data import NUMERIC_FEATURES, sample_lines
 
+# Hostile inputs (tests/conftest.py): part of `make test-matrix` on every Python.
+pytestmark = pytest.mark.hostile
+
 # --- plain-Python oracles ------------------------------------------------------
 
 

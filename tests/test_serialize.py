@@ -19,6 +19,9 @@ from packflow import _core
 from packflow.exceptions import InferenceBackendValidationError
 from packflow.serialize import check_and_dump_lines, dumps, dumps_lines
 
+# Hostile inputs (tests/conftest.py): part of `make test-matrix` on every Python.
+pytestmark = pytest.mark.hostile
+
 MAX_DEPTH = _core.MAX_DEPTH
 
 

@@ -21,6 +21,12 @@ class Pipeline:
     def run(self, backend: Any, inputs: Any) -> Any:
         """Run one call: a dict gives one output, a list of dicts a list. Step
         failures raise ``InferenceBackendRuntimeError("<step>() failed ...")``."""
+    def run_prepared(self, backend: Any, data: Any, batch_size: int, preprocess_ns: int) -> Any:
+        """Run already-preprocessed ``data`` (for example an array filled straight
+        from JSON text) through the steps after preprocessing; ``preprocess_ns``
+        is recorded as the preprocess step's time and ``batch_size`` as the
+        call's batch size. Returns the output list; failures raise as in
+        :meth:`run`."""
     def last_times(self) -> dict[str, float]:
         """Milliseconds per step of the last call (5 decimals), steps that ran only."""
     @property
@@ -95,7 +101,7 @@ class NumpyPlan:
     def delimiter(self) -> str:
         """The nested field delimiter."""
 
-# --- records: flattening (src/flatten.rs) -----------------------------------
+# --- records: flattening (src/flatten/) ----------------------------------------
 
 def flatten_dict(obj: dict, delimiter: str = ".", flatten_lists: bool = False) -> dict:
     """A new one-level dict of ``obj``.
@@ -120,7 +126,7 @@ def flatten_records(
     errors of :func:`flatten_dict` with the row index and key path prepended.
     """
 
-# --- records: field access (src/records.rs) ---------------------------------
+# --- records: field access and the records plan (src/records/) ----------------
 
 def check_delimiter_collisions(obj: dict, delimiter: str, path: str = "") -> list[str]:
     """The full paths (joined with ``delimiter``, below ``path`` when given) of

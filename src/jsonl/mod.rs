@@ -102,7 +102,6 @@ fn error_tuple<'py>(
     )
 }
 
-/// Parses a batch of JSON Lines into dicts (one call per batch).
 /// Every line number of `data` counted from `first_line` must fit in a u64, so
 /// none is silently capped.
 fn check_line_numbers(data: &[u8], first_line: u64) -> PyResult<()> {
@@ -115,6 +114,7 @@ fn check_line_numbers(data: &[u8], first_line: u64) -> PyResult<()> {
     }
 }
 
+/// Parses a batch of JSON Lines into dicts (one call per batch; see `_core.pyi`).
 #[pyfunction]
 #[pyo3(signature = (data, first_line = 1))]
 pub fn parse_lines(py: Python<'_>, data: &[u8], first_line: u64) -> PyResult<ParsedLines> {

@@ -3,11 +3,13 @@
 //! Short object keys come from a small fixed-size cache shared across lines and
 //! calls, so the thousand `"src"` keys of a batch are one str object.
 
+use std::hash::Hasher;
 use std::sync::{Mutex, TryLockError};
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString};
+use rustc_hash::FxHasher;
 
 use super::scanner::{
     bytes_eq, decode_escaped, not_an_object, LineError, Number, Scanner, StrSpan, SyntaxError,
@@ -33,22 +35,12 @@ impl Default for KeyCache {
     }
 }
 
+/// The slot of a key's bytes: the top bits of its Fx hash.
 #[inline(always)]
 fn key_slot(key: &[u8]) -> usize {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-    let mut h = key.len() as u64;
-    let mut chunks = key.chunks_exact(8);
-    for c in &mut chunks {
-        let w = u64::from_le_bytes(c.try_into().expect("8 bytes"));
-        h = (h.rotate_left(5) ^ w).wrapping_mul(K);
-    }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut tail = [0u8; 8];
-        tail[..rest.len()].copy_from_slice(rest);
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(tail)).wrapping_mul(K);
-    }
-    (h >> 54) as usize & (KEY_SLOTS - 1)
+    let mut h = FxHasher::default();
+    h.write(key);
+    (h.finish() >> 54) as usize & (KEY_SLOTS - 1)
 }
 
 impl KeyCache {

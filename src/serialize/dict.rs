@@ -1,7 +1,6 @@
 //! Dicts: a size-checked walk over the entries, and keys converted to text as
 //! json does (str as is; int, float, bool and None spelled as JSON).
 
-use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
 use pyo3::Borrowed;
@@ -9,96 +8,7 @@ use pyo3::Borrowed;
 use super::writer::Emit;
 use super::{value, Fault, SerError};
 use crate::errors::{type_name, PathSegment, MAX_DEPTH};
-
-/// The entries of a dict (or dict subclass, by its storage). Unlike pyo3's
-/// iterator it never panics: a dict that changes size while a callback runs
-/// ends the walk and `changed()` reports it.
-pub struct DictItems<'py> {
-    dict: Bound<'py, PyDict>,
-    pos: ffi::Py_ssize_t,
-    len: usize,
-    changed: bool,
-}
-
-impl<'py> DictItems<'py> {
-    pub fn new(dict: &Bound<'py, PyDict>) -> Self {
-        DictItems {
-            dict: dict.clone(),
-            pos: 0,
-            len: dict.len(),
-            changed: false,
-        }
-    }
-
-    /// Whether the dict changed size during the walk (the walk then stopped early).
-    pub fn changed(&self) -> bool {
-        self.changed
-    }
-}
-
-impl<'py> Iterator for DictItems<'py> {
-    type Item = (Bound<'py, PyAny>, Bound<'py, PyAny>);
-
-    #[inline]
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.dict.len() != self.len {
-            self.changed = true;
-            return None;
-        }
-        let py = self.dict.py();
-        let mut key: *mut ffi::PyObject = std::ptr::null_mut();
-        let mut val: *mut ffi::PyObject = std::ptr::null_mut();
-        // SAFETY: `dict` is a live dict (we own a reference) and the GIL is held
-        // (`py`). PyDict_Next bounds-checks `pos` against the current table, so
-        // it is sound even if a callback modified the dict; the borrowed key and
-        // value are turned into owned references before any other code runs.
-        unsafe {
-            if ffi::PyDict_Next(self.dict.as_ptr(), &mut self.pos, &mut key, &mut val) == 0 {
-                return None;
-            }
-            Some((
-                Bound::from_borrowed_ptr(py, key),
-                Bound::from_borrowed_ptr(py, val),
-            ))
-        }
-    }
-}
-
-#[cfg(not(any(Py_3_13, Py_LIMITED_API, PyPy, GraalPy)))]
-extern "C" {
-    // What `PyDict_Next` calls (cpython/dictobject.h, up to 3.12), minus one
-    // call per entry; pyo3-ffi does not declare it.
-    fn _PyDict_Next(
-        dict: *mut ffi::PyObject,
-        pos: *mut ffi::Py_ssize_t,
-        key: *mut *mut ffi::PyObject,
-        value: *mut *mut ffi::PyObject,
-        hash: *mut ffi::Py_hash_t,
-    ) -> std::ffi::c_int;
-}
-
-/// `PyDict_Next`, without the wrapper call where CPython exports its body.
-///
-/// # Safety
-/// As `PyDict_Next`: a live dict, the GIL held, valid out-pointers.
-#[inline(always)]
-unsafe fn dict_next(
-    dict: *mut ffi::PyObject,
-    pos: *mut ffi::Py_ssize_t,
-    key: *mut *mut ffi::PyObject,
-    value: *mut *mut ffi::PyObject,
-) -> std::ffi::c_int {
-    #[cfg(not(any(Py_3_13, Py_LIMITED_API, PyPy, GraalPy)))]
-    // SAFETY: the caller's guarantees; a null hash pointer is allowed.
-    unsafe {
-        _PyDict_Next(dict, pos, key, value, std::ptr::null_mut())
-    }
-    #[cfg(any(Py_3_13, Py_LIMITED_API, PyPy, GraalPy))]
-    // SAFETY: the caller's guarantees.
-    unsafe {
-        ffi::PyDict_Next(dict, pos, key, value)
-    }
-}
+use crate::ffi;
 
 /// The key as it shows in a key path.
 pub fn key_text(key: &Bound<'_, PyAny>) -> String {
@@ -133,7 +43,7 @@ pub fn write_dict<E: Emit>(
         // SAFETY: `dict` is a live dict and the GIL is held (a Bound).
         // PyDict_Next bounds-checks `pos` against the current table, so it is
         // sound even if a callback modified the dict meanwhile.
-        if unsafe { dict_next(dict.as_ptr(), &mut pos, &mut key, &mut val) } == 0 {
+        if unsafe { ffi::dict_next(dict.as_ptr(), &mut pos, &mut key, &mut val) } == 0 {
             break;
         }
         if !first {
@@ -147,9 +57,7 @@ pub fn write_dict<E: Emit>(
         // holds for exact strs, whose deallocation runs no Python code), so
         // the borrowed pointers stay valid.
         // SAFETY: `key` and `val` are live (borrowed from the dict just now).
-        let fast = unsafe {
-            ffi::PyUnicode_CheckExact(key) != 0 && ffi::PyUnicode_IS_COMPACT_ASCII(key) != 0
-        };
+        let fast = unsafe { ffi::PyUnicode_CheckExact(key) != 0 && ffi::is_compact_ascii(key) };
         if fast {
             // SAFETY: as above; the Borrowed does not outlive this iteration.
             // The type was checked just above.

@@ -1,6 +1,6 @@
 //! Lists and tuples, written as JSON arrays.
 
-use pyo3::ffi;
+use crate::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 

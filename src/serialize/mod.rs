@@ -8,7 +8,6 @@ pub mod dict;
 mod list;
 mod number;
 pub mod numpy;
-mod small_int;
 mod string;
 pub mod writer;
 
@@ -17,10 +16,9 @@ use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyT
 use pyo3::{intern, PyTypeInfo};
 
 use crate::errors::{
-    location, type_error, type_name, value_error, KeyPath, PathSegment, MAX_DEPTH,
+    add_note, location, type_error, type_name, value_error, KeyPath, PathSegment, MAX_DEPTH,
 };
 
-pub use dict::DictItems;
 use writer::{Emit, JsonWriter, NoWrite};
 
 /// Why a value cannot be written.
@@ -166,7 +164,7 @@ impl SerError {
             Fault::Python(err) => {
                 if !loc.is_empty() {
                     // Best effort: a note is extra context, never a reason to fail.
-                    let _ = err.add_note(py, format!("while serializing {loc}"));
+                    let _ = add_note(py, &err, format!("while serializing {loc}"));
                 }
                 err
             }
@@ -228,19 +226,17 @@ pub(crate) unsafe fn plain_scalar<E: Emit>(
     e: &mut E,
     obj: *mut pyo3::ffi::PyObject,
 ) -> Result<bool, NonFinite> {
-    use pyo3::ffi;
+    use crate::ffi;
     // SAFETY: `obj` is live and the GIL held (caller's guarantee); each
     // layout is read only after an exact type check.
     unsafe {
         let ty = ffi::Py_TYPE(obj);
         if ty == std::ptr::addr_of_mut!(ffi::PyUnicode_Type) {
-            if ffi::PyUnicode_IS_COMPACT_ASCII(obj) == 0 {
+            let Some(text) = ffi::ascii_str_bytes(obj) else {
                 return Ok(false);
-            }
+            };
             if E::WRITES {
-                let len = ffi::PyUnicode_GET_LENGTH(obj) as usize;
-                let data = ffi::PyUnicode_DATA(obj) as *const u8;
-                e.str(std::slice::from_raw_parts(data, len));
+                e.str(text);
             }
             return Ok(true);
         }
@@ -249,7 +245,7 @@ pub(crate) unsafe fn plain_scalar<E: Emit>(
             return Ok(true);
         }
         if ty == std::ptr::addr_of_mut!(ffi::PyLong_Type) {
-            return Ok(match small_int::small_int(obj) {
+            return Ok(match ffi::small_int(obj) {
                 Some(v) => {
                     e.i64(v);
                     true
@@ -322,7 +318,7 @@ fn string_value<E: Emit>(e: &mut E, s: &Bound<'_, PyString>) -> Result<(), SerEr
 fn int_value<E: Emit>(e: &mut E, i: &Bound<'_, PyInt>, exact: bool) -> Result<(), SerError> {
     if exact {
         // SAFETY: `i` is a live exact int and the GIL is held (a Bound).
-        if let Some(v) = unsafe { small_int::small_int(i.as_ptr()) } {
+        if let Some(v) = unsafe { crate::ffi::small_int(i.as_ptr()) } {
             e.i64(v);
             return Ok(());
         }

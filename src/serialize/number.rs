@@ -121,12 +121,12 @@ fn relayout<'a>(text: &[u8], out: &'a mut [u8; 32]) -> &'a [u8] {
         let e = point - 1;
         emit(b'e');
         emit(if e < 0 { b'-' } else { b'+' });
+        // At least two digits, as repr writes them.
         let e = e.unsigned_abs();
-        if e >= 100 {
-            emit(b'0' + (e / 100) as u8);
+        if e < 10 {
+            emit(b'0');
         }
-        emit(b'0' + (e / 10 % 10) as u8);
-        emit(b'0' + (e % 10) as u8);
+        itoa::Buffer::new().format(e).bytes().for_each(&mut emit);
     } else if point <= 0 {
         emit(b'0');
         emit(b'.');

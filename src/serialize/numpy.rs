@@ -2,7 +2,6 @@
 //! their type object, arrays of bool/int/uint/float dtypes are read through
 //! their buffer (any strides, either byte order, aligned or not).
 
-use ::numpy::npyffi::objects::_PyArray_GET_ITEM_DATA;
 use ::numpy::{PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -249,11 +248,8 @@ impl<'a> ArrayData<'a> {
                 _ => Items::Other,
             },
         };
-        // SAFETY: `arr` is a live ndarray (checked by the cast to PyUntypedArray);
-        // reading its `data` field is what numpy's PyArray_DATA macro does.
-        let ptr = unsafe { (*_PyArray_GET_ITEM_DATA(arr.as_array_ptr())).data as *const u8 };
         ArrayData {
-            ptr,
+            ptr: crate::ffi::ndarray_data(arr),
             shape: arr.shape(),
             strides: arr.strides(),
             swap: descr.is_native_byteorder() == Some(false),

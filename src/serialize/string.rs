@@ -22,7 +22,6 @@ static ESCAPE: [u8; 256] = {
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 use pyo3::exceptions::PyUnicodeEncodeError;
-use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
@@ -34,16 +33,10 @@ use super::Fault;
 /// CPython's cached UTF-8. A lone surrogate has no UTF-8 form.
 #[inline]
 pub fn utf8_bytes<'a>(s: &'a Bound<'_, PyString>) -> Result<&'a [u8], Fault> {
-    let ptr = s.as_ptr();
-    // SAFETY: `s` is a live str (typed Bound) and the GIL is held. A compact
-    // ASCII str stores its `length` characters as bytes right after its
-    // header, immutable for the object's lifetime, which `'a` is tied to.
-    unsafe {
-        if ffi::PyUnicode_IS_COMPACT_ASCII(ptr) != 0 {
-            let len = ffi::PyUnicode_GET_LENGTH(ptr) as usize;
-            let data = ffi::PyUnicode_DATA(ptr) as *const u8;
-            return Ok(std::slice::from_raw_parts(data, len));
-        }
+    // SAFETY: `s` is a live str (typed Bound) and the GIL is held; the text
+    // is immutable for the object's lifetime, which `'a` is tied to.
+    if let Some(text) = unsafe { crate::ffi::ascii_str_bytes(s.as_ptr()) } {
+        return Ok(text);
     }
     match s.to_str() {
         Ok(text) => Ok(text.as_bytes()),

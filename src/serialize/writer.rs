@@ -1,15 +1,13 @@
 //! The one JSON writer, and the no-op twin that `check_outputs` drives through
 //! the same traversal: a value is accepted exactly when it could be written.
 
-use std::ffi::c_int;
-
-use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 
 use super::number::{write_f64, FloatText};
 use super::string::{needs_escape, utf8_bytes, write_escaped};
 use super::NonFinite;
+use crate::ffi;
 
 /// How many floats `Emit::f64_run` takes at once.
 pub const RUN: usize = 4;
@@ -65,11 +63,6 @@ enum Store {
     /// A `bytes` object of size `cap` that no one else has seen (refcount 1),
     /// so it may still be written; its bytes past `pos` are uninitialised.
     Bytes(*mut ffi::PyObject),
-}
-
-extern "C" {
-    // Exported by CPython (cpython/bytesobject.h); pyo3-ffi keeps it private.
-    fn _PyBytes_Resize(bytes: *mut *mut ffi::PyObject, newsize: ffi::Py_ssize_t) -> c_int;
 }
 
 thread_local! {
@@ -133,13 +126,10 @@ impl JsonWriter {
             // Shrinking the block made the next batch's (same-size) request
             // larger than the block malloc last freed, which then took fresh
             // pages from the OS (a page fault per 4 KiB) on every batch.
-            // SAFETY: `obj` has refcount 1, is ours and unseen; its block has
-            // `cap + 1 > pos` bytes of data, so the NUL CPython keeps after
-            // the data fits; its hash is still unset. A smaller `ob_size` is
-            // what `_PyBytes_Resize` sets too, minus the realloc.
+            // SAFETY: `obj` is a bytes object of `cap >= pos` bytes with
+            // refcount 1, ours and unseen; the GIL is held (`py`).
             unsafe {
-                *self.ptr.add(self.pos) = 0;
-                (*obj.cast::<ffi::PyVarObject>()).ob_size = self.pos as ffi::Py_ssize_t;
+                ffi::bytes_truncate_in_place(obj, self.pos);
                 return Ok(Bound::from_owned_ptr(py, obj).cast_into_unchecked());
             }
         }
@@ -147,7 +137,7 @@ impl JsonWriter {
         // written (pos <= cap) keeps the written bytes and adds the NUL. On
         // failure CPython frees it and sets `obj` to null with an exception.
         unsafe {
-            if _PyBytes_Resize(&mut obj, self.pos as ffi::Py_ssize_t) < 0 {
+            if ffi::bytes_resize(&mut obj, self.pos) < 0 {
                 return Err(PyErr::fetch(py));
             }
             Ok(Bound::from_owned_ptr(py, obj).cast_into_unchecked())
@@ -268,40 +258,15 @@ impl JsonWriter {
         self.pos += 1;
     }
 
-    /// `v` in decimal, the digits written in place (no intermediate buffer).
+    /// `v` in decimal.
     #[inline]
     pub fn put_u64(&mut self, v: u64) {
-        let n = decimal_len(v);
-        self.reserve(20);
-        let dst = self.tail(n);
-        let mut rest = v;
-        let mut end = n;
-        // SAFETY: `reserve(20)` made room for the `n <= 20` digits; every
-        // write is at an index below `end <= n`, and `pair + 2 <= 200`.
-        unsafe {
-            let pairs = DIGIT_PAIRS.as_ptr();
-            while rest >= 100 {
-                let pair = (rest % 100) as usize * 2;
-                rest /= 100;
-                std::ptr::copy_nonoverlapping(pairs.add(pair), dst.add(end - 2), 2);
-                end -= 2;
-            }
-            if rest >= 10 {
-                let pair = rest as usize * 2;
-                std::ptr::copy_nonoverlapping(pairs.add(pair), dst.add(end - 2), 2);
-            } else {
-                *dst.add(end - 1) = b'0' + rest as u8;
-            }
-        }
-        self.pos += n;
+        self.put(itoa::Buffer::new().format(v).as_bytes());
     }
 
     #[inline]
     pub fn put_i64(&mut self, v: i64) {
-        if v < 0 {
-            self.push(b'-');
-        }
-        self.put_u64(v.unsigned_abs());
+        self.put(itoa::Buffer::new().format(v).as_bytes());
     }
 }
 
@@ -323,37 +288,6 @@ impl Drop for JsonWriter {
         }
     }
 }
-
-/// "00" "01" ... "99".
-static DIGIT_PAIRS: [u8; 200] = {
-    let mut table = [0u8; 200];
-    let mut i = 0;
-    while i < 100 {
-        table[2 * i] = b'0' + (i / 10) as u8;
-        table[2 * i + 1] = b'0' + (i % 10) as u8;
-        i += 1;
-    }
-    table
-};
-
-/// Number of decimal digits of `v` (1 for 0): log10 estimated from the bit
-/// length (1233/4096 ~ log10(2)), corrected by one comparison.
-#[inline(always)]
-fn decimal_len(v: u64) -> usize {
-    let bits = 64 - (v | 1).leading_zeros();
-    let estimate = ((bits * 1233) >> 12) as usize;
-    estimate + usize::from((v | 1) >= POW10[estimate])
-}
-
-static POW10: [u64; 20] = {
-    let mut table = [1u64; 20];
-    let mut i = 1;
-    while i < 20 {
-        table[i] = table[i - 1] * 10;
-        i += 1;
-    }
-    table
-};
 
 /// Bytes a `zmij::Buffer` spans: its one field, an array of `MaybeUninit<u8>`.
 const ZMIJ_BUFFER: usize = std::mem::size_of::<zmij::Buffer>();
@@ -602,18 +536,6 @@ mod tests {
         let want = "0 7 -7 10 99 100 -12345 -9223372036854775808 9223372036854775807 \
                     9999999999999999999 10000000000000000000 18446744073709551615 ";
         assert_eq!(std::str::from_utf8(w.bytes()).unwrap(), want);
-    }
-
-    #[test]
-    fn decimal_len_counts_digits() {
-        assert_eq!(decimal_len(0), 1);
-        let mut p = 1u64;
-        for n in 1..20 {
-            assert_eq!(decimal_len(p), n, "10^{}", n - 1);
-            assert_eq!(decimal_len(p - 1), (n - 1).max(1));
-            p = p.wrapping_mul(10);
-        }
-        assert_eq!(decimal_len(u64::MAX), 20);
     }
 
     #[test]

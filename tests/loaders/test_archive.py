@@ -28,6 +28,9 @@ from packflow.loaders.archive import (
 
 from sample_projects import write_project
 
+# Hostile inputs (tests/conftest.py): part of `make test-matrix` on every Python.
+pytestmark = pytest.mark.hostile
+
 
 def sources(tmp_path: Path, files: dict[str, bytes]) -> list[tuple[str, Path]]:
     pairs = []

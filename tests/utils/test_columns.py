@@ -17,6 +17,9 @@ import packflow.utils
 from packflow import _core
 from packflow.utils.data import columns_to_records
 
+# Hostile inputs (tests/conftest.py): part of `make test-matrix` on every Python.
+pytestmark = pytest.mark.hostile
+
 
 def plain_columns_to_records(columns):
     """The semantics, in plain Python."""
