@@ -137,17 +137,31 @@ def _dump_section(body: dict) -> str:
     return text
 
 
-def apply_env_vars(config: PackflowConfig) -> None:
+def apply_env_vars(config: PackflowConfig) -> dict[str, Optional[str]]:
     """Export the ``env`` mapping of packflow.yaml into ``os.environ``.
 
     A variable already set to a different value is overwritten, with a warning.
+    Returns the previous value of each variable set (``None``: it was unset), for
+    :func:`restore_env`.
     """
     logger = get_logger()
+    previous: dict[str, Optional[str]] = {}
     for key, value in config.env.items():
         current = os.environ.get(key)
+        previous.setdefault(key, current)
         if current is not None and current != value:
             logger.warning("packflow.yaml env overrides %s (was %r, now %r)", key, current, value)
         os.environ[key] = value
+    return previous
+
+
+def restore_env(previous: dict[str, Optional[str]]) -> None:
+    """Undo :func:`apply_env_vars`: each variable back to its value before, or unset."""
+    for key, value in previous.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def load_packflow_config(path: Union[str, Path]) -> PackflowConfig:
@@ -487,4 +501,5 @@ __all__ = [
     "get_python_version",
     "load_packflow_config",
     "normalize_archive_name",
+    "restore_env",
 ]
