@@ -163,6 +163,7 @@ class ArchiveLimits:
 
 
 DEFAULT_LIMITS = ArchiveLimits()
+_MAX_LISTED = 20  # compression problems listed one by one
 #: Longest name of one path component, in bytes (what Linux and macOS allow).
 MAX_NAME_BYTES = 255
 #: Longest path, in bytes with its terminating NUL (Linux's PATH_MAX).
@@ -182,6 +183,7 @@ def _limit_problems(zf: zipfile.ZipFile, limits: ArchiveLimits) -> list[str]:
             f"the archive would extract to {total:,} bytes, more than the limit of "
             f"{limits.max_total_bytes:,}"
         )
+    bombs = []
     for info in infos:
         if info.filename == MANIFEST_NAME and info.file_size > limits.max_manifest_bytes:
             problems.append(
@@ -191,12 +193,14 @@ def _limit_problems(zf: zipfile.ZipFile, limits: ArchiveLimits) -> list[str]:
         if info.file_size > limits.ratio_exempt_bytes and (
             info.file_size > limits.max_compression_ratio * max(info.compress_size, 1)
         ):
-            problems.append(
+            bombs.append(
                 f"entry {info.filename!r} expands {info.compress_size:,} bytes to "
                 f"{info.file_size:,} (more than {limits.max_compression_ratio:g} times): "
                 "refusing what looks like a zip bomb"
             )
-    return problems
+    if len(bombs) > _MAX_LISTED:
+        bombs[_MAX_LISTED:] = [f"... and {len(bombs) - _MAX_LISTED:,} more such entries"]
+    return problems + bombs
 
 
 # --- checking entries ------------------------------------------------------------------
@@ -424,7 +428,7 @@ def extract_archive(
             raise PackflowArchiveError(
                 f"Cannot extract into {target}: it must be an empty directory"
             )
-        too_long = _too_long_for(Path(os.path.abspath(target)), zf.infolist())
+        too_long = _too_long_for(Path(os.path.realpath(target)), zf.infolist())
         if too_long:
             raise PackflowArchiveError(
                 f"Refusing to extract {path} into {target}:\n"
