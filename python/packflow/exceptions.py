@@ -36,8 +36,13 @@ class PreprocessorRuntimeError(Exception):
 
 
 class PackflowConfigError(ValueError):
-    """A project's packflow.yaml is malformed or has invalid fields; the message names
-    the line and the field."""
+    """A project's packflow.yaml is malformed or has invalid fields. ``path`` is the
+    file and ``line`` the 1-based line (``None`` when unknown); the subclasses that
+    reading raises are also what Packflow 0.4 raised (see
+    :mod:`packflow.loaders.packflow_yaml`)."""
+
+    path = None
+    line = None
 
 
 class PackflowArchiveError(ValueError):

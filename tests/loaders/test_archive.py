@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import io
 import json
 import os
 import stat
@@ -17,8 +18,10 @@ import pytest
 from packflow.exceptions import PackflowArchiveError
 from packflow.loaders import InferenceBackendLoader
 from packflow.loaders.archive import (
+    DEFAULT_LIMITS,
     FIXED_TIMESTAMP,
     MANIFEST_NAME,
+    ArchiveLimits,
     extract_archive,
     inspect_archive,
     sha256_file,
@@ -269,6 +272,223 @@ def test_unsafe_entry_reason_accepts_ordinary_entries():
     assert unsafe_entry_reason(info) is None
 
 
+# --- entries that cannot all be written (issue 13, item 10) ---------------------------
+
+
+def plain_zip(path: Path, names: list[str], data: bytes = b"x = 1\n") -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("packflow.yaml", "name: demo\n")
+        for name in names:
+            zf.writestr(name, b"" if name.endswith("/") else data)
+    return path
+
+
+def assert_refused_before_writing(archive: Path, target: Path, fragment: str) -> None:
+    with pytest.raises(PackflowArchiveError, match="Refusing to extract") as info:
+        extract_archive(archive, target)
+    assert fragment in str(info.value)
+    assert not target.exists()
+
+
+@pytest.mark.parametrize(
+    ("names", "problem"),
+    [
+        (["a", "a/b"], "entry 'a' is a file, but 'a/b' needs a folder of that name"),
+        (["a/b", "a"], "entry 'a' is a file, but 'a/b' needs a folder of that name"),
+        (["x/a", "x/a/b/c.py"], "entry 'x/a' is a file, but 'x/a/b/c.py' needs a folder"),
+        (["pkg/", "pkg/mod.py", "pkg/mod.py/x"], "entry 'pkg/mod.py' is a file, but"),
+    ],
+)
+def test_a_file_and_a_folder_of_the_same_name_are_refused_up_front(tmp_path, names, problem):
+    archive = plain_zip(tmp_path / "clash.zip", names)
+    assert any(problem in p for p in inspect_archive(archive).problems)
+    assert_refused_before_writing(archive, tmp_path / "x", problem)
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("d/" + "x" * 253 + ".py", "has a name part of 256 bytes (file systems allow 255)"),
+        ("é" * 128, "has a name part of 256 bytes"),
+        ("/".join(["y" * 200] * 21), "is a path of 4,220 bytes (the limit is 4,095)"),
+    ],
+)
+def test_names_too_long_for_a_file_system_are_refused_up_front(tmp_path, name, problem):
+    archive = plain_zip(tmp_path / "long.zip", [name])
+    assert any(problem in p for p in inspect_archive(archive).problems)
+    assert_refused_before_writing(archive, tmp_path / "x", problem)
+
+
+def test_longest_names_that_fit_are_extracted(tmp_path):
+    name = "d/" + "x" * 252 + ".py"
+    extract_archive(plain_zip(tmp_path / "ok.zip", [name]), tmp_path / "x")
+    assert (tmp_path / "x" / name).is_file()
+
+
+def test_a_path_too_long_under_the_target_is_refused_up_front(tmp_path):
+    # Fine in the archive (4,000 bytes) but not below a deep target directory.
+    name = "/".join(["z" * 199] * 20)
+    archive = plain_zip(tmp_path / "deep.zip", [name])
+    assert inspect_archive(archive).ok
+    target = tmp_path.joinpath(*["t" * 50] * 4)
+    assert_refused_before_writing(archive, target, "would be a path of")
+
+
+def test_a_failure_midway_removes_what_was_written(tmp_path, monkeypatch):
+    import packflow.loaders.archive as archive_module
+
+    archive = plain_zip(tmp_path / "ok.zip", ["a.py", "b/c.py", "d.py"])
+    real = archive_module._member_chunks
+    reads = []
+
+    def disk_full(zf, info):
+        reads.append(info.filename)
+        if len(reads) == 4 + 3:  # the checks read the 4 entries; then 2 are written
+            raise OSError(28, "No space left on device")
+        yield from real(zf, info)
+
+    monkeypatch.setattr(archive_module, "_member_chunks", disk_full)
+    (tmp_path / "empty").mkdir()
+    for target in (tmp_path / "new", tmp_path / "empty"):
+        reads.clear()
+        with pytest.raises(OSError, match="No space left"):
+            extract_archive(archive, target)
+        assert len(reads) == 7
+        assert not target.exists() if target.name == "new" else not any(target.iterdir())
+
+
+# --- limits (issue 13, item 11) --------------------------------------------------------
+
+
+def declare_size(archive: Path, name: str, size: int) -> None:
+    """Rewrite the uncompressed size ``name`` declares, in its local header and in the
+    central directory, without changing its data."""
+    raw = bytearray(archive.read_bytes())
+    encoded = name.encode()
+    # (signature, offset of the uncompressed size, of the name length, of the name)
+    for signature, size_at, length_at, name_at in (
+        (b"PK\x03\x04", 22, 26, 30),
+        (b"PK\x01\x02", 24, 28, 46),
+    ):
+        start = 0
+        while (start := raw.find(signature, start)) != -1:
+            length = int.from_bytes(raw[start + length_at : start + length_at + 2], "little")
+            if raw[start + name_at : start + name_at + length] == encoded:
+                raw[start + size_at : start + size_at + 4] = size.to_bytes(4, "little")
+            start += 4
+    archive.write_bytes(bytes(raw))
+
+
+def test_declare_size_helper(tmp_path):
+    archive = plain_zip(tmp_path / "a.zip", ["w.bin"])
+    declare_size(archive, "w.bin", 4_000_000_000)
+    with zipfile.ZipFile(archive) as zf:
+        assert zf.getinfo("w.bin").file_size == 4_000_000_000
+
+
+def test_an_archive_declaring_4_gb_is_refused_without_reading_it(tmp_path, monkeypatch):
+    archive = plain_zip(tmp_path / "bomb.zip", ["weights.bin"], data=bytes(4 << 20))
+    assert archive.stat().st_size < 10_000
+    declare_size(archive, "weights.bin", 4_000_000_000)
+    monkeypatch.setattr(zipfile.ZipFile, "open", _refuse_reads)
+    problems = inspect_archive(archive).problems
+    assert (
+        "the archive would extract to 4,000,000,011 bytes, more than the limit of 2,147,483,648"
+        in problems
+    )
+    assert any("entry 'weights.bin' expands" in p and "zip bomb" in p for p in problems)
+    assert_refused_before_writing(archive, tmp_path / "x", "more than the limit")
+
+
+def _refuse_reads(self, *args, **kwargs):
+    raise AssertionError("an entry was read")
+
+
+def test_a_high_compression_ratio_is_refused(tmp_path):
+    archive = tmp_path / "zeros.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("packflow.yaml", "name: demo\n")
+        zf.writestr("zeros.bin", bytes(16 << 20))
+    (problem,) = inspect_archive(archive).problems
+    assert problem.startswith("entry 'zeros.bin' expands ")
+    assert "to 16,777,216 (more than 500 times): refusing what looks like a zip bomb" in problem
+    assert inspect_archive(archive, ArchiveLimits(max_compression_ratio=2000)).ok
+
+
+def test_too_many_entries_are_refused_before_reading(tmp_path, monkeypatch):
+    archive = plain_zip(tmp_path / "many.zip", [f"f{i}.txt" for i in range(10_000)], data=b"")
+    monkeypatch.setattr(zipfile.ZipFile, "open", _refuse_reads)
+    assert inspect_archive(archive).problems == [
+        "the archive has 10,001 entries, more than the limit of 10,000"
+    ]
+    assert_refused_before_writing(archive, tmp_path / "x", "10,001 entries")
+
+
+def test_limits_are_parameters(tmp_path):
+    archive = tmp_path / "out.zip"
+    write_archive(archive, sources(tmp_path, FILES), "demo", "1.0")  # 4 entries, ~420 bytes
+    assert inspect_archive(archive, ArchiveLimits(max_files=4)).ok
+    assert not inspect_archive(archive, ArchiveLimits(max_files=3)).ok
+    assert not inspect_archive(archive, ArchiveLimits(max_total_bytes=100)).ok
+    (problem,) = inspect_archive(archive, ArchiveLimits(max_manifest_bytes=100)).problems
+    assert problem.startswith("packflow.lock is ") and "more than the limit of 100" in problem
+    with pytest.raises(PackflowArchiveError, match="more than the limit of 3"):
+        extract_archive(archive, tmp_path / "x", ArchiveLimits(max_files=3))
+    assert not (tmp_path / "x").exists()
+    assert DEFAULT_LIMITS == ArchiveLimits()
+    assert (DEFAULT_LIMITS.max_total_bytes, DEFAULT_LIMITS.max_files) == (2 << 30, 10_000)
+    assert (DEFAULT_LIMITS.max_manifest_bytes, DEFAULT_LIMITS.max_compression_ratio) == (
+        16 << 20,
+        500,
+    )
+
+
+def test_a_1_gib_manifest_is_refused_without_reading_it(tmp_path, monkeypatch):
+    archive = tmp_path / "out.zip"
+    write_archive(archive, sources(tmp_path, FILES), "demo", "1.0")
+    declare_size(archive, MANIFEST_NAME, 1 << 30)
+    monkeypatch.setattr(zipfile.ZipFile, "open", _refuse_reads)
+    problems = inspect_archive(archive).problems
+    assert "packflow.lock is 1,073,741,824 bytes, more than the limit of 16,777,216" in problems
+
+
+def test_an_entry_holding_more_than_it_declares_is_refused(tmp_path):
+    archive = tmp_path / "out.zip"
+    write_archive(archive, sources(tmp_path, FILES), "demo", "1.0")
+    declare_size(archive, "b.txt", 2)  # it holds 4
+    report = inspect_archive(archive)
+    assert any(p.startswith("entry 'b.txt' cannot be read") for p in report.problems)
+    assert_refused_before_writing(archive, tmp_path / "x", "'b.txt' cannot be read")
+
+
+def test_reading_stops_at_the_first_byte_past_the_declared_size(tmp_path, monkeypatch):
+    # zipfile itself stops at the declared size; a reader that did not must still
+    # not get more than that through.
+    archive = plain_zip(tmp_path / "a.zip", ["a.py"], data=b"12345")
+    real_open = zipfile.ZipFile.open
+
+    def generous(self, name, *args, **kwargs):
+        info = name if isinstance(name, zipfile.ZipInfo) else self.getinfo(name)
+        if info.filename == "a.py":
+            return io.BytesIO(b"12345" + b"!" * (5 << 20))
+        return real_open(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, "open", generous)
+    problem = "entry 'a.py' holds more than the 5 bytes its header declares"
+    assert any(problem in p for p in inspect_archive(archive).problems)
+
+
+def test_a_deeply_nested_manifest_is_an_archive_error(tmp_path):
+    archive = tmp_path / "out.zip"
+    write_archive(archive, sources(tmp_path, FILES), "demo", "1.0")
+    rewrite(archive, lambda n, d: (n, b"[" * 100_000 if n == MANIFEST_NAME else d))
+    (problem,) = inspect_archive(archive).problems
+    assert problem.startswith("packflow.lock is not a valid manifest")
+    assert "nested too deeply" in problem
+    with pytest.raises(PackflowArchiveError, match="not a valid manifest"):
+        InferenceBackendLoader.from_archive(archive)
+
+
 # --- extracting and loading ------------------------------------------------------------
 
 
@@ -397,9 +617,7 @@ def test_extraction_stays_inside_the_target(tmp_path_factory, names, symlink):
     try:
         extract_archive(archive, target)
     except PackflowArchiveError:
-        assert not target.exists()
-    except OSError:
-        pass  # e.g. a file and a folder of the same name: refused by the OS, inside the target
+        assert not target.exists()  # refused before anything was written
     written = [p for p in base.rglob("*") if p.is_file() or p.is_symlink()]
     root = target.resolve()
     for path in written:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import re
 import subprocess
 import sys
@@ -230,6 +231,28 @@ def test_not_utf8(tmp_path):
     with pytest.raises(PackflowConfigError, match="line 2: not UTF-8") as info:
         PackflowConfig.from_project_path(tmp_path)
     assert info.value.line == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "line"),
+    [
+        ("name: [x\n", "Parser", 2),
+        ("name: x\n  y: z\n", "Scanner", 2),
+        ("name: x\n---\nname: y\n", "Composer", 2),
+        ("name: x\n? [a, b]\n: 1\n", "Constructor", 2),
+        ("name: x\nb: \x07\n", "Reader", 2),
+    ],
+)
+def test_each_yaml_error_keeps_its_pyyaml_type_and_pickles(tmp_path, text, kind, line):
+    write_yaml(tmp_path, text)
+    with pytest.raises(PackflowConfigSyntaxError) as info:
+        PackflowConfig.from_project_path(tmp_path)
+    error = info.value
+    assert type(error).__name__ == f"PackflowConfig{kind}Error"
+    assert f"{kind}Error" in {c.__name__ for c in type(error).__mro__[1:]}
+    assert error.line == line
+    copy = pickle.loads(pickle.dumps(error))
+    assert (type(copy), str(copy)) == (type(error), str(error))
 
 
 def test_multiple_documents_are_refused(tmp_path):

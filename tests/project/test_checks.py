@@ -4,6 +4,7 @@ documents, the smoke load; and their agreement with the reference on the same pr
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import pytest
@@ -325,3 +326,12 @@ def test_config_checks_alone_or_with_the_project(tmp_path):
         list(config_checks(PackflowConfig.from_project_path(tmp_path), tmp_path))
     )
     assert errors[0].startswith("'inference.py' is missing")
+
+
+def test_checks_and_export_leave_the_environment_as_they_found_it(tmp_path, monkeypatch):
+    monkeypatch.delenv("PF_CHECK_ONLY", raising=False)
+    directory = write_project(tmp_path / "p", env={"PF_CHECK_ONLY": "1", "PATH": "./bin"})
+    before = dict(os.environ)
+    assert validate(directory) == ([], [])
+    PackflowProject(directory).export(tmp_path / "dist")
+    assert dict(os.environ) == before

@@ -8,7 +8,6 @@ Reading refuses entries that would land outside the target directory.
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import json
 import os
@@ -17,12 +16,11 @@ import re
 import shutil
 import stat
 import tempfile
-import weakref
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Union
 
 from packflow import constants
 from packflow._version import __version__
@@ -140,13 +138,79 @@ def sha256_file(path: Union[str, Path]) -> str:
     return digest.hexdigest()
 
 
+# --- limits ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    """What an archive may hold before it is refused, checked from its central
+    directory before anything is read or written.
+
+    The sizes are those the archive declares; reading stops at the first byte past
+    an entry's declared size, so an archive cannot write more than it declares.
+    """
+
+    #: Sum of the declared uncompressed sizes of all entries.
+    max_total_bytes: int = 2 << 30
+    #: Entries, files and folders together.
+    max_files: int = 10_000
+    #: Declared size of ``packflow.lock``: it is read into memory.
+    max_manifest_bytes: int = 16 << 20
+    #: Uncompressed size / compressed size of one entry; entries of at most
+    #: ``ratio_exempt_bytes`` are exempt (a small file of spaces compresses well).
+    max_compression_ratio: float = 500.0
+    ratio_exempt_bytes: int = 1 << 20
+
+
+DEFAULT_LIMITS = ArchiveLimits()
+_MAX_LISTED = 20  # compression problems listed one by one
+#: Longest name of one path component, in bytes (what Linux and macOS allow).
+MAX_NAME_BYTES = 255
+#: Longest path, in bytes with its terminating NUL (Linux's PATH_MAX).
+MAX_PATH_BYTES = 4096
+
+
+def _limit_problems(zf: zipfile.ZipFile, limits: ArchiveLimits) -> list[str]:
+    infos = zf.infolist()
+    problems = []
+    if len(infos) > limits.max_files:
+        problems.append(
+            f"the archive has {len(infos):,} entries, more than the limit of {limits.max_files:,}"
+        )
+    total = sum(info.file_size for info in infos)
+    if total > limits.max_total_bytes:
+        problems.append(
+            f"the archive would extract to {total:,} bytes, more than the limit of "
+            f"{limits.max_total_bytes:,}"
+        )
+    bombs = []
+    for info in infos:
+        if info.filename == MANIFEST_NAME and info.file_size > limits.max_manifest_bytes:
+            problems.append(
+                f"{MANIFEST_NAME} is {info.file_size:,} bytes, more than the limit of "
+                f"{limits.max_manifest_bytes:,}"
+            )
+        if info.file_size > limits.ratio_exempt_bytes and (
+            info.file_size > limits.max_compression_ratio * max(info.compress_size, 1)
+        ):
+            bombs.append(
+                f"entry {info.filename!r} expands {info.compress_size:,} bytes to "
+                f"{info.file_size:,} (more than {limits.max_compression_ratio:g} times): "
+                "refusing what looks like a zip bomb"
+            )
+    if len(bombs) > _MAX_LISTED:
+        bombs[_MAX_LISTED:] = [f"... and {len(bombs) - _MAX_LISTED:,} more such entries"]
+    return problems + bombs
+
+
 # --- checking entries ------------------------------------------------------------------
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
 def unsafe_entry_reason(info: zipfile.ZipInfo) -> str | None:
-    """Why extracting this entry could write outside the target, or ``None`` if it can't."""
+    """Why extracting this entry could write outside the target, or could not be
+    written at all; ``None`` if it can be."""
     name = info.filename
     if not name.strip("/"):
         return "has an empty name"
@@ -163,6 +227,15 @@ def unsafe_entry_reason(info: zipfile.ZipInfo) -> str | None:
         return "is not a regular file or directory"
     if info.flag_bits & 0x1:
         return "is encrypted"
+    long_part = next((p for p in name.split("/") if len(os.fsencode(p)) > MAX_NAME_BYTES), None)
+    if long_part is not None:
+        return (
+            f"has a name part of {len(os.fsencode(long_part)):,} bytes "
+            f"(file systems allow {MAX_NAME_BYTES})"
+        )
+    size = len(os.fsencode(name))
+    if size >= MAX_PATH_BYTES:
+        return f"is a path of {size:,} bytes (the limit is {MAX_PATH_BYTES - 1:,})"
     return None
 
 
@@ -183,6 +256,8 @@ def _open_zip(path: Path) -> zipfile.ZipFile:
 
 def _entry_problems(zf: zipfile.ZipFile) -> list[str]:
     problems = []
+    files: dict[str, str] = {}  # normalized path -> entry name, for files
+    folders: dict[str, str] = {}  # normalized path -> an entry that needs that folder
     seen: set[str] = set()
     for info in zf.infolist():
         reason = unsafe_entry_reason(info)
@@ -193,25 +268,45 @@ def _entry_problems(zf: zipfile.ZipFile) -> list[str]:
         if key in seen:
             problems.append(f"entry {info.filename!r} appears more than once")
         seen.add(key)
+        if info.is_dir():
+            folders.setdefault(key, info.filename)
+        else:
+            files[key] = info.filename
+        parent = posixpath.dirname(key)
+        while parent:
+            folders.setdefault(parent, info.filename)
+            parent = posixpath.dirname(parent)
+    for key in sorted(files.keys() & folders.keys()):
+        if folders[key] != files[key]:
+            problems.append(
+                f"entry {files[key]!r} is a file, but {folders[key]!r} needs a folder of that name"
+            )
     return problems
 
 
 # --- inspecting ------------------------------------------------------------------------
 
 
-def inspect_archive(archive_path: Union[str, Path]) -> ArchiveReport:
+def inspect_archive(
+    archive_path: Union[str, Path], limits: ArchiveLimits | None = None
+) -> ArchiveReport:
     """Check every entry of an archive and compare its contents with ``packflow.lock``.
 
-    Raises only when the file is missing or not a zip; everything else ends up in
-    the report's ``problems`` (refuse the archive) or ``warnings``.
+    ``limits`` (default :data:`DEFAULT_LIMITS`) are checked first, from the central
+    directory; an archive over them is not read further. Raises only when the
+    file is missing or not a zip; everything else ends up in the report's
+    ``problems`` (refuse the archive) or ``warnings``.
     """
     path = Path(archive_path)
     with _open_zip(path) as zf:
-        return _inspect(zf, path)
+        return _inspect(zf, path, limits or DEFAULT_LIMITS)
 
 
-def _inspect(zf: zipfile.ZipFile, path: Path) -> ArchiveReport:
-    report = ArchiveReport(path=path, manifest=None, problems=_entry_problems(zf))
+def _inspect(zf: zipfile.ZipFile, path: Path, limits: ArchiveLimits) -> ArchiveReport:
+    report = ArchiveReport(path=path, manifest=None, problems=_limit_problems(zf, limits))
+    if report.problems:
+        return report  # read nothing of an archive over the limits
+    report.problems = _entry_problems(zf)
     if report.problems:
         return report
     actual = {}
@@ -220,21 +315,53 @@ def _inspect(zf: zipfile.ZipFile, path: Path) -> ArchiveReport:
             continue
         try:
             actual[info.filename] = _hash_member(zf, info)
-        except (zipfile.BadZipFile, OSError, RuntimeError, EOFError) as exc:
+        except (zipfile.BadZipFile, OSError, RuntimeError, EOFError, PackflowArchiveError) as exc:
             report.problems.append(f"entry {info.filename!r} cannot be read ({exc})")
     report.files = sorted(actual.values(), key=lambda entry: entry.path)
     _compare_with_manifest(zf, report, actual)
     return report
 
 
+def _member_chunks(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Iterator[bytes]:
+    """The bytes of an entry, refusing any byte past its declared size: the
+    central directory's sizes are what the limits were checked against."""
+    left = info.file_size
+    with zf.open(info) as fh:
+        while chunk := fh.read(min(_CHUNK, left + 1)):
+            if len(chunk) > left:
+                raise PackflowArchiveError(
+                    f"entry {info.filename!r} holds more than the {info.file_size:,} bytes "
+                    "its header declares"
+                )
+            left -= len(chunk)
+            yield chunk
+
+
 def _hash_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> ManifestEntry:
     digest = hashlib.sha256()
     size = 0
-    with zf.open(info) as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
+    for chunk in _member_chunks(zf, info):
+        digest.update(chunk)
+        size += len(chunk)
     return ManifestEntry(info.filename, size, digest.hexdigest())
+
+
+def _read_manifest(zf: zipfile.ZipFile) -> tuple[dict, dict[str, ManifestEntry]]:
+    """``(manifest, its files by path)``; ``ValueError`` (or ``KeyError``,
+    ``TypeError``) when it is not a manifest."""
+    info = zf.getinfo(MANIFEST_NAME)
+    text = b"".join(_member_chunks(zf, info)).decode("utf-8")
+    try:
+        manifest = json.loads(text)
+    except RecursionError:
+        raise ValueError("it is nested too deeply to be a manifest") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), list):
+        raise ValueError("it must be an object with a 'files' list")
+    listed = {}
+    for item in manifest["files"]:
+        entry = ManifestEntry(str(item["path"]), int(item["size"]), str(item["sha256"]))
+        listed[entry.path] = entry
+    return manifest, listed
 
 
 def _compare_with_manifest(zf: zipfile.ZipFile, report: ArchiveReport, actual: dict) -> None:
@@ -245,12 +372,8 @@ def _compare_with_manifest(zf: zipfile.ZipFile, report: ArchiveReport, actual: d
         )
         return
     try:
-        manifest = json.loads(zf.read(MANIFEST_NAME).decode("utf-8"))
-        listed = {
-            item["path"]: ManifestEntry(item["path"], int(item["size"]), str(item["sha256"]))
-            for item in manifest["files"]
-        }
-    except (ValueError, KeyError, TypeError) as exc:
+        manifest, listed = _read_manifest(zf)
+    except (ValueError, KeyError, TypeError, zipfile.BadZipFile, PackflowArchiveError) as exc:
         report.problems.append(
             f"{MANIFEST_NAME} is not a valid manifest ({type(exc).__name__}: {exc})"
         )
@@ -278,17 +401,25 @@ def _compare_with_manifest(zf: zipfile.ZipFile, report: ArchiveReport, actual: d
 # --- extracting ------------------------------------------------------------------------
 
 
-def extract_archive(archive_path: Union[str, Path], target_dir: Union[str, Path]) -> ArchiveReport:
+def extract_archive(
+    archive_path: Union[str, Path],
+    target_dir: Union[str, Path],
+    limits: ArchiveLimits | None = None,
+) -> ArchiveReport:
     """Verify an archive, then extract it into ``target_dir`` (absent or empty).
 
-    Nothing is written when an entry is unsafe or the contents do not match the
-    manifest: :class:`~packflow.exceptions.PackflowArchiveError` lists every problem.
+    Nothing is written when the archive is over ``limits`` (default
+    :data:`DEFAULT_LIMITS`), an entry is unsafe or cannot be written (a file and a
+    folder of the same name, a name or path too long), or the contents do not
+    match the manifest: :class:`~packflow.exceptions.PackflowArchiveError` lists
+    every problem. If writing fails midway all the same (a full disk), what was
+    written is removed before the error propagates.
     """
     path = Path(archive_path)
     target = Path(target_dir)
     # One open archive for checking and extracting: what was checked is what is written.
     with _open_zip(path) as zf:
-        report = _inspect(zf, path)
+        report = _inspect(zf, path, limits or DEFAULT_LIMITS)
         if report.problems:
             raise PackflowArchiveError(
                 f"Refusing to extract {path}:\n" + "\n".join(f"  - {p}" for p in report.problems)
@@ -297,11 +428,51 @@ def extract_archive(archive_path: Union[str, Path], target_dir: Union[str, Path]
             raise PackflowArchiveError(
                 f"Cannot extract into {target}: it must be an empty directory"
             )
+        too_long = _too_long_for(Path(os.path.realpath(target)), zf.infolist())
+        if too_long:
+            raise PackflowArchiveError(
+                f"Refusing to extract {path} into {target}:\n"
+                + "\n".join(f"  - {p}" for p in too_long)
+            )
+        created = not target.exists()
         target.mkdir(parents=True, exist_ok=True)
         root = Path(os.path.realpath(target))
-        for info in zf.infolist():
-            _extract_member(zf, info, root)
+        try:
+            for info in zf.infolist():
+                _extract_member(zf, info, root)
+        except BaseException:
+            _remove_extracted(root, created)
+            raise
     return report
+
+
+def _too_long_for(target: Path, infos: list[zipfile.ZipInfo]) -> list[str]:
+    """Entries whose full path under ``target`` would be longer than the system allows."""
+    probe = target
+    while not probe.exists():
+        probe = probe.parent
+    try:
+        path_max = os.pathconf(probe, "PC_PATH_MAX")
+    except (AttributeError, OSError, ValueError):  # no pathconf (Windows)
+        path_max = MAX_PATH_BYTES
+    base = len(os.fsencode(str(target))) + 1
+    return [
+        f"entry {info.filename!r} would be a path of {base + len(os.fsencode(info.filename)):,} "
+        f"bytes under {target} (the limit is {path_max - 1:,})"
+        for info in infos
+        if base + len(os.fsencode(info.filename.rstrip("/"))) >= path_max
+    ]
+
+
+def _remove_extracted(root: Path, created: bool) -> None:
+    if created:
+        shutil.rmtree(root, ignore_errors=True)
+        return
+    for child in root.iterdir():  # the target was empty: everything in it is ours
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
 
 
 def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, root: Path) -> None:
@@ -317,43 +488,7 @@ def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, root: Path) -> N
     if not Path(os.path.realpath(destination.parent)).is_relative_to(root):
         raise PackflowArchiveError(f"entry {info.filename!r} would be written outside {root}")
     executable = bool((info.external_attr >> 16) & 0o111)
-    with zf.open(info) as src, open(destination, "xb") as dst:
-        shutil.copyfileobj(src, dst, _CHUNK)
+    with open(destination, "xb") as dst:
+        for chunk in _member_chunks(zf, info):
+            dst.write(chunk)
     os.chmod(destination, 0o755 if executable else 0o644)
-
-
-def _project_root(extracted: Path) -> Path:
-    """The directory holding packflow.yaml: the root, or a single top-level folder."""
-    if (extracted / constants.PACKAGING_CONFIG_NAME).is_file():
-        return extracted
-    children = [p for p in extracted.iterdir() if p.name != MANIFEST_NAME]
-    if len(children) == 1 and (children[0] / constants.PACKAGING_CONFIG_NAME).is_file():
-        return children[0]
-    raise FileNotFoundError(
-        f"The archive has no {constants.PACKAGING_CONFIG_NAME} at its root: "
-        "it is not an exported packflow project"
-    )
-
-
-def load_from_archive(
-    loader_cls: Any,
-    archive_path: Union[str, Path],
-    extract_dir: Union[str, Path, None],
-    backend_kwargs: dict,
-) -> Any:
-    """Implementation of :meth:`InferenceBackendLoader.from_archive`."""
-    temporary = extract_dir is None
-    target = Path(tempfile.mkdtemp(prefix="packflow-archive-")) if temporary else Path(extract_dir)
-    try:
-        extract_archive(archive_path, target)
-        backend = loader_cls.from_project(_project_root(target), **backend_kwargs)
-    except BaseException:
-        if temporary:
-            shutil.rmtree(target, ignore_errors=True)
-        raise
-    if temporary:
-        try:
-            weakref.finalize(backend, shutil.rmtree, str(target), True)
-        except TypeError:  # not weak-referenceable (__slots__ without __weakref__)
-            atexit.register(shutil.rmtree, str(target), True)
-    return backend

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-import sys
+import atexit
+import shutil
+import tempfile
+import weakref
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar, Optional, Union
 
+from packflow import constants
 from packflow.backend.base import InferenceBackend
 from packflow.exceptions import InferenceBackendLoadError
-from packflow.loaders.archive import load_from_archive
-from packflow.loaders.packflow_yaml import PackflowConfig, apply_env_vars
+from packflow.loaders import project_modules
+from packflow.loaders.archive import MANIFEST_NAME, ArchiveLimits, extract_archive
+from packflow.loaders.packflow_yaml import PackflowConfig, apply_env_vars, restore_env
 from packflow.loaders.utils import describe_exception
 
 
@@ -90,16 +95,30 @@ class InferenceBackendLoader(ABC):
         ``sys.path``, and instantiates the backend with packflow.yaml's
         ``backend_config`` updated by ``backend_kwargs`` (explicit arguments win;
         the ``BACKEND_CONFIG_FILE_PATH`` file still wins over both).
-        """
-        project_dir = Path(project_path).resolve()
-        config = PackflowConfig.from_project_path(project_dir)
-        apply_env_vars(config)
-        if str(project_dir) not in sys.path:
-            sys.path.insert(0, str(project_dir))
 
+        A module of this project with the same name as one already imported from
+        another project still in use is refused (``InferenceBackendLoadError``):
+        Python has one module per name per process (see
+        :mod:`packflow.loaders.project_modules`).
+        """
+        return cls._load_project(Path(project_path).resolve(), backend_kwargs, keep_env=True)
+
+    @classmethod
+    def _load_project(cls, project_dir: Path, backend_kwargs: dict, keep_env: bool) -> Any:
+        config = PackflowConfig.from_project_path(project_dir)
         loader_cls = InferenceBackendLoader._project_loaders[config.loader]
         loader = loader_cls.for_project(config.inference_backend, project_dir)
-        return loader.load(**{**config.backend_config, **backend_kwargs})
+        # A local loader executes its module afresh: that name cannot be stale.
+        fresh = config.inference_backend.partition(":")[0] if config.loader == "local" else None
+        with project_modules.loading(project_dir, fresh) as register:
+            previous_env = apply_env_vars(config)
+            try:
+                backend = loader.load(**{**config.backend_config, **backend_kwargs})
+            finally:
+                if not keep_env:
+                    restore_env(previous_env)
+            register(backend)
+        return backend
 
     @classmethod
     def from_path(cls, path: Union[str, Path], **backend_kwargs: Any):
@@ -115,18 +134,62 @@ class InferenceBackendLoader(ABC):
         cls,
         archive_path: Union[str, Path],
         extract_dir: Union[str, Path, None] = None,
+        *,
+        archive_limits: Optional[ArchiveLimits] = None,
         **backend_kwargs: Any,
     ):
         """Load the backend of an exported project archive (``packflow export``).
 
-        The archive is checked first: every entry must stay inside the target (no
-        absolute paths, no ``..``, no symlinks) and match the ``packflow.lock``
-        manifest when there is one; otherwise
-        :class:`~packflow.exceptions.PackflowArchiveError` and nothing is written.
-        It is extracted to ``extract_dir`` (kept) or to a temporary directory that
-        is removed once the returned backend is garbage-collected or at exit.
+        Loading an archive runs its code: load only archives you would run. The
+        archive is checked before anything is written: its size, number of
+        entries and manifest size against ``archive_limits`` (default
+        :data:`~packflow.loaders.archive.DEFAULT_LIMITS`); every entry must stay
+        inside the target (no absolute paths, ``..`` or symlinks) and be writable
+        (no file and folder of the same name, no name too long); and every file
+        must match ``packflow.lock`` when there is one (which proves the archive
+        is intact, not who made it). Otherwise
+        :class:`~packflow.exceptions.PackflowArchiveError`.
+
+        The files go to ``extract_dir`` (kept) or to a temporary directory that is
+        removed, with the project's modules and ``sys.path`` entry, once the
+        returned backend is garbage-collected (or at exit). packflow.yaml's
+        ``env`` applies while the backend is imported and built, then the
+        environment is restored.
         """
-        return load_from_archive(cls, archive_path, extract_dir, backend_kwargs)
+        temporary = extract_dir is None
+        target = Path(tempfile.mkdtemp(prefix="packflow-archive-") if temporary else extract_dir)
+        try:
+            extract_archive(archive_path, target, archive_limits)
+            root = _project_root(target).resolve()
+            backend = cls._load_project(root, backend_kwargs, keep_env=False)
+        except BaseException:
+            if temporary:
+                _remove_extracted_project(str(target))
+            raise
+        if temporary:
+            try:
+                weakref.finalize(backend, _remove_extracted_project, str(target))
+            except TypeError:  # not weak-referenceable (__slots__ without __weakref__)
+                atexit.register(_remove_extracted_project, str(target))
+        return backend
+
+
+def _project_root(extracted: Path) -> Path:
+    """The directory holding packflow.yaml: the root, or a single top-level folder."""
+    if (extracted / constants.PACKAGING_CONFIG_NAME).is_file():
+        return extracted
+    children = [p for p in extracted.iterdir() if p.name != MANIFEST_NAME]
+    if len(children) == 1 and (children[0] / constants.PACKAGING_CONFIG_NAME).is_file():
+        return children[0]
+    raise FileNotFoundError(
+        f"The archive has no {constants.PACKAGING_CONFIG_NAME} at its root: "
+        "it is not an exported packflow project"
+    )
+
+
+def _remove_extracted_project(directory: str) -> None:
+    project_modules.release(Path(directory).resolve())
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def _qualname(obj: type) -> str:

@@ -137,17 +137,31 @@ def _dump_section(body: dict) -> str:
     return text
 
 
-def apply_env_vars(config: PackflowConfig) -> None:
+def apply_env_vars(config: PackflowConfig) -> dict[str, Optional[str]]:
     """Export the ``env`` mapping of packflow.yaml into ``os.environ``.
 
     A variable already set to a different value is overwritten, with a warning.
+    Returns the previous value of each variable set (``None``: it was unset), for
+    :func:`restore_env`.
     """
     logger = get_logger()
+    previous: dict[str, Optional[str]] = {}
     for key, value in config.env.items():
         current = os.environ.get(key)
+        previous.setdefault(key, current)
         if current is not None and current != value:
             logger.warning("packflow.yaml env overrides %s (was %r, now %r)", key, current, value)
         os.environ[key] = value
+    return previous
+
+
+def restore_env(previous: dict[str, Optional[str]]) -> None:
+    """Undo :func:`apply_env_vars`: each variable back to its value before, or unset."""
+    for key, value in previous.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def load_packflow_config(path: Union[str, Path]) -> PackflowConfig:
@@ -176,26 +190,51 @@ class PackflowConfigSyntaxError(yaml.YAMLError, PackflowConfigError):
     :class:`~packflow.exceptions.PackflowConfigError`.
 
     What is raised is a subclass of both this class and the error PyYAML raised
-    (``ScannerError``, ``ParserError``, ...: what Packflow 0.4 raised), with its
-    message and marks; ``path`` and ``line`` say where.
+    (``PackflowConfigScannerError`` for a ``ScannerError``, ...: what Packflow 0.4
+    raised), with its message and marks; ``path`` and ``line`` say where.
     """
 
 
-_SYNTAX_ERROR_CLASSES: dict[type, type] = {}
+class PackflowConfigScannerError(yaml.scanner.ScannerError, PackflowConfigSyntaxError):
+    """PyYAML's ``ScannerError`` in packflow.yaml."""
 
 
-def _syntax_error(exc: yaml.YAMLError, path: Path) -> PackflowConfigSyntaxError:
-    kind = type(exc)
-    cls = _SYNTAX_ERROR_CLASSES.get(kind)
-    if cls is None:
-        cls = type(f"PackflowConfig{kind.__name__}", (kind, PackflowConfigSyntaxError), {})
-        cls.__module__ = __name__
-        _SYNTAX_ERROR_CLASSES[kind] = cls
-    error = cls.__new__(cls)
+class PackflowConfigParserError(yaml.parser.ParserError, PackflowConfigSyntaxError):
+    """PyYAML's ``ParserError`` in packflow.yaml."""
+
+
+class PackflowConfigComposerError(yaml.composer.ComposerError, PackflowConfigSyntaxError):
+    """PyYAML's ``ComposerError`` in packflow.yaml (e.g. several documents)."""
+
+
+class PackflowConfigConstructorError(yaml.constructor.ConstructorError, PackflowConfigSyntaxError):
+    """PyYAML's ``ConstructorError`` in packflow.yaml (e.g. an unhashable key)."""
+
+
+class PackflowConfigReaderError(yaml.reader.ReaderError, PackflowConfigSyntaxError):
+    """PyYAML's ``ReaderError`` in packflow.yaml (a character YAML does not allow)."""
+
+
+_SYNTAX_ERRORS: dict[type, type[PackflowConfigSyntaxError]] = {
+    yaml.scanner.ScannerError: PackflowConfigScannerError,
+    yaml.parser.ParserError: PackflowConfigParserError,
+    yaml.composer.ComposerError: PackflowConfigComposerError,
+    yaml.constructor.ConstructorError: PackflowConfigConstructorError,
+    yaml.reader.ReaderError: PackflowConfigReaderError,
+}
+
+
+def _syntax_error(exc: yaml.YAMLError, path: Path, text: str) -> PackflowConfigSyntaxError:
+    cls = _SYNTAX_ERRORS.get(type(exc), PackflowConfigSyntaxError)
+    error = cls.__new__(cls, *exc.args)
     error.args = exc.args
     error.__dict__.update(vars(exc))  # PyYAML's errors keep their marks as attributes
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    error.path, error.line = path, (mark.line + 1 if mark is not None else None)
+    if mark is not None:
+        error.line = mark.line + 1
+    elif isinstance(getattr(exc, "position", None), int):  # ReaderError: a character offset
+        error.line = text.count("\n", 0, exc.position) + 1
+    error.path = path
     return error
 
 
@@ -227,6 +266,7 @@ class PackflowConfigValidationError(ValidationError, PackflowConfigError):
     with their lines."""
 
     path: Path
+    line: Optional[int]  # of the first problem that has one
     problems: list[FieldProblem]
 
 
@@ -276,20 +316,22 @@ def _read_text(path: Path) -> str:
 def _compose(text: str, path: Path) -> tuple[Any, yaml.Node]:
     """``(data, root node)`` from one parse: the node graph is checked before any
     Python value is built from it."""
-    loader = yaml.SafeLoader(_NamedText(text, str(path)))
+    loader = None
     try:
+        loader = yaml.SafeLoader(_NamedText(text, str(path)))  # reads the first characters
         root = loader.get_single_node()
         if root is not None:
             _check_size(root, path)
         return (loader.construct_document(root) if root is not None else None), root
     except yaml.YAMLError as exc:
-        raise _syntax_error(exc, path) from None
+        raise _syntax_error(exc, path, text) from None
     except RecursionError:
         raise _config_error(
             PackflowConfigError, f"{path} is nested too deeply to be a packflow.yaml", path
         ) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
@@ -458,6 +500,7 @@ def _located_validation_error(
     except Exception:  # noqa: BLE001 - an error pydantic cannot rebuild: keep the original
         located = exc
     located.path, located.problems = path, problems
+    located.line = next((p.line for p in problems if p.line), None)
     if len(problems) == 1:
         note = f"{path} {problems[0]}"
     else:
@@ -478,6 +521,11 @@ __all__ = [
     "MAX_FILE_BYTES",
     "MAX_VALUES",
     "FieldProblem",
+    "PackflowConfigComposerError",
+    "PackflowConfigConstructorError",
+    "PackflowConfigParserError",
+    "PackflowConfigReaderError",
+    "PackflowConfigScannerError",
     "PackflowConfigSyntaxError",
     "PackflowConfigTypeError",
     "PackflowConfigValidationError",
@@ -487,4 +535,5 @@ __all__ = [
     "get_python_version",
     "load_packflow_config",
     "normalize_archive_name",
+    "restore_env",
 ]

@@ -152,7 +152,8 @@ class PackflowProject:
         the archived files at INFO level on the ``packflow.project`` logger.
         """
         self.export_checks = []
-        config = self.load_config()
+        # Not load_config(): exporting must not leave packflow.yaml's env in os.environ.
+        config = PackflowConfig.from_project_path(self.base_dir)
         self.export_checks = self.run_checks(config)
         if verbose:
             _logger.info("Exporting %s", self.base_dir)

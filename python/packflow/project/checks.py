@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -198,8 +199,10 @@ def _backend_file_check(config: PackflowConfig, project_dir: Path) -> tuple[bool
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """Silence prints and log records of the code being smoke-loaded."""
+    """Silence prints and log records of the code being smoke-loaded, and undo what
+    it does to the environment (packflow.yaml's ``env``): a check changes nothing."""
     previous = logging.root.manager.disable
+    environment = dict(os.environ)
     logging.disable(logging.CRITICAL)
     sink = io.StringIO()
     try:
@@ -207,6 +210,9 @@ def _quiet() -> Iterator[None]:
             yield
     finally:
         logging.disable(previous)
+        if dict(os.environ) != environment:
+            os.environ.clear()
+            os.environ.update(environment)
 
 
 def smoke_load_check(project_dir: Path, config: PackflowConfig) -> Check:
