@@ -26,11 +26,11 @@ value, integers of any size become ``int`` and floats are correctly rounded.
 
 from __future__ import annotations
 
-from packflow._core import ParsedArray, ParsedLines
+from packflow._core import ParsedArray, ParsedLines, json_to_lines
 from packflow._core import parse_lines as _parse_lines
 from packflow._core import parse_lines_to_ndarray as _parse_lines_to_ndarray
 
-__all__ = ["ParsedArray", "ParsedLines", "parse_lines", "parse_lines_to_ndarray"]
+__all__ = ["ParsedArray", "ParsedLines", "json_to_lines", "parse_lines", "parse_lines_to_ndarray"]
 
 
 def parse_lines(data: bytes, first_line: int = 1) -> ParsedLines:
