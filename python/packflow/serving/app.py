@@ -8,7 +8,8 @@ A plain ASGI 3 callable (no framework): it runs under uvicorn with
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable, Optional
+from collections.abc import Awaitable, Callable
+from typing import Any, Optional
 
 from packflow import _core
 from packflow.engine import BatchEngine

@@ -23,7 +23,8 @@ import enum
 import queue
 import threading
 from bisect import bisect_left, bisect_right
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any, Optional
 
 from packflow import _core
 from packflow.engine import BatchEngine, BatchResult, ErrorRow

@@ -10,7 +10,8 @@ batch on the event loop.
 from __future__ import annotations
 
 from bisect import bisect_left
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from packflow.engine import BatchResult
 

@@ -29,7 +29,12 @@ __all__ = [
 
 #: Content types read (and answered) as JSON Lines.
 JSON_LINES_TYPES = frozenset(
-    {"application/jsonlines", "application/x-ndjson", "application/jsonl", "application/x-jsonlines"}
+    {
+        "application/jsonlines",
+        "application/x-ndjson",
+        "application/jsonl",
+        "application/x-jsonlines",
+    }
 )
 JSON = "application/json"
 
