@@ -8,6 +8,7 @@ A plain ASGI 3 callable (no framework): it runs under uvicorn with
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Optional
 
@@ -118,8 +119,7 @@ class PackflowApp:
             await self._lifespan(receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
+        started = time.perf_counter()
         path: str = scope["path"]
         method: str = scope["method"]
         endpoint = OTHER
@@ -155,7 +155,7 @@ class PackflowApp:
             self.metrics.request(endpoint, 500)
             await _respond(send, 500, error_body("internal error: see the server log"), JSON_TYPE)
             return
-        seconds = loop.time() - started if endpoint in (INVOCATIONS, PREDICT) else None
+        seconds = time.perf_counter() - started if endpoint in (INVOCATIONS, PREDICT) else None
         self.metrics.request(endpoint, status, seconds)
         await _respond(send, status, body, content_type)
 
@@ -246,30 +246,24 @@ class PackflowApp:
         (from Content-Length, before reading any of it, or once the bytes read
         pass the limit): the rest is never read, and the connection is closed."""
         limit = self.max_body_bytes
-        too_large = _Reply(
-            413,
-            error_body(f"the body is larger than the limit of {limit} bytes"),
-            [(b"connection", b"close")],
-        )
         if content_length is not None:
             try:
                 declared = int(content_length)
             except ValueError:
                 raise _Reply(400, error_body("Content-Length is not a number")) from None
             if declared > limit:
-                raise too_large
+                raise _too_large(limit)
         message = await receive()
         body = message.get("body", b"")
         if not message.get("more_body", False):
             if len(body) > limit:
-                raise too_large
+                raise _too_large(limit)
             return body
         chunks = [body]
         size = len(body)
         deadline = started + self.request_timeout_s
-        loop = asyncio.get_running_loop()
         while message.get("more_body", False):
-            remaining = deadline - loop.time()
+            remaining = deadline - time.perf_counter()
             try:
                 if remaining <= 0:
                     raise asyncio.TimeoutError
@@ -287,9 +281,17 @@ class PackflowApp:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                raise too_large
+                raise _too_large(limit)
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _too_large(limit: int) -> _Reply:
+    return _Reply(
+        413,
+        error_body(f"the body is larger than the limit of {limit} bytes"),
+        [(b"connection", b"close")],
+    )
 
 
 def _failure(job: Any, payload: Payload, outcome: Outcome) -> _Reply:

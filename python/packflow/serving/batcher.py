@@ -62,7 +62,6 @@ class Job:
         "error",
         "error_row",
         "future",
-        "timer",
     )
 
     def __init__(self, data: bytes, rows: int, arrived: float, future: asyncio.Future):
@@ -76,7 +75,6 @@ class Job:
         self.error: Optional[ErrorRow] = None
         self.error_row = 0  # the failing row's index within the request
         self.future = future  # resolved with an Outcome
-        self.timer: Optional[asyncio.TimerHandle] = None
 
 
 class _Part:
@@ -182,6 +180,10 @@ class Batcher:
         #: Requests submitted and not yet answered.
         self.pending = 0
         self._queue: collections.deque[Job] = collections.deque()
+        # Every request not yet answered, oldest first: all have the same
+        # timeout, so deadlines come in this order and one timer serves them all.
+        self._unanswered: collections.deque[Job] = collections.deque()
+        self._reaper: Optional[asyncio.TimerHandle] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._thread: Optional[_ModelThread] = None
         self._task: Optional[asyncio.Task] = None
@@ -212,7 +214,9 @@ class Batcher:
         assert loop is not None
         now = loop.time()
         job = Job(data, rows, now, loop.create_future())
-        job.timer = loop.call_at(now + self.timeout_s, self._expire, job)
+        self._unanswered.append(job)
+        if self._reaper is None:
+            self._reaper = loop.call_at(now + self.timeout_s, self._reap)
         self.pending += 1
         if rows == 0:
             self._finish(job, Outcome.DONE)
@@ -220,6 +224,7 @@ class Batcher:
         self._queue.append(job)
         self.queued_rows += rows
         if self._waiting_for_first or self.queued_rows >= self.max_batch_rows:
+            self._waiting_for_first = False
             _wake(self._wakeup)
         return job
 
@@ -235,13 +240,26 @@ class Batcher:
         # Rows not yet handed to a batch are dropped from the queue.
         self.queued_rows -= job.rows - job.taken
         job.taken = job.rows
-        if job.timer is not None:
-            job.timer.cancel()
         self.pending -= 1
         job.future.set_result(outcome)
 
-    def _expire(self, job: Job) -> None:
-        self._finish(job, Outcome.TIMED_OUT)
+    def _reap(self) -> None:
+        """Time out the requests past their deadline; wake again at the next one."""
+        loop = self._loop
+        assert loop is not None
+        self._reaper = None
+        expired_before = loop.time() - self.timeout_s
+        unanswered = self._unanswered
+        while unanswered:
+            job = unanswered[0]
+            if job.future.done():
+                unanswered.popleft()
+            elif job.arrived <= expired_before:
+                unanswered.popleft()
+                self._finish(job, Outcome.TIMED_OUT)
+            else:
+                self._reaper = loop.call_at(job.arrived + self.timeout_s, self._reap)
+                return
 
     # -- the batch side -----------------------------------------------------------
 

@@ -69,7 +69,7 @@ class BadBody(ValueError):
 def body_format(content_type: Optional[bytes]) -> str:
     """The media type of a ``Content-Type`` header value (parameters dropped,
     lower case); no header means JSON."""
-    if not content_type:
+    if not content_type or content_type == b"application/json":
         return JSON
     return content_type.split(b";", 1)[0].strip().decode("latin-1").lower()
 
