@@ -73,6 +73,11 @@ bench: build-prod reference
 	$(PY) -m pip install -q "orjson>=3.9" "msgspec>=0.18" "pandas>=2" "threadpoolctl>=3"
 	$(PY) benches/run.py --reference-python $(REF_VENV)/bin/python
 
+# `packflow serve` against LitServe and FastAPI under wrk; table in docs/serving.md.
+bench-serve: build-prod
+	$(PY) -m pip install -q "litserve>=0.2" "fastapi>=0.110"
+	$(PY) benches/serve/run.py
+
 lint: venv
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings

@@ -1,5 +1,6 @@
 """JSON Lines parsing for streaming: one call into ``packflow._core`` per batch
-of raw line bytes.
+of raw line bytes. (``json_to_lines`` turns one JSON document, such as an HTTP
+request body, into such lines; see ``packflow._core``.)
 
 Both functions take ``data``, a ``bytes`` object holding zero or more lines
 separated by ``\\n`` (a ``\\r\\n`` ending is fine, and a last line without a
