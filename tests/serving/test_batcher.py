@@ -208,3 +208,24 @@ def test_json_lines_with_blank_lines():
         return job
 
     assert outputs(run(main())) == [1, 2]
+
+
+class Exits(InferenceBackend):
+    def execute(self, inputs):
+        raise SystemExit(3)  # not an Exception: the engine lets it through
+
+
+def test_what_the_engine_does_not_catch_fails_the_batch_not_the_server():
+    batcher = Batcher(BatchEngine(Exits()), max_batch_rows=10, max_wait_s=0.001)
+
+    async def main():
+        job = batcher.submit(lines(1), 1)
+        outcome = await job.future
+        await batcher.close()
+        with pytest.raises(QueueFull, match="shutting down"):
+            batcher.submit(lines(2), 1)
+        return job, outcome
+
+    job, outcome = run(main())
+    assert outcome is Outcome.CRASHED
+    assert "SystemExit" in job.error.error

@@ -162,6 +162,13 @@ def test_sigterm_answers_every_request_in_flight_then_exits_0(echo_project):
                 ]
                 await asyncio.sleep(0.4)  # every request is queued or running
                 server.signal(signal.SIGTERM)
+                await asyncio.sleep(0.5)
+                # Draining: no new connections, while the old ones are answered.
+                assert server.proc.poll() is None
+                assert not all(t.done() for t in tasks)
+                with pytest.raises(httpx.ConnectError):
+                    async with httpx.AsyncClient(timeout=2) as fresh:
+                        await fresh.get(f"{url}/healthz")
                 return await asyncio.gather(*tasks)
 
         answers = asyncio.run(send_all_then_signal())
@@ -238,3 +245,23 @@ def test_an_exported_archive_is_served(tmp_path):
             answer = client.post(f"{server.url}/invocations", json=record)
             assert answer.status_code == 200
             assert set(answer.json()) == {"anomaly_score", "alert"}
+
+
+def test_a_port_in_use_exits_non_zero(echo_project):
+    with ServerProcess(echo_project) as server:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "packflow.cli",
+                "serve",
+                str(echo_project),
+                "--port",
+                str(server.port),
+            ],
+            capture_output=True,
+            timeout=60,
+        )
+    assert proc.returncode == 1
+    assert b"Listening" not in proc.stdout
+    assert f"could not listen on 127.0.0.1:{server.port}".encode() in proc.stderr

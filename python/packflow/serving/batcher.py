@@ -197,6 +197,8 @@ class Batcher:
     def submit(self, data: bytes, rows: int) -> Job:
         """Queue ``rows`` rows (``data``: that many lines, newline-terminated).
         Raises :class:`QueueFull` when they do not fit."""
+        if self._closing:
+            raise QueueFull("the server is shutting down", retry_after=1)
         if self._task is None:
             self._start()
         if rows > self.max_queue_rows:
