@@ -43,6 +43,9 @@ SERVING_DOC = REPO / "docs" / "serving.md"
 MARK_START = "<!-- serve-bench:start -->"
 MARK_END = "<!-- serve-bench:end -->"
 CONNECTIONS = 64
+# wrk leaves requests slower than its timeout (2 s by default) out of the
+# latency figures; a long one keeps the slow peers' tails in them.
+WRK_TIMEOUT_S = 10
 
 LUA = """
 wrk.method = "POST"
@@ -155,7 +158,8 @@ def run_wrk(
 ) -> tuple[float, float, float, int]:
     """``(requests/s, p50 ms, p99 ms, non-2xx and socket errors)`` of one wrk run."""
     env = {**os.environ, "PACKFLOW_BENCH_BODY": str(body_path)}
-    cmd = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "-s", str(lua_path), url]
+    cmd = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", f"--timeout={WRK_TIMEOUT_S}s"]
+    cmd += ["--latency", "-s", str(lua_path), url]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=seconds + 60).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
 
@@ -294,23 +298,24 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     load = os.getloadavg()
     text = f"""Measured {started:%Y-%m-%d %H:%M}-{finished:%H:%M} UTC on {os.cpu_count()} cores
-({platform.processor() or platform.machine()}), shared with other work (load average
-{load[0]:.1f} at the end): absolute figures are low and noisy, the ratios measured
-minutes apart mean more. `wrk -t2 -c{CONNECTIONS} -d{args.duration}s --latency` on loopback,
-after {args.warmup} s of warm-up, best of {args.rounds} rounds per server; wrk shares the
-2 cores with the server. Same model everywhere: the firewall-anomaly example's
-backend. `packflow serve` with its defaults (batches of up to 256 rows, 5 ms
-wait); LitServe {args.litserve_batch} requests per batch, 5 ms batch timeout,
-ZeroMQ queue, one API server and one worker process; FastAPI: an `async`
-endpoint calling the backend once per request, uvicorn with uvloop and httptools.
-Versions: {versions()}.
+({platform.machine()}) shared with other work (load average {load[0]:.1f} at the end):
+absolute figures are low and noisy; the ratios, measured minutes apart, mean more.
+Load: `wrk -t2 -c{CONNECTIONS} -d{args.duration}s --timeout {WRK_TIMEOUT_S}s --latency` on
+loopback after {args.warmup} s of warm-up, best of {args.rounds} rounds per server; wrk
+shares the 2 cores with the server. Same model everywhere: the backend of
+examples/firewall-anomaly. `packflow serve` runs with its defaults (batches of
+up to 256 rows, 5 ms wait); LitServe with {args.litserve_batch} requests per batch, a 5 ms
+batch timeout, the ZeroMQ queue, one API server and one worker process; the
+FastAPI endpoint is `async` and calls the backend once per request, under
+uvicorn with uvloop and httptools. "errors" counts non-2xx answers and wrk's
+socket errors (timeouts past {WRK_TIMEOUT_S} s included). Versions: {versions()}.
 
 {table(results)}
 
 {verdicts(results)}
 
-Command: `make bench-serve` (or `.venv/bin/python benches/serve/run.py
--d {args.duration} --rounds {args.rounds}` with the peers installed).
+Command: `make bench-serve` (or `.venv/bin/python benches/serve/run.py -d
+{args.duration} --rounds {args.rounds}` with the peers installed).
 """
     print()
     print(text)

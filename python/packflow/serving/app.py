@@ -147,7 +147,8 @@ class PackflowApp:
             else:
                 endpoint, status, body, content_type = self._plain(path, method)
         except _Reply as reply:
-            self.metrics.request(endpoint, reply.status)
+            seconds = time.perf_counter() - started if endpoint in (INVOCATIONS, PREDICT) else None
+            self.metrics.request(endpoint, reply.status, seconds)
             await _respond(send, reply.status, reply.body, JSON_TYPE, reply.headers)
             return
         except Exception:
