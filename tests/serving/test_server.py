@@ -265,3 +265,19 @@ def test_a_port_in_use_exits_non_zero(echo_project):
     assert proc.returncode == 1
     assert b"Listening" not in proc.stdout
     assert f"could not listen on 127.0.0.1:{server.port}".encode() in proc.stderr
+
+
+def test_a_body_that_stops_arriving_gets_408(echo_project):
+    with ServerProcess(echo_project, "--request-timeout-s", "0.5") as server:
+        # Headers, then part of the body, then nothing: a slow or stuck client.
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(
+                b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 100\r\n\r\n"
+            )
+            time.sleep(0.1)
+            sock.sendall(b'{"id": 1,')
+            started = time.monotonic()
+            answer = _read_until_closed(sock, 10)
+        assert answer.startswith(b"HTTP/1.1 408 ")
+        assert time.monotonic() - started < 5

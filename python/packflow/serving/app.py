@@ -8,6 +8,7 @@ A plain ASGI 3 callable (no framework): it runs under uvicorn with
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Optional
@@ -77,6 +78,7 @@ class PackflowApp:
             timeout_s=request_timeout_s,
             observe_batch=self.metrics.batch,
         )
+        self._body_deadlines = _BodyDeadlines(request_timeout_s)
         #: Set by :meth:`drain`: /readyz answers 503 from then on.
         self.draining = False
         self._model_json = b""
@@ -234,7 +236,8 @@ class PackflowApp:
         self.metrics.rows_received += payload.rows
         outcome = await job.future
         if outcome is Outcome.DONE:
-            body = render_outputs(payload.shape, job.lines)
+            lines, job.lines = job.lines, []  # the batcher may keep the job a while
+            body = render_outputs(payload.shape, lines)
             return 200, body, payload.content_type.encode()
         if outcome is Outcome.TIMED_OUT:
             raise _Reply(
@@ -245,7 +248,8 @@ class PackflowApp:
     async def _read_body(self, receive: Receive, content_length: Optional[bytes], started: float):
         """The whole body, or a 413 as soon as it is known to be too large
         (from Content-Length, before reading any of it, or once the bytes read
-        pass the limit): the rest is never read, and the connection is closed."""
+        pass the limit): the rest is never read, and the connection is closed.
+        A body still arriving at the request's deadline gets a 408."""
         limit = self.max_body_bytes
         if content_length is not None:
             try:
@@ -254,37 +258,93 @@ class PackflowApp:
                 raise _Reply(400, error_body("Content-Length is not a number")) from None
             if declared > limit:
                 raise _too_large(limit)
-        message = await receive()
-        body = message.get("body", b"")
-        if not message.get("more_body", False):
-            if len(body) > limit:
-                raise _too_large(limit)
-            return body
-        chunks = [body]
-        size = len(body)
-        deadline = started + self.request_timeout_s
-        while message.get("more_body", False):
-            remaining = deadline - time.perf_counter()
-            try:
-                if remaining <= 0:
-                    raise asyncio.TimeoutError
-                message = await asyncio.wait_for(receive(), remaining)
-            except asyncio.TimeoutError:
-                raise _Reply(
-                    408,
-                    error_body(
-                        f"the body did not arrive within the {self.request_timeout_s:g} s timeout"
-                    ),
-                    [(b"connection", b"close")],
-                ) from None
-            if message["type"] == "http.disconnect":
-                raise _Reply(400, error_body("the client went away"))
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise _too_large(limit)
-            chunks.append(chunk)
-        return b"".join(chunks)
+        watch = self._body_deadlines.watch(started)
+        try:
+            message = await receive()
+            body = message.get("body", b"")
+            if not message.get("more_body", False):
+                if len(body) > limit:
+                    raise _too_large(limit)
+                return body
+            chunks = [body]
+            size = len(body)
+            while message.get("more_body", False):
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise _Reply(400, error_body("the client went away"))
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                chunks.append(chunk)
+            return b"".join(chunks)
+        except asyncio.CancelledError:
+            if not watch.expired:
+                raise
+            task = asyncio.current_task()
+            if task is not None and hasattr(task, "uncancel"):
+                task.uncancel()
+            raise _Reply(
+                408,
+                error_body(
+                    f"the body did not arrive within the {self.request_timeout_s:g} s timeout"
+                ),
+                [(b"connection", b"close")],
+            ) from None
+        finally:
+            watch.done = True
+
+
+class _Watch:
+    __slots__ = ("deadline", "task", "done", "expired")
+
+    def __init__(self, deadline: float, task: Optional[asyncio.Task]):
+        self.deadline = deadline
+        self.task = task
+        self.done = False
+        self.expired = False
+
+
+class _BodyDeadlines:
+    """Cancels body reads still going at their request's deadline. Every read
+    has the same timeout, so deadlines come in the order reads start and one
+    timer serves them all (no timer per request)."""
+
+    def __init__(self, timeout_s: float):
+        self.timeout_s = timeout_s
+        self._watches: collections.deque[_Watch] = collections.deque()
+        self._timer: Optional[asyncio.TimerHandle] = None
+
+    def watch(self, started: float) -> _Watch:
+        w = _Watch(started + self.timeout_s, asyncio.current_task())
+        watches = self._watches
+        while watches and watches[0].done:  # finished reads leave as they come
+            watches.popleft()
+        watches.append(w)
+        if self._timer is None:
+            self._schedule(w.deadline)
+        return w
+
+    def _schedule(self, deadline: float) -> None:
+        delay = max(0.0, deadline - time.perf_counter())
+        self._timer = asyncio.get_running_loop().call_later(delay, self._sweep)
+
+    def _sweep(self) -> None:
+        self._timer = None
+        now = time.perf_counter()
+        watches = self._watches
+        while watches:
+            w = watches[0]
+            if w.done:
+                watches.popleft()
+            elif w.deadline <= now:
+                watches.popleft()
+                w.expired = True
+                if w.task is not None:
+                    w.task.cancel()
+            else:
+                self._schedule(w.deadline)
+                return
 
 
 def _too_large(limit: int) -> _Reply:

@@ -216,7 +216,10 @@ class Batcher:
         assert loop is not None
         now = loop.time()
         job = Job(data, rows, now, loop.create_future())
-        self._unanswered.append(job)
+        unanswered = self._unanswered
+        while unanswered and unanswered[0].future.done():  # answered ones leave as they come
+            unanswered.popleft()
+        unanswered.append(job)
         if self._reaper is None:
             self._reaper = loop.call_at(now + self.timeout_s, self._reap)
         self.pending += 1
@@ -242,6 +245,7 @@ class Batcher:
         # Rows not yet handed to a batch are dropped from the queue.
         self.queued_rows -= job.rows - job.taken
         job.taken = job.rows
+        job.data = b""  # every row is run or dropped
         self.pending -= 1
         job.future.set_result(outcome)
 
