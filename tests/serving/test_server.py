@@ -281,3 +281,11 @@ def test_a_body_that_stops_arriving_gets_408(echo_project):
             answer = _read_until_closed(sock, 10)
         assert answer.startswith(b"HTTP/1.1 408 ")
         assert time.monotonic() - started < 5
+        # Headers only, no byte of the body ever.
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(
+                b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 100\r\n\r\n"
+            )
+            answer = _read_until_closed(sock, 10)
+        assert answer.startswith(b"HTTP/1.1 408 ")
