@@ -21,6 +21,7 @@ import datetime as dt
 import json
 import os
 import platform
+import random
 import re
 import shutil
 import signal
@@ -68,6 +69,26 @@ class Result:
     @property
     def rows_per_s(self) -> float:
         return self.requests_per_s * self.rows
+
+
+def firewall_events(n: int, seed: int = 1) -> list[dict]:
+    """``n`` events with every feature examples/firewall-anomaly reads."""
+    rng = random.Random(seed)
+    return [
+        {
+            "ts": 1_700_000_000 + i,
+            "src": {
+                "port": rng.randint(1024, 65535),
+                "geo": {"lat": rng.uniform(-90, 90), "lon": rng.uniform(-180, 180)},
+            },
+            "dst": {"port": rng.choice([22, 80, 443, 8080])},
+            "proto": "tcp",
+            "bytes": {"in": rng.randint(0, 300_000), "out": rng.randint(0, 700_000)},
+            "rule": {"id": rng.randint(0, 99), "name": f"r{i % 5}"},
+            "score": rng.random(),
+        }
+        for i in range(n)
+    ]
 
 
 def free_port() -> int:
@@ -279,9 +300,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 2
 
     from packflow.loaders import InferenceBackendLoader
-    from packflow.testing import sample_lines
 
-    records = [json.loads(line) for line in sample_lines(100)]
+    records = firewall_events(100)
     backend = InferenceBackendLoader.from_project(EXAMPLE)
     workdir = Path(tempfile.mkdtemp(prefix="packflow-serve-bench-"))
     bodies = {1: workdir / "one.json", 100: workdir / "hundred.json"}

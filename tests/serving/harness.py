@@ -4,6 +4,7 @@ the serving tests run."""
 from __future__ import annotations
 
 import os
+import random
 import re
 import select
 import signal
@@ -64,6 +65,25 @@ def write_project(directory: Path, name: str, source: str) -> Path:
     )
     (directory / "requirements.txt").write_text("packflow\n")
     return directory
+
+
+def firewall_events(n: int, seed: int = 1) -> list[dict]:
+    """``n`` events with every feature examples/firewall-anomaly reads."""
+    rng = random.Random(seed)
+    return [
+        {
+            "ts": 1_700_000_000 + i,
+            "src": {
+                "port": rng.randint(1024, 65535),
+                "geo": {"lat": rng.uniform(-90, 90), "lon": rng.uniform(-180, 180)},
+            },
+            "dst": {"port": rng.choice([22, 80, 443, 8080])},
+            "bytes": {"in": rng.randint(0, 300_000), "out": rng.randint(0, 700_000)},
+            "rule": {"id": rng.randint(0, 99), "name": f"r{i % 5}"},
+            "score": rng.random(),
+        }
+        for i in range(n)
+    ]
 
 
 def echo_expected(rows: list[dict]) -> list[dict]:

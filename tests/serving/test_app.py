@@ -10,8 +10,7 @@ import httpx
 import pytest
 
 from packflow.loaders import InferenceBackendLoader
-from packflow.testing import sample_lines
-from serving.harness import EXAMPLE, batch_count, echo_expected, metric_samples
+from serving.harness import EXAMPLE, batch_count, echo_expected, firewall_events, metric_samples
 
 JSONL = {"content-type": "application/jsonlines"}
 
@@ -22,8 +21,8 @@ def example_backend():
 
 
 def test_outputs_equal_calling_the_backend(example_server, example_backend):
-    lines = list(sample_lines(30))
-    records = [json.loads(line) for line in lines]
+    records = firewall_events(30)
+    lines = [json.dumps(r).encode() + b"\n" for r in records]
     expected = json.loads(json.dumps(example_backend(records)))
     url = example_server.url
     with httpx.Client(timeout=10) as client:

@@ -35,7 +35,7 @@ def _project_dir(root: Path) -> Path:
 def _load(project: str, config: dict[str, Any], workdir: str) -> tuple[Any, str]:
     """The backend and the project's name."""
     from packflow.loaders import InferenceBackendLoader
-    from packflow.loaders.config import PackflowConfig
+    from packflow.project import PackflowProject
 
     path = Path(project)
     if path.is_file():
@@ -44,7 +44,7 @@ def _load(project: str, config: dict[str, Any], workdir: str) -> tuple[Any, str]
     else:
         backend = InferenceBackendLoader.from_project(path, **config)
         project_dir = path
-    return backend, PackflowConfig.from_project_path(project_dir).name
+    return backend, PackflowProject(project_dir).load_config().name
 
 
 @click.command("serve")
