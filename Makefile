@@ -23,7 +23,8 @@ help:
 # What a development virtualenv holds, on every Python version.
 DEV_DEPS := "maturin>=1.7,<2" "pydantic>=2.5,<3" "numpy>=1.24" "click>=8.1" \
 	"pyyaml>=6" "pathspec>=0.11" "pytest>=8" "hypothesis>=6.100" "pytest-benchmark>=4" "ruff>=0.6" \
-	"orjson>=3.9" "msgspec>=0.18" "pandas>=2"
+	"orjson>=3.9" "msgspec>=0.18" "pandas>=2" \
+	"uvicorn>=0.30" "uvloop>=0.19" "httptools>=0.6" "httpx>=0.27" "prometheus_client>=0.20"
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -147,6 +148,11 @@ bench: build-prod reference
 # packflow run --workers 1 vs 2 (CPU-bound and light backends); minutes on 2 cores.
 bench-workers: build-prod
 	$(PY) benches/workers.py --write-docs
+
+# `packflow serve` against LitServe and FastAPI under wrk; table in docs/serving.md.
+bench-serve: build-prod
+	$(PY) -m pip install -q "litserve>=0.2" "fastapi>=0.110"
+	$(PY) benches/serve/run.py
 
 lint: venv
 	cargo fmt --check

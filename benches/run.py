@@ -704,6 +704,14 @@ Profiled with `perf` on this machine (garbage collector paused unless noted):
   orjson's float32 digits (2.06 MB vs 1.08 MB). Writing the same rows takes as
   long as `orjson.dumps` of them.
 
+## Serving over HTTP
+
+`packflow serve` against LitServe and a FastAPI endpoint on the same model
+([serving.md](serving.md#speed)); measured by `make bench-serve`
+(`benches/serve/run.py`), not by `make bench`:
+
+{serving_section()}
+
 ## Scaling with the batch size
 
 W2, W3 and W4 at 1, 100, 10,000 and 1,000,000 rows. The cost per row should
@@ -758,6 +766,16 @@ def kept_workers_section() -> str:
     if begin < 0 or end < begin:
         return ""
     return "\n\n" + doc[begin : end + len("<!-- workers: end -->")] + "\n"
+
+
+SERVE_RESULTS = REPO / "benches" / "serve" / "results.md"
+
+
+def serving_section() -> str:
+    """The last serving benchmark's text, written by benches/serve/run.py."""
+    if SERVE_RESULTS.exists():
+        return SERVE_RESULTS.read_text().strip()
+    return "Not measured yet: run `make bench-serve`."
 
 
 def main(argv: Optional[list[str]] = None) -> int:

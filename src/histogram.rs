@@ -99,6 +99,22 @@ impl Histogram {
         Some(self.max)
     }
 
+    /// For each bound (ascending), how many samples lie in buckets wholly at or
+    /// below it: Prometheus-style cumulative counts, exact to within one bucket.
+    pub fn cumulative(&self, bounds: &[u64]) -> Vec<u64> {
+        let mut out = Vec::with_capacity(bounds.len());
+        let mut idx = 0usize;
+        let mut seen = 0u64;
+        for &bound in bounds {
+            while idx < BUCKETS && bounds_of(idx).1 <= bound {
+                seen += self.counts[idx];
+                idx += 1;
+            }
+            out.push(seen);
+        }
+        out
+    }
+
     pub fn reset(&mut self) {
         *self = Histogram::new();
     }
@@ -328,6 +344,22 @@ mod tests {
         // a total two samples of 1000 cannot have
         assert!(Histogram::from_parts(&[(1000, 2)], 5, 1000, 1000).is_err());
         assert!(Histogram::from_parts(&[(1, u64::MAX), (2, 1)], 0, 1, 2).is_err());
+    }
+
+    #[test]
+    fn cumulative_counts_whole_buckets() {
+        let mut h = Histogram::new();
+        for v in [3u64, 100, 1000, 1000, 50_000] {
+            h.record(v);
+        }
+        // 100 lands in [100, 103] and 1000 in [992, 1023]: a bound inside a
+        // bucket leaves the bucket out.
+        assert_eq!(
+            h.cumulative(&[2, 3, 99, 200, 1_100, 1 << 40]),
+            vec![0, 1, 1, 2, 4, 5]
+        );
+        assert_eq!(h.cumulative(&[u64::MAX]), vec![5]);
+        assert_eq!(Histogram::new().cumulative(&[10]), vec![0]);
     }
 
     #[test]

@@ -264,6 +264,31 @@ impl Pipeline {
         Ok(out)
     }
 
+    /// Per step that has run: `(counts, total_ns, count)`, where `counts[i]` is
+    /// how many calls took at most `bounds_ns[i]` (ascending), counted in whole
+    /// histogram buckets: the cumulative buckets of a Prometheus histogram.
+    fn histograms<'py>(
+        &self,
+        py: Python<'py>,
+        bounds_ns: Vec<u64>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        if bounds_ns.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(crate::errors::value_error(
+                "bounds_ns must be strictly ascending",
+            ));
+        }
+        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let out = PyDict::new(py);
+        for (i, step) in STEPS.iter().enumerate() {
+            let h = &st.stats[i];
+            if h.count() == 0 {
+                continue;
+            }
+            out.set_item(*step, (h.cumulative(&bounds_ns), h.total(), h.count()))?;
+        }
+        Ok(out)
+    }
+
     /// Forget the histograms (the last call's times are kept).
     fn reset_stats(&self) {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());

@@ -34,6 +34,11 @@ class Pipeline:
         """Rows in the last call; None before the first."""
     def stats(self) -> dict[str, dict[str, float]]:
         """Per step: count, total_ms, mean_ms, min_ms, max_ms, p50_ms, p90_ms, p99_ms."""
+    def histograms(self, bounds_ns: list[int]) -> dict[str, tuple[list[int], int, int]]:
+        """Per step that has run: ``(counts, total_ns, count)``; ``counts[i]``
+        is how many calls took at most ``bounds_ns[i]`` nanoseconds (bounds
+        strictly ascending, else ``ValueError``), counted in whole histogram
+        buckets, so exact to within one bucket (1/16 of a power of two)."""
     def reset_stats(self) -> None:
         """Clear the histograms (the last call's times stay)."""
     def stats_state(self) -> dict[str, dict[str, Any]]:
@@ -240,6 +245,16 @@ def parse_lines(data: bytes, first_line: int = 1) -> ParsedLines:
     lines skipped) into dicts equal to ``json.loads(line)``; lines that are not
     UTF-8, not JSON, nested deeper than ``MAX_DEPTH`` or not objects are errors.
     Line numbers are ``first_line`` + the index of the line in ``data``."""
+
+def json_to_lines(data: bytes, field: Optional[str] = None) -> tuple[bytes, int, bool]:
+    """A JSON document (a request body) as JSON Lines for the batch engine:
+    ``(lines, rows, single)``. An object gives one line (``single`` true), an
+    array of objects one line per item; with ``field``, the document must be an
+    object whose ``field`` member is such an array (the last one when the key
+    repeats). Newlines between tokens become spaces; nothing else changes.
+    Invalid JSON is a ``ValueError`` naming the line and column
+    (``"line 2: invalid JSON at column 8: expected ':'"``); so is a document of
+    another shape (``"item 1 of the array is a number, not a JSON object"``)."""
 
 def parse_lines_to_ndarray(
     data: bytes, features: list[str], delimiter: str, first_line: int = 1

@@ -1,5 +1,6 @@
 """JSON Lines parsing for streaming: one call into ``packflow._core`` per batch
-of raw line bytes.
+of raw line bytes. (``json_to_lines`` turns one JSON document, such as an HTTP
+request body, into such lines; see ``packflow._core``.)
 
 Both functions take ``data``, a ``bytes`` object holding zero or more lines
 separated by ``\\n`` (a ``\\r\\n`` ending is fine, and a last line without a
@@ -26,11 +27,11 @@ value, integers of any size become ``int`` and floats are correctly rounded.
 
 from __future__ import annotations
 
-from packflow._core import ParsedArray, ParsedLines
+from packflow._core import ParsedArray, ParsedLines, json_to_lines
 from packflow._core import parse_lines as _parse_lines
 from packflow._core import parse_lines_to_ndarray as _parse_lines_to_ndarray
 
-__all__ = ["ParsedArray", "ParsedLines", "parse_lines", "parse_lines_to_ndarray"]
+__all__ = ["ParsedArray", "ParsedLines", "json_to_lines", "parse_lines", "parse_lines_to_ndarray"]
 
 
 def parse_lines(data: bytes, first_line: int = 1) -> ParsedLines:

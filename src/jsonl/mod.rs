@@ -7,6 +7,7 @@
 //! invalid UTF-8, invalid JSON, nesting deeper than `MAX_DEPTH` and a value that
 //! is not an object are errors for that line only.
 
+mod document;
 mod lines;
 mod parser;
 mod scanner;
@@ -19,6 +20,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use crate::errors::value_error;
+use document::document_lines;
 use lines::{LineCursor, NextLine};
 use parser::{with_key_cache, Builder};
 use to_ndarray::{Cell, Filler, LineFill, Plan};
@@ -309,4 +311,36 @@ pub fn parse_lines_to_ndarray(
         errors: errors.unbind(),
         lines,
     }))
+}
+
+/// A JSON request body as JSON Lines for the batch engine: `(lines, rows,
+/// single)`. An object gives one line (`single`), an array of objects one line
+/// per item; with `field`, the body must be an object whose `field` member is
+/// such an array. Errors are `ValueError`s naming the line and column, or the
+/// item that is not an object.
+#[pyfunction]
+#[pyo3(signature = (data, field = None))]
+pub fn json_to_lines<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    field: Option<&str>,
+) -> PyResult<(Bound<'py, PyBytes>, usize, bool)> {
+    let limit = int_limit(py)?;
+    let result = py.detach(|| {
+        let text = std::str::from_utf8(data).map_err(|e| {
+            let pos = e.valid_up_to();
+            let line = data[..pos].iter().filter(|&&b| b == b'\n').count() + 1;
+            let line_start = data[..pos]
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1);
+            let column = scanner::column_at(&data[line_start..], pos - line_start);
+            format!("line {line}: invalid UTF-8 at column {column}")
+        })?;
+        document_lines(text, field, limit).map_err(|e| e.message(text.as_bytes()))
+    });
+    match result {
+        Ok(doc) => Ok((PyBytes::new(py, &doc.out), doc.rows, doc.single)),
+        Err(msg) => Err(value_error(msg)),
+    }
 }

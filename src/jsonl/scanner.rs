@@ -7,7 +7,8 @@
 //! constants `NaN`, `Infinity` and `-Infinity`; control characters inside
 //! strings are errors (strict mode); whitespace is space, tab and CR. A `\n`
 //! ends the line: the scanner never steps over one, so it can run over a whole
-//! batch and stop where the line does.
+//! batch and stop where the line does (a `Scanner::document` treats it as
+//! whitespace, for a request body that spans lines).
 
 use crate::errors::MAX_DEPTH;
 
@@ -321,6 +322,8 @@ pub struct Scanner<'a> {
     pub pos: usize,
     /// `sys.get_int_max_str_digits()` (0: no limit).
     pub int_limit: usize,
+    /// A whole document, not one line: `\n` is whitespace (see `document`).
+    pub multiline: bool,
 }
 
 impl<'a> Scanner<'a> {
@@ -330,6 +333,16 @@ impl<'a> Scanner<'a> {
             buf: text.as_bytes(),
             pos: 0,
             int_limit,
+            multiline: false,
+        }
+    }
+
+    /// A cursor over a JSON document that may span lines (a request body):
+    /// `\n` is whitespace between tokens; inside a string it is an error.
+    pub fn document(text: &'a str, int_limit: usize) -> Self {
+        Scanner {
+            multiline: true,
+            ..Scanner::new(text, int_limit)
         }
     }
 
@@ -351,7 +364,7 @@ impl<'a> Scanner<'a> {
             if b > b' ' {
                 break;
             }
-            if b == b' ' || b == b'\r' || b == b'\t' {
+            if b == b' ' || b == b'\r' || b == b'\t' || (b == b'\n' && self.multiline) {
                 self.pos += 1;
             } else {
                 break;
@@ -451,7 +464,9 @@ impl<'a> Scanner<'a> {
                     }
                 }
                 // The end of the line: the same error as the end of the text.
-                b'\n' => return Err(SyntaxError::invalid(open, "unterminated string")),
+                b'\n' if !self.multiline => {
+                    return Err(SyntaxError::invalid(open, "unterminated string"))
+                }
                 0x00..=0x1F => {
                     return Err(SyntaxError::invalid(pos, "control character in string"));
                 }

@@ -20,6 +20,7 @@ COMMANDS = {
     "export": "packflow.cli.export:export",
     "inspect": "packflow.cli.inspect_archive:inspect",
     "run": "packflow.cli.run:run_command",
+    "serve": "packflow.cli.serve:serve_command",
 }
 
 

@@ -1,0 +1,175 @@
+"""``packflow serve``: a project's backend over HTTP, with dynamic batching."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+def _parse_config(pairs: tuple[str, ...]) -> dict[str, Any]:
+    config: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--config")
+        try:
+            config[key] = json.loads(raw)
+        except ValueError:
+            config[key] = raw
+    return config
+
+
+def _project_dir(root: Path) -> Path:
+    """The folder of an extracted archive that holds packflow.yaml."""
+    if (root / "packflow.yaml").is_file():
+        return root
+    return next(p for p in root.iterdir() if (p / "packflow.yaml").is_file())
+
+
+def _load(project: str, config: dict[str, Any], workdir: str) -> tuple[Any, str]:
+    """The backend and the project's name."""
+    from packflow.loaders import InferenceBackendLoader
+    from packflow.project import PackflowProject
+
+    path = Path(project)
+    if path.is_file():
+        backend = InferenceBackendLoader.from_archive(path, extract_dir=workdir, **config)
+        project_dir = _project_dir(Path(workdir))
+    else:
+        backend = InferenceBackendLoader.from_project(path, **config)
+        project_dir = path
+    return backend, PackflowProject(project_dir).load_config().name
+
+
+@click.command("serve")
+@click.argument("project", default=".", type=click.Path(exists=True))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on; 0 picks a free one (the listening line says which).",
+)
+@click.option(
+    "--max-batch-rows",
+    default=256,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Most rows per backend call.",
+)
+@click.option(
+    "--max-wait-ms",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Longest a batch waits for more rows after its first.",
+)
+@click.option(
+    "--max-queue-rows",
+    default=10_000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Most rows waiting for a batch; past it requests get 503 with Retry-After.",
+)
+@click.option(
+    "--max-body-mb",
+    default=16.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Largest request body in MiB; larger ones get 413 unread.",
+)
+@click.option(
+    "--request-timeout-s",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="A request not answered within this gets 504.",
+)
+@click.option(
+    "--max-connections",
+    default=1024,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Most open connections plus requests in progress; past it 503.",
+)
+@click.option(
+    "--config",
+    "config_pairs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Backend config override (VALUE parsed as JSON when it is JSON).",
+)
+def serve_command(
+    project: str,
+    host: str,
+    port: int,
+    max_batch_rows: int,
+    max_wait_ms: float,
+    max_queue_rows: int,
+    max_body_mb: float,
+    request_timeout_s: float,
+    max_connections: int,
+    config_pairs: tuple[str, ...],
+) -> None:
+    """Serve the backend of the project at PROJECT over HTTP.
+
+    PROJECT is a project directory or an archive made by `packflow export`.
+    Endpoints: POST /invocations (a JSON object, an array of objects, or JSON
+    Lines), POST /v1/models/NAME:predict and GET /v1/models/NAME (KServe V1),
+    GET /healthz, /readyz and /metrics (Prometheus). Rows of concurrent
+    requests are batched. SIGTERM or SIGINT drains (every request in progress
+    is answered) and exits 0; a second signal stops at once.
+    """
+    config = _parse_config(config_pairs)
+    # The server's own errors and the backend's log lines go to stderr.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        from packflow.serving import create_app
+        from packflow.serving.server import serve
+    except ImportError as exc:  # pragma: no cover - the extra is missing
+        raise click.ClickException(f"{exc}: install packflow[serve]") from exc
+
+    with tempfile.TemporaryDirectory(prefix="packflow-serve-") as workdir:
+        try:
+            backend, name = _load(project, config, workdir)
+        except Exception as exc:  # noqa: BLE001 - reported to the user
+            raise click.ClickException(f"could not load the backend: {exc}") from exc
+        app = create_app(
+            backend,
+            name=name,
+            max_batch_rows=max_batch_rows,
+            max_wait_ms=max_wait_ms,
+            max_queue_rows=max_queue_rows,
+            max_body_bytes=max(1, int(max_body_mb * (1 << 20))),
+            request_timeout_s=request_timeout_s,
+        )
+
+        def listening(bound_host: str, bound_port: int) -> None:
+            shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+            click.echo(f"Listening on http://{shown}:{bound_port} (model {name!r})")
+
+        try:
+            result = serve(
+                app,
+                host=host,
+                port=port,
+                max_connections=max_connections,
+                on_listening=listening,
+            )
+        except RuntimeError as exc:
+            raise click.ClickException(str(exc)) from exc
+        except SystemExit as exc:
+            # uvicorn exits when it cannot listen (address in use, bad host).
+            raise click.ClickException(f"could not listen on {host}:{port}") from exc
+    if result.forced:
+        click.echo(f"Stopped at once on a second signal ({result.signal} first).", err=True)
+        sys.exit(1)
+    if result.signal:
+        click.echo(f"Drained and stopped on {result.signal}.", err=True)

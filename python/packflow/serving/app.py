@@ -1,0 +1,423 @@
+"""The ASGI application: routing, bounded body reading, and the answer to each
+request from its batch.
+
+A plain ASGI 3 callable (no framework): it runs under uvicorn with
+``packflow serve``, or mounted in any ASGI stack with :func:`create_app`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Optional
+
+from packflow import _core
+from packflow.engine import BatchEngine
+from packflow.logger import get_logger
+from packflow.serving.batcher import Batcher, Outcome, QueueFull
+from packflow.serving.metrics import CONTENT_TYPE as METRICS_TYPE
+from packflow.serving.metrics import ServerMetrics
+from packflow.serving.protocol import BadBody, Payload, Shape, body_format, error_body, parse_body
+from packflow.serving.protocol import render as render_outputs
+
+__all__ = ["PackflowApp", "create_app"]
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+JSON_TYPE = b"application/json"
+MODELS_PREFIX = "/v1/models/"
+PREDICT_SUFFIX = ":predict"
+
+# Endpoint labels for metrics: the route, not the path (bounded cardinality).
+INVOCATIONS = "/invocations"
+PREDICT = "/v1/models/{name}:predict"
+MODEL = "/v1/models/{name}"
+MODELS = "/v1/models"
+OTHER = "other"
+
+
+class _Reply(Exception):
+    """Answer the request now with this status and body."""
+
+    def __init__(self, status: int, body: bytes, headers: Optional[list] = None):
+        self.status = status
+        self.body = body
+        self.headers = headers or []
+
+
+class PackflowApp:
+    """An ASGI app serving one backend; see :func:`create_app`."""
+
+    def __init__(
+        self,
+        backend: Any,
+        *,
+        name: Optional[str] = None,
+        max_batch_rows: int = 256,
+        max_wait_ms: float = 5.0,
+        max_queue_rows: int = 10_000,
+        max_body_bytes: int = 16 << 20,
+        request_timeout_s: float = 30.0,
+    ):
+        if max_body_bytes < 1:
+            raise ValueError("max_body_bytes must be at least 1")
+        self.backend = backend
+        self.name = name or type(backend).__name__
+        self.max_body_bytes = max_body_bytes
+        self.request_timeout_s = request_timeout_s
+        self.metrics = ServerMetrics(max_batch_rows)
+        self.batcher = Batcher(
+            BatchEngine(backend),
+            max_batch_rows=max_batch_rows,
+            max_wait_s=max_wait_ms / 1000,
+            max_queue_rows=max_queue_rows,
+            timeout_s=request_timeout_s,
+            observe_batch=self.metrics.batch,
+        )
+        self._body_deadlines = _BodyDeadlines(request_timeout_s)
+        #: Set by :meth:`drain`: /readyz answers 503 from then on.
+        self.draining = False
+        self._model_json = b""
+
+    def __repr__(self) -> str:
+        return f"PackflowApp({self.name!r}, {type(self.backend).__name__})"
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def drain(self) -> None:
+        """Stop reporting ready (the server is about to stop); requests are
+        still answered."""
+        self.draining = True
+
+    def ready(self) -> bool:
+        return not self.draining and bool(self.backend.ready())
+
+    async def close(self) -> None:
+        """Drain, answer every queued request, and stop the worker thread."""
+        self.drain()
+        await self.batcher.close()
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # -- requests ---------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        path: str = scope["path"]
+        method: str = scope["method"]
+        endpoint = OTHER
+        try:
+            if path == INVOCATIONS:
+                endpoint = INVOCATIONS
+                _allow(method, "POST")
+                status, body, content_type = await self._invoke(scope, receive, started, False)
+            elif path.startswith(MODELS_PREFIX):
+                name = path[len(MODELS_PREFIX) :]
+                if name.endswith(PREDICT_SUFFIX):
+                    endpoint = PREDICT
+                    self._check_model(name[: -len(PREDICT_SUFFIX)])
+                    _allow(method, "POST")
+                    status, body, content_type = await self._invoke(scope, receive, started, True)
+                else:
+                    endpoint = MODEL
+                    self._check_model(name)
+                    _allow(method, "GET")
+                    ready = self.ready()
+                    status = 200 if ready else 503
+                    body = b'{"name":' + self._model_name_json() + b',"ready":'
+                    body += b"true}" if ready else b"false}"
+                    content_type = JSON_TYPE
+            else:
+                endpoint, status, body, content_type = self._plain(path, method)
+        except _Reply as reply:
+            seconds = time.perf_counter() - started if endpoint in (INVOCATIONS, PREDICT) else None
+            self.metrics.request(endpoint, reply.status, seconds)
+            await _respond(send, reply.status, reply.body, JSON_TYPE, reply.headers)
+            return
+        except Exception:
+            get_logger().exception("%s %s failed", method, path)
+            self.metrics.request(endpoint, 500)
+            await _respond(send, 500, error_body("internal error: see the server log"), JSON_TYPE)
+            return
+        seconds = time.perf_counter() - started if endpoint in (INVOCATIONS, PREDICT) else None
+        self.metrics.request(endpoint, status, seconds)
+        await _respond(send, status, body, content_type)
+
+    def _plain(self, path: str, method: str) -> tuple[str, int, bytes, bytes]:
+        if path == "/healthz":
+            _allow(method, "GET")
+            return path, 200, b'{"status":"alive"}', JSON_TYPE
+        if path == "/readyz":
+            _allow(method, "GET")
+            if self.ready():
+                return path, 200, b'{"status":"ready"}', JSON_TYPE
+            why = "draining" if self.draining else "not ready"
+            return path, 503, error_body(f"the server is {why}"), JSON_TYPE
+        if path == "/metrics":
+            _allow(method, "GET")
+            return path, 200, self._metrics_text(), METRICS_TYPE
+        if path == MODELS:
+            _allow(method, "GET")
+            return path, 200, b'{"models":[' + self._model_name_json() + b"]}", JSON_TYPE
+        raise _Reply(404, error_body(f"no endpoint at {path}"))
+
+    def _model_name_json(self) -> bytes:
+        if not self._model_json:
+            self._model_json = _core.dumps(self.name)
+        return self._model_json
+
+    def _check_model(self, name: str) -> None:
+        if name != self.name:
+            raise _Reply(404, error_body(f"no model named {name!r}; this server has {self.name!r}"))
+
+    def _metrics_text(self) -> bytes:
+        batcher = self.batcher
+        return self.metrics.render(
+            self.backend,
+            {
+                "packflow_queue_rows": (
+                    "Rows queued, not yet in a batch.",
+                    lambda: batcher.queued_rows,
+                ),
+                "packflow_requests_in_flight": (
+                    "Requests accepted and not yet answered.",
+                    lambda: batcher.pending,
+                ),
+                "packflow_ready": (
+                    "1 when the server reports ready, else 0.",
+                    lambda: int(self.ready()),
+                ),
+            },
+        )
+
+    async def _invoke(
+        self, scope: Scope, receive: Receive, started: float, instances: bool
+    ) -> tuple[int, bytes, bytes]:
+        """Read the body, queue its rows, wait for their batch(es), answer."""
+        content_type = None
+        content_length = None
+        for key, value in scope["headers"]:
+            if key == b"content-type":
+                content_type = value
+            elif key == b"content-length":
+                content_length = value
+        body = await self._read_body(receive, content_length, started)
+        try:
+            payload = parse_body(body, body_format(content_type), instances=instances)
+        except BadBody as exc:
+            raise _Reply(exc.status, error_body(str(exc))) from None
+        try:
+            job = self.batcher.submit(payload.data, payload.rows)
+        except QueueFull as exc:
+            if exc.retry_after is None:
+                raise _Reply(413, error_body(str(exc))) from None
+            raise _Reply(
+                503, error_body(str(exc)), [(b"retry-after", str(exc.retry_after).encode())]
+            ) from None
+        self.metrics.rows_received += payload.rows
+        outcome = await job.future
+        if outcome is Outcome.DONE:
+            lines, job.lines = job.lines, []  # the batcher may keep the job a while
+            body = render_outputs(payload.shape, lines)
+            return 200, body, payload.content_type.encode()
+        if outcome is Outcome.TIMED_OUT:
+            raise _Reply(
+                504, error_body(f"no answer within the {self.request_timeout_s:g} s timeout")
+            )
+        raise _failure(job, payload, outcome)
+
+    async def _read_body(self, receive: Receive, content_length: Optional[bytes], started: float):
+        """The whole body, or a 413 as soon as it is known to be too large
+        (from Content-Length, before reading any of it, or once the bytes read
+        pass the limit): the rest is never read, and the connection is closed.
+        A body still arriving at the request's deadline gets a 408."""
+        limit = self.max_body_bytes
+        if content_length is not None:
+            try:
+                declared = int(content_length)
+            except ValueError:
+                raise _Reply(400, error_body("Content-Length is not a number")) from None
+            if declared > limit:
+                raise _too_large(limit)
+        watch = self._body_deadlines.watch(started)
+        try:
+            message = await receive()
+            body = message.get("body", b"")
+            if not message.get("more_body", False):
+                if len(body) > limit:
+                    raise _too_large(limit)
+                return body
+            chunks = [body]
+            size = len(body)
+            while message.get("more_body", False):
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise _Reply(400, error_body("the client went away"))
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                chunks.append(chunk)
+            return b"".join(chunks)
+        except asyncio.CancelledError:
+            if not watch.expired:
+                raise
+            task = asyncio.current_task()
+            if task is not None and hasattr(task, "uncancel"):
+                task.uncancel()
+            raise _Reply(
+                408,
+                error_body(
+                    f"the body did not arrive within the {self.request_timeout_s:g} s timeout"
+                ),
+                [(b"connection", b"close")],
+            ) from None
+        finally:
+            watch.done = True
+
+
+class _Watch:
+    __slots__ = ("deadline", "task", "done", "expired")
+
+    def __init__(self, deadline: float, task: Optional[asyncio.Task]):
+        self.deadline = deadline
+        self.task = task
+        self.done = False
+        self.expired = False
+
+
+class _BodyDeadlines:
+    """Cancels body reads still going at their request's deadline. Every read
+    has the same timeout, so deadlines come in the order reads start and one
+    timer serves them all (no timer per request)."""
+
+    def __init__(self, timeout_s: float):
+        self.timeout_s = timeout_s
+        self._watches: collections.deque[_Watch] = collections.deque()
+        self._timer: Optional[asyncio.TimerHandle] = None
+
+    def watch(self, started: float) -> _Watch:
+        w = _Watch(started + self.timeout_s, asyncio.current_task())
+        watches = self._watches
+        while watches and watches[0].done:  # finished reads leave as they come
+            watches.popleft()
+        watches.append(w)
+        if self._timer is None:
+            self._schedule(w.deadline)
+        return w
+
+    def _schedule(self, deadline: float) -> None:
+        delay = max(0.0, deadline - time.perf_counter())
+        self._timer = asyncio.get_running_loop().call_later(delay, self._sweep)
+
+    def _sweep(self) -> None:
+        self._timer = None
+        now = time.perf_counter()
+        watches = self._watches
+        while watches:
+            w = watches[0]
+            if w.done:
+                watches.popleft()
+            elif w.deadline <= now:
+                watches.popleft()
+                w.expired = True
+                if w.task is not None:
+                    w.task.cancel()
+            else:
+                self._schedule(w.deadline)
+                return
+
+
+def _too_large(limit: int) -> _Reply:
+    return _Reply(
+        413,
+        error_body(f"the body is larger than the limit of {limit} bytes"),
+        [(b"connection", b"close")],
+    )
+
+
+def _failure(job: Any, payload: Payload, outcome: Outcome) -> _Reply:
+    """The answer for a request whose row failed: 422 (400 for a line that is
+    not a JSON object), naming the row within the request and the step."""
+    err = job.error
+    if outcome is Outcome.CRASHED:
+        return _Reply(500, error_body(err.error, step=err.step))
+    fields: dict[str, Any] = {"row": job.error_row, "step": err.step}
+    if payload.shape is Shape.LINES:
+        fields["line"] = job.error_row + 1
+    if err.step == "parse":
+        message = f"line {job.error_row + 1}: {err.error}"
+        return _Reply(400, error_body(message, **fields))
+    return _Reply(422, error_body(err.error, **fields))
+
+
+def _allow(method: str, allowed: str) -> None:
+    if method != allowed:
+        raise _Reply(
+            405,
+            error_body(f"method {method} is not allowed here; use {allowed}"),
+            [(b"allow", allowed.encode())],
+        )
+
+
+async def _respond(
+    send: Send, status: int, body: bytes, content_type: bytes, headers: Optional[list] = None
+) -> None:
+    head = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    if headers:
+        head += headers
+    await send({"type": "http.response.start", "status": status, "headers": head})
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(
+    backend: Any,
+    *,
+    name: Optional[str] = None,
+    max_batch_rows: int = 256,
+    max_wait_ms: float = 5.0,
+    max_queue_rows: int = 10_000,
+    max_body_bytes: int = 16 << 20,
+    request_timeout_s: float = 30.0,
+) -> PackflowApp:
+    """An ASGI app serving ``backend`` (a constructed
+    :class:`~packflow.InferenceBackend`), to run with any ASGI server or mount
+    in your own stack.
+
+    ``name`` is the model name of the KServe V1 routes (default: the backend's
+    class name). Rows of concurrent requests are batched: at most
+    ``max_batch_rows`` per backend call, a batch waits at most ``max_wait_ms``
+    after its first row, at most ``max_queue_rows`` rows wait (more: 503 with
+    Retry-After), bodies over ``max_body_bytes`` are refused (413) and a
+    request not answered within ``request_timeout_s`` gets a 504. The batcher
+    starts with the first request; the ASGI lifespan shutdown (or
+    :meth:`PackflowApp.close`) answers what is queued and stops it.
+    """
+    return PackflowApp(
+        backend,
+        name=name,
+        max_batch_rows=max_batch_rows,
+        max_wait_ms=max_wait_ms,
+        max_queue_rows=max_queue_rows,
+        max_body_bytes=max_body_bytes,
+        request_timeout_s=request_timeout_s,
+    )

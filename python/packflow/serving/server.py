@@ -1,0 +1,102 @@
+"""Running the app under uvicorn (uvloop and httptools), one process.
+
+SIGTERM or SIGINT starts a drain: ``/readyz`` answers 503, the listening
+socket closes, every queued and in-flight request is answered, then the
+process exits 0. A second signal stops at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from collections.abc import Callable, Iterator
+from typing import Any, Optional
+
+from packflow.serving.app import PackflowApp
+
+__all__ = ["ServeResult", "serve"]
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _uvicorn() -> Any:
+    try:
+        import uvicorn
+    except ImportError as exc:
+        raise RuntimeError(
+            "serving needs uvicorn: install the serve extra, pip install 'packflow[serve]'"
+        ) from exc
+    return uvicorn
+
+
+class ServeResult:
+    """How the server stopped: ``forced`` when a second signal cut the drain
+    short, ``signal`` the name of the first signal (None if none came)."""
+
+    def __init__(self, forced: bool, signal_name: Optional[str]):
+        self.forced = forced
+        self.signal = signal_name
+
+
+def serve(
+    app: PackflowApp,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    max_connections: Optional[int] = None,
+    on_listening: Optional[Callable[[str, int], None]] = None,
+) -> ServeResult:
+    """Serve ``app`` until SIGTERM or SIGINT (blocking). ``on_listening(host,
+    port)`` is called once the socket listens (``port`` 0 picks a free port;
+    the callback gets the real one). ``max_connections`` bounds connections
+    plus requests in progress (uvicorn answers 503 beyond it)."""
+    uvicorn = _uvicorn()
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        interface="asgi3",
+        access_log=False,
+        proxy_headers=False,
+        log_level="warning",
+        server_header=False,
+        limit_concurrency=max_connections,
+    )
+
+    class Server(uvicorn.Server):
+        """uvicorn's server with our signal rules: the first signal drains,
+        the second forces, and neither is re-raised once the drain is done
+        (uvicorn re-raises it, which would make the exit status the signal's)."""
+
+        received: Optional[int] = None
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            previous = {s: signal.signal(s, self.handle_exit) for s in _SIGNALS}
+            try:
+                yield
+            finally:
+                for s, handler in previous.items():
+                    signal.signal(s, handler)
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if self.should_exit:
+                self.force_exit = True
+                return
+            self.received = sig
+            app.drain()
+            self.should_exit = True
+
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started and on_listening is not None:
+                bound = self.servers[0].sockets[0].getsockname()
+                on_listening(bound[0], bound[1])
+
+    server = Server(config)
+    server.run()
+    name = signal.Signals(server.received).name if server.received is not None else None
+    return ServeResult(server.force_exit, name)

@@ -1,0 +1,71 @@
+"""Request bodies to rows, outputs to response bodies."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from packflow.serving.protocol import BadBody, Shape, body_format, parse_body, render
+
+
+def test_body_format_reads_the_media_type():
+    assert body_format(None) == "application/json"
+    assert body_format(b"Application/JSON; charset=utf-8") == "application/json"
+    assert body_format(b"application/x-ndjson") == "application/x-ndjson"
+
+
+def test_an_object_is_one_row():
+    p = parse_body(b'{\n  "a": 1\n}', "application/json")
+    assert (p.data, p.rows, p.shape) == (b'{   "a": 1 }\n', 1, Shape.OBJECT)
+
+
+def test_an_array_is_one_row_per_item():
+    p = parse_body(b'[{"a": 1}, {"b": {"c": [1, 2]}}]', "application/vnd.api+json")
+    assert (p.data, p.rows, p.shape) == (b'{"a": 1}\n{"b": {"c": [1, 2]}}\n', 2, Shape.ARRAY)
+    assert [json.loads(x) for x in p.data.splitlines()] == [{"a": 1}, {"b": {"c": [1, 2]}}]
+
+
+def test_json_lines_are_used_as_they_are():
+    p = parse_body(b'{"a": 1}\n\n{"a": 2}', "application/jsonlines")
+    assert (p.data, p.rows, p.shape) == (b'{"a": 1}\n\n{"a": 2}\n', 3, Shape.LINES)
+    assert p.content_type == "application/jsonlines"
+
+
+def test_kserve_instances():
+    p = parse_body(b'{"instances": [{"a": 1}], "parameters": {}}', "text/plain", instances=True)
+    assert (p.data, p.rows, p.shape) == (b'{"a": 1}\n', 1, Shape.INSTANCES)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"a": 1,}', "line 1: invalid JSON at column 9: expected a string key"),
+        (b'[{"a": 1}\n,\n{"a" 2}]', "line 3: invalid JSON at column 6: expected ':'"),
+        (b"[{}, null]", "item 1 of the array is null, not a JSON object"),
+        (b"42", "the body is a number, not a JSON object or an array of objects"),
+        (b'{"a": "\xff"}', "line 1: invalid UTF-8 at column 8"),
+        (b"{} []", "line 1: invalid JSON at column 4: extra data after the value"),
+    ],
+)
+def test_bad_json_bodies(body, message):
+    with pytest.raises(BadBody) as err:
+        parse_body(body, "application/json")
+    assert str(err.value) == message
+    assert err.value.status == 400
+
+
+def test_other_media_types_are_415():
+    with pytest.raises(BadBody) as err:
+        parse_body(b"a=1", "application/x-www-form-urlencoded")
+    assert err.value.status == 415
+
+
+def test_render_each_shape():
+    lines = [b'{"a":1}', b'{"a":2}']
+    assert render(Shape.OBJECT, lines[:1]) == b'{"a":1}'
+    assert render(Shape.ARRAY, lines) == b'[{"a":1},{"a":2}]'
+    assert render(Shape.ARRAY, []) == b"[]"
+    assert render(Shape.LINES, lines) == b'{"a":1}\n{"a":2}\n'
+    assert render(Shape.LINES, []) == b""
+    assert render(Shape.INSTANCES, lines) == b'{"predictions":[{"a":1},{"a":2}]}'
