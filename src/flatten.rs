@@ -15,7 +15,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
 
 use crate::dict_slot::same_text;
-use crate::errors::{location, type_error, type_name, KeyPath, PathSegment, MAX_DEPTH};
+use crate::errors::{location, type_error, type_name, type_repr, KeyPath, PathSegment, MAX_DEPTH};
 
 // ---------------------------------------------------------------------------
 // Shared traversal pieces
@@ -210,7 +210,7 @@ impl TraverseError {
     /// What happened, without where.
     pub fn what(&self, py: Python<'_>) -> String {
         match &self.problem {
-            Problem::TooDeep => format!("nesting deeper than {MAX_DEPTH} levels (or a cycle)"),
+            Problem::TooDeep => format!("nesting deeper than {MAX_DEPTH} levels, or a cycle"),
             Problem::Duplicate(k) => format!("duplicated key '{k}'"),
             Problem::NonStrKey(t) => format!("keys must be str, got a key of type {t}"),
             Problem::Message(m) => m.clone(),
@@ -230,13 +230,14 @@ impl TraverseError {
         }
     }
 
-    /// "row 3, key \"a.b\": what" (or "key \"a.b\": what" without a row).
+    /// "what (row 3, key \"a.b\")" (or "what (key \"a.b\")" without a row): what
+    /// first, so a message that Packflow 0.4 also gives starts the same way.
     pub fn message(&self, py: Python<'_>, row: Option<usize>) -> String {
         let path = self.key_path();
         if row.is_none() && path.0.is_empty() {
             return self.what(py);
         }
-        format!("{}: {}", location(row, &path), self.what(py))
+        format!("{} ({})", self.what(py), location(row, &path))
     }
 
     /// A Python exception: ValueError for depth and duplicates, TypeError for
@@ -257,7 +258,7 @@ impl TraverseError {
                     return e.clone_ref(py);
                 }
                 let text = e.value(py).str().map(|s| s.to_string()).unwrap_or_default();
-                let msg = format!("{}: {text}", location(row, &path));
+                let msg = format!("{text} ({})", location(row, &path));
                 relabel(py, e.clone_ref(py), msg)
             }
         }
@@ -796,8 +797,8 @@ pub fn flatten_dict<'py>(
     let py = obj.py();
     let d = obj.cast::<PyDict>().map_err(|_| {
         type_error(format!(
-            "flatten_dict expects a dict, got {}",
-            type_name(obj)
+            "Value for `obj` must be a dictionary-like object. Received type: {}",
+            type_repr(obj)
         ))
     })?;
     Flattener::new(delimiter, flatten_lists)
@@ -817,8 +818,8 @@ pub fn flatten_records<'py>(
     let _gc = crate::gc_pause::GcPause::new(py);
     let list = records.cast::<PyList>().map_err(|_| {
         type_error(format!(
-            "flatten_records expects a list of dicts, got {}",
-            type_name(records)
+            "Value for `records` must be a list. Received type: {}",
+            type_repr(records)
         ))
     })?;
     let mut flattener = Flattener::new(delimiter, flatten_lists);
@@ -826,9 +827,9 @@ pub fn flatten_records<'py>(
     for (i, row) in list.iter().enumerate() {
         let d = row.cast::<PyDict>().map_err(|_| {
             type_error(format!(
-                "{}: expected a dict, got {}",
+                "Value for `obj` must be a dictionary-like object. Received type: {} ({})",
+                type_repr(&row),
                 location(Some(i), &KeyPath::default()),
-                type_name(&row)
             ))
         })?;
         rows.push(
@@ -880,7 +881,7 @@ mod tests {
         Python::attach(|py| {
             assert_eq!(
                 run(py, "{'a.b': 1, 'a': {'b': 2}}", ".", false).unwrap_err(),
-                "key \"a.b\": duplicated key 'a.b'"
+                "duplicated key 'a.b' (key \"a.b\")"
             );
             let err = run(
                 py,
@@ -890,7 +891,7 @@ mod tests {
             )
             .unwrap_err();
             assert!(err.contains("nesting deeper than 255"), "{err}");
-            assert!(err.starts_with("key \"k.k.k"), "{err}");
+            assert!(err.contains("(key \"k.k.k"), "{err}");
         });
     }
 

@@ -10,7 +10,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
-use crate::errors::{runtime_error, type_name};
+use crate::errors::{runtime_error, type_repr};
 use crate::histogram::Histogram;
 
 pub const STEPS: [&str; 4] = [
@@ -146,7 +146,7 @@ impl Pipeline {
                 py,
                 format!(
                     "Output of inference backend is not a list. Received type: {}",
-                    type_name(&data)
+                    type_repr(&data)
                 ),
             ));
         }
@@ -217,8 +217,8 @@ impl Pipeline {
             return Err(runtime_error(
                 py,
                 format!(
-                    "Inputs must be a dict or a list of dicts (records); received type: {}",
-                    type_name(inputs)
+                    "Inputs must be a dictionary or Records. Type received: {}",
+                    type_repr(inputs)
                 ),
             ));
         };

@@ -1,4 +1,14 @@
-"""Exceptions raised by packflow. All are plain ``Exception`` subclasses."""
+"""Exceptions raised by packflow.
+
+The seven of Packflow 0.4 are plain ``Exception`` subclasses. Where Packflow 0.4
+raised another library's exception (pydantic's ``ValidationError`` for invalid
+packflow.yaml fields), packflow raises a subclass of it, so the same ``except``
+clauses catch it.
+"""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
 
 
 class InferenceBackendInitializationError(Exception):
@@ -32,6 +42,42 @@ class PreprocessorRuntimeError(Exception):
 class PackflowConfigError(ValueError):
     """A project's packflow.yaml is malformed or has invalid fields; the message names
     the line and the field."""
+
+
+class PackflowConfigValidationError(PackflowConfigError, ValidationError):
+    """packflow.yaml has fields of the wrong type or value.
+
+    Also pydantic's ``ValidationError`` (which Packflow 0.4 raises there), with the
+    same ``errors()``. The message is where the problems are in the file (``where``:
+    line and field of each), then pydantic's own report.
+    """
+
+    where: str = ""
+
+    @classmethod
+    def from_validation_error(
+        cls, exc: ValidationError, where: str
+    ) -> PackflowConfigValidationError | PackflowConfigError:
+        """The same errors as ``exc`` with ``where`` in front (a plain
+        ``PackflowConfigError`` if pydantic cannot rebuild them)."""
+        details = [
+            {key: error[key] for key in ("type", "loc", "input", "ctx") if key in error}
+            for error in exc.errors()
+        ]
+        try:
+            err = cls.from_exception_data(exc.title, details)  # type: ignore[arg-type]
+        except (KeyError, TypeError, ValueError):
+            return PackflowConfigError(where)
+        err.where = where
+        return err
+
+    def __str__(self) -> str:
+        return f"{self.where}\n{ValidationError.__str__(self)}"
+
+
+class PackflowConfigTypeError(PackflowConfigError, TypeError):
+    """packflow.yaml is empty or its top level is not a mapping of fields; also a
+    ``TypeError``, as in Packflow 0.4."""
 
 
 class PackflowArchiveError(ValueError):

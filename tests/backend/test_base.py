@@ -75,7 +75,10 @@ def test_dict_in_dict_out_and_list_in_list_out():
 
 @pytest.mark.parametrize("bad", [None, 1, "x", (1,), {1, 2}, b"x", np.zeros(2)])
 def test_other_inputs_are_runtime_errors(bad):
-    with pytest.raises(InferenceBackendRuntimeError, match="dict or a list"):
+    with pytest.raises(
+        InferenceBackendRuntimeError,
+        match=r"^Inputs must be a dictionary or Records\. Type received: <class ",
+    ):
         Echo()(bad)
 
 

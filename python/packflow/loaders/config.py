@@ -6,6 +6,7 @@ Reading it reports problems by line and field (``packflow.yaml line 3, field
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Iterator
@@ -16,7 +17,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from packflow import constants
-from packflow.exceptions import PackflowConfigError
+from packflow.exceptions import (
+    PackflowConfigError,
+    PackflowConfigTypeError,
+    PackflowConfigValidationError,
+)
 from packflow.logger import get_logger
 
 #: What a project name may look like (it also names the project directory).
@@ -84,7 +89,8 @@ class PackflowConfig(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            raise PackflowConfigError(_format_validation_error(path, exc, positions)) from exc
+            where = _format_validation_error(path, exc, positions)
+            raise PackflowConfigValidationError.from_validation_error(exc, where) from exc
 
     def archive_file_name(self, base_dir: Union[str, Path]) -> Path:
         """``<base_dir>/<name with - as _>-<version>.zip`` (``base_dir`` resolved)."""
@@ -172,8 +178,8 @@ def _read_yaml_mapping(path: Path) -> tuple[dict, Positions]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise FileNotFoundError(
-            f"Not a packflow project: {path.parent} has no {constants.PACKAGING_CONFIG_NAME}. "
-            "Create one with 'packflow create NAME'."
+            f"Not a packflow project (no {constants.PACKAGING_CONFIG_NAME} found in "
+            f"{path.parent}). Run 'packflow create <name>' to start one."
         ) from None
     except UnicodeDecodeError as exc:
         raise PackflowConfigError(f"{path} is not UTF-8 text ({exc.reason})") from None
@@ -181,16 +187,17 @@ def _read_yaml_mapping(path: Path) -> tuple[dict, Positions]:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
-        raise PackflowConfigError(_format_yaml_error(path, exc)) from None
+        error_class = PackflowConfigYAMLError.matching(type(exc))
+        raise error_class(_format_yaml_error(path, exc), exc, path) from None
     except yaml.YAMLError as exc:
         raise PackflowConfigError(f"{path} is not valid YAML: {exc}") from None
     if data is None:
-        raise PackflowConfigError(
+        raise PackflowConfigTypeError(
             f"{path} is empty: it needs at least a 'name' field (e.g. 'name: my-project')"
         )
     if not isinstance(data, dict) or not isinstance(root, yaml.MappingNode):
         line = root.start_mark.line + 1 if root is not None else 1
-        raise PackflowConfigError(
+        raise PackflowConfigTypeError(
             f"{path} line {line}: the top level must be a mapping of fields "
             f"('name: ...', 'version: ...'), not a {type(data).__name__}"
         )
@@ -218,6 +225,33 @@ def _collect_positions(node: yaml.Node, prefix: tuple[str, ...], out: Positions,
         for index, item in enumerate(node.value):
             out[(*prefix, str(index))] = item.start_mark.line + 1
             _collect_positions(item, (*prefix, str(index)), out, path)
+
+
+class PackflowConfigYAMLError(PackflowConfigError, yaml.MarkedYAMLError):
+    """packflow.yaml is not valid YAML. Also yaml's ``MarkedYAMLError`` (which
+    Packflow 0.4 raises there): the message is the file, line and column, then
+    yaml's own report, its marks naming the file."""
+
+    def __init__(self, where: str, exc: yaml.MarkedYAMLError, path: Path):
+        # Marks as yaml gives them for a file: named by its path, without a snippet.
+        for mark in (exc.context_mark, exc.problem_mark):
+            if mark is not None:
+                mark.name, mark.buffer = str(path), None
+        yaml.MarkedYAMLError.__init__(
+            self, exc.context, exc.context_mark, exc.problem, exc.problem_mark, exc.note
+        )
+        self.where = where
+
+    def __str__(self) -> str:
+        return f"{self.where}\n{yaml.MarkedYAMLError.__str__(self)}"
+
+    @classmethod
+    @functools.cache
+    def matching(cls, yaml_class: type) -> type[PackflowConfigYAMLError]:
+        """The subclass that is also ``yaml_class`` (``ScannerError``, ``ParserError``...)."""
+        if not issubclass(yaml_class, yaml.MarkedYAMLError) or yaml_class is yaml.MarkedYAMLError:
+            return cls
+        return type(f"PackflowConfig{yaml_class.__name__}", (cls, yaml_class), {})
 
 
 def _format_yaml_error(path: Path, exc: yaml.MarkedYAMLError) -> str:
