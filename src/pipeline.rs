@@ -156,14 +156,17 @@ impl Pipeline {
         Ok(data)
     }
 
+    /// This call's step times become the last call's, all four: a step that did
+    /// not run (after a failure, or an optional hook) is None, never an earlier
+    /// call's time.
     fn record(&self, batch_size: usize, times: &[Option<u64>; 4]) {
         // A poisoned lock only means another thread panicked while recording;
         // the counters are still plain integers, so keep going.
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         st.batch_size = Some(batch_size);
+        st.last_ns = *times;
         for (i, t) in times.iter().enumerate() {
             if let Some(ns) = *t {
-                st.last_ns[i] = Some(ns);
                 st.stats[i].record(ns);
             }
         }

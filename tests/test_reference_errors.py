@@ -151,6 +151,10 @@ CASES: dict[str, str] = {
     "config: feature_names of ints": "Echo(feature_names=[1, 2])",
     "config: rename_fields not a dict": "Echo(rename_fields=[1])",
     "config: delimiter not a str": "Echo(nested_field_delimiter=1)",
+    "config: delimiter empty": "Echo(nested_field_delimiter='')",
+    "config: delimiter empty, flatten mode": (
+        "Echo(nested_field_delimiter='', flatten_nested_inputs=True)([{'a': {'b': 1}}])"
+    ),
     "config: model is not a model": "load_backend_configuration(dict, a=1)",
     "config: subclass field invalid": (
         "class C(BackendConfig):\n    threshold: float = 0.5\n"
@@ -166,6 +170,8 @@ CASES: dict[str, str] = {
     "init: numpy without feature_names": "Echo(input_format='numpy')",
     "init: initialize raises": "failing('initialize', ValueError('weights missing'))",
     "init: execute missing": "type('NoExecute', (InferenceBackend,), {})()",
+    # metrics
+    "metrics: before any call": "Echo().get_metrics()",
     # calling with the wrong input
     "call: int": "Echo()(5)",
     "call: str": "Echo()('x')",
@@ -359,6 +365,15 @@ CASES: dict[str, str] = {
 }
 
 DIFFERENCES: dict[str, Difference] = {
+    "config: delimiter empty": Difference(
+        "ours only", "BackendConfig refuses an empty nested_field_delimiter"
+    ),
+    "config: delimiter empty, flatten mode": Difference(
+        "ours only", "BackendConfig refuses an empty nested_field_delimiter"
+    ),
+    "metrics: before any call": Difference(
+        "theirs only", "get_metrics() before the first call: batch size 0, no steps"
+    ),
     "records: non-dict row, features": Difference(
         "message", "0.4.1 leaks an AttributeError's text ('int' object has no attribute 'copy')"
     ),

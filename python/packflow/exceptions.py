@@ -80,6 +80,24 @@ class PackflowConfigTypeError(PackflowConfigError, TypeError):
     ``TypeError``, as in Packflow 0.4."""
 
 
+class UnknownConfigKeysError(ValueError):
+    """Configuration keys that the backend's config model does not have (a typo such
+    as ``treshold``), from :func:`packflow.backend.configuration.check_config_keys`.
+
+    ``unknown``: the keys, in the order given; ``known``: the model's keys.
+    """
+
+    def __init__(self, message: str, unknown: list[str], known: list[str]):
+        super().__init__(message)
+        self.unknown = unknown
+        self.known = known
+
+
+class PackflowConfigWarning(UserWarning):
+    """A configuration source was ignored: the ``BACKEND_CONFIG_FILE_PATH`` file is
+    missing, not a regular file, too large, not JSON, or has no ``configs`` object."""
+
+
 class PackflowArchiveError(ValueError):
     """A project archive is unsafe to extract (an entry escapes the target, is absolute
     or a symlink), is not a zip file, or does not match its manifest."""

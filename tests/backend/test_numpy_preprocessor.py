@@ -202,7 +202,8 @@ def test_preprocessor_needs_feature_names():
 
 def test_preprocessor_empty_delimiter_fails_at_construction():
     with pytest.raises(ValueError, match="delimiter"):
-        NumpyPreprocessor(numpy_config(feature_names=["a"], nested_field_delimiter=""))
+        config = numpy_config(feature_names=["a"]).model_copy(update={"nested_field_delimiter": ""})
+        NumpyPreprocessor(config)
 
 
 def test_preprocessor_errors():

@@ -40,6 +40,12 @@ W2_FEATURES = [
 
 
 def pre(**cfg) -> RecordsPreprocessor:
+    if cfg.get("nested_field_delimiter") == "":
+        # BackendConfig refuses an empty delimiter; the plan's own handling of
+        # one is still tested (model_copy does not validate).
+        del cfg["nested_field_delimiter"]
+        config = BackendConfig(**cfg).model_copy(update={"nested_field_delimiter": ""})
+        return RecordsPreprocessor(config)
     return RecordsPreprocessor(BackendConfig(**cfg))
 
 
