@@ -102,6 +102,15 @@ pub fn add_note(py: Python<'_>, err: &PyErr, note: String) -> PyResult<()> {
     }
 }
 
+/// `<class 'int'>`, `<class 'numpy.ndarray'>`: the type as `repr(type(obj))`
+/// spells it, which is how Packflow 0.4's messages name a type.
+pub fn type_repr(obj: &Bound<'_, PyAny>) -> String {
+    match obj.get_type().repr() {
+        Ok(r) => r.to_string(),
+        Err(_) => format!("<class '{}'>", type_name(obj)),
+    }
+}
+
 macro_rules! packflow_exception {
     ($fn_name:ident, $cell:ident, $class:literal) => {
         static $cell: PyOnceLock<Py<PyType>> = PyOnceLock::new();

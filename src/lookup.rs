@@ -32,7 +32,9 @@ pub struct FieldPath {
 impl FieldPath {
     pub fn new(py: Python<'_>, field: &str, delimiter: &str) -> PyResult<Self> {
         if delimiter.is_empty() {
-            return Err(value_error("the nested field delimiter must not be empty"));
+            return Err(value_error(
+                "empty separator: the nested field delimiter must not be empty",
+            ));
         }
         let parts: Vec<Py<PyString>> = field
             .split(delimiter)
@@ -64,7 +66,9 @@ impl FieldPath {
     /// are plain (not interned) strings, made only when there are several.
     pub fn transient(field: &Bound<'_, PyString>, delimiter: &str) -> PyResult<Self> {
         if delimiter.is_empty() {
-            return Err(value_error("the nested field delimiter must not be empty"));
+            return Err(value_error(
+                "empty separator: the nested field delimiter must not be empty",
+            ));
         }
         let py = field.py();
         let text = field.to_str()?;
@@ -332,7 +336,9 @@ pub fn get_direct_once<'py>(
     }
     let text = field.to_str()?;
     if delimiter.is_empty() {
-        return Err(value_error("the nested field delimiter must not be empty"));
+        return Err(value_error(
+            "empty separator: the nested field delimiter must not be empty",
+        ));
     }
     if !text.contains(delimiter) {
         return Ok(None);
@@ -359,7 +365,9 @@ pub fn set_direct_once(
     value: &Bound<'_, PyAny>,
 ) -> PyResult<()> {
     if delimiter.is_empty() {
-        return Err(value_error("the nested field delimiter must not be empty"));
+        return Err(value_error(
+            "empty separator: the nested field delimiter must not be empty",
+        ));
     }
     let text = field.to_str()?;
     let Some((init, last)) = text.rsplit_once(delimiter) else {
@@ -476,7 +484,7 @@ mod tests {
             assert_eq!(flat(py, "{'l': []}", "l", true), Ok(Some("[]".into())));
             assert_eq!(
                 flat(py, "{'a.b': {'c': 1}, 'a': {'b.c': 2}}", "a.b.c", false),
-                Err("key \"a.b.c\": duplicated key 'a.b.c'".into())
+                Err("duplicated key 'a.b.c' (key \"a.b.c\")".into())
             );
         });
     }

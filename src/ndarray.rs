@@ -15,7 +15,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 use crate::dict_slot::SlotHint;
-use crate::errors::{preprocessor_runtime_error, type_name, value_error};
+use crate::errors::{preprocessor_runtime_error, type_name, type_repr, value_error};
 use crate::lookup::{get_flat, FieldPath};
 
 const DEFAULT_DELIMITER: &str = ".";
@@ -102,8 +102,8 @@ fn as_record<'a, 'py>(
 ) -> PyResult<&'a Bound<'py, PyDict>> {
     rec.cast::<PyDict>().map_err(|_| {
         value_error(format!(
-            "row {index}: expected a dict at index {index} of `records`, got {}",
-            type_name(rec)
+            "Value at index {index} is not a dictionary. Received type: {}",
+            type_repr(rec)
         ))
     })
 }
@@ -111,8 +111,8 @@ fn as_record<'a, 'py>(
 fn as_records<'a, 'py>(records: &'a Bound<'py, PyAny>) -> PyResult<&'a Bound<'py, PyList>> {
     records.cast::<PyList>().map_err(|_| {
         value_error(format!(
-            "`records` must be a list of dicts, got {}",
-            type_name(records)
+            "Value for `records` must be a list of dictionaries. Received type: {}",
+            type_repr(records)
         ))
     })
 }
@@ -130,9 +130,12 @@ fn lookup<'py>(
             return e;
         }
         let msg = e.value(py).to_string();
-        let located = match msg.strip_prefix("key ") {
-            Some(rest) => format!("row {index}, key {rest}"),
-            None => format!("row {index}: {msg}"),
+        // "what (key \"a.b\")" becomes "what (row 3, key \"a.b\")".
+        let located = match msg.rfind(" (key ") {
+            Some(at) if msg.ends_with(')') => {
+                format!("{} (row {index}, {}", &msg[..at], &msg[at + 2..])
+            }
+            _ => format!("{msg} (row {index})"),
         };
         let err = value_error(located);
         err.set_cause(py, Some(e));
@@ -413,7 +416,9 @@ fn feature_list(feature_names: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
 
 fn compile(py: Python<'_>, features: &[String], delimiter: &str) -> PyResult<Vec<FieldPath>> {
     if delimiter.is_empty() {
-        return Err(value_error("the nested field delimiter must not be empty"));
+        return Err(value_error(
+            "empty separator: the nested field delimiter must not be empty",
+        ));
     }
     features
         .iter()

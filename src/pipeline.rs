@@ -13,7 +13,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
-use crate::errors::{runtime_error, type_name};
+use crate::errors::{runtime_error, type_repr};
 use crate::histogram::Histogram;
 
 pub const STEPS: [&str; 4] = [
@@ -132,7 +132,7 @@ impl Pipeline {
                 py,
                 format!(
                     "Output of inference backend is not a list. Received type: {}",
-                    type_name(&data)
+                    type_repr(&data)
                 ),
             ));
         }
@@ -142,14 +142,17 @@ impl Pipeline {
         Ok(data)
     }
 
+    /// This call's step times become the last call's, all four: a step that did
+    /// not run (after a failure, or an optional hook) is None, never an earlier
+    /// call's time.
     fn record(&self, batch_size: usize, times: &[Option<u64>; 4]) {
         // A poisoned lock only means another thread panicked while recording;
         // the counters are still plain integers, so keep going.
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         st.batch_size = Some(batch_size);
+        st.last_ns = *times;
         for (i, t) in times.iter().enumerate() {
             if let Some(ns) = *t {
-                st.last_ns[i] = Some(ns);
                 st.stats[i].record(ns);
             }
         }
@@ -203,8 +206,8 @@ impl Pipeline {
             return Err(runtime_error(
                 py,
                 format!(
-                    "Inputs must be a dict or a list of dicts (records); received type: {}",
-                    type_name(inputs)
+                    "Inputs must be a dictionary or Records. Type received: {}",
+                    type_repr(inputs)
                 ),
             ));
         };

@@ -5,7 +5,7 @@
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
-use crate::errors::{type_error, type_name, validation_error};
+use crate::errors::{type_error, type_name, type_repr, validation_error};
 use crate::serialize;
 use crate::serialize::writer::JsonWriter;
 
@@ -17,8 +17,8 @@ pub fn check_inputs(inputs: &Bound<'_, PyAny>) -> PyResult<()> {
         validation_error(
             py,
             format!(
-                "Inputs must be a list of dicts (a batch of records). Type received was {}",
-                type_name(inputs)
+                "Production inputs will be in a list format. Input type received was {}",
+                type_repr(inputs)
             ),
         )
     })?;
@@ -28,7 +28,7 @@ pub fn check_inputs(inputs: &Bound<'_, PyAny>) -> PyResult<()> {
                 py,
                 format!(
                     "Value at index {i} is not a dictionary. Type found was {}",
-                    type_name(&item)
+                    type_repr(&item)
                 ),
             ));
         }
@@ -107,8 +107,8 @@ fn output_list<'py>(outputs: &Bound<'py, PyAny>, n_inputs: usize) -> PyResult<Bo
         return Err(validation_error(
             py,
             format!(
-                "Inputs and outputs must have matching lengths: received {n_inputs} inputs and \
-                 returned {n_outputs} outputs"
+                "Inputs and Outputs must have matching lengths. Received {n_inputs} inputs and \
+                 returned {n_outputs} outputs."
             ),
         ));
     }
@@ -134,7 +134,7 @@ fn check_rows(list: &Bound<'_, PyList>) -> PyResult<()> {
                 format!(
                     "Outputs must be a list of dictionaries. Value at index {i} is not a \
                      dictionary. Type found was {}",
-                    type_name(&row)
+                    type_repr(&row)
                 ),
             ));
         }
@@ -147,17 +147,19 @@ fn check_rows(list: &Bound<'_, PyList>) -> PyResult<()> {
     match unserializable {
         None => Ok(()),
         Some((i, err)) => {
+            // Packflow 0.4's message (json.dumps's reason after "Error: "), then where.
             let loc = err.location(None);
-            let detail = if loc.is_empty() {
-                err.reason()
+            let at = if loc.is_empty() {
+                String::new()
             } else {
-                format!("{loc}: {}", err.reason())
+                format!(" ({loc})")
             };
             Err(validation_error(
                 py,
                 format!(
-                    "Value at index {i} is not JSON serializable: {detail}. Return native Python \
-                     types (dict, list, str, int, float, bool, None) or numpy numbers/arrays"
+                    "Value at index {i} is not JSON Serializable. Please ensure returned values \
+                     are native Python types. Error: {}{at}",
+                    err.reason()
                 ),
             ))
         }

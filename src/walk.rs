@@ -240,7 +240,7 @@ impl TraverseError {
     /// What happened, without where.
     pub fn what(&self, py: Python<'_>) -> String {
         match &self.problem {
-            Problem::TooDeep => format!("nesting deeper than {MAX_DEPTH} levels (or a cycle)"),
+            Problem::TooDeep => format!("nesting deeper than {MAX_DEPTH} levels, or a cycle"),
             Problem::Duplicate(k) => format!("duplicated key '{k}'"),
             Problem::NonStrKey(t) => format!("keys must be str, got a key of type {t}"),
             Problem::Message(m) => m.clone(),
@@ -260,13 +260,14 @@ impl TraverseError {
         }
     }
 
-    /// "row 3, key \"a.b\": what" (or "key \"a.b\": what" without a row).
+    /// "what (row 3, key \"a.b\")" (or "what (key \"a.b\")" without a row): what
+    /// first, so a message that Packflow 0.4 also gives starts the same way.
     pub fn message(&self, py: Python<'_>, row: Option<usize>) -> String {
         let path = self.key_path();
         if row.is_none() && path.0.is_empty() {
             return self.what(py);
         }
-        format!("{}: {}", location(row, &path), self.what(py))
+        format!("{} ({})", self.what(py), location(row, &path))
     }
 
     /// A Python exception: ValueError for depth and duplicates, TypeError for
@@ -287,7 +288,7 @@ impl TraverseError {
                     return e.clone_ref(py);
                 }
                 let text = e.value(py).str().map(|s| s.to_string()).unwrap_or_default();
-                let msg = format!("{}: {text}", location(row, &path));
+                let msg = format!("{text} ({})", location(row, &path));
                 relabel(py, e.clone_ref(py), msg)
             }
         }

@@ -1,4 +1,12 @@
-"""Exceptions raised by packflow. All are plain ``Exception`` subclasses."""
+"""Exceptions raised by packflow.
+
+The seven of Packflow 0.4 are plain ``Exception`` subclasses. Where Packflow 0.4
+raised another library's exception (pydantic's ``ValidationError`` for invalid
+packflow.yaml fields), packflow raises a subclass of it, so the same ``except``
+clauses catch it.
+"""
+
+from __future__ import annotations
 
 
 class InferenceBackendInitializationError(Exception):
@@ -43,6 +51,24 @@ class PackflowConfigError(ValueError):
 
     path = None
     line = None
+
+
+class UnknownConfigKeysError(ValueError):
+    """Configuration keys that the backend's config model does not have (a typo such
+    as ``treshold``), from :func:`packflow.backend.configuration.check_config_keys`.
+
+    ``unknown``: the keys, in the order given; ``known``: the model's keys.
+    """
+
+    def __init__(self, message: str, unknown: list[str], known: list[str]):
+        super().__init__(message)
+        self.unknown = unknown
+        self.known = known
+
+
+class PackflowConfigWarning(UserWarning):
+    """A configuration source was ignored: the ``BACKEND_CONFIG_FILE_PATH`` file is
+    missing, not a regular file, too large, not JSON, or has no ``configs`` object."""
 
 
 class PackflowArchiveError(ValueError):

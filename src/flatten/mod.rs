@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 use rustc_hash::FxHashMap;
 
-use crate::errors::{location, type_error, type_name, KeyPath, MAX_DEPTH};
+use crate::errors::{location, type_error, type_repr, KeyPath, MAX_DEPTH};
 use crate::walk::{
     bytes_to_str, classify, key_bytes, key_text, DictItems, ItemKey, Node, Problem, TraverseError,
 };
@@ -257,8 +257,8 @@ pub fn flatten_dict<'py>(
     let py = obj.py();
     let d = obj.cast::<PyDict>().map_err(|_| {
         type_error(format!(
-            "flatten_dict expects a dict, got {}",
-            type_name(obj)
+            "Value for `obj` must be a dictionary-like object. Received type: {}",
+            type_repr(obj)
         ))
     })?;
     Flattener::new(delimiter, flatten_lists)
@@ -278,8 +278,8 @@ pub fn flatten_records<'py>(
     let _gc = crate::gc_pause::GcPause::new(py);
     let list = records.cast::<PyList>().map_err(|_| {
         type_error(format!(
-            "flatten_records expects a list of dicts, got {}",
-            type_name(records)
+            "Value for `records` must be a list. Received type: {}",
+            type_repr(records)
         ))
     })?;
     let mut flattener = Flattener::new(delimiter, flatten_lists);
@@ -287,9 +287,9 @@ pub fn flatten_records<'py>(
     for (i, row) in list.iter().enumerate() {
         let d = row.cast::<PyDict>().map_err(|_| {
             type_error(format!(
-                "{}: expected a dict, got {}",
+                "Value for `obj` must be a dictionary-like object. Received type: {} ({})",
+                type_repr(&row),
                 location(Some(i), &KeyPath::default()),
-                type_name(&row)
             ))
         })?;
         rows.push(
@@ -341,7 +341,7 @@ mod tests {
         Python::attach(|py| {
             assert_eq!(
                 run(py, "{'a.b': 1, 'a': {'b': 2}}", ".", false).unwrap_err(),
-                "key \"a.b\": duplicated key 'a.b'"
+                "duplicated key 'a.b' (key \"a.b\")"
             );
             let err = run(
                 py,
@@ -351,7 +351,7 @@ mod tests {
             )
             .unwrap_err();
             assert!(err.contains("nesting deeper than 255"), "{err}");
-            assert!(err.starts_with("key \"k.k.k"), "{err}");
+            assert!(err.contains("(key \"k.k.k"), "{err}");
         });
     }
 

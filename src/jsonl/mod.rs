@@ -287,7 +287,9 @@ pub fn parse_lines_to_ndarray(
     first_line: u64,
 ) -> PyResult<Option<ParsedArray>> {
     if delimiter.is_empty() {
-        return Err(value_error("the nested field delimiter must not be empty"));
+        return Err(value_error(
+            "empty separator: the nested field delimiter must not be empty",
+        ));
     }
     check_line_numbers(data, first_line)?;
     let plan = Plan::new(&features, delimiter);

@@ -8,7 +8,7 @@ use pyo3::types::{PyDict, PyList, PyString};
 use super::collisions::{collisions, is_clean, Needle};
 use super::input_trie::InputTrie;
 use crate::dict_slot::SlotHint;
-use crate::errors::{preprocessor_runtime_error, type_error, type_name, PathSegment};
+use crate::errors::{preprocessor_runtime_error, type_error, type_name, type_repr, PathSegment};
 use crate::flatten::Flattener;
 use crate::gc_pause::GcPause;
 use crate::lookup::{find_flat, get_direct, set_direct, FieldPath};
@@ -303,10 +303,14 @@ impl RecordsPlan {
         for (i, row) in list.iter().enumerate() {
             let at = |err: TraverseError| RowError { row: Some(i), err };
             let Ok(d) = row.cast::<PyDict>() else {
-                return Err(at(TraverseError::new(Problem::Message(format!(
-                    "expected a dict, got {}",
-                    type_name(&row)
-                )))));
+                // Names the index itself, as the numpy preprocessor's message does.
+                return Err(RowError {
+                    row: None,
+                    err: TraverseError::new(Problem::Message(format!(
+                        "Value at index {i} is not a dictionary. Received type: {}",
+                        type_repr(&row)
+                    ))),
+                });
             };
             let out = match self.mode {
                 Mode::FlatSelect => self.flat_select(d, &mut scratch).map_err(at)?,
@@ -341,10 +345,13 @@ impl RecordsPlan {
             return Ok(());
         }
         let listed = found.repr()?.to_string();
+        // Packflow 0.4's wording; the row is added after it.
         Err(TraverseError::new(Problem::Message(format!(
-            "keys containing the delimiter '{}' were found: {listed}; they make nested paths \
-             ambiguous. Rename them, or set ignore_delimiter_collisions=True to skip this check \
-             (lookups may then pick either spelling).",
+            "Keys containing the delimiter '{}' were found: {listed}. This can cause ambiguity \
+             when using nested path access. Either rename these keys or set \
+             ignore_delimiter_collisions=True to bypass this check. Note: Setting \
+             ignore_delimiter_collisions=True may result in undefined behavior if key \
+             collisions occur during flatten/unflatten operations.",
             self.delimiter
         ))))
     }

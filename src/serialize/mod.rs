@@ -87,6 +87,11 @@ impl From<PyErr> for SerError {
     }
 }
 
+/// `Decimal` for `decimal.Decimal`: the class's own name, as json.dumps names it.
+fn short_name(qualified: &str) -> &str {
+    qualified.rsplit('.').next().unwrap_or(qualified)
+}
+
 /// Paths longer than this are cut in messages (a cycle makes a 255-step path).
 const SHOWN_SEGMENTS: usize = 12;
 
@@ -101,9 +106,13 @@ impl SerError {
     /// What went wrong, without where.
     pub fn reason(&self) -> String {
         match &self.0.fault {
-            Fault::Unsupported(t) => format!("type {t} is not JSON serializable"),
+            // json.dumps's wording, so code matching its messages keeps working.
+            Fault::Unsupported(t) => {
+                format!("Object of type {} is not JSON serializable", short_name(t))
+            }
             Fault::Key(t) => format!(
-                "dict key of type {t} is not allowed (keys must be str, int, float, bool or None)"
+                "keys must be str, int, float, bool or None, not {}",
+                short_name(t)
             ),
             Fault::NonFinite(v) => {
                 let name = if v.is_nan() {
@@ -113,7 +122,11 @@ impl SerError {
                 } else {
                     "-Infinity"
                 };
-                format!("{name} is not valid JSON (pass allow_nan=True to write it)")
+                // Said without naming `allow_nan`: `packflow run` has no such option.
+                format!(
+                    "Out of range float values are not JSON compliant: {name} (strict JSON \
+                     has no NaN or Infinity; use None or a finite number)"
+                )
             }
             Fault::TooDeep => {
                 format!("nesting deeper than {MAX_DEPTH} levels (or a reference cycle)")
@@ -121,7 +134,9 @@ impl SerError {
             Fault::Surrogate => {
                 "str contains a lone surrogate, which cannot be encoded as UTF-8".into()
             }
-            Fault::Dtype(d) => format!("numpy array of dtype {d} is not JSON serializable"),
+            Fault::Dtype(d) => {
+                format!("Object of type ndarray is not JSON serializable (numpy dtype {d})")
+            }
             Fault::Changed => "dict changed size while being serialized".into(),
             Fault::Python(err) => err.to_string(),
         }

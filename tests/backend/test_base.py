@@ -75,7 +75,10 @@ def test_dict_in_dict_out_and_list_in_list_out():
 
 @pytest.mark.parametrize("bad", [None, 1, "x", (1,), {1, 2}, b"x", np.zeros(2)])
 def test_other_inputs_are_runtime_errors(bad):
-    with pytest.raises(InferenceBackendRuntimeError, match="dict or a list"):
+    with pytest.raises(
+        InferenceBackendRuntimeError,
+        match=r"^Inputs must be a dictionary or Records\. Type received: <class ",
+    ):
         Echo()(bad)
 
 
@@ -274,3 +277,46 @@ def test_inputs_are_not_mutated():
     out = b(rows)
     assert rows == snapshot
     assert out == [{"d": 2, "a": {"b": 1}}]
+
+
+# -- metrics before any call and after a failed one (issue 13, item 13) -------------
+
+
+def test_metrics_before_any_call_are_defined():
+    # Packflow 0.4.1 raises pydantic's ValidationError here.
+    m = Echo().get_metrics()
+    assert m.batch_size == 0
+    times = m.execution_times
+    assert (times.preprocess, times.transform_inputs, times.execute, times.transform_outputs) == (
+        None,
+        None,
+        None,
+        None,
+    )
+    assert m.total_execution_time == 0
+
+
+def test_metrics_after_a_failed_call_are_that_calls_only():
+    import time
+
+    class FailsSecond(Hooks):
+        def execute(self, inputs):
+            if len(inputs) == 2:
+                raise ValueError("second call")
+            time.sleep(0.01)
+            return inputs
+
+    b = FailsSecond()
+    b([{"a": 1}])
+    assert b.get_metrics().execution_times.execute >= 10
+    with pytest.raises(InferenceBackendRuntimeError):
+        b([{"a": 1}, {"a": 2}])
+    m = b.get_metrics()
+    assert m.batch_size == 2
+    times = m.execution_times
+    # Only the steps this call completed; none of the previous call's.
+    assert times.preprocess is not None and times.transform_inputs is not None
+    assert times.execute is None and times.transform_outputs is None
+    assert m.total_execution_time == pytest.approx(times.preprocess + times.transform_inputs)
+    b([{"a": 1}])
+    assert b.get_metrics().execution_times.transform_outputs is not None

@@ -40,6 +40,12 @@ W2_FEATURES = [
 
 
 def pre(**cfg) -> RecordsPreprocessor:
+    if cfg.get("nested_field_delimiter") == "":
+        # BackendConfig refuses an empty delimiter; the plan's own handling of
+        # one is still tested (model_copy does not validate).
+        del cfg["nested_field_delimiter"]
+        config = BackendConfig(**cfg).model_copy(update={"nested_field_delimiter": ""})
+        return RecordsPreprocessor(config)
     return RecordsPreprocessor(BackendConfig(**cfg))
 
 
@@ -161,12 +167,12 @@ class TestFlattenMode:
     def test_duplicated_flat_key(self):
         fails(
             [{"a": 1}, {"a.b": 1, "a": {"b": 2}}],
-            r"row 1, key \"a.b\": duplicated key 'a\.b'",
+            r"duplicated key 'a\.b' \(row 1, key \"a.b\"\)",
             flatten_nested_inputs=True,
         )
         fails(
             [{"a.b": {"c": 1}, "a": {"b.c": 2}}],
-            r"row 0, key \"a.b.c\": duplicated key",
+            r"duplicated key 'a\.b\.c' \(row 0, key \"a.b.c\"\)",
             feature_names=["a.b.c"],
             flatten_nested_inputs=True,
         )
@@ -176,12 +182,16 @@ class TestFlattenMode:
         for _ in range(300):
             deep = {"k": deep}
         fails(
-            [{}, deep], r'row 1, key "k\.k\.k.*nesting deeper than 255', flatten_nested_inputs=True
+            [{}, deep],
+            r'nesting deeper than 255.* \(row 1, key "k\.k\.k',
+            flatten_nested_inputs=True,
         )
         cyc: dict = {}
         cyc["self"] = cyc
         fails(
-            [{"c": cyc}], r'row 0, key "c\.self\.self.*nesting deeper', flatten_nested_inputs=True
+            [{"c": cyc}],
+            r'nesting deeper.* \(row 0, key "c\.self\.self',
+            flatten_nested_inputs=True,
         )
         # Only the selected paths are followed when features are given.
         assert run([{"c": cyc, "x": 1}], feature_names=["x"], flatten_nested_inputs=True) == [
@@ -204,7 +214,7 @@ class TestFlattenMode:
 
         err = fails(
             [{"a": {Bad(): 1}}],
-            r"row 0, key \"a.*RuntimeError: no text",
+            r"RuntimeError: no text \(row 0, key \"a",
             flatten_nested_inputs=True,
         )
         assert isinstance(err.__cause__, RuntimeError)
@@ -285,15 +295,17 @@ class TestDirectMode:
         batch = [{"ok": 1}, {"x": {"a.b": {"c.d": 1}}, "e.f": 2}]
         fails(
             batch,
-            r"^" + re.escape(PREFIX) + r"row 1: keys containing the delimiter '\.' were found: "
-            r"\['x\.a\.b', 'x\.a\.b\.c\.d', 'e\.f'\]",
+            r"^" + re.escape(PREFIX) + r"Keys containing the delimiter '\.' were found: "
+            r"\['x\.a\.b', 'x\.a\.b\.c\.d', 'e\.f'\]\. This can cause ambiguity.* \(row 1\)$",
             feature_names=["x.y"],
         )
         # Only nested paths trigger the check, and only in direct mode.
         assert run(batch, feature_names=["ok"]) == [{"ok": 1}, {}]
         assert run(batch, feature_names=["x.y"], flatten_nested_inputs=True) == [{}, {}]
         assert run(batch, feature_names=["x.y"], ignore_delimiter_collisions=True) == [{}, {}]
-        fails([{"a": {2: 1}}], r'row 0, key "a\.2": keys must be str', rename_fields={"a.b": "c"})
+        fails(
+            [{"a": {2: 1}}], r'keys must be str.* \(row 0, key "a\.2"\)', rename_fields={"a.b": "c"}
+        )
 
     @pytest.mark.parametrize("delimiter", [".", "é", "Į", "→", "🙂"])
     def test_collisions_in_every_string_kind(self, delimiter):
@@ -309,7 +321,7 @@ class TestDirectMode:
                 batch = [{"a": {"b": 1}}, {"a": {"b": 1, filler: {bad: 2}}}]
                 fails(
                     batch,
-                    "^" + re.escape(PREFIX) + "row 1: keys containing the delimiter",
+                    "^" + re.escape(PREFIX) + "Keys containing the delimiter.* \\(row 1\\)$",
                     feature_names=[field],
                     nested_field_delimiter=delimiter,
                 )
@@ -321,13 +333,13 @@ class TestDirectMode:
     def test_empty_delimiter(self):
         fails(
             [{"a": 1}],
-            "row 0: keys containing the delimiter ''",
+            "Keys containing the delimiter '' .* \\(row 0\\)",
             feature_names=["a"],
             nested_field_delimiter="",
         )
         fails(
             [{"a": 1}],
-            "row 0: the nested field delimiter is empty",
+            "the nested field delimiter is empty.* \\(row 0\\)",
             feature_names=["a"],
             nested_field_delimiter="",
             ignore_delimiter_collisions=True,
@@ -338,7 +350,7 @@ class TestDirectMode:
         deep: dict = {}
         for _ in range(300):
             deep = {"k": deep}
-        fails([deep], r'row 0, key "k\.k.*nesting deeper', feature_names=["k.k"])
+        fails([deep], r'nesting deeper.* \(row 0, key "k\.k', feature_names=["k.k"])
         assert (
             run([deep], feature_names=["k.k"], ignore_delimiter_collisions=True)[0]["k"]["k"]
             is deep["k"]["k"]
@@ -377,7 +389,7 @@ class TestBadBatches:
         for bad in ([1], "a", None, {"a"}, b"a", collections.UserDict(a=1)):
             fails(
                 [{"a": 1}, {"a": 2}, bad],
-                r"row 2: expected a dict, got",
+                r"Value at index 2 is not a dictionary\. Received type: <class ",
                 feature_names=["a.b"],
                 flatten_nested_inputs=flatten,
             )

@@ -63,10 +63,13 @@ def test_check_io_does_not_modify_inputs_or_outputs(backend_returning):
 @pytest.mark.parametrize(
     "inputs, message",
     [
-        ((({"x": 1},)), "Type received was tuple"),
-        ("abc", "Type received was str"),
-        ([{"x": 1}, 2], "Value at index 1 is not a dictionary. Type found was int"),
-        ([{}, {}, [1]], "Value at index 2 is not a dictionary. Type found was list"),
+        (
+            (({"x": 1},)),
+            "Production inputs will be in a list format. Input type received was <class 'tuple'>",
+        ),
+        ("abc", "Input type received was <class 'str'>"),
+        ([{"x": 1}, 2], "Value at index 1 is not a dictionary. Type found was <class 'int'>"),
+        ([{}, {}, [1]], "Value at index 2 is not a dictionary. Type found was <class 'list'>"),
     ],
 )
 def test_check_io_rejects_bad_inputs(backend_returning, inputs, message):
@@ -79,8 +82,16 @@ def test_check_io_wraps_backend_failures(backend_returning):
     def boom(inputs):
         raise KeyError("model blew up")
 
-    with pytest.raises(InferenceBackendRuntimeError, match="not a validation failure"):
+    with pytest.raises(InferenceBackendRuntimeError) as info:
         backend_returning(boom).check_io([{"x": 1}])
+    assert str(info.value).startswith(
+        "Error encountered when running the inference backend. This is not a validation issue."
+    )
+    assert str(info.value).endswith(
+        "The backend raised InferenceBackendRuntimeError: execute() failed with the following "
+        "error: 'model blew up'"
+    )
+    assert isinstance(info.value.__cause__, InferenceBackendRuntimeError)
 
 
 @pytest.mark.parametrize("make", [lambda i: None, lambda i: ({} for _ in i), lambda i: ({}, {})])
@@ -93,9 +104,16 @@ def test_check_io_non_list_outputs_fail_in_the_backend_call(backend_returning, m
 @pytest.mark.parametrize(
     "make, message",
     [
-        (lambda inputs: [], "received 2 inputs and returned 0 outputs"),
-        (lambda inputs: [{}, 1], "Value at index 1 is not a dictionary. Type found was int"),
-        (lambda inputs: [{}, {"a": {"b": {1}}}], r'index 1 is not JSON serializable: key "a.b"'),
+        (lambda inputs: [], r"Received 2 inputs and returned 0 outputs\.$"),
+        (
+            lambda inputs: [{}, 1],
+            r"Value at index 1 is not a dictionary\. Type found was <class 'int'>$",
+        ),
+        (
+            lambda inputs: [{}, {"a": {"b": {1}}}],
+            r"index 1 is not JSON Serializable\. .* Error: Object of type set is not JSON "
+            r'serializable \(key "a\.b"\)$',
+        ),
     ],
 )
 def test_check_io_rejects_bad_outputs(backend_returning, make, message):
@@ -241,17 +259,17 @@ def test_check_inputs_accepts_lists_of_dicts():
 @pytest.mark.parametrize(
     "inputs, message",
     [
-        ({"a": 1}, "Type received was dict"),
-        (({},), "Type received was tuple"),
-        (None, "Type received was NoneType"),
-        ((r for r in [{}]), "Type received was generator"),
-        ({1, 2}, "Type received was set"),
-        (b"x", "Type received was bytes"),
-        ([{}, None], "Value at index 1 is not a dictionary. Type found was NoneType"),
-        ([[("a", 1)]], "Value at index 0 is not a dictionary. Type found was list"),
+        ({"a": 1}, "Input type received was <class 'dict'>"),
+        (({},), "Input type received was <class 'tuple'>"),
+        (None, "Input type received was <class 'NoneType'>"),
+        ((r for r in [{}]), "Input type received was <class 'generator'>"),
+        ({1, 2}, "Input type received was <class 'set'>"),
+        (b"x", "Input type received was <class 'bytes'>"),
+        ([{}, None], "Value at index 1 is not a dictionary. Type found was <class 'NoneType'>"),
+        ([[("a", 1)]], "Value at index 0 is not a dictionary. Type found was <class 'list'>"),
         (
             [{}, {}, {}, np.zeros(2)],
-            "Value at index 3 is not a dictionary. Type found was numpy.ndarray",
+            "Value at index 3 is not a dictionary. Type found was <class 'numpy.ndarray'>",
         ),
     ],
 )
@@ -291,15 +309,19 @@ def test_check_outputs_accepts_numpy_values():
 @pytest.mark.parametrize(
     "outputs, n, message",
     [
-        ([{}], 2, "received 2 inputs and returned 1 outputs"),
-        ([{}, {}, {}], 2, "received 2 inputs and returned 3 outputs"),
+        (
+            [{}],
+            2,
+            "Inputs and Outputs must have matching lengths. Received 2 inputs and returned 1",
+        ),
+        ([{}, {}, {}], 2, "Received 2 inputs and returned 3 outputs."),
         (None, 1, "got NoneType, which has no length (1 inputs)"),
         (5, 1, "got int, which has no length"),
         ((x for x in [{}]), 1, "got generator, which has no length"),
         (({},), 1, "Python list of dicts. Type returned was tuple"),
         ({"a": 1}, 1, "Python list of dicts. Type returned was dict"),
         ("a", 1, "Python list of dicts. Type returned was str"),
-        ([{}, [1]], 2, "Value at index 1 is not a dictionary. Type found was list"),
+        ([{}, [1]], 2, "Value at index 1 is not a dictionary. Type found was <class 'list'>"),
     ],
 )
 def test_check_outputs_rejects_shape(outputs, n, message):
@@ -310,17 +332,29 @@ def test_check_outputs_rejects_shape(outputs, n, message):
 @pytest.mark.parametrize(
     "row, detail",
     [
-        ({"a": {1, 2}}, 'key "a": type set is not JSON serializable'),
-        ({"meta": {"scores": [1, 2, b"x"]}}, 'key "meta.scores[2]": type bytes'),
-        ({"a": object()}, 'key "a": type object'),
-        ({"a": [1j]}, 'key "a[0]": type complex'),
-        ({"a": frozenset()}, "type frozenset"),
-        ({"a": (x for x in [])}, "type generator"),
-        ({(1, 2): 1}, "dict key of type tuple is not allowed"),
-        ({"a": np.array([1j])}, 'key "a": numpy array of dtype complex128'),
-        ({"a": np.array(["s"])}, "numpy array of dtype <U1"),
-        ({"a": np.array([{1}], dtype=object)}, 'key "a[0]": type set'),
-        ({"a": np.datetime64("2020")}, "type numpy.datetime64"),
+        ({"a": {1, 2}}, 'Object of type set is not JSON serializable (key "a")'),
+        (
+            {"meta": {"scores": [1, 2, b"x"]}},
+            'type bytes is not JSON serializable (key "meta.scores[2]")',
+        ),
+        ({"a": object()}, 'Object of type object is not JSON serializable (key "a")'),
+        ({"a": [1j]}, 'type complex is not JSON serializable (key "a[0]")'),
+        ({"a": frozenset()}, "Object of type frozenset"),
+        ({"a": (x for x in [])}, "Object of type generator"),
+        ({(1, 2): 1}, "keys must be str, int, float, bool or None, not tuple"),
+        (
+            {"a": np.array([1j])},
+            'ndarray is not JSON serializable (numpy dtype complex128) (key "a")',
+        ),
+        (
+            {"a": np.array(["s"])},
+            "Object of type ndarray is not JSON serializable (numpy dtype <U1)",
+        ),
+        (
+            {"a": np.array([{1}], dtype=object)},
+            'Object of type set is not JSON serializable (key "a[0]")',
+        ),
+        ({"a": np.datetime64("2020")}, "Object of type datetime64 is not"),
         ({"a": 10**5000}, "Exceeds the limit"),
         (nested(MAX_DEPTH + 1), "nesting deeper than 255 levels"),
     ],
@@ -329,7 +363,10 @@ def test_check_outputs_rejects_unserializable(row, detail):
     with pytest.raises(InferenceBackendValidationError) as info:
         _core.check_outputs([{}, {}, {}, row], 4)
     message = str(info.value)
-    assert message.startswith("Value at index 3 is not JSON serializable"), message
+    assert message.startswith(
+        "Value at index 3 is not JSON Serializable. Please ensure returned values are native "
+        "Python types. Error: "
+    ), message
     assert detail in message
 
 
@@ -344,7 +381,7 @@ def test_check_outputs_reports_a_non_dict_before_an_earlier_unserializable_row()
     # The reference checks every row is a dict before it checks serializability.
     with pytest.raises(InferenceBackendValidationError, match="index 5 is not a dictionary"):
         _core.check_outputs([{}, {"a": {1}}, {}, {}, {}, "row"], 6)
-    with pytest.raises(InferenceBackendValidationError, match="index 1 is not JSON serializable"):
+    with pytest.raises(InferenceBackendValidationError, match="index 1 is not JSON Serializable"):
         _core.check_outputs([{}, {"a": {1}}, {"b": {2}}], 3)
 
 

@@ -25,10 +25,10 @@ def test_splits_module_and_object(path, expected):
 @pytest.mark.parametrize(
     ("path", "fragment"),
     [
-        ("inference", "exactly one colon (found 0)"),
-        ("a:b:c", "exactly one colon (found 2)"),
-        ("pkg::Obj", "exactly one colon (found 2)"),
-        ("", "exactly one colon (found 0)"),
+        ("inference", "exactly one colon separating module and object: inference_backend "),
+        ("a:b:c", "'a:b:c' has 2 (expected 'module:Object')"),
+        ("pkg::Obj", "'pkg::Obj' has 2"),
+        ("", "'' has 0"),
         ("module:", "empty object name"),
         (":Backend", "empty module name"),
         ("  :Backend", "empty module name"),

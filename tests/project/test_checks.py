@@ -182,7 +182,7 @@ def test_backend_that_is_not_an_inference_backend(tmp_path):
     write_project(tmp_path, backend="class Backend:\n    pass\n")
     errors, _ = validate(tmp_path)
     assert len(errors) == 1
-    assert "not a subclass of packflow.InferenceBackend" in errors[0]
+    assert "does not subclass packflow.InferenceBackend" in errors[0]
 
 
 def test_backend_whose_constructor_fails(tmp_path):

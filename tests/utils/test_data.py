@@ -153,7 +153,10 @@ class TestFlattenDict:
 
     def test_not_a_dict(self):
         for bad in ([1], (1,), "a", None, 3, types.MappingProxyType({}), (x for x in [])):
-            with pytest.raises(TypeError, match="expects a dict, got"):
+            with pytest.raises(
+                TypeError,
+                match=r"^Value for `obj` must be a dictionary-like object\. Received type: <class",
+            ):
                 flatten_dict(bad)
 
     def test_depth_limit(self):
@@ -186,7 +189,7 @@ class TestFlattenDict:
             def __hash__(self):
                 return 1
 
-        with pytest.raises(RuntimeError, match=r'key "a\.<.*Bad>": no text'):
+        with pytest.raises(RuntimeError, match=r'^no text \(key "a\.<.*Bad>"\)$'):
             flatten_dict({"a": {Bad(): 1}})
 
     def test_dict_mutated_while_flattening(self):
@@ -252,17 +255,23 @@ class TestFlattenRecords:
         assert flatten_records(rows) == [{"ts": i, "n.val": i} for i in range(5)]
 
     def test_list_and_row_type_errors(self):
-        with pytest.raises(TypeError, match="expects a list of dicts, got tuple"):
+        with pytest.raises(
+            TypeError, match="^Value for `records` must be a list. Received type: <class 'tuple'>$"
+        ):
             flatten_records(({"a": 1},))
-        with pytest.raises(TypeError, match="expects a list of dicts, got generator"):
+        with pytest.raises(TypeError, match="must be a list. Received type: <class 'generator'>"):
             flatten_records(x for x in [{"a": 1}])
-        with pytest.raises(TypeError, match="row 2: expected a dict, got list"):
+        with pytest.raises(
+            TypeError,
+            match=r"^Value for `obj` must be a dictionary-like object\. "
+            r"Received type: <class 'list'> \(row 2\)$",
+        ):
             flatten_records([{}, {"a": 1}, [1]])
 
     def test_errors_name_row_and_key(self):
-        with pytest.raises(ValueError, match=r"row 1, key \"a.b\": duplicated key 'a\.b'"):
+        with pytest.raises(ValueError, match=r"^duplicated key 'a\.b' \(row 1, key \"a.b\"\)$"):
             flatten_records([{"a": 1}, {"a.b": 1, "a": {"b": 2}}])
-        with pytest.raises(ValueError, match=r'row 0, key "x.self.self'):
+        with pytest.raises(ValueError, match=r'\(row 0, key "x.self.self'):
             flatten_records([{"x": cyclic_dict()}])
 
     def test_subclasses_accepted(self):
@@ -314,7 +323,9 @@ class TestCheckDelimiterCollisions:
         assert check_delimiter_collisions({"x": {"y": 1}}, "") == ["x", "xy"]
 
     def test_non_str_keys(self):
-        with pytest.raises(TypeError, match=r'key "2": keys must be str, got a key of type int'):
+        with pytest.raises(
+            TypeError, match=r'^keys must be str, got a key of type int \(key "2"\)$'
+        ):
             check_delimiter_collisions({"a": 1, 2: 3}, ".")
         with pytest.raises(TypeError, match=r'key "a.None"'):
             check_delimiter_collisions({"a": {None: 1}}, ".")

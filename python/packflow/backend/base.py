@@ -100,7 +100,8 @@ class InferenceBackend(ABC):
         return self.check_io(inputs)
 
     def get_metrics(self) -> ExecutionMetrics:
-        """Step timings (ms) and batch size of the last call."""
+        """Step timings (ms) and batch size of the last call: only the steps that call
+        completed (None for the others); before any call, batch size 0 and no steps."""
         return ExecutionMetrics(
             batch_size=self._pipeline.batch_size or 0,
             execution_times=self._pipeline.last_times(),

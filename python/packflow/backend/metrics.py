@@ -8,16 +8,20 @@ from pydantic import BaseModel, model_validator
 
 
 class ExecutionTimes(BaseModel):
-    """Milliseconds spent in each step of the last call; optional hooks may be None."""
+    """Milliseconds spent in each step of the last call; None for a step that did
+    not run in it (an optional hook the backend does not define, a step after
+    the one that failed, every step before the first call)."""
 
-    preprocess: float
+    preprocess: Optional[float] = None
     transform_inputs: Optional[float] = None
-    execute: float
+    execute: Optional[float] = None
     transform_outputs: Optional[float] = None
 
     def total(self) -> float:
-        """Sum of the steps that were set."""
-        return sum(getattr(self, name) for name in self.model_fields_set)
+        """Sum of the steps that ran."""
+        return sum(
+            value for name in self.model_fields_set if (value := getattr(self, name)) is not None
+        )
 
 
 class ExecutionMetrics(BaseModel):

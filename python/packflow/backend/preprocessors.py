@@ -125,7 +125,8 @@ class NumpyPreprocessor(Preprocessor):
         cfg = self.config
         if not cfg.feature_names:
             raise PreprocessorInitError(
-                f"The numpy preprocessor needs `feature_names`; the config was {cfg!r}"
+                f"This preprocessor requires `feature_names` to be defined. Received config: "
+                f"{cfg!r} (the numpy input format builds one column per feature name)"
             )
         source_of = {v: k for k, v in cfg.rename_fields.items()}
         self.features = [source_of.get(f, f) for f in cfg.feature_names]

@@ -22,9 +22,11 @@ class InferenceBackendValidator:
         try:
             outputs = self.backend(batch)
         except Exception as exc:
+            # Packflow 0.4's words, typo included (scripts match them), then the cause.
             raise InferenceBackendRuntimeError(
-                "The inference backend raised while running the inputs; this is not a "
-                "validation failure (see the chained exception)."
+                "Error encountered when running the inference backend. This is not a validation "
+                "issue. See above stack track for additional information. "
+                f"The backend raised {type(exc).__name__}: {exc}"
             ) from exc
         _core.check_outputs(outputs, len(batch))
         self._warn_missing_output_keys(outputs)

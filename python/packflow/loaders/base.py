@@ -16,7 +16,9 @@ from packflow.exceptions import InferenceBackendLoadError
 from packflow.loaders import project_modules
 from packflow.loaders.archive import MANIFEST_NAME, ArchiveLimits, extract_archive
 from packflow.loaders.packflow_yaml import PackflowConfig, apply_env_vars, restore_env
-from packflow.loaders.utils import describe_exception
+from packflow.loaders.utils import LOAD_FAILED, describe_exception
+
+NOT_A_BACKEND = "Loaded object does not appear to be a packflow InferenceBackend. Received type: "
 
 
 class InferenceBackendLoader(ABC):
@@ -68,22 +70,23 @@ class InferenceBackendLoader(ABC):
             raise
         except Exception as exc:
             raise InferenceBackendLoadError(
-                f"Unable to load inference backend {self.path!r}: {describe_exception(exc)}"
+                f"{LOAD_FAILED}{exc} (loading {self.path!r}: {describe_exception(exc)})"
             ) from exc
 
         if isinstance(backend, type):
             # Check before instantiating: never run the constructor of a foreign class.
             if not issubclass(backend, InferenceBackend):
                 raise InferenceBackendLoadError(
-                    f"{self.path!r} is the class {_qualname(backend)}, which is not a subclass "
-                    "of packflow.InferenceBackend"
+                    f"{NOT_A_BACKEND}{type.__repr__(backend)} ({self.path!r} is a class that "
+                    "does not subclass packflow.InferenceBackend; it was not instantiated)"
                 )
             backend = backend(**backend_kwargs)
 
         if not isinstance(backend, InferenceBackend):
             raise InferenceBackendLoadError(
-                f"{self.path!r} is a {_qualname(type(backend))} object, not a "
-                "packflow.InferenceBackend (class or instance)"
+                f"{NOT_A_BACKEND}{type.__repr__(type(backend))} ({self.path!r} is a "
+                f"{_qualname(type(backend))} object, not a packflow.InferenceBackend class or "
+                "instance)"
             )
         return backend
 

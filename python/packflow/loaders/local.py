@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -10,7 +12,7 @@ from typing import Any, Union
 
 from packflow.exceptions import InferenceBackendLoadError
 from packflow.loaders.base import InferenceBackendLoader
-from packflow.loaders.utils import describe_exception, inference_backend_parts
+from packflow.loaders.utils import LOAD_FAILED, describe_exception, inference_backend_parts
 
 
 class LocalLoader(InferenceBackendLoader, kind="local"):
@@ -48,25 +50,25 @@ class LocalLoader(InferenceBackendLoader, kind="local"):
             module_name, object_name = inference_backend_parts(self.path)
             source = self.source_file()
         except ValueError as exc:
-            raise InferenceBackendLoadError(f"Unable to load inference backend: {exc}") from None
+            raise InferenceBackendLoadError(f"{LOAD_FAILED}{exc}") from None
         if not source.is_file():
+            missing = FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(source))
             raise InferenceBackendLoadError(
-                f"Unable to load inference backend {self.path!r}: the file {source} does not "
-                f"exist (the local loader reads '{module_name}' relative to {self.base_dir})"
+                f"{LOAD_FAILED}{missing} (the local loader reads '{module_name}' of "
+                f"{self.path!r} relative to {self.base_dir})"
             )
         try:
             module = _import_from_source(module_name, source, self.base_dir)
         except (Exception, SystemExit) as exc:
             raise InferenceBackendLoadError(
-                f"Unable to load inference backend {self.path!r}: importing {source} raised "
-                f"{describe_exception(exc, source)}"
+                f"{LOAD_FAILED}{exc} (importing {source} for {self.path!r} raised "
+                f"{describe_exception(exc, source)})"
             ) from exc
         try:
             return getattr(module, object_name)
-        except AttributeError:
+        except AttributeError as exc:
             raise InferenceBackendLoadError(
-                f"Unable to load inference backend {self.path!r}: {source} defines no "
-                f"{object_name!r}"
+                f"{LOAD_FAILED}{exc} ({source} defines no {object_name!r})"
             ) from None
 
 

@@ -290,8 +290,8 @@ def _read_text(path: Path) -> str:
         mode = path.stat().st_mode
     except FileNotFoundError:
         raise FileNotFoundError(
-            f"Not a packflow project: {path.parent} has no {constants.PACKAGING_CONFIG_NAME}. "
-            "Create one with 'packflow create NAME'."
+            f"Not a packflow project (no {constants.PACKAGING_CONFIG_NAME} found in "
+            f"{path.parent}). Run 'packflow create <name>' to start one."
         ) from None
     if not stat.S_ISREG(mode):  # a directory, or a FIFO that would block the read
         raise _config_error(PackflowConfigError, f"{path} is not a regular file", path)

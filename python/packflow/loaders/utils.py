@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import traceback
 
+#: How every loading failure starts, as in Packflow 0.4 (scripts match on it).
+LOAD_FAILED = "Unable to load inference backend module with error: "
+
 
 def inference_backend_parts(path: str) -> list[str]:
     """Split ``"pkg.module:Object"`` into ``["pkg.module", "Object"]``.
@@ -18,8 +21,8 @@ def inference_backend_parts(path: str) -> list[str]:
     parts = path.split(":")
     if len(parts) != 2:
         raise ValueError(
-            f"inference_backend {path!r} must be 'module:Object' with exactly one colon "
-            f"(found {len(parts) - 1})"
+            "Path must contain exactly one colon separating module and object: "
+            f"inference_backend {path!r} has {len(parts) - 1} (expected 'module:Object')"
         )
     module_name, object_name = parts
     if not module_name.strip() or not object_name.strip():

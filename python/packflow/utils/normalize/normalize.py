@@ -33,8 +33,9 @@ def _convert_other(obj: Any) -> object:
         if handler.available() and handler.is_type(obj):
             return handler.convert(obj)
     raise TypeError(
-        f'Returned type "{type(obj)}" is not supported. Convert it to a native Python '
-        "type (dict, list, str, int, float, bool, None) in the backend."
+        f'Returned type "{type(obj)}" is not supported. Please convert this object to a native '
+        "Python type in your app. (Native types: dict, list, tuple, set, str, int, float, bool, "
+        "None; numpy, pandas, torch and PIL values are converted.)"
     )
 
 
