@@ -109,7 +109,9 @@ def test_a_failed_archive_load_leaves_no_module_or_path_behind(tmp_path):
     with pytest.raises(InferenceBackendLoadError, match="no weights"):
         InferenceBackendLoader.from_archive(tmp_path / "broken.zip")
     assert "helpers" not in sys.modules
-    assert sys.path == before
+    # Nothing added (a load may drop the directories of earlier projects that are
+    # no longer in use, so the list can be shorter, in the same order).
+    assert [entry for entry in before if entry in sys.path] == sys.path
 
 
 ENV_BACKEND = """\
