@@ -2,6 +2,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Timing is not what the property tests check: on a loaded machine (or CI) a slow
+# example must not fail a test. Benchmarks measure speed.
+settings.register_profile("packflow", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("packflow")
 
 # `tests/reference.py` and friends import as top-level helpers.
 sys.path.insert(0, str(Path(__file__).resolve().parent))

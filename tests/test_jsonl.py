@@ -86,6 +86,9 @@ def expected_array(records: list[dict], features: list[str], delimiter: str):
 def assert_same_array(got: np.ndarray, want: np.ndarray) -> None:
     assert got.dtype == want.dtype
     assert got.shape == want.shape
+    if got.dtype.kind == "f":
+        # JSON text has one NaN: a NaN payload of the Python side is not kept.
+        got, want = (np.where(np.isnan(a), np.nan, a) for a in (got, want))
     assert got.tobytes() == want.tobytes()
 
 
