@@ -28,6 +28,7 @@ from typing import Any, Optional
 
 from packflow import _core
 from packflow.engine import BatchEngine, BatchResult, ErrorRow
+from packflow.logger import get_logger
 
 __all__ = ["Batcher", "Job", "Outcome", "QueueFull"]
 
@@ -322,7 +323,12 @@ class Batcher:
                     raise
                 self._crash(parts, exc)
                 continue
-            self._deliver(parts, result)
+            try:
+                self._deliver(parts, result)
+            except Exception as exc:  # noqa: BLE001 - a bug here must not stop the batcher
+                get_logger().exception("handing out a batch's outputs failed")
+                self._crash(parts, exc)
+                continue
             rows = sum(p.rows for p in parts)
             elapsed = max(loop.time() - started, 1e-6)
             # Smoothed rows/s of the model, to say when a full queue will drain.
