@@ -264,23 +264,35 @@ for the CPU-bound backend, 1.5x for the light one.
 
 
 WHERE_THE_TIME_GOES = """\
-Where the parent's time goes (py-spy and per-thread CPU clocks on the 300k-line
-light input, 300 batches of 1,000 lines, 83 MB; machine loaded): about a third
-is `LineReader` itself (read, buffer, cut: the same cost one process pays), a
-quarter is the kernel copying each batch into a worker's pipe (about 1.5 GB/s
-here), and the rest is receiving and unpickling each `BatchResult`, writing the
-output, and the hand-off between the reader thread and the event loop. For the
-CPU-bound backend that is noise next to the work handed out, and two workers
-approach two cores. For the light backend a batch costs a worker about as
-much as the parent spends moving it (parse, a matrix product and JSON writing
-run at over a million rows a second in one process), so on two cores the
-parent takes a share of the CPU the workers need, and 2 workers cannot reach
-1.5x one here: the ratio is bounded by (worker + parent) CPU per row against
-one process's. What would lift it: letting workers read their byte ranges of a
-regular file themselves (the parent then only finds line boundaries, without
-copying), or shared memory instead of pipes; both change what crosses the
-process boundary and are left for later. With more cores than two, the parent's
-share stays one core and the light backend scales until it is saturated."""
+**Reading the wall-clock columns.** This machine is shared and Linux groups
+processes by session for scheduling (autogroup): while other sessions keep its
+cores busy, all of this run's processes share one session's slice, so a second
+worker gets no more CPU and *2 vs 1* stays near 1x whatever the pool does. The
+CPU-time column does not depend on that: it is the best wall-clock ratio the
+measured CPU seconds allow once two cores are free.
+
+**Where the parent's time goes** (cProfile with per-thread CPU clocks, and
+py-spy, on the light backend, 300 batches of 1,000 lines, 83 MB): about half
+of the parent's CPU is the reader thread, `LineReader` itself, the same cost
+one process pays: a third of that is `_core.line_batch_end`, which looks for
+newlines one byte at a time (about 2 GB/s; a `memchr` search would be several
+times faster), and most of the rest the buffer copies (read, append, cut). The
+other half is the event loop: the kernel copying each batch into a worker's
+pipe (about 15% of the parent), unpickling each `BatchResult` (10%), writing
+the output (8%) and per-batch Python bookkeeping. For the CPU-bound backend
+that is a tenth of the work handed out and two workers use two cores. For the
+light backend one process spends about 1.8 us of CPU per row (parse, a matrix
+product, JSON writing); the parent adds about 0.8 us per row of its own and the
+pipes a little in each worker, so on two cores the bound is about 1.4x, short
+of 1.5x: the parent is a third of a core's work and sits on the same two cores
+as the workers. What would lift it, in order of effect: a `memchr` newline
+search in `line_batch_end` (the parent, and one process, read faster), fewer
+copies in `LineReader` (read straight into its buffer), and shared memory
+instead of pipes for the batch bytes; letting workers read their byte ranges of
+a regular file themselves would remove the parent's copies altogether but
+changes what crosses the process boundary. On a machine with more cores the
+parent's share stays one core, and the light backend scales until the parent
+is saturated (about 1.2 M rows/s here)."""
 
 
 def write_docs(text: str) -> None:
