@@ -244,10 +244,16 @@ def verdicts(results: list[dict]) -> str:
     out = []
     for r in results:
         target, bound = TARGETS[r["slug"]], cpu_bound(r)
-        met = "met" if bound >= target else "missed"
+        wall = r["median"]["1"] / r["median"]["2"]
+        if wall >= target:
+            verdict = "met"
+        elif bound >= target:
+            verdict = "met on CPU time only: not shown on the wall clock under this load"
+        else:
+            verdict = "missed"
         out.append(
-            f"- {r['name']}: target {target}x; from CPU time {bound:.2f}x, **{met}**; "
-            f"wall clock {r['median']['1'] / r['median']['2']:.2f}x under this load."
+            f"- {r['name']}: target {target}x; wall clock {wall:.2f}x, from CPU time "
+            f"{bound:.2f}x: **{verdict}**."
         )
     return "\n".join(out)
 
@@ -280,7 +286,9 @@ for the light one (W6's: one matrix product per batch).
 - *2 vs 1 from CPU time*: the speed-up those CPU seconds allow on two cores
   that nothing else uses (a run takes at least the parent's CPU time and half
   of all the CPU time).
-- *`packflow run`*: wall time of the command, worker start included.
+- *`packflow run`*: wall time of the command, worker start included (each
+  worker is a fresh interpreter importing numpy, pydantic and the project,
+  slow on a loaded machine); it pays off on inputs longer than these.
 
 {table(results)}
 
