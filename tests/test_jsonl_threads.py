@@ -15,7 +15,7 @@ from packflow.jsonl import parse_lines, parse_lines_to_ndarray
 from packflow.testing import NUMERIC_FEATURES, sample_lines
 
 THREADS = 6
-ROUNDS = 40
+ROUNDS = 15
 
 
 def batches() -> list[bytes]:
