@@ -112,7 +112,8 @@ fuzz: build-prod $(VENV)/.atheris
 	for t in $(FUZZ_TARGETS); do \
 		mkdir -p fuzz/corpus/$$t; \
 		$(FUZZ_ENV) $(CARGO_FUZZ) run -O $$t fuzz/corpus/$$t fuzz/seeds/$$t -- \
-			-max_total_time=$(FUZZ_SECONDS) -max_len=4096 -detect_leaks=0 >fuzz/logs/$$t.log 2>&1; \
+			-max_total_time=$(FUZZ_SECONDS) -max_len=4096 -detect_leaks=0 \
+			$$(case $$t in jsonl_*) echo -dict=fuzz/jsonl.dict;; esac) >fuzz/logs/$$t.log 2>&1; \
 		rc=$$?; grep -E "DONE|panicked|ERROR|SUMMARY" fuzz/logs/$$t.log; test $$rc -eq 0 || exit 1; \
 	done
 	for h in $(ATHERIS_HARNESSES); do \

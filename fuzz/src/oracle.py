@@ -138,9 +138,11 @@ NUM_DTYPES = [
 def native(value):
     """What json.dumps must see: numpy values as ``.tolist()`` gives them."""
     if isinstance(value, (np.ndarray, np.generic)):
+        if value.dtype.kind not in "biuf":
+            return object()  # documented: only numeric and bool numpy values are written
         return value.tolist()
     if isinstance(value, dict):
-        return {native(k): native(v) for k, v in value.items()}
+        return {k: native(v) for k, v in value.items()}  # keys as they are: json judges them
     if isinstance(value, list):
         return [native(v) for v in value]
     return value
@@ -171,7 +173,8 @@ def number_of(chunk):
         return np.frombuffer(payload[1 : 1 + dtype.itemsize].ljust(dtype.itemsize, b"\0"), dtype)[0]
     if kind == 8:
         return bool(payload[0] & 1)
-    key = number_of(payload)
+    # A number as the key (not a dict: kind 9 is turned into another kind).
+    key = number_of(bytes([payload[0] - payload[0] % 10 + payload[0] % 10 % 9]) + payload[1:])
     return {key: number_of(payload[::-1])}
 
 
