@@ -40,7 +40,8 @@ pub fn init() {
     INIT.call_once(|| {
         // SAFETY: called once, before the interpreter starts, with a static
         // name and the module's own init function.
-        let rc = unsafe { ffi::PyImport_AppendInittab(c"packflow._core".as_ptr(), Some(pyinit_core)) };
+        let rc =
+            unsafe { ffi::PyImport_AppendInittab(c"packflow._core".as_ptr(), Some(pyinit_core)) };
         assert_eq!(rc, 0, "PyImport_AppendInittab failed");
         Python::initialize();
         Python::attach(|py| {
@@ -57,7 +58,10 @@ pub fn init() {
                 .and_then(|s| s.getattr("origin"))
                 .and_then(|o| o.extract())
                 .expect("packflow._core.__spec__.origin");
-            assert_eq!(origin, "built-in", "the targets must use this binary's copy");
+            assert_eq!(
+                origin, "built-in",
+                "the targets must use this binary's copy"
+            );
         });
     });
 }
@@ -66,9 +70,14 @@ pub fn init() {
 pub fn oracle(py: Python<'_>) -> &Bound<'_, PyModule> {
     ORACLE_MODULE
         .get_or_init(py, || {
-            PyModule::from_code(py, ORACLE, c"packflow_fuzz_oracle.py", c"packflow_fuzz_oracle")
-                .expect("oracle.py compiles")
-                .unbind()
+            PyModule::from_code(
+                py,
+                ORACLE,
+                c"packflow_fuzz_oracle.py",
+                c"packflow_fuzz_oracle",
+            )
+            .expect("oracle.py compiles")
+            .unbind()
         })
         .bind(py)
 }
@@ -110,7 +119,9 @@ pub fn agrees(obj: &Bound<'_, PyAny>, v: &serde_json::Value) -> Result<(), Strin
             }
         }
         Value::Bool(b) => {
-            if !obj.is_exact_instance_of::<pyo3::types::PyBool>() || obj.is_truthy().ok() != Some(*b) {
+            if !obj.is_exact_instance_of::<pyo3::types::PyBool>()
+                || obj.is_truthy().ok() != Some(*b)
+            {
                 return mismatch();
             }
         }
@@ -180,7 +191,11 @@ pub fn error_entry(item: &Bound<'_, PyAny>) -> (u64, Vec<u8>, String) {
     assert_eq!(t.len(), 3, "an error is (line, raw, message)");
     let line: u64 = t.get_item(0).unwrap().extract().expect("line number");
     let raw = t.get_item(1).unwrap();
-    let raw = raw.cast::<PyBytes>().expect("raw line is bytes").as_bytes().to_vec();
+    let raw = raw
+        .cast::<PyBytes>()
+        .expect("raw line is bytes")
+        .as_bytes()
+        .to_vec();
     let msg: String = t.get_item(2).unwrap().extract().expect("message");
     (line, raw, msg)
 }

@@ -77,7 +77,10 @@ fn check_record(py: Python<'_>, raw: &[u8], record: &Bound<'_, PyAny>) {
     }
     match serde_parse(text.as_bytes()) {
         Ok(v) => {
-            assert!(crate::depth(&v) <= 255, "accepted a line nested past 255: {text:?}");
+            assert!(
+                crate::depth(&v) <= 255,
+                "accepted a line nested past 255: {text:?}"
+            );
             if let Err(why) = agrees(record, &v) {
                 panic!("record differs from serde_json: {why}\nline: {text:?}");
             }
@@ -164,7 +167,11 @@ pub fn jsonl_parse(data: &[u8]) {
             .collect();
         let seen: usize = parsed.getattr("lines").unwrap().extract().unwrap();
         assert_eq!(records.len(), numbers.len(), "a line number per record");
-        assert_eq!(seen, records.len() + errors.len(), "lines == records + errors");
+        assert_eq!(
+            seen,
+            records.len() + errors.len(),
+            "lines == records + errors"
+        );
         let expected = lines_of(data);
         assert_eq!(expected.len(), seen, "non-blank lines counted");
         let (mut r, mut e) = (0, 0);
