@@ -106,7 +106,21 @@ $(VENV)/.atheris: $(VENV)/.installed
 	$(PY) -m pip install -q "atheris==3.0.0"
 	touch $@
 
-fuzz: build-prod $(VENV)/.atheris
+# The extension built with sanitizer coverage for the atheris harnesses, so
+# that they are guided by the Rust code too (fuzz/atheris/run.py loads it).
+ATHERIS_CORE := fuzz/target/atheris/_core.so
+SANCOV := -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=3 \
+	-Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+	-Cllvm-args=-sanitizer-coverage-trace-compares
+
+$(ATHERIS_CORE): $(VENV)/.installed $(RUST_SRC)
+	host=$$(rustc -vV | sed -n 's/^host: //p'); \
+	RUSTFLAGS="$(SANCOV)" CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+		PYO3_PYTHON=$(abspath $(PY)) cargo build --release --features extension-module --lib \
+		--target $$host --target-dir fuzz/target/atheris \
+	&& cp fuzz/target/atheris/$$host/release/lib_core.so $@
+
+fuzz: build-prod $(VENV)/.atheris $(ATHERIS_CORE)
 	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 	mkdir -p fuzz/logs fuzz/artifacts/atheris
 	for t in $(FUZZ_TARGETS); do \
@@ -118,7 +132,8 @@ fuzz: build-prod $(VENV)/.atheris
 	done
 	for h in $(ATHERIS_HARNESSES); do \
 		mkdir -p fuzz/corpus/atheris/$$h; \
-		$(PY) fuzz/atheris/run.py $$h fuzz/corpus/atheris/$$h fuzz/seeds/atheris/$$h \
+		PACKFLOW_FUZZ_CORE=$(abspath $(ATHERIS_CORE)) \
+			$(PY) fuzz/atheris/run.py $$h fuzz/corpus/atheris/$$h fuzz/seeds/atheris/$$h \
 			-max_total_time=$(FUZZ_SECONDS) -max_len=4096 -artifact_prefix=fuzz/artifacts/atheris/$$h- \
 			>fuzz/logs/atheris-$$h.log 2>&1; \
 		rc=$$?; grep -E "DONE|Error|ERROR" fuzz/logs/atheris-$$h.log; test $$rc -eq 0 || exit 1; \
