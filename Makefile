@@ -8,7 +8,7 @@ PY_LIBDIR := $(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_
 RUST_SRC := $(shell find src -name '*.rs') Cargo.toml pyproject.toml
 
 .PHONY: help venv reference build-dev build-prod run test test-rust test-python bench bench-workers lint fmt clean \
-	test-matrix wheels wheel-smoke
+	test-matrix wheels wheel-smoke fuzz bench-serve
 
 help:
 	@echo "make run      set up and run the example job"
@@ -19,6 +19,7 @@ help:
 	@echo "make test-matrix  build and run the matrix tests on every other supported Python found"
 	@echo "make wheels   release wheels (one per Python found) and an sdist in dist/"
 	@echo "make wheel-smoke  make wheels, then install each in a fresh venv and run the smoke"
+	@echo "make fuzz     every cargo-fuzz target and atheris harness, FUZZ_SECONDS each (docs/fuzzing.md)"
 
 # What a development virtualenv holds, on every Python version.
 DEV_DEPS := "maturin>=1.7,<2" "pydantic>=2.5,<3" "numpy>=1.24" "click>=8.1" \
@@ -64,11 +65,14 @@ run: build-prod
 	@echo "first outputs (out/scores.jsonl):"; head -n 3 out/scores.jsonl
 	@echo "errors file (out/errors.jsonl): $$(wc -l < out/errors.jsonl) lines"; head -n 1 out/errors.jsonl
 
-# The embedded interpreter of the test binary imports numpy from the venv.
+# The embedded interpreter of the test binaries imports numpy from the venv.
+# The fuzz crate's test replays its seed corpus through every target once.
+EMBED_ENV = LD_LIBRARY_PATH=$(PY_LIBDIR):$$LD_LIBRARY_PATH PYO3_PYTHON=$(PYTHON) \
+	PYTHONPATH=$$($(PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+
 test-rust: venv
-	LD_LIBRARY_PATH=$(PY_LIBDIR):$$LD_LIBRARY_PATH PYO3_PYTHON=$(PYTHON) \
-		PYTHONPATH=$$($(PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])") \
-		cargo test --quiet
+	$(EMBED_ENV) cargo test --quiet
+	$(EMBED_ENV) cargo test --quiet --manifest-path fuzz/Cargo.toml
 
 test-python: build-prod reference
 	PACKFLOW_REFERENCE_PYTHON=$(abspath $(REF_VENV))/bin/python $(PY) -m pytest -q -m "not wheels" tests
@@ -156,14 +160,67 @@ bench-serve: build-prod
 
 lint: venv
 	cargo fmt --check
+	cargo fmt --check --manifest-path fuzz/Cargo.toml
 	cargo clippy --all-targets -- -D warnings
-	$(VENV)/bin/ruff check python tests benches examples
-	$(VENV)/bin/ruff format --check python tests benches examples
+	PYO3_PYTHON=$(PYTHON) cargo clippy --all-targets --manifest-path fuzz/Cargo.toml -- -D warnings
+	$(VENV)/bin/ruff check python tests benches examples fuzz
+	$(VENV)/bin/ruff format --check python tests benches examples fuzz
 
 fmt: venv
 	cargo fmt
-	$(VENV)/bin/ruff format python tests benches examples
-	$(VENV)/bin/ruff check --fix python tests benches examples
+	cargo fmt --manifest-path fuzz/Cargo.toml
+	$(VENV)/bin/ruff format python tests benches examples fuzz
+	$(VENV)/bin/ruff check --fix python tests benches examples fuzz
+
+# Fuzzing (docs/fuzzing.md): each cargo-fuzz target, then each atheris harness,
+# for FUZZ_SECONDS each, one at a time. New inputs go to fuzz/corpus/, findings
+# to fuzz/artifacts/, logs to fuzz/logs/ (none of them committed); the
+# committed seeds are fuzz/seeds/. cargo-fuzz needs a nightly toolchain; with
+# only a stable one: make fuzz CARGO_FUZZ="RUSTC_BOOTSTRAP=1 cargo fuzz".
+FUZZ_SECONDS ?= 60
+CARGO_FUZZ ?= cargo +nightly fuzz
+FUZZ_TARGETS := jsonl_parse jsonl_ndarray write_numbers write_strings
+ATHERIS_HARNESSES := parse_lines parse_lines_to_ndarray dumps dumps_lines check_and_dump_lines \
+	flatten_dict flatten_records records_to_ndarray ensure_valid_output records_preprocessor
+FUZZ_ENV = $(EMBED_ENV) ASAN_OPTIONS=detect_leaks=0
+
+$(VENV)/.atheris: $(VENV)/.installed
+	$(PY) -m pip install -q "atheris==3.0.0"
+	touch $@
+
+# The extension built with sanitizer coverage for the atheris harnesses, so
+# that they are guided by the Rust code too (fuzz/atheris/run.py loads it).
+ATHERIS_CORE := fuzz/target/atheris/_core.so
+SANCOV := -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=3 \
+	-Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+	-Cllvm-args=-sanitizer-coverage-trace-compares
+
+$(ATHERIS_CORE): $(VENV)/.installed $(RUST_SRC)
+	host=$$(rustc -vV | sed -n 's/^host: //p'); \
+	RUSTFLAGS="$(SANCOV)" CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+		PYO3_PYTHON=$(abspath $(PY)) cargo build --release --features extension-module --lib \
+		--target $$host --target-dir fuzz/target/atheris \
+	&& cp fuzz/target/atheris/$$host/release/lib_core.so $@
+
+fuzz: build-prod $(VENV)/.atheris $(ATHERIS_CORE)
+	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	mkdir -p fuzz/logs fuzz/artifacts/atheris
+	for t in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/corpus/$$t; \
+		$(FUZZ_ENV) $(CARGO_FUZZ) run -O $$t fuzz/corpus/$$t fuzz/seeds/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -max_len=4096 -detect_leaks=0 \
+			$$(case $$t in jsonl_*) echo -dict=fuzz/jsonl.dict;; esac) >fuzz/logs/$$t.log 2>&1; \
+		rc=$$?; grep -E "DONE|panicked|ERROR|SUMMARY" fuzz/logs/$$t.log; test $$rc -eq 0 || exit 1; \
+	done
+	for h in $(ATHERIS_HARNESSES); do \
+		mkdir -p fuzz/corpus/atheris/$$h; \
+		PACKFLOW_FUZZ_CORE=$(abspath $(ATHERIS_CORE)) \
+			$(PY) fuzz/atheris/run.py $$h fuzz/corpus/atheris/$$h fuzz/seeds/atheris/$$h \
+			-max_total_time=$(FUZZ_SECONDS) -max_len=4096 -artifact_prefix=fuzz/artifacts/atheris/$$h- \
+			>fuzz/logs/atheris-$$h.log 2>&1; \
+		rc=$$?; grep -E "DONE|Error|ERROR" fuzz/logs/atheris-$$h.log; test $$rc -eq 0 || exit 1; \
+	done
+	@echo "executions per target (fuzz/logs/):"; grep -H -o "Done [0-9]* runs in [0-9]* second" fuzz/logs/*.log
 
 clean:
 	rm -rf target dist $(VENV) $(REF_VENV) $(foreach v,$(SUPPORTED),.venv-$(v))

@@ -1,0 +1,16 @@
+"""``ensure_valid_output`` while another thread mutates the outputs it
+converts (see ``tests/races.py``): no crash."""
+
+from __future__ import annotations
+
+from races import race
+
+from packflow import _core
+
+
+def test_ensure_valid_output_while_outputs_change():
+    def call(rows):
+        out = _core.ensure_valid_output(rows, "output", repr)
+        assert isinstance(out, list)
+
+    race(call, seed=21)
