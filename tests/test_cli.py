@@ -52,9 +52,9 @@ def test_help_lists_the_commands():
 @pytest.mark.parametrize(
     ("command", "summary"),
     [
-        ("create", "Create a project directory NAME"),
-        ("validate", "Check the project in PATH"),
-        ("export", "Package the project in PATH"),
+        ("create", "Initialize a new project from a template"),
+        ("validate", "Run all project validation checks and report results"),
+        ("export", "Package the project as a distributable .zip archive."),
         ("inspect", "Print the packflow.lock manifest of ARCHIVE and verify it."),
     ],
 )
@@ -94,7 +94,7 @@ def test_a_new_command_registers_with_one_line(monkeypatch):
 def test_create_no_input(tmp_path):
     result = run("create", "demo", "--no-input")
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith(f"Success: Created project 'demo' in {tmp_path / 'demo'}")
+    assert result.stdout.startswith(f"Success: Created demo/ ({tmp_path / 'demo'})")
     assert "packflow validate" in result.stdout
     assert "Project name" not in result.output and "Description" not in result.output
     assert (tmp_path / "demo" / "inference.py").is_file()
@@ -111,7 +111,10 @@ def test_create_without_a_terminal_never_prompts(tmp_path):
 def test_create_needs_a_name_without_prompts():
     result = run("create", "--no-input")
     assert result.exit_code == 1
-    assert result.stderr.startswith("Error: A project name is required without prompts")
+    assert result.stderr.startswith(
+        "Error: Project name is required in non-interactive mode. "
+        "Usage: packflow create PROJECT_NAME [--no-input]"
+    )
     assert result.stdout == ""
 
 
@@ -119,7 +122,10 @@ def test_create_needs_a_name_without_prompts():
 def test_create_refuses_invalid_names(tmp_path, name):
     result = run("create", name, "--no-input")
     assert result.exit_code == 1
-    assert result.stderr.startswith(f"Error: Invalid project name {name!r}")
+    assert result.stderr.startswith(
+        f"Error: Invalid project name {name!r}. Names must start with a letter and contain "
+        "only letters, digits, hyphens, and underscores."
+    )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -127,7 +133,8 @@ def test_create_existing_directory_needs_force(tmp_path):
     (tmp_path / "demo").mkdir()
     result = run("create", "demo", "--no-input")
     assert result.exit_code == 1
-    assert "Error: Directory" in result.stderr and "--force" in result.stderr
+    assert result.stderr.startswith(f"Error: [Errno 17] File exists: '{tmp_path / 'demo'}'\n")
+    assert "--force" in result.stderr
     for flag in ("-f", "--force"):
         result = run("create", "demo", "--no-input", flag)
         assert result.exit_code == 0, result.output
@@ -141,7 +148,7 @@ def test_create_interactive_prompts(tmp_path, monkeypatch):
     result = run("create", input="9bad\nmy-model\nFinds cats\n1.2.0\n\n")
     assert result.exit_code == 0, result.output
     assert "Project name:" in result.output
-    assert "a project name must start with a letter" in result.output  # 9bad was refused
+    assert "Invalid project name '9bad'. Names must start" in result.output  # 9bad was refused
     assert "Maintainer e-mail [me@example.com]:" in result.output
     config = (tmp_path / "my-model" / "packflow.yaml").read_text()
     assert "description: Finds cats" in config
@@ -178,7 +185,7 @@ def test_validate_warnings_and_no_warnings(tmp_path):
     result = run("validate", "p")
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
-    assert "4 warning(s)" in result.stdout
+    assert "\n4 warning(s) found\n" in result.stdout
     assert sum(line.startswith("Warning: ") for line in lines) == 4
     assert lines[-1] == "Success: Validation passed with warnings."
     quiet = run("validate", "p", "--no-warnings")
@@ -190,7 +197,7 @@ def test_validate_errors_exit_non_zero(tmp_path):
     write_project(tmp_path / "p", backend="class Backend:\n    pass\n", description="")
     result = run("validate", "p")
     assert result.exit_code == 1
-    assert "1 error(s), 1 warning(s)" in result.stdout
+    assert "\n1 error(s), 1 warning(s) found\n" in result.stdout
     assert result.stderr.startswith("Error: 'inference_backend' failed the smoke load")
     assert "Warning: 'description' is empty" in result.stdout
     assert "Success" not in result.output
@@ -242,7 +249,7 @@ def test_export_and_inspect(tmp_path):
     result = run("export", "p", "-o", "dist")
     assert result.exit_code == 0, result.output
     archive = tmp_path / "dist" / "sample-0.1.0.zip"
-    assert result.stdout.startswith(f"Success: Exported {archive} (6 files, sha256 ")
+    assert result.stdout.startswith(f"Success: Saved Package to {archive} (6 files, sha256 ")
     inspected = run("inspect", str(archive))
     assert inspected.exit_code == 0, inspected.output
     assert "Project: sample 0.1.0 (exported with packflow" in inspected.stdout
@@ -272,8 +279,8 @@ def test_export_blocked_by_errors(tmp_path):
     write_project(tmp_path / "p", requirements="numpy\n")
     result = run("export", "p")
     assert result.exit_code == 1
-    assert result.stderr.startswith("Error: Export blocked by validation errors:")
-    assert "'packflow' is not listed in requirements.txt" in result.stderr
+    assert result.stderr.startswith("Error: Export blocked due to validation errors:")
+    assert "  - 'packflow' is not listed in requirements.txt." in result.stderr
     assert list(tmp_path.glob("*.zip")) == []
 
 
@@ -343,7 +350,7 @@ def test_script_create_with_stdin_at_eof_never_blocks(tmp_path):
     assert done.returncode == 0, done.stderr
     done = script("create", cwd=tmp_path, stdin=subprocess.DEVNULL)
     assert done.returncode == 1
-    assert done.stderr.startswith("Error: A project name is required")
+    assert done.stderr.startswith("Error: Project name is required in non-interactive mode.")
 
 
 @needs_script

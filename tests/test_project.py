@@ -113,8 +113,9 @@ def test_create_refuses_invalid_names(tmp_path, name):
 def test_create_refuses_an_existing_directory_without_force(tmp_path):
     (tmp_path / "demo").mkdir()
     (tmp_path / "demo" / "mine.txt").write_text("keep")
-    with pytest.raises(FileExistsError, match="already exists; use force"):
+    with pytest.raises(FileExistsError, match=r"^\[Errno 17\] File exists: ") as raised:
         PackflowProject.create("demo")
+    assert "packflow create --force" in raised.value.__notes__[0]
     project = PackflowProject.create("demo", force=True)
     assert (project.base_dir / "mine.txt").read_text() == "keep"
     assert (project.base_dir / "inference.py").is_file()
@@ -214,7 +215,7 @@ def test_export_records_warnings(tmp_path):
 def test_export_is_blocked_by_validation_errors(tmp_path):
     project_dir = write_project(tmp_path / "p", backend="raise ImportError('torch')\n")
     with pytest.raises(
-        ValueError, match="Export blocked by validation errors:\n  - 'inference_backend'"
+        ValueError, match="Export blocked due to validation errors:\n  - 'inference_backend'"
     ):
         PackflowProject(project_dir).export(tmp_path / "dist")
     assert not (tmp_path / "dist").exists()

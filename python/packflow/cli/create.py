@@ -13,7 +13,10 @@ from packflow.cli.messages import fail, reports_errors, success
 # Kept in step with packflow.loaders.packflow_yaml.NAME_PATTERN (importing it here would load
 # yaml and pydantic just to print --help).
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
-NAME_RULE = "start with a letter and use only letters, digits, '-' and '_'"
+# Packflow 0.4.1's words (scripts match them).
+NAME_RULE = (
+    "Names must start with a letter and contain only letters, digits, hyphens, and underscores."
+)
 
 
 def stdin_is_interactive() -> bool:
@@ -37,7 +40,7 @@ def _git_email() -> str:
 def _check_name(value: str) -> str:
     value = value.strip()
     if not re.match(NAME_PATTERN, value):
-        raise click.BadParameter(f"{value!r}: a project name must {NAME_RULE}.")
+        raise click.BadParameter(f"Invalid project name {value!r}. {NAME_RULE}")
     return value
 
 
@@ -73,7 +76,7 @@ def _ask(project_name: str | None) -> tuple[str, dict]:
 )
 @reports_errors
 def create(name: str | None, force: bool, no_input: bool) -> None:
-    """Create a project directory NAME in the current directory from the template.
+    """Initialize a new project from a template in the current working directory: NAME/.
 
     On a terminal, asks for the name (when NAME is not given), description, version
     and maintainer; otherwise uses defaults and requires NAME.
@@ -81,16 +84,19 @@ def create(name: str | None, force: bool, no_input: bool) -> None:
     from packflow.project import PackflowProject
 
     if name is not None and not re.match(NAME_PATTERN, name):
-        fail(f"Invalid project name {name!r}: it must {NAME_RULE}.")
+        fail(f"Invalid project name {name!r}. {NAME_RULE}")
     if not no_input and stdin_is_interactive():
         name, config_data = _ask(name)
     else:
         if name is None:
-            fail("A project name is required without prompts: packflow create NAME --no-input")
+            fail(
+                "Project name is required in non-interactive mode. "
+                "Usage: packflow create PROJECT_NAME [--no-input]"
+            )
         config_data = {"version": "0.1.0"}
 
     project = PackflowProject.create(name, force=force, config_data=config_data)
-    success(f"Created project {name!r} in {project.base_dir}")
+    success(f"Created {name}/ ({project.base_dir})")
     click.echo("\nNext:")
     click.echo(f"  cd {name}")
     click.echo("  edit inference.py      write execute() (and the other steps if needed)")

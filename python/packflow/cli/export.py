@@ -20,11 +20,13 @@ from packflow.cli.messages import echo_checks, reports_errors, success, warning
 )
 @reports_errors
 def export(path: str, verbose: bool, output_dir: str) -> None:
-    """Package the project in PATH as OUTPUT_DIR/<name>-<version>.zip.
+    """Package the project as a distributable .zip archive.
 
-    Validation errors stop the export. VCS, cache and virtualenv folders, *.pyc
-    and .gitignore'd files are left out; the archive lists every file with its
-    SHA-256 in packflow.lock, and the same files always give the same bytes.
+    Writes the project in PATH (default: the current directory) to
+    OUTPUT_DIR/<name>-<version>.zip. Validation errors stop the export. VCS, cache
+    and virtualenv folders, *.pyc and .gitignore'd files are left out; the archive
+    lists every file with its SHA-256 in packflow.lock, and the same files always
+    give the same bytes.
     """
     from packflow.loaders.archive import sha256_file
     from packflow.project import PackflowProject
@@ -45,4 +47,4 @@ def export(path: str, verbose: bool, output_dir: str) -> None:
     for message in project.export_warnings:
         warning(message)
     count = len((project.export_manifest or {}).get("files", []))
-    success(f"Exported {archive} ({count} files, sha256 {sha256_file(archive)})")
+    success(f"Saved Package to {archive} ({count} files, sha256 {sha256_file(archive)})")

@@ -13,10 +13,11 @@ from packflow.cli.messages import echo_checks, error, reports_errors, success, w
 @click.option("--no-warnings", is_flag=True, help="Do not print warnings (errors still are).")
 @reports_errors
 def validate(path: str, verbose: bool, no_warnings: bool) -> None:
-    """Check the project in PATH (default: the current directory).
+    """Run all project validation checks and report results
 
-    Required files, packflow.yaml fields, requirements, recommended documents, and a
-    load of the backend. Exits with status 1 when any check fails.
+    PATH defaults to the current directory. Checks required files, packflow.yaml
+    fields, requirements, recommended documents, and a load of the backend. Exits
+    with status 1 when any check fails.
     """
     from packflow.project import PackflowProject
     from packflow.project.checks import split_levels
@@ -33,7 +34,7 @@ def validate(path: str, verbose: bool, no_warnings: bool) -> None:
         counts = [click.style(f"{len(errors)} error(s)", fg="red")] if errors else []
         if shown_warnings:
             counts.append(click.style(f"{len(shown_warnings)} warning(s)", fg="yellow"))
-        click.echo("\n" + ", ".join(counts) + "\n")
+        click.echo("\n" + ", ".join(counts) + " found\n")
     for message in errors:
         error(message)
     for message in shown_warnings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from pathlib import Path
@@ -84,10 +85,11 @@ class PackflowProject:
             raise FileExistsError(f"{target} exists and is not a directory")
         created = not target.exists()
         if not created and not force:
-            raise FileExistsError(
-                f"Directory {target} already exists; use force (packflow create --force) to "
-                "write the project into it"
-            )
+            # Packflow 0.4.1's error: the OSError of making the directory.
+            exists = FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(target))
+            note = "Use force (packflow create --force) to write the project into it."
+            exists.__notes__ = [note]  # add_note() is 3.11+; tracebacks and the CLI show it
+            raise exists
         target.mkdir(parents=True, exist_ok=True)
         try:
             for name, source in sources.items():
@@ -161,7 +163,7 @@ class PackflowProject:
         errors, warnings = checks.split_levels(self.export_checks)
         if errors:
             raise ValueError(
-                "Export blocked by validation errors:\n" + "\n".join(f"  - {e}" for e in errors)
+                "Export blocked due to validation errors:\n" + "\n".join(f"  - {e}" for e in errors)
             )
         out_dir = Path(output_directory).resolve()
         archive = config.archive_file_name(out_dir)

@@ -2,7 +2,7 @@
 fields, requirements, recommended documents, and a smoke load of the backend.
 
 Each check yields a :class:`Check`; errors block an export, warnings do not.
-Messages start with the quoted subject they are about (``'description' is empty``).
+Messages begin with Packflow 0.4.1's wording (scripts look for it), then say more.
 """
 
 from __future__ import annotations
@@ -78,9 +78,7 @@ def project_checks(project_dir: Path, config: PackflowConfig | None) -> list[Che
             checks.append(Check("Required files", name, "ok", "present"))
         else:
             checks.append(
-                Check(
-                    "Required files", name, "error", f"'{name}' is missing: every project needs it."
-                )
+                Check("Required files", name, "error", f"Required file '{name}' is missing.")
             )
 
     if present[constants.PACKAGING_CONFIG_NAME]:
@@ -121,7 +119,7 @@ def config_checks(config: PackflowConfig, project_dir: Path | None) -> Iterator[
             section,
             "description",
             "warning",
-            "'description' is empty: say in one sentence what the project does.",
+            "'description' is empty. A description is recommended before distributing.",
         )
     else:
         yield Check(section, "description", "ok", _shorten(config.description))
@@ -130,7 +128,7 @@ def config_checks(config: PackflowConfig, project_dir: Path | None) -> Iterator[
             section,
             "maintainers",
             "warning",
-            "'maintainers' is empty: list at least one person to contact.",
+            "'maintainers' is empty. At least one maintainer is recommended before distributing.",
         )
     else:
         yield Check(section, "maintainers", "ok", ", ".join(config.maintainers))
@@ -191,8 +189,8 @@ def _backend_file_check(config: PackflowConfig, project_dir: Path) -> tuple[bool
             "packflow.yaml",
             relative,
             "error",
-            f"'{relative}' is missing: inference_backend {config.inference_backend!r} with the "
-            "local loader reads the backend from it.",
+            f"Inference backend file '{relative}' is missing. Required for local loader with "
+            f"inference_backend {config.inference_backend!r}.",
         )
     return True, Check("packflow.yaml", relative, "ok", "backend file present")
 
@@ -321,7 +319,7 @@ def requirements_checks(path: Path) -> Iterator[Check]:
             section,
             "packflow",
             "error",
-            "'packflow' is not listed in requirements.txt: the backend cannot run without it.",
+            "'packflow' is not listed in requirements.txt. The backend cannot run without it.",
         )
 
 
@@ -334,14 +332,14 @@ def recommended_file_checks(project_dir: Path, project_name: str) -> Iterator[Ch
     for name in RECOMMENDED_FILES:
         path = project_dir / name
         if not path.is_file():
-            yield Check(section, name, "warning", f"'{name}' is missing: add one before sharing.")
+            yield Check(section, name, "warning", f"Recommended file '{name}' is missing.")
             continue
         content = path.read_text(encoding="utf-8", errors="replace").strip()
         if not content:
             yield Check(section, name, "warning", f"'{name}' is empty.")
         elif _is_unedited_template(name, content, project_name):
             yield Check(
-                section, name, "warning", f"'{name}' is still the template text: fill it in."
+                section, name, "warning", f"'{name}' appears to be unchanged from template."
             )
         else:
             yield Check(section, name, "ok", "present")
