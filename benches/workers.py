@@ -1,7 +1,7 @@
 """``make bench-workers``: ``packflow run --workers`` at 1 and 2 workers, for a
 CPU-bound toy backend (about 1 ms of pure-Python work per 100 rows) and for the
 light W6 backend (one matrix product per batch), on events of
-``packflow.testing``.
+``packflow.sample_data``.
 
     .venv/bin/python benches/workers.py                 # measure, print the table
     .venv/bin/python benches/workers.py --write-docs    # ... and put it in docs/performance.md
@@ -41,7 +41,7 @@ from packflow.engine import BatchEngine, LineReader
 from packflow.engine.workers import WorkerPool
 from packflow.loaders import InferenceBackendLoader
 from packflow.runner import StreamRunner
-from packflow.testing import NUMERIC_FEATURES, sample_lines
+from packflow.sample_data import NUMERIC_FEATURES, sample_lines
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "performance.md"

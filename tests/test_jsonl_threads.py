@@ -12,7 +12,7 @@ import threading
 import pytest
 
 from packflow.jsonl import parse_lines, parse_lines_to_ndarray
-from packflow.testing import NUMERIC_FEATURES, sample_lines
+from packflow.sample_data import NUMERIC_FEATURES, sample_lines
 
 THREADS = 6
 ROUNDS = 15

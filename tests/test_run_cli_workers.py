@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from packflow.engine.workers import usable_cores
-from packflow.testing import sample_lines
+from packflow.sample_data import sample_lines
 
 from sample_projects import write_project
 
@@ -264,7 +264,7 @@ def test_closed_stdout_ends_quietly_with_workers():
     if shutil.which("head") is None:
         pytest.skip("no head")
     cmd = " ".join(PACKFLOW + ["run", str(EXAMPLE), "-i", "-", "--workers", "2"])
-    gen = f"{sys.executable} -m packflow.testing 200000"
+    gen = f"{sys.executable} -m packflow.sample_data 200000"
     proc = subprocess.run(
         f"{gen} | {cmd} | head -n 5", shell=True, capture_output=True, timeout=300
     )
