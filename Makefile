@@ -195,7 +195,7 @@ SANCOV := -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=3 \
 	-Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
 	-Cllvm-args=-sanitizer-coverage-trace-compares
 
-$(ATHERIS_CORE): $(VENV)/.installed $(RUST_SRC)
+$(ATHERIS_CORE): $(RUST_SRC) | $(VENV)/.installed
 	host=$$(rustc -vV | sed -n 's/^host: //p'); \
 	RUSTFLAGS="$(SANCOV)" CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
 		PYO3_PYTHON=$(abspath $(PY)) cargo build --release --features extension-module --lib \

@@ -25,13 +25,12 @@ from fuzz_values import (  # noqa: E402
     KEY_POOL,
     Draw,
     Opaque,
+    array,
     depth_of,
     fingerprint,
     has_surrogate,
     nest,
     record,
-    scalar,
-    text,
     value,
 )
 from record_semantics import model_flatten, model_records  # noqa: E402
@@ -503,8 +502,6 @@ def fuzz_ensure_valid_output(data: bytes) -> None:
     if shape == 0:
         output: Any = tuple(items)
     elif shape == 1:
-        from fuzz_values import array
-
         output = array(d)
     else:
         output = items
@@ -648,5 +645,3 @@ HARNESSES = {
     "records_preprocessor": fuzz_records_preprocessor,
 }
 HARNESSES = {name: deep_recursion(h) for name, h in HARNESSES.items()}
-
-__all__ = ["HARNESSES", "Opaque", "scalar", "text"]
