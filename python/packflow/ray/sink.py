@@ -1,0 +1,201 @@
+"""Writing a job's results: output JSON Lines to one directory, error rows to
+another, packflow's own bytes (no pandas or Arrow JSON round trip), and the
+job's accounting checked once every write task has finished.
+
+Each write task writes one ``part-<job>-<task>.jsonl`` per directory, to a
+hidden temporary name first and renamed when complete, so a retried task
+replaces its file instead of adding a second one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import pyarrow as pa
+import pyarrow.fs
+from ray.data import Datasink
+from ray.data.block import BlockAccessor
+
+__all__ = ["JobCounts", "JsonLinesDatasink"]
+
+
+@dataclass
+class JobCounts:
+    """What the write tasks saw: rows read, written and rejected, batches, and
+    each actor's latest per-step statistics."""
+
+    read: int = 0
+    written: int = 0
+    errors: int = 0
+    batches: int = 0
+    files: list[str] = field(default_factory=list)
+    batch_lines: dict[str, list[tuple[int, int]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    actor_stats: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+
+    def add(self, other: JobCounts) -> None:
+        self.read += other.read
+        self.written += other.written
+        self.errors += other.errors
+        self.batches += other.batches
+        self.files.extend(other.files)
+        for file, spans in other.batch_lines.items():
+            self.batch_lines[file].extend(spans)
+        for actor, stats in other.actor_stats.items():
+            if _calls(stats) >= _calls(self.actor_stats.get(actor, {})):
+                self.actor_stats[actor] = stats
+
+    def check(self) -> None:
+        """Raise ``RuntimeError`` unless read = written + errors and every file's
+        batches cover it exactly once, from line 1 to its end row."""
+        if self.read != self.written + self.errors:
+            raise RuntimeError(
+                f"accounting error: read {self.read} != written {self.written} "
+                f"+ errors {self.errors}"
+            )
+        for file, spans in self.batch_lines.items():
+            expected = 1
+            for first, lines in sorted(spans):
+                if first != expected:
+                    kind = "twice" if first < expected else "never"
+                    raise RuntimeError(
+                        f"accounting error: {file}: lines from {min(first, expected)} "
+                        f"were written {kind}"
+                    )
+                if lines == 0:  # the end row: nothing may follow it
+                    expected = -1
+                else:
+                    expected = first + lines
+            if expected != -1:
+                raise RuntimeError(f"accounting error: {file}: lines from {expected} are missing")
+
+    def steps(self) -> dict[str, dict[str, float]]:
+        """Per step, over all actors: calls and total time summed, the mean from
+        those, and the largest p50/p90/p99/max of any one actor (the slowest
+        actor's figures: percentiles of different actors cannot be merged)."""
+        merged: dict[str, dict[str, float]] = {}
+        for stats in self.actor_stats.values():
+            for step, s in stats.items():
+                m = merged.setdefault(step, {"count": 0.0, "total_ms": 0.0})
+                m["count"] += s.get("count", 0.0)
+                m["total_ms"] += s.get("total_ms", 0.0)
+                for key in ("min_ms",):
+                    if key in s:
+                        m[key] = min(m.get(key, s[key]), s[key])
+                for key in ("max_ms", "p50_ms", "p90_ms", "p99_ms"):
+                    if key in s:
+                        m[key] = max(m.get(key, s[key]), s[key])
+        for m in merged.values():
+            m["mean_ms"] = m["total_ms"] / m["count"] if m["count"] else 0.0
+        return merged
+
+
+def _calls(stats: dict[str, dict[str, float]]) -> float:
+    return sum(s.get("count", 0.0) for s in stats.values())
+
+
+def _filesystem(path: str) -> tuple[pyarrow.fs.FileSystem, str]:
+    if "://" in path and not path.startswith("local://"):
+        return pyarrow.fs.FileSystem.from_uri(path)
+    return pyarrow.fs.LocalFileSystem(), os.path.abspath(path.removeprefix("local://"))
+
+
+class JsonLinesDatasink(Datasink):
+    """Writes the result rows of :func:`packflow.ray.process`: ``output`` bytes
+    under ``output_dir``, ``errors`` bytes under ``errors_dir`` (``None``: error
+    rows are counted, not kept). After the write, :attr:`counts` holds the
+    job's :class:`JobCounts`, already checked."""
+
+    def __init__(self, output_dir: str, errors_dir: Optional[str] = None):
+        self.output_dir = str(output_dir)
+        self.errors_dir = None if errors_dir is None else str(errors_dir)
+        self.job = uuid.uuid4().hex[:12]
+        self.counts: Optional[JobCounts] = None
+
+    def get_name(self) -> str:
+        return "PackflowJsonLines"
+
+    def on_write_start(self, schema: Any = None) -> None:
+        for directory in (self.output_dir, self.errors_dir):
+            if directory is not None:
+                fs, path = _filesystem(directory)
+                fs.create_dir(path, recursive=True)
+
+    def write(self, blocks: Iterable[Any], ctx: Any) -> JobCounts:
+        counts = JobCounts()
+        name = f"part-{self.job}-{ctx.task_idx:06d}.jsonl"
+        with _PartFile(self.output_dir, name) as out, _PartFile(self.errors_dir, name) as err:
+            for block in blocks:
+                table: pa.Table = BlockAccessor.for_block(block).to_arrow()
+                columns = table.to_pydict()
+                for file, first, lines, read, output, errors, actor, stats in zip(
+                    columns["file"],
+                    columns["first_line"],
+                    columns["lines"],
+                    columns["read"],
+                    columns["output"],
+                    columns["errors"],
+                    columns["actor"],
+                    columns["stats"],
+                ):
+                    out.write(output)
+                    err.write(errors)
+                    # Count the lines actually written, not what the engine said.
+                    counts.read += read
+                    counts.written += output.count(b"\n")
+                    counts.errors += errors.count(b"\n")
+                    counts.batches += 1
+                    if file is not None and first is not None:
+                        counts.batch_lines[file].append((first, lines))
+                    if actor is not None:
+                        counts.add(JobCounts(actor_stats={actor: json.loads(stats)}))
+        counts.files = [f for f in (out.final, err.final) if f]
+        return counts
+
+    def on_write_complete(self, write_result: Any) -> None:
+        counts = JobCounts()
+        for part in write_result.write_returns:
+            counts.add(part)
+        counts.check()
+        self.counts = counts
+
+
+class _PartFile:
+    """One part file, created on the first non-empty write and renamed from a
+    hidden temporary name when closed without error."""
+
+    def __init__(self, directory: Optional[str], name: str):
+        self.directory = directory
+        self.name = name
+        self.stream: Any = None
+        self.final = ""
+
+    def __enter__(self) -> _PartFile:
+        return self
+
+    def write(self, data: bytes) -> None:
+        if not data or self.directory is None:
+            return
+        if self.stream is None:
+            self.fs, base = _filesystem(self.directory)
+            self.tmp = f"{base}/.{self.name}.tmp"
+            self.path = f"{base}/{self.name}"
+            self.stream = self.fs.open_output_stream(self.tmp)
+        self.stream.write(data)
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        if self.stream is None:
+            return
+        self.stream.close()
+        if exc_type is None:
+            self.fs.move(self.tmp, self.path)
+            self.final = self.path
+        else:
+            self.fs.delete_file(self.tmp)
