@@ -11,8 +11,15 @@ Needs the ``packflow[ray]`` extra; ``import packflow`` does not import Ray.
 
 from __future__ import annotations
 
-from packflow.ray.actor import LinesActor, ProjectSpec, RecordsActor
-from packflow.ray.job import cpus_per_actor, error_rows, output_rows, process, run_files
+from packflow.ray.actor import LinesActor, ProjectLoadError, ProjectSpec, RecordsActor
+from packflow.ray.job import (
+    cpus_per_actor,
+    error_rows,
+    output_rows,
+    process,
+    project_load_error,
+    run_files,
+)
 from packflow.ray.sink import JobCounts, JsonLinesDatasink
 from packflow.ray.source import JsonLinesDatasource, read_json_lines
 
@@ -21,12 +28,14 @@ __all__ = [
     "JsonLinesDatasink",
     "JsonLinesDatasource",
     "LinesActor",
+    "ProjectLoadError",
     "ProjectSpec",
     "RecordsActor",
     "cpus_per_actor",
     "error_rows",
     "output_rows",
     "process",
+    "project_load_error",
     "read_json_lines",
     "run_files",
 ]

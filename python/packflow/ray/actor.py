@@ -23,7 +23,7 @@ from packflow.backend import InferenceBackend
 from packflow.engine import BatchEngine, BatchResult, ErrorRow
 from packflow.serialize import dumps_lines
 
-__all__ = ["RESULTS_SCHEMA", "LinesActor", "ProjectSpec", "RecordsActor"]
+__all__ = ["RESULTS_SCHEMA", "LinesActor", "ProjectLoadError", "ProjectSpec", "RecordsActor"]
 
 RESULTS_SCHEMA = pa.schema(
     [
@@ -38,6 +38,20 @@ RESULTS_SCHEMA = pa.schema(
         ("stats", pa.string()),
     ]
 )
+
+
+class ProjectLoadError(RuntimeError):
+    """An actor could not load the project (its ``initialize()`` failed, its
+    archive did not verify...). ``error_type`` and ``error`` are the original
+    exception's class name and text; the job stops with this error."""
+
+    def __init__(self, error_type: str, error: str):
+        super().__init__(f"could not load the project on a Ray actor: {error_type}: {error}")
+        self.error_type = error_type
+        self.error = error
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.error_type, self.error))
 
 
 class ProjectSpec:
@@ -87,7 +101,10 @@ class ProjectSpec:
 
 class _ProjectActor:
     def __init__(self, spec: ProjectSpec, allow_nan: bool = False):
-        self.backend = spec.load()
+        try:
+            self.backend = spec.load()
+        except Exception as exc:
+            raise ProjectLoadError(type(exc).__name__, str(exc)) from exc
         self.engine = BatchEngine(self.backend, allow_nan=allow_nan)
         self.actor_id = uuid.uuid4().hex
 

@@ -6,6 +6,7 @@ each holding one backend; and ``run_files``, the whole job behind
 from __future__ import annotations
 
 import os
+import re
 import time
 from typing import Any, Optional, Union
 
@@ -14,12 +15,19 @@ import ray.data
 
 from packflow.engine import DEFAULT_MAX_LINE_BYTES
 from packflow.jsonl import parse_lines
-from packflow.ray.actor import LinesActor, ProjectSpec, RecordsActor
+from packflow.ray.actor import LinesActor, ProjectLoadError, ProjectSpec, RecordsActor
 from packflow.ray.sink import JsonLinesDatasink
 from packflow.ray.source import read_json_lines
 from packflow.runner import RunSummary
 
-__all__ = ["cpus_per_actor", "error_rows", "output_rows", "process", "run_files"]
+__all__ = [
+    "cpus_per_actor",
+    "error_rows",
+    "output_rows",
+    "process",
+    "project_load_error",
+    "run_files",
+]
 
 Project = Union[str, "os.PathLike[str]", type]
 
@@ -84,6 +92,20 @@ def process(
     )
 
 
+_LOAD_ERROR = re.compile(
+    r"ProjectLoadError: could not load the project on a Ray actor: ([\w.]+): (.*)$", re.M
+)
+
+
+def project_load_error(exc: BaseException) -> Optional[ProjectLoadError]:
+    """The :class:`ProjectLoadError` behind a Ray error, if an actor died of one.
+
+    Ray reports an actor whose constructor raised as ``ActorDiedError`` carrying
+    only the traceback's text, so the error is found there."""
+    match = _LOAD_ERROR.search(str(exc))
+    return ProjectLoadError(match.group(1), match.group(2)) if match else None
+
+
 def output_rows(results: ray.data.Dataset) -> ray.data.Dataset:
     """The output rows of :func:`process` results, one dict per row."""
     return results.flat_map(_outputs_of)
@@ -136,7 +158,13 @@ def run_files(
         lines, project, config=config, actors=actors, num_cpus=num_cpus, allow_nan=allow_nan
     )
     sink = JsonLinesDatasink(output_dir, errors_dir)
-    results.write_datasink(sink)
+    try:
+        results.write_datasink(sink)
+    except Exception as exc:
+        load_error = project_load_error(exc)
+        if load_error is None:
+            raise
+        raise load_error from exc
     counts = sink.counts
     assert counts is not None  # set by on_write_complete, which checked it
     wall = time.perf_counter() - started

@@ -35,9 +35,7 @@ class JobCounts:
     errors: int = 0
     batches: int = 0
     files: list[str] = field(default_factory=list)
-    batch_lines: dict[str, list[tuple[int, int]]] = field(
-        default_factory=lambda: defaultdict(list)
-    )
+    batch_lines: dict[str, list[tuple[int, int]]] = field(default_factory=lambda: defaultdict(list))
     actor_stats: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
 
     def add(self, other: JobCounts) -> None:
