@@ -59,19 +59,23 @@ class JobCounts:
                 f"+ errors {self.errors}"
             )
         for file, spans in self.batch_lines.items():
-            expected = 1
+            expected, ended = 1, False
             for first, lines in sorted(spans):
-                if first != expected:
-                    kind = "twice" if first < expected else "never"
+                if ended:
                     raise RuntimeError(
-                        f"accounting error: {file}: lines from {min(first, expected)} "
-                        f"were written {kind}"
+                        f"accounting error: {file}: a batch at line {first} after the file's end"
                     )
-                if lines == 0:  # the end row: nothing may follow it
-                    expected = -1
-                else:
-                    expected = first + lines
-            if expected != -1:
+                if first < expected:
+                    raise RuntimeError(
+                        f"accounting error: {file}: lines {first}-{expected - 1} written twice"
+                    )
+                if first > expected:
+                    raise RuntimeError(
+                        f"accounting error: {file}: lines {expected}-{first - 1} never written"
+                    )
+                ended = lines == 0  # the end row
+                expected = first + lines
+            if not ended:
                 raise RuntimeError(f"accounting error: {file}: lines from {expected} are missing")
 
     def steps(self) -> dict[str, dict[str, float]]:
