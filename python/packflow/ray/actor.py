@@ -4,8 +4,9 @@ loads the project once, then sends every batch through a :class:`BatchEngine`.
 A result row per input batch: ``file``, ``first_line``, ``lines`` (as read),
 ``read``, ``written``, ``output`` (the JSON Lines of the outputs, packflow's own
 bytes), ``errors`` (the error rows as JSON Lines, each naming its ``file``),
-and, on the last row of each call, ``actor`` and ``stats`` (that actor's
-per-step statistics so far, as JSON) for the job's summary.
+``actor`` (which actor ran it), and on the last row of each call ``busy_ms``
+(the call's time in the actor) and ``stats`` (the actor's per-step statistics
+so far, as JSON) for the job's summary.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -35,6 +37,7 @@ RESULTS_SCHEMA = pa.schema(
         ("output", pa.binary()),
         ("errors", pa.binary()),
         ("actor", pa.string()),
+        ("busy_ms", pa.float64()),
         ("stats", pa.string()),
     ]
 )
@@ -108,14 +111,14 @@ class _ProjectActor:
         self.engine = BatchEngine(self.backend, allow_nan=allow_nan)
         self.actor_id = uuid.uuid4().hex
 
-    def _table(self, columns: dict[str, list[Any]]) -> pa.Table:
+    def _table(self, columns: dict[str, list[Any]], started_ns: int) -> pa.Table:
         n = len(columns["read"])
-        actor: list[Optional[str]] = [None] * n
+        busy: list[Optional[float]] = [None] * n
         stats: list[Optional[str]] = [None] * n
         if n:
-            actor[-1] = self.actor_id
             stats[-1] = json.dumps(self.backend.get_stats())
-        columns = {**columns, "actor": actor, "stats": stats}
+            busy[-1] = (time.perf_counter_ns() - started_ns) / 1e6
+        columns = {**columns, "actor": [self.actor_id] * n, "busy_ms": busy, "stats": stats}
         return pa.Table.from_pydict(columns, schema=RESULTS_SCHEMA)
 
 
@@ -132,6 +135,7 @@ class LinesActor(_ProjectActor):
     a whole file per row)."""
 
     def __call__(self, batch: pa.Table) -> pa.Table:
+        started = time.perf_counter_ns()
         names = set(batch.column_names)
         n = batch.num_rows
         data_col = "data" if "data" in names else "bytes"
@@ -158,7 +162,7 @@ class LinesActor(_ProjectActor):
             if count is None:
                 count = raw.count(b"\n") + (1 if raw and not raw.endswith(b"\n") else 0)
             _append(out, first, count, result, _errors_jsonl(file, result.errors))
-        return self._table(out)
+        return self._table(out, started)
 
 
 class RecordsActor(_ProjectActor):
@@ -179,6 +183,7 @@ class RecordsActor(_ProjectActor):
         self.line_column = line_column
 
     def __call__(self, batch: pa.Table) -> pa.Table:
+        started = time.perf_counter_ns()
         n = batch.num_rows
         files = _column(batch, self.file_column, n) if self.file_column else [None] * n
         line_ids = _column(batch, self.line_column, n) if self.line_column else None
@@ -200,7 +205,7 @@ class RecordsActor(_ProjectActor):
             "errors": [],
         }
         _append(out, None, n, result, dumps_lines(errors) if errors else b"")
-        return self._table(out)
+        return self._table(out, started)
 
 
 def _column(batch: pa.Table, name: Optional[str], n: int) -> list[Any]:

@@ -37,6 +37,8 @@ class JobCounts:
     files: list[str] = field(default_factory=list)
     batch_lines: dict[str, list[tuple[int, int]]] = field(default_factory=lambda: defaultdict(list))
     actor_stats: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    actor_rows: dict[str, int] = field(default_factory=dict)
+    actor_busy_ms: dict[str, float] = field(default_factory=dict)
 
     def add(self, other: JobCounts) -> None:
         self.read += other.read
@@ -46,6 +48,10 @@ class JobCounts:
         self.files.extend(other.files)
         for file, spans in other.batch_lines.items():
             self.batch_lines[file].extend(spans)
+        for actor, rows in other.actor_rows.items():
+            self.actor_rows[actor] = self.actor_rows.get(actor, 0) + rows
+        for actor, ms in other.actor_busy_ms.items():
+            self.actor_busy_ms[actor] = self.actor_busy_ms.get(actor, 0.0) + ms
         for actor, stats in other.actor_stats.items():
             if _calls(stats) >= _calls(self.actor_stats.get(actor, {})):
                 self.actor_stats[actor] = stats
@@ -77,6 +83,14 @@ class JobCounts:
                 expected = first + lines
             if not ended:
                 raise RuntimeError(f"accounting error: {file}: lines from {expected} are missing")
+
+    def actor_rates(self) -> dict[str, float]:
+        """Rows per second of each actor while it was busy (in its calls)."""
+        return {
+            actor: self.actor_rows[actor] / (ms / 1000)
+            for actor, ms in self.actor_busy_ms.items()
+            if ms > 0 and actor in self.actor_rows
+        }
 
     def steps(self) -> dict[str, dict[str, float]]:
         """Per step, over all actors: calls and total time summed, the mean from
@@ -137,7 +151,7 @@ class JsonLinesDatasink(Datasink):
             for block in blocks:
                 table: pa.Table = BlockAccessor.for_block(block).to_arrow()
                 columns = table.to_pydict()
-                for file, first, lines, read, output, errors, actor, stats in zip(
+                for file, first, lines, read, output, errors, actor, busy, stats in zip(
                     columns["file"],
                     columns["first_line"],
                     columns["lines"],
@@ -145,6 +159,7 @@ class JsonLinesDatasink(Datasink):
                     columns["output"],
                     columns["errors"],
                     columns["actor"],
+                    columns["busy_ms"],
                     columns["stats"],
                 ):
                     out.write(output)
@@ -157,6 +172,10 @@ class JsonLinesDatasink(Datasink):
                     if file is not None and first is not None:
                         counts.batch_lines[file].append((first, lines))
                     if actor is not None:
+                        counts.actor_rows[actor] = counts.actor_rows.get(actor, 0) + read
+                    if busy is not None:
+                        counts.actor_busy_ms[actor] = counts.actor_busy_ms.get(actor, 0.0) + busy
+                    if stats is not None:
                         counts.add(JobCounts(actor_stats={actor: json.loads(stats)}))
         counts.files = [f for f in (out.final, err.final) if f]
         return counts
