@@ -17,6 +17,7 @@ import ray
 import ray.cloudpickle
 
 from packflow.ray import (
+    JsonLinesDatasink,
     ProjectLoadError,
     error_rows,
     output_rows,
@@ -270,10 +271,14 @@ def test_binary_files_dataset_keeps_file_and_line(tmp_path):
     src = tmp_path / "in.jsonl"
     src.write_bytes(b"".join(sample_lines(50)) + b"{broken\n")
     ds = ray.data.read_binary_files(str(src), include_paths=True)
-    errors = error_rows(process(ds, EXAMPLE)).take_all()
+    results = process(ds, EXAMPLE).materialize()
+    errors = error_rows(results).take_all()
     assert [(e["file"].endswith("in.jsonl"), e["line"], e["step"]) for e in errors] == [
         (True, 51, "parse")
     ]
+    sink = JsonLinesDatasink(str(tmp_path / "out"), str(tmp_path / "err"))
+    results.write_datasink(sink)
+    assert (sink.counts.read, sink.counts.written, sink.counts.errors) == (51, 50, 1)
 
 
 def test_lines_dataset_rows_tile_each_file(tmp_path):
@@ -283,3 +288,9 @@ def test_lines_dataset_rows_tile_each_file(tmp_path):
     spans = sorted((r["first_line"], r["lines"]) for r in rows)
     assert spans == [(1 + 10 * k, 10) for k in range(10)] + [(101, 5), (106, 0)]
     assert b"".join(r["data"] for r in rows) == src.read_bytes()
+
+
+def test_import_packflow_does_not_import_ray():
+    code = "import sys, packflow, packflow.cli; print('ray' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+    assert proc.stdout.strip() == b"False", proc.stderr.decode()

@@ -154,11 +154,13 @@ class LinesActor(_ProjectActor):
             "errors": [],
         }
         for raw, file, first, count, reason in zip(data, files, firsts, lines, rejected):
-            first = 1 if first is None else first
+            # A whole file per row (read_binary_files) starts at line 1; its row
+            # keeps first_line None, so the sink does not expect an end row for it.
+            start = 1 if first is None else first
             if reason is not None:
-                result = BatchEngine.fail_batch(raw, first, "read", reason)
+                result = BatchEngine.fail_batch(raw, start, "read", reason)
             else:
-                result = self.engine.process(raw, first)
+                result = self.engine.process(raw, start)
             if count is None:
                 count = raw.count(b"\n") + (1 if raw and not raw.endswith(b"\n") else 0)
             _append(out, first, count, result, _errors_jsonl(file, result.errors))
