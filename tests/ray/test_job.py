@@ -294,3 +294,14 @@ def test_import_packflow_does_not_import_ray():
     code = "import sys, packflow, packflow.cli; print('ray' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
     assert proc.stdout.strip() == b"False", proc.stderr.decode()
+
+
+def test_actors_that_reserve_every_cpu_are_warned_about(tmp_path, caplog):
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(b"".join(sample_lines(10)))
+    caplog.set_level("WARNING", logger="packflow")
+    process(read_json_lines(str(src)), EXAMPLE, actors=2)  # lazy: nothing runs
+    assert not [r for r in caplog.records if r.name.startswith("packflow")]
+    process(read_json_lines(str(src)), EXAMPLE, actors=2, num_cpus=1.0)
+    (record,) = [r for r in caplog.records if r.name.startswith("packflow")]
+    assert "2 actors x 1 CPUs leave less than one of the cluster's 2 CPUs" in record.message

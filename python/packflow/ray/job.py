@@ -15,6 +15,7 @@ import ray.data
 
 from packflow.engine import DEFAULT_MAX_LINE_BYTES
 from packflow.jsonl import parse_lines
+from packflow.logger import get_logger
 from packflow.ray.actor import LinesActor, ProjectLoadError, ProjectSpec, RecordsActor
 from packflow.ray.sink import JsonLinesDatasink
 from packflow.ray.source import read_json_lines
@@ -30,6 +31,7 @@ __all__ = [
 ]
 
 Project = Union[str, "os.PathLike[str]", type]
+logger = get_logger("ray")
 
 
 def cpus_per_actor(actors: int) -> float:
@@ -48,6 +50,7 @@ def process(
     *,
     config: Optional[dict[str, Any]] = None,
     records: bool = False,
+    batch_size: Optional[int] = None,
     actors: int = 2,
     num_cpus: Optional[float] = None,
     num_gpus: Optional[float] = None,
@@ -66,6 +69,10 @@ def process(
     or ``ray.data.read_binary_files(..., include_paths=True)``), or records
     when ``records`` is true.
 
+    ``batch_size``: dataset rows per call. For records, the records per backend
+    call (default 1,000); for raw lines, batches of lines per call (default: a
+    whole block; one batch when ``num_gpus`` is set, as Ray then needs a size).
+
     Returns a lazy dataset of results, one row per input batch (see
     :mod:`packflow.ray.actor`): write it with :class:`JsonLinesDatasink`, or
     take :func:`output_rows` and :func:`error_rows` from it (materialize it
@@ -81,13 +88,27 @@ def process(
         args: tuple[Any, ...] = (spec, allow_nan, file_column, line_column)
     else:
         actor_cls, args = LinesActor, (spec, allow_nan)
+    if num_cpus is None:
+        num_cpus = cpus_per_actor(actors)
+    total = float(ray.cluster_resources().get("CPU", 0.0))
+    if actors * num_cpus > total - 1:
+        # Read and write tasks need a CPU each; with none left the job waits forever.
+        logger.warning(
+            "%d actors x %g CPUs leave less than one of the cluster's %g CPUs for reading "
+            "and writing: the job may wait until the cluster grows",
+            actors,
+            num_cpus,
+            total,
+        )
+    if batch_size is None:
+        batch_size = 1000 if records else (1 if num_gpus else None)
     return dataset.map_batches(
         actor_cls,
         batch_format="pyarrow",
-        batch_size=None,
+        batch_size=batch_size,
         compute=ray.data.ActorPoolStrategy(size=actors),
         fn_constructor_args=args,
-        num_cpus=cpus_per_actor(actors) if num_cpus is None else num_cpus,
+        num_cpus=num_cpus,
         num_gpus=num_gpus,
     )
 
