@@ -56,6 +56,10 @@ class RawBytesSink(Datasink):
     def __init__(self, directory: str):
         self.directory = directory
 
+    @property
+    def min_rows_per_write(self) -> int:
+        return 64  # as JsonLinesDatasink
+
     def on_write_start(self, schema: Any = None) -> None:
         os.makedirs(self.directory, exist_ok=True)
 

@@ -126,14 +126,22 @@ def _filesystem(path: str) -> tuple[pyarrow.fs.FileSystem, str]:
 class JsonLinesDatasink(Datasink):
     """Writes the result rows of :func:`packflow.ray.process`: ``output`` bytes
     under ``output_dir``, ``errors`` bytes under ``errors_dir`` (``None``: error
-    rows are counted, not kept). After the write, :attr:`counts` holds the
-    job's :class:`JobCounts`, already checked."""
+    rows are counted, not kept). ``batches_per_file``: result rows (batches of
+    lines) Ray gathers for one write task, so one part file. After the write,
+    :attr:`counts` holds the job's :class:`JobCounts`, already checked."""
 
-    def __init__(self, output_dir: str, errors_dir: Optional[str] = None):
+    def __init__(
+        self, output_dir: str, errors_dir: Optional[str] = None, *, batches_per_file: int = 64
+    ):
         self.output_dir = str(output_dir)
         self.errors_dir = None if errors_dir is None else str(errors_dir)
+        self.batches_per_file = batches_per_file
         self.job = uuid.uuid4().hex[:12]
         self.counts: Optional[JobCounts] = None
+
+    @property
+    def min_rows_per_write(self) -> Optional[int]:
+        return self.batches_per_file
 
     def get_name(self) -> str:
         return "PackflowJsonLines"
