@@ -117,8 +117,12 @@ def _calls(stats: dict[str, dict[str, float]]) -> float:
     return sum(s.get("count", 0.0) for s in stats.values())
 
 
+def _is_uri(path: str) -> bool:
+    return "://" in path and not path.startswith("local://")
+
+
 def _filesystem(path: str) -> tuple[pyarrow.fs.FileSystem, str]:
-    if "://" in path and not path.startswith("local://"):
+    if _is_uri(path):
         return pyarrow.fs.FileSystem.from_uri(path)
     return pyarrow.fs.LocalFileSystem(), os.path.abspath(path.removeprefix("local://"))
 
@@ -142,6 +146,11 @@ class JsonLinesDatasink(Datasink):
     @property
     def min_rows_per_write(self) -> Optional[int]:
         return self.batches_per_file
+
+    @property
+    def supports_distributed_writes(self) -> bool:
+        # A plain path is a directory of the driver's machine: write there.
+        return all(_is_uri(d) for d in (self.output_dir, self.errors_dir) if d is not None)
 
     def get_name(self) -> str:
         return "PackflowJsonLines"
