@@ -40,6 +40,7 @@ def run_on_ray(project: str, config: dict[str, Any], ctx: click.Context) -> None
     if not ray.is_initialized():
         ray.init(address=params["address"], include_dashboard=False, logging_level=logging.WARNING)
     ray.data.DataContext.get_current().enable_progress_bars = sys.stderr.isatty()
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # the summary says what matters
     try:
         summary = run_files(
             project,

@@ -185,7 +185,7 @@ class JsonLinesDatasink(Datasink):
                     counts.read += read
                     counts.written += output.count(b"\n")
                     counts.errors += errors.count(b"\n")
-                    counts.batches += 1
+                    counts.batches += 1 if lines else 0  # not a file's end row
                     if file is not None and first is not None:
                         counts.batch_lines[file].append((first, lines))
                     if actor is not None:
