@@ -37,7 +37,7 @@ from ray.data import Datasink
 from ray.data.block import BlockAccessor
 
 from packflow.ray import JsonLinesDatasink, cpus_per_actor, process, read_json_lines
-from packflow.testing import sample_lines
+from packflow.sample_data import sample_lines
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "firewall-anomaly"

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from packflow.cli import cli
-from packflow.testing import sample_lines
+from packflow.sample_data import sample_lines
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "firewall-anomaly"
 

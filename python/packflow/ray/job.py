@@ -5,6 +5,7 @@ each holding one backend; and ``run_files``, the whole job behind
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import time
@@ -40,8 +41,8 @@ def cpus_per_actor(actors: int) -> float:
     each; on a large cluster, 1). Ray reserves; it does not cap: a busy actor
     still uses a whole core."""
     total = float(ray.cluster_resources().get("CPU", 1.0))
-    share = (total - 1.0) / actors
-    return max(0.1, min(1.0, round(share, 2)))
+    share = math.floor((total - 1.0) / actors * 100) / 100  # down: never over the CPU left
+    return max(0.1, min(1.0, share))
 
 
 def process(
