@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from packflow.backend import InferenceBackend
 from packflow.engine import BatchEngine, BatchResult, ErrorRow
+from packflow.loaders import InferenceBackendLoader
 from packflow.serialize import dumps_lines
 
 __all__ = ["RESULTS_SCHEMA", "LinesActor", "ProjectLoadError", "ProjectSpec", "RecordsActor"]
@@ -91,9 +92,6 @@ class ProjectSpec:
         """The backend, constructed (so ``initialize()`` has run)."""
         if self.backend_class is not None:
             return self.backend_class(**self.config)
-        # The loaders pull in yaml and the project machinery: only actors need them.
-        from packflow.loaders import InferenceBackendLoader
-
         if self.directory is not None:
             return InferenceBackendLoader.from_path(self.directory, **self.config)
         with tempfile.TemporaryDirectory(prefix="packflow-ray-") as tmp:
