@@ -5,8 +5,8 @@ A result row per input batch: ``file``, ``first_line``, ``lines`` (as read),
 ``read``, ``written``, ``output`` (the JSON Lines of the outputs, packflow's own
 bytes), ``errors`` (the error rows as JSON Lines, each naming its ``file``),
 ``actor`` (which actor ran it), and on the last row of each call ``busy_ms``
-(the call's time in the actor) and ``stats`` (the actor's per-step statistics
-so far, as JSON) for the job's summary.
+(the call's time in the actor) and ``stats`` (the actor's per-step histograms
+so far, ``stats_state()`` as JSON) for the job's summary.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ class _ProjectActor:
         busy: list[Optional[float]] = [None] * n
         stats: list[Optional[str]] = [None] * n
         if n:
-            stats[-1] = json.dumps(self.backend.get_stats())
+            stats[-1] = json.dumps(self.backend.stats_state())
             busy[-1] = (time.perf_counter_ns() - started_ns) / 1e6
         columns = {**columns, "actor": [self.actor_id] * n, "busy_ms": busy, "stats": stats}
         return pa.Table.from_pydict(columns, schema=RESULTS_SCHEMA)

@@ -22,13 +22,15 @@ import pyarrow.fs
 from ray.data import Datasink
 from ray.data.block import BlockAccessor
 
+from packflow import _core
+
 __all__ = ["JobCounts", "JsonLinesDatasink"]
 
 
 @dataclass
 class JobCounts:
     """What the write tasks saw: rows read, written and rejected, batches, and
-    each actor's latest per-step statistics."""
+    each actor's latest per-step histograms (``stats_state()``)."""
 
     read: int = 0
     written: int = 0
@@ -36,7 +38,7 @@ class JobCounts:
     batches: int = 0
     files: list[str] = field(default_factory=list)
     batch_lines: dict[str, list[tuple[int, int]]] = field(default_factory=lambda: defaultdict(list))
-    actor_stats: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    actor_stats: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     actor_rows: dict[str, int] = field(default_factory=dict)
     actor_busy_ms: dict[str, float] = field(default_factory=dict)
 
@@ -93,28 +95,24 @@ class JobCounts:
         }
 
     def steps(self) -> dict[str, dict[str, float]]:
-        """Per step, over all actors: calls and total time summed, the mean from
-        those, and the largest p50/p90/p99/max of any one actor (the slowest
-        actor's figures: percentiles of different actors cannot be merged)."""
-        merged: dict[str, dict[str, float]] = {}
-        for stats in self.actor_stats.values():
-            for step, s in stats.items():
-                m = merged.setdefault(step, {"count": 0.0, "total_ms": 0.0})
-                m["count"] += s.get("count", 0.0)
-                m["total_ms"] += s.get("total_ms", 0.0)
-                for key in ("min_ms",):
-                    if key in s:
-                        m[key] = min(m.get(key, s[key]), s[key])
-                for key in ("max_ms", "p50_ms", "p90_ms", "p99_ms"):
-                    if key in s:
-                        m[key] = max(m.get(key, s[key]), s[key])
-        for m in merged.values():
-            m["mean_ms"] = m["total_ms"] / m["count"] if m["count"] else 0.0
-        return merged
+        """Per step, the statistics of every actor's calls, merged from their
+        histograms (as those of one backend that made all the calls)."""
+        merged = _core.Pipeline(None)
+        for state in self.actor_stats.values():
+            merged.merge_stats(state)
+        return merged.stats()
 
 
-def _calls(stats: dict[str, dict[str, float]]) -> float:
-    return sum(s.get("count", 0.0) for s in stats.values())
+def _calls(state: dict[str, dict[str, Any]]) -> int:
+    return sum(s["count"] for s in state.values())
+
+
+def _state_from_json(text: str) -> dict[str, dict[str, Any]]:
+    """A ``stats_state()`` back from JSON (its bucket pairs are tuples)."""
+    state = json.loads(text)
+    for step in state.values():
+        step["buckets"] = [tuple(pair) for pair in step["buckets"]]
+    return state
 
 
 def _is_uri(path: str) -> bool:
@@ -193,7 +191,7 @@ class JsonLinesDatasink(Datasink):
                     if busy is not None:
                         counts.actor_busy_ms[actor] = counts.actor_busy_ms.get(actor, 0.0) + busy
                     if stats is not None:
-                        counts.add(JobCounts(actor_stats={actor: json.loads(stats)}))
+                        counts.add(JobCounts(actor_stats={actor: _state_from_json(stats)}))
         counts.files = [f for f in (out.final, err.final) if f]
         return counts
 
