@@ -35,6 +35,11 @@ $(VENV)/.installed: pyproject.toml Makefile
 
 venv: $(VENV)/.installed
 
+# The optional Ray engine (packflow[ray]); only the tests need it.
+$(VENV)/.installed-ray: $(VENV)/.installed
+	$(PY) -m pip install -q "ray[data]>=2.50,<3"
+	touch $@
+
 # The reference implementation, in its own virtualenv: the oracle of the differential tests.
 $(REF_VENV)/.installed:
 	$(PYTHON) -m venv $(REF_VENV)
@@ -74,7 +79,7 @@ test-rust: venv
 	$(EMBED_ENV) cargo test --quiet
 	$(EMBED_ENV) cargo test --quiet --manifest-path fuzz/Cargo.toml
 
-test-python: build-prod reference
+test-python: build-prod reference $(VENV)/.installed-ray
 	PACKFLOW_REFERENCE_PYTHON=$(abspath $(REF_VENV))/bin/python $(PY) -m pytest -q -m "not wheels" tests
 	$(PY) -m pytest -q benches --benchmark-disable -p no:cacheprovider
 

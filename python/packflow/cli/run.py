@@ -277,6 +277,24 @@ def _start_pool(project: str, config: dict[str, Any], workers: int) -> WorkerPoo
     help="Processes running the backend, each on whole batches (auto: one per usable "
     "core); the outputs and errors are the same as with 1.",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="ray: a Ray Data job (packflow[ray]); -i is then files, a glob or a URI, "
+    "-o and --errors directories.",
+)
+@click.option("--address", default=None, help="With --engine ray: the cluster (default: local).")
+@click.option(
+    "--actors", default=2, show_default=True, type=click.IntRange(min=1), help="Ray actors."
+)
+@click.option(
+    "--cpus-per-actor",
+    default=None,
+    type=click.FloatRange(min=0, min_open=True),
+    help="CPUs Ray reserves per actor (default: up to 1, leaving one for reads and writes).",
+)
 def run_command(
     project: str,
     input_path: str,
@@ -292,6 +310,10 @@ def run_command(
     skip_lines: int,
     stats_every_s: float,
     workers: int,
+    engine: str,
+    address: Optional[str],
+    actors: int,
+    cpus_per_actor: Optional[float],
 ) -> None:
     """Stream JSON Lines through the backend of the project at PROJECT.
 
@@ -304,6 +326,10 @@ def run_command(
     """
     _show_warnings()
     config = _parse_config(config_pairs)
+    if engine == "ray":
+        from packflow.cli.run_ray import run_on_ray
+
+        return run_on_ray(project, config, click.get_current_context())
     paths = RunPaths(input_path, output_path, errors_path, stats_path)
     check_paths(paths)
     if workers > 1 and batch_timeout_s is not None:
