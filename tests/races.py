@@ -151,6 +151,11 @@ def race(
     sys.setswitchinterval(1e-6)
     mutator.start()
     try:
+        # On a loaded machine the new thread may take a while to be scheduled:
+        # the race starts once it has (bounded, like everything here).
+        started = time.monotonic() + 30
+        while steps[0] == 0 and mutator.is_alive() and time.monotonic() < started:
+            time.sleep(0.001)
         deadline = time.monotonic() + SECONDS
         for _ in range(CALLS):
             if time.monotonic() > deadline:
