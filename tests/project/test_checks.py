@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import sys
 
 import pytest
@@ -298,11 +299,27 @@ def reference_cases(tmp_path):
     return directories
 
 
+def _reference_python_minor() -> str:
+    out = subprocess.run(
+        [os.environ["PACKFLOW_REFERENCE_PYTHON"], "-c", "import sys; print(*sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return out.stdout.strip().replace(" ", ".")
+
+
 def test_validation_agrees_with_the_reference(tmp_path):
     directories = reference_cases(tmp_path)
     theirs = run_reference_script(_REFERENCE_VALIDATE, directories)
+    # The projects name our Python; a reference running on another one (make
+    # test-matrix) warns about python_version where we rightly do not.
+    other_python = _reference_python_minor() != "{}.{}".format(*sys.version_info[:2])
     for directory, (ref_errors, ref_warnings) in zip(directories, theirs):
         errors, warnings = validate(directory)
+        if other_python:
+            ref_warnings = [w for w in ref_warnings if subject(w) != "python_version"]
+            warnings = [w for w in warnings if subject(w) != "python_version"]
         # The reference may report one load failure twice (two smoke loads); we report it once.
         assert bool(errors) == bool(ref_errors), (directory, errors, ref_errors)
         assert sorted(map(subject, warnings)) == sorted(map(subject, ref_warnings)), (
