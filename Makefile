@@ -95,8 +95,10 @@ find_python = $(or $(lastword $(sort $(wildcard $(PYENV_ROOT)/versions/$(1).*/bi
 # The versions `make test` does not cover (it runs on $(PYTHON)).
 MATRIX := $(filter-out $(DEFAULT_MINOR),$(SUPPORTED))
 # A fast subset per version: the differential tests (against the reference
-# packflow) and the hostile-input tests, selected by markers (tests/conftest.py).
-MATRIX_TESTS ?= -m "differential or hostile" tests
+# packflow) and the hostile-input tests, selected by markers (tests/conftest.py),
+# less the property-based (hypothesis) ones, which `make test` runs at length.
+# MATRIX_TESTS=tests runs everything.
+MATRIX_TESTS ?= -m "(differential or hostile) and not hypothesis" tests
 # Each version builds in its own target directory, so switching does not rebuild.
 matrix_env = CARGO_TARGET_DIR=$(abspath target/py$(1)) VIRTUAL_ENV=$(abspath .venv-$(1)) \
 	PATH=$(abspath .venv-$(1))/bin:$$PATH
@@ -132,15 +134,16 @@ test-matrix:
 python-path-%:
 	@echo $(call find_python,$*)
 
-# One release wheel per supported Python found, and an sdist.
+# One release wheel per supported Python found, and an sdist. Each builds in the
+# target directory its `maturin develop` used, so a built version is not rebuilt.
 wheels: venv
 	rm -rf dist
 	@for v in $(SUPPORTED); do \
 		py="$$($(MAKE) -s --no-print-directory python-path-$$v)"; \
 		if [ -z "$$py" ]; then echo "wheels: CPython $$v not found: skipped"; continue; fi; \
 		echo "== wheel for CPython $$v ($$py)"; \
-		CARGO_TARGET_DIR=$(abspath target/py$$v) $(VENV)/bin/maturin build --release -q -i "$$py" -o dist \
-			|| exit 1; \
+		target=$(abspath target)/py$$v; [ "$$v" = "$(DEFAULT_MINOR)" ] && target=$(abspath target); \
+		CARGO_TARGET_DIR=$$target $(VENV)/bin/maturin build --release -q -i "$$py" -o dist || exit 1; \
 	done
 	$(VENV)/bin/maturin sdist -o dist
 	@ls dist

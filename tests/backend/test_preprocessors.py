@@ -467,7 +467,7 @@ def model_args(cfg: dict) -> dict:
 
 
 @given(configs(), st.lists(records(), max_size=5))
-@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_matches_model(cfg, batch):
     before = snapshot(batch)
     try:

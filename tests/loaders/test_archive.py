@@ -602,7 +602,9 @@ _entry_names = st.lists(
 
 
 @pytest.mark.filterwarnings("ignore:Duplicate name")
-@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(names=_entry_names, symlink=st.booleans())
 def test_extraction_stays_inside_the_target(tmp_path_factory, names, symlink):
     base = tmp_path_factory.mktemp("prop")
