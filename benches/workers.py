@@ -303,7 +303,10 @@ processes by session for scheduling (autogroup): while other sessions keep its
 cores busy, all of this run's processes share one session's slice, so a second
 worker gets no more CPU and *2 vs 1* stays near 1x whatever the pool does. The
 CPU-time column does not depend on that: it is the best wall-clock ratio the
-measured CPU seconds allow once two cores are free.
+measured CPU seconds allow once two cores are free. Four runs on 2026-11-29, at
+load averages between 5 and 16, gave 1.85x to 2.02x for the CPU-bound backend
+and 1.32x to 1.45x for the light one; the machine was never quiet enough to
+show them on the wall clock.
 
 **Where the parent's time goes** (cProfile with per-thread CPU clocks, and
 py-spy, on the light backend, 300 batches of 1,000 lines, 83 MB): about half
