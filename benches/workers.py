@@ -303,30 +303,37 @@ processes by session for scheduling (autogroup): while other sessions keep its
 cores busy, all of this run's processes share one session's slice, so a second
 worker gets no more CPU and *2 vs 1* stays near 1x whatever the pool does. The
 CPU-time column does not depend on that: it is the best wall-clock ratio the
-measured CPU seconds allow once two cores are free.
+measured CPU seconds allow once two cores are free. Six runs on 2026-11-29 gave
+1.85x to 2.05x for the CPU-bound backend and 1.29x to 1.45x for the light one.
+The machine was never idle: at load averages of 8 to 16 the wall-clock ratio
+was 0.7x to 1.1x for both; in the two quietest runs (2 to 3.5, the table
+above) the CPU-bound backend ran 1.61x and 1.25x faster with 2 workers, and the
+light one 0.66x and 0.75x as fast, since its workers wait for a parent that
+shares the two busy cores with them.
 
 **Where the parent's time goes** (cProfile with per-thread CPU clocks, and
-py-spy, on the light backend, 300 batches of 1,000 lines, 83 MB): about half
-of the parent's CPU is the reader thread, `LineReader` itself, the same cost
-one process pays: a third of that is `_core.line_batch_end`, which looks for
+py-spy, on the light backend, 300 batches of 1,000 lines, 83 MB): about half of
+the parent's CPU is the reader thread, `LineReader` itself, the same cost one
+process pays: a third of that is `_core.line_batch_end`, which looks for
 newlines one byte at a time (about 2 GB/s; a `memchr` search would be several
 times faster), and most of the rest the buffer copies (read, append, cut). The
 other half is the event loop: the kernel copying each batch into a worker's
 pipe (about 15% of the parent), unpickling each `BatchResult` (10%), writing
 the output (8%) and per-batch Python bookkeeping. For the CPU-bound backend
 that is a tenth of the work handed out and two workers use two cores. For the
-light backend one process spends about 1.8 us of CPU per row (parse, a matrix
-product, JSON writing); the parent adds about 0.8 us per row of its own and the
-pipes a little in each worker, so on two cores the bound is about 1.4x, short
-of 1.5x: the parent is a third of a core's work and sits on the same two cores
-as the workers. What would lift it, in order of effect: a `memchr` newline
-search in `line_batch_end` (the parent, and one process, read faster), fewer
-copies in `LineReader` (read straight into its buffer), and shared memory
-instead of pipes for the batch bytes; letting workers read their byte ranges of
-a regular file themselves would remove the parent's copies altogether but
-changes what crosses the process boundary. On a machine with more cores the
-parent's share stays one core, and the light backend scales until the parent
-is saturated (about 1.2 M rows/s here)."""
+light backend one process spends 1.3 to 1.9 us of CPU per row (parse, a matrix
+product, JSON writing; more when the machine is busier); the parent adds 0.6 to
+0.8 us per row of its own and the pipes a little in each worker, so on two
+cores the bound is 1.3x to 1.45x, short of 1.5x: the parent does 40% of the
+work one process does, on the same two cores as the workers. What would lift
+it, in order of effect: a `memchr` newline search in `line_batch_end` (the
+parent, and one process, read faster), fewer copies in `LineReader` (read
+straight into its buffer), and shared memory instead of pipes for the batch
+bytes; letting workers read their byte ranges of a regular file themselves
+would remove the parent's copies altogether but changes what crosses the
+process boundary. On a machine with more cores the parent's share stays one
+core, and the light backend scales until the parent is saturated (1.3 to 1.7 M
+rows/s on this machine's cores)."""
 
 
 def write_docs(text: str) -> None:
