@@ -1,5 +1,5 @@
 //! Cutting a growing stream buffer into batches: where the n-th complete line
-//! ends (a memchr newline search, no per-line objects), and joining single-line
+//! ends (a word-at-a-time newline search, no per-line objects), and joining single-line
 //! messages into one buffer. The reader in `packflow.engine.reader` drives it;
 //! splitting a batch into lines for parsing is `jsonl/lines.rs`.
 
@@ -13,9 +13,9 @@ pub fn complete_lines(buf: &[u8], start: usize, max_lines: usize) -> (usize, usi
     let mut end = pos;
     let mut n = 0;
     while n < max_lines {
-        match buf[pos..].iter().position(|&b| b == b'\n') {
+        match crate::jsonl::find_newline(buf, pos) {
             Some(i) => {
-                pos += i + 1;
+                pos = i + 1;
                 end = pos;
                 n += 1;
             }

@@ -13,6 +13,9 @@ mod parser;
 mod scanner;
 mod to_ndarray;
 
+/// The word-at-a-time newline search, shared with the stream cutter.
+pub(crate) use scanner::find_newline;
+
 use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray1};
 use pyo3::prelude::*;
