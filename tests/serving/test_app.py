@@ -208,6 +208,9 @@ def test_metrics_parse_with_prometheus_client(echo_server):
     url = echo_server.url
     with httpx.Client(timeout=10) as client:
         client.post(f"{url}/invocations", json=[{"id": 1, "x": 1}, {"id": 2, "x": 2}])
+        # A second successful batch (sequential requests): the count below must
+        # not depend on what earlier tests sent to this shared server.
+        client.post(f"{url}/invocations", json={"id": 4, "x": 4})
         client.post(f"{url}/invocations", json={"id": 3, "x": 1, "fail": True})
         client.get(f"{url}/nope")
         answer = client.get(f"{url}/metrics")

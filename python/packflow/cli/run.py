@@ -10,7 +10,6 @@ summary says how far the run got); 130/143 stopped by SIGINT/SIGTERM.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 import signal
@@ -20,6 +19,7 @@ from typing import Any, Optional
 
 import click
 
+from packflow.cli.config_pairs import parse_config_pairs
 from packflow.cli.run_io import FileSink, RunPaths, check_paths, open_input, open_sink, write_stats
 from packflow.engine import DEFAULT_MAX_LINE_BYTES, InputReadError, LineReader
 from packflow.engine.workers import WorkerPool, WorkerStartError, workers_count
@@ -27,19 +27,6 @@ from packflow.runner import RunSummary, StreamRunner
 
 _EXIT_FOR_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 EXIT_IO_ERROR = 74  # sysexits.h EX_IOERR
-
-
-def _parse_config(pairs: tuple[str, ...]) -> dict[str, Any]:
-    config: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--config")
-        try:
-            config[key] = json.loads(raw)
-        except ValueError:
-            config[key] = raw
-    return config
 
 
 class ForcedStop(BaseException):
@@ -325,7 +312,7 @@ def run_command(
     (rows, errors, rows/s, per-step p50/p99) is printed on stderr at the end.
     """
     _show_warnings()
-    config = _parse_config(config_pairs)
+    config = parse_config_pairs(config_pairs)
     if engine == "ray":
         from packflow.cli.run_ray import run_on_ray
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import tempfile
@@ -11,18 +10,7 @@ from typing import Any
 
 import click
 
-
-def _parse_config(pairs: tuple[str, ...]) -> dict[str, Any]:
-    config: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--config")
-        try:
-            config[key] = json.loads(raw)
-        except ValueError:
-            config[key] = raw
-    return config
+from packflow.cli.config_pairs import parse_config_pairs
 
 
 def _project_dir(root: Path) -> Path:
@@ -127,7 +115,7 @@ def serve_command(
     requests are batched. SIGTERM or SIGINT drains (every request in progress
     is answered) and exits 0; a second signal stops at once.
     """
-    config = _parse_config(config_pairs)
+    config = parse_config_pairs(config_pairs)
     # The server's own errors and the backend's log lines go to stderr.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
