@@ -119,7 +119,14 @@ def run_both(cases: list[tuple[str, str, Any]], tmp_path: Path) -> list[tuple[An
 
 
 def _stdlib_paths_as_one(message: str) -> str:
-    return re.sub(r"'[^']*/lib/python3\.\d+/", "'<stdlib>/", message)
+    """A message as any supported Python words it: stdlib paths name the
+    interpreter's directory, and 3.12 reworded the abstract-class TypeError."""
+    message = re.sub(r"'[^']*/lib/python3\.\d+/", "'<stdlib>/", message)
+    return re.sub(
+        r"without an implementation for abstract methods? '?([\w', ]+?)'?$",
+        lambda m: "with abstract method " + m.group(1).replace("'", ""),
+        message,
+    )
 
 
 def assert_compatible(name: str, theirs: tuple, ours: tuple) -> None:
