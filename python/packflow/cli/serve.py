@@ -13,13 +13,6 @@ import click
 from packflow.cli.config_pairs import parse_config_pairs
 
 
-def _project_dir(root: Path) -> Path:
-    """The folder of an extracted archive that holds packflow.yaml."""
-    if (root / "packflow.yaml").is_file():
-        return root
-    return next(p for p in root.iterdir() if (p / "packflow.yaml").is_file())
-
-
 def _load(project: str, config: dict[str, Any], workdir: str) -> tuple[Any, str]:
     """The backend and the project's name."""
     from packflow.loaders import InferenceBackendLoader
@@ -28,7 +21,9 @@ def _load(project: str, config: dict[str, Any], workdir: str) -> tuple[Any, str]
     path = Path(project)
     if path.is_file():
         backend = InferenceBackendLoader.from_archive(path, extract_dir=workdir, **config)
-        project_dir = _project_dir(Path(workdir))
+        from packflow.loaders.base import project_root
+
+        project_dir = project_root(Path(workdir))
     else:
         backend = InferenceBackendLoader.from_project(path, **config)
         project_dir = path

@@ -163,7 +163,7 @@ class InferenceBackendLoader(ABC):
         target = Path(tempfile.mkdtemp(prefix="packflow-archive-") if temporary else extract_dir)
         try:
             extract_archive(archive_path, target, archive_limits)
-            root = _project_root(target).resolve()
+            root = project_root(target).resolve()
             backend = cls._load_project(root, backend_kwargs, keep_env=False)
         except BaseException:
             if temporary:
@@ -177,7 +177,7 @@ class InferenceBackendLoader(ABC):
         return backend
 
 
-def _project_root(extracted: Path) -> Path:
+def project_root(extracted: Path) -> Path:
     """The directory holding packflow.yaml: the root, or a single top-level folder."""
     if (extracted / constants.PACKAGING_CONFIG_NAME).is_file():
         return extracted
