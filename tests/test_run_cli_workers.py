@@ -178,6 +178,18 @@ def test_initialize_failing_in_a_worker_stops_the_run(tmp_path, project):
     assert proc.stdout == b""
 
 
+def test_an_unknown_config_key_is_a_usage_error_before_any_initialize(tmp_path, project):
+    proc = run_cli(
+        [project, "--workers", "2", "--config", f"marker_dir={tmp_path}", "--config", "fail_int=1"],
+        input_bytes=b'{"id": 1}\n',
+    )
+    stderr = proc.stderr.decode()
+    assert proc.returncode == 2, stderr
+    assert "--config" in stderr and "'fail_int' (did you mean 'fail_init'?)" in stderr
+    assert list(tmp_path.glob("init-*")) == []  # no worker ran initialize()
+    assert proc.stdout == b""
+
+
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_finishes_the_batches_in_flight(tmp_path, sig, code):
     out = tmp_path / "out.jsonl"

@@ -253,6 +253,19 @@ def test_unknown_config_key_is_an_error_listing_the_known_ones(tmp_path):
     stderr = proc.stderr.decode()
     assert proc.returncode == 2, stderr
     assert "'treshold'" in stderr and "feature_names" in stderr
+    assert "Invalid value for --config: unknown config key" in stderr
+
+
+def test_unknown_config_key_is_an_error_for_serve_too():
+    proc = subprocess.run(
+        PACKFLOW + ["serve", str(EXAMPLE), "--port", "0", "--config", "treshold=0.9"],
+        capture_output=True,
+        timeout=60,
+    )
+    stderr = proc.stderr.decode()
+    assert proc.returncode == 2, stderr
+    assert "'treshold'" in stderr and "feature_names" in stderr
+    assert b"Listening" not in proc.stdout
 
 
 # -- 7. huge lines ------------------------------------------------------------------

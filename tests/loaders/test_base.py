@@ -15,6 +15,7 @@ from packflow.exceptions import (
     InferenceBackendInitializationError,
     InferenceBackendLoadError,
     PackflowConfigError,
+    UnknownConfigKeysError,
 )
 from packflow.loaders import InferenceBackendLoader, LocalLoader, ModuleLoader
 
@@ -102,6 +103,43 @@ def test_constructor_errors_propagate_unchanged():
 
     with pytest.raises(InferenceBackendInitializationError, match="weights missing"):
         StaticLoader(FailsToInit).load(input_format="passthrough")
+
+
+def test_strict_config_keys_refuses_a_typo_before_initialize():
+    initialized = []
+
+    class Counted(Echo):
+        def initialize(self):
+            initialized.append(self)
+
+    with pytest.raises(UnknownConfigKeysError) as info:
+        StaticLoader(Counted).load(strict_config_keys=["verbos"], verbos=True)
+    assert "'verbos' (did you mean 'verbose'?)" in str(info.value)
+    assert initialized == []
+    # Known keys pass, and the same typo without the strict check is ignored (0.4).
+    StaticLoader(Counted).load(strict_config_keys=["verbose"], verbose=True)
+    StaticLoader(Counted).load(verbos=True)
+    assert len(initialized) == 2
+
+
+def test_strict_config_keys_on_an_instance_checks_its_config():
+    with pytest.raises(UnknownConfigKeysError, match="'nope'"):
+        StaticLoader(Echo(input_format="passthrough")).load(strict_config_keys=["nope"])
+
+
+def test_strict_config_keys_through_from_path_and_from_archive(tmp_path):
+    from packflow.project import PackflowProject
+
+    project = write_project(tmp_path / "proj")
+    backend = InferenceBackendLoader.from_path(
+        project, strict_config_keys=["threshold"], threshold=0.9
+    )
+    assert backend.config.threshold == 0.9
+    with pytest.raises(UnknownConfigKeysError, match="'treshold' \\(did you mean 'threshold'"):
+        InferenceBackendLoader.from_path(project, strict_config_keys=["treshold"], treshold=0.9)
+    archive = PackflowProject(project).export(tmp_path / "dist")
+    with pytest.raises(UnknownConfigKeysError, match="'treshold'"):
+        InferenceBackendLoader.from_path(archive, strict_config_keys=["treshold"], treshold=0.9)
 
 
 def test_abstract_backend_class_is_a_type_error():

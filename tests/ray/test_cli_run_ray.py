@@ -56,3 +56,11 @@ def test_options_of_the_local_engine_only_are_refused(args, message):
 def test_a_pattern_matching_nothing_is_an_error(tmp_path):
     result = run("-i", tmp_path / "none-*.jsonl", "-o", tmp_path / "out")
     assert result.exit_code == 1 and "no file matches" in result.output
+
+
+@pytest.mark.usefixtures("ray_cluster")
+def test_an_unknown_config_key_is_a_usage_error(tmp_path):
+    (tmp_path / "in.jsonl").write_bytes(b"".join(sample_lines(10)))
+    result = run("-i", tmp_path / "in.jsonl", "-o", tmp_path / "out", "--config", "treshold=1")
+    assert result.exit_code == 2, result.output
+    assert "'treshold'" in result.output and "feature_names" in result.output

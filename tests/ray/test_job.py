@@ -145,6 +145,29 @@ def test_initialize_failing_stops_the_job_with_its_error(tmp_path):
     assert not list((tmp_path / "out").glob("*.jsonl"))
 
 
+def test_an_unknown_config_key_stops_the_job_before_initialize():
+    from packflow import BackendConfig, InferenceBackend
+    from packflow.exceptions import UnknownConfigKeysError
+    from packflow.ray import ProjectSpec
+
+    class Config(BackendConfig):
+        threshold: float = 0.5
+
+    class Strict(InferenceBackend):
+        backend_config_model = Config
+
+        def initialize(self):
+            raise AssertionError("initialize() ran")
+
+        def execute(self, inputs):
+            return inputs
+
+    with pytest.raises(UnknownConfigKeysError, match="'treshold' \\(did you mean 'threshold'"):
+        ProjectSpec(Strict, {"treshold": 0.9}).load()
+    with pytest.raises(UnknownConfigKeysError, match="'treshold'"):
+        ProjectSpec(EXAMPLE, {"treshold": 0.9}).load()
+
+
 # -- an actor killed mid-job ----------------------------------------------------
 
 KILL_REGISTRY = "packflow-test-kill-registry"

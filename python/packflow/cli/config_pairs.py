@@ -1,11 +1,18 @@
-"""``--config KEY=VALUE`` options, shared by the commands that load a backend."""
+"""``--config KEY=VALUE`` options, shared by the commands that load a backend:
+parsed into keyword arguments, and checked against the backend's config model
+(a key it does not have is a usage error, not a silently ignored typo)."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, NoReturn
 
 import click
+
+from packflow.exceptions import UnknownConfigKeysError
+
+#: The exception class name a worker process reports for an unknown key.
+UNKNOWN_KEYS = UnknownConfigKeysError.__name__
 
 
 def parse_config_pairs(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -21,3 +28,13 @@ def parse_config_pairs(pairs: tuple[str, ...]) -> dict[str, Any]:
         except ValueError:
             config[key] = raw
     return config
+
+
+def load_error(exc: BaseException, error_type: str = "") -> NoReturn:
+    """Stop the command for a backend that could not be loaded: an unknown
+    ``--config`` key (``exc`` is, or ``error_type`` names, an
+    :class:`UnknownConfigKeysError`) is a usage error (exit 2), anything else
+    exit 1 with the loader's message."""
+    if isinstance(exc, UnknownConfigKeysError) or error_type == UNKNOWN_KEYS:
+        raise click.BadParameter(str(exc), param_hint="--config") from exc
+    raise click.ClickException(f"could not load the backend: {exc}") from exc

@@ -19,14 +19,22 @@ from typing import Any, Optional
 
 import click
 
-from packflow.cli.config_pairs import parse_config_pairs
-from packflow.cli.run_io import FileSink, RunPaths, check_paths, open_input, open_sink, write_stats
+from packflow.cli.config_pairs import load_error, parse_config_pairs
+from packflow.cli.run_io import (
+    EXIT_IO_ERROR,
+    FileSink,
+    RunPaths,
+    check_paths,
+    finish_run,
+    open_input,
+    open_sink,
+    write_stats,
+)
 from packflow.engine import DEFAULT_MAX_LINE_BYTES, InputReadError, LineReader
 from packflow.engine.workers import WorkerPool, WorkerStartError, workers_count
 from packflow.runner import RunSummary, StreamRunner
 
 _EXIT_FOR_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
-EXIT_IO_ERROR = 74  # sysexits.h EX_IOERR
 
 
 class ForcedStop(BaseException):
@@ -158,7 +166,7 @@ class _Progress:
 def _load_backend(project: str, config: dict[str, Any]) -> Any:
     from packflow.loaders import InferenceBackendLoader
 
-    return InferenceBackendLoader.from_path(project, **config)
+    return InferenceBackendLoader.from_path(project, strict_config_keys=tuple(config), **config)
 
 
 def _workers_option(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
@@ -171,7 +179,12 @@ def _workers_option(_ctx: click.Context, _param: click.Parameter, value: str) ->
 def _start_pool(project: str, config: dict[str, Any], workers: int) -> WorkerPool:
     from packflow.loaders import InferenceBackendLoader
 
-    load = functools.partial(InferenceBackendLoader.from_path, os.path.abspath(project), **config)
+    load = functools.partial(
+        InferenceBackendLoader.from_path,
+        os.path.abspath(project),
+        strict_config_keys=tuple(config),
+        **config,
+    )
     pool = WorkerPool(load, workers)
     pool.start()
     return pool
@@ -330,15 +343,15 @@ def run_command(
     except KeyboardInterrupt:
         click.echo("Interrupted while loading the backend.", err=True)
         sys.exit(130)
+    except WorkerStartError as exc:
+        load_error(exc, exc.error_type or "")
     except Exception as exc:  # noqa: BLE001 - reported to the user
-        raise click.ClickException(f"could not load the backend: {exc}") from exc
+        load_error(exc)
     signals = _Signals()
     if pool is not None:
         signals.on_force = pool.stop_now
     previous = {s: signal.signal(s, signals.handler) for s in _EXIT_FOR_SIGNAL}
     try:
-        if pool is None:
-            _check_config_keys(backend, config)
         summary, exit_code = _run(
             backend,
             pool,
@@ -352,27 +365,19 @@ def run_command(
             stats_every_s,
         )
     except WorkerStartError as exc:
-        raise click.ClickException(f"could not load the backend: {exc}") from exc
+        load_error(exc, exc.error_type or "")
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
         if pool is not None:
             pool.kill()
-    if summary.errors and not errors_path:
-        click.echo(
-            f"Warning: {summary.errors} row(s) were rejected; pass --errors FILE to keep them.",
-            err=True,
-        )
-    if stats_path:
-        try:
-            write_stats(stats_path, summary.to_dict())
-        except OSError as exc:
-            click.echo(f"Error: could not write the stats to {stats_path}: {exc}", err=True)
-            exit_code = exit_code or EXIT_IO_ERROR
-    if exit_code == 0 and fail_on_error and summary.errors:
-        exit_code = 1
-    if exit_code:
-        sys.exit(exit_code)
+    finish_run(
+        summary,
+        exit_code,
+        errors_path=errors_path,
+        stats_path=stats_path,
+        fail_on_error=fail_on_error,
+    )
 
 
 def _run(
@@ -490,17 +495,3 @@ def _snapshot(path: str, runner: StreamRunner) -> None:
         write_stats(path, runner.snapshot().to_dict())
     except OSError as exc:
         click.echo(f"Warning: could not update {path}: {exc}", err=True)
-
-
-def _check_config_keys(backend: Any, config: dict[str, Any]) -> None:
-    """A --config key the backend's config model does not have is a typo."""
-    fields = getattr(type(getattr(backend, "config", None)), "model_fields", None)
-    if not config or fields is None:
-        return
-    unknown = sorted(set(config) - set(fields))
-    if unknown:
-        raise click.BadParameter(
-            f"unknown key(s) {', '.join(map(repr, unknown))}; the backend's config has: "
-            + ", ".join(sorted(fields)),
-            param_hint="--config",
-        )

@@ -15,10 +15,14 @@ from typing import Any, BinaryIO, Optional
 
 import click
 
+#: Exit code of a run stopped by a read or write error (sysexits.h EX_IOERR).
+EXIT_IO_ERROR = 74
+
 __all__ = [
     "FileSink",
     "RunPaths",
     "check_paths",
+    "finish_run",
     "open_input",
     "open_sink",
     "write_stats",
@@ -211,3 +215,33 @@ def write_stats(path: str, data: dict[str, Any]) -> None:
         except OSError:
             pass
         raise
+
+
+def finish_run(
+    summary: Any,
+    exit_code: int,
+    *,
+    errors_path: Optional[str],
+    stats_path: Optional[str],
+    fail_on_error: bool,
+    errors_arg: str = "FILE",
+) -> None:
+    """The end of every ``run`` engine, once its summary is printed: warn about
+    rejected rows nobody keeps, write ``--stats`` (a failure to is exit 74, and
+    is said), apply ``--fail-on-error`` (exit 1), and exit with the code."""
+    if summary.errors and not errors_path:
+        click.echo(
+            f"Warning: {summary.errors} row(s) were rejected; "
+            f"pass --errors {errors_arg} to keep them.",
+            err=True,
+        )
+    if stats_path:
+        try:
+            write_stats(stats_path, summary.to_dict())
+        except OSError as exc:
+            click.echo(f"Error: could not write the stats to {stats_path}: {exc}", err=True)
+            exit_code = exit_code or EXIT_IO_ERROR
+    if exit_code == 0 and fail_on_error and summary.errors:
+        exit_code = 1
+    if exit_code:
+        sys.exit(exit_code)

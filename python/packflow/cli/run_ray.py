@@ -9,7 +9,8 @@ from typing import Any
 
 import click
 
-from packflow.cli.run_io import write_stats
+from packflow.cli.config_pairs import load_error
+from packflow.cli.run_io import finish_run
 
 #: ``run`` options that only the local engine has (a live pipe, per-batch
 #: timeouts, resuming one file); given to the Ray engine they are an error.
@@ -54,16 +55,15 @@ def run_on_ray(project: str, config: dict[str, Any], ctx: click.Context) -> None
             max_line_bytes=params["max_line_bytes"],
         )
     except ProjectLoadError as exc:
-        raise click.ClickException(f"could not load the backend: {exc.error}") from exc
+        load_error(RuntimeError(exc.error), exc.error_type)
     except FileNotFoundError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(summary.format(), err=True)
-    if summary.errors and not params["errors_path"]:
-        click.echo(
-            f"Warning: {summary.errors} row(s) were rejected; pass --errors DIR to keep them.",
-            err=True,
-        )
-    if params["stats_path"]:
-        write_stats(params["stats_path"], summary.to_dict())
-    if params["fail_on_error"] and summary.errors:
-        sys.exit(1)
+    finish_run(
+        summary,
+        0,
+        errors_path=params["errors_path"],
+        stats_path=params["stats_path"],
+        fail_on_error=params["fail_on_error"],
+        errors_arg="DIR",
+    )

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from packflow.cli.config_pairs import parse_config_pairs
+from packflow.cli.config_pairs import load_error, parse_config_pairs
 
 
 def _load(project: str, config: dict[str, Any], workdir: str) -> tuple[Any, str]:
@@ -20,12 +20,16 @@ def _load(project: str, config: dict[str, Any], workdir: str) -> tuple[Any, str]
 
     path = Path(project)
     if path.is_file():
-        backend = InferenceBackendLoader.from_archive(path, extract_dir=workdir, **config)
+        backend = InferenceBackendLoader.from_archive(
+            path, extract_dir=workdir, strict_config_keys=tuple(config), **config
+        )
         from packflow.loaders.base import project_root
 
         project_dir = project_root(Path(workdir))
     else:
-        backend = InferenceBackendLoader.from_project(path, **config)
+        backend = InferenceBackendLoader.from_project(
+            path, strict_config_keys=tuple(config), **config
+        )
         project_dir = path
     return backend, PackflowProject(project_dir).load_config().name
 
@@ -123,7 +127,7 @@ def serve_command(
         try:
             backend, name = _load(project, config, workdir)
         except Exception as exc:  # noqa: BLE001 - reported to the user
-            raise click.ClickException(f"could not load the backend: {exc}") from exc
+            load_error(exc)
         app = create_app(
             backend,
             name=name,

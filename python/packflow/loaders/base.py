@@ -7,11 +7,13 @@ import shutil
 import tempfile
 import weakref
 from abc import ABC, abstractmethod
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, ClassVar, Optional, Union
 
 from packflow import constants
 from packflow.backend.base import InferenceBackend
+from packflow.backend.configuration import check_config_keys
 from packflow.exceptions import InferenceBackendLoadError
 from packflow.loaders import project_modules
 from packflow.loaders.archive import MANIFEST_NAME, ArchiveLimits, extract_archive
@@ -56,13 +58,21 @@ class InferenceBackendLoader(ABC):
         ``InferenceBackendLoadError``, checks the type and instantiates classes.
         """
 
-    def load(self, **backend_kwargs: Any) -> InferenceBackend:
+    def load(
+        self, *, strict_config_keys: Collection[str] = (), **backend_kwargs: Any
+    ) -> InferenceBackend:
         """The backend, ready to call.
 
         A class is instantiated with ``backend_kwargs``; an instance is returned as
         is. Import failures and objects that are not an ``InferenceBackend`` are
         ``InferenceBackendLoadError``; errors raised by the backend's own
         constructor propagate unchanged.
+
+        ``strict_config_keys``: keys a user typed (``--config KEY=VALUE``) that the
+        backend's config model must have, checked before the constructor runs
+        (so before ``initialize()``): otherwise
+        :class:`~packflow.exceptions.UnknownConfigKeysError`, where keyword
+        arguments alone are ignored with a warning, as in Packflow 0.4.
         """
         try:
             backend = self.load_backend_module()
@@ -80,7 +90,11 @@ class InferenceBackendLoader(ABC):
                     f"{NOT_A_BACKEND}{type.__repr__(backend)} ({self.path!r} is a class that "
                     "does not subclass packflow.InferenceBackend; it was not instantiated)"
                 )
+            if strict_config_keys:
+                check_config_keys(backend.backend_config_model, strict_config_keys)
             backend = backend(**backend_kwargs)
+        elif strict_config_keys and isinstance(backend, InferenceBackend):
+            check_config_keys(backend.config, strict_config_keys)
 
         if not isinstance(backend, InferenceBackend):
             raise InferenceBackendLoadError(
@@ -91,7 +105,13 @@ class InferenceBackendLoader(ABC):
         return backend
 
     @classmethod
-    def from_project(cls, project_path: Union[str, Path] = ".", **backend_kwargs: Any):
+    def from_project(
+        cls,
+        project_path: Union[str, Path] = ".",
+        *,
+        strict_config_keys: Collection[str] = (),
+        **backend_kwargs: Any,
+    ):
         """Load the backend of the project in ``project_path``, as packflow.yaml says.
 
         Sets packflow.yaml's ``env``, puts the project directory first on
@@ -103,11 +123,21 @@ class InferenceBackendLoader(ABC):
         another project still in use is refused (``InferenceBackendLoadError``):
         Python has one module per name per process (see
         :mod:`packflow.loaders.project_modules`).
+
+        ``strict_config_keys``: see :meth:`load`.
         """
-        return cls._load_project(Path(project_path).resolve(), backend_kwargs, keep_env=True)
+        return cls._load_project(
+            Path(project_path).resolve(), backend_kwargs, True, strict_config_keys
+        )
 
     @classmethod
-    def _load_project(cls, project_dir: Path, backend_kwargs: dict, keep_env: bool) -> Any:
+    def _load_project(
+        cls,
+        project_dir: Path,
+        backend_kwargs: dict,
+        keep_env: bool,
+        strict_config_keys: Collection[str] = (),
+    ) -> Any:
         config = PackflowConfig.from_project_path(project_dir)
         loader_cls = InferenceBackendLoader._project_loaders[config.loader]
         loader = loader_cls.for_project(config.inference_backend, project_dir)
@@ -116,7 +146,10 @@ class InferenceBackendLoader(ABC):
         with project_modules.loading(project_dir, fresh) as register:
             previous_env = apply_env_vars(config)
             try:
-                backend = loader.load(**{**config.backend_config, **backend_kwargs})
+                backend = loader.load(
+                    strict_config_keys=strict_config_keys,
+                    **{**config.backend_config, **backend_kwargs},
+                )
             finally:
                 if not keep_env:
                     restore_env(previous_env)
@@ -124,13 +157,19 @@ class InferenceBackendLoader(ABC):
         return backend
 
     @classmethod
-    def from_path(cls, path: Union[str, Path], **backend_kwargs: Any):
+    def from_path(
+        cls,
+        path: Union[str, Path],
+        *,
+        strict_config_keys: Collection[str] = (),
+        **backend_kwargs: Any,
+    ):
         """Load a project given as a directory (:meth:`from_project`) or as an
         archive from ``packflow export`` (:meth:`from_archive`: checked against
         its ``packflow.lock`` before any of its code is imported)."""
         if Path(path).is_file():
-            return cls.from_archive(path, **backend_kwargs)
-        return cls.from_project(path, **backend_kwargs)
+            return cls.from_archive(path, strict_config_keys=strict_config_keys, **backend_kwargs)
+        return cls.from_project(path, strict_config_keys=strict_config_keys, **backend_kwargs)
 
     @classmethod
     def from_archive(
@@ -139,6 +178,7 @@ class InferenceBackendLoader(ABC):
         extract_dir: Union[str, Path, None] = None,
         *,
         archive_limits: Optional[ArchiveLimits] = None,
+        strict_config_keys: Collection[str] = (),
         **backend_kwargs: Any,
     ):
         """Load the backend of an exported project archive (``packflow export``).
@@ -157,14 +197,14 @@ class InferenceBackendLoader(ABC):
         removed, with the project's modules and ``sys.path`` entry, once the
         returned backend is garbage-collected (or at exit). packflow.yaml's
         ``env`` applies while the backend is imported and built, then the
-        environment is restored.
+        environment is restored. ``strict_config_keys``: see :meth:`load`.
         """
         temporary = extract_dir is None
         target = Path(tempfile.mkdtemp(prefix="packflow-archive-") if temporary else extract_dir)
         try:
             extract_archive(archive_path, target, archive_limits)
             root = project_root(target).resolve()
-            backend = cls._load_project(root, backend_kwargs, keep_env=False)
+            backend = cls._load_project(root, backend_kwargs, False, strict_config_keys)
         except BaseException:
             if temporary:
                 _remove_extracted_project(str(target))

@@ -22,6 +22,7 @@ from typing import Any, Optional, Union
 import pyarrow as pa
 
 from packflow.backend import InferenceBackend
+from packflow.backend.configuration import check_config_keys
 from packflow.engine import BatchEngine, BatchResult, ErrorRow
 from packflow.loaders import InferenceBackendLoader
 from packflow.serialize import dumps_lines
@@ -89,15 +90,25 @@ class ProjectSpec:
         return f"ProjectSpec({self.directory or self.archive_name!r})"
 
     def load(self) -> InferenceBackend:
-        """The backend, constructed (so ``initialize()`` has run)."""
+        """The backend, constructed (so ``initialize()`` has run). A ``config``
+        key the backend's config model does not have is an
+        :class:`~packflow.exceptions.UnknownConfigKeysError`, raised before
+        ``initialize()``."""
+        keys = tuple(self.config)
         if self.backend_class is not None:
+            if keys:
+                check_config_keys(self.backend_class.backend_config_model, keys)
             return self.backend_class(**self.config)
         if self.directory is not None:
-            return InferenceBackendLoader.from_path(self.directory, **self.config)
+            return InferenceBackendLoader.from_path(
+                self.directory, strict_config_keys=keys, **self.config
+            )
         with tempfile.TemporaryDirectory(prefix="packflow-ray-") as tmp:
             archive = Path(tmp) / self.archive_name
             archive.write_bytes(self.archive or b"")
-            return InferenceBackendLoader.from_archive(archive, **self.config)
+            return InferenceBackendLoader.from_archive(
+                archive, strict_config_keys=keys, **self.config
+            )
 
 
 class _ProjectActor:

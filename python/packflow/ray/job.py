@@ -66,9 +66,11 @@ def process(
     ``project`` is a project directory (readable on every node), an exported
     archive (shipped to the actors and checked against its ``packflow.lock``) or
     an :class:`~packflow.InferenceBackend` subclass; ``config`` overrides its
-    backend config. ``dataset`` holds raw JSON Lines (:func:`read_json_lines`,
-    or ``ray.data.read_binary_files(..., include_paths=True)``), or records
-    when ``records`` is true.
+    backend config (a key its config model does not have stops the job with
+    :class:`ProjectLoadError`, before ``initialize()``). ``dataset`` holds raw
+    JSON Lines (:func:`read_json_lines`, or
+    ``ray.data.read_binary_files(..., include_paths=True)``), or records when
+    ``records`` is true.
 
     ``batch_size``: dataset rows per call. For records, the records per backend
     call (default 1,000); for raw lines, batches of lines per call (default: a
