@@ -124,13 +124,30 @@ def test_batch_timeout_dead_letters_the_batch(tmp_path, slow_project):
     assert "--batch-timeout-s" in errors[0]["error"]
 
 
-def test_sigint_while_loading_exits_130(tmp_path, slow_project):
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize("inherited", ["default", "sigint ignored"])
+def test_a_signal_while_loading_exits_130_or_143(
+    tmp_path, slow_project, sig, code, workers, inherited
+):
+    # "sigint ignored": started as a shell starts a background job (`cmd &`),
+    # with SIGINT ignored; the command still stops on it while loading.
     marker = tmp_path / "marker"
-    proc = start([slow_project], {"MARKER": str(marker), "SLOW_INIT": "1"}, stdin=subprocess.PIPE)
+    proc = start(
+        [slow_project, "--workers", workers],
+        {"MARKER": str(marker), "SLOW_INIT": "1"},
+        stdin=subprocess.PIPE,
+        preexec_fn=_ignore_sigint if inherited == "sigint ignored" else None,
+    )
     wait_for(marker)
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=20)
-    assert proc.returncode == 130, stderr.decode()
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == code, stderr.decode()
+    assert b"Interrupted while loading the backend." in stderr
     assert b"Traceback" not in stderr
 
 

@@ -30,6 +30,18 @@ def parse_config_pairs(pairs: tuple[str, ...]) -> dict[str, Any]:
     return config
 
 
+#: The ``--config KEY=VALUE`` option of every command that loads a backend; the
+#: command receives the pairs parsed, as a dict named ``config``.
+config_option = click.option(
+    "--config",
+    "config",
+    multiple=True,
+    metavar="KEY=VALUE",
+    callback=lambda _ctx, _param, pairs: parse_config_pairs(pairs),
+    help="Backend config override (VALUE parsed as JSON when it is JSON).",
+)
+
+
 def load_error(exc: BaseException, error_type: str = "") -> NoReturn:
     """Stop the command for a backend that could not be loaded: an unknown
     ``--config`` key (``exc`` is, or ``error_type`` names, an

@@ -19,7 +19,7 @@ from typing import Any, Optional
 
 import click
 
-from packflow.cli.config_pairs import load_error, parse_config_pairs
+from packflow.cli.config_pairs import config_option, load_error
 from packflow.cli.run_io import (
     EXIT_IO_ERROR,
     FileSink,
@@ -163,6 +163,29 @@ class _Progress:
             sys.stderr.write("\n")
 
 
+def _interrupt_loading(signum: int, _frame: Any) -> None:
+    raise ForcedStop(signum)
+
+
+def _load_for_run(
+    project: str, config: dict[str, Any], workers: int
+) -> tuple[Any, Optional[WorkerPool]]:
+    """The backend (or the started pool standing for it) and the pool; a load
+    that fails or is interrupted ends the command."""
+    try:
+        if workers > 1:
+            pool = _start_pool(project, config, workers)
+            return pool, pool
+        return _load_backend(project, config), None
+    except (KeyboardInterrupt, ForcedStop) as exc:
+        click.echo("Interrupted while loading the backend.", err=True)
+        sys.exit(_EXIT_FOR_SIGNAL[getattr(exc, "signum", signal.SIGINT)])
+    except WorkerStartError as exc:
+        load_error(exc, exc.error_type or "")
+    except Exception as exc:  # noqa: BLE001 - reported to the user
+        load_error(exc)
+
+
 def _load_backend(project: str, config: dict[str, Any]) -> Any:
     from packflow.loaders import InferenceBackendLoader
 
@@ -228,13 +251,7 @@ def _start_pool(project: str, config: dict[str, Any], workers: int) -> WorkerPoo
     default=None,
     help="JSON Lines file for rows that failed (line, raw, step, error).",
 )
-@click.option(
-    "--config",
-    "config_pairs",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Backend config override (VALUE parsed as JSON when it is JSON).",
-)
+@config_option
 @click.option(
     "--stats",
     "stats_path",
@@ -302,7 +319,7 @@ def run_command(
     batch_size: int,
     max_wait_ms: float,
     errors_path: Optional[str],
-    config_pairs: tuple[str, ...],
+    config: dict[str, Any],
     stats_path: Optional[str],
     fail_on_error: bool,
     max_line_bytes: int,
@@ -325,7 +342,6 @@ def run_command(
     (rows, errors, rows/s, per-step p50/p99) is printed on stderr at the end.
     """
     _show_warnings()
-    config = parse_config_pairs(config_pairs)
     if engine == "ray":
         from packflow.cli.run_ray import run_on_ray
 
@@ -334,24 +350,17 @@ def run_command(
     check_paths(paths)
     if workers > 1 and batch_timeout_s is not None:
         raise click.BadParameter("is not supported with --workers", param_hint="--batch-timeout-s")
+    # SIGINT and SIGTERM stop the load (exit 130/143), whatever the handlers
+    # this process inherited (a shell starts background jobs with SIGINT ignored).
+    previous = {s: signal.signal(s, _interrupt_loading) for s in _EXIT_FOR_SIGNAL}
     pool: Optional[WorkerPool] = None
     try:
-        if workers > 1:
-            backend = pool = _start_pool(project, config, workers)
-        else:
-            backend = _load_backend(project, config)
-    except KeyboardInterrupt:
-        click.echo("Interrupted while loading the backend.", err=True)
-        sys.exit(130)
-    except WorkerStartError as exc:
-        load_error(exc, exc.error_type or "")
-    except Exception as exc:  # noqa: BLE001 - reported to the user
-        load_error(exc)
-    signals = _Signals()
-    if pool is not None:
-        signals.on_force = pool.stop_now
-    previous = {s: signal.signal(s, signals.handler) for s in _EXIT_FOR_SIGNAL}
-    try:
+        backend, pool = _load_for_run(project, config, workers)
+        signals = _Signals()
+        if pool is not None:
+            signals.on_force = pool.stop_now
+        for s in _EXIT_FOR_SIGNAL:
+            signal.signal(s, signals.handler)
         summary, exit_code = _run(
             backend,
             pool,
@@ -364,7 +373,7 @@ def run_command(
             skip_lines,
             stats_every_s,
         )
-    except WorkerStartError as exc:
+    except WorkerStartError as exc:  # a worker started mid-run could not load
         load_error(exc, exc.error_type or "")
     finally:
         for s, handler in previous.items():

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from packflow.cli.config_pairs import load_error, parse_config_pairs
+from packflow.cli.config_pairs import config_option, load_error
 
 
 def _load(project: str, config: dict[str, Any], workdir: str) -> tuple[Any, str]:
@@ -86,13 +86,7 @@ def _load(project: str, config: dict[str, Any], workdir: str) -> tuple[Any, str]
     type=click.IntRange(min=1),
     help="Most open connections plus requests in progress; past it 503.",
 )
-@click.option(
-    "--config",
-    "config_pairs",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Backend config override (VALUE parsed as JSON when it is JSON).",
-)
+@config_option
 def serve_command(
     project: str,
     host: str,
@@ -103,7 +97,7 @@ def serve_command(
     max_body_mb: float,
     request_timeout_s: float,
     max_connections: int,
-    config_pairs: tuple[str, ...],
+    config: dict[str, Any],
 ) -> None:
     """Serve the backend of the project at PROJECT over HTTP.
 
@@ -114,7 +108,6 @@ def serve_command(
     requests are batched. SIGTERM or SIGINT drains (every request in progress
     is answered) and exits 0; a second signal stops at once.
     """
-    config = parse_config_pairs(config_pairs)
     # The server's own errors and the backend's log lines go to stderr.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
