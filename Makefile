@@ -163,6 +163,9 @@ bench-workers: build-prod
 
 # `packflow serve` against LitServe and FastAPI under wrk; table in docs/serving.md.
 bench-serve: build-prod
+	@command -v wrk >/dev/null || { command -v apt-get >/dev/null && \
+		$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq wrk; } || \
+		{ echo "bench-serve needs wrk (Debian: apt-get install wrk)"; exit 1; }
 	$(PY) -m pip install -q "litserve>=0.2" "fastapi>=0.110"
 	$(PY) benches/serve/run.py
 
