@@ -734,7 +734,14 @@ make bench                                   # everything: build, both runs, tab
 .venv/bin/python benches/run.py --report     # table and this file from the saved .benchmarks/*.json
 .venv/bin/python benches/run.py -k W4        # some workloads only (this file is left alone)
 .venv/bin/python -m pytest -q benches --benchmark-disable   # the quick correctness run of CI
+.venv/bin/python benches/compare_builds.py OLD_PYTHON .venv/bin/python   # two builds, alternating
 ```
+
+`benches/compare_builds.py` answers "did this change make a workload slower?":
+it runs packflow's own cases under an earlier build (any interpreter with it
+installed, for example a worktree of the earlier commit) and this one,
+interleaved, and prints after/before per case. Ratios against the reference
+move with the machine between runs; this comparison is made within one run.
 
 The suite is `benches/test_w*.py`: plain pytest-benchmark tests using only the
 public packflow API, so the same files run under `.venv` (this package) and
