@@ -298,42 +298,37 @@ for the light one (W6's: one matrix product per batch).
 
 
 WHERE_THE_TIME_GOES = """\
-**Reading the wall-clock columns.** This machine is shared and Linux groups
-processes by session for scheduling (autogroup): while other sessions keep its
-cores busy, all of this run's processes share one session's slice, so a second
-worker gets no more CPU and *2 vs 1* stays near 1x whatever the pool does. The
-CPU-time column does not depend on that: it is the best wall-clock ratio the
-measured CPU seconds allow once two cores are free. Six runs on 2026-11-29 gave
-1.85x to 2.05x for the CPU-bound backend and 1.29x to 1.45x for the light one.
-The machine was never idle: at load averages of 8 to 16 the wall-clock ratio
-was 0.7x to 1.1x for both; in the two quietest runs (2 to 3.5, the table
-above) the CPU-bound backend ran 1.61x and 1.25x faster with 2 workers, and the
-light one 0.66x and 0.75x as fast, since its workers wait for a parent that
-shares the two busy cores with them.
+**Reading the wall-clock columns.** Linux groups processes by session for
+scheduling (autogroup): while other sessions keep the cores busy, all of this
+run's processes share one session's slice, so a second worker gets no more CPU
+and *2 vs 1* stays near 1x whatever the pool does. The CPU-time column does not
+depend on that: it is the best wall-clock ratio the measured CPU seconds allow
+once two cores are free. On 2026-11-29 the machine was never idle (load
+averages 2 to 16): six runs gave 1.85x to 2.05x from CPU time for the CPU-bound
+backend and 1.29x to 1.45x for the light one, but 0.7x to 1.6x on the wall
+clock. The run of 2026-12-06 had the machine to itself (load about 1), and the
+wall clock then follows the CPU-time bound: 1.85x for the CPU-bound backend.
 
-**Where the parent's time goes** (cProfile with per-thread CPU clocks, and
-py-spy, on the light backend, 300 batches of 1,000 lines, 83 MB): about half of
-the parent's CPU is the reader thread, `LineReader` itself, the same cost one
-process pays: a third of that is `_core.line_batch_end`, which looks for
-newlines one byte at a time (about 2 GB/s; a `memchr` search would be several
-times faster), and most of the rest the buffer copies (read, append, cut). The
-other half is the event loop: the kernel copying each batch into a worker's
-pipe (about 15% of the parent), unpickling each `BatchResult` (10%), writing
-the output (8%) and per-batch Python bookkeeping. For the CPU-bound backend
-that is a tenth of the work handed out and two workers use two cores. For the
-light backend one process spends 1.3 to 1.9 us of CPU per row (parse, a matrix
-product, JSON writing; more when the machine is busier); the parent adds 0.6 to
-0.8 us per row of its own and the pipes a little in each worker, so on two
-cores the bound is 1.3x to 1.45x, short of 1.5x: the parent does 40% of the
-work one process does, on the same two cores as the workers. What would lift
-it, in order of effect: a `memchr` newline search in `line_batch_end` (the
-parent, and one process, read faster), fewer copies in `LineReader` (read
-straight into its buffer), and shared memory instead of pipes for the batch
-bytes; letting workers read their byte ranges of a regular file themselves
-would remove the parent's copies altogether but changes what crosses the
-process boundary. On a machine with more cores the parent's share stays one
-core, and the light backend scales until the parent is saturated (1.3 to 1.7 M
-rows/s on this machine's cores)."""
+**The light backend.** One process spends about 0.6 us of CPU per row (read
+and cut, parse, a matrix product, JSON writing); since the newline search of
+`line_batch_end` became word-at-a-time (about 9.6 GB/s instead of 2), reading
+and cutting is a small part of it. With 2 workers the parent spends about 0.27
+us per row (its reader thread, the kernel copying each batch into a worker's
+pipe, unpickling each `BatchResult`, writing the output, per-batch Python
+bookkeeping) and each worker about 15% more than one process spends on the
+same rows (reading its pipe, pickling its result). That is 0.95 s of CPU per
+million rows against 0.59 s in one process: on two cores the bound is 1.25x,
+and the wall clock gave 1.11x (steady state, above) and 1.23x to 1.25x for
+the whole command on one million sample events (280 MB, `examples/
+firewall-anomaly`: 0.63 to 0.65 s with one worker, 0.52 s with two). Moving
+a row's bytes between processes costs about half of what the model's whole
+work on it costs, so 1.5x is out of reach this way. What would lift it:
+workers reading their byte ranges of a regular file themselves (no pipe copy
+in the parent or the workers; the parent would only cut and order), and
+shared memory for the output bytes. For a heavier model the transport's share
+shrinks and two workers approach 2x, as the CPU-bound backend shows; past one
+machine, the Ray engine (docs/scaling.md) spreads the same batches over
+nodes."""
 
 
 def write_docs(text: str) -> None:
