@@ -679,25 +679,26 @@ part of its time.
 
 Profiled with `perf` on this machine (garbage collector paused unless noted):
 
-- **W2 (flatten mode, ~37x of 40x).** Memory-bound: freeing the previous
+- **W2 (flatten mode; 24x to 52x the reference over the runs of 2026-11-25 to
+  2026-12-06, target 40x; level with the dict comprehension).** Memory-bound: freeing the previous
   batch's output dicts (13-16% of the time, inside the timed call, paid by every
   contender), copying the presized output template and the 11 assignments into
   it (~12%), page faults, and the cache misses on each record's dicts, which
   the lookups pay whether they hash or check a remembered slot (~20%). Closing
   the last ~10% would mean writing dict entries through CPython's private
   table layout instead of copy-then-assign.
-- **W2b (direct mode, ~11x of 40x).** The output is six nested dicts per
+- **W2b (direct mode; 10x to 17x, target 40x).** The output is six nested dicts per
   record; creating and freeing them is what the hand-written comprehension
   does too, and that comprehension is itself only ~12x the reference, so 40x
   is below the cost of building the required objects. We tie the comprehension
   within noise, plus the delimiter-collision scan the semantics require
   (~1-2 ms per 10k records).
-- **W4 (~5% slower than orjson).** Float formatting is on par with orjson
+- **W4 (0.6x to 0.95x the speed of orjson over those runs).** Float formatting is on par with orjson
   (zmij, shortest round-trip digits); the remainder is mostly the `memmove`
   and `memset` inside the float formatter for values in [0, 1) (~9%) and
   `_PyDict_Next` calls (~6%), which orjson avoids by reading dict tables
   directly.
-- **W5 (~2x slower than orjson).** Structural: `ensure_valid_output` must
+- **W5 (0.5x to 0.6x the speed of orjson).** Structural: `ensure_valid_output` must
   return Python rows (10k dicts, 10k lists, 100k floats: ~2.2 ms, about
   orjson's whole time), and to match `json.dumps` of those rows each float32
   is written as its widened double (`0.8506242036819458`), 1.9x the bytes of
