@@ -31,3 +31,20 @@ def pytest_collection_modifyitems(config, items):
             getattr(value, "__module__", None) == "reference" for value in vars(module).values()
         ):
             item.add_marker(pytest.mark.differential)
+
+
+@pytest.fixture()
+def workers_project(tmp_path: Path) -> Path:
+    """A project of :data:`helpers.WORKERS_BACKEND` (the worker-pool tests')."""
+    from helpers import WORKERS_BACKEND
+    from sample_projects import write_project
+
+    return write_project(tmp_path / "proj", backend=WORKERS_BACKEND)
+
+
+@pytest.fixture()
+def marks(tmp_path: Path) -> Path:
+    """An empty folder for the marker files test backends leave."""
+    d = tmp_path / "marks"
+    d.mkdir()
+    return d

@@ -10,15 +10,12 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from packflow.sample_data import sample_lines
 
-REPO = Path(__file__).resolve().parents[1]
-EXAMPLE = REPO / "examples" / "firewall-anomaly"
-PACKFLOW = [sys.executable, "-m", "packflow.cli"]
+from helpers import EXAMPLE, PACKFLOW, jsonl, run_cli
 
 FAILING_BACKEND = """
 from packflow import InferenceBackend
@@ -45,16 +42,6 @@ def failing_project(tmp_path):
     )
     (proj / "requirements.txt").write_text("packflow\n")
     return proj
-
-
-def run_cli(args, input_bytes=None, timeout=120, **kw):
-    return subprocess.run(
-        PACKFLOW + ["run", *map(str, args)],
-        input=input_bytes,
-        capture_output=True,
-        timeout=timeout,
-        **kw,
-    )
 
 
 def write_lines(path, lines):
@@ -85,7 +72,7 @@ def test_example_project_end_to_end(tmp_path):
 
 def test_failing_row_isolated_and_fail_on_error(tmp_path, failing_project):
     rows = [{"id": i, "fail": i == 5} for i in range(12)]
-    data = b"".join(json.dumps(r).encode() + b"\n" for r in rows)
+    data = jsonl(rows)
     err = tmp_path / "err.jsonl"
     proc = run_cli([failing_project, "--errors", err, "--batch-size", "4"], input_bytes=data)
     assert proc.returncode == 0, proc.stderr.decode()

@@ -16,73 +16,7 @@ import pytest
 from packflow.engine.workers import usable_cores
 from packflow.sample_data import sample_lines
 
-from sample_projects import write_project
-
-REPO = Path(__file__).resolve().parents[1]
-EXAMPLE = REPO / "examples" / "firewall-anomaly"
-PACKFLOW = [sys.executable, "-m", "packflow.cli"]
-
-BACKEND = """
-import math
-import os
-import time
-
-from packflow import BackendConfig, InferenceBackend
-
-
-class Config(BackendConfig):
-    marker_dir: str = ""
-    fail_init: bool = False
-
-
-class Backend(InferenceBackend):
-    backend_config_model = Config
-
-    def initialize(self):
-        if self.config.fail_init:
-            raise ValueError("no weights in this test")
-        if self.config.marker_dir:
-            open(os.path.join(self.config.marker_dir, f"init-{os.getpid()}"), "w").close()
-
-    def execute(self, inputs):
-        out = []
-        for r in inputs:
-            if r.get("sleep"):
-                if self.config.marker_dir:
-                    open(os.path.join(self.config.marker_dir, "sleeping"), "w").close()
-                time.sleep(r["sleep"])
-            if r.get("die"):
-                os._exit(3)
-            if r.get("fail"):
-                raise RuntimeError(f"row {r.get('id')} refused")
-            row = {"id": r.get("id")}
-            if r.get("nan"):
-                row["nan"] = math.nan
-            out.append(row)
-        return out
-"""
-
-
-@pytest.fixture()
-def project(tmp_path: Path) -> Path:
-    return write_project(tmp_path / "proj", backend=BACKEND)
-
-
-@pytest.fixture()
-def marks(tmp_path: Path) -> Path:
-    d = tmp_path / "marks"
-    d.mkdir()
-    return d
-
-
-def run_cli(args, input_bytes=None, timeout=180, **kw):
-    return subprocess.run(
-        PACKFLOW + ["run", *map(str, args)],
-        input=input_bytes,
-        capture_output=True,
-        timeout=timeout,
-        **kw,
-    )
+from helpers import EXAMPLE, PACKFLOW, jsonl, run_cli
 
 
 def mixed_lines(n: int) -> bytes:
@@ -123,13 +57,13 @@ def same_summary(a: dict, b: dict) -> None:
     }
 
 
-def test_same_files_as_one_worker_with_bad_lines_and_failing_rows(tmp_path, project):
+def test_same_files_as_one_worker_with_bad_lines_and_failing_rows(tmp_path, workers_project):
     src = tmp_path / "in.jsonl"
     data = mixed_lines(600)
     src.write_bytes(data)
     blank = sum(1 for line in data.splitlines() if not line.strip())
     (out1, err1, stats1), (out2, err2, stats2) = run_both(
-        tmp_path, project, src, "--batch-size", "7"
+        tmp_path, workers_project, src, "--batch-size", "7"
     )
     assert out1 == out2 and err1 == err2
     same_summary(stats1, stats2)
@@ -149,12 +83,22 @@ def test_same_files_as_one_worker_on_the_numpy_path(tmp_path):
     same_summary(stats1, stats2)
 
 
-def test_a_batch_that_kills_its_workers_goes_to_errors(tmp_path, project):
+def test_a_batch_that_kills_its_workers_goes_to_errors(tmp_path, workers_project):
     rows = [{"id": i, "die": i == 25} for i in range(60)]
-    data = b"".join(json.dumps(r).encode() + b"\n" for r in rows)
+    data = jsonl(rows)
     err, stats = tmp_path / "err.jsonl", tmp_path / "stats.json"
     proc = run_cli(
-        [project, "--workers", "2", "--batch-size", "10", "--errors", err, "--stats", stats],
+        [
+            workers_project,
+            "--workers",
+            "2",
+            "--batch-size",
+            "10",
+            "--errors",
+            err,
+            "--stats",
+            stats,
+        ],
         input_bytes=data,
     )
     assert proc.returncode == 0, proc.stderr.decode()
@@ -167,9 +111,10 @@ def test_a_batch_that_kills_its_workers_goes_to_errors(tmp_path, project):
     assert summary["read"] == 60 == summary["written"] + summary["errors"]
 
 
-def test_initialize_failing_in_a_worker_stops_the_run(tmp_path, project):
+def test_initialize_failing_in_a_worker_stops_the_run(tmp_path, workers_project):
     proc = run_cli(
-        [project, "--workers", "2", "--config", "fail_init=true"], input_bytes=b'{"id": 1}\n'
+        [workers_project, "--workers", "2", "--config", "fail_init=true"],
+        input_bytes=b'{"id": 1}\n',
     )
     assert proc.returncode == 1
     stderr = proc.stderr.decode()
@@ -178,9 +123,17 @@ def test_initialize_failing_in_a_worker_stops_the_run(tmp_path, project):
     assert proc.stdout == b""
 
 
-def test_an_unknown_config_key_is_a_usage_error_before_any_initialize(tmp_path, project):
+def test_an_unknown_config_key_is_a_usage_error_before_any_initialize(tmp_path, workers_project):
     proc = run_cli(
-        [project, "--workers", "2", "--config", f"marker_dir={tmp_path}", "--config", "fail_int=1"],
+        [
+            workers_project,
+            "--workers",
+            "2",
+            "--config",
+            f"marker_dir={tmp_path}",
+            "--config",
+            "fail_int=1",
+        ],
         input_bytes=b'{"id": 1}\n',
     )
     stderr = proc.stderr.decode()
@@ -218,17 +171,26 @@ def test_a_signal_finishes_the_batches_in_flight(tmp_path, sig, code):
     assert b"Traceback" not in stderr
 
 
-def test_a_second_signal_stops_at_once(tmp_path, project, marks):
+def test_a_second_signal_stops_at_once(tmp_path, workers_project, marks):
     rows = [{"id": i, "sleep": 60 if i == 3 else 0} for i in range(10)]
     proc = subprocess.Popen(
         PACKFLOW
-        + ["run", str(project), "--workers", "2", "--batch-size", "2", "--max-wait-ms", "20"]
+        + [
+            "run",
+            str(workers_project),
+            "--workers",
+            "2",
+            "--batch-size",
+            "2",
+            "--max-wait-ms",
+            "20",
+        ]
         + ["--config", f"marker_dir={marks}"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    proc.stdin.write(b"".join(json.dumps(r).encode() + b"\n" for r in rows))
+    proc.stdin.write(jsonl(rows))
     proc.stdin.flush()
     deadline = time.time() + 90
     while time.time() < deadline and not (marks / "sleeping").exists():
@@ -246,11 +208,11 @@ def test_a_second_signal_stops_at_once(tmp_path, project, marks):
     assert b"Traceback" not in stderr
 
 
-def test_auto_runs_one_worker_per_usable_core(tmp_path, project, marks):
+def test_auto_runs_one_worker_per_usable_core(tmp_path, workers_project, marks):
     src = tmp_path / "in.jsonl"
     src.write_bytes(b"".join(json.dumps({"id": i}).encode() + b"\n" for i in range(50)))
     one_core = run_cli(
-        [project, "-i", src, "--workers", "auto", "--config", f"marker_dir={marks}"],
+        [workers_project, "-i", src, "--workers", "auto", "--config", f"marker_dir={marks}"],
         preexec_fn=lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}),
     )
     assert one_core.returncode == 0, one_core.stderr.decode()
@@ -258,16 +220,16 @@ def test_auto_runs_one_worker_per_usable_core(tmp_path, project, marks):
     shutil.rmtree(marks)
     marks.mkdir()
     every_core = run_cli(
-        [project, "-i", src, "--workers", "auto", "--config", f"marker_dir={marks}"]
+        [workers_project, "-i", src, "--workers", "auto", "--config", f"marker_dir={marks}"]
     )
     assert every_core.returncode == 0, every_core.stderr.decode()
     assert every_core.stdout == one_core.stdout
     assert len(list(marks.glob("init-*"))) == usable_cores()
 
 
-def test_bad_workers_value_is_a_usage_error(project):
+def test_bad_workers_value_is_a_usage_error(workers_project):
     for bad in ("0", "many"):
-        proc = run_cli([project, "--workers", bad], input_bytes=b"")
+        proc = run_cli([workers_project, "--workers", bad], input_bytes=b"")
         assert proc.returncode == 2
         assert b"--workers" in proc.stderr
 

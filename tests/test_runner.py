@@ -12,23 +12,7 @@ from packflow import InferenceBackend
 from packflow.runner import run_stream
 from packflow.sample_data import NUMERIC_FEATURES, sample_lines
 
-
-class Doubler(InferenceBackend):
-    def execute(self, inputs):
-        out = []
-        for r in inputs:
-            if r.get("fail"):
-                raise ValueError(f"cannot score {r['id']}")
-            out.append({"id": r["id"], "double": r["x"] * 2})
-        return out
-
-
-class Scorer(InferenceBackend):
-    def execute(self, inputs):
-        return inputs.sum(axis=1)
-
-    def transform_outputs(self, sums):
-        return [{"sum": s} for s in sums.tolist()]
+from helpers import Doubler, RowSum
 
 
 def lines(rows):
@@ -108,7 +92,7 @@ def test_empty_and_blank_input():
 
 def test_numpy_fast_path_matches_the_records_path():
     src = list(sample_lines(257, seed=3))
-    fast = Scorer(input_format="numpy", feature_names=NUMERIC_FEATURES)
+    fast = RowSum(input_format="numpy", feature_names=NUMERIC_FEATURES)
     _, outs, errs = run(fast, src, batch_size=100)
     events = [json.loads(x) for x in src]
     expected = [
@@ -136,7 +120,7 @@ def test_numpy_path_falls_back_for_non_numeric_cells():
 
 def test_malformed_lines_with_numpy_path():
     src = list(sample_lines(50, malformed_every=7))
-    backend = Scorer(input_format="numpy", feature_names=NUMERIC_FEATURES)
+    backend = RowSum(input_format="numpy", feature_names=NUMERIC_FEATURES)
     summary, outs, errs = run(backend, src, batch_size=16)
     assert summary.errors == 7 and len(errs) == 7
     assert all(e["step"] == "parse" for e in errs)

@@ -10,7 +10,6 @@ import os
 import resource
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,9 +17,7 @@ import pytest
 
 from packflow.sample_data import sample_lines
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = REPO / "examples" / "firewall-anomaly"
-PACKFLOW = [sys.executable, "-m", "packflow.cli"]
+from helpers import EXAMPLE, PACKFLOW, jsonl, run_cli
 
 SLOW_BACKEND = """
 import os, time
@@ -55,20 +52,6 @@ def slow_project(tmp_path):
     return proj
 
 
-def jl(rows) -> bytes:
-    return b"".join(json.dumps(r).encode() + b"\n" for r in rows)
-
-
-def run_cli(args, input_bytes=None, timeout=120, **kw):
-    return subprocess.run(
-        PACKFLOW + ["run", *map(str, args)],
-        input=input_bytes,
-        capture_output=True,
-        timeout=timeout,
-        **kw,
-    )
-
-
 def start(args, env_extra=None, **kw):
     env = {**os.environ, **(env_extra or {})}
     return subprocess.Popen(
@@ -93,7 +76,7 @@ def wait_for(path: Path, timeout=60.0):
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_second_signal_stops_a_hung_backend(tmp_path, slow_project, sig, code):
     src = tmp_path / "in.jsonl"
-    src.write_bytes(jl([{"id": 1}, {"id": 2}]) + jl([{"id": 3, "hang": True}]))
+    src.write_bytes(jsonl([{"id": 1}, {"id": 2}]) + jsonl([{"id": 3, "hang": True}]))
     marker = tmp_path / "marker"
     out = tmp_path / "out.jsonl"
     proc = start([slow_project, "-i", src, "-o", out, "--batch-size", "2"], {"MARKER": str(marker)})
@@ -114,7 +97,7 @@ def test_batch_timeout_dead_letters_the_batch(tmp_path, slow_project):
     err = tmp_path / "err.jsonl"
     proc = run_cli(
         [slow_project, "--batch-size", "2", "--batch-timeout-s", "0.5", "--errors", err],
-        input_bytes=jl(rows),
+        input_bytes=jsonl(rows),
         timeout=60,
     )
     assert proc.returncode == 0, proc.stderr.decode()
@@ -337,7 +320,7 @@ def test_a_file_named_gz_that_is_not_gzip(tmp_path):
 def test_progress_file_during_the_run_and_resume_after_kill(tmp_path, slow_project):
     rows = [{"id": i, "sleep": 0.01} for i in range(400)]
     src = tmp_path / "in.jsonl"
-    src.write_bytes(jl(rows))
+    src.write_bytes(jsonl(rows))
     out, stats = tmp_path / "out.jsonl", tmp_path / "stats.json"
     proc = start(
         [

@@ -14,27 +14,7 @@ from packflow import InferenceBackend
 from packflow.engine import BatchEngine, BatchResult, ErrorRow
 from packflow.exceptions import InferenceBackendRuntimeError
 
-
-class Doubler(InferenceBackend):
-    def execute(self, inputs):
-        out = []
-        for r in inputs:
-            if r.get("fail"):
-                raise ValueError(f"cannot score {r['id']}")
-            out.append({"id": r["id"], "double": r["x"] * 2})
-        return out
-
-
-class Summer(InferenceBackend):
-    def execute(self, inputs):
-        return inputs.sum(axis=1)
-
-    def transform_outputs(self, sums):
-        return [{"sum": s} for s in sums.tolist()]
-
-
-def jl(rows) -> bytes:
-    return b"".join(json.dumps(r).encode() + b"\n" for r in rows)
+from helpers import Doubler, RowSum, jsonl
 
 
 def decode(result: BatchResult):
@@ -42,7 +22,7 @@ def decode(result: BatchResult):
 
 
 def test_good_batch_gives_one_output_line_per_input_line():
-    result = BatchEngine(Doubler()).process(jl([{"id": i, "x": i} for i in range(5)]), 10)
+    result = BatchEngine(Doubler()).process(jsonl([{"id": i, "x": i} for i in range(5)]), 10)
     assert decode(result) == [{"id": i, "double": 2 * i} for i in range(5)]
     assert result.errors == []
     assert (result.read, result.written) == (5, 5)
@@ -136,9 +116,9 @@ def test_numpy_fast_path_equals_records_path():
     data = (
         b'{"a": 1, "b": {"c": 2}}\n{"a": 2.5, "b": {"c": -1}}\nnot json\n{"a": 3, "b": {"c": 0}}\n'
     )
-    fast = BatchEngine(Summer(input_format="numpy", feature_names=features)).process(data, 7)
+    fast = BatchEngine(RowSum(input_format="numpy", feature_names=features)).process(data, 7)
 
-    class Slow(Summer):
+    class Slow(RowSum):
         pass
 
     # A subclass that changes how records become the array never takes the fast path.
@@ -158,7 +138,7 @@ def test_numpy_fast_path_equals_records_path():
 
 
 def test_numpy_fast_path_records_parse_time_as_preprocess():
-    backend = Summer(input_format="numpy", feature_names=["a"])
+    backend = RowSum(input_format="numpy", feature_names=["a"])
     assert type(backend.parse_json_lines(b'{"a": 1}\n')).__name__ == "ParsedArray"
     BatchEngine(backend).process(b'{"a": 1}\n{"a": 2}\n')
     times = backend.get_metrics().execution_times

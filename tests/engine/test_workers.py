@@ -20,7 +20,7 @@ from packflow.engine.reader import LineBatch
 from packflow.engine.workers import WorkerPool, WorkerStartError, usable_cores, workers_count
 from packflow.loaders import InferenceBackendLoader
 
-from sample_projects import write_project
+from helpers import jsonl
 
 
 @pytest.fixture(autouse=True)
@@ -31,86 +31,8 @@ def _never_hang():
     faulthandler.cancel_dump_traceback_later()
 
 
-BACKEND = """
-import math
-import os
-import time
-
-from packflow import BackendConfig, InferenceBackend
-
-
-class Config(BackendConfig):
-    marker_dir: str = ""
-    fail_init: bool = False
-    starts_allowed: int = 0
-
-
-def _first(path):
-    # True for the first process to get here (cross-process, via O_EXCL).
-    try:
-        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        return True
-    except FileExistsError:
-        return False
-
-
-class Backend(InferenceBackend):
-    backend_config_model = Config
-
-    def initialize(self):
-        if self.config.fail_init:
-            raise ValueError("no weights in this test")
-        marks = self.config.marker_dir
-        if marks:
-            if self.config.starts_allowed:
-                started = [n for n in os.listdir(marks) if n.startswith("init-")]
-                if len(started) >= self.config.starts_allowed:
-                    raise ValueError("the weights went away")
-            open(os.path.join(marks, f"init-{os.getpid()}"), "w").close()
-
-    def execute(self, inputs):
-        marks = self.config.marker_dir
-        out = []
-        for r in inputs:
-            if r.get("sleep"):
-                time.sleep(r["sleep"])
-            if r.get("die") == "always":
-                os._exit(3)
-            if r.get("die") == "once" and _first(os.path.join(marks, "died")):
-                os._exit(4)
-            if r.get("hold") and _first(os.path.join(marks, "held")):
-                with open(os.path.join(marks, "pid.tmp"), "w") as fh:
-                    fh.write(str(os.getpid()))
-                os.rename(os.path.join(marks, "pid.tmp"), os.path.join(marks, "pid"))
-                time.sleep(60)
-            if r.get("fail"):
-                raise RuntimeError(f"row {r.get('id')} refused")
-            row = {"id": r.get("id")}
-            if r.get("nan"):
-                row["nan"] = math.nan
-            out.append(row)
-        return out
-"""
-
-
-@pytest.fixture()
-def project(tmp_path: Path) -> Path:
-    return write_project(tmp_path / "proj", backend=BACKEND)
-
-
-@pytest.fixture()
-def marks(tmp_path: Path) -> Path:
-    d = tmp_path / "marks"
-    d.mkdir()
-    return d
-
-
 def loader(project: Path, **config) -> functools.partial:
     return functools.partial(InferenceBackendLoader.from_path, str(project), **config)
-
-
-def lines(rows: list) -> bytes:
-    return b"".join((r if isinstance(r, bytes) else json.dumps(r).encode()) + b"\n" for r in rows)
 
 
 def mixed_input(n: int = 200) -> bytes:
@@ -128,7 +50,7 @@ def mixed_input(n: int = 200) -> bytes:
             rows.append(json.dumps({"id": i, "pad": "x" * 5000}).encode())
         else:
             rows.append({"id": i, "fail": i % 11 == 2, "nan": i % 13 == 4})
-    return lines(rows)
+    return jsonl(rows)
 
 
 def in_process(project: Path, data: bytes, batch_size: int, **reader_kw) -> list:
@@ -146,10 +68,10 @@ def through_pool(pool: WorkerPool, data: bytes, batch_size: int, **reader_kw) ->
     return list(pool.map(reader))
 
 
-def test_same_results_as_one_engine_in_process(project):
+def test_same_results_as_one_engine_in_process(workers_project):
     data = mixed_input()
-    want = in_process(project, data, 9, max_line_bytes=4000, chunk_bytes=1000)
-    with WorkerPool(loader(project), 2) as pool:
+    want = in_process(workers_project, data, 9, max_line_bytes=4000, chunk_bytes=1000)
+    with WorkerPool(loader(workers_project), 2) as pool:
         got = through_pool(pool, data, 9, max_line_bytes=4000, chunk_bytes=1000)
     assert [b for b, _ in got] == [b for b, _ in want]
     assert [r for _, r in got] == [r for _, r in want]
@@ -159,17 +81,17 @@ def test_same_results_as_one_engine_in_process(project):
     assert steps == {"parse", "execute", "serialize"}
 
 
-def test_order_is_kept_when_batch_times_differ(project):
+def test_order_is_kept_when_batch_times_differ(workers_project):
     # Batches 0, 3, 6... sleep; the others are instant.
     rows = [{"id": i, "sleep": 0.15 if i % 12 == 0 else 0} for i in range(96)]
-    with WorkerPool(loader(project), 2) as pool:
-        got = through_pool(pool, lines(rows), 4)
+    with WorkerPool(loader(workers_project), 2) as pool:
+        got = through_pool(pool, jsonl(rows), 4)
     ids = [json.loads(x)["id"] for _, r in got for x in r.output.splitlines()]
     assert ids == list(range(96))
     assert [b.first_line for b, _ in got] == list(range(1, 97, 4))
 
 
-def test_a_killed_worker_has_its_batch_retried_on_a_fresh_one(project, marks):
+def test_a_killed_worker_has_its_batch_retried_on_a_fresh_one(workers_project, marks):
     rows = [{"id": i, "hold": i == 30} for i in range(80)]
     pid_file = marks / "pid"
 
@@ -181,8 +103,8 @@ def test_a_killed_worker_has_its_batch_retried_on_a_fresh_one(project, marks):
 
     killer = threading.Thread(target=kill_the_holder)
     killer.start()
-    with WorkerPool(loader(project, marker_dir=str(marks)), 2) as pool:
-        got = through_pool(pool, lines(rows), 5)
+    with WorkerPool(loader(workers_project, marker_dir=str(marks)), 2) as pool:
+        got = through_pool(pool, jsonl(rows), 5)
     killer.join()
     ids = [json.loads(x)["id"] for _, r in got for x in r.output.splitlines()]
     assert ids == list(range(80))
@@ -191,18 +113,18 @@ def test_a_killed_worker_has_its_batch_retried_on_a_fresh_one(project, marks):
     assert len(list(marks.glob("init-*"))) == 3
 
 
-def test_a_batch_that_kills_its_worker_once_is_retried(project, marks):
+def test_a_batch_that_kills_its_worker_once_is_retried(workers_project, marks):
     rows = [{"id": i, "die": "once" if i == 12 else None} for i in range(40)]
-    with WorkerPool(loader(project, marker_dir=str(marks)), 2) as pool:
-        got = through_pool(pool, lines(rows), 5)
+    with WorkerPool(loader(workers_project, marker_dir=str(marks)), 2) as pool:
+        got = through_pool(pool, jsonl(rows), 5)
     ids = [json.loads(x)["id"] for _, r in got for x in r.output.splitlines()]
     assert ids == list(range(40))
 
 
-def test_a_batch_that_kills_two_workers_is_dead_lettered(project, marks):
+def test_a_batch_that_kills_two_workers_is_dead_lettered(workers_project, marks):
     rows = [{"id": i, "die": "always" if i == 12 else None} for i in range(40)]
-    with WorkerPool(loader(project, marker_dir=str(marks)), 2) as pool:
-        got = through_pool(pool, lines(rows), 5)
+    with WorkerPool(loader(workers_project, marker_dir=str(marks)), 2) as pool:
+        got = through_pool(pool, jsonl(rows), 5)
         results = [r for _, r in got]
     ids = [json.loads(x)["id"] for r in results for x in r.output.splitlines()]
     assert ids == [i for i in range(40) if not 10 <= i < 15]
@@ -215,28 +137,28 @@ def test_a_batch_that_kills_two_workers_is_dead_lettered(project, marks):
     assert sum(r.read for r in results) == sum(r.written + len(r.errors) for r in results)
 
 
-def test_initialize_failing_in_a_worker_stops_the_start(project):
-    pool = WorkerPool(loader(project, fail_init=True), 2)
+def test_initialize_failing_in_a_worker_stops_the_start(workers_project):
+    pool = WorkerPool(loader(workers_project, fail_init=True), 2)
     with pytest.raises(WorkerStartError, match="no weights in this test") as info:
         pool.start()
     assert info.value.error_type == "InferenceBackendInitializationError"
     assert "Traceback" in info.value.worker_traceback
 
 
-def test_a_replacement_that_cannot_initialize_stops_the_run(project, marks):
+def test_a_replacement_that_cannot_initialize_stops_the_run(workers_project, marks):
     rows = [{"id": i, "die": "always" if i == 12 else None} for i in range(40)]
-    pool = WorkerPool(loader(project, marker_dir=str(marks), starts_allowed=2), 2)
+    pool = WorkerPool(loader(workers_project, marker_dir=str(marks), starts_allowed=2), 2)
     pool.start()
     with pytest.raises(WorkerStartError, match="the weights went away"):
-        through_pool(pool, lines(rows), 5)
+        through_pool(pool, jsonl(rows), 5)
     assert pool.pids == []  # every worker stopped
 
 
-def test_a_worker_that_dies_idle_is_replaced(project, marks):
-    with WorkerPool(loader(project, marker_dir=str(marks)), 2) as pool:
-        first = through_pool(pool, lines([{"id": i} for i in range(20)]), 5)
+def test_a_worker_that_dies_idle_is_replaced(workers_project, marks):
+    with WorkerPool(loader(workers_project, marker_dir=str(marks)), 2) as pool:
+        first = through_pool(pool, jsonl([{"id": i} for i in range(20)]), 5)
         os.kill(pool.pids[0], signal.SIGKILL)
-        second = through_pool(pool, lines([{"id": i} for i in range(20)]), 5)
+        second = through_pool(pool, jsonl([{"id": i} for i in range(20)]), 5)
         deadline = time.monotonic() + 60
         while len(pool.pids) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -250,22 +172,22 @@ def test_a_loader_that_cannot_load_stops_the_start(tmp_path):
             pass
 
 
-def test_load_must_be_picklable(project):
+def test_load_must_be_picklable(workers_project):
     with pytest.raises(TypeError, match="picklable"):
-        WorkerPool(lambda: InferenceBackendLoader.from_path(str(project)), 2)
+        WorkerPool(lambda: InferenceBackendLoader.from_path(str(workers_project)), 2)
 
 
-def test_batches_in_flight_are_bounded(project):
+def test_batches_in_flight_are_bounded(workers_project):
     pulled = 0
 
     def source():
         nonlocal pulled
         for i in range(60):
             pulled += 1
-            yield LineBatch(lines([{"id": i}]), i + 1)
+            yield LineBatch(jsonl([{"id": i}]), i + 1)
 
     ahead = []
-    with WorkerPool(loader(project), 2, max_in_flight=3) as pool:
+    with WorkerPool(loader(workers_project), 2, max_in_flight=3) as pool:
         for handed, _ in enumerate(pool.map(source()), start=1):
             time.sleep(0.005)  # a slow sink
             ahead.append(pulled - handed)
@@ -273,12 +195,12 @@ def test_batches_in_flight_are_bounded(project):
     assert len(ahead) == 60
 
 
-def test_step_statistics_are_merged_across_workers(project):
+def test_step_statistics_are_merged_across_workers(workers_project):
     rows = [{"id": i} for i in range(100)]
-    with WorkerPool(loader(project), 2) as pool:
-        through_pool(pool, lines(rows), 10)
+    with WorkerPool(loader(workers_project), 2) as pool:
+        through_pool(pool, jsonl(rows), 10)
         stats = pool.get_stats()  # complete once map() has ended
-        through_pool(pool, lines(rows), 25)
+        through_pool(pool, jsonl(rows), 25)
         again = pool.get_stats()
     assert stats["execute"]["count"] == 10
     assert stats["preprocess"]["count"] == 10
@@ -288,39 +210,39 @@ def test_step_statistics_are_merged_across_workers(project):
     assert pool.get_stats() == again
 
 
-def test_a_failing_source_is_raised_after_the_batches_taken(project):
+def test_a_failing_source_is_raised_after_the_batches_taken(workers_project):
     def source():
         for i in range(6):
-            yield LineBatch(lines([{"id": i}]), i + 1)
+            yield LineBatch(jsonl([{"id": i}]), i + 1)
         raise OSError("disk gone")
 
     got = []
-    with WorkerPool(loader(project), 2) as pool:
+    with WorkerPool(loader(workers_project), 2) as pool:
         with pytest.raises(OSError, match="disk gone"):
             for batch, _ in pool.map(source()):
                 got.append(batch.first_line)
     assert got == [1, 2, 3, 4, 5, 6]
 
 
-def test_stop_now_ends_the_map_without_waiting(project):
+def test_stop_now_ends_the_map_without_waiting(workers_project):
     rows = [{"id": i, "sleep": 20 if i == 2 else 0} for i in range(40)]
-    pool = WorkerPool(loader(project), 2)
+    pool = WorkerPool(loader(workers_project), 2)
     pool.start()
     threading.Timer(0.5, pool.stop_now).start()
     started = time.monotonic()
-    got = through_pool(pool, lines(rows), 2)
+    got = through_pool(pool, jsonl(rows), 2)
     assert time.monotonic() - started < 10
     assert [b.first_line for b, _ in got] == [1]  # the batch behind the slow one waits
     pool.close()
 
 
-def test_run_stream_with_workers_equals_one_process(project):
+def test_run_stream_with_workers_equals_one_process(workers_project):
     items = mixed_input(120).splitlines()
     outs = []
     for workers in (1, 2):
         sink, errors = io.BytesIO(), io.BytesIO()
         summary = run_stream(
-            str(project), items, sink, errors=errors, batch_size=7, workers=workers
+            str(workers_project), items, sink, errors=errors, batch_size=7, workers=workers
         )
         outs.append((sink.getvalue(), errors.getvalue(), summary))
     (out1, err1, s1), (out2, err2, s2) = outs
@@ -336,11 +258,11 @@ def test_run_stream_with_workers_equals_one_process(project):
     }
 
 
-def test_run_stream_stop_request_writes_what_was_taken(project):
+def test_run_stream_stop_request_writes_what_was_taken(workers_project):
     items = [json.dumps({"id": i}).encode() for i in range(1000)]
     sink = io.BytesIO()
     summary = run_stream(
-        str(project), items, sink, batch_size=10, workers=2, should_stop=lambda: True
+        str(workers_project), items, sink, batch_size=10, workers=2, should_stop=lambda: True
     )
     assert summary.interrupted_by == "stop request"
     assert 10 <= summary.written < 1000
@@ -349,8 +271,8 @@ def test_run_stream_stop_request_writes_what_was_taken(project):
     assert ids == list(range(len(ids)))
 
 
-def test_run_stream_workers_need_a_project_path(project):
-    backend = InferenceBackendLoader.from_path(str(project))
+def test_run_stream_workers_need_a_project_path(workers_project):
+    backend = InferenceBackendLoader.from_path(str(workers_project))
     with pytest.raises(TypeError, match="project's path"):
         run_stream(backend, [b"{}"], io.BytesIO(), workers=2)
 
