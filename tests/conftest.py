@@ -35,9 +35,9 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture()
 def workers_project(tmp_path: Path) -> Path:
-    """A project of :data:`helpers.WORKERS_BACKEND` (the worker-pool tests')."""
-    from helpers import WORKERS_BACKEND
+    """A project of :data:`testkit.WORKERS_BACKEND` (the worker-pool tests')."""
     from sample_projects import write_project
+    from testkit import WORKERS_BACKEND
 
     return write_project(tmp_path / "proj", backend=WORKERS_BACKEND)
 

@@ -12,7 +12,7 @@ from packflow import InferenceBackend
 from packflow.runner import run_stream
 from packflow.sample_data import NUMERIC_FEATURES, sample_lines
 
-from helpers import Doubler, RowSum
+from testkit import Doubler, RowSum
 
 
 def lines(rows):

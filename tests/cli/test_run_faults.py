@@ -17,7 +17,7 @@ import pytest
 
 from packflow.sample_data import sample_lines
 
-from helpers import EXAMPLE, PACKFLOW, jsonl, run_cli
+from testkit import EXAMPLE, PACKFLOW, jsonl, run_cli
 
 SLOW_BACKEND = """
 import os, time

@@ -14,7 +14,7 @@ from packflow import InferenceBackend
 from packflow.engine import BatchEngine, BatchResult, ErrorRow
 from packflow.exceptions import InferenceBackendRuntimeError
 
-from helpers import Doubler, RowSum, jsonl
+from testkit import Doubler, RowSum, jsonl
 
 
 def decode(result: BatchResult):

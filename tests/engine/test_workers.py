@@ -20,7 +20,7 @@ from packflow.engine.reader import LineBatch
 from packflow.engine.workers import WorkerPool, WorkerStartError, usable_cores, workers_count
 from packflow.loaders import InferenceBackendLoader
 
-from helpers import jsonl
+from testkit import jsonl
 
 
 @pytest.fixture(autouse=True)
