@@ -590,3 +590,35 @@ def test_write_then_read_round_trips(
     )
     config.write_yaml(tmp_path)
     assert PackflowConfig.from_project_path(tmp_path) == config
+
+
+# -- Packflow 0.4's module path, packflow.loaders.config --------------------------------
+
+_REFERENCE_CONFIG_MODULE = """
+import packflow.loaders
+import packflow.loaders.config as m
+result = {
+    "names": sorted(n for n in dir(m) if not n.startswith("_")),
+    "METADATA_KEYS": m.METADATA_KEYS,
+    "RUNTIME_CONFIG_KEYS": m.RUNTIME_CONFIG_KEYS,
+    "NAME_PATTERN": m.NAME_PATTERN,
+    "get_python_version": m.get_python_version(),
+    "normalize_archive_name": [m.normalize_archive_name(n) for n in payload],
+    "model_is_the_package_one": m.PackflowConfig is packflow.loaders.PackflowConfig,
+}
+"""
+
+
+def test_the_0_4_module_path_re_exports_the_model():
+    import packflow.loaders
+    import packflow.loaders.config as ours
+
+    names = ["my-model", "My Model 2", "a_b", "x"]
+    ref = run_reference_script(_REFERENCE_CONFIG_MODULE, names)
+    assert set(ours.__all__) <= set(ref["names"])
+    for name in ("METADATA_KEYS", "RUNTIME_CONFIG_KEYS", "NAME_PATTERN"):
+        assert getattr(ours, name) == ref[name], name
+    assert ours.get_python_version() == ref["get_python_version"]
+    assert [ours.normalize_archive_name(n) for n in names] == ref["normalize_archive_name"]
+    assert ref["model_is_the_package_one"]
+    assert ours.PackflowConfig is packflow.loaders.PackflowConfig
