@@ -127,19 +127,21 @@ def test_strict_config_keys_on_an_instance_checks_its_config():
         StaticLoader(Echo(input_format="passthrough")).load(strict_config_keys=["nope"])
 
 
-def test_strict_config_keys_through_from_path_and_from_archive(tmp_path):
+def test_strict_config_through_from_path_and_from_archive(tmp_path):
     from packflow.project import PackflowProject
 
     project = write_project(tmp_path / "proj")
-    backend = InferenceBackendLoader.from_path(
-        project, strict_config_keys=["threshold"], threshold=0.9
-    )
+    backend = InferenceBackendLoader.from_path(project, strict_config=True, threshold=0.9)
     assert backend.config.threshold == 0.9
     with pytest.raises(UnknownConfigKeysError, match="'treshold' \\(did you mean 'threshold'"):
-        InferenceBackendLoader.from_path(project, strict_config_keys=["treshold"], treshold=0.9)
+        InferenceBackendLoader.from_path(project, strict_config=True, treshold=0.9)
     archive = PackflowProject(project).export(tmp_path / "dist")
     with pytest.raises(UnknownConfigKeysError, match="'treshold'"):
-        InferenceBackendLoader.from_path(archive, strict_config_keys=["treshold"], treshold=0.9)
+        InferenceBackendLoader.from_path(archive, strict_config=True, treshold=0.9)
+    # Only the keyword arguments are the user's: packflow.yaml's keys are not checked.
+    legacy = write_project(tmp_path / "legacy", backend_config={"retired_knob": 1})
+    backend = InferenceBackendLoader.from_path(legacy, strict_config=True, threshold=0.8)
+    assert backend.config.threshold == 0.8
 
 
 def test_abstract_backend_class_is_a_type_error():

@@ -11,9 +11,6 @@ import click
 
 from packflow.exceptions import UnknownConfigKeysError
 
-#: The exception class name a worker process reports for an unknown key.
-UNKNOWN_KEYS = UnknownConfigKeysError.__name__
-
 
 def parse_config_pairs(pairs: tuple[str, ...]) -> dict[str, Any]:
     """``KEY=VALUE`` pairs as a dict; a VALUE that is JSON is parsed as JSON,
@@ -42,11 +39,11 @@ config_option = click.option(
 )
 
 
-def load_error(exc: BaseException, error_type: str = "") -> NoReturn:
-    """Stop the command for a backend that could not be loaded: an unknown
-    ``--config`` key (``exc`` is, or ``error_type`` names, an
-    :class:`UnknownConfigKeysError`) is a usage error (exit 2), anything else
-    exit 1 with the loader's message."""
-    if isinstance(exc, UnknownConfigKeysError) or error_type == UNKNOWN_KEYS:
-        raise click.BadParameter(str(exc), param_hint="--config") from exc
-    raise click.ClickException(f"could not load the backend: {exc}") from exc
+def load_error(message: str, error_type: str) -> NoReturn:
+    """Stop the command for a backend that could not be loaded, given the
+    error's text and class name (a worker process or a Ray actor reports
+    both): an unknown ``--config`` key (:class:`UnknownConfigKeysError`) is a
+    usage error (exit 2), anything else exit 1 with the loader's message."""
+    if error_type == UnknownConfigKeysError.__name__:
+        raise click.BadParameter(message, param_hint="--config")
+    raise click.ClickException(f"could not load the backend: {message}")

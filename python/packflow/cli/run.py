@@ -181,15 +181,15 @@ def _load_for_run(
         click.echo("Interrupted while loading the backend.", err=True)
         sys.exit(_EXIT_FOR_SIGNAL[getattr(exc, "signum", signal.SIGINT)])
     except WorkerStartError as exc:
-        load_error(exc, exc.error_type or "")
+        load_error(str(exc), exc.error_type or "")
     except Exception as exc:  # noqa: BLE001 - reported to the user
-        load_error(exc)
+        load_error(str(exc), type(exc).__name__)
 
 
 def _load_backend(project: str, config: dict[str, Any]) -> Any:
     from packflow.loaders import InferenceBackendLoader
 
-    return InferenceBackendLoader.from_path(project, strict_config_keys=tuple(config), **config)
+    return InferenceBackendLoader.from_path(project, strict_config=True, **config)
 
 
 def _workers_option(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
@@ -205,7 +205,7 @@ def _start_pool(project: str, config: dict[str, Any], workers: int) -> WorkerPoo
     load = functools.partial(
         InferenceBackendLoader.from_path,
         os.path.abspath(project),
-        strict_config_keys=tuple(config),
+        strict_config=True,
         **config,
     )
     pool = WorkerPool(load, workers)
@@ -374,7 +374,7 @@ def run_command(
             stats_every_s,
         )
     except WorkerStartError as exc:  # a worker started mid-run could not load
-        load_error(exc, exc.error_type or "")
+        load_error(str(exc), exc.error_type or "")
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)

@@ -55,7 +55,7 @@ def run_on_ray(project: str, config: dict[str, Any], ctx: click.Context) -> None
             max_line_bytes=params["max_line_bytes"],
         )
     except ProjectLoadError as exc:
-        load_error(RuntimeError(exc.error), exc.error_type)
+        load_error(exc.error, exc.error_type)
     except FileNotFoundError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(summary.format(), err=True)

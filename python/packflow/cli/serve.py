@@ -21,15 +21,13 @@ def _load(project: str, config: dict[str, Any], workdir: str) -> tuple[Any, str]
     path = Path(project)
     if path.is_file():
         backend = InferenceBackendLoader.from_archive(
-            path, extract_dir=workdir, strict_config_keys=tuple(config), **config
+            path, extract_dir=workdir, strict_config=True, **config
         )
         from packflow.loaders.base import project_root
 
         project_dir = project_root(Path(workdir))
     else:
-        backend = InferenceBackendLoader.from_project(
-            path, strict_config_keys=tuple(config), **config
-        )
+        backend = InferenceBackendLoader.from_project(path, strict_config=True, **config)
         project_dir = path
     return backend, PackflowProject(project_dir).load_config().name
 
@@ -120,7 +118,7 @@ def serve_command(
         try:
             backend, name = _load(project, config, workdir)
         except Exception as exc:  # noqa: BLE001 - reported to the user
-            load_error(exc)
+            load_error(str(exc), type(exc).__name__)
         app = create_app(
             backend,
             name=name,

@@ -109,7 +109,7 @@ class InferenceBackendLoader(ABC):
         cls,
         project_path: Union[str, Path] = ".",
         *,
-        strict_config_keys: Collection[str] = (),
+        strict_config: bool = False,
         **backend_kwargs: Any,
     ):
         """Load the backend of the project in ``project_path``, as packflow.yaml says.
@@ -124,11 +124,11 @@ class InferenceBackendLoader(ABC):
         Python has one module per name per process (see
         :mod:`packflow.loaders.project_modules`).
 
-        ``strict_config_keys``: see :meth:`load`.
+        ``strict_config``: every key of ``backend_kwargs`` must be a key of the
+        backend's config model, checked before ``initialize()`` (see :meth:`load`);
+        for arguments a user typed, such as ``--config KEY=VALUE``.
         """
-        return cls._load_project(
-            Path(project_path).resolve(), backend_kwargs, True, strict_config_keys
-        )
+        return cls._load_project(Path(project_path).resolve(), backend_kwargs, True, strict_config)
 
     @classmethod
     def _load_project(
@@ -136,7 +136,7 @@ class InferenceBackendLoader(ABC):
         project_dir: Path,
         backend_kwargs: dict,
         keep_env: bool,
-        strict_config_keys: Collection[str] = (),
+        strict_config: bool = False,
     ) -> Any:
         config = PackflowConfig.from_project_path(project_dir)
         loader_cls = InferenceBackendLoader._project_loaders[config.loader]
@@ -147,7 +147,7 @@ class InferenceBackendLoader(ABC):
             previous_env = apply_env_vars(config)
             try:
                 backend = loader.load(
-                    strict_config_keys=strict_config_keys,
+                    strict_config_keys=tuple(backend_kwargs) if strict_config else (),
                     **{**config.backend_config, **backend_kwargs},
                 )
             finally:
@@ -161,15 +161,15 @@ class InferenceBackendLoader(ABC):
         cls,
         path: Union[str, Path],
         *,
-        strict_config_keys: Collection[str] = (),
+        strict_config: bool = False,
         **backend_kwargs: Any,
     ):
         """Load a project given as a directory (:meth:`from_project`) or as an
         archive from ``packflow export`` (:meth:`from_archive`: checked against
         its ``packflow.lock`` before any of its code is imported)."""
         if Path(path).is_file():
-            return cls.from_archive(path, strict_config_keys=strict_config_keys, **backend_kwargs)
-        return cls.from_project(path, strict_config_keys=strict_config_keys, **backend_kwargs)
+            return cls.from_archive(path, strict_config=strict_config, **backend_kwargs)
+        return cls.from_project(path, strict_config=strict_config, **backend_kwargs)
 
     @classmethod
     def from_archive(
@@ -178,7 +178,7 @@ class InferenceBackendLoader(ABC):
         extract_dir: Union[str, Path, None] = None,
         *,
         archive_limits: Optional[ArchiveLimits] = None,
-        strict_config_keys: Collection[str] = (),
+        strict_config: bool = False,
         **backend_kwargs: Any,
     ):
         """Load the backend of an exported project archive (``packflow export``).
@@ -197,14 +197,14 @@ class InferenceBackendLoader(ABC):
         removed, with the project's modules and ``sys.path`` entry, once the
         returned backend is garbage-collected (or at exit). packflow.yaml's
         ``env`` applies while the backend is imported and built, then the
-        environment is restored. ``strict_config_keys``: see :meth:`load`.
+        environment is restored. ``strict_config``: see :meth:`from_project`.
         """
         temporary = extract_dir is None
         target = Path(tempfile.mkdtemp(prefix="packflow-archive-") if temporary else extract_dir)
         try:
             extract_archive(archive_path, target, archive_limits)
             root = project_root(target).resolve()
-            backend = cls._load_project(root, backend_kwargs, False, strict_config_keys)
+            backend = cls._load_project(root, backend_kwargs, False, strict_config)
         except BaseException:
             if temporary:
                 _remove_extracted_project(str(target))

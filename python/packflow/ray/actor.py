@@ -94,21 +94,17 @@ class ProjectSpec:
         key the backend's config model does not have is an
         :class:`~packflow.exceptions.UnknownConfigKeysError`, raised before
         ``initialize()``."""
-        keys = tuple(self.config)
         if self.backend_class is not None:
-            if keys:
-                check_config_keys(self.backend_class.backend_config_model, keys)
+            check_config_keys(self.backend_class.backend_config_model, self.config)
             return self.backend_class(**self.config)
         if self.directory is not None:
             return InferenceBackendLoader.from_path(
-                self.directory, strict_config_keys=keys, **self.config
+                self.directory, strict_config=True, **self.config
             )
         with tempfile.TemporaryDirectory(prefix="packflow-ray-") as tmp:
             archive = Path(tmp) / self.archive_name
             archive.write_bytes(self.archive or b"")
-            return InferenceBackendLoader.from_archive(
-                archive, strict_config_keys=keys, **self.config
-            )
+            return InferenceBackendLoader.from_archive(archive, strict_config=True, **self.config)
 
 
 class _ProjectActor:
