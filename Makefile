@@ -7,7 +7,7 @@ REF_VERSION := 0.4.1
 PY_LIBDIR := $(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('LIBDIR') or '')")
 RUST_SRC := $(shell find src -name '*.rs') Cargo.toml pyproject.toml
 
-.PHONY: help venv reference build-dev build-prod run test test-rust test-python bench bench-workers lint fmt clean \
+.PHONY: help venv dev-venv reference build-dev build-prod run test test-rust test-python bench bench-workers lint fmt clean \
 	test-matrix wheels wheel-smoke fuzz bench-serve
 
 help:
@@ -21,22 +21,33 @@ help:
 	@echo "make wheel-smoke  make wheels, then install each in a fresh venv and run the smoke"
 	@echo "make fuzz     every cargo-fuzz target and atheris harness, FUZZ_SECONDS each (docs/fuzzing.md)"
 
-# What a development virtualenv holds, on every Python version.
-DEV_DEPS := "maturin>=1.7,<2" "pydantic>=2.5,<3" "numpy>=1.24" "click>=8.1" \
-	"pyyaml>=6" "pathspec>=0.11" "pytest>=8" "hypothesis>=6.100" "pytest-benchmark>=4" "ruff>=0.6" \
+# What `make run` needs in .venv: the build tool and the runtime dependencies.
+RUN_DEPS := "maturin>=1.7,<2" "pydantic>=2.5,<3" "numpy>=1.24" "click>=8.1" "pyyaml>=6" "pathspec>=0.11"
+# What the tests, benchmarks and linters add on top (`make test` installs them).
+TEST_DEPS := "pytest>=8" "hypothesis>=6.100" "pytest-benchmark>=4" "ruff>=0.6" \
 	"orjson>=3.9" "msgspec>=0.18" "pandas>=2" \
 	"uvicorn>=0.30" "uvloop>=0.19" "httptools>=0.6" "httpx>=0.27" "prometheus_client>=0.20"
+# A matrix virtualenv (.venv-X.Y) holds both.
+DEV_DEPS := $(RUN_DEPS) $(TEST_DEPS)
 
 $(VENV)/.installed: pyproject.toml Makefile
+	@echo "== make: creating $(VENV) and installing the runtime dependencies (pydantic, numpy, click, pyyaml, maturin)"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q $(DEV_DEPS)
+	$(PY) -m pip install -q $(RUN_DEPS)
+	touch $@
+
+# The test, benchmark and lint tools, only for the targets that use them.
+$(VENV)/.installed-dev: $(VENV)/.installed
+	@echo "== make: installing the test and lint tools into $(VENV) (pytest, hypothesis, ruff, uvicorn, ...)"
+	$(PY) -m pip install -q $(TEST_DEPS)
 	touch $@
 
 venv: $(VENV)/.installed
+dev-venv: $(VENV)/.installed-dev
 
 # The optional Ray engine (packflow[ray]); only the tests need it.
-$(VENV)/.installed-ray: $(VENV)/.installed
+$(VENV)/.installed-ray: $(VENV)/.installed-dev
 	$(PY) -m pip install -q "ray[data]>=2.50,<3"
 	touch $@
 
@@ -50,7 +61,8 @@ $(REF_VENV)/.installed:
 reference: $(REF_VENV)/.installed
 
 $(VENV)/.build-release: $(VENV)/.installed $(RUST_SRC)
-	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH $(VENV)/bin/maturin develop --release -q
+	@echo "== make: building the Rust extension in release mode (a few minutes on 2 cores the first time; cargo shows its progress)"
+	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH $(VENV)/bin/maturin develop --release
 	rm -f $(VENV)/.build-dev
 	touch $@
 
@@ -63,6 +75,7 @@ build-dev: $(VENV)/.installed
 # The main job: a generated stream of 100,000 firewall events (one in 5,000
 # malformed) through the example project, outputs and errors under out/.
 run: build-prod
+	@echo "== make: generating 100,000 sample events and streaming them through examples/firewall-anomaly"
 	mkdir -p out
 	$(PY) -m packflow.sample_data 100000 --malformed-every 5000 -o out/events.jsonl
 	$(VENV)/bin/packflow run examples/firewall-anomaly -i out/events.jsonl -o out/scores.jsonl \
@@ -75,15 +88,15 @@ run: build-prod
 EMBED_ENV = LD_LIBRARY_PATH=$(PY_LIBDIR):$$LD_LIBRARY_PATH PYO3_PYTHON=$(PYTHON) \
 	PYTHONPATH=$$($(PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 
-test-rust: venv
+test-rust: dev-venv
 	$(EMBED_ENV) cargo test --quiet
 	$(EMBED_ENV) cargo test --quiet --manifest-path fuzz/Cargo.toml
 
-test-python: build-prod reference $(VENV)/.installed-ray
+test-python: build-prod reference $(VENV)/.installed-dev $(VENV)/.installed-ray
 	PACKFLOW_REFERENCE_PYTHON=$(abspath $(REF_VENV))/bin/python $(PY) -m pytest -q -m "not wheels" tests
 	$(PY) -m pytest -q benches --benchmark-disable -p no:cacheprovider
 
-test: venv test-rust test-python
+test: dev-venv test-rust test-python
 
 # --- every supported Python: the test matrix and the wheels --------------------
 # CPython minor versions this package supports (pyproject: requires-python).
@@ -136,7 +149,7 @@ python-path-%:
 
 # One release wheel per supported Python found, and an sdist. Each builds in the
 # target directory its `maturin develop` used, so a built version is not rebuilt.
-wheels: venv
+wheels: dev-venv
 	rm -rf dist
 	@for v in $(SUPPORTED); do \
 		py="$$($(MAKE) -s --no-print-directory python-path-$$v)"; \
@@ -153,23 +166,23 @@ wheel-smoke: wheels
 	$(PY) -m pytest -q -p no:cacheprovider -m wheels tests/test_wheels.py
 
 # Peers live in .venv only for this target (never needed by `make test`).
-bench: build-prod reference
+bench: build-prod reference $(VENV)/.installed-dev
 	$(PY) -m pip install -q "orjson>=3.9" "msgspec>=0.18" "pandas>=2" "threadpoolctl>=3"
 	$(PY) benches/run.py --reference-python $(REF_VENV)/bin/python
 
 # packflow run --workers 1 vs 2 (CPU-bound and light backends); minutes on 2 cores.
-bench-workers: build-prod
+bench-workers: build-prod $(VENV)/.installed-dev
 	$(PY) benches/workers.py --write-docs
 
 # `packflow serve` against LitServe and FastAPI under wrk; table in docs/serving.md.
-bench-serve: build-prod
+bench-serve: build-prod $(VENV)/.installed-dev
 	@command -v wrk >/dev/null || { command -v apt-get >/dev/null && \
 		$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq wrk; } || \
 		{ echo "bench-serve needs wrk (Debian: apt-get install wrk)"; exit 1; }
 	$(PY) -m pip install -q "litserve>=0.2" "fastapi>=0.110"
 	$(PY) benches/serve/run.py
 
-lint: venv
+lint: dev-venv
 	cargo fmt --check
 	cargo fmt --check --manifest-path fuzz/Cargo.toml
 	cargo clippy --all-targets -- -D warnings
@@ -177,7 +190,7 @@ lint: venv
 	$(VENV)/bin/ruff check python tests benches examples fuzz
 	$(VENV)/bin/ruff format --check python tests benches examples fuzz
 
-fmt: venv
+fmt: dev-venv
 	cargo fmt
 	cargo fmt --manifest-path fuzz/Cargo.toml
 	$(VENV)/bin/ruff format python tests benches examples fuzz
@@ -195,7 +208,7 @@ ATHERIS_HARNESSES := parse_lines parse_lines_to_ndarray dumps dumps_lines check_
 	flatten_dict flatten_records records_to_ndarray ensure_valid_output records_preprocessor
 FUZZ_ENV = $(EMBED_ENV) ASAN_OPTIONS=detect_leaks=0
 
-$(VENV)/.atheris: $(VENV)/.installed
+$(VENV)/.atheris: $(VENV)/.installed-dev
 	$(PY) -m pip install -q "atheris==3.0.0"
 	touch $@
 
