@@ -1,5 +1,6 @@
 """The README's example is real code: it runs and prints what it claims."""
 
+import ast
 import re
 import subprocess
 import sys
@@ -16,8 +17,11 @@ def test_readme_commands_and_example():
     done = subprocess.run([sys.executable, "-c", example], capture_output=True, timeout=120)
     assert done.returncode == 0, done.stderr.decode()
     first, second = done.stdout.decode().splitlines()[:2]
-    assert first.startswith("{'score': ") and "'alert': True" in first
-    assert second.startswith("batch_size=1")
+    # The example's two sessions get different answers: the model means something.
+    quiet, noisy = ast.literal_eval(first)
+    assert quiet["alert"] is False and quiet["risk"] < 0.1
+    assert noisy["alert"] is True and noisy["risk"] > 0.9
+    assert second.startswith("batch_size=2")
 
 
 def test_readme_engine_example_runs_after_the_first():
@@ -26,5 +30,5 @@ def test_readme_engine_example_runs_after_the_first():
     done = subprocess.run([sys.executable, "-c", first + engine], capture_output=True, timeout=120)
     assert done.returncode == 0, done.stderr.decode()
     output, errors = done.stdout.decode().splitlines()[-2:]
-    assert output.startswith('b\'{"score":') and output.endswith("\\n'")
-    assert errors.startswith("[ErrorRow(line=2, raw=b'{\"src\": '") and "step='parse'" in errors
+    assert output.startswith('b\'{"risk":') and output.endswith("\\n'")
+    assert errors.startswith("[ErrorRow(line=2, raw=b'{\"bytes\": '") and "step='parse'" in errors
