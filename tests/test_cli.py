@@ -386,7 +386,7 @@ def test_script_create_validate_export_inspect(tmp_path):
     assert archive.read_bytes() == first
     done = script("inspect", str(archive), cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "Success: All 7 files match the manifest." in done.stdout
+    assert "Success: All 8 files match the manifest." in done.stdout
 
 
 @needs_script

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -101,13 +102,30 @@ def test_old_archives_and_the_output_are_left_out(tmp_path):
         "data/demo-0.1.0.zip",
         "other.zip",
     )
-    output = tmp_path / "dist" / "demo-0.3.0.zip"
-    touch(tmp_path, "dist/demo-0.3.0.zip", "dist/demo-0.2.0.zip", "dist/readme.txt")
-    assert selected(tmp_path, "demo", output) == [
-        "data/demo-0.1.0.zip",
-        "dist/readme.txt",
-        "inference.py",
-        "other.zip",
+    output = tmp_path / "out" / "demo-0.3.0.zip"
+    touch(tmp_path, "out/demo-0.3.0.zip", "out/demo-0.2.0.zip", "out/readme.txt")
+    assert selected(tmp_path, "demo", output) == ["inference.py", "other.zip", "out/readme.txt"]
+
+
+def test_build_folders_at_the_root_are_left_out_deeper_ones_kept(tmp_path):
+    touch(tmp_path, "inference.py", "dist/x.whl", "build/lib/a.py", "pkg/build/data.bin")
+    assert selected(tmp_path) == ["inference.py", "pkg/build/data.bin"]
+
+
+def test_a_packflow_archive_under_any_name_is_left_out_with_a_warning(tmp_path):
+    touch(tmp_path, "inference.py", "weights.zip")
+    with zipfile.ZipFile(tmp_path / "weights.zip", "w") as data:  # a data zip: kept
+        data.writestr("w.bin", b"\0")
+    (tmp_path / "models").mkdir()
+    with zipfile.ZipFile(tmp_path / "models" / "renamed.zip", "w") as archive:
+        archive.writestr("inference.py", "x")
+        archive.writestr("packflow.lock", "{}")
+    touch(tmp_path, "broken.zip")  # not a zip at all: kept, no crash
+    selection = collect_export_files(tmp_path, "demo")
+    assert selection.paths == ["broken.zip", "inference.py", "weights.zip"]
+    assert selection.warnings == [
+        "Skipped 'models/renamed.zip': it is a packflow archive (it holds packflow.lock); "
+        "archives are not packed into archives."
     ]
 
 

@@ -23,12 +23,15 @@ EXPECTED = {
     "MODEL_CARD.md",
     "LICENSE.txt",
     "tests.py",
+    ".gitignore",
 }
 
 
 def test_minimal_template_ships_as_package_data():
     folder = resources.files("packflow").joinpath("project_templates").joinpath("minimal")
-    assert EXPECTED <= {entry.name for entry in folder.iterdir()}
+    # .gitignore ships without its dot: packaging tools drop dotfiles from package data.
+    shipped = {entry.name for entry in folder.iterdir()}
+    assert EXPECTED - {".gitignore"} | {"gitignore"} <= shipped
     assert available_templates() == ["minimal"]
     assert set(template_files("minimal")) == EXPECTED
 

@@ -1,9 +1,10 @@
 """Which files of a project go into its archive.
 
-Left out: version-control, cache and virtualenv folders, compiled Python files,
-whatever the project's ``.gitignore`` files ignore, earlier archives of the
-project, and symlinks that leave the project (a symlink to a file inside it is
-stored as a regular file).
+Left out: version-control, cache and virtualenv folders, the build folders at
+the project root (``dist/``, ``build/``), compiled Python files, whatever the
+project's ``.gitignore`` files ignore, earlier archives of the project (by name,
+and any zip holding a packflow manifest, wherever it lies), and symlinks that
+leave the project (a symlink to a file inside it is stored as a regular file).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import stat
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +41,9 @@ EXCLUDED_DIRS = frozenset(
         "node_modules",
     }
 )
+# Left out at the project root only: where builds and `packflow export -o dist` write.
+# Deeper folders of these names may be the backend's own (a package's build/ data).
+ROOT_BUILD_DIRS = frozenset({"dist", "build"})
 # Matched against the name of every file and folder.
 EXCLUDED_PATTERNS = ("*.pyc", "*.pyo", "*.egg-info", ".DS_Store", ".packflow-export-*")
 
@@ -94,13 +99,12 @@ def collect_export_files(
 ) -> ExportSelection:
     """The files of ``project_dir`` to archive.
 
-    ``archive_stem`` is the normalized project name: ``<stem>-*.zip`` at the
-    project root or next to ``output_file`` are earlier exports and stay out, as
-    does ``output_file`` itself.
+    ``archive_stem`` is the normalized project name: ``<stem>-*.zip`` anywhere in
+    the project are earlier exports and stay out, as do other packflow archives
+    and ``output_file`` itself.
     """
     root = Path(os.path.realpath(project_dir))
     output = Path(os.path.realpath(output_file)) if output_file is not None else None
-    output_dir = output.parent if output is not None else None
     selection = ExportSelection()
     rules = _IgnoreRules()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
@@ -116,6 +120,8 @@ def collect_export_files(
             path = here / name
             if name in EXCLUDED_DIRS or _excluded_name(name) or rules.ignored(rel, is_dir=True):
                 continue
+            if not rel_dir and name in ROOT_BUILD_DIRS:
+                continue
             if path.is_symlink():
                 selection.warnings.append(f"Skipped '{rel}': symlinked folders are not exported.")
                 continue
@@ -129,10 +135,14 @@ def collect_export_files(
             path = here / name
             if _excluded_name(name) or rules.ignored(rel, is_dir=False):
                 continue
-            if (not rel_dir or here == output_dir) and fnmatch.fnmatch(
-                name, f"{archive_stem}-*.zip"
-            ):
-                continue  # an earlier export of this project
+            if fnmatch.fnmatch(name, f"{archive_stem}-*.zip"):
+                continue  # an earlier export of this project, wherever it was written
+            if name.lower().endswith(".zip") and _is_packflow_archive(path):
+                selection.warnings.append(
+                    f"Skipped '{rel}': it is a packflow archive (it holds "
+                    f"{constants.ARCHIVE_MANIFEST_NAME}); archives are not packed into archives."
+                )
+                continue
             if not rel_dir and name == constants.ARCHIVE_MANIFEST_NAME:
                 selection.warnings.append(
                     f"Skipped '{rel}': the archive's own {name} manifest takes its place."
@@ -144,6 +154,18 @@ def collect_export_files(
             selection.files.append((rel, source))
     selection.files.sort(key=lambda pair: pair[0])
     return selection
+
+
+def _is_packflow_archive(path: Path) -> bool:
+    """Whether ``path`` is a zip whose root holds packflow's manifest (only its
+    central directory is read)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(
+                info.filename == constants.ARCHIVE_MANIFEST_NAME for info in archive.infolist()
+            )
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return False
 
 
 def _regular_file(path: Path, root: Path, rel: str, warnings: list[str]) -> Path | None:

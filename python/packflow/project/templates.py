@@ -12,6 +12,9 @@ if TYPE_CHECKING:  # importlib.resources.abc is 3.11+
 DEFAULT_TEMPLATE = "minimal"
 # Files whose text mentions the project; ``{{name}}`` is replaced when they are written.
 RENDERED_FILES = frozenset({"README.md", "MODEL_CARD.md"})
+# Stored without their dot (packaging tools leave dotfiles out of package data),
+# written under these names.
+DOTFILES = {"gitignore": ".gitignore"}
 
 
 def _templates_root() -> Traversable:
@@ -24,13 +27,13 @@ def available_templates() -> list[str]:
 
 
 def template_files(template: str = DEFAULT_TEMPLATE) -> dict[str, Traversable]:
-    """File name -> resource, for the files of ``template``."""
+    """Name written in the project -> resource, for the files of ``template``."""
     names = available_templates()
     if template not in names:
         raise ValueError(f"Unknown project template {template!r}; available: {', '.join(names)}")
     folder = _templates_root().joinpath(template)
     return {
-        entry.name: entry
+        DOTFILES.get(entry.name, entry.name): entry
         for entry in sorted(folder.iterdir(), key=lambda e: e.name)
         if entry.is_file() and not entry.name.startswith(".") and not entry.name.endswith(".pyc")
     }
