@@ -156,7 +156,8 @@ def test_wheels_hold_the_stub_and_the_data():
         for wanted in ("packflow/_core.pyi", "packflow/py.typed"):
             assert wanted in names, (wheel.name, wanted)
         assert any(n.startswith("packflow/_core.") and n.endswith(".so") for n in names)
-        assert any(n.startswith("packflow/project_templates/") for n in names)
+        # `packflow create` writes the template's .gitignore from this file
+        assert "packflow/project_templates/minimal/gitignore" in names
 
 
 def test_sdist_holds_the_rust_sources():
