@@ -11,6 +11,7 @@ import click
 
 from packflow.cli.config_pairs import load_error
 from packflow.cli.run_io import finish_run
+from packflow.extras import install_hint
 
 #: ``run`` options that only the local engine has (a live pipe, per-batch
 #: timeouts, resuming one file); given to the Ray engine they are an error.
@@ -35,7 +36,7 @@ def run_on_ray(project: str, config: dict[str, Any], ctx: click.Context) -> None
         from packflow.ray import ProjectLoadError, run_files
     except ImportError as exc:
         raise click.ClickException(
-            f"the ray engine needs Ray ({exc}): pip install 'packflow[ray]'"
+            f"the ray engine needs Ray ({exc}); install it with: {install_hint('ray')}"
         ) from exc
 
     if not ray.is_initialized():
