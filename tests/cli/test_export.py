@@ -13,7 +13,9 @@ PACKFLOW = [sys.executable, "-m", "packflow.cli"]
 
 
 def packflow(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    done = subprocess.run(PACKFLOW + list(args), cwd=cwd, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        PACKFLOW + list(args), cwd=cwd, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return done
 
