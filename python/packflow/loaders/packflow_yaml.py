@@ -168,7 +168,9 @@ def load_packflow_config(path: Union[str, Path]) -> PackflowConfig:
     """The config of the project directory ``path``; ``NotADirectoryError`` if there is none."""
     project_dir = Path(path).resolve()
     if not project_dir.is_dir():
-        raise NotADirectoryError(f"{path} is not a packflow project directory")
+        raise NotADirectoryError(
+            f"Could not identify packflow project at {path}: it is not a directory"
+        )
     return PackflowConfig.from_project_path(project_dir)
 
 
