@@ -51,7 +51,8 @@ class LocalLoader(InferenceBackendLoader, kind="local"):
             )
         return self.base_dir.joinpath(*segments).with_suffix(".py")
 
-    def load_backend_module(self) -> Any:
+    def load_backend_module(self, **backend_kwargs: Any) -> Any:
+        # backend_kwargs: accepted, and unused, as in Packflow 0.4.1 (load() instantiates).
         try:
             module_name, object_name = inference_backend_parts(self.path)
             source = self.source_file()
