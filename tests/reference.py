@@ -54,6 +54,14 @@ def reference_python() -> Path | None:
     return default if default.exists() else None
 
 
+def reference_env() -> dict[str, str]:
+    """The environment for the reference's interpreter: this one's, without
+    ``PYTHONPATH`` (which, set to run this package from a checkout, would make
+    the reference import this package instead of 0.4.1) and quiet."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    return {**env, "PACKFLOW_LOG_LEVEL": "ERROR"}
+
+
 def require_reference() -> Path:
     path = reference_python()
     if path is None:
@@ -71,7 +79,7 @@ def call_reference(
         input=pickle.dumps((module, func, cases)),
         capture_output=True,
         timeout=timeout,
-        env={**os.environ, "PACKFLOW_LOG_LEVEL": "ERROR"},
+        env=reference_env(),
     )
     if proc.returncode != 0:
         raise RuntimeError(f"reference run failed:\n{proc.stderr.decode(errors='replace')}")
@@ -94,7 +102,7 @@ def run_reference_script(script: str, payload: Any = None, timeout: float = 300)
         input=pickle.dumps(payload),
         capture_output=True,
         timeout=timeout,
-        env={**os.environ, "PACKFLOW_LOG_LEVEL": "ERROR"},
+        env=reference_env(),
     )
     if proc.returncode != 0:
         raise RuntimeError(f"reference script failed:\n{proc.stderr.decode(errors='replace')}")
@@ -112,4 +120,11 @@ def call_ours(target: Any, cases: list[tuple[tuple, dict]]) -> list[tuple]:
     return out
 
 
-__all__ = ["call_ours", "call_reference", "reference_python", "require_reference", "sys"]
+__all__ = [
+    "call_ours",
+    "call_reference",
+    "reference_env",
+    "reference_python",
+    "require_reference",
+    "sys",
+]

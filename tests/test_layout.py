@@ -129,6 +129,15 @@ def test_no_function_level_import_dodges_a_cycle():
     assert dodges == []
 
 
+# Upward reaches that Packflow 0.4.1's module paths need, each inside a function
+# (never at module level): 0.4.1 kept the export checks in packflow.loaders.config,
+# which sits below the project layer here.
+LAZY_UPWARD = {
+    "packflow.loaders.config -> packflow.project.checks": "validate_for_export and "
+    "_validate_inference_backend, 0.4.1's names, run the project layer's checks",
+}
+
+
 def test_layers_import_one_way():
     upward = sorted(
         f"{name} -> {target}"
@@ -136,7 +145,16 @@ def test_layers_import_one_way():
         for target in top | nested
         if _layer(name) is not None and _layer(target) is not None and _layer(target) < _layer(name)
     )
-    assert upward == []
+    assert [reach for reach in upward if reach not in LAZY_UPWARD] == []
+    # An allowance that is no longer needed goes, so it cannot cover a new reach.
+    assert sorted(LAZY_UPWARD) == [reach for reach in upward if reach in LAZY_UPWARD]
+
+
+@pytest.mark.parametrize("reach", sorted(LAZY_UPWARD))
+def test_allowed_upward_reaches_stay_inside_functions(reach):
+    name, _, target = reach.partition(" -> ")
+    top, nested = GRAPH[name]
+    assert target in nested and target not in top
 
 
 def test_the_root_package_is_imported_by_no_submodule():

@@ -38,6 +38,8 @@ from packflow.backend.configuration import load_backend_configuration
 from packflow.loaders import InferenceBackendLoader, LocalLoader, ModuleLoader, PackflowConfig
 from packflow.loaders.utils import inference_backend_parts
 from packflow.project import PackflowProject
+from packflow.backend import validation as V
+from packflow.loaders import config as C
 
 
 class Echo(InferenceBackend):
@@ -300,6 +302,37 @@ CASES: dict[str, str] = {
         "LocalLoader('inference:Nope', base_dir=project('la', 'name: ok\\n', "
         "{'inference.py': GOOD_BACKEND})).load()"
     ),
+    # load_backend_module: what 0.4.1 let through unwrapped (load() wraps it)
+    "load_backend_module: local, no attribute": (
+        "LocalLoader('inference:Nope', base_dir=project('lb1', 'name: ok\\n', "
+        "{'inference.py': GOOD_BACKEND})).load_backend_module()"
+    ),
+    "load_backend_module: local, no file": (
+        "LocalLoader('nofile:Backend', base_dir=tmp).load_backend_module()"
+    ),
+    "load_backend_module: local, bad path": (
+        "LocalLoader('nofile', base_dir=tmp).load_backend_module()"
+    ),
+    "load_backend_module: local, syntax error": (
+        "LocalLoader('broken:Backend', base_dir=project('lb2', 'name: ok\\n', "
+        "{'broken.py': 'def (\\n'})).load_backend_module()"
+    ),
+    "load_backend_module: local, raises at import": (
+        "LocalLoader('raising:Backend', base_dir=project('lb3', 'name: ok\\n', "
+        "{'raising.py': 'raise RuntimeError(\"at import\")\\n'})).load_backend_module()"
+    ),
+    "load_backend_module: local, import error": (
+        "LocalLoader('importing:Backend', base_dir=project('lb4', 'name: ok\\n', "
+        "{'importing.py': 'import packflow_no_such_module\\n'})).load_backend_module()"
+    ),
+    "load_backend_module: module, no module": (
+        "ModuleLoader('packflow_no_such_module:Backend').load_backend_module()"
+    ),
+    "load_backend_module: module, bad path": "ModuleLoader('json').load_backend_module()",
+    "load_backend_module: module, no attribute": "ModuleLoader('json:Nope').load_backend_module()",
+    "_import_module_from_source: no file": (
+        "LocalLoader._import_module_from_source(os.path.join(tmp, 'nofile.py'))"
+    ),
     "project: no file": "InferenceBackendLoader.from_project(project('p1', 'name: ok\\n'))",
     "project: no class": (
         "InferenceBackendLoader.from_project(project('p2', 'name: ok\\n', "
@@ -377,6 +410,30 @@ CASES: dict[str, str] = {
         "InferenceBackendLoader.from_project(project('y14', 'name: 1bad\\n'))"
     ),
     "yaml: model": "PackflowConfig(name='ok', loader='remote')",
+    # loaders.config, 0.4.1's module of the packflow.yaml helpers
+    "load_packflow_config: no directory": "C.load_packflow_config(os.path.join(tmp, 'nope'))",
+    "load_packflow_config: no packflow.yaml": "C.load_packflow_config(tmp)",
+    "load_packflow_config: invalid field": "C.load_packflow_config(project('c2', 'name: 1bad\\n'))",
+    "_load_raw_packaging_config: no file": "C._load_raw_packaging_config(tmp)",
+    "_load_raw_packaging_config: bad yaml": (
+        "C._load_raw_packaging_config(project('c3', 'name: [unclosed\\n'))"
+    ),
+    "validate_for_export: not a config": "C.validate_for_export(None)",
+    # backend.validation's single checks
+    "_input_is_correct_format: str": "V._input_is_correct_format('x')",
+    "_input_is_correct_format: non-dict row": "V._input_is_correct_format([{}, 5])",
+    "_inputs_and_outputs_match_len: shorter": "V._inputs_and_outputs_match_len([{}, {}], [{}])",
+    "_inputs_and_outputs_match_len: unsized": "V._inputs_and_outputs_match_len([{}], 5)",
+    "_output_is_list_of_dicts: tuple": "V._output_is_list_of_dicts(({},))",
+    "_output_is_list_of_dicts: non-dict row": "V._output_is_list_of_dicts([{}, {}, 'x'])",
+    "_output_is_json_serializable: set": "V._output_is_json_serializable([{'a': 1}, {'b': {1}}])",
+    "_output_is_json_serializable: bytes item": "V._output_is_json_serializable([1, b'x'])",
+    "_output_is_json_serializable: unsized": "V._output_is_json_serializable(5)",
+    # InferenceBackend's step runner
+    "_execute_and_profile_step: raises": (
+        "def transform_inputs(data):\n    raise KeyError('k')\n"
+        "Echo()._execute_and_profile_step(transform_inputs, [{}])"
+    ),
 }
 
 DIFFERENCES: dict[str, Difference] = {

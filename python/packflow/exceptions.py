@@ -28,7 +28,62 @@ class InferenceBackendValidationError(Exception):
 
 
 class InferenceBackendLoadError(Exception):
-    """A backend could not be imported or instantiated by a loader."""
+    """A backend could not be imported or instantiated by a loader.
+
+    What a loader's ``load_backend_module()`` raises is also an instance of the
+    exception Packflow 0.4.1 let through there (``AttributeError`` for a missing
+    object, ``FileNotFoundError`` for a missing file, the import's own error...):
+    see :func:`load_error_like`.
+    """
+
+
+# One class per foreign type, made on first use: (InferenceBackendLoadError, that type).
+_LOAD_ERRORS_LIKE: dict[type, type] = {}
+
+
+def _load_error_class(like: type) -> type[InferenceBackendLoadError]:
+    cls = _LOAD_ERRORS_LIKE.get(like)
+    if cls is None:
+        # Same name as the base, so messages and the CLI's "InferenceBackendLoadError:"
+        # read as before; __reduce__ rebuilds it by the foreign type in another process.
+        cls = type(
+            "InferenceBackendLoadError",
+            (InferenceBackendLoadError, like),
+            {
+                "__module__": __name__,
+                "__qualname__": "InferenceBackendLoadError",
+                "__doc__": f"An InferenceBackendLoadError that is also a {like.__name__}.",
+                "__str__": lambda self: str(self.args[0]) if self.args else "",
+                "__reduce__": lambda self: (load_error_like, (like, *self.args[:1])),
+            },
+        )
+        _LOAD_ERRORS_LIKE[like] = cls
+    return cls
+
+
+def load_error_like(like: type[BaseException], message: str = "") -> InferenceBackendLoadError:
+    """An :class:`InferenceBackendLoadError` with ``message`` that is also an
+    instance of ``like``, so both ``except InferenceBackendLoadError`` and the
+    ``except like`` that Packflow 0.4.1's code needed catch it.
+
+    Plain ``InferenceBackendLoadError`` when ``like`` is not an ``Exception``
+    subclass (``SystemExit`` must not become a load error that escapes
+    ``except Exception``) or cannot be combined with it (a final class, a
+    layout conflict).
+    """
+    if not (isinstance(like, type) and issubclass(like, Exception)):
+        return InferenceBackendLoadError(message)
+    if issubclass(like, InferenceBackendLoadError):
+        return like(message)
+    try:
+        cls = _load_error_class(like)
+        error = cls.__new__(cls, message)
+        # Not cls(message): some foreign types' __init__ wants other arguments
+        # (UnicodeDecodeError takes five); the message is all a load error carries.
+        error.args = (message,)
+    except TypeError:
+        return InferenceBackendLoadError(message)
+    return error
 
 
 class UnknownPreprocessorError(Exception):

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any, Union
 
 from packflow import _core
+from packflow import exceptions as exceptions
 from packflow.backend.configuration import BackendConfig, load_backend_configuration
 from packflow.backend.metrics import ExecutionMetrics
 from packflow.backend.preprocessors import get_preprocessor
-from packflow.exceptions import InferenceBackendInitializationError
+from packflow.backend.validation import InferenceBackendValidator
+from packflow.exceptions import InferenceBackendInitializationError, InferenceBackendRuntimeError
 from packflow.logger import get_logger
 
 Records = list[dict]
@@ -77,6 +80,21 @@ class InferenceBackend(ABC):
         """The configured preprocessor on its own (not timed)."""
         return self._preprocessor(raw_inputs)
 
+    def _execute_and_profile_step(self, method: Callable[[Any], Any], data: Any) -> Any:
+        """Run one step the way a call does, for code written against Packflow 0.4.1:
+        ``method(data)``, an ``Exception`` from it wrapped in
+        ``InferenceBackendRuntimeError`` (``step`` is the method's name without
+        underscores). A call runs its steps in the Rust core: overriding this
+        method does not change what ``__call__`` does, and this method records no
+        metrics."""
+        step = method.__name__.strip("_")
+        try:
+            return method(data)
+        except Exception as exc:
+            error = InferenceBackendRuntimeError(f"{step}() failed with the following error: {exc}")
+            error.step = step
+            raise error from exc
+
     def _log_metrics(self) -> None:
         self.logger.debug("%r", self.get_metrics())
 
@@ -91,8 +109,6 @@ class InferenceBackend(ABC):
     def check_io(self, inputs: Union[dict, Records]) -> Union[dict, Records]:
         """Run ``inputs`` through the backend and check the outputs meet packflow's
         I/O format: as many rows as inputs, a list of dicts, JSON-serializable."""
-        from packflow.backend.validation import InferenceBackendValidator
-
         return InferenceBackendValidator(self).run(inputs)
 
     def validate(self, inputs: Union[dict, Records]) -> Union[dict, Records]:

@@ -32,6 +32,7 @@ class ExecutionMetrics(BaseModel):
     total_execution_time: Optional[float] = None
 
     @model_validator(mode="after")
-    def _fill_total(self) -> ExecutionMetrics:
+    def calculate_total_execution_time(self) -> ExecutionMetrics:
+        """Set ``total_execution_time`` to the sum of the steps (run on validation)."""
         self.total_execution_time = self.execution_times.total()
         return self

@@ -9,6 +9,7 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 from packflow import _core
+from packflow import exceptions as exceptions
 from packflow.backend.configuration import BackendConfig, InputFormats
 from packflow.exceptions import PreprocessorInitError, PreprocessorRuntimeError
 from packflow.logger import get_logger
@@ -111,6 +112,27 @@ class RecordsPreprocessor(Preprocessor):
 
     def process(self, raw_inputs: list[dict]) -> list[dict]:
         return self._plan(raw_inputs)
+
+    def _check_for_delimiter_collisions(self, obj: dict) -> None:
+        """Packflow 0.4.1's helper: ``PreprocessorRuntimeError`` if a key of ``obj``
+        (at any depth) contains the delimiter, unless ``ignore_delimiter_collisions``.
+        The plan makes this check itself while it runs."""
+        if self.config.ignore_delimiter_collisions:
+            return
+        delimiter = self.config.nested_field_delimiter
+        collisions = _core.check_delimiter_collisions(obj, delimiter, "")
+        if collisions:
+            raise PreprocessorRuntimeError(
+                f"Keys containing the delimiter '{delimiter}' were found: {collisions}. "
+                "This can cause ambiguity when using nested path access. Either rename these "
+                "keys or set ignore_delimiter_collisions=True to bypass this check."
+            )
+
+    def _uses_nested_paths(self) -> bool:
+        """Packflow 0.4.1's helper: whether a ``rename_fields`` key or a feature name
+        contains the delimiter (so is a nested path)."""
+        names = [*self.config.rename_fields, *self.config.feature_names]
+        return any(self.config.nested_field_delimiter in name for name in names)
 
     def _fast_call(self) -> Any:
         if not _unchanged(self, RecordsPreprocessor, "process", "__call__"):

@@ -13,6 +13,16 @@ import click
 
 from packflow._version import __version__
 
+# Packflow 0.4.1's names in this module, imported on first use: starting the CLI stays cheap.
+_FROM_LOADERS_CONFIG = ("NAME_PATTERN", "validate_for_export")
+
+
+def __getattr__(name: str):
+    if name in _FROM_LOADERS_CONFIG:
+        return getattr(importlib.import_module("packflow.loaders.config"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 #: Command name -> ``"module:attribute"`` of its click command.
 COMMANDS = {
     "create": "packflow.cli.create:create",

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Optional, Union
 
 from packflow import constants
+from packflow import exceptions as exceptions
 from packflow.backend.base import InferenceBackend
 from packflow.backend.configuration import check_config_keys
 from packflow.exceptions import InferenceBackendLoadError

@@ -10,7 +10,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Union
 
-from packflow.exceptions import InferenceBackendLoadError
+from packflow.backend.base import InferenceBackend as InferenceBackend
+from packflow.exceptions import load_error_like
 from packflow.loaders.base import InferenceBackendLoader
 from packflow.loaders.utils import LOAD_FAILED, describe_exception, inference_backend_parts
 
@@ -21,6 +22,11 @@ class LocalLoader(InferenceBackendLoader, kind="local"):
     The file is executed from source every time the loader loads it, and
     registered in ``sys.modules`` under its dotted name. ``base_dir`` is put on
     ``sys.path`` so the file can import its sibling modules.
+
+    :meth:`load_backend_module` raises ``InferenceBackendLoadError`` that is also
+    what Packflow 0.4.1 raised there: ``ValueError`` (a malformed path),
+    ``FileNotFoundError``, the import's own error, ``AttributeError`` (no such
+    object in the file).
     """
 
     def __init__(self, path: str, base_dir: Union[str, Path] = "."):
@@ -45,38 +51,57 @@ class LocalLoader(InferenceBackendLoader, kind="local"):
             )
         return self.base_dir.joinpath(*segments).with_suffix(".py")
 
-    def load_backend_module(self) -> Any:
+    def load_backend_module(self, **backend_kwargs: Any) -> Any:
+        # backend_kwargs: accepted, and unused, as in Packflow 0.4.1 (load() instantiates).
         try:
             module_name, object_name = inference_backend_parts(self.path)
             source = self.source_file()
         except ValueError as exc:
-            raise InferenceBackendLoadError(f"{LOAD_FAILED}{exc}") from None
+            raise load_error_like(ValueError, f"{LOAD_FAILED}{exc}") from None
         if not source.is_file():
             missing = FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(source))
-            raise InferenceBackendLoadError(
+            raise load_error_like(
+                FileNotFoundError,
                 f"{LOAD_FAILED}{missing} (the local loader reads '{module_name}' of "
-                f"{self.path!r} relative to {self.base_dir})"
+                f"{self.path!r} relative to {self.base_dir})",
             )
         try:
             module = _import_from_source(module_name, source, self.base_dir)
         except (Exception, SystemExit) as exc:
-            raise InferenceBackendLoadError(
+            raise load_error_like(
+                type(exc),
                 f"{LOAD_FAILED}{exc} (importing {source} for {self.path!r} raised "
-                f"{describe_exception(exc, source)})"
+                f"{describe_exception(exc, source)})",
             ) from exc
         try:
             return getattr(module, object_name)
         except AttributeError as exc:
-            raise InferenceBackendLoadError(
-                f"{LOAD_FAILED}{exc} ({source} defines no {object_name!r})"
+            raise load_error_like(
+                AttributeError, f"{LOAD_FAILED}{exc} ({source} defines no {object_name!r})"
             ) from None
 
+    @staticmethod
+    def _dot_notation_to_pypath(path: str, base_dir: Union[str, Path] = ".") -> str:
+        """Packflow 0.4.1's helper: the absolute ``.py`` path of the dotted module
+        name ``path`` under ``base_dir`` (``"a.b"`` -> ``<base_dir>/a/b.py``), as a
+        str. Unlike :meth:`source_file` it checks nothing."""
+        relative = Path(*path.split(".")) if path else Path()
+        return str((Path(base_dir) / relative).with_suffix(".py").resolve())
 
-def _import_from_source(module_name: str, source: Path, base_dir: Path) -> ModuleType:
+    @staticmethod
+    def _import_module_from_source(path: Union[str, Path]) -> ModuleType:
+        """Packflow 0.4.1's helper: execute the Python file ``path`` as a module
+        named by the file's stem, registered in ``sys.modules``, and return it.
+        A missing file is ``FileNotFoundError``; errors of the module propagate."""
+        source = Path(path).resolve(strict=True)
+        return _import_from_source(source.stem, source, None)
+
+
+def _import_from_source(module_name: str, source: Path, base_dir: Union[Path, None]) -> ModuleType:
     spec = importlib.util.spec_from_file_location(module_name, source)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot import Python source from {source}")
-    if str(base_dir) not in sys.path:
+    if base_dir is not None and str(base_dir) not in sys.path:
         sys.path.insert(0, str(base_dir))
     module = importlib.util.module_from_spec(spec)
     previous = sys.modules.get(module_name)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from packflow.exceptions import InferenceBackendLoadError
+from packflow import exceptions as exceptions
+from packflow.backend.base import InferenceBackend as InferenceBackend
+from packflow.exceptions import InferenceBackendLoadError, load_error_like
 from packflow.loaders.base import InferenceBackendLoader
 from packflow.loaders.utils import LOAD_FAILED, describe_exception, inference_backend_parts
 
@@ -14,29 +16,37 @@ _MISSING = object()
 
 class ModuleLoader(InferenceBackendLoader, kind="module"):
     """``"pkg.module:Backend"`` is ``from pkg.module import Backend``, through the
-    normal import system (``sys.path``, installed distributions)."""
+    normal import system (``sys.path``, installed distributions).
+
+    :meth:`load_backend_module` raises ``InferenceBackendLoadError`` that is also
+    what Packflow 0.4.1 raised there: ``ValueError`` (a malformed path), the
+    import's own error (``ModuleNotFoundError``...).
+    """
 
     def load_backend_module(self) -> Any:
         try:
             module_name, object_name = inference_backend_parts(self.path)
         except ValueError as exc:
-            raise InferenceBackendLoadError(f"{LOAD_FAILED}{exc}") from None
+            raise load_error_like(ValueError, f"{LOAD_FAILED}{exc}") from None
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
             if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
-                raise InferenceBackendLoadError(
+                raise load_error_like(
+                    type(exc),
                     f"{LOAD_FAILED}{exc} (for {self.path!r}: {exc.name!r} is not installed "
-                    "or on sys.path)"
+                    "or on sys.path)",
                 ) from exc
-            raise InferenceBackendLoadError(
+            raise load_error_like(
+                type(exc),
                 f"{LOAD_FAILED}{exc} (importing {module_name!r} for {self.path!r} raised "
-                f"{describe_exception(exc)})"
+                f"{describe_exception(exc)})",
             ) from exc
         except (Exception, SystemExit) as exc:
-            raise InferenceBackendLoadError(
+            raise load_error_like(
+                type(exc),
                 f"{LOAD_FAILED}{exc} (importing {module_name!r} for {self.path!r} raised "
-                f"{describe_exception(exc)})"
+                f"{describe_exception(exc)})",
             ) from exc
         backend = getattr(module, object_name, _MISSING)
         if backend is _MISSING:

@@ -164,11 +164,14 @@ def restore_env(previous: dict[str, Optional[str]]) -> None:
             os.environ[key] = value
 
 
-def load_packflow_config(path: Union[str, Path]) -> PackflowConfig:
-    """The config of the project directory ``path``; ``NotADirectoryError`` if there is none."""
-    project_dir = Path(path).resolve()
+def load_packflow_config(path_or_module: Union[str, Path]) -> PackflowConfig:
+    """The config of the project directory ``path_or_module`` (the name is Packflow
+    0.4's; only directories are read); ``NotADirectoryError`` if there is none."""
+    project_dir = Path(path_or_module).resolve()
     if not project_dir.is_dir():
-        raise NotADirectoryError(f"{path} is not a packflow project directory")
+        raise NotADirectoryError(
+            f"Could not identify packflow project at {path_or_module}: it is not a directory"
+        )
     return PackflowConfig.from_project_path(project_dir)
 
 

@@ -10,12 +10,18 @@ from typing import Any, Union
 
 from packflow import constants
 from packflow.loaders.archive import write_archive
+from packflow.loaders.config import validate_for_export
 from packflow.loaders.local import LocalLoader
 from packflow.loaders.packflow_yaml import PackflowConfig, apply_env_vars, normalize_archive_name
 from packflow.logger import get_logger
 from packflow.project import checks
-from packflow.project.export import collect_export_files
+from packflow.project.export import EXCLUDED_DIRS, EXCLUDED_PATTERNS, collect_export_files
 from packflow.project.templates import DEFAULT_TEMPLATE, render, template_files
+
+#: Packflow 0.4's names for what export leaves out (read-only views: the rules
+#: themselves live in :mod:`packflow.project.export`).
+EXPORT_EXCLUDE_DIRS = EXCLUDED_DIRS
+EXPORT_EXCLUDE_PATTERNS = frozenset(EXCLUDED_PATTERNS)
 
 FILE_PERMISSIONS = 0o644
 DIR_PERMISSIONS = 0o755
@@ -205,4 +211,11 @@ def _log_checks(results: list[checks.Check]) -> None:
         _logger.info("%s: %s", check.section, check.describe())
 
 
-__all__ = ["PackflowProject"]
+__all__ = [
+    "EXPORT_EXCLUDE_DIRS",
+    "EXPORT_EXCLUDE_PATTERNS",
+    "PackflowConfig",
+    "PackflowProject",
+    "apply_env_vars",
+    "validate_for_export",
+]

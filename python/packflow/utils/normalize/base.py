@@ -7,6 +7,10 @@ from abc import ABC, abstractmethod
 from types import ModuleType
 from typing import Any
 
+from packflow.logger import get_logger
+
+logger = get_logger()
+
 
 class TypeConversionHandler(ABC):
     """A converter for values of one library (numpy, pandas, torch, PIL).

@@ -11,6 +11,9 @@ from typing import Any
 
 from packflow import _core
 from packflow.utils.normalize.handlers import (
+    NumpyTypeHandler as NumpyTypeHandler,  # numpy is converted in Rust; kept for its 0.4 path
+)
+from packflow.utils.normalize.handlers import (
     PandasDataFrameHandler,
     PandasSeriesHandler,
     PillowImageHandler,
