@@ -233,11 +233,7 @@ _SMOKE_PREFIX = re.compile(
 )
 
 #: 0.4.1 messages whose wording ours does not contain, and why (docs/compatibility.md).
-OWN_WORDING = {
-    "'version' is required for export but is empty.": (
-        "the project checks say \"'version' is empty: an export needs one.\""
-    ),
-}
+OWN_WORDING: dict[str, str] = {}
 
 
 def _stem(message: str) -> str:

@@ -56,7 +56,7 @@ def test_required_files(tmp_path, missing):
 def test_empty_version_is_an_error(tmp_path):
     write_project(tmp_path, version="")
     errors, _ = validate(tmp_path)
-    assert errors == ["'version' is empty: an export needs one."]
+    assert errors == ["'version' is required for export but is empty."]
 
 
 def test_empty_metadata_are_warnings(tmp_path):
@@ -343,7 +343,7 @@ def test_dotted_backend_module_is_checked_at_its_real_path_unlike_the_reference(
 def test_config_checks_alone_or_with_the_project(tmp_path):
     config = PackflowConfig(name="x", version="", python_version="3.11.0")
     errors, warnings = split_levels(list(config_checks(config, None)))
-    assert errors == ["'version' is empty: an export needs one."]
+    assert errors == ["'version' is required for export but is empty."]
     assert [w.split("'")[1] for w in warnings][:2] == ["description", "maintainers"]
 
     write_project(tmp_path, backend=None)

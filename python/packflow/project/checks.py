@@ -111,7 +111,7 @@ def config_checks(config: PackflowConfig, project_dir: Path | None) -> Iterator[
     section = "packflow.yaml"
     yield Check(section, "name", "ok", config.name)
     if not config.version.strip():
-        yield Check(section, "version", "error", "'version' is empty: an export needs one.")
+        yield Check(section, "version", "error", "'version' is required for export but is empty.")
     else:
         yield Check(section, "version", "ok", config.version)
     if not config.description.strip():
