@@ -93,7 +93,8 @@ def parse_body(body: bytes, media_type: str, *, instances: bool = False) -> Payl
     if not body or body.isspace():
         # Checked before the type: an empty body is the mistake to report (a
         # curl ``@file`` that does not exist sends one), whatever it is labelled.
-        raise BadBody(f"the body is empty: send {_expected(instances)}")
+        also = "" if instances else ", or JSON Lines (one object per line)"
+        raise BadBody(f"the body is empty: send {_expected(instances)}{also}")
     lines = media_type in JSON_LINES_TYPES
     if not lines and not reads_as_json(media_type):
         raise BadBody(

@@ -89,7 +89,7 @@ def _marker_holds(marker: str) -> bool:
 
 def install_command(requirements: list[str]) -> str:
     """The pip command installing ``requirements`` into this Python. It names
-    the requirements themselves, not ``packflow[serve]``: that would fetch
+    the requirements themselves, not this package with its extra: by name that would fetch
     another packflow from the package index over the installed one."""
     args = [sys.executable, "-m", "pip", "install", *requirements]
     return " ".join(shlex.quote(a) for a in args)
