@@ -89,8 +89,8 @@ def _marker_holds(marker: str) -> bool:
 
 def install_command(requirements: list[str]) -> str:
     """The pip command installing ``requirements`` into this Python. It names
-    the requirements themselves, not this package with its extra: by name that would fetch
-    another packflow from the package index over the installed one."""
+    the requirements themselves, not this package with its extra: asked for by
+    name, pip would fetch another packflow from the index over this one."""
     args = [sys.executable, "-m", "pip", "install", *requirements]
     return " ".join(shlex.quote(a) for a in args)
 
