@@ -190,10 +190,130 @@ def test_unknown_paths_methods_and_media_types(echo_server):
         assert wrong.headers["allow"] == "POST"
         assert client.post(f"{url}/healthz").status_code == 405
         assert client.get(f"{url}/v1/models/echo:predict").status_code == 405
-        text = client.post(
-            f"{url}/invocations", content=b"id=1", headers={"content-type": "text/plain"}
+
+
+# -- the Content-Type rule, the same on every route (docs/serving.md) -------------
+
+# (Content-Type header or None, how /invocations reads the body or its status)
+CONTENT_TYPES = [
+    (None, "json"),
+    ("application/json", "json"),
+    ("application/json; charset=utf-8", "json"),
+    ("application/vnd.api+json", "json"),
+    ("application/jsonlines", "lines"),
+    ("application/x-ndjson", "lines"),
+    ("text/plain", "json"),
+    ("text/plain; charset=utf-8", "json"),
+    ("application/x-www-form-urlencoded", "json"),  # what curl -d sends
+    ("multipart/form-data; boundary=xyz", 415),
+    ("application/octet-stream", 415),
+    ("image/png", 415),
+    ("text/csv", 415),
+]
+ROWS = [{"id": 1, "x": 2}, {"id": 2, "x": 3}]
+ROWS_JSON = json.dumps(ROWS).encode()
+ROWS_LINES = b"".join(json.dumps(r).encode() + b"\n" for r in ROWS)
+INSTANCES = json.dumps({"instances": ROWS}).encode()
+
+
+def _headers(content_type):
+    return {} if content_type is None else {"content-type": content_type}
+
+
+def _check_invocations(status, headers, body, content_type, reads):
+    if reads == 415:
+        assert status == 415, body
+        error = json.loads(body)["error"]
+        assert error.startswith(f"unsupported Content-Type {content_type.split(';')[0]!r}")
+        assert "application/json" in error
+    elif reads == "lines":
+        assert status == 200, body
+        assert headers["content-type"] == content_type
+        assert [json.loads(x) for x in body.splitlines()] == echo_expected(ROWS)
+    else:
+        assert status == 200, body
+        assert headers["content-type"] == "application/json"
+        assert json.loads(body) == echo_expected(ROWS)
+
+
+def _check_predict(status, body, reads):
+    if reads == 415:
+        assert status == 415, body
+        assert json.loads(body)["error"].startswith("unsupported Content-Type")
+    else:
+        # One JSON document on this route, whatever accepted type labels it.
+        assert status == 200, body
+        assert json.loads(body) == {"predictions": echo_expected(ROWS)}
+
+
+@pytest.mark.parametrize(("content_type", "reads"), CONTENT_TYPES)
+def test_each_content_type_on_each_route(echo_server, content_type, reads):
+    url = echo_server.url
+    headers = _headers(content_type)
+    body = ROWS_LINES if reads == "lines" else ROWS_JSON
+    with httpx.Client(timeout=10) as client:
+        answer = client.post(f"{url}/invocations", content=body, headers=headers)
+        assert answer.request.headers.get("content-type") == content_type
+        _check_invocations(answer.status_code, answer.headers, answer.content, content_type, reads)
+        answer = client.post(f"{url}/v1/models/echo:predict", content=INSTANCES, headers=headers)
+        _check_predict(answer.status_code, answer.content, reads)
+
+
+@pytest.mark.parametrize("content_type", [c for c, _ in CONTENT_TYPES])
+@pytest.mark.parametrize("body", [b"", b"\n", b" \r\n\n"])
+def test_an_empty_body_is_400_on_every_route_whatever_its_type(echo_server, content_type, body):
+    url = echo_server.url
+    with httpx.Client(timeout=10) as client:
+        for path, says in (
+            ("/invocations", "a JSON object or an array of objects, or JSON Lines"),
+            ("/v1/models/echo:predict", '{"instances": [objects]}'),
+        ):
+            answer = client.post(f"{url}{path}", content=body, headers=_headers(content_type))
+            assert answer.status_code == 400, (path, answer.text)
+            assert answer.headers["content-type"] == "application/json"
+            error = answer.json()["error"]
+            assert error.startswith("the body is empty: send "), error
+            assert says in error
+
+
+def test_curl_as_a_user_types_it(echo_server):
+    """``curl -d`` (form-encoded type) and ``--data-binary @file`` as the docs show
+    them; a file that does not exist sends an empty body, which is a 400."""
+    import shutil
+    import subprocess
+
+    if shutil.which("curl") is None:
+        pytest.skip("no curl")
+
+    def curl(*args):
+        done = subprocess.run(
+            ["curl", "-s", "-w", "\n%{http_code}", *args], capture_output=True, timeout=30
         )
-        assert text.status_code == 415
+        body, _, code = done.stdout.rpartition(b"\n")
+        return int(code), body
+
+    url = echo_server.url
+    code, body = curl(f"{url}/invocations", "-d", '{"id": 1, "x": 2}')
+    assert (code, json.loads(body)) == (200, {"id": 1, "double": 4})
+    code, body = curl(f"{url}/v1/models/echo:predict", "-d", '{"instances": [{"id": 1, "x": 2}]}')
+    assert (code, json.loads(body)) == (200, {"predictions": [{"id": 1, "double": 4}]})
+    code, body = curl(
+        f"{url}/invocations",
+        "-H",
+        "Content-Type: application/jsonlines",
+        "--data-binary",
+        "@no-such-file.jsonl",
+    )
+    assert code == 400
+    assert json.loads(body)["error"].startswith("the body is empty")
+
+
+def test_json_lines_sent_as_json_says_which_type_to_send(echo_server):
+    answer = httpx.post(f"{echo_server.url}/invocations", content=ROWS_LINES)
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert error.startswith("line 2: invalid JSON at column 1: extra data after the value")
+    assert error.endswith("send Content-Type: application/jsonlines")
 
 
 def test_health_and_readiness(echo_server):
@@ -305,3 +425,63 @@ def test_create_app_in_process_drains_and_names_the_model():
     assert draining[0] == 503 and b"draining" in draining[2]
     assert model_draining[0] == 503 and json.loads(model_draining[2])["ready"] is False
     assert late[0] == 200 and json.loads(late[2]) == {"n": 6}
+
+
+def _doubler_app(**options):
+    from packflow.serving import create_app
+
+    from testkit import Doubler
+
+    return create_app(Doubler(), name="echo", max_wait_ms=0, **options)
+
+
+def test_the_content_type_rule_in_process():
+    """The same rule as the server's, through the ASGI app alone."""
+    app = _doubler_app()
+    client = _AsgiClient(app)
+
+    async def main():
+        for content_type, reads in CONTENT_TYPES:
+            headers = () if content_type is None else (("content-type", content_type),)
+            body = ROWS_LINES if reads == "lines" else ROWS_JSON
+            status, head, answer = await client.request("POST", "/invocations", body, headers)
+            _check_invocations(
+                status,
+                {k.decode(): v.decode() for k, v in head.items()},
+                answer,
+                content_type,
+                reads,
+            )
+            status, _, answer = await client.request(
+                "POST", "/v1/models/echo:predict", INSTANCES, headers
+            )
+            _check_predict(status, answer, reads)
+            for path in ("/invocations", "/v1/models/echo:predict"):
+                for empty in (b"", b"\n\n"):
+                    status, _, answer = await client.request("POST", path, empty, headers)
+                    assert status == 400, (path, content_type, answer)
+                    assert json.loads(answer)["error"].startswith("the body is empty: send ")
+        await app.close()
+
+    asyncio.run(main())
+
+
+def test_a_body_over_the_limit_names_the_options_in_process():
+    app = _doubler_app(max_body_bytes=64)
+    client = _AsgiClient(app)
+
+    async def main():
+        answers = [await client.request("POST", "/invocations", b"[" + b" " * 100 + b"]")]
+        answers.append(
+            await client.request("POST", "/invocations", b"[]", (("content-length", "65"),))
+        )
+        await app.close()
+        return answers
+
+    for status, head, body in asyncio.run(main()):
+        assert status == 413
+        assert head[b"connection"] == b"close"
+        error = json.loads(body)["error"]
+        assert error.startswith("the body is larger than the limit of 64 bytes")
+        assert "--max-body-mb" in error
+        assert "max_body_bytes" in error

@@ -55,10 +55,41 @@ def test_bad_json_bodies(body, message):
     assert err.value.status == 400
 
 
-def test_other_media_types_are_415():
+@pytest.mark.parametrize("instances", [False, True])
+@pytest.mark.parametrize(
+    "media_type", ["multipart/form-data", "application/octet-stream", "image/png", "text/html"]
+)
+def test_types_that_cannot_be_json_are_415_on_every_route(media_type, instances):
     with pytest.raises(BadBody) as err:
-        parse_body(b"a=1", "application/x-www-form-urlencoded")
+        parse_body(b'{"instances": []}', media_type, instances=instances)
     assert err.value.status == 415
+    assert str(err.value).startswith(f"unsupported Content-Type {media_type!r}: send ")
+
+
+@pytest.mark.parametrize("media_type", ["text/plain", "application/x-www-form-urlencoded"])
+def test_text_and_curl_form_types_are_read_as_json(media_type):
+    p = parse_body(b'{"a": "x=1&y=2"}', media_type)
+    assert (p.data, p.rows, p.shape, p.content_type) == (
+        b'{"a": "x=1&y=2"}\n',
+        1,
+        Shape.OBJECT,
+        "application/json",
+    )
+    # A real form body is not JSON: a 400 that says so, not a form decode.
+    with pytest.raises(BadBody) as err:
+        parse_body(b"a=1&b=2", media_type)
+    assert err.value.status == 400
+    assert str(err.value) == "line 1: invalid JSON at column 1: expected a value"
+
+
+@pytest.mark.parametrize("instances", [False, True])
+@pytest.mark.parametrize("media_type", ["application/json", "application/jsonlines", "image/png"])
+@pytest.mark.parametrize("body", [b"", b"\n", b" \t\r\n"])
+def test_an_empty_body_is_400_whatever_its_type(body, media_type, instances):
+    with pytest.raises(BadBody) as err:
+        parse_body(body, media_type, instances=instances)
+    assert err.value.status == 400
+    assert str(err.value).startswith("the body is empty: send a JSON object")
 
 
 def test_render_each_shape():

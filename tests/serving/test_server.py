@@ -66,7 +66,9 @@ def test_a_body_over_the_limit_is_refused_unread(echo_project):
         )
         answer = _raw_exchange(server.port, head)
         assert answer.startswith(b"HTTP/1.1 413 ")
-        assert b"larger than the limit of 1048576 bytes" in answer
+        assert b"larger than the limit of 1048576 bytes (1 MiB)" in answer
+        # Whoever runs the server learns which option raises the limit.
+        assert b"packflow serve --max-body-mb (create_app's max_body_bytes)" in answer
 
         # Chunked, no length: refused once 1 MiB has arrived, long before the
         # end (which is never sent); the server closes the connection.
@@ -135,6 +137,9 @@ def test_a_full_queue_answers_503_with_retry_after(echo_project):
         rows = [{"id": i, "x": i} for i in range(5)]
         too_many = httpx.post(f"{server.url}/invocations", json=rows, timeout=10)
         assert too_many.status_code == 413
+        error = too_many.json()["error"]
+        assert error.startswith("the request has 5 rows; the queue holds at most 4: split it")
+        assert "--max-queue-rows" in error and "max_queue_rows" in error
 
 
 def test_a_request_past_its_timeout_gets_504(echo_project):

@@ -106,13 +106,17 @@ def serve_command(
     requests are batched. SIGTERM or SIGINT drains (every request in progress
     is answered) and exits 0; a second signal stops at once.
     """
+    from packflow.serving import create_app
+    from packflow.serving.server import ServeExtraMissing, require_serve_extra, serve
+
+    # Before the backend loads: its initialize() may take minutes, all wasted
+    # on a server that cannot start.
+    try:
+        require_serve_extra()
+    except ServeExtraMissing as exc:
+        raise click.ClickException(str(exc)) from None
     # The server's own errors and the backend's log lines go to stderr.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        from packflow.serving import create_app
-        from packflow.serving.server import serve
-    except ImportError as exc:  # pragma: no cover - the extra is missing
-        raise click.ClickException(f"{exc}: install packflow[serve]") from exc
 
     with tempfile.TemporaryDirectory(prefix="packflow-serve-") as workdir:
         try:

@@ -2,8 +2,8 @@
 metrics and backpressure.
 
 :func:`create_app` gives the ASGI app (to mount in any ASGI stack);
-:func:`packflow.serving.server.serve` runs it under uvicorn (the optional
-``packflow[serve]`` extra), as the ``packflow serve`` command does.
+:func:`packflow.serving.server.serve` runs it under uvicorn (this package's
+optional ``serve`` extra), as the ``packflow serve`` command does.
 """
 
 from __future__ import annotations

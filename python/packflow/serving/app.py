@@ -348,9 +348,15 @@ class _BodyDeadlines:
 
 
 def _too_large(limit: int) -> _Reply:
+    # The client cannot raise the limit, but whoever runs the server can: say
+    # with which knob, for both ways of running it.
     return _Reply(
         413,
-        error_body(f"the body is larger than the limit of {limit} bytes"),
+        error_body(
+            f"the body is larger than the limit of {limit} bytes ({limit / (1 << 20):g} MiB); "
+            "the server's limit is set by packflow serve --max-body-mb "
+            "(create_app's max_body_bytes)"
+        ),
         [(b"connection", b"close")],
     )
 

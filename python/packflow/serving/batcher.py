@@ -205,7 +205,8 @@ class Batcher:
         if rows > self.max_queue_rows:
             raise QueueFull(
                 f"the request has {rows} rows; the queue holds at most "
-                f"{self.max_queue_rows}: split it",
+                f"{self.max_queue_rows}: split it, or raise the server's limit "
+                "(packflow serve --max-queue-rows, create_app's max_queue_rows)",
                 retry_after=None,
             )
         if self.queued_rows + rows > self.max_queue_rows:

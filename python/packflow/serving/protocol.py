@@ -18,6 +18,7 @@ from packflow.jsonl import json_to_lines
 
 __all__ = [
     "JSON_LINES_TYPES",
+    "LENIENT_TYPES",
     "BadBody",
     "Payload",
     "Shape",
@@ -27,7 +28,7 @@ __all__ = [
     "render",
 ]
 
-#: Content types read (and answered) as JSON Lines.
+#: Content types read (and answered) as JSON Lines on /invocations.
 JSON_LINES_TYPES = frozenset(
     {
         "application/jsonlines",
@@ -37,6 +38,14 @@ JSON_LINES_TYPES = frozenset(
     }
 )
 JSON = "application/json"
+#: Types that do not say "JSON" but under which clients send JSON anyway, read
+#: as one JSON document: text/plain is what many tools label a string body
+#: with, and application/x-www-form-urlencoded is what ``curl -d`` and
+#: ``--data-binary`` send unless told otherwise (the bytes are read as sent,
+#: never form-decoded: nobody posts an HTML form to a model). Every other type
+#: (multipart/form-data, application/octet-stream, image/*, ...) says the body
+#: is something JSON is not: 415.
+LENIENT_TYPES = frozenset({"text/plain", "application/x-www-form-urlencoded"})
 
 
 class Shape(enum.Enum):
@@ -77,31 +86,63 @@ def body_format(content_type: Optional[bytes]) -> str:
 def parse_body(body: bytes, media_type: str, *, instances: bool = False) -> Payload:
     """The rows of a request body; ``BadBody`` says why there are none.
 
-    ``instances``: a KServe V1 predict body (``{"instances": [...]}``).
+    ``instances``: a KServe V1 predict body (``{"instances": [...]}``), always
+    one JSON document. The same media types are accepted on every route (see
+    :func:`reads_as_json`); an empty body is a 400 whatever its type.
     """
+    if not body or body.isspace():
+        # Checked before the type: an empty body is the mistake to report (a
+        # curl ``@file`` that does not exist sends one), whatever it is labelled.
+        also = "" if instances else ", or JSON Lines (one object per line)"
+        raise BadBody(f"the body is empty: send {_expected(instances)}{also}")
+    lines = media_type in JSON_LINES_TYPES
+    if not lines and not reads_as_json(media_type):
+        raise BadBody(
+            f"unsupported Content-Type {media_type!r}: send {_expected(instances)} as "
+            "application/json (or with no Content-Type)"
+            + ("" if instances else ", or JSON Lines as application/jsonlines"),
+            status=415,
+        )
     if instances:
-        data, rows, _ = _document(body, "instances")
+        data, rows, _ = _document(body, "instances", False)
         return Payload(data, rows, Shape.INSTANCES, JSON)
-    if media_type in JSON_LINES_TYPES:
+    if lines:
         if not body.endswith(b"\n"):
             body += b"\n"
         # Lines are checked by the engine, which names the line and column.
         return Payload(body, body.count(b"\n"), Shape.LINES, media_type)
-    if media_type == JSON or media_type.endswith("+json"):
-        data, rows, single = _document(body, None)
-        return Payload(data, rows, Shape.OBJECT if single else Shape.ARRAY, JSON)
-    raise BadBody(
-        f"unsupported Content-Type {media_type!r}: send application/json (an object or "
-        "an array of objects) or application/jsonlines (one object per line)",
-        status=415,
-    )
+    data, rows, single = _document(body, None, True)
+    return Payload(data, rows, Shape.OBJECT if single else Shape.ARRAY, JSON)
 
 
-def _document(body: bytes, field: Optional[str]) -> tuple[bytes, int, bool]:
+def reads_as_json(media_type: str) -> bool:
+    """Whether a body of ``media_type`` is read as one JSON document: JSON
+    itself, any ``+json`` type, and the :data:`LENIENT_TYPES`."""
+    return media_type == JSON or media_type.endswith("+json") or media_type in LENIENT_TYPES
+
+
+def _expected(instances: bool) -> str:
+    if instances:
+        return 'a JSON object {"instances": [objects]}'
+    return "a JSON object or an array of objects"
+
+
+def _document(body: bytes, field: Optional[str], hint_lines: bool) -> tuple[bytes, int, bool]:
     try:
         return json_to_lines(body, field)
     except ValueError as exc:
-        raise BadBody(str(exc)) from None
+        message = str(exc)
+        # A second value on a later line: most likely JSON Lines sent without
+        # its type, which the message alone would not reveal.
+        if (
+            hint_lines
+            and "extra data after the value" in message
+            and not message.startswith("line 1:")
+        ):
+            message += (
+                "; for JSON Lines (one object per line) send Content-Type: application/jsonlines"
+            )
+        raise BadBody(message) from None
 
 
 def render(shape: Shape, lines: list[bytes]) -> bytes:

@@ -1,0 +1,129 @@
+"""`packflow serve` as a command: what it says when the serve extra is missing,
+and the install command it prints."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from packflow.serving.server import SERVE_EXTRA_FALLBACK, serve_requirements
+
+from sample_projects import write_project
+from testkit import PACKFLOW, REPO
+
+# initialize() leaves a marker: it must never run when the server cannot start.
+MARKING_BACKEND = """
+import os
+from packflow import InferenceBackend
+
+
+class Backend(InferenceBackend):
+    def initialize(self):
+        open(os.environ["MARKER"], "w").close()
+
+    def execute(self, inputs):
+        return inputs
+"""
+
+
+@pytest.mark.parametrize("module", ["uvicorn", "httptools"])
+def test_a_missing_serve_extra_is_reported_before_the_backend_loads(tmp_path, marks, module):
+    project = write_project(tmp_path / "proj", backend=MARKING_BACKEND)
+    # A package of that name that fails to import, first on the path.
+    shadow = tmp_path / "shadow" / module
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text(f"raise ImportError('no {module} in this test')\n")
+    marker = marks / "initialized"
+    env = {
+        **os.environ,
+        "MARKER": str(marker),
+        "PYTHONPATH": os.pathsep.join(
+            [str(shadow.parent), *filter(None, [os.environ.get("PYTHONPATH")])]
+        ),
+    }
+    done = subprocess.run(
+        [*PACKFLOW, "serve", str(project), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 1, done.stderr
+    assert not marker.exists(), "the backend was loaded before the check"
+    assert done.stdout == ""
+    assert done.stderr.startswith("Error: serving needs the serve extra, and ")
+    assert f"{module} does not import (no {module} in this test)" in done.stderr
+    # The install command names the extra's requirements, for this Python: never
+    # packflow[serve], which would fetch another packflow from the index.
+    assert "packflow[" not in done.stderr
+    command = done.stderr.splitlines()[-1].strip()
+    assert command.startswith(f"{sys.executable} -m pip install ")
+    for requirement in serve_requirements():
+        assert f"'{requirement}'" in command
+
+
+def _pyproject_serve_extra() -> list[str]:
+    tomllib = pytest.importorskip("tomllib")
+    with open(REPO / "pyproject.toml", "rb") as f:
+        return tomllib.load(f)["project"]["optional-dependencies"]["serve"]
+
+
+def test_the_fallback_requirements_are_the_declared_extra():
+    assert list(SERVE_EXTRA_FALLBACK) == _pyproject_serve_extra()
+
+
+def test_serve_requirements_are_the_extra_for_this_platform():
+    expected = []
+    for line in _pyproject_serve_extra():
+        spec, _, marker = line.partition(";")
+        if "win32" in marker and sys.platform == "win32":
+            continue
+        expected.append(spec.strip())
+    assert serve_requirements() == expected
+
+
+@pytest.mark.parametrize(
+    ("metadata", "expected"),
+    [
+        # What the installed metadata says: the serve extra's lines, their
+        # platform marker judged here, the other extras' lines left out.
+        (
+            [
+                "click>=8.1",
+                "uvicorn>=0.30 ; extra == 'serve'",
+                "uvloop>=0.19 ; sys_platform != 'win32' and extra == 'serve'",
+                "uvloop>=0.19 ; sys_platform == 'win32' and extra == 'serve'",
+                "pytest>=8 ; extra == 'test'",
+                'httptools>=0.6; extra == "serve"',
+            ],
+            ["uvicorn>=0.30", "uvloop>=0.19", "httptools>=0.6"],
+        ),
+        # No serve extra in the metadata (a source tree): the fallback list.
+        (["click>=8.1"], None),
+    ],
+)
+def test_serve_requirements_read_the_installed_metadata(monkeypatch, metadata, expected):
+    import importlib.metadata
+
+    if sys.platform == "win32":
+        pytest.skip("the expectations name uvloop")
+    monkeypatch.setattr(importlib.metadata, "requires", lambda name: metadata)
+    if expected is None:
+        expected = [line.split(";")[0].strip() for line in SERVE_EXTRA_FALLBACK]
+    assert serve_requirements() == expected
+
+
+def test_the_serve_code_never_suggests_the_index_package():
+    """No message of the serve code names packflow[serve]: in a fresh
+    virtualenv that installs packflow 0.4.1 from the index (the docs' commands
+    are checked in tests/serving/test_doc_examples.py)."""
+    places = [
+        REPO / "python" / "packflow" / "cli" / "serve.py",
+        *sorted((REPO / "python" / "packflow" / "serving").glob("*.py")),
+    ]
+    for path in places:
+        assert "packflow[serve]" not in Path(path).read_text(), path
