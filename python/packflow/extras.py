@@ -9,55 +9,60 @@ from __future__ import annotations
 
 import re
 import shlex
+import sys
 from importlib import metadata
 
 # The extras as pyproject.toml declares them, for when the installed
-# distribution's metadata cannot be read (a source tree put on sys.path by
+# distribution's metadata does not list them (a source tree put on sys.path by
 # hand). A test keeps the two equal.
 DECLARED_EXTRAS: dict[str, tuple[str, ...]] = {
     "serve": ("uvicorn>=0.30", "uvloop>=0.19; sys_platform != 'win32'", "httptools>=0.6"),
     "ray": ("ray[data]>=2.50,<3",),
 }
 
-_EXTRA_MARKER = re.compile(r"""(?:\band\s+)?\bextra\s*==\s*["']([^"']+)["']""")
+_EXTRA_CLAUSE = re.compile(r"""\s*(?:\band\s+)?\bextra\s*==\s*["']([^"']+)["']\s*(?:\band\b)?""")
+_PLATFORM_MARKER = re.compile(r"""sys_platform\s*(==|!=)\s*["']([^"']*)["']""")
 
 
 def extra_requirements(extra: str) -> list[str]:
-    """The requirements of ``extra`` that apply on this machine (markers evaluated)."""
+    """The requirements of ``extra`` that apply on this machine, markers judged
+    and dropped: from the installed packflow's metadata (so they match the
+    installed version), else :data:`DECLARED_EXTRAS`."""
     try:
-        declared = metadata.requires("packflow")
+        declared = metadata.requires("packflow") or []
     except metadata.PackageNotFoundError:
-        declared = None
-    if declared is None:
-        wanted = list(DECLARED_EXTRAS.get(extra, ()))
-    else:
-        wanted = []
-        for req in declared:
-            spec, _, marker = req.partition(";")
-            match = _EXTRA_MARKER.search(marker)
-            if match and match.group(1) == extra:
-                rest = _EXTRA_MARKER.sub("", marker).strip()
-                wanted.append(f"{spec.strip()}; {rest}" if rest else spec.strip())
-    return [_without_marker(req) for req in wanted if _applies(req)]
+        declared = []
+    found = []
+    for line in declared:
+        spec, _, marker = line.partition(";")
+        clause = _EXTRA_CLAUSE.search(marker)
+        if clause and clause.group(1) == extra:
+            found.append((spec, _EXTRA_CLAUSE.sub(" ", marker, count=1)))
+    if not found:
+        found = [line.partition(";")[::2] for line in DECLARED_EXTRAS.get(extra, ())]
+    return [spec.strip().replace(" ", "") for spec, marker in found if _holds(marker.strip())]
+
+
+def install_command(requirements: list[str]) -> str:
+    """The pip command that installs ``requirements`` into this Python."""
+    args = [sys.executable, "-m", "pip", "install", *requirements]
+    return " ".join(shlex.quote(arg) for arg in args)
 
 
 def install_hint(extra: str) -> str:
-    """``pip install ...`` for what ``extra`` needs here, each requirement quoted."""
-    requirements = extra_requirements(extra)
-    return "pip install " + " ".join(shlex.quote(req) for req in requirements)
+    """:func:`install_command` for what ``extra`` needs here."""
+    return install_command(extra_requirements(extra))
 
 
-def _without_marker(req: str) -> str:
-    return req.partition(";")[0].strip()
-
-
-def _applies(req: str) -> bool:
-    """Whether the environment marker of ``req`` (if any) holds on this machine."""
-    _, _, marker = req.partition(";")
-    if not marker.strip():
+def _holds(marker: str) -> bool:
+    """Whether an environment marker holds here (an empty one always does)."""
+    if not marker:
         return True
+    platform = _PLATFORM_MARKER.fullmatch(marker)
+    if platform:  # the only kind the extras use: no need for packaging
+        return (sys.platform == platform.group(2)) == (platform.group(1) == "==")
     try:
         from packaging.markers import Marker
-    except ImportError:  # packaging is not a dependency: show the requirement anyway
+    except ImportError:  # packaging is not a dependency; pip judges it at install time
         return True
-    return Marker(marker.strip()).evaluate()
+    return Marker(marker).evaluate()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from packflow.serving.server import SERVE_EXTRA_FALLBACK, serve_requirements
+from packflow.extras import extra_requirements
 
 from sample_projects import write_project
 from testkit import PACKFLOW, REPO
@@ -62,59 +62,8 @@ def test_a_missing_serve_extra_is_reported_before_the_backend_loads(tmp_path, ma
     assert "packflow[" not in done.stderr
     command = done.stderr.splitlines()[-1].strip()
     assert command.startswith(f"{sys.executable} -m pip install ")
-    for requirement in serve_requirements():
+    for requirement in extra_requirements("serve"):
         assert f"'{requirement}'" in command
-
-
-def _pyproject_serve_extra() -> list[str]:
-    tomllib = pytest.importorskip("tomllib")
-    with open(REPO / "pyproject.toml", "rb") as f:
-        return tomllib.load(f)["project"]["optional-dependencies"]["serve"]
-
-
-def test_the_fallback_requirements_are_the_declared_extra():
-    assert list(SERVE_EXTRA_FALLBACK) == _pyproject_serve_extra()
-
-
-def test_serve_requirements_are_the_extra_for_this_platform():
-    expected = []
-    for line in _pyproject_serve_extra():
-        spec, _, marker = line.partition(";")
-        if "win32" in marker and sys.platform == "win32":
-            continue
-        expected.append(spec.strip())
-    assert serve_requirements() == expected
-
-
-@pytest.mark.parametrize(
-    ("metadata", "expected"),
-    [
-        # What the installed metadata says: the serve extra's lines, their
-        # platform marker judged here, the other extras' lines left out.
-        (
-            [
-                "click>=8.1",
-                "uvicorn>=0.30 ; extra == 'serve'",
-                "uvloop>=0.19 ; sys_platform != 'win32' and extra == 'serve'",
-                "uvloop>=0.19 ; sys_platform == 'win32' and extra == 'serve'",
-                "pytest>=8 ; extra == 'test'",
-                'httptools>=0.6; extra == "serve"',
-            ],
-            ["uvicorn>=0.30", "uvloop>=0.19", "httptools>=0.6"],
-        ),
-        # No serve extra in the metadata (a source tree): the fallback list.
-        (["click>=8.1"], None),
-    ],
-)
-def test_serve_requirements_read_the_installed_metadata(monkeypatch, metadata, expected):
-    import importlib.metadata
-
-    if sys.platform == "win32":
-        pytest.skip("the expectations name uvloop")
-    monkeypatch.setattr(importlib.metadata, "requires", lambda name: metadata)
-    if expected is None:
-        expected = [line.split(";")[0].strip() for line in SERVE_EXTRA_FALLBACK]
-    assert serve_requirements() == expected
 
 
 def test_the_serve_code_never_suggests_the_index_package():

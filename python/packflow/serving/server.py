@@ -9,31 +9,20 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import importlib.metadata
-import re
-import shlex
 import signal
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any, Optional
 
+from packflow.extras import install_hint
 from packflow.serving.app import PackflowApp
 
-__all__ = ["ServeExtraMissing", "ServeResult", "require_serve_extra", "serve", "serve_requirements"]
+__all__ = ["ServeExtraMissing", "ServeResult", "require_serve_extra", "serve"]
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-#: The serve extra as pyproject.toml declares it, for when the installed
-#: distribution's metadata cannot be read (a source tree on PYTHONPATH).
-SERVE_EXTRA_FALLBACK = (
-    "uvicorn>=0.30",
-    "uvloop>=0.19; sys_platform != 'win32'",
-    "httptools>=0.6",
-)
 # uvloop is not in the extra on Windows (it does not build there).
 _UVLOOP = sys.platform != "win32"
-_PLATFORM_MARKER = re.compile(r"""sys_platform\s*(==|!=)\s*['"]([^'"]*)['"]""")
-_EXTRA_CLAUSE = re.compile(r"""\s*(?:\band\s+)?extra\s*==\s*['"]serve['"]\s*(?:and\b)?""")
 
 
 class ServeExtraMissing(ImportError):
@@ -49,52 +38,6 @@ class ServeExtraMissing(ImportError):
         self.command = command
 
 
-def serve_requirements() -> list[str]:
-    """The requirements of the serve extra for this platform, from the
-    installed packflow's metadata (so they match the installed version), or
-    :data:`SERVE_EXTRA_FALLBACK` when it has none."""
-    try:
-        declared = importlib.metadata.requires("packflow") or []
-    except importlib.metadata.PackageNotFoundError:
-        declared = []
-    found = [r for r in (_for_serve(line) for line in declared) if r is not None]
-    if not found:
-        found = [r for r in (_for_serve(line, True) for line in SERVE_EXTRA_FALLBACK) if r]
-    return found
-
-
-def _for_serve(line: str, in_extra: bool = False) -> Optional[str]:
-    """``line`` without its marker if it belongs to the serve extra here, else None."""
-    spec, _, marker = line.partition(";")
-    if not in_extra:
-        if not _EXTRA_CLAUSE.search(marker):
-            return None
-        marker = _EXTRA_CLAUSE.sub(" ", marker)
-    marker = marker.strip()
-    if marker and not _marker_holds(marker):
-        return None
-    return spec.strip().replace(" ", "")
-
-
-def _marker_holds(marker: str) -> bool:
-    platform = _PLATFORM_MARKER.fullmatch(marker)
-    if platform:  # the only kind the extra uses: no need for packaging
-        return (sys.platform == platform.group(2)) == (platform.group(1) == "==")
-    try:
-        from packaging.markers import Marker
-    except ImportError:  # not a dependency; pip will judge it at install time
-        return True
-    return Marker(marker).evaluate()
-
-
-def install_command(requirements: list[str]) -> str:
-    """The pip command installing ``requirements`` into this Python. It names
-    the requirements themselves, not this package with its extra: asked for by
-    name, pip would fetch another packflow from the index over this one."""
-    args = [sys.executable, "-m", "pip", "install", *requirements]
-    return " ".join(shlex.quote(a) for a in args)
-
-
 def require_serve_extra() -> None:
     """Import what :func:`serve` needs, or raise :class:`ServeExtraMissing`.
     Cheap: ``packflow serve`` calls it before loading a backend, whose
@@ -105,7 +48,7 @@ def require_serve_extra() -> None:
             importlib.import_module(module)
         except ImportError as exc:
             raise ServeExtraMissing(
-                module, str(exc) or type(exc).__name__, install_command(serve_requirements())
+                module, str(exc) or type(exc).__name__, install_hint("serve")
             ) from exc
 
 

@@ -1,5 +1,6 @@
-"""Every install command we document or print installs this package, never
-PyPI's ``packflow`` (the original 0.4.1), and the extras' hints match pyproject."""
+"""packflow.extras: the extras' requirements as this machine needs them, and
+every install command we document or print installs this package, never PyPI's
+``packflow`` (the original 0.4.1)."""
 
 from __future__ import annotations
 
@@ -65,11 +66,40 @@ def test_no_document_or_message_installs_packflow_from_pypi():
     assert offenders == []
 
 
-def test_hints_name_the_extras_requirements():
-    assert install_hint("serve").startswith("pip install 'uvicorn>=0.30' ")
-    assert "'httptools>=0.6'" in install_hint("serve")
-    assert install_hint("ray") == "pip install 'ray[data]>=2.50,<3'"
+def test_hints_install_the_extras_requirements_into_this_python():
+    serve = install_hint("serve")
+    assert serve.startswith(f"{sys.executable} -m pip install 'uvicorn>=0.30' ")
+    assert "'httptools>=0.6'" in serve and "packflow" not in serve.split("pip install")[1]
+    assert install_hint("ray").endswith(" -m pip install 'ray[data]>=2.50,<3'")
     assert extra_requirements("no-such-extra") == []
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the expectations name uvloop")
+@pytest.mark.parametrize(
+    ("declared", "expected"),
+    [
+        # The installed metadata: the serve extra's lines, their platform
+        # marker judged here, the other extras' lines left out.
+        (
+            [
+                "click>=8.1",
+                "uvicorn>=0.30 ; extra == 'serve'",
+                "uvloop>=0.19 ; sys_platform != 'win32' and extra == 'serve'",
+                "uvloop>=0.19 ; sys_platform == 'win32' and extra == 'serve'",
+                "pytest>=8 ; extra == 'test'",
+                'httptools>=0.6; extra == "serve"',
+            ],
+            ["uvicorn>=0.30", "uvloop>=0.19", "httptools>=0.6"],
+        ),
+        # No serve extra in the metadata (a source tree): the declared list.
+        (["click>=8.1"], ["uvicorn>=0.30", "uvloop>=0.19", "httptools>=0.6"]),
+    ],
+)
+def test_requirements_come_from_the_installed_metadata(monkeypatch, declared, expected):
+    from importlib import metadata
+
+    monkeypatch.setattr(metadata, "requires", lambda name: declared)
+    assert extra_requirements("serve") == expected
 
 
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="tomllib is 3.11+")
