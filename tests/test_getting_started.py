@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import select
+import shlex
 import shutil
 import signal
 import socket
@@ -114,20 +115,18 @@ def test_the_getting_started_walk_runs_as_written(tmp_path):
                         cwd = (cwd / command[3:]).resolve()
                     elif command.endswith("&"):
                         server = subprocess.Popen(
-                            command[:-1],
-                            shell=True,
+                            shlex.split(command[:-1]),
                             cwd=cwd,
                             env=env,
                             stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT,
                             text=True,
-                            start_new_session=True,
                         )
                         printed = _read_until(server, "Listening on", 120)
                         _assert_shows(expected, printed, project, port, command)
                     elif command == "kill %1":
                         assert server is not None
-                        os.killpg(server.pid, signal.SIGTERM)
+                        server.send_signal(signal.SIGTERM)  # what `kill %1` sends
                         assert server.wait(timeout=60) == 0
                         server = None
                     else:
@@ -145,5 +144,5 @@ def test_the_getting_started_walk_runs_as_written(tmp_path):
                         _assert_shows(expected, done.stdout, project, port, command)
     finally:
         if server is not None:
-            os.killpg(server.pid, signal.SIGKILL)
+            server.kill()
             server.wait()
