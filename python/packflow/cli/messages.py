@@ -4,6 +4,8 @@ and a non-zero exit for any error."""
 from __future__ import annotations
 
 import functools
+import os
+import sys
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -50,17 +52,36 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise SystemExit(code)
 
 
+def exit_on_closed_stdout() -> NoReturn:
+    """End a command whose reader closed standard output (``| head``): exit 0,
+    as ``packflow run`` does, without a traceback. Standard output is pointed
+    at the null device first, so the interpreter's last flush cannot fail too."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
+    raise SystemExit(0)
+
+
 def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     """Turn an exception escaping a command into ``Error: ...`` and exit status 1.
 
-    click's own exits (usage errors, ``--help``, aborted prompts) pass through.
+    click's own exits (usage errors, ``--help``, aborted prompts) pass through,
+    and so does a closed standard output (the group ends that quietly).
     """
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+        except (
+            click.exceptions.Exit,
+            click.ClickException,
+            click.Abort,
+            SystemExit,
+            BrokenPipeError,
+        ):
             raise
         except Exception as exc:  # noqa: BLE001 - every failure becomes a clean message
             fail(describe(exc))
