@@ -4,7 +4,8 @@ Each batch goes through :class:`packflow.engine.BatchEngine` (one Rust parse, on
 backend call, one Rust check-and-write); this module moves its results to the
 sinks and keeps the run's summary. Every input line ends up in exactly one
 place: the output (one line per good input line, in input order) or the errors
-sink (a JSON line naming the line number, the raw line, the step and the error).
+sink (a JSON line naming the line number, the raw line, the step, the error and
+its exception type), in input order too.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from packflow.engine.batch import errors_to_jsonl
 
 __all__ = ["RunSummary", "StreamRunner", "run_stream"]
 
+#: Most characters of the first error's message kept in the summary.
+_FIRST_ERROR_CHARS = 1000
+
 
 @dataclass
 class RunSummary:
@@ -44,6 +48,9 @@ class RunSummary:
     last_line: int = 0
     #: False while the run is in progress (in a progress snapshot).
     complete: bool = True
+    #: The first rejected row in input order, without its raw line: ``line``,
+    #: ``step``, ``error`` and ``error_type`` (``None`` when no row failed).
+    first_error: Optional[dict[str, Any]] = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -164,6 +171,15 @@ class StreamRunner:
             self._write_errors([row])
 
     def _write_errors(self, rows: list[ErrorRow]) -> None:
+        if self.summary.first_error is None and rows:
+            first = rows[0]
+            # Without the raw line, which may be megabytes; the message cut likewise.
+            self.summary.first_error = {
+                "line": first.line,
+                "step": first.step,
+                "error": first.error[:_FIRST_ERROR_CHARS],
+                "error_type": first.error_type,
+            }
         if self.errors_sink is not None:
             self.errors_sink.write(errors_to_jsonl(rows))
             if self.flush_each_batch:
@@ -225,8 +241,9 @@ def run_stream(
     file, messages of a broker client) through ``backend`` in batches of up to
     ``batch_size`` items. Each good item gives one JSON line on ``sink`` (in
     order); each bad one a JSON line on ``errors`` (``{"line", "raw", "step",
-    "error"}``). ``should_stop`` is polled between batches; ``on_batch`` sees the
-    running summary after each batch. Returns the final :class:`RunSummary`.
+    "error", "error_type"}``). ``should_stop`` is polled between batches;
+    ``on_batch`` sees the running summary after each batch. Returns the final
+    :class:`RunSummary`.
 
     ``backend`` is an :class:`~packflow.InferenceBackend`, or the path of a
     project (a directory, or an archive from ``packflow export``) loaded with

@@ -249,7 +249,7 @@ def _start_pool(project: str, config: dict[str, Any], workers: int) -> WorkerPoo
     "--errors",
     "errors_path",
     default=None,
-    help="JSON Lines file for rows that failed (line, raw, step, error).",
+    help="JSON Lines file for rows that failed (line, raw, step, error, error_type).",
 )
 @config_option
 @click.option(
@@ -407,6 +407,13 @@ def _run(
         stream, live = open_input(paths.input)
     except OSError as exc:
         raise click.ClickException(f"could not open {paths.input}: {exc.strerror or exc}") from exc
+    if paths.input == "-" and _is_terminal(sys.stdin):
+        # Otherwise a user who forgot -i waits for output that never comes.
+        click.echo(
+            "Reading JSON Lines from standard input (the terminal): one object per line, "
+            "Ctrl-D to end. Give -i FILE to read a file.",
+            err=True,
+        )
     sinks: list[FileSink] = []
     try:
         try:
@@ -497,6 +504,13 @@ def _run(
             stream.close()
     click.echo(summary.format(), err=True)
     return summary, exit_code
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return stream is not None and stream.isatty()
+    except (AttributeError, ValueError):  # closed, or replaced by an object without isatty
+        return False
 
 
 def _snapshot(path: str, runner: StreamRunner) -> None:
