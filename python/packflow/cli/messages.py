@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from packflow.exceptions import PackflowConfigError
+
 if TYPE_CHECKING:  # the commands import the project machinery only when they run
     from packflow.project.checks import Check
 
@@ -42,8 +44,15 @@ def echo_checks(results: Iterable[Check]) -> None:
 
 def describe(exc: BaseException) -> str:
     """The exception's message followed by its notes (``add_note``), as a traceback
-    shows them: the notes are where packflow names the file and line."""
-    return "\n".join([str(exc) or type(exc).__name__, *getattr(exc, "__notes__", ())])
+    shows them: the notes are where packflow names the file and line.
+
+    An error in a packflow.yaml is its notes alone: they say each problem with
+    its file, line and field, where the message is pydantic's or PyYAML's own
+    text (kept for code written against Packflow 0.4) with its web links."""
+    notes = list(getattr(exc, "__notes__", ()))
+    if isinstance(exc, PackflowConfigError) and notes:
+        return "\n".join(notes)
+    return "\n".join([str(exc) or type(exc).__name__, *notes])
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

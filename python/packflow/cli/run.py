@@ -20,6 +20,8 @@ from typing import Any, Optional
 import click
 
 from packflow.cli.config_pairs import config_option, load_error
+from packflow.cli.messages import describe
+from packflow.cli.project_arg import ProjectPath, check_project
 from packflow.cli.run_io import (
     EXIT_IO_ERROR,
     FileSink,
@@ -183,7 +185,7 @@ def _load_for_run(
     except WorkerStartError as exc:
         load_error(str(exc), exc.error_type or "")
     except Exception as exc:  # noqa: BLE001 - reported to the user
-        load_error(str(exc), type(exc).__name__)
+        load_error(describe(exc), type(exc).__name__)
 
 
 def _load_backend(project: str, config: dict[str, Any]) -> Any:
@@ -214,7 +216,7 @@ def _start_pool(project: str, config: dict[str, Any], workers: int) -> WorkerPoo
 
 
 @click.command("run")
-@click.argument("project", default=".", type=click.Path(exists=True))
+@click.argument("project", default=".", type=ProjectPath(exists=True))
 @click.option(
     "-i",
     "--input",
@@ -345,9 +347,11 @@ def run_command(
     if engine == "ray":
         from packflow.cli.run_ray import run_on_ray
 
+        check_project(project)
         return run_on_ray(project, config, click.get_current_context())
     paths = RunPaths(input_path, output_path, errors_path, stats_path)
     check_paths(paths)
+    check_project(project)
     if workers > 1 and batch_timeout_s is not None:
         raise click.BadParameter("is not supported with --workers", param_hint="--batch-timeout-s")
     # SIGINT and SIGTERM stop the load (exit 130/143), whatever the handlers
