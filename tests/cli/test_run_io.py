@@ -4,13 +4,16 @@ rejected rows says."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import stat
 import subprocess
+import sys
 
 import pytest
 
+from packflow.cli.run_io import input_size
 from packflow.sample_data import sample_lines
 
 from testkit import EXAMPLE, PACKFLOW, jsonl, run_cli
@@ -113,3 +116,26 @@ def test_stats_hold_the_first_error(tmp_path):
     run_cli([EXAMPLE, "--stats", stats, "-o", os.devnull], input_bytes=ROWS, check=True)
     first = json.loads(stats.read_text())["first_error"]
     assert (first["line"], first["step"], first["error_type"]) == (1, "execute", "TypeError")
+
+
+def test_input_size_for_workers_auto(tmp_path, monkeypatch):
+    plain = tmp_path / "in.jsonl"
+    plain.write_bytes(GOOD * 100)
+    packed = tmp_path / "in.jsonl.gz"
+    packed.write_bytes(gzip.compress(GOOD * 100))
+    assert input_size(str(plain)) == len(GOOD) * 100
+    assert input_size(str(packed)) == len(GOOD) * 100  # uncompressed, from the trailer
+    # A trailer that wrapped past 4 GiB (smaller than the file itself): unknown.
+    packed.write_bytes(packed.read_bytes()[:-4] + (1).to_bytes(4, "little"))
+    assert input_size(str(packed)) is None
+    with open(plain, "rb", buffering=0) as fh:
+        fh.read(10)
+        monkeypatch.setattr(sys, "stdin", fh)
+        assert input_size("-") == len(GOOD) * 100 - 10  # what is left of a redirected file
+    read_end, write_end = os.pipe()
+    try:
+        with os.fdopen(read_end, "rb") as pipe:
+            monkeypatch.setattr(sys, "stdin", pipe)
+            assert input_size("-") is None
+    finally:
+        os.close(write_end)

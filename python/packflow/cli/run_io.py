@@ -23,6 +23,7 @@ __all__ = [
     "RunPaths",
     "check_paths",
     "finish_run",
+    "input_size",
     "open_input",
     "open_sink",
     "write_stats",
@@ -131,6 +132,35 @@ def open_input(path: str) -> tuple[BinaryIO, bool]:
     except (OSError, ValueError):
         live = False
     return stream, live
+
+
+def input_size(path: str) -> Optional[int]:
+    """The bytes the input holds, for ``--workers auto``; ``None`` when that is
+    not known before reading (a pipe, a terminal). Standard input redirected
+    from a file counts what is left of it; a ``.gz`` file its uncompressed
+    size as its trailer records it (modulo 4 GiB: a recorded size smaller than
+    the compressed file has wrapped, or belongs to the last of several
+    members, and counts as unknown)."""
+    try:
+        if path == "-":
+            fd = sys.stdin.fileno()
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                return None
+            return max(0, st.st_size - os.lseek(fd, 0, os.SEEK_CUR))
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        if not path.endswith(".gz"):
+            return st.st_size
+        if st.st_size < 18:  # smaller than an empty gzip member
+            return 0
+        with open(path, "rb") as fh:
+            fh.seek(-4, os.SEEK_END)
+            recorded = int.from_bytes(fh.read(4), "little")
+        return recorded if recorded >= st.st_size else None
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 class FileSink:
