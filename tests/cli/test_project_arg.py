@@ -100,3 +100,16 @@ def test_a_failing_validate_ends_saying_so(tmp_path):
     lines = done.stderr.decode().splitlines()
     assert lines[-1] == "Error: Validation failed: the project could not be read."
     assert len(lines) == 2
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the local loader says a SyntaxError twice (loaders/local.py, outside this change)",
+)
+@pytest.mark.parametrize("command", ["run", "validate"])
+def test_a_syntax_error_in_the_backend_is_said_once(tmp_path, command):
+    write_project(tmp_path / "p", backend="class Backend(object:\n    pass\n")
+    done = packflow(command, "p", cwd=tmp_path)
+    assert done.returncode == 1
+    [line] = [x for x in done.stderr.decode().splitlines() if "inference.py" in x]
+    assert line.count("invalid syntax") == 1, line
