@@ -209,22 +209,61 @@ def test_a_second_signal_stops_at_once(tmp_path, workers_project, marks):
 
 
 def test_auto_runs_one_worker_per_usable_core(tmp_path, workers_project, marks):
-    src = tmp_path / "in.jsonl"
-    src.write_bytes(b"".join(json.dumps({"id": i}).encode() + b"\n" for i in range(50)))
+    # From a pipe, whose length is not known beforehand: a stream may be long.
+    data = b"".join(json.dumps({"id": i}).encode() + b"\n" for i in range(50))
+    args = [workers_project, "--workers", "auto", "--config", f"marker_dir={marks}"]
     one_core = run_cli(
-        [workers_project, "-i", src, "--workers", "auto", "--config", f"marker_dir={marks}"],
+        args,
+        input_bytes=data,
         preexec_fn=lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}),
     )
     assert one_core.returncode == 0, one_core.stderr.decode()
     assert len(list(marks.glob("init-*"))) == 1  # in-process: no pool for one core
     shutil.rmtree(marks)
     marks.mkdir()
-    every_core = run_cli(
-        [workers_project, "-i", src, "--workers", "auto", "--config", f"marker_dir={marks}"]
-    )
+    every_core = run_cli(args, input_bytes=data)
     assert every_core.returncode == 0, every_core.stderr.decode()
     assert every_core.stdout == one_core.stdout
     assert len(list(marks.glob("init-*"))) == usable_cores()
+
+
+@pytest.mark.skipif(usable_cores() < 2, reason="auto is one process on one core anyway")
+def test_auto_runs_a_small_file_in_one_process(tmp_path, workers_project, marks):
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(b"".join(json.dumps({"id": i}).encode() + b"\n" for i in range(50)))
+    for args in (["-i", src], ["-i", "-"]):  # a file, or standard input redirected from it
+        with open(src, "rb") as stdin:
+            proc = run_cli(
+                [workers_project, *args, "--workers", "auto", "--config", f"marker_dir={marks}"],
+                stdin=stdin,
+            )
+        assert proc.returncode == 0, proc.stderr.decode()
+        assert len(proc.stdout.splitlines()) == 50
+        assert len(list(marks.glob("init-*"))) == 1  # no worker processes started
+        shutil.rmtree(marks)
+        marks.mkdir()
+
+
+def test_the_wall_time_includes_starting_the_workers(tmp_path):
+    slow = tmp_path / "slow"
+    slow.mkdir()
+    (slow / "inference.py").write_text(
+        "import time\nfrom packflow import InferenceBackend\n\n"
+        "class Backend(InferenceBackend):\n"
+        "    def initialize(self):\n        time.sleep(1.0)\n\n"
+        "    def execute(self, inputs):\n        return inputs\n"
+    )
+    (slow / "packflow.yaml").write_text("name: slow\ninference_backend: inference:Backend\n")
+    stats = tmp_path / "stats.json"
+    for workers in ("1", "2"):
+        proc = run_cli(
+            [slow, "--workers", workers, "--stats", stats, "-o", os.devnull],
+            input_bytes=b'{"a": 1}\n',
+        )
+        assert proc.returncode == 0, proc.stderr.decode()
+        summary = json.loads(stats.read_text())
+        assert 1.0 <= summary["startup_seconds"] <= summary["wall_seconds"]
+        assert "(start-up " in proc.stderr.decode()
 
 
 def test_bad_workers_value_is_a_usage_error(workers_project):

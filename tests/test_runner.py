@@ -48,17 +48,32 @@ def test_malformed_lines_and_a_failing_row_are_isolated():
     ]
     summary, outs, errs = run(Doubler(), src, batch_size=4)
     assert [o["id"] for o in outs] == [0, 4, 6]
-    # per batch: its parse errors first, then the rows that failed on retry
-    assert [(e["line"], e["step"]) for e in errs] == [
-        (2, "parse"),
-        (3, "parse"),
-        (4, "execute"),
-        (6, "parse"),
+    assert [(e["line"], e["step"], e["error_type"]) for e in errs] == [
+        (2, "parse", None),
+        (3, "parse", None),
+        (4, "execute", "ValueError"),
+        (6, "parse", None),
     ]
     failing = next(e for e in errs if e["line"] == 4)
     assert "cannot score 3" in failing["error"]
     assert failing["raw"] == '{"id": 3, "x": 2, "fail": true}'
     assert summary.read == summary.written + summary.errors == 7
+
+
+def test_errors_in_input_order_and_the_first_in_the_summary():
+    # In one batch, line 1 fails in execute (found on the retry) and line 2 at
+    # parse (found first): the errors still come in line order.
+    src = [b'{"id": 0, "x": 1, "fail": true}', b"nope", b'{"id": 2, "x": 1}', b"[1]"]
+    summary, outs, errs = run(Doubler(), src, batch_size=10)
+    assert [(e["line"], e["step"]) for e in errs] == [(1, "execute"), (2, "parse"), (4, "parse")]
+    assert summary.first_error == {
+        "line": 1,
+        "step": "execute",
+        "error": errs[0]["error"],
+        "error_type": "ValueError",
+    }
+    assert summary.to_dict()["first_error"]["line"] == 1
+    assert run(Doubler(), src[2:3])[0].first_error is None
 
 
 def test_outputs_that_fail_validation_are_errors():

@@ -4,7 +4,8 @@ Each batch goes through :class:`packflow.engine.BatchEngine` (one Rust parse, on
 backend call, one Rust check-and-write); this module moves its results to the
 sinks and keeps the run's summary. Every input line ends up in exactly one
 place: the output (one line per good input line, in input order) or the errors
-sink (a JSON line naming the line number, the raw line, the step and the error).
+sink (a JSON line naming the line number, the raw line, the step, the error and
+its exception type), in input order too.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from packflow.engine.batch import errors_to_jsonl
 
 __all__ = ["RunSummary", "StreamRunner", "run_stream"]
 
+#: Most characters of the first error's message kept in the summary.
+_FIRST_ERROR_CHARS = 1000
+
 
 @dataclass
 class RunSummary:
@@ -35,6 +39,8 @@ class RunSummary:
     written: int = 0
     errors: int = 0
     batches: int = 0
+    #: From the start of the run, loading the backend (or starting the
+    #: workers) included when the runner was told when that began.
     wall_seconds: float = 0.0
     rows_per_second: float = 0.0
     steps: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -44,15 +50,22 @@ class RunSummary:
     last_line: int = 0
     #: False while the run is in progress (in a progress snapshot).
     complete: bool = True
+    #: The first rejected row in input order, without its raw line: ``line``,
+    #: ``step``, ``error`` and ``error_type`` (``None`` when no row failed).
+    first_error: Optional[dict[str, Any]] = None
+    #: The part of ``wall_seconds`` spent before the first batch could start:
+    #: loading the backend, or starting the worker processes.
+    startup_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def format(self) -> str:
         """A short human summary (several lines)."""
+        startup = f" (start-up {self.startup_seconds:.3f} s)" if self.startup_seconds else ""
         lines = [
             f"rows read {self.read}, written {self.written}, errors {self.errors}",
-            f"wall {self.wall_seconds:.3f} s, {self.rows_per_second:,.0f} rows/s, "
+            f"wall {self.wall_seconds:.3f} s{startup}, {self.rows_per_second:,.0f} rows/s, "
             f"{self.batches} batches",
         ]
         for step, s in self.steps.items():
@@ -86,6 +99,11 @@ class StreamRunner:
     interrupted (SIGALRM; main thread only) and its rows become error rows with
     step ``timeout``. The backend is interrupted wherever it was, so a backend
     with state that must stay consistent should not rely on this.
+
+    ``started``: the :func:`time.perf_counter` value at which the run began,
+    before the backend was loaded or the workers started; the summary's wall
+    time counts from it, and ``startup_seconds`` is the time until this runner
+    was made. By default the run begins now.
     """
 
     def __init__(
@@ -98,6 +116,7 @@ class StreamRunner:
         engine: Optional[BatchEngine] = None,
         batch_timeout_s: Optional[float] = None,
         write_guard: Optional[AbstractContextManager[Any]] = None,
+        started: Optional[float] = None,
     ):
         if batch_timeout_s is not None:
             if batch_timeout_s <= 0:
@@ -112,7 +131,9 @@ class StreamRunner:
         self.errors_sink = errors
         self.flush_each_batch = flush_each_batch
         self.summary = RunSummary()
-        self._started = time.perf_counter()
+        now = time.perf_counter()
+        self._started = now if started is None else started
+        self.summary.startup_seconds = now - self._started
 
     def process(self, data: bytes, first_line: int) -> BatchResult:
         """Run one buffer of complete lines (numbered from ``first_line``)."""
@@ -164,6 +185,15 @@ class StreamRunner:
             self._write_errors([row])
 
     def _write_errors(self, rows: list[ErrorRow]) -> None:
+        if self.summary.first_error is None and rows:
+            first = rows[0]
+            # Without the raw line, which may be megabytes; the message cut likewise.
+            self.summary.first_error = {
+                "line": first.line,
+                "step": first.step,
+                "error": first.error[:_FIRST_ERROR_CHARS],
+                "error_type": first.error_type,
+            }
         if self.errors_sink is not None:
             self.errors_sink.write(errors_to_jsonl(rows))
             if self.flush_each_batch:
@@ -225,8 +255,9 @@ def run_stream(
     file, messages of a broker client) through ``backend`` in batches of up to
     ``batch_size`` items. Each good item gives one JSON line on ``sink`` (in
     order); each bad one a JSON line on ``errors`` (``{"line", "raw", "step",
-    "error"}``). ``should_stop`` is polled between batches; ``on_batch`` sees the
-    running summary after each batch. Returns the final :class:`RunSummary`.
+    "error", "error_type"}``). ``should_stop`` is polled between batches;
+    ``on_batch`` sees the running summary after each batch. Returns the final
+    :class:`RunSummary`.
 
     ``backend`` is an :class:`~packflow.InferenceBackend`, or the path of a
     project (a directory, or an archive from ``packflow export``) loaded with
@@ -237,6 +268,7 @@ def run_stream(
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
+    started = time.perf_counter()
     n_workers = 1
     if workers != 1:
         from packflow.engine.workers import workers_count  # multiprocessing: only when asked
@@ -250,7 +282,7 @@ def run_stream(
         )
         if n_workers > 1:
             return _run_stream_workers(
-                load, n_workers, source, sink, errors, batch_size, should_stop, on_batch
+                load, n_workers, source, sink, errors, batch_size, should_stop, on_batch, started
             )
         backend = load()
     elif n_workers > 1 or config:
@@ -258,7 +290,7 @@ def run_stream(
             "workers and config need the project's path, not a backend object: "
             "each worker process loads the project itself"
         )
-    runner = StreamRunner(backend, sink, errors)
+    runner = StreamRunner(backend, sink, errors, started=started)
     for batch in _batches_of_items(source, batch_size):
         runner.process_batch(batch)
         if on_batch is not None:
@@ -277,6 +309,7 @@ def _run_stream_workers(
     batch_size: int,
     should_stop: Optional[Callable[[], bool]],
     on_batch: Optional[Callable[[RunSummary], None]],
+    started: float,
 ) -> RunSummary:
     """run_stream over a worker pool: once ``should_stop`` says so, no more items
     are taken and the batches in flight are finished and written."""
@@ -294,7 +327,7 @@ def _run_stream_workers(
             yield item
 
     with WorkerPool(load, workers) as pool:
-        runner = StreamRunner(pool, sink, errors)
+        runner = StreamRunner(pool, sink, errors, started=started)
         for batch, result in pool.map(batches()):
             runner.write(result)
             runner.summary.last_line = batch.last_line

@@ -183,12 +183,56 @@ def test_error_rows_as_jsonl():
     [row] = [json.loads(x) for x in result.errors_jsonl().splitlines()]
     assert row["line"] == 1 and row["step"] == "parse"
     assert row["raw"] == "\\xff\\xfe"
-    assert ErrorRow(1, b"a", "parse", "m").to_dict() == {
-        "line": 1,
-        "raw": "a",
-        "step": "parse",
-        "error": "m",
-    }
+    assert row["error_type"] is None
+    # The fields of 0.5.0 first, in their order; error_type after them.
+    assert list(ErrorRow(1, b"a", "execute", "m", "KeyError").to_dict().items()) == [
+        ("line", 1),
+        ("raw", "a"),
+        ("step", "execute"),
+        ("error", "m"),
+        ("error_type", "KeyError"),
+    ]
+
+
+def test_error_rows_are_in_input_line_order():
+    # Line 2 fails in execute (found on the retry), line 3 at parse (found first).
+    data = jsonl([{"id": 0, "x": 1}, {"id": 1, "x": 1, "fail": True}, b"not json", {"id": 3}])
+    result = BatchEngine(Doubler()).process(data, 1)
+    steps = [(e.line, e.step) for e in result.errors]
+    assert steps == [(2, "execute"), (3, "parse"), (4, "execute")]
+
+
+def test_error_type_is_the_exception_that_failed_the_row():
+    class Mixed(InferenceBackend):
+        def execute(self, inputs):
+            out = []
+            for r in inputs:
+                if r.get("key"):
+                    raise KeyError("missing")
+                if r.get("short"):
+                    return []
+                out.append({"v": math.nan} if r.get("nan") else {"v": 1})
+            return out
+
+    class NotAList(InferenceBackend):
+        def execute(self, inputs):
+            return {"x": 1}
+
+    data = jsonl([{"key": 1}, {"short": 1}, {"nan": 1}, b"[1]", {"ok": 1}])
+    result = BatchEngine(Mixed()).process(data, 1)
+    # A step's failure is the backend's own exception, not packflow's wrapper.
+    assert [(e.step, e.error_type) for e in result.errors] == [
+        ("execute", "KeyError"),
+        ("validate", "InferenceBackendValidationError"),
+        ("serialize", "ValueError"),
+        ("parse", None),
+    ]
+    [err] = BatchEngine(NotAList()).process(b'{"a": 1}\n').errors
+    assert (err.step, err.error_type) == ("run", "InferenceBackendRuntimeError")
+    [err] = BatchEngine.fail_batch(b'{"a": 1}\n', 1, "timeout", "too long").errors
+    assert err.error_type is None
+    [err] = BatchEngine(Mixed()).process_records([{"key": 1}]).errors
+    assert err.error_type == "KeyError"
 
 
 def test_non_bytes_data_is_a_type_error():
@@ -226,7 +270,7 @@ def test_matches_a_row_by_row_model(lines, first_line):
         else:
             expected_out.append({"id": rec["id"], "double": rec["x"] * 2})
     assert decode(result) == expected_out
-    assert sorted((e.line, e.step) for e in result.errors) == sorted(expected_err)
+    assert [(e.line, e.step) for e in result.errors] == expected_err
     assert result.read == read == result.written + len(result.errors)
 
 

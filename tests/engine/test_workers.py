@@ -17,7 +17,13 @@ import pytest
 
 from packflow import BatchEngine, LineReader, run_stream
 from packflow.engine.reader import LineBatch
-from packflow.engine.workers import WorkerPool, WorkerStartError, usable_cores, workers_count
+from packflow.engine.workers import (
+    AUTO_MIN_INPUT_BYTES,
+    WorkerPool,
+    WorkerStartError,
+    usable_cores,
+    workers_count,
+)
 from packflow.loaders import InferenceBackendLoader
 
 from testkit import jsonl
@@ -280,6 +286,12 @@ def test_run_stream_workers_need_a_project_path(workers_project):
 def test_workers_count():
     assert workers_count("auto") == usable_cores() == len(os.sched_getaffinity(0))
     assert workers_count("3") == 3 == workers_count(3)
+    # auto: one process for an input too small for workers to pay; a size not
+    # known (a pipe) or large enough gets every core.
+    assert workers_count("auto", AUTO_MIN_INPUT_BYTES - 1) == 1
+    assert workers_count("auto", AUTO_MIN_INPUT_BYTES) == usable_cores()
+    assert workers_count("auto", None) == usable_cores()
+    assert workers_count("2", 10) == 2
     for bad in ("0", "-1", "two", 0, 1.5, True):
         with pytest.raises(ValueError):
             workers_count(bad)

@@ -12,6 +12,7 @@ import importlib
 import click
 
 from packflow._version import __version__
+from packflow.cli.messages import exit_on_closed_stdout
 
 # Packflow 0.4.1's names in this module, imported on first use: starting the CLI stays cheap.
 _FROM_LOADERS_CONFIG = ("NAME_PATTERN", "validate_for_export")
@@ -34,8 +35,19 @@ COMMANDS = {
 }
 
 
+#: ``-h`` is ``--help`` on the group and, inherited through the context, on every command.
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
+
+
 class LazyGroup(click.Group):
-    """A group that imports a registered command only when it is needed."""
+    """A group that imports a registered command only when it is needed, and
+    ends quietly when its reader closes standard output (``| head``)."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            exit_on_closed_stdout()
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *COMMANDS})
@@ -49,10 +61,10 @@ class LazyGroup(click.Group):
         return command
 
 
-@click.group(cls=LazyGroup)
+@click.group(cls=LazyGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, "--version", prog_name="packflow")
 def cli() -> None:
     """Create, check, package and run packflow inference projects."""
 
 
-__all__ = ["COMMANDS", "LazyGroup", "cli"]
+__all__ = ["COMMANDS", "CONTEXT_SETTINGS", "LazyGroup", "cli"]

@@ -5,10 +5,11 @@ from __future__ import annotations
 import click
 
 from packflow.cli.messages import echo_checks, reports_errors, success, warning
+from packflow.cli.project_arg import ProjectPath
 
 
 @click.command()
-@click.argument("path", default=".", type=click.Path(file_okay=False))
+@click.argument("path", default=".", type=ProjectPath(file_okay=False))
 @click.option("-v", "--verbose", is_flag=True, help="List every check and every archived file.")
 @click.option(
     "-o",

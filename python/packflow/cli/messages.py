@@ -4,10 +4,14 @@ and a non-zero exit for any error."""
 from __future__ import annotations
 
 import functools
+import os
+import sys
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
+
+from packflow.exceptions import PackflowConfigError
 
 if TYPE_CHECKING:  # the commands import the project machinery only when they run
     from packflow.project.checks import Check
@@ -40,8 +44,15 @@ def echo_checks(results: Iterable[Check]) -> None:
 
 def describe(exc: BaseException) -> str:
     """The exception's message followed by its notes (``add_note``), as a traceback
-    shows them: the notes are where packflow names the file and line."""
-    return "\n".join([str(exc) or type(exc).__name__, *getattr(exc, "__notes__", ())])
+    shows them: the notes are where packflow names the file and line.
+
+    An error in a packflow.yaml is its notes alone: they say each problem with
+    its file, line and field, where the message is pydantic's or PyYAML's own
+    text (kept for code written against Packflow 0.4) with its web links."""
+    notes = list(getattr(exc, "__notes__", ()))
+    if isinstance(exc, PackflowConfigError) and notes:
+        return "\n".join(notes)
+    return "\n".join([str(exc) or type(exc).__name__, *notes])
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -50,17 +61,36 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise SystemExit(code)
 
 
+def exit_on_closed_stdout() -> NoReturn:
+    """End a command whose reader closed standard output (``| head``): exit 0,
+    as ``packflow run`` does, without a traceback. Standard output is pointed
+    at the null device first, so the interpreter's last flush cannot fail too."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
+    raise SystemExit(0)
+
+
 def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     """Turn an exception escaping a command into ``Error: ...`` and exit status 1.
 
-    click's own exits (usage errors, ``--help``, aborted prompts) pass through.
+    click's own exits (usage errors, ``--help``, aborted prompts) pass through,
+    and so does a closed standard output (the group ends that quietly).
     """
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+        except (
+            click.exceptions.Exit,
+            click.ClickException,
+            click.Abort,
+            SystemExit,
+            BrokenPipeError,
+        ):
             raise
         except Exception as exc:  # noqa: BLE001 - every failure becomes a clean message
             fail(describe(exc))

@@ -20,12 +20,15 @@ from typing import Any, Optional
 import click
 
 from packflow.cli.config_pairs import config_option, load_error
+from packflow.cli.messages import describe
+from packflow.cli.project_arg import ProjectPath, check_project
 from packflow.cli.run_io import (
     EXIT_IO_ERROR,
     FileSink,
     RunPaths,
     check_paths,
     finish_run,
+    input_size,
     open_input,
     open_sink,
     write_stats,
@@ -183,7 +186,7 @@ def _load_for_run(
     except WorkerStartError as exc:
         load_error(str(exc), exc.error_type or "")
     except Exception as exc:  # noqa: BLE001 - reported to the user
-        load_error(str(exc), type(exc).__name__)
+        load_error(describe(exc), type(exc).__name__)
 
 
 def _load_backend(project: str, config: dict[str, Any]) -> Any:
@@ -192,11 +195,13 @@ def _load_backend(project: str, config: dict[str, Any]) -> Any:
     return InferenceBackendLoader.from_path(project, strict_config=True, **config)
 
 
-def _workers_option(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
+def _workers_option(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """Checked here (a usage error), counted once the input's size is known."""
     try:
-        return workers_count(value)
+        workers_count(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
+    return value
 
 
 def _start_pool(project: str, config: dict[str, Any], workers: int) -> WorkerPool:
@@ -214,7 +219,7 @@ def _start_pool(project: str, config: dict[str, Any], workers: int) -> WorkerPoo
 
 
 @click.command("run")
-@click.argument("project", default=".", type=click.Path(exists=True))
+@click.argument("project", default=".", type=ProjectPath(exists=True))
 @click.option(
     "-i",
     "--input",
@@ -249,7 +254,7 @@ def _start_pool(project: str, config: dict[str, Any], workers: int) -> WorkerPoo
     "--errors",
     "errors_path",
     default=None,
-    help="JSON Lines file for rows that failed (line, raw, step, error).",
+    help="JSON Lines file for rows that failed (line, raw, step, error, error_type).",
 )
 @config_option
 @click.option(
@@ -292,7 +297,8 @@ def _start_pool(project: str, config: dict[str, Any], workers: int) -> WorkerPoo
     metavar="N|auto",
     callback=_workers_option,
     help="Processes running the backend, each on whole batches (auto: one per usable "
-    "core); the outputs and errors are the same as with 1.",
+    "core, or 1 for an input file under 64 MiB, where starting workers costs more than "
+    "they save); the outputs and errors are the same as with 1.",
 )
 @click.option(
     "--engine",
@@ -326,7 +332,7 @@ def run_command(
     batch_timeout_s: Optional[float],
     skip_lines: int,
     stats_every_s: float,
-    workers: int,
+    workers: str,
     engine: str,
     address: Optional[str],
     actors: int,
@@ -345,17 +351,23 @@ def run_command(
     if engine == "ray":
         from packflow.cli.run_ray import run_on_ray
 
+        check_project(project)
         return run_on_ray(project, config, click.get_current_context())
     paths = RunPaths(input_path, output_path, errors_path, stats_path)
     check_paths(paths)
-    if workers > 1 and batch_timeout_s is not None:
+    check_project(project)
+    n_workers = workers_count(workers, input_size(input_path))
+    if n_workers > 1 and batch_timeout_s is not None:
         raise click.BadParameter("is not supported with --workers", param_hint="--batch-timeout-s")
+    # The run's wall time counts from here: loading the backend, or starting
+    # the workers, is part of what a run costs (and workers cost most there).
+    started = time.perf_counter()
     # SIGINT and SIGTERM stop the load (exit 130/143), whatever the handlers
     # this process inherited (a shell starts background jobs with SIGINT ignored).
     previous = {s: signal.signal(s, _interrupt_loading) for s in _EXIT_FOR_SIGNAL}
     pool: Optional[WorkerPool] = None
     try:
-        backend, pool = _load_for_run(project, config, workers)
+        backend, pool = _load_for_run(project, config, n_workers)
         signals = _Signals()
         if pool is not None:
             signals.on_force = pool.stop_now
@@ -372,6 +384,7 @@ def run_command(
             batch_timeout_s,
             skip_lines,
             stats_every_s,
+            started,
         )
     except WorkerStartError as exc:  # a worker started mid-run could not load
         load_error(str(exc), exc.error_type or "")
@@ -400,6 +413,7 @@ def _run(
     batch_timeout_s: Optional[float],
     skip_lines: int,
     stats_every_s: float,
+    started: float,
 ) -> tuple[RunSummary, int]:
     """The read-run-write loop; returns the summary (already printed) and the
     exit code. Outputs are opened (and truncated) only once the input is open."""
@@ -407,6 +421,13 @@ def _run(
         stream, live = open_input(paths.input)
     except OSError as exc:
         raise click.ClickException(f"could not open {paths.input}: {exc.strerror or exc}") from exc
+    if paths.input == "-" and _is_terminal(sys.stdin):
+        # Otherwise a user who forgot -i waits for output that never comes.
+        click.echo(
+            "Reading JSON Lines from standard input (the terminal): one object per line, "
+            "Ctrl-D to end. Give -i FILE to read a file.",
+            err=True,
+        )
     sinks: list[FileSink] = []
     try:
         try:
@@ -418,7 +439,12 @@ def _run(
         out = _GuardedSink(sinks[0])
         err = _GuardedSink(sinks[1]) if paths.errors else None
         runner = StreamRunner(
-            backend, out, err, batch_timeout_s=batch_timeout_s, write_guard=signals
+            backend,
+            out,
+            err,
+            batch_timeout_s=batch_timeout_s,
+            write_guard=signals,
+            started=started,
         )
         reader = LineReader(
             stream,
@@ -497,6 +523,13 @@ def _run(
             stream.close()
     click.echo(summary.format(), err=True)
     return summary, exit_code
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return stream is not None and stream.isatty()
+    except (AttributeError, ValueError):  # closed, or replaced by an object without isatty
+        return False
 
 
 def _snapshot(path: str, runner: StreamRunner) -> None:

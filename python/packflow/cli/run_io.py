@@ -23,6 +23,7 @@ __all__ = [
     "RunPaths",
     "check_paths",
     "finish_run",
+    "input_size",
     "open_input",
     "open_sink",
     "write_stats",
@@ -43,7 +44,7 @@ def _identity(st: os.stat_result) -> tuple[int, int]:
 
 def _check_writable(path: str, option: str) -> Optional[tuple[int, int]]:
     """Refuse an output path that cannot be written, before anything is read;
-    the identity of the file when it exists already."""
+    the identity of the file when it is a regular file that exists already."""
     parent = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise click.BadParameter(f"{path!r} is a directory", param_hint=option)
@@ -53,17 +54,24 @@ def _check_writable(path: str, option: str) -> Optional[tuple[int, int]]:
     if os.path.exists(path):
         if not os.access(path, os.W_OK):
             raise click.BadParameter(f"{path!r} is not writable", param_hint=option)
-        return _identity(os.stat(path))
+        return _file_identity(os.stat(path))
     if not os.access(parent, os.W_OK | os.X_OK):
         raise click.BadParameter(f"directory {parent!r} is not writable", param_hint=option)
     return None
+
+
+def _file_identity(st: os.stat_result) -> Optional[tuple[int, int]]:
+    """The identity a same-file check compares: only a regular file's. Two
+    outputs on /dev/null, a terminal or a pipe do not overwrite each other."""
+    return _identity(st) if stat.S_ISREG(st.st_mode) else None
 
 
 def check_paths(paths: RunPaths) -> None:
     """Every path problem as a usage error (exit 2) before the backend loads or
     any output is truncated: a missing or unreadable input, an input that is a
     directory, an output in a missing or read-only directory, and an output that
-    is the input (or another output) under another name."""
+    is the input (or another output) under another name. Only regular files
+    (and names not created yet) count as the same file: /dev/null is not."""
     seen: dict[tuple[int, int], str] = {}
     if paths.input != "-":
         if not os.path.exists(paths.input):
@@ -72,7 +80,9 @@ def check_paths(paths: RunPaths) -> None:
             raise click.BadParameter(f"{paths.input!r} is a directory", param_hint="-i/--input")
         if not os.access(paths.input, os.R_OK):
             raise click.BadParameter(f"{paths.input!r} is not readable", param_hint="-i/--input")
-        seen[_identity(os.stat(paths.input))] = "-i/--input"
+        ident = _file_identity(os.stat(paths.input))
+        if ident is not None:
+            seen[ident] = "-i/--input"
     elif _regular(sys.stdin):
         seen[_identity(os.fstat(sys.stdin.fileno()))] = "standard input"
     outputs = [("-o/--output", paths.output), ("--errors", paths.errors), ("--stats", paths.stats)]
@@ -92,7 +102,9 @@ def check_paths(paths: RunPaths) -> None:
             )
         if ident is not None:
             seen[ident] = option
-    named = [(o, os.path.abspath(p)) for o, p in outputs if p not in (None, "-")]
+    # Names of files still to be created: the same name twice is the same new file.
+    new = [(o, p) for o, p in outputs if p not in (None, "-") and not os.path.exists(p)]
+    named = [(o, os.path.abspath(p)) for o, p in new]
     for i, (option, path) in enumerate(named):
         for other, other_path in named[:i]:
             if path == other_path:
@@ -120,6 +132,35 @@ def open_input(path: str) -> tuple[BinaryIO, bool]:
     except (OSError, ValueError):
         live = False
     return stream, live
+
+
+def input_size(path: str) -> Optional[int]:
+    """The bytes the input holds, for ``--workers auto``; ``None`` when that is
+    not known before reading (a pipe, a terminal). Standard input redirected
+    from a file counts what is left of it; a ``.gz`` file its uncompressed
+    size as its trailer records it (modulo 4 GiB: a recorded size smaller than
+    the compressed file has wrapped, or belongs to the last of several
+    members, and counts as unknown)."""
+    try:
+        if path == "-":
+            fd = sys.stdin.fileno()
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                return None
+            return max(0, st.st_size - os.lseek(fd, 0, os.SEEK_CUR))
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        if not path.endswith(".gz"):
+            return st.st_size
+        if st.st_size < 18:  # smaller than an empty gzip member
+            return 0
+        with open(path, "rb") as fh:
+            fh.seek(-4, os.SEEK_END)
+            recorded = int.from_bytes(fh.read(4), "little")
+        return recorded if recorded >= st.st_size else None
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 class FileSink:
@@ -199,12 +240,31 @@ def open_sink(path: str) -> FileSink:
     return FileSink(path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666))
 
 
+def _umask() -> int:
+    """The process's umask. Linux shows it in /proc; elsewhere it is read by
+    setting it and putting it back (a moment in which another thread creating
+    a file would get 0o022)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_stats(path: str, data: dict[str, Any]) -> None:
     """Write ``data`` as JSON to ``path`` atomically: a reader (or a resumed run)
-    sees the old file or the new one, never a half-written one."""
+    sees the old file or the new one, never a half-written one. The file gets
+    the mode any other output gets (0666 less the umask), not the private
+    mode of a temporary file."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".packflow-stats-", dir=directory)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=2)
             fh.write("\n")
@@ -217,6 +277,19 @@ def write_stats(path: str, data: dict[str, Any]) -> None:
         raise
 
 
+def first_error_text(summary: Any, limit: int = 200) -> str:
+    """``line N, step S: Type: message`` for the summary's first rejected row,
+    on one line and at most ``limit`` characters; ``""`` when it has none."""
+    first = getattr(summary, "first_error", None)
+    if not first:
+        return ""
+    message = " ".join(str(first.get("error", "")).split())
+    if first.get("error_type"):
+        message = f"{first['error_type']}: {message}"
+    text = f"line {first.get('line')}, step {first.get('step')}: {message}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def finish_run(
     summary: Any,
     exit_code: int,
@@ -227,12 +300,14 @@ def finish_run(
     errors_arg: str = "FILE",
 ) -> None:
     """The end of every ``run`` engine, once its summary is printed: warn about
-    rejected rows nobody keeps, write ``--stats`` (a failure to is exit 74, and
-    is said), apply ``--fail-on-error`` (exit 1), and exit with the code."""
+    rejected rows nobody keeps (with the first one's reason), write ``--stats``
+    (a failure to is exit 74, and is said), apply ``--fail-on-error`` (exit 1,
+    and an ``Error:`` line saying so), and exit with the code."""
+    first = first_error_text(summary)
     if summary.errors and not errors_path:
         click.echo(
             f"Warning: {summary.errors} row(s) were rejected; "
-            f"pass --errors {errors_arg} to keep them.",
+            f"pass --errors {errors_arg} to keep them." + (f" The first: {first}" if first else ""),
             err=True,
         )
     if stats_path:
@@ -242,6 +317,12 @@ def finish_run(
             click.echo(f"Error: could not write the stats to {stats_path}: {exc}", err=True)
             exit_code = exit_code or EXIT_IO_ERROR
     if exit_code == 0 and fail_on_error and summary.errors:
+        where = f"they are in {errors_path}" if errors_path else "they were not kept (no --errors)"
+        click.echo(
+            f"Error: {summary.errors} row(s) failed, so --fail-on-error exits with status 1; "
+            f"{where}.",
+            err=True,
+        )
         exit_code = 1
     if exit_code:
         sys.exit(exit_code)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import click
 
-from packflow.cli.messages import echo_checks, error, reports_errors, success, warning
+from packflow.cli.messages import describe, echo_checks, error, fail, success, warning
+from packflow.cli.project_arg import ProjectPath
 
 
 @click.command()
-@click.argument("path", default=".", type=click.Path(file_okay=False))
+@click.argument("path", default=".", type=ProjectPath(file_okay=False))
 @click.option("-v", "--verbose", is_flag=True, help="List every check, passed or not.")
 @click.option("--no-warnings", is_flag=True, help="Do not print warnings (errors still are).")
-@reports_errors
 def validate(path: str, verbose: bool, no_warnings: bool) -> None:
     """Run all project validation checks and report results
 
@@ -22,8 +22,12 @@ def validate(path: str, verbose: bool, no_warnings: bool) -> None:
     from packflow.project import PackflowProject
     from packflow.project.checks import split_levels
 
-    project = PackflowProject(path)
-    results = project.run_checks(project.load_config())
+    try:
+        project = PackflowProject(path)
+        results = project.run_checks(project.load_config())
+    except Exception as exc:  # noqa: BLE001 - a project that cannot be read fails validation
+        error(describe(exc))
+        fail("Validation failed: the project could not be read.")
     if verbose:
         click.echo(f"Validating {project.base_dir}")
         echo_checks(results)
@@ -40,7 +44,8 @@ def validate(path: str, verbose: bool, no_warnings: bool) -> None:
     for message in shown_warnings:
         warning(message)
     if errors:
-        raise SystemExit(1)
+        # The last line says how it ended, even when warnings came after the errors.
+        fail(f"Validation failed with {len(errors)} error(s).")
     if shown_warnings:
         success("Validation passed with warnings.")
     else:

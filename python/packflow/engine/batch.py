@@ -12,10 +12,11 @@ that only the rows that fail become error rows; the rest are written.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from operator import attrgetter
+from typing import Any, NamedTuple, Optional
 
 from packflow import _core
-from packflow.exceptions import InferenceBackendValidationError
+from packflow.exceptions import InferenceBackendRuntimeError, InferenceBackendValidationError
 
 __all__ = ["BatchEngine", "BatchResult", "ErrorRow"]
 
@@ -29,12 +30,23 @@ class ErrorRow(NamedTuple):
     ``run`` (the backend call failed outside a step, e.g. its output was not a
     list), ``validate`` (wrong output count, a row not a dict, an unserializable
     value) or ``serialize`` (a value JSON cannot hold, such as NaN).
+
+    ``error_type`` is the class name of the exception that failed the row: for
+    a backend step, the exception the backend raised (not the
+    ``InferenceBackendRuntimeError`` packflow wraps it in); for ``validate``
+    ``InferenceBackendValidationError``; for ``run`` the exception packflow
+    raised (``InferenceBackendRuntimeError`` for an output that is not a
+    list); for ``serialize`` the writer's ``ValueError`` or ``TypeError``. It
+    is ``None`` for the rows packflow refuses itself, without an exception:
+    ``read``, ``parse`` and a batch that timed out or whose worker died (steps
+    ``timeout``, ``worker``).
     """
 
     line: int
     raw: bytes
     step: str
     error: str
+    error_type: Optional[str] = None
 
     def to_dict(self) -> dict[str, Any]:
         """The row as written to an errors file: ``raw`` decoded as UTF-8 (bytes
@@ -44,6 +56,7 @@ class ErrorRow(NamedTuple):
             "raw": self.raw.decode("utf-8", errors="backslashreplace"),
             "step": self.step,
             "error": self.error,
+            "error_type": self.error_type,
         }
 
 
@@ -64,7 +77,8 @@ class BatchResult:
     line_numbers: list[int] = field(default_factory=list)
 
     def errors_jsonl(self) -> bytes:
-        """The error rows as JSON Lines (``{"line", "raw", "step", "error"}``)."""
+        """The error rows as JSON Lines (``{"line", "raw", "step", "error",
+        "error_type"}``)."""
         return errors_to_jsonl(self.errors)
 
 
@@ -78,6 +92,18 @@ def errors_to_jsonl(rows: list[ErrorRow]) -> bytes:
 def _step_of(exc: BaseException, default: str) -> str:
     step = getattr(exc, "step", None)
     return step if isinstance(step, str) else default
+
+
+def _error_type(exc: BaseException) -> str:
+    """The class name an error row reports: a step's failure is the backend's
+    own exception, which packflow raised again as its cause."""
+    if isinstance(exc, InferenceBackendRuntimeError) and exc.__cause__ is not None:
+        return type(exc.__cause__).__name__
+    return type(exc).__name__
+
+
+def _failed_row(line: int, raw: bytes, step: str, exc: BaseException) -> ErrorRow:
+    return ErrorRow(line, raw, step, _message(exc), _error_type(exc))
 
 
 def _message(exc: BaseException) -> str:
@@ -192,15 +218,17 @@ class BatchEngine:
             try:
                 outputs = backend([record])
             except Exception as exc:  # noqa: BLE001 - becomes the row's error
-                errors.append(ErrorRow(line, raw_of(line), _step_of(exc, "run"), _message(exc)))
+                errors.append(_failed_row(line, raw_of(line), _step_of(exc, "run"), exc))
                 continue
             try:
                 good.append(_core.check_and_dump_lines(outputs, 1, allow_nan=self.allow_nan))
             except InferenceBackendValidationError as exc:
-                errors.append(ErrorRow(line, raw_of(line), "validate", _message(exc)))
+                errors.append(_failed_row(line, raw_of(line), "validate", exc))
                 continue
             except Exception as exc:  # noqa: BLE001 - becomes the row's error
-                errors.append(ErrorRow(line, raw_of(line), "serialize", _message(exc)))
+                errors.append(_failed_row(line, raw_of(line), "serialize", exc))
                 continue
             good_lines.append(line)
+        # The parse errors came first; the errors file is in input-line order.
+        errors.sort(key=attrgetter("line"))
         return BatchResult(b"".join(good), errors, read, len(good), good_lines)

@@ -30,7 +30,13 @@ from packflow.engine import worker_process as wire
 from packflow.engine.batch import BatchEngine, BatchResult
 from packflow.engine.reader import LineBatch
 
-__all__ = ["WorkerPool", "WorkerStartError", "usable_cores", "workers_count"]
+__all__ = [
+    "AUTO_MIN_INPUT_BYTES",
+    "WorkerPool",
+    "WorkerStartError",
+    "usable_cores",
+    "workers_count",
+]
 
 #: Pipe capacity asked for (Linux; 1 MiB is the unprivileged maximum), so a
 #: batch usually crosses in one write instead of 16 wake-ups of 64 KiB.
@@ -50,12 +56,28 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def workers_count(value: Union[int, str]) -> int:
-    """A worker count from ``N`` (an int or its text, at least 1) or ``"auto"``
-    (:func:`usable_cores`); anything else is a ``ValueError``."""
+#: Below this many input bytes, ``"auto"`` runs in one process. Starting the
+#: workers (a fresh interpreter and a load of the project each) took 0.9 to
+#: 2.6 s in our measurements (2 cores shared with other jobs), and two workers
+#: can at best halve the rest of the run. One process runs the example project
+#: at about 100 MB/s of input, so workers cannot pay for it below several
+#: hundred MB; a backend doing about 10 us of Python per row runs at about
+#: 14 MB/s, where halving that time pays for the start-up from about 64 MiB,
+#: on cores that are idle. See docs/streaming.md, "When workers pay".
+AUTO_MIN_INPUT_BYTES = 64 << 20
+
+
+def workers_count(value: Union[int, str], input_bytes: Optional[int] = None) -> int:
+    """A worker count from ``N`` (an int or its text, at least 1) or ``"auto"``:
+    :func:`usable_cores`, or 1 when ``input_bytes`` (the input's size, ``None``
+    when unknown, as for a pipe) is below :data:`AUTO_MIN_INPUT_BYTES`, where
+    starting workers costs more than they save. Anything else is a
+    ``ValueError``."""
     if isinstance(value, str):
         text = value.strip().lower()
         if text == "auto":
+            if input_bytes is not None and input_bytes < AUTO_MIN_INPUT_BYTES:
+                return 1
             return usable_cores()
         try:
             value = int(text)

@@ -194,7 +194,9 @@ class PackflowConfigSyntaxError(yaml.YAMLError, PackflowConfigError):
 
     What is raised is a subclass of both this class and the error PyYAML raised
     (``PackflowConfigScannerError`` for a ``ScannerError``, ...: what Packflow 0.4
-    raised), with its message and marks; ``path`` and ``line`` say where.
+    raised), with its message and marks; ``path`` and ``line`` say where, and a
+    note says it on one line (file, line, column, problem), as the note of a
+    :class:`PackflowConfigValidationError` does for fields.
     """
 
 
@@ -238,7 +240,23 @@ def _syntax_error(exc: yaml.YAMLError, path: Path, text: str) -> PackflowConfigS
     elif isinstance(getattr(exc, "position", None), int):  # ReaderError: a character offset
         error.line = text.count("\n", 0, exc.position) + 1
     error.path = path
+    _add_note(error, f"{path} {_syntax_problem(exc, error.line)}")
     return error
+
+
+def _syntax_problem(exc: yaml.YAMLError, line: Optional[int]) -> str:
+    """PyYAML's complaint on one line, where its message takes four (each mark
+    with the file name again): ``line 3, column 18: expected ',' or ']', but got
+    ':' (while parsing a flow sequence, line 2)``."""
+    if isinstance(exc, yaml.reader.ReaderError):
+        return f"line {line}: unacceptable character #x{exc.character:04x}: {exc.reason}"
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else f"line {line}"
+    text = f"{where}: {getattr(exc, 'problem', None) or getattr(exc, 'context', None) or exc}"
+    context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and getattr(exc, "problem", None):
+        text += f" ({context}, line {context_mark.line + 1})" if context_mark else f" ({context})"
+    return text
 
 
 class PackflowConfigTypeError(PackflowConfigError, TypeError):
