@@ -237,7 +237,7 @@ def test_validate_backend_raising_on_import_shows_the_frame(tmp_path):
     write_project(tmp_path / "p", backend="\n\nraise RuntimeError('no GPU')\n")
     result = run("validate", "p", "--no-warnings")
     assert result.exit_code == 1
-    assert "RuntimeError: no GPU" in result.stderr
+    assert "no GPU (importing " in result.stderr and "raised RuntimeError (at " in result.stderr
     assert "inference.py, line 3, in <module>: raise RuntimeError('no GPU')" in result.stderr
 
 

@@ -30,6 +30,7 @@ from sample_projects import (
 )
 
 TEMPLATE_FILES = [
+    ".gitignore",
     "LICENSE.txt",
     "MODEL_CARD.md",
     "README.md",

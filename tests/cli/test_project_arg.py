@@ -11,11 +11,6 @@ import pytest
 from sample_projects import write_project
 from testkit import PACKFLOW
 
-#: ``serve`` reads packflow.yaml through ``check_project`` only once cli/serve.py
-#: calls it (a file another change owns): until then its cases are expected to fail.
-SERVE_PENDING = pytest.mark.xfail(
-    strict=True, reason="cli/serve.py does not call check_project(project) yet"
-)
 
 
 def packflow(*args, cwd, timeout=60):
@@ -30,7 +25,7 @@ def packflow(*args, cwd, timeout=60):
 
 @pytest.mark.parametrize(
     "command",
-    ["run", "validate", "export", pytest.param("serve", marks=SERVE_PENDING)],
+    ["run", "validate", "export", "serve"],
 )
 @pytest.mark.parametrize("given", ["my-model/packflow.yaml", "packflow.yaml"])
 def test_a_packflow_yaml_for_the_project_says_to_pass_the_folder(tmp_path, command, given):
@@ -70,7 +65,7 @@ BAD_FILES = {
         ["run"],
         ["run", "--workers", "2"],
         ["validate"],
-        pytest.param(["serve"], marks=SERVE_PENDING),
+        ["serve"],
     ],
 )
 @pytest.mark.parametrize("case", sorted(BAD_FILES))
@@ -102,10 +97,6 @@ def test_a_failing_validate_ends_saying_so(tmp_path):
     assert len(lines) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the local loader says a SyntaxError twice (loaders/local.py, outside this change)",
-)
 @pytest.mark.parametrize("command", ["run", "validate"])
 def test_a_syntax_error_in_the_backend_is_said_once(tmp_path, command):
     write_project(tmp_path / "p", backend="class Backend(object:\n    pass\n")

@@ -71,7 +71,8 @@ def test_module_raising_on_import_shows_the_last_frame(importable):
     message = str(info.value)
     assert message.startswith("Unable to load inference backend module with error: 'config'")
     assert (
-        "importing 'pf_mod_raises' for 'pf_mod_raises:Model' raised KeyError: 'config'" in message
+        "error: 'config' (importing 'pf_mod_raises' for 'pf_mod_raises:Model' raised KeyError (at "
+        in message
     )
     assert "pf_mod_raises.py, line 3, in <module>: raise KeyError('config')" in message
 

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from packflow.cli.config_pairs import config_option, load_error
+from packflow.cli.project_arg import check_project
 
 
 def _load(project: str, config: dict[str, Any], workdir: str) -> tuple[Any, str]:
@@ -111,6 +112,7 @@ def serve_command(
 
     # Before the backend loads: its initialize() may take minutes, all wasted
     # on a server that cannot start.
+    check_project(project)
     try:
         require_serve_extra()
     except ServeExtraMissing as exc:

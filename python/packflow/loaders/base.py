@@ -19,7 +19,7 @@ from packflow.exceptions import InferenceBackendLoadError
 from packflow.loaders import project_modules
 from packflow.loaders.archive import MANIFEST_NAME, ArchiveLimits, extract_archive
 from packflow.loaders.packflow_yaml import PackflowConfig, apply_env_vars, restore_env
-from packflow.loaders.utils import LOAD_FAILED, describe_exception
+from packflow.loaders.utils import LOAD_FAILED, exception_origin
 
 NOT_A_BACKEND = "Loaded object does not appear to be a packflow InferenceBackend. Received type: "
 
@@ -81,7 +81,7 @@ class InferenceBackendLoader(ABC):
             raise
         except Exception as exc:
             raise InferenceBackendLoadError(
-                f"{LOAD_FAILED}{exc} (loading {self.path!r}: {describe_exception(exc)})"
+                f"{LOAD_FAILED}{exc} (loading {self.path!r}: {exception_origin(exc)})"
             ) from exc
 
         if isinstance(backend, type):

@@ -13,7 +13,7 @@ from typing import Any, Union
 from packflow.backend.base import InferenceBackend as InferenceBackend
 from packflow.exceptions import load_error_like
 from packflow.loaders.base import InferenceBackendLoader
-from packflow.loaders.utils import LOAD_FAILED, describe_exception, inference_backend_parts
+from packflow.loaders.utils import LOAD_FAILED, exception_origin, inference_backend_parts
 
 
 class LocalLoader(InferenceBackendLoader, kind="local"):
@@ -71,7 +71,7 @@ class LocalLoader(InferenceBackendLoader, kind="local"):
             raise load_error_like(
                 type(exc),
                 f"{LOAD_FAILED}{exc} (importing {source} for {self.path!r} raised "
-                f"{describe_exception(exc, source)})",
+                f"{exception_origin(exc, source)})",
             ) from exc
         try:
             return getattr(module, object_name)

@@ -9,7 +9,7 @@ from packflow import exceptions as exceptions
 from packflow.backend.base import InferenceBackend as InferenceBackend
 from packflow.exceptions import InferenceBackendLoadError, load_error_like
 from packflow.loaders.base import InferenceBackendLoader
-from packflow.loaders.utils import LOAD_FAILED, describe_exception, inference_backend_parts
+from packflow.loaders.utils import LOAD_FAILED, exception_origin, inference_backend_parts
 
 _MISSING = object()
 
@@ -40,13 +40,13 @@ class ModuleLoader(InferenceBackendLoader, kind="module"):
             raise load_error_like(
                 type(exc),
                 f"{LOAD_FAILED}{exc} (importing {module_name!r} for {self.path!r} raised "
-                f"{describe_exception(exc)})",
+                f"{exception_origin(exc)})",
             ) from exc
         except (Exception, SystemExit) as exc:
             raise load_error_like(
                 type(exc),
                 f"{LOAD_FAILED}{exc} (importing {module_name!r} for {self.path!r} raised "
-                f"{describe_exception(exc)})",
+                f"{exception_origin(exc)})",
             ) from exc
         backend = getattr(module, object_name, _MISSING)
         if backend is _MISSING:

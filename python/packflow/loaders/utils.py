@@ -39,15 +39,30 @@ def describe_exception(exc: BaseException, source: object = None) -> str:
     ``source`` (the error came from a library it called), the last frame that
     is in ``source`` is named too.
     """
-    head = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if isinstance(exc, SyntaxError) and exc.filename and (exc.text or "").strip():
+        head = f"{type(exc).__name__}: {exc.msg}"
+    else:
+        head = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    where = _where(exc, source)
+    return f"{head} ({where})" if where else head
+
+
+def exception_origin(exc: BaseException, source: object = None) -> str:
+    """``Type (at file, line N: code)``: what :func:`describe_exception` says
+    without the message, for a sentence that has said the message already."""
+    where = _where(exc, source)
+    return f"{type(exc).__name__} ({where})" if where else type(exc).__name__
+
+
+def _where(exc: BaseException, source: object) -> str:
+    """``at file, line N[, in func]: code[, called from ...]``, or ``""``."""
     if isinstance(exc, SyntaxError) and exc.filename:
-        where = f"{exc.filename}, line {exc.lineno}"
         code = (exc.text or "").strip()
-        return f"{type(exc).__name__}: {exc.msg} (at {where}: {code})" if code else head
+        return f"at {exc.filename}, line {exc.lineno}: {code}" if code else ""
     frames = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ else []
     if not frames:
-        return head
-    text = f"{head} (at {_frame(frames[-1])})"
+        return ""
+    text = f"at {_frame(frames[-1])}"
     if source is not None and frames[-1].filename != str(source):
         own = [f for f in frames if f.filename == str(source)]
         if own:
