@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 import sys
 import zipfile
@@ -35,3 +37,18 @@ def test_exporting_again_never_packs_the_earlier_archives(tmp_path, keep_gitigno
         assert not [n for n in names if n.endswith(".zip")], names
         assert not [n for n in names if n.startswith("dist/")], names
         assert "inference.py" in names and "packflow.lock" in names
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_the_archive_follows_the_umask_like_every_output(tmp_path, umask):
+    packflow("create", "my-model", "--no-input", cwd=tmp_path)
+    subprocess.run(
+        [*PACKFLOW, "export", "-o", "dist"],
+        cwd=tmp_path / "my-model",
+        check=True,
+        capture_output=True,
+        timeout=120,
+        preexec_fn=lambda: os.umask(umask),
+    )
+    archive = tmp_path / "my-model" / "dist" / "my_model-0.1.0.zip"
+    assert stat.S_IMODE(archive.stat().st_mode) == 0o666 & ~umask

@@ -12,7 +12,6 @@ from sample_projects import write_project
 from testkit import PACKFLOW
 
 
-
 def packflow(*args, cwd, timeout=60):
     return subprocess.run(
         [*PACKFLOW, *map(str, args)],

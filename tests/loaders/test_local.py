@@ -103,7 +103,9 @@ def test_error_raised_inside_a_library_names_both_frames(tmp_path):
 
 def test_syntax_error_names_the_line(tmp_path):
     (tmp_path / "inference.py").write_text("def broken(:\n    pass\n")
-    with pytest.raises(InferenceBackendLoadError, match=r"raised SyntaxError \(at .*line 1: def broken\(:"):
+    with pytest.raises(
+        InferenceBackendLoadError, match=r"raised SyntaxError \(at .*line 1: def broken\(:"
+    ):
         LocalLoader("inference:Backend", base_dir=tmp_path).load()
 
 

@@ -15,6 +15,8 @@ from typing import Any, BinaryIO, Optional
 
 import click
 
+from packflow.files import output_mode
+
 #: Exit code of a run stopped by a read or write error (sysexits.h EX_IOERR).
 EXIT_IO_ERROR = 74
 
@@ -240,22 +242,6 @@ def open_sink(path: str) -> FileSink:
     return FileSink(path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666))
 
 
-def _umask() -> int:
-    """The process's umask. Linux shows it in /proc; elsewhere it is read by
-    setting it and putting it back (a moment in which another thread creating
-    a file would get 0o022)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def write_stats(path: str, data: dict[str, Any]) -> None:
     """Write ``data`` as JSON to ``path`` atomically: a reader (or a resumed run)
     sees the old file or the new one, never a half-written one. The file gets
@@ -264,7 +250,7 @@ def write_stats(path: str, data: dict[str, Any]) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".packflow-stats-", dir=directory)
     try:
-        os.fchmod(fd, 0o666 & ~_umask())
+        os.fchmod(fd, output_mode())
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=2)
             fh.write("\n")

@@ -25,6 +25,7 @@ from typing import Union
 from packflow import constants
 from packflow._version import __version__
 from packflow.exceptions import PackflowArchiveError
+from packflow.files import output_mode
 
 MANIFEST_NAME = constants.ARCHIVE_MANIFEST_NAME
 MANIFEST_FORMAT = "packflow-archive-manifest"
@@ -84,6 +85,7 @@ def write_archive(
         prefix=".packflow-export-", suffix=".zip.part", dir=destination.parent
     )
     try:
+        os.fchmod(fd, output_mode())  # the archive's mode, not the temporary file's 0600
         with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as zf:
             for arcname, source in sorted(files, key=lambda pair: pair[0]):
                 entries.append(_write_file(zf, arcname, Path(source)))
