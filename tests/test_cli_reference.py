@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from reference import require_reference
+from reference import reference_env, require_reference
 
 OURS = Path(sys.executable).with_name("packflow")
 LINE_PREFIXES = ("Success:", "Warning:", "Error:", "  - ")
@@ -32,7 +32,9 @@ def reference_cli() -> Path:
 
 
 def run_cli(program: Path, args: list[str], cwd: Path) -> tuple[int, list[str]]:
-    env = {**os.environ, "PACKFLOW_LOG_LEVEL": "ERROR", "NO_COLOR": "1"}
+    # The reference runs without PYTHONPATH, which may point at this package.
+    base = dict(os.environ) if program == OURS else reference_env()
+    env = {**base, "PACKFLOW_LOG_LEVEL": "ERROR", "NO_COLOR": "1"}
     done = subprocess.run(
         [str(program), *args],
         cwd=cwd,

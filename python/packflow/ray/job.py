@@ -137,7 +137,7 @@ def output_rows(results: ray.data.Dataset) -> ray.data.Dataset:
 
 def error_rows(results: ray.data.Dataset) -> ray.data.Dataset:
     """The error rows of :func:`process` results: ``file``, ``line``, ``raw``,
-    ``step``, ``error``."""
+    ``step``, ``error``, ``error_type``."""
     return results.flat_map(_errors_of)
 
 
