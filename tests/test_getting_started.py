@@ -47,7 +47,8 @@ def _normalize(line: str, project: Path, port: int) -> str:
     line = re.sub(r"[0-9a-f]{64}\s+\d+", "HASH SIZE", line)
     line = re.sub(r"[0-9a-f]{64}", "HASH", line)
     line = re.sub(r"\bin \d+\.\d+s\b", "in Ts", line)
-    line = re.sub(r"wall [\d.]+ s, [\d,]+ rows/s", "wall T s, R rows/s", line)
+    line = re.sub(r"\bin [\d.]+ ms\b", "in T ms", line)
+    line = re.sub(r"wall [\d.]+ s \(start-up [\d.]+ s\), [\d,]+ rows/s", "wall T, R rows/s", line)
     return re.sub(r"p50 [\d.]+ ms +p99 [\d.]+ ms", "p50 T ms  p99 T ms", line)
 
 
