@@ -182,7 +182,8 @@ def test_backend_raising_on_import_shows_the_last_frame(tmp_path):
     errors, _ = validate(tmp_path)
     assert len(errors) == 1
     assert errors[0].startswith("'inference_backend' failed the smoke load: Unable to load")
-    assert "OSError: model file missing" in errors[0]
+    assert "error: model file missing (importing " in errors[0]
+    assert "raised OSError (at " in errors[0]
     assert "inference.py, line 3, in <module>: raise OSError('model file missing')" in errors[0]
 
 
