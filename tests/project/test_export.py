@@ -104,7 +104,14 @@ def test_old_archives_and_the_output_are_left_out(tmp_path):
     )
     output = tmp_path / "out" / "demo-0.3.0.zip"
     touch(tmp_path, "out/demo-0.3.0.zip", "out/demo-0.2.0.zip", "out/readme.txt")
-    assert selected(tmp_path, "demo", output) == ["inference.py", "other.zip", "out/readme.txt"]
+    # A zip named like an export deeper in the project may be the model's own
+    # data: only a packflow manifest inside marks it as an archive there.
+    assert selected(tmp_path, "demo", output) == [
+        "data/demo-0.1.0.zip",
+        "inference.py",
+        "other.zip",
+        "out/readme.txt",
+    ]
 
 
 def test_build_folders_at_the_root_are_left_out_deeper_ones_kept(tmp_path):

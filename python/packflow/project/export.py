@@ -2,8 +2,9 @@
 
 Left out: version-control, cache and virtualenv folders, the build folders at
 the project root (``dist/``, ``build/``), compiled Python files, whatever the
-project's ``.gitignore`` files ignore, earlier archives of the project (by name,
-and any zip holding a packflow manifest, wherever it lies), and symlinks that
+project's ``.gitignore`` files ignore, earlier archives of the project (by name
+where exports are written, and any zip holding a packflow manifest wherever it
+lies), and symlinks that
 leave the project (a symlink to a file inside it is stored as a regular file).
 """
 
@@ -99,12 +100,14 @@ def collect_export_files(
 ) -> ExportSelection:
     """The files of ``project_dir`` to archive.
 
-    ``archive_stem`` is the normalized project name: ``<stem>-*.zip`` anywhere in
-    the project are earlier exports and stay out, as do other packflow archives
-    and ``output_file`` itself.
+    ``archive_stem`` is the normalized project name: ``<stem>-*.zip`` at the
+    project root or next to ``output_file`` are earlier exports and stay out, as
+    do ``output_file`` itself and any zip holding a packflow manifest (with a
+    warning: an ordinary data zip of the project is kept).
     """
     root = Path(os.path.realpath(project_dir))
     output = Path(os.path.realpath(output_file)) if output_file is not None else None
+    output_dir = output.parent if output is not None else None
     selection = ExportSelection()
     rules = _IgnoreRules()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
@@ -135,8 +138,10 @@ def collect_export_files(
             path = here / name
             if _excluded_name(name) or rules.ignored(rel, is_dir=False):
                 continue
-            if fnmatch.fnmatch(name, f"{archive_stem}-*.zip"):
-                continue  # an earlier export of this project, wherever it was written
+            if (not rel_dir or here == output_dir) and fnmatch.fnmatch(
+                name, f"{archive_stem}-*.zip"
+            ):
+                continue  # an earlier export of this project, where exports are written
             if name.lower().endswith(".zip") and _is_packflow_archive(path):
                 selection.warnings.append(
                     f"Skipped '{rel}': it is a packflow archive (it holds "
