@@ -129,3 +129,19 @@ class PackflowConfigWarning(UserWarning):
 class PackflowArchiveError(ValueError):
     """A project archive is unsafe to extract (an entry escapes the target, is absolute
     or a symlink), is not a zip file, or does not match its manifest."""
+
+
+def describe_error(exc: BaseException) -> str:
+    """The text to show a user for ``exc``: its message followed by its notes
+    (``add_note``), as a traceback shows them, since the notes are where packflow
+    names the file and line.
+
+    An error in a packflow.yaml is its notes alone: they say each problem with
+    its file, line and field, where the message is pydantic's or PyYAML's own
+    text (kept for code written against Packflow 0.4) with its web links. Every
+    door that reports a load failure (the CLI, worker processes, Ray actors)
+    says it with this, so a bad packflow.yaml reads the same everywhere."""
+    notes = list(getattr(exc, "__notes__", ()))
+    if isinstance(exc, PackflowConfigError) and notes:
+        return "\n".join(notes)
+    return "\n".join([str(exc) or type(exc).__name__, *notes])

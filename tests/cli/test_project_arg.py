@@ -8,6 +8,8 @@ import subprocess
 
 import pytest
 
+from packflow.loaders.archive import write_archive
+
 from sample_projects import write_project
 from testkit import PACKFLOW
 
@@ -103,3 +105,23 @@ def test_a_syntax_error_in_the_backend_is_said_once(tmp_path, command):
     assert done.returncode == 1
     [line] = [x for x in done.stderr.decode().splitlines() if "inference.py" in x]
     assert line.count("invalid syntax") == 1, line
+
+
+@pytest.mark.parametrize(
+    "command", [["run"], ["run", "--workers", "2"], ["serve", "--port", "0"]], ids=" ".join
+)
+@pytest.mark.parametrize("case", ["wrong type", "unknown key"])
+def test_a_bad_packflow_yaml_in_an_archive_reads_the_same(tmp_path, command, case):
+    # An archive is checked by the loader (in a worker process or the server),
+    # not by the CLI's own read of a folder: the same lines must come back.
+    text, says = BAD_FILES[case]
+    project = write_project(tmp_path / "p")
+    (project / "packflow.yaml").write_text(text)
+    files = [(p.name, p) for p in sorted(project.iterdir()) if p.is_file()]
+    write_archive(tmp_path / "bad.zip", files, "demo", "1")
+    done = packflow(*command[:1], tmp_path / "bad.zip", *command[1:], cwd=tmp_path, timeout=120)
+    stderr = done.stderr.decode()
+    assert done.returncode == 1, stderr
+    assert says in stderr, stderr
+    assert "errors.pydantic.dev" not in stderr
+    assert "validation error for PackflowConfig" not in stderr

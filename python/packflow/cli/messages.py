@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from packflow.exceptions import PackflowConfigError
+from packflow.exceptions import describe_error as describe
 
 if TYPE_CHECKING:  # the commands import the project machinery only when they run
     from packflow.project.checks import Check
@@ -40,19 +40,6 @@ def echo_checks(results: Iterable[Check]) -> None:
             click.echo(f"\n{section}:")
         symbol, _, text = check.describe().partition(" ")
         click.echo(f"  {click.style(symbol, fg=_LEVEL_COLOURS[check.level])} {text}")
-
-
-def describe(exc: BaseException) -> str:
-    """The exception's message followed by its notes (``add_note``), as a traceback
-    shows them: the notes are where packflow names the file and line.
-
-    An error in a packflow.yaml is its notes alone: they say each problem with
-    its file, line and field, where the message is pydantic's or PyYAML's own
-    text (kept for code written against Packflow 0.4) with its web links."""
-    notes = list(getattr(exc, "__notes__", ()))
-    if isinstance(exc, PackflowConfigError) and notes:
-        return "\n".join(notes)
-    return "\n".join([str(exc) or type(exc).__name__, *notes])
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -12,6 +12,7 @@ import click
 
 from packflow.cli.config_pairs import config_option, load_error
 from packflow.cli.project_arg import check_project
+from packflow.exceptions import describe_error
 
 
 def _load(project: str, config: dict[str, Any], workdir: str) -> tuple[Any, str]:
@@ -124,7 +125,7 @@ def serve_command(
         try:
             backend, name = _load(project, config, workdir)
         except Exception as exc:  # noqa: BLE001 - reported to the user
-            load_error(str(exc), type(exc).__name__)
+            load_error(describe_error(exc), type(exc).__name__)
         app = create_app(
             backend,
             name=name,

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any, Optional
 
 from packflow.engine.batch import BatchEngine
+from packflow.exceptions import describe_error
 
 HEADER = struct.Struct("<QQQQ")
 # Parent -> worker.
@@ -78,7 +79,7 @@ def worker_main(load: Callable[[], Any], allow_nan: bool, batches: Any, results:
     try:
         backend = load()
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which stops the run
-        detail = (type(exc).__name__, str(exc), traceback.format_exc())
+        detail = (type(exc).__name__, describe_error(exc), traceback.format_exc())
         write_frame(wfd, FAILED, 0, 0, pickle.dumps(detail))
         return
     engine = BatchEngine(backend, allow_nan=allow_nan)

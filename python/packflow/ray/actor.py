@@ -24,6 +24,7 @@ import pyarrow as pa
 from packflow.backend import InferenceBackend
 from packflow.backend.configuration import check_config_keys
 from packflow.engine import BatchEngine, BatchResult, ErrorRow
+from packflow.exceptions import describe_error
 from packflow.loaders import InferenceBackendLoader
 from packflow.serialize import dumps_lines
 
@@ -112,7 +113,7 @@ class _ProjectActor:
         try:
             self.backend = spec.load()
         except Exception as exc:
-            raise ProjectLoadError(type(exc).__name__, str(exc)) from exc
+            raise ProjectLoadError(type(exc).__name__, describe_error(exc)) from exc
         self.engine = BatchEngine(self.backend, allow_nan=allow_nan)
         self.actor_id = uuid.uuid4().hex
 
