@@ -9,7 +9,6 @@ called, never at import time, so the layers still import one way.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Optional, Union
 
@@ -28,6 +27,7 @@ from packflow.loaders.packflow_yaml import (
     get_python_version,
     load_packflow_config,
     normalize_archive_name,
+    python_version_warning,
 )
 from packflow.loaders.packflow_yaml import (
     RUNTIME_KEYS as _RUNTIME_KEYS,
@@ -47,21 +47,9 @@ def check_python_version(config: PackflowConfig, verbose: bool = False) -> Optio
     """A warning when packflow.yaml's ``python_version`` names another minor
     version than the running interpreter, or is not a dotted version of integers
     (``"3.11"``, ``"3.11.4"``); ``None`` when they agree. ``verbose`` logs a match."""
-    running = get_python_version()
-    try:
-        numbers = [int(part) for part in config.python_version.split(".")]
-        wanted = (numbers[0], numbers[1])
-    except (ValueError, IndexError):
-        return (
-            f"Could not parse python_version '{config.python_version}' in packflow.yaml. "
-            f"Expected a version string like '{running}'."
-        )
-    if wanted != tuple(sys.version_info[:2]):
-        return (
-            f"packflow.yaml specifies Python {config.python_version}, but the current "
-            f"environment is Python {running}. Update the python_version field or test "
-            "under a matching interpreter."
-        )
+    warning = python_version_warning(config.python_version)
+    if warning is not None:
+        return warning
     if verbose:
         _report.info("python_version: %s (matches runtime)", config.python_version)
     return None

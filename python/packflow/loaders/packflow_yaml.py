@@ -50,6 +50,29 @@ def get_python_version() -> str:
     return f"{info.major}.{info.minor}.{info.micro}"
 
 
+def python_version_warning(python_version: str) -> Optional[str]:
+    """Why packflow.yaml's ``python_version`` does not fit the running
+    interpreter (another minor version, or not dotted integers such as
+    ``"3.11"`` or ``"3.11.4"``), in Packflow 0.4.1's words; ``None`` when it fits.
+    The one verdict behind ``packflow validate`` and ``check_python_version``."""
+    running = get_python_version()
+    try:
+        numbers = [int(part) for part in python_version.split(".")]
+        wanted = (numbers[0], numbers[1])
+    except (ValueError, IndexError):
+        return (
+            f"Could not parse python_version '{python_version}' in packflow.yaml. "
+            f"Expected a version string like '{running}'."
+        )
+    if wanted != tuple(sys.version_info[:2]):
+        return (
+            f"packflow.yaml specifies Python {python_version}, but the current "
+            f"environment is Python {running}. Update the python_version field or test "
+            "under a matching interpreter."
+        )
+    return None
+
+
 def normalize_archive_name(name: str) -> str:
     """The project name as used in an archive file name: ``-`` becomes ``_`` so the
     last ``-`` of ``<name>-<version>.zip`` always separates name from version."""

@@ -12,7 +12,6 @@ import io
 import logging
 import os
 import re
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
@@ -24,7 +23,7 @@ from packflow._version import __version__
 from packflow.exceptions import InferenceBackendLoadError
 from packflow.loaders.base import InferenceBackendLoader
 from packflow.loaders.local import LocalLoader
-from packflow.loaders.packflow_yaml import PackflowConfig, get_python_version
+from packflow.loaders.packflow_yaml import PackflowConfig, python_version_warning
 from packflow.project.templates import rendered_template_text
 
 Level = Literal["ok", "warning", "error"]
@@ -155,24 +154,9 @@ def _shorten(text: str, limit: int = 60) -> str:
 def python_version_check(config: PackflowConfig) -> Check:
     """A warning when packflow.yaml's ``python_version`` is another minor version than
     the running interpreter (or is not a version at all)."""
-    running = get_python_version()
-    match = re.match(r"^\s*(\d+)\.(\d+)(?:\.\d+)?", config.python_version)
-    if match is None:
-        return Check(
-            "packflow.yaml",
-            "python_version",
-            "warning",
-            f"'python_version' {config.python_version!r} is not a version like {running!r}.",
-        )
-    wanted = (int(match.group(1)), int(match.group(2)))
-    if wanted != sys.version_info[:2]:
-        return Check(
-            "packflow.yaml",
-            "python_version",
-            "warning",
-            f"'python_version' is {config.python_version} but this environment runs Python "
-            f"{running}; update the field or test under a matching interpreter.",
-        )
+    warning = python_version_warning(config.python_version)
+    if warning is not None:
+        return Check("packflow.yaml", "python_version", "warning", warning)
     return Check("packflow.yaml", "python_version", "ok", f"{config.python_version} (matches)")
 
 
