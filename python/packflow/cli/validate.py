@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import click
 
-from packflow.cli.messages import describe, echo_checks, error, fail, success, warning
+from packflow.cli.messages import (
+    describe,
+    echo_checks,
+    error,
+    fail,
+    reports_errors,
+    success,
+    warning,
+)
 from packflow.cli.project_arg import ProjectPath
 
 
@@ -12,6 +20,7 @@ from packflow.cli.project_arg import ProjectPath
 @click.argument("path", default=".", type=ProjectPath(file_okay=False))
 @click.option("-v", "--verbose", is_flag=True, help="List every check, passed or not.")
 @click.option("--no-warnings", is_flag=True, help="Do not print warnings (errors still are).")
+@reports_errors
 def validate(path: str, verbose: bool, no_warnings: bool) -> None:
     """Run all project validation checks and report results
 

@@ -21,13 +21,12 @@ from packflow.loaders.packflow_yaml import (
     InferenceBackendStr,
     NameStr,
     PackflowConfig,
-    _compose,
-    _read_text,
     apply_env_vars,
     get_python_version,
     load_packflow_config,
     normalize_archive_name,
     python_version_warning,
+    read_raw_config,
 )
 from packflow.loaders.packflow_yaml import (
     RUNTIME_KEYS as _RUNTIME_KEYS,
@@ -106,7 +105,7 @@ def _load_raw_packaging_config(base_dir: Union[str, Path]) -> object:
     field is checked (``None`` for an empty file). A missing file is
     ``FileNotFoundError``; invalid YAML raises a subclass of PyYAML's error."""
     path = Path(base_dir).resolve() / constants.PACKAGING_CONFIG_NAME
-    return _compose(_read_text(path), path)[0]
+    return read_raw_config(path)
 
 
 __all__ = [

@@ -428,6 +428,13 @@ def _check_size(root: yaml.Node, path: Path) -> None:
                 stack.append((child, False))
 
 
+def read_raw_config(path: Path) -> Any:
+    """``path`` parsed as YAML with the hardened reader (size and alias limits,
+    duplicate keys refused), before any field is checked: ``None`` for an empty
+    file. A missing file is ``FileNotFoundError``."""
+    return _compose(_read_text(path), path)[0]
+
+
 def _read_yaml_mapping(path: Path) -> tuple[dict, Positions]:
     data, root = _compose(_read_text(path), path)
     if data is None:
@@ -579,5 +586,7 @@ __all__ = [
     "get_python_version",
     "load_packflow_config",
     "normalize_archive_name",
+    "python_version_warning",
+    "read_raw_config",
     "restore_env",
 ]
