@@ -42,16 +42,12 @@ class ProjectPath(click.Path):
 
 
 def check_project(path: str) -> None:
-    """Check a command's PROJECT before its backend loads: a packflow.yaml given
-    for its folder is a usage error (exit 2), and a folder whose packflow.yaml
-    is missing or invalid ends the command with ``Error:`` and the file, line
-    and field of each problem (exit 1), as ``packflow validate`` says it. An
-    archive is left to the loader, which checks it before it runs anything."""
-    why = _config_file_given(path)
-    if why is not None:
-        raise click.BadParameter(
-            why, ctx=click.get_current_context(silent=True), param_hint="'[PROJECT]'"
-        )
+    """Read a project folder's packflow.yaml before its backend loads (the
+    PROJECT argument, a :class:`ProjectPath`, has refused a packflow.yaml given
+    for its folder): a missing or invalid one ends the command with ``Error:``
+    and the file, line and field of each problem (exit 1), as ``packflow
+    validate`` says it. An archive is left to the loader, which checks it
+    before it runs anything and says its errors the same way."""
     if not os.path.isdir(path):
         return
     from packflow.loaders.packflow_yaml import PackflowConfig  # yaml, pydantic: only now

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from packflow.cli.config_pairs import config_option, load_error
-from packflow.cli.project_arg import check_project
+from packflow.cli.project_arg import ProjectPath, check_project
 from packflow.exceptions import describe_error
 
 
@@ -35,7 +35,7 @@ def _load(project: str, config: dict[str, Any], workdir: str) -> tuple[Any, str]
 
 
 @click.command("serve")
-@click.argument("project", default=".", type=click.Path(exists=True))
+@click.argument("project", default=".", type=ProjectPath(exists=True))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
     "--port",
