@@ -6,14 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from packflow.extras import extra_requirements
 
 from sample_projects import write_project
-from testkit import PACKFLOW, REPO
+from testkit import PACKFLOW
 
 # initialize() leaves a marker: it must never run when the server cannot start.
 MARKING_BACKEND = """
@@ -64,15 +63,3 @@ def test_a_missing_serve_extra_is_reported_before_the_backend_loads(tmp_path, ma
     assert command.startswith(f"{sys.executable} -m pip install ")
     for requirement in extra_requirements("serve"):
         assert f"'{requirement}'" in command
-
-
-def test_the_serve_code_never_suggests_the_index_package():
-    """No message of the serve code names packflow[serve]: in a fresh
-    virtualenv that installs packflow 0.4.1 from the index (the docs' commands
-    are checked in tests/serving/test_doc_examples.py)."""
-    places = [
-        REPO / "python" / "packflow" / "cli" / "serve.py",
-        *sorted((REPO / "python" / "packflow" / "serving").glob("*.py")),
-    ]
-    for path in places:
-        assert "packflow[serve]" not in Path(path).read_text(), path

@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import re
 import signal
-import sys
 from collections.abc import Callable, Iterator
 from typing import Any, Optional
 
-from packflow.extras import install_hint
+from packflow.extras import extra_requirements, install_hint
 from packflow.serving.app import PackflowApp
 
 __all__ = ["ServeExtraMissing", "ServeResult", "require_serve_extra", "serve"]
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-# uvloop is not in the extra on Windows (it does not build there).
-_UVLOOP = sys.platform != "win32"
 
 
 class ServeExtraMissing(ImportError):
@@ -38,11 +35,14 @@ class ServeExtraMissing(ImportError):
         self.command = command
 
 
-def require_serve_extra() -> None:
-    """Import what :func:`serve` needs, or raise :class:`ServeExtraMissing`.
+def require_serve_extra() -> list[str]:
+    """Import what :func:`serve` needs (the modules are returned), or raise
+    :class:`ServeExtraMissing`.
     Cheap: ``packflow serve`` calls it before loading a backend, whose
     ``initialize()`` may take minutes."""
-    modules = ["uvicorn", "httptools"] + (["uvloop"] if _UVLOOP else [])
+    # The extra's distributions import under their own names; the extra's
+    # platform markers (no uvloop on Windows) decide which apply here.
+    modules = [re.match(r"[A-Za-z0-9_.-]+", req).group(0) for req in extra_requirements("serve")]
     for module in modules:
         try:
             importlib.import_module(module)
@@ -50,13 +50,7 @@ def require_serve_extra() -> None:
             raise ServeExtraMissing(
                 module, str(exc) or type(exc).__name__, install_hint("serve")
             ) from exc
-
-
-def _uvicorn() -> Any:
-    require_serve_extra()
-    import uvicorn
-
-    return uvicorn
+    return modules
 
 
 class ServeResult:
@@ -80,12 +74,14 @@ def serve(
     port)`` is called once the socket listens (``port`` 0 picks a free port;
     the callback gets the real one). ``max_connections`` bounds connections
     plus requests in progress (uvicorn answers 503 beyond it)."""
-    uvicorn = _uvicorn()
+    modules = require_serve_extra()
+    import uvicorn
+
     config = uvicorn.Config(
         app,
         host=host,
         port=port,
-        loop="uvloop" if _UVLOOP else "asyncio",
+        loop="uvloop" if "uvloop" in modules else "asyncio",
         http="httptools",
         lifespan="on",
         interface="asgi3",
