@@ -21,17 +21,19 @@ help:
 	@echo "make wheel-smoke  make wheels, then install each in a fresh venv and run the smoke"
 	@echo "make fuzz     every cargo-fuzz target and atheris harness, FUZZ_SECONDS each (docs/fuzzing.md)"
 
-# What `make run` needs in .venv: the build tool and the runtime dependencies.
-RUN_DEPS := "maturin>=1.7,<2" "pydantic>=2.5,<3" "numpy>=1.24" "click>=8.1" "pyyaml>=6" "pathspec>=0.11"
+# What `make run` installs into .venv itself: the build tool. `maturin develop`
+# installs the runtime dependencies pyproject.toml declares.
+RUN_DEPS := "maturin>=1.7,<2"
 # What the tests, benchmarks and linters add on top (`make test` installs them).
 TEST_DEPS := "pytest>=8" "hypothesis>=6.100" "pytest-benchmark>=4" "ruff>=0.6" \
 	"orjson>=3.9" "msgspec>=0.18" "pandas>=2" \
 	"uvicorn>=0.30" "uvloop>=0.19" "httptools>=0.6" "httpx>=0.27" "prometheus_client>=0.20"
-# A matrix virtualenv (.venv-X.Y) holds both.
-DEV_DEPS := $(RUN_DEPS) $(TEST_DEPS)
+# A matrix virtualenv (.venv-X.Y) holds both, the runtime dependencies too.
+DEV_DEPS := $(RUN_DEPS) "pydantic>=2.5,<3" "numpy>=1.24" "click>=8.1" "pyyaml>=6" "pathspec>=0.11" \
+	$(TEST_DEPS)
 
 $(VENV)/.installed: pyproject.toml Makefile
-	@echo "== make: creating $(VENV) and installing the runtime dependencies (pydantic, numpy, click, pyyaml, maturin)"
+	@echo "== make: creating $(VENV) with the build tool (maturin); the build installs the runtime dependencies"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(RUN_DEPS)

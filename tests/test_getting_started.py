@@ -95,6 +95,9 @@ def test_the_getting_started_walk_runs_as_written(tmp_path):
     text = DOC.read_text().replace("8080", str(port))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    for proxy in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        env.pop(proxy, None)  # curl reaches the server on this machine, never a proxy
+    env["no_proxy"] = env["NO_PROXY"] = "localhost,127.0.0.1"
     project = tmp_path / "url-risk"
     cwd, server = tmp_path, None
     try:

@@ -305,7 +305,7 @@ def _start_pool(project: str, config: dict[str, Any], workers: int) -> WorkerPoo
     type=click.Choice(["local", "ray"]),
     default="local",
     show_default=True,
-    help="ray: a Ray Data job (packflow[ray]); -i is then files, a glob or a URI, "
+    help="ray: a Ray Data job (needs the ray extra); -i is then files, a glob or a URI, "
     "-o and --errors directories.",
 )
 @click.option("--address", default=None, help="With --engine ray: the cluster (default: local).")

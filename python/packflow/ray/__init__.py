@@ -6,7 +6,8 @@ loads the project once and sends every batch through :class:`packflow.BatchEngin
 (Rust parse, the backend, Rust JSON), and a sink that writes packflow's own bytes
 and checks that every line was written exactly once.
 
-Needs the ``packflow[ray]`` extra; ``import packflow`` does not import Ray.
+Needs this package's ``ray`` extra (docs/scaling.md says how to install it);
+``import packflow`` does not import Ray.
 """
 
 from __future__ import annotations
