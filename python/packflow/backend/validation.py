@@ -87,7 +87,10 @@ def _output_is_json_serializable(outputs: Any) -> None:
         try:
             _core.check_outputs([{"": row}], 1)
         except InferenceBackendValidationError as exc:
-            reason = str(exc).partition("Error: ")[2]
+            # The core's message ends with "Error: <reason>"; if its wording ever
+            # changes, the whole message is the reason rather than nothing.
+            head, sep, reason = str(exc).partition("Error: ")
+            reason = reason if sep else head
             raise InferenceBackendValidationError(
                 f"Value at index {index} is not JSON Serializable. Please ensure returned "
                 f"values are native Python types. Error: {reason}"
