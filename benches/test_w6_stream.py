@@ -139,3 +139,41 @@ def test_w6_orjson_numpy(benchmark):
 
     payload = run(benchmark, stream)
     _check(payload, lines)
+
+
+class RefusingScorer(Scorer):
+    """W6's scorer that refuses a batch holding a row with a negative score: the
+    model failing on one row, as a stream with bad data sees it."""
+
+    def execute(self, inputs):
+        if (inputs[:, -1] < 0).any():
+            raise ValueError("negative score")
+        return super().execute(inputs)
+
+
+def test_w6b_failing_rows_packflow(benchmark):
+    """W6 with one row in 2,000 refused by the model (25 in 50,000): each batch
+    holding one is searched for it by halving. Compare with W6's packflow case:
+    the issue's goal is at least 0.6 of the clean stream's speed."""
+    peer_only()  # the reference's user loop stops at the first failing batch
+    tag(benchmark, "W6b", "W6b stream 50k, 1 failing row in 2,000", PACKAGE, N)
+    from packflow.runner import run_stream
+
+    lines = _lines()
+    bad = set(range(1_000, N, 2_000))
+    for i in bad:
+        event = json.loads(lines[i])
+        event["score"] = -1.0
+        lines[i] = json.dumps(event).encode()
+    backend = RefusingScorer(input_format="numpy", feature_names=FEATURES)
+
+    def stream() -> tuple[bytes, bytes]:
+        sink, errors = io.BytesIO(), io.BytesIO()
+        summary = run_stream(backend, lines, sink, batch_size=BATCH, errors=errors)
+        assert summary.errors == len(bad)
+        return sink.getvalue(), errors.getvalue()
+
+    payload, errors = run(benchmark, stream)
+    good = [line for i, line in enumerate(lines) if i not in bad]
+    _check(payload, good)
+    assert [json.loads(e)["line"] for e in errors.splitlines()] == sorted(i + 1 for i in bad)

@@ -285,3 +285,49 @@ def test_fail_batch_dead_letters_every_non_blank_line():
     # The same lines parse_lines counts as read.
     assert result.read == BatchEngine(Doubler()).process(data, 5).read == 3
     assert result.written == 0 and result.output == b""
+
+
+class CountingDoubler(Doubler):
+    """Doubler that counts its backend calls and the rows they carried."""
+
+    def initialize(self):
+        self.calls = 0
+        self.rows = 0
+
+    def execute(self, inputs):
+        self.calls += 1
+        self.rows += len(inputs)
+        return super().execute(inputs)
+
+
+@pytest.mark.parametrize(
+    ("n", "bad"),
+    [(1000, [517]), (1000, [0]), (1000, [999]), (1000, [3, 4, 800]), (7, [0, 1, 2, 3, 4, 5, 6])],
+)
+def test_a_failing_row_is_found_by_halving_not_by_running_every_row(n, bad):
+    rows = [{"id": i, "x": i, **({"fail": True} if i in bad else {})} for i in range(n)]
+    backend = CountingDoubler()
+    result = BatchEngine(backend).process(jsonl(rows))
+    # The same outputs and error rows as running every row alone...
+    assert decode(result) == [{"id": i, "double": 2 * i} for i in range(n) if i not in bad]
+    assert [(e.line, e.step, e.error_type) for e in result.errors] == [
+        (i + 1, "execute", "ValueError") for i in bad
+    ]
+    assert result.line_numbers == [i + 1 for i in range(n) if i not in bad]
+    # ... for about 2 k log2(n / k) calls (k bad rows) rather than n.
+    k = len(bad)
+    bound = 1 + 2 * k * math.ceil(math.log2(2 * n / k))
+    assert backend.calls <= min(bound, 2 * n), backend.calls
+    if n >= 1000:
+        assert backend.calls <= 25 * k
+
+
+def test_a_half_that_fails_validation_is_halved_too():
+    class NaNOnThree(InferenceBackend):
+        def execute(self, inputs):
+            return [{"v": float("nan") if r["id"] == 3 else r["id"]} for r in inputs]
+
+    rows = [{"id": i} for i in range(8)]
+    result = BatchEngine(NaNOnThree()).process(jsonl(rows))
+    assert decode(result) == [{"v": i} for i in range(8) if i != 3]
+    assert [(e.line, e.step) for e in result.errors] == [(4, "serialize")]

@@ -136,7 +136,7 @@ def test_rows_of_a_failed_request_still_queued_are_dropped():
     assert job.future.result() is Outcome.FAILED
     assert job.error_row == 0
     assert batcher.queued_rows == 0
-    # The first batch failed and was retried row by row; the rest never ran.
+    # The first batch failed and its two halves ran alone; the rest never ran.
     assert backend.calls == [2, 1, 1]
 
 

@@ -5,13 +5,16 @@ Per batch: one Rust parse (straight into the feature array when the backend's
 preprocessor can build it from the text, else into dicts), one backend call
 (preprocess -> transform_inputs -> execute -> transform_outputs), and one Rust
 pass that checks the outputs and writes them as JSON Lines. When the backend
-call or the output check fails, the batch's rows are run again one at a time so
-that only the rows that fail become error rows; the rest are written.
+call or the output check fails, the batch is halved and each half run again,
+down to single rows, so that only the rows that fail become error rows and the
+rest are written: one bad row in 1,000 costs about 20 backend calls, not 1,000.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import accumulate
 from operator import attrgetter
 from typing import Any, NamedTuple, Optional
 
@@ -154,14 +157,25 @@ class BatchEngine:
             outputs = backend.run_parsed(parsed, parse_ns)
             payload = _core.check_and_dump_lines(outputs, n, allow_nan=self.allow_nan)
         except Exception:
-            # Rare path: fresh records (a hook may have changed the ones it got).
-            records = _core.parse_lines(data, first_line).records
             raw_lines = data.split(b"\n")
 
             def raw_of(line: int) -> bytes:
                 return raw_lines[line - first_line].rstrip(b"\r")
 
-            return self._retry(records, line_numbers, raw_of, errors, parsed.lines)
+            # Where each line ends in ``data`` (past its newline): the rows of a
+            # segment are one slice of it, whatever bad or blank lines lie
+            # between them (the parse leaves those out again).
+            ends = list(accumulate(len(line) + 1 for line in raw_lines))
+
+            def run_rows(start: int, stop: int) -> Any:
+                # The rows' text parsed afresh for every attempt, on the backend's
+                # fastest path (a hook may have changed the records it got before).
+                first = line_numbers[start] - first_line
+                last = line_numbers[stop - 1] - first_line
+                chunk = data[ends[first - 1] if first else 0 : ends[last]]
+                return backend.run_parsed(backend.parse_json_lines(chunk))
+
+            return self._retry(run_rows, line_numbers, raw_of, errors, parsed.lines)
         return BatchResult(payload, errors, parsed.lines, n, line_numbers)
 
     def process_records(self, records: list[dict], first_line: int = 1) -> BatchResult:
@@ -186,7 +200,10 @@ class BatchEngine:
                 except Exception:  # noqa: BLE001 - only for the error row's text
                     return repr(record).encode("utf-8", errors="backslashreplace")
 
-            return self._retry(records, line_numbers, raw_of, [], n)
+            backend = self.backend
+            return self._retry(
+                lambda start, stop: backend(records[start:stop]), line_numbers, raw_of, [], n
+            )
         return BatchResult(payload, [], n, n, line_numbers)
 
     @staticmethod
@@ -203,32 +220,74 @@ class BatchEngine:
 
     def _retry(
         self,
-        records: list[Any],
+        run_rows: Callable[[int, int], Any],
         line_numbers: list[int],
-        raw_of: Any,
+        raw_of: Callable[[int], bytes],
         errors: list[ErrorRow],
         read: int,
     ) -> BatchResult:
-        """A batch failed: run its rows one at a time so only the failing rows
-        become error rows. Only this rare path loops over rows in Python."""
-        backend = self.backend
+        """A batch failed: halve it and run each half, halving again what fails,
+        so only the failing rows become error rows. ``run_rows(start, stop)``
+        runs rows ``start:stop`` through the backend and returns its outputs.
+
+        A half that succeeds is written as it is; a single row that fails gets
+        its error row as a batch of one would (the step, the exception). With
+        ``k`` bad rows in ``n`` this takes about ``2 k log2(n / k)`` backend
+        calls, where running every row alone took ``n``. Only this rare path
+        loops in Python, over segments rather than rows."""
         good: list[bytes] = []
         good_lines: list[int] = []
-        for line, record in zip(line_numbers, records):
-            try:
-                outputs = backend([record])
-            except Exception as exc:  # noqa: BLE001 - becomes the row's error
-                errors.append(_failed_row(line, raw_of(line), _step_of(exc, "run"), exc))
+        # Segments to run, the leftmost on top so outputs stay in input order;
+        # the whole batch is known to fail, so it is split before it runs again.
+        pending: list[tuple[int, int, bool]] = [(0, len(line_numbers), True)]
+        while pending:
+            start, stop, failed = pending.pop()
+            if stop - start == 1:
+                line = line_numbers[start]
+                output = self._run_one(run_rows, start, line, raw_of, errors)
+                if output is not None:
+                    good.append(output)
+                    good_lines.append(line)
                 continue
-            try:
-                good.append(_core.check_and_dump_lines(outputs, 1, allow_nan=self.allow_nan))
-            except InferenceBackendValidationError as exc:
-                errors.append(_failed_row(line, raw_of(line), "validate", exc))
-                continue
-            except Exception as exc:  # noqa: BLE001 - becomes the row's error
-                errors.append(_failed_row(line, raw_of(line), "serialize", exc))
-                continue
-            good_lines.append(line)
+            if not failed:
+                try:
+                    outputs = run_rows(start, stop)
+                    payload = _core.check_and_dump_lines(
+                        outputs, stop - start, allow_nan=self.allow_nan
+                    )
+                except Exception:  # noqa: BLE001 - some row of it fails: halve it
+                    pass
+                else:
+                    good.append(payload)
+                    good_lines.extend(line_numbers[start:stop])
+                    continue
+            middle = (start + stop) // 2
+            pending.append((middle, stop, False))
+            pending.append((start, middle, False))
         # The parse errors came first; the errors file is in input-line order.
         errors.sort(key=attrgetter("line"))
-        return BatchResult(b"".join(good), errors, read, len(good), good_lines)
+        return BatchResult(b"".join(good), errors, read, len(good_lines), good_lines)
+
+    def _run_one(
+        self,
+        run_rows: Callable[[int, int], Any],
+        index: int,
+        line: int,
+        raw_of: Callable[[int], bytes],
+        errors: list[ErrorRow],
+    ) -> Optional[bytes]:
+        """Row ``index`` (input line ``line``) as a batch of one: its output line,
+        or ``None`` with its error row (the step that failed, the exception)
+        added to ``errors``."""
+        try:
+            outputs = run_rows(index, index + 1)
+        except Exception as exc:  # noqa: BLE001 - becomes the row's error
+            errors.append(_failed_row(line, raw_of(line), _step_of(exc, "run"), exc))
+            return None
+        try:
+            return _core.check_and_dump_lines(outputs, 1, allow_nan=self.allow_nan)
+        except InferenceBackendValidationError as exc:
+            errors.append(_failed_row(line, raw_of(line), "validate", exc))
+        except Exception as exc:  # noqa: BLE001 - becomes the row's error
+            errors.append(_failed_row(line, raw_of(line), "serialize", exc))
+        return None
