@@ -206,3 +206,19 @@ def test_rows_count_as_written_only_after_their_write_succeeds():
         runner.process(b'{"id": 3, "x": 1}\n', 3)
     summary = runner.finish(flush=False)
     assert (summary.read, summary.written, summary.last_line) == (2, 2, 0)
+
+
+def test_the_accounting_check_catches_a_batch_that_does_not_add_up():
+    from packflow.engine import BatchResult, ErrorRow
+    from packflow.runner import StreamRunner
+
+    runner = StreamRunner(Doubler(), io.BytesIO(), io.BytesIO())
+    runner.write(BatchResult(b'{"a":1}\n', [ErrorRow(2, b"x", "parse", "bad")], 2, 1, [1]))
+    runner.reject(ErrorRow(3, b"y" * 10, "read", "too long"))
+    summary = runner.finish()
+    assert (summary.read, summary.written, summary.errors) == (3, 1, 2)
+    # Three lines read, one written, one error row: a line went missing.
+    runner = StreamRunner(Doubler(), io.BytesIO(), io.BytesIO())
+    runner.write(BatchResult(b'{"a":1}\n', [ErrorRow(2, b"x", "parse", "bad")], 3, 1, [1]))
+    with pytest.raises(RuntimeError, match="accounting error: read 3 != written 1 \\+ errors 1"):
+        runner.finish()

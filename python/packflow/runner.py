@@ -174,7 +174,9 @@ class StreamRunner:
                 self.sink.write(result.output)
             if self.flush_each_batch:
                 self.sink.flush()
-            self.summary.read += result.written
+            # Counted from what the engine read, so the check in finish() can
+            # catch a batch whose outputs and error rows do not add up.
+            self.summary.read += result.read
             self.summary.written += result.written
             self.summary.batches += 1
 
@@ -183,6 +185,7 @@ class StreamRunner:
         length limit)."""
         with self._guard:
             self._write_errors([row])
+            self.summary.read += 1
 
     def _write_errors(self, rows: list[ErrorRow]) -> None:
         if self.summary.first_error is None and rows:
@@ -198,7 +201,6 @@ class StreamRunner:
             self.errors_sink.write(errors_to_jsonl(rows))
             if self.flush_each_batch:
                 self.errors_sink.flush()
-        self.summary.read += len(rows)
         self.summary.errors += len(rows)
 
     def snapshot(self) -> RunSummary:
