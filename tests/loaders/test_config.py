@@ -234,11 +234,13 @@ _SMOKE_PREFIX = re.compile(
 
 # Each side names its own interpreter's version (the matrix runs other Pythons
 # than the reference's virtualenv): compared without it.
-_RUNNING_VERSION = re.compile(r"Python \d+\.\d+\.\d+")
+# Versions, also inside quotes and with a suffix ('3.11.0rc1', built from the
+# running interpreter by some cases).
+_RUNNING_VERSION = re.compile(r"\b\d+\.\d+\.\d+\w*")
 
 
 def _versionless(text: str) -> str:
-    return _RUNNING_VERSION.sub("Python X.Y.Z", text)
+    return _RUNNING_VERSION.sub("X.Y.Z", text)
 
 
 def _stem(message: str) -> str:

@@ -344,7 +344,8 @@ def test_dotted_backend_module_is_checked_at_its_real_path_unlike_the_reference(
 
 
 def test_config_checks_alone_or_with_the_project(tmp_path):
-    config = PackflowConfig(name="x", version="", python_version="3.11.0")
+    running = f"{sys.version_info.major}.{sys.version_info.minor}.0"
+    config = PackflowConfig(name="x", version="", python_version=running)
     errors, warnings = split_levels(list(config_checks(config, None)))
     assert errors == ["'version' is required for export but is empty."]
     assert [w.split("'")[1] for w in warnings][:2] == ["description", "maintainers"]
