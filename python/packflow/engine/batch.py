@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from itertools import accumulate
 from operator import attrgetter
 from typing import Any, NamedTuple, Optional
+
+import numpy as np
 
 from packflow import _core
 from packflow.exceptions import InferenceBackendRuntimeError, InferenceBackendValidationError
@@ -162,17 +163,19 @@ class BatchEngine:
             def raw_of(line: int) -> bytes:
                 return raw_lines[line - first_line].rstrip(b"\r")
 
-            # Where each line ends in ``data`` (past its newline): the rows of a
-            # segment are one slice of it, whatever bad or blank lines lie
-            # between them (the parse leaves those out again).
-            ends = list(accumulate(len(line) + 1 for line in raw_lines))
+            # Where each line ends in ``data`` (past its newline; found by numpy,
+            # not a Python loop over the lines): the rows of a segment are one
+            # slice of it, whatever bad or blank lines lie between them (the
+            # parse leaves those out again).
+            ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 0x0A) + 1
 
             def run_rows(start: int, stop: int) -> Any:
                 # The rows' text parsed afresh for every attempt, on the backend's
                 # fastest path (a hook may have changed the records it got before).
                 first = line_numbers[start] - first_line
                 last = line_numbers[stop - 1] - first_line
-                chunk = data[ends[first - 1] if first else 0 : ends[last]]
+                begin = int(ends[first - 1]) if first else 0
+                chunk = data[begin : int(ends[last]) if last < len(ends) else len(data)]
                 return backend.run_parsed(backend.parse_json_lines(chunk))
 
             return self._retry(run_rows, line_numbers, raw_of, errors, parsed.lines)
