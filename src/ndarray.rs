@@ -123,8 +123,9 @@ fn lookup<'py>(
     rec: &Bound<'py, PyDict>,
     path: &FieldPath,
     index: usize,
+    hints: &mut Vec<SlotHint>,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
-    get_flat(rec, path).map_err(|e| {
+    get_flat(rec, path, Some(hints)).map_err(|e| {
         let py = rec.py();
         if !e.is_instance_of::<PyValueError>(py) {
             return e;
@@ -186,9 +187,10 @@ fn gather_fast(
     let mut slots = raw.iter_mut();
     let mut rows = 0;
     let mut hints: Vec<SlotHint> = paths.iter().map(|_| SlotHint::new()).collect();
+    let mut part_hints: Vec<Vec<SlotHint>> = paths.iter().map(|_| Vec::new()).collect();
     for (index, rec) in records.iter().enumerate() {
         let rec = as_record(&rec, index)?;
-        for (path, hint) in paths.iter().zip(hints.iter_mut()) {
+        for ((path, hint), parts) in paths.iter().zip(hints.iter_mut()).zip(&mut part_hints) {
             let hinted = if path.nested {
                 None
             } else {
@@ -196,7 +198,7 @@ fn gather_fast(
             };
             let found = match hinted {
                 Some(v) => Some(v),
-                None => lookup(rec, path, index)?,
+                None => lookup(rec, path, index, parts)?,
             };
             let Some(value) = found else {
                 return Ok(None);
@@ -345,11 +347,13 @@ fn gather_rows<'py>(
     let py = records.py();
     let rows = PyList::empty(py);
     let mut row: Vec<Bound<'py, PyAny>> = Vec::with_capacity(paths.len());
+    let mut part_hints: Vec<Vec<SlotHint>> = paths.iter().map(|_| Vec::new()).collect();
     for (index, rec) in records.iter().enumerate() {
         let rec = as_record(&rec, index)?;
         row.clear();
-        for path in paths {
-            row.push(lookup(rec, path, index)?.unwrap_or_else(|| py.None().into_bound(py)));
+        for (path, hints) in paths.iter().zip(&mut part_hints) {
+            let found = lookup(rec, path, index, hints)?;
+            row.push(found.unwrap_or_else(|| py.None().into_bound(py)));
         }
         rows.append(PyList::new(py, &row)?)?;
     }
