@@ -30,10 +30,11 @@ REPO = Path(__file__).resolve().parents[1]
 SELECT = "packflow and not 1M and not reference"
 
 
-def run_once(python: str, json_path: Path, min_rounds: int) -> dict[str, float]:
+def run_once(python: str, json_path: Path, min_rounds: int, only: str | None) -> dict[str, float]:
+    select = f"({SELECT}) and ({only})" if only else SELECT
     cmd = [
         python, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(REPO / "benches"),
-        "-k", SELECT, f"--benchmark-min-rounds={min_rounds}", f"--benchmark-json={json_path}",
+        "-k", select, f"--benchmark-min-rounds={min_rounds}", f"--benchmark-json={json_path}",
     ]  # fmt: skip
     subprocess.run(cmd, check=True, env=bench_env(), cwd=REPO, stdout=subprocess.DEVNULL)
     data = json.loads(json_path.read_text())
@@ -46,13 +47,14 @@ def main() -> None:
     parser.add_argument("after", help="python of the build under test")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--min-rounds", type=int, default=20)
+    parser.add_argument("-k", dest="only", help="only these cases (a pytest -k expression)")
     args = parser.parse_args()
     best: dict[str, dict[str, float]] = {"before": {}, "after": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
             for who in ("before", "after"):
                 path = Path(tmp) / f"{who}-{r}.json"
-                medians = run_once(getattr(args, who), path, args.min_rounds)
+                medians = run_once(getattr(args, who), path, args.min_rounds, args.only)
                 for case, median in medians.items():
                     best[who][case] = min(best[who].get(case, median), median)
                 print(f"round {r + 1}: {who} done", file=sys.stderr)

@@ -35,6 +35,16 @@ impl SlotHint {
         if self.pos == UNKNOWN {
             self.pos = learn(d, key).unwrap_or(NEVER);
         }
+        self.at(d, key)
+    }
+
+    /// The entry at the remembered position, when it holds `key`.
+    #[inline(always)]
+    fn at<'py>(
+        &self,
+        d: &Bound<'py, PyDict>,
+        key: &Bound<'py, PyString>,
+    ) -> Option<Bound<'py, PyAny>> {
         if self.pos < 0 {
             return None;
         }
@@ -42,12 +52,12 @@ impl SlotHint {
         let mut k: *mut ffi::PyObject = ptr::null_mut();
         let mut v: *mut ffi::PyObject = ptr::null_mut();
         // SAFETY: `d` is a live dict and the GIL is held (we hold a `Bound`).
-        // PyDict_Next reads the entry at index >= pos (or returns 0) and hands
+        // `dict_next` reads the entry at index >= pos (or returns 0) and hands
         // back borrowed references; `same_text` runs no Python code, and the
         // value is turned into an owned reference before anything else can
         // run, so both stay valid while used.
         unsafe {
-            if ffi::PyDict_Next(d.as_ptr(), &mut pos, &mut k, &mut v) == 0
+            if ffi::dict_next(d.as_ptr(), &mut pos, &mut k, &mut v) == 0
                 || !same_text(k, key.as_ptr())
             {
                 return None;
@@ -62,14 +72,32 @@ impl SlotHint {
     /// of another type (a str subclass whose `str()` is other text, an object
     /// equal to the str) is never known so; only spelling the keys can tell,
     /// which the callers' scans do.
+    #[inline(always)]
     pub fn get_checked<'py>(
         &mut self,
         d: &Bound<'py, PyDict>,
         key: &Bound<'py, PyString>,
         verify: bool,
     ) -> PyResult<(Option<Bound<'py, PyAny>>, bool)> {
-        if let Some(v) = self.get(d, key) {
-            return Ok((Some(v), true));
+        match self.at(d, key) {
+            Some(v) => Ok((Some(v), true)),
+            None => self.get_checked_elsewhere(d, key, verify),
+        }
+    }
+
+    /// `get_checked` when the remembered position does not hold `key`.
+    #[cold]
+    #[inline(never)]
+    fn get_checked_elsewhere<'py>(
+        &mut self,
+        d: &Bound<'py, PyDict>,
+        key: &Bound<'py, PyString>,
+        verify: bool,
+    ) -> PyResult<(Option<Bound<'py, PyAny>>, bool)> {
+        if self.pos == UNKNOWN {
+            if let Some(v) = self.get(d, key) {
+                return Ok((Some(v), true));
+            }
         }
         let found = d.get_item(key)?;
         if found.is_none() || !verify {
@@ -107,7 +135,7 @@ fn learn(d: &Bound<'_, PyDict>, key: &Bound<'_, PyString>) -> Option<ffi::Py_ssi
     // SAFETY: as in `get`: borrowed references from a live dict, compared
     // without running Python code and not kept.
     unsafe {
-        while ffi::PyDict_Next(d.as_ptr(), &mut pos, &mut k, &mut v) != 0 {
+        while ffi::dict_next(d.as_ptr(), &mut pos, &mut k, &mut v) != 0 {
             if same_text(k, key.as_ptr()) {
                 return Some(pos - 1);
             }

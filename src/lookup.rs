@@ -121,7 +121,7 @@ pub fn get_direct<'py>(
 pub fn get_flat<'py>(
     obj: &Bound<'py, PyDict>,
     path: &FieldPath,
-    hints: Option<&mut Vec<SlotHint>>,
+    hints: Option<&mut [SlotHint]>,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
     let py = obj.py();
     if let Some(v) = obj.get_item(path.field.bind(py))? {
@@ -144,22 +144,18 @@ pub fn get_flat<'py>(
 /// The flattened record spells a key by its `str()`, so a nested walk only
 /// follows keys known to be exact strs of the part's text (a str subclass
 /// equal to the part may spell as other text); any other key is left to the
-/// scan. `hints` remember where each part's key sat, for records of one shape.
+/// scan. `hints` (one per part) remember where each part's key sat, for
+/// records of one shape.
 pub fn find_flat<'py>(
     obj: &Bound<'py, PyDict>,
     path: &FieldPath,
     lists: bool,
-    mut hints: Option<&mut Vec<SlotHint>>,
+    mut hints: Option<&mut [SlotHint]>,
 ) -> Result<Option<Bound<'py, PyAny>>, TraverseError> {
     let py = obj.py();
     let mut current: Bound<'py, PyAny> = obj.clone().into_any();
     let mut walked = true;
-    if let Some(h) = hints.as_deref_mut() {
-        if h.len() != path.parts.len() {
-            h.clear();
-            h.resize_with(path.parts.len(), SlotHint::new);
-        }
-    }
+    debug_assert!(hints.as_ref().map_or(true, |h| h.len() == path.parts.len()));
     for (i, part) in path.parts.iter().enumerate() {
         let next = if let Ok(d) = current.cast::<PyDict>() {
             if !path.nested {
@@ -522,15 +518,14 @@ mod tests {
                 .unwrap();
             let rows = ns.get_item("rows").unwrap().unwrap();
             let row = |i: usize| rows.get_item(i).unwrap().cast_into::<PyDict>().unwrap();
-            let get = |i: usize, field: &str, hints: Option<&mut Vec<SlotHint>>| {
+            let get = |i: usize, field: &str, hints: Option<&mut [SlotHint]>| {
                 let path = FieldPath::new(py, field, ".").unwrap();
                 find_flat(&row(i), &path, false, hints)
                     .unwrap_or_else(|e| panic!("{}", e.message(py, None)))
                     .map(|v| v.repr().unwrap().to_string())
             };
-            let mut hints = Vec::new();
+            let mut hints = [SlotHint::new(), SlotHint::new()];
             assert_eq!(get(0, "0.a", Some(&mut hints)), Some("1".into()));
-            assert_eq!(hints.len(), 2);
             // The remembered position holds an equal key that spells as "lie".
             assert_eq!(get(1, "0.a", Some(&mut hints)), None);
             assert_eq!(get(1, "0.a", None), None);

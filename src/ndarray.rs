@@ -117,13 +117,36 @@ fn as_records<'a, 'py>(records: &'a Bound<'py, PyAny>) -> PyResult<&'a Bound<'py
     })
 }
 
+/// One remembered entry position per part of every path, in one allocation.
+struct PartHints(Vec<SlotHint>);
+
+impl PartHints {
+    fn new(paths: &[FieldPath]) -> Self {
+        let total = paths.iter().map(|p| p.parts.len()).sum();
+        PartHints(std::iter::repeat_with(SlotHint::new).take(total).collect())
+    }
+
+    /// Each path's hints, in the order of `paths` (those it was made for).
+    fn iter_mut<'a>(
+        &'a mut self,
+        paths: &'a [FieldPath],
+    ) -> impl Iterator<Item = &'a mut [SlotHint]> + 'a {
+        let mut rest = self.0.as_mut_slice();
+        paths.iter().map(move |p| {
+            let (head, tail) = std::mem::take(&mut rest).split_at_mut(p.parts.len());
+            rest = tail;
+            head
+        })
+    }
+}
+
 /// The feature's value in the record (None when missing), with lookup errors
 /// placed at their row.
 fn lookup<'py>(
     rec: &Bound<'py, PyDict>,
     path: &FieldPath,
     index: usize,
-    hints: &mut Vec<SlotHint>,
+    hints: &mut [SlotHint],
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
     get_flat(rec, path, Some(hints)).map_err(|e| {
         let py = rec.py();
@@ -187,10 +210,12 @@ fn gather_fast(
     let mut slots = raw.iter_mut();
     let mut rows = 0;
     let mut hints: Vec<SlotHint> = paths.iter().map(|_| SlotHint::new()).collect();
-    let mut part_hints: Vec<Vec<SlotHint>> = paths.iter().map(|_| Vec::new()).collect();
+    let mut part_hints = PartHints::new(paths);
     for (index, rec) in records.iter().enumerate() {
         let rec = as_record(&rec, index)?;
-        for ((path, hint), parts) in paths.iter().zip(hints.iter_mut()).zip(&mut part_hints) {
+        let mut parts = part_hints.iter_mut(paths);
+        for (path, hint) in paths.iter().zip(hints.iter_mut()) {
+            let parts = parts.next().expect("one per path");
             let hinted = if path.nested {
                 None
             } else {
@@ -347,11 +372,11 @@ fn gather_rows<'py>(
     let py = records.py();
     let rows = PyList::empty(py);
     let mut row: Vec<Bound<'py, PyAny>> = Vec::with_capacity(paths.len());
-    let mut part_hints: Vec<Vec<SlotHint>> = paths.iter().map(|_| Vec::new()).collect();
+    let mut part_hints = PartHints::new(paths);
     for (index, rec) in records.iter().enumerate() {
         let rec = as_record(&rec, index)?;
         row.clear();
-        for (path, hints) in paths.iter().zip(&mut part_hints) {
+        for (path, hints) in paths.iter().zip(part_hints.iter_mut(paths)) {
             let found = lookup(rec, path, index, hints)?;
             row.push(found.unwrap_or_else(|| py.None().into_bound(py)));
         }
