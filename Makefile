@@ -8,7 +8,7 @@ PY_LIBDIR := $(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_
 RUST_SRC := $(shell find src -name '*.rs') Cargo.toml pyproject.toml
 
 .PHONY: help venv dev-venv reference build-dev build-prod run test test-rust test-python bench bench-workers lint fmt clean \
-	test-matrix wheels wheel-smoke fuzz bench-serve
+	test-matrix wheels wheel-smoke fuzz bench-serve build-portable test-portable
 
 help:
 	@echo "make run      set up and run the example job"
@@ -17,6 +17,8 @@ help:
 	@echo "make bench-workers  packflow run --workers 1 vs 2, section in docs/performance.md"
 	@echo "make lint     cargo fmt --check, cargo clippy, ruff"
 	@echo "make test-matrix  build and run the matrix tests on every other supported Python found"
+	@echo "make test-portable  the portable build (public C API only): every test on this Python,"
+	@echo "              the matrix subset on PORTABLE_OTHER (docs/compatibility.md)"
 	@echo "make wheels   release wheels (one per Python found) and an sdist in dist/"
 	@echo "make wheel-smoke  make wheels, then install each in a fresh venv and run the smoke"
 	@echo "make fuzz     every cargo-fuzz target and atheris harness, FUZZ_SECONDS each (docs/fuzzing.md)"
@@ -93,7 +95,8 @@ test-rust: dev-venv
 	$(EMBED_ENV) cargo test --quiet --manifest-path fuzz/Cargo.toml
 
 test-python: build-prod reference $(VENV)/.installed-dev $(VENV)/.installed-ray
-	PACKFLOW_REFERENCE_PYTHON=$(abspath $(REF_VENV))/bin/python $(PY) -m pytest -q -m "not wheels" tests
+	PACKFLOW_REFERENCE_PYTHON=$(abspath $(REF_VENV))/bin/python PACKFLOW_EXPECT_BUILD=fast \
+		$(PY) -m pytest -q -m "not wheels" tests
 	$(PY) -m pytest -q benches --benchmark-disable -p no:cacheprovider
 
 test: dev-venv test-rust test-python
@@ -131,7 +134,7 @@ matrix_env = CARGO_TARGET_DIR=$(abspath target/py$(1)) VIRTUAL_ENV=$(abspath .ve
 
 # One version: build into .venv-X.Y, then the subset (MATRIX_TESTS=tests: all of it).
 test-python-%: .venv-%/.build-release reference
-	PACKFLOW_REFERENCE_PYTHON=$(abspath $(REF_VENV))/bin/python \
+	PACKFLOW_REFERENCE_PYTHON=$(abspath $(REF_VENV))/bin/python PACKFLOW_EXPECT_BUILD=fast \
 		.venv-$*/bin/python -m pytest -q -p no:cacheprovider $(MATRIX_TESTS)
 
 test-matrix:
@@ -146,6 +149,62 @@ test-matrix:
 
 python-path-%:
 	@echo $(call find_python,$*)
+
+# --- the portable build (docs/compatibility.md) ---------------------------------
+# The extension built with the `portable` cargo feature (the public C API only),
+# in a virtualenv and target directory of its own per Python, so it never
+# replaces the fast build in .venv. build.rs picks it by itself for a Python
+# src/ffi.rs was not reviewed for; these targets test it on the ones we have.
+# The other Python of `make test-portable`: the newest of the matrix found.
+PORTABLE_OTHER ?= $(lastword $(foreach v,$(MATRIX),$(if $(call find_python,$(v)),$(v))))
+portable_python = $(if $(filter $(1),$(DEFAULT_MINOR)),$(PYTHON),$(call find_python,$(1)))
+portable_env = CARGO_TARGET_DIR=$(abspath target/portable-$(1))
+
+.PRECIOUS: .venv-portable-%/.installed .venv-portable-%/.build-release
+
+.venv-portable-%/.installed: pyproject.toml
+	$(call portable_python,$*) -m venv .venv-portable-$*
+	.venv-portable-$*/bin/python -m pip install -q --upgrade pip
+	.venv-portable-$*/bin/python -m pip install -q $(DEV_DEPS)
+	touch $@
+
+# Installed as a wheel, not in develop mode: `maturin develop` would put the
+# extension into python/packflow/, over the fast build of the same Python.
+.venv-portable-%/.build-release: .venv-portable-%/.installed $(RUST_SRC) build.rs
+	rm -rf target/portable-$*/wheels
+	$(call portable_env,$*) .venv-portable-$*/bin/maturin build --release -q --features portable \
+		-i .venv-portable-$*/bin/python -o target/portable-$*/wheels
+	.venv-portable-$*/bin/python -m pip install -q --no-deps --force-reinstall target/portable-$*/wheels/*.whl
+	touch $@
+
+# The full suite needs Ray too, as `make test` does.
+.venv-portable-%/.installed-ray: .venv-portable-%/.installed
+	.venv-portable-$*/bin/python -m pip install -q "ray[data]>=2.50,<3"
+	touch $@
+
+build-portable: .venv-portable-$(DEFAULT_MINOR)/.build-release
+
+# One version's matrix subset (MATRIX_TESTS) on the portable build.
+test-portable-python-%: .venv-portable-%/.build-release reference
+	PACKFLOW_REFERENCE_PYTHON=$(abspath $(REF_VENV))/bin/python PACKFLOW_EXPECT_BUILD=portable \
+		.venv-portable-$*/bin/python -m pytest -q -p no:cacheprovider $(MATRIX_TESTS)
+	PACKFLOW_EXPECT_BUILD=portable .venv-portable-$*/bin/python -m pytest -q -p no:cacheprovider \
+		tests/test_build_info.py
+
+# What `make test` runs (Rust tests with the feature, every Python test, the
+# bench smoke) on the portable build of $(PYTHON), then the subset on one other.
+test-portable: dev-venv .venv-portable-$(DEFAULT_MINOR)/.build-release \
+		.venv-portable-$(DEFAULT_MINOR)/.installed-ray reference
+	$(EMBED_ENV) cargo test --quiet --features portable
+	PACKFLOW_REFERENCE_PYTHON=$(abspath $(REF_VENV))/bin/python PACKFLOW_EXPECT_BUILD=portable \
+		.venv-portable-$(DEFAULT_MINOR)/bin/python -m pytest -q -p no:cacheprovider -m "not wheels" tests
+	.venv-portable-$(DEFAULT_MINOR)/bin/python -m pytest -q benches --benchmark-disable -p no:cacheprovider
+	@if [ -z "$(PORTABLE_OTHER)" ]; then \
+		echo "test-portable: no other supported CPython found (pyenv root or python3.X on PATH): subset skipped"; \
+	else \
+		echo "== test-portable: CPython $(PORTABLE_OTHER), differential and hostile tests"; \
+		$(MAKE) --no-print-directory test-portable-python-$(PORTABLE_OTHER); \
+	fi
 
 # One release wheel per supported Python found, and an sdist. Each builds in the
 # target directory its `maturin develop` used, so a built version is not rebuilt.
@@ -247,4 +306,4 @@ fuzz: build-prod $(VENV)/.atheris $(ATHERIS_CORE)
 	@echo "executions per target (fuzz/logs/):"; grep -H -o "Done [0-9]* runs in [0-9]* second" fuzz/logs/*.log
 
 clean:
-	rm -rf target dist $(VENV) $(REF_VENV) $(foreach v,$(SUPPORTED),.venv-$(v))
+	rm -rf target dist $(VENV) $(REF_VENV) $(foreach v,$(SUPPORTED),.venv-$(v) .venv-portable-$(v))
