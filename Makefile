@@ -19,7 +19,7 @@ help:
 	@echo "make test-matrix  build and run the matrix tests on every other supported Python found"
 	@echo "make test-portable  the portable build (public C API only): every test on this Python,"
 	@echo "              the matrix subset on PORTABLE_OTHER (docs/compatibility.md)"
-	@echo "make wheels   release wheels (one per Python found) and an sdist in dist/"
+	@echo "make wheels   manylinux2014 release wheels (one per Python found), checked by auditwheel, and an sdist in dist/"
 	@echo "make wheel-smoke  make wheels, then install each in a fresh venv and run the smoke"
 	@echo "make fuzz     every cargo-fuzz target and atheris harness, FUZZ_SECONDS each (docs/fuzzing.md)"
 
@@ -206,18 +206,38 @@ test-portable: dev-venv .venv-portable-$(DEFAULT_MINOR)/.build-release \
 		$(MAKE) --no-print-directory test-portable-python-$(PORTABLE_OTHER); \
 	fi
 
-# One release wheel per supported Python found, and an sdist. Each builds in the
-# target directory its `maturin develop` used, so a built version is not rebuilt.
-wheels: dev-venv
+# The wheels' tools: zig (PyPI's `ziglang`) as maturin's linker, so the
+# extension links against glibc 2.17's symbols (manylinux2014) whatever this
+# machine's glibc is; auditwheel to check the result.
+$(VENV)/.installed-wheels: $(VENV)/.installed
+	$(PY) -m pip install -q "ziglang>=0.17,<0.18" "auditwheel>=6"
+	touch $@
+
+# The platform every wheel must be good for: glibc 2.17 and newer (RHEL 7+,
+# Ubuntu 14.04+, Debian 8+).
+WHEEL_PLATFORM := manylinux_2_17_x86_64
+
+# One release wheel per supported Python found, and an sdist. Each Python has a
+# target directory for zig-linked builds (target/zig-pyX.Y), so a rebuild is
+# incremental and `maturin develop`'s builds are left alone.
+wheels: dev-venv $(VENV)/.installed-wheels
 	rm -rf dist
 	@for v in $(SUPPORTED); do \
 		py="$$($(MAKE) -s --no-print-directory python-path-$$v)"; \
 		if [ -z "$$py" ]; then echo "wheels: CPython $$v not found: skipped"; continue; fi; \
 		echo "== wheel for CPython $$v ($$py)"; \
-		target=$(abspath target)/py$$v; [ "$$v" = "$(DEFAULT_MINOR)" ] && target=$(abspath target); \
-		CARGO_TARGET_DIR=$$target $(VENV)/bin/maturin build --release -q -i "$$py" -o dist || exit 1; \
+		CARGO_TARGET_DIR=$(abspath target)/zig-py$$v PATH=$(abspath $(VENV))/bin:$$PATH \
+			$(VENV)/bin/maturin build --release -q --zig --compatibility manylinux2014 \
+			-i "$$py" -o dist || exit 1; \
 	done
 	$(VENV)/bin/maturin sdist -o dist
+	@for w in dist/*.whl; do \
+		out="$$($(VENV)/bin/auditwheel show "$$w")" || exit 1; \
+		if ! echo "$$out" | grep -q '"$(WHEEL_PLATFORM)"'; then \
+			echo "$$out"; echo "wheels: $$w is not good for $(WHEEL_PLATFORM)"; exit 1; \
+		fi; \
+		echo "auditwheel show $$(basename $$w): consistent with $(WHEEL_PLATFORM)"; \
+	done
 	@ls dist
 
 # Each wheel installed in a fresh virtualenv with no Rust toolchain on PATH.
