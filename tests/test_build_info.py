@@ -18,7 +18,7 @@ def test_build_info_says_which_build_is_loaded():
     info = packflow.build_info()
     assert info == _core.build_info()
     assert set(info) == {"build", "selected", "reason", "python"}
-    assert info["python"] == "%d.%d" % sys.version_info[:2]
+    assert info["python"] == "{}.{}".format(*sys.version_info[:2])
     if info["build"] == "fast":
         assert info["selected"] == "default"
     else:

@@ -163,8 +163,35 @@ def test_wheels_hold_the_stub_and_the_data():
 def test_sdist_holds_the_rust_sources():
     (sdist,) = DIST.glob("packflow-*.tar.gz")
     names = {n.split("/", 1)[1] for n in tarfile.open(sdist).getnames() if "/" in n}
-    for wanted in ("Cargo.toml", "Cargo.lock", "build.rs", "src/lib.rs", "src/ffi.rs"):
+    for wanted in (
+        "Cargo.toml",
+        "Cargo.lock",
+        "build.rs",
+        "src/lib.rs",
+        "src/ffi.rs",
+        "src/build_select.rs",
+    ):
         assert wanted in names, wanted
+
+
+def test_wheels_are_for_glibc_2_17_and_newer():
+    # manylinux2014: installable on RHEL 7+, Ubuntu 14.04+, Debian 8+ (x86_64).
+    for wheel in WHEELS:
+        platforms = wheel.name.removesuffix(".whl").split("-")[-1].split(".")
+        assert "manylinux_2_17_x86_64" in platforms, wheel.name
+        meta = zipfile.ZipFile(wheel).read("packflow-0.5.0.dist-info/WHEEL").decode()
+        python, abi = wheel.name.split("-")[2:4]
+        assert f"Tag: {python}-{abi}-manylinux_2_17_x86_64" in meta
+
+
+def test_auditwheel_finds_no_symbol_newer_than_glibc_2_17():
+    auditwheel = Path(sys.executable).with_name("auditwheel")
+    if not auditwheel.exists():
+        pytest.skip("auditwheel is not installed here (`make wheels` installs it into .venv)")
+    for wheel in WHEELS:
+        done = subprocess.run([str(auditwheel), "show", str(wheel)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert 'consistent with the following platform tag:\n"manylinux_2_17_x86_64"' in done.stdout
 
 
 def test_one_wheel_per_interpreter_running_this_test():

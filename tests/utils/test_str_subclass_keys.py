@@ -85,7 +85,11 @@ CASES = {
     "the last part": ([("str", "x", ("lie", "0", 5))], ["x.0", "x.StrSub-str"]),
     "top level, whole field": ([("lie", "0", 5)], ["0"]),
     "after rows of the same shape": (
-        [("str", "0", ("str", "a", 1)), ("str", "0", ("str", "a", 2)), ("lie", "0", ("str", "a", 3))],
+        [
+            ("str", "0", ("str", "a", 1)),
+            ("str", "0", ("str", "a", 2)),
+            ("lie", "0", ("str", "a", 3)),
+        ],
         ["0.a"],
     ),
     "moved in a later row": (
