@@ -8,13 +8,14 @@ PY_LIBDIR := $(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_
 RUST_SRC := $(shell find src -name '*.rs') Cargo.toml pyproject.toml
 
 .PHONY: help venv dev-venv reference build-dev build-prod run test test-rust test-python bench bench-workers lint fmt clean \
-	test-matrix wheels wheel-smoke fuzz bench-serve build-portable test-portable
+	test-matrix wheels wheel-smoke fuzz bench-serve build-portable test-portable bench-portable
 
 help:
 	@echo "make run      set up and run the example job"
 	@echo "make test     set up and run every test (Rust, Python, differential, bench smoke)"
 	@echo "make bench    benchmarks against the reference and peers, table in docs/performance.md"
 	@echo "make bench-workers  packflow run --workers 1 vs 2, section in docs/performance.md"
+	@echo "make bench-portable  the portable build beside the fast one, section in docs/performance.md"
 	@echo "make lint     cargo fmt --check, cargo clippy, ruff"
 	@echo "make test-matrix  build and run the matrix tests on every other supported Python found"
 	@echo "make test-portable  the portable build (public C API only): every test on this Python,"
@@ -248,6 +249,12 @@ wheel-smoke: wheels
 bench: build-prod reference $(VENV)/.installed-dev
 	$(PY) -m pip install -q "orjson>=3.9" "msgspec>=0.18" "pandas>=2" "threadpoolctl>=3"
 	$(PY) benches/run.py --reference-python $(REF_VENV)/bin/python
+
+# The portable build beside the fast one (and the reference), every packflow
+# case, alternating; section in docs/performance.md.
+bench-portable: build-prod build-portable reference $(VENV)/.installed-dev
+	$(PY) benches/compare_builds.py $(PY) .venv-portable-$(DEFAULT_MINOR)/bin/python \
+		--names fast,portable --reference $(REF_VENV)/bin/python --write-docs
 
 # packflow run --workers 1 vs 2 (CPU-bound and light backends); minutes on 2 cores.
 bench-workers: build-prod $(VENV)/.installed-dev

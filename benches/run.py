@@ -767,13 +767,16 @@ the reference run uses the same events.
 
 
 def kept_workers_section() -> str:
-    """The section ``benches/workers.py`` writes (between its markers), kept as
-    it is: that benchmark runs on its own (``make bench-workers``)."""
+    """The sections ``benches/workers.py`` and ``benches/compare_builds.py
+    --write-docs`` write (between their markers), kept as they are: those
+    benchmarks run on their own (``make bench-workers``, ``make bench-portable``)."""
     doc = DOC.read_text() if DOC.exists() else ""
-    begin, end = doc.find("<!-- workers: begin -->"), doc.find("<!-- workers: end -->")
-    if begin < 0 or end < begin:
-        return ""
-    return "\n\n" + doc[begin : end + len("<!-- workers: end -->")] + "\n"
+    kept = ""
+    for name in ("workers", "builds"):
+        begin, end = doc.find(f"<!-- {name}: begin -->"), doc.find(f"<!-- {name}: end -->")
+        if begin >= 0 and end > begin:
+            kept += "\n\n" + doc[begin : end + len(f"<!-- {name}: end -->")] + "\n"
+    return kept
 
 
 SERVE_RESULTS = REPO / "benches" / "serve" / "results.md"
