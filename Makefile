@@ -6,6 +6,8 @@ REF_VENV := .venv-reference
 REF_VERSION := 0.4.1
 PY_LIBDIR := $(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('LIBDIR') or '')")
 RUST_SRC := $(shell find src -name '*.rs') Cargo.toml pyproject.toml
+# The package's Python files: an installed (not develop-mode) build copies them.
+PY_SRC := $(shell find python -type f -not -name '*.so' -not -path '*/__pycache__/*')
 
 .PHONY: help venv dev-venv reference build-dev build-prod run test test-rust test-python bench bench-workers lint fmt clean \
 	test-matrix wheels wheel-smoke fuzz bench-serve build-portable test-portable bench-portable
@@ -171,7 +173,7 @@ portable_env = CARGO_TARGET_DIR=$(abspath target/portable-$(1))
 
 # Installed as a wheel, not in develop mode: `maturin develop` would put the
 # extension into python/packflow/, over the fast build of the same Python.
-.venv-portable-%/.build-release: .venv-portable-%/.installed $(RUST_SRC) build.rs
+.venv-portable-%/.build-release: .venv-portable-%/.installed $(RUST_SRC) build.rs $(PY_SRC)
 	rm -rf target/portable-$*/wheels
 	$(call portable_env,$*) .venv-portable-$*/bin/maturin build --release -q --features portable \
 		-i .venv-portable-$*/bin/python -o target/portable-$*/wheels
@@ -272,6 +274,7 @@ lint: dev-venv
 	cargo fmt --check
 	cargo fmt --check --manifest-path fuzz/Cargo.toml
 	cargo clippy --all-targets -- -D warnings
+	PYO3_PYTHON=$(PYTHON) cargo clippy --all-targets --features portable -- -D warnings
 	PYO3_PYTHON=$(PYTHON) cargo clippy --all-targets --manifest-path fuzz/Cargo.toml -- -D warnings
 	$(VENV)/bin/ruff check python tests benches examples fuzz
 	$(VENV)/bin/ruff format --check python tests benches examples fuzz
