@@ -95,11 +95,31 @@ pub fn get_optional_attr<'py>(
             _ => Err(PyErr::fetch(py)),
         }
     }
-    // pyo3's: PyObject_GetOptionalAttr from 3.13, before that getattr with
-    // the AttributeError caught.
-    #[cfg(any(Py_3_13, packflow_portable))]
+    // The public PyObject_GetOptionalAttr, from 3.13 (through pyo3).
+    #[cfg(Py_3_13)]
     {
         obj.getattr_opt(name)
+    }
+    // Portable before 3.13: getattr, and a missing attribute's AttributeError
+    // cleared as it stands, never fetched into a `PyErr` (which would build
+    // the exception object: most of the cost of a miss, paid on every call).
+    #[cfg(all(packflow_portable, not(Py_3_13)))]
+    {
+        let py = obj.py();
+        // SAFETY: both pointers are live objects borrowed for the call and the
+        // GIL is held (we have `py`); a non-null result is a new reference we
+        // own; on null an exception is set, matched and cleared or fetched.
+        unsafe {
+            let out = PyObject_GetAttr(obj.as_ptr(), name.as_ptr());
+            if !out.is_null() {
+                return Ok(Some(Bound::from_owned_ptr(py, out)));
+            }
+            if PyErr_ExceptionMatches(PyExc_AttributeError) != 0 {
+                PyErr_Clear();
+                return Ok(None);
+            }
+            Err(PyErr::fetch(py))
+        }
     }
 }
 
