@@ -253,9 +253,13 @@ bench: build-prod reference $(VENV)/.installed-dev
 	$(PY) benches/run.py --reference-python $(REF_VENV)/bin/python
 
 # The portable build beside the fast one (and the reference), every packflow
-# case, alternating; section in docs/performance.md.
-bench-portable: build-prod build-portable reference $(VENV)/.installed-dev
-	$(PY) benches/compare_builds.py $(PY) .venv-portable-$(DEFAULT_MINOR)/bin/python \
+# case, alternating, on CPython $(PORTABLE_BENCH); section in docs/performance.md.
+PORTABLE_BENCH ?= $(DEFAULT_MINOR)
+fast_venv = $(if $(filter $(1),$(DEFAULT_MINOR)),$(VENV),.venv-$(1))
+bench-portable: $(call fast_venv,$(PORTABLE_BENCH))/.build-release \
+		.venv-portable-$(PORTABLE_BENCH)/.build-release reference $(VENV)/.installed-dev
+	$(PY) benches/compare_builds.py $(call fast_venv,$(PORTABLE_BENCH))/bin/python \
+		.venv-portable-$(PORTABLE_BENCH)/bin/python \
 		--names fast,portable --reference $(REF_VENV)/bin/python --write-docs
 
 # packflow run --workers 1 vs 2 (CPU-bound and light backends); minutes on 2 cores.

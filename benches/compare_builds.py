@@ -65,19 +65,20 @@ def table(best: dict[str, dict[str, float]], names: list[str], reference: bool) 
     return "\n".join(lines)
 
 
-def write_docs(text: str, argv: list[str]) -> None:
+def write_docs(text: str, python: str) -> None:
     """Puts the table in docs/performance.md between its markers (benches/run.py
     keeps that section when it rewrites the file)."""
-    command = " ".join(["benches/compare_builds.py", *argv])
     section = f"""{BEGIN}
 ## The portable build beside the fast one
 
 The extension built with the `portable` cargo feature (the public C API only;
 docs/compatibility.md) against the default fast build, on the same benchmark
-files, alternating, in one run: `make bench-portable`, that is `{command}`.
-Best median per case over the rounds; the reference (packflow 0.4.1) ran once.
+files, alternating, in one run, on {python}: `make bench-portable
+PORTABLE_BENCH=X.Y`, that is `benches/compare_builds.py FAST PORTABLE --names
+fast,portable --reference REFERENCE --write-docs`. Best median per case over
+the rounds; the reference (packflow 0.4.1, in its own virtualenv) ran once.
 The portable build's budget: within 2x of the fast one on every case and ahead
-of the reference.
+of the reference (docs/compatibility.md says what the differences are made of).
 
 {text}
 {END}"""
@@ -119,7 +120,13 @@ def main() -> None:
     text = table(best, names, bool(args.reference))
     print(text)
     if args.write_docs:
-        write_docs(text, sys.argv[1:])
+        python = subprocess.run(
+            [args.after, "-c", "import platform; print(platform.python_version())"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        write_docs(text, f"CPython {python}")
 
 
 if __name__ == "__main__":
