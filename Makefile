@@ -6,18 +6,23 @@ REF_VENV := .venv-reference
 REF_VERSION := 0.4.1
 PY_LIBDIR := $(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('LIBDIR') or '')")
 RUST_SRC := $(shell find src -name '*.rs') Cargo.toml pyproject.toml
+# The package's Python files: an installed (not develop-mode) build copies them.
+PY_SRC := $(shell find python -type f -not -name '*.so' -not -path '*/__pycache__/*')
 
 .PHONY: help venv dev-venv reference build-dev build-prod run test test-rust test-python bench bench-workers lint fmt clean \
-	test-matrix wheels wheel-smoke fuzz bench-serve
+	test-matrix wheels wheel-smoke fuzz bench-serve build-portable test-portable bench-portable
 
 help:
 	@echo "make run      set up and run the example job"
 	@echo "make test     set up and run every test (Rust, Python, differential, bench smoke)"
 	@echo "make bench    benchmarks against the reference and peers, table in docs/performance.md"
 	@echo "make bench-workers  packflow run --workers 1 vs 2, section in docs/performance.md"
+	@echo "make bench-portable  the portable build beside the fast one, section in docs/performance.md"
 	@echo "make lint     cargo fmt --check, cargo clippy, ruff"
 	@echo "make test-matrix  build and run the matrix tests on every other supported Python found"
-	@echo "make wheels   release wheels (one per Python found) and an sdist in dist/"
+	@echo "make test-portable  the portable build (public C API only): every test on this Python,"
+	@echo "              the matrix subset on PORTABLE_OTHER (docs/compatibility.md)"
+	@echo "make wheels   manylinux2014 release wheels (one per Python found), checked by auditwheel, and an sdist in dist/"
 	@echo "make wheel-smoke  make wheels, then install each in a fresh venv and run the smoke"
 	@echo "make fuzz     every cargo-fuzz target and atheris harness, FUZZ_SECONDS each (docs/fuzzing.md)"
 
@@ -95,7 +100,8 @@ test-rust: dev-venv
 	$(EMBED_ENV) cargo test --quiet --manifest-path fuzz/Cargo.toml
 
 test-python: build-prod reference $(VENV)/.installed-dev $(VENV)/.installed-ray
-	PACKFLOW_REFERENCE_PYTHON=$(abspath $(REF_VENV))/bin/python $(PY) -m pytest -q -m "not wheels" tests
+	PACKFLOW_REFERENCE_PYTHON=$(abspath $(REF_VENV))/bin/python PACKFLOW_EXPECT_BUILD=fast \
+		$(PY) -m pytest -q -m "not wheels" tests
 	$(PY) -m pytest -q benches --benchmark-disable -p no:cacheprovider
 
 test: dev-venv test-rust test-python
@@ -133,7 +139,7 @@ matrix_env = CARGO_TARGET_DIR=$(abspath target/py$(1)) VIRTUAL_ENV=$(abspath .ve
 
 # One version: build into .venv-X.Y, then the subset (MATRIX_TESTS=tests: all of it).
 test-python-%: .venv-%/.build-release reference
-	PACKFLOW_REFERENCE_PYTHON=$(abspath $(REF_VENV))/bin/python \
+	PACKFLOW_REFERENCE_PYTHON=$(abspath $(REF_VENV))/bin/python PACKFLOW_EXPECT_BUILD=fast \
 		.venv-$*/bin/python -m pytest -q -p no:cacheprovider $(MATRIX_TESTS)
 
 test-matrix:
@@ -149,18 +155,94 @@ test-matrix:
 python-path-%:
 	@echo $(call find_python,$*)
 
-# One release wheel per supported Python found, and an sdist. Each builds in the
-# target directory its `maturin develop` used, so a built version is not rebuilt.
-wheels: dev-venv
+# --- the portable build (docs/compatibility.md) ---------------------------------
+# The extension built with the `portable` cargo feature (the public C API only),
+# in a virtualenv and target directory of its own per Python, so it never
+# replaces the fast build in .venv. build.rs picks it by itself for a Python
+# src/ffi.rs was not reviewed for; these targets test it on the ones we have.
+# The other Python of `make test-portable`: the newest of the matrix found.
+PORTABLE_OTHER ?= $(lastword $(foreach v,$(MATRIX),$(if $(call find_python,$(v)),$(v))))
+portable_python = $(if $(filter $(1),$(DEFAULT_MINOR)),$(PYTHON),$(call find_python,$(1)))
+portable_env = CARGO_TARGET_DIR=$(abspath target/portable-$(1))
+
+.PRECIOUS: .venv-portable-%/.installed .venv-portable-%/.build-release
+
+.venv-portable-%/.installed: pyproject.toml
+	$(call portable_python,$*) -m venv .venv-portable-$*
+	.venv-portable-$*/bin/python -m pip install -q --upgrade pip
+	.venv-portable-$*/bin/python -m pip install -q $(DEV_DEPS)
+	touch $@
+
+# Installed as a wheel, not in develop mode: `maturin develop` would put the
+# extension into python/packflow/, over the fast build of the same Python.
+.venv-portable-%/.build-release: .venv-portable-%/.installed $(RUST_SRC) build.rs $(PY_SRC)
+	rm -rf target/portable-$*/wheels
+	$(call portable_env,$*) .venv-portable-$*/bin/maturin build --release -q --features portable \
+		-i .venv-portable-$*/bin/python -o target/portable-$*/wheels
+	.venv-portable-$*/bin/python -m pip install -q --no-deps --force-reinstall target/portable-$*/wheels/*.whl
+	touch $@
+
+# The full suite needs Ray too, as `make test` does.
+.venv-portable-%/.installed-ray: .venv-portable-%/.installed
+	.venv-portable-$*/bin/python -m pip install -q "ray[data]>=2.50,<3"
+	touch $@
+
+build-portable: .venv-portable-$(DEFAULT_MINOR)/.build-release
+
+# One version's matrix subset (MATRIX_TESTS) on the portable build.
+test-portable-python-%: .venv-portable-%/.build-release reference
+	PACKFLOW_REFERENCE_PYTHON=$(abspath $(REF_VENV))/bin/python PACKFLOW_EXPECT_BUILD=portable \
+		.venv-portable-$*/bin/python -m pytest -q -p no:cacheprovider $(MATRIX_TESTS)
+	PACKFLOW_EXPECT_BUILD=portable .venv-portable-$*/bin/python -m pytest -q -p no:cacheprovider \
+		tests/test_build_info.py
+
+# What `make test` runs (Rust tests with the feature, every Python test, the
+# bench smoke) on the portable build of $(PYTHON), then the subset on one other.
+test-portable: dev-venv .venv-portable-$(DEFAULT_MINOR)/.build-release \
+		.venv-portable-$(DEFAULT_MINOR)/.installed-ray reference
+	$(EMBED_ENV) cargo test --quiet --features portable
+	PACKFLOW_REFERENCE_PYTHON=$(abspath $(REF_VENV))/bin/python PACKFLOW_EXPECT_BUILD=portable \
+		.venv-portable-$(DEFAULT_MINOR)/bin/python -m pytest -q -p no:cacheprovider -m "not wheels" tests
+	.venv-portable-$(DEFAULT_MINOR)/bin/python -m pytest -q benches --benchmark-disable -p no:cacheprovider
+	@if [ -z "$(PORTABLE_OTHER)" ]; then \
+		echo "test-portable: no other supported CPython found (pyenv root or python3.X on PATH): subset skipped"; \
+	else \
+		echo "== test-portable: CPython $(PORTABLE_OTHER), differential and hostile tests"; \
+		$(MAKE) --no-print-directory test-portable-python-$(PORTABLE_OTHER); \
+	fi
+
+# The wheels' tools: zig (PyPI's `ziglang`) as maturin's linker, so the
+# extension links against glibc 2.17's symbols (manylinux2014) whatever this
+# machine's glibc is; auditwheel to check the result.
+$(VENV)/.installed-wheels: $(VENV)/.installed
+	$(PY) -m pip install -q "ziglang>=0.17,<0.18" "auditwheel>=6"
+	touch $@
+
+# The platform every wheel must be good for: glibc 2.17 and newer (RHEL 7+,
+# Ubuntu 14.04+, Debian 8+).
+WHEEL_PLATFORM := manylinux_2_17_x86_64
+
+# One release wheel per supported Python found, and an sdist. Each Python has a
+# target directory for zig-linked builds (target/zig-pyX.Y), so a rebuild is
+# incremental and `maturin develop`'s builds are left alone.
+wheels: dev-venv $(VENV)/.installed-wheels
 	rm -rf dist
 	@for v in $(SUPPORTED); do \
 		py="$$($(MAKE) -s --no-print-directory python-path-$$v)"; \
 		if [ -z "$$py" ]; then echo "wheels: CPython $$v not found: skipped"; continue; fi; \
 		echo "== wheel for CPython $$v ($$py)"; \
-		target=$(abspath target)/py$$v; [ "$$v" = "$(DEFAULT_MINOR)" ] && target=$(abspath target); \
-		CARGO_TARGET_DIR=$$target $(VENV)/bin/maturin build --release -q -i "$$py" -o dist || exit 1; \
+		CARGO_TARGET_DIR=$(abspath target)/zig-py$$v PATH=$(abspath $(VENV))/bin:$$PATH \
+			$(VENV)/bin/maturin build --release -q --zig --compatibility manylinux2014 \
+			-i "$$py" -o dist || exit 1; \
 	done
 	$(VENV)/bin/maturin sdist -o dist
+	@for w in dist/*.whl; do \
+		out="$$($(VENV)/bin/auditwheel show "$$w")" || exit 1; \
+		if ! echo "$$out" | grep -q '"$(WHEEL_PLATFORM)"'; then \
+			echo "$$out"; echo "wheels: $$w is not good for $(WHEEL_PLATFORM)"; exit 1; \
+		fi; \
+		echo "auditwheel show $$(basename $$w): consistent with $(WHEEL_PLATFORM)"; \
+	done
 	@ls dist
 
 # Each wheel installed in a fresh virtualenv with no Rust toolchain on PATH.
@@ -171,6 +253,16 @@ wheel-smoke: wheels
 bench: build-prod reference $(VENV)/.installed-dev
 	$(PY) -m pip install -q "orjson>=3.9" "msgspec>=0.18" "pandas>=2" "threadpoolctl>=3"
 	$(PY) benches/run.py --reference-python $(REF_VENV)/bin/python
+
+# The portable build beside the fast one (and the reference), every packflow
+# case, alternating, on CPython $(PORTABLE_BENCH); section in docs/performance.md.
+PORTABLE_BENCH ?= $(DEFAULT_MINOR)
+fast_venv = $(if $(filter $(1),$(DEFAULT_MINOR)),$(VENV),.venv-$(1))
+bench-portable: $(call fast_venv,$(PORTABLE_BENCH))/.build-release \
+		.venv-portable-$(PORTABLE_BENCH)/.build-release reference $(VENV)/.installed-dev
+	$(PY) benches/compare_builds.py $(call fast_venv,$(PORTABLE_BENCH))/bin/python \
+		.venv-portable-$(PORTABLE_BENCH)/bin/python \
+		--names fast,portable --reference $(REF_VENV)/bin/python --write-docs
 
 # packflow run --workers 1 vs 2 (CPU-bound and light backends); minutes on 2 cores.
 bench-workers: build-prod $(VENV)/.installed-dev
@@ -188,6 +280,7 @@ lint: dev-venv
 	cargo fmt --check
 	cargo fmt --check --manifest-path fuzz/Cargo.toml
 	cargo clippy --all-targets -- -D warnings
+	PYO3_PYTHON=$(PYTHON) cargo clippy --all-targets --features portable -- -D warnings
 	PYO3_PYTHON=$(PYTHON) cargo clippy --all-targets --manifest-path fuzz/Cargo.toml -- -D warnings
 	$(VENV)/bin/ruff check python tests benches examples fuzz
 	$(VENV)/bin/ruff format --check python tests benches examples fuzz
@@ -249,4 +342,4 @@ fuzz: build-prod $(VENV)/.atheris $(ATHERIS_CORE)
 	@echo "executions per target (fuzz/logs/):"; grep -H -o "Done [0-9]* runs in [0-9]* second" fuzz/logs/*.log
 
 clean:
-	rm -rf target dist $(VENV) $(REF_VENV) $(foreach v,$(SUPPORTED),.venv-$(v))
+	rm -rf target dist $(VENV) $(REF_VENV) $(foreach v,$(SUPPORTED),.venv-$(v) .venv-portable-$(v))

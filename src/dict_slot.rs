@@ -35,6 +35,16 @@ impl SlotHint {
         if self.pos == UNKNOWN {
             self.pos = learn(d, key).unwrap_or(NEVER);
         }
+        self.at(d, key)
+    }
+
+    /// The entry at the remembered position, when it holds `key`.
+    #[inline(always)]
+    fn at<'py>(
+        &self,
+        d: &Bound<'py, PyDict>,
+        key: &Bound<'py, PyString>,
+    ) -> Option<Bound<'py, PyAny>> {
         if self.pos < 0 {
             return None;
         }
@@ -42,18 +52,78 @@ impl SlotHint {
         let mut k: *mut ffi::PyObject = ptr::null_mut();
         let mut v: *mut ffi::PyObject = ptr::null_mut();
         // SAFETY: `d` is a live dict and the GIL is held (we hold a `Bound`).
-        // PyDict_Next reads the entry at index >= pos (or returns 0) and hands
+        // `dict_next` reads the entry at index >= pos (or returns 0) and hands
         // back borrowed references; `same_text` runs no Python code, and the
         // value is turned into an owned reference before anything else can
         // run, so both stay valid while used.
         unsafe {
-            if ffi::PyDict_Next(d.as_ptr(), &mut pos, &mut k, &mut v) == 0
+            if ffi::dict_next(d.as_ptr(), &mut pos, &mut k, &mut v) == 0
                 || !same_text(k, key.as_ptr())
             {
                 return None;
             }
             Some(Bound::from_borrowed_ptr(d.py(), v))
         }
+    }
+
+    /// `d[key]`, and whether the key `d` holds for it is known to be an exact
+    /// str of that text: the key flattening spells as `key` (`verify` asks for
+    /// that answer when the remembered position cannot give it). An equal key
+    /// of another type (a str subclass whose `str()` is other text, an object
+    /// equal to the str) is never known so; only spelling the keys can tell,
+    /// which the callers' scans do.
+    #[inline(always)]
+    pub fn get_checked<'py>(
+        &mut self,
+        d: &Bound<'py, PyDict>,
+        key: &Bound<'py, PyString>,
+        verify: bool,
+    ) -> PyResult<(Option<Bound<'py, PyAny>>, bool)> {
+        match self.at(d, key) {
+            Some(v) => Ok((Some(v), true)),
+            None => self.get_checked_elsewhere(d, key, verify),
+        }
+    }
+
+    /// `get_checked` when the remembered position does not hold `key`.
+    #[cold]
+    #[inline(never)]
+    fn get_checked_elsewhere<'py>(
+        &mut self,
+        d: &Bound<'py, PyDict>,
+        key: &Bound<'py, PyString>,
+        verify: bool,
+    ) -> PyResult<(Option<Bound<'py, PyAny>>, bool)> {
+        if self.pos == UNKNOWN {
+            if let Some(v) = self.get(d, key) {
+                return Ok((Some(v), true));
+            }
+        }
+        let found = d.get_item(key)?;
+        if found.is_none() || !verify {
+            return Ok((found, false));
+        }
+        // Present but not at the remembered position: the entries say which
+        // key holds it (and where to look in the next record).
+        match learn(d, key) {
+            Some(pos) => {
+                self.pos = pos;
+                Ok((found, true))
+            }
+            None => Ok((found, false)),
+        }
+    }
+
+    /// `d[key]` only when the key `d` holds for it is known to be an exact str
+    /// of that text (see [`SlotHint::get_checked`]); `None` also when it is not.
+    #[inline]
+    pub fn get_spelled<'py>(
+        &mut self,
+        d: &Bound<'py, PyDict>,
+        key: &Bound<'py, PyString>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let (found, spelled) = self.get_checked(d, key, true)?;
+        Ok(found.filter(|_| spelled))
     }
 }
 
@@ -65,7 +135,7 @@ fn learn(d: &Bound<'_, PyDict>, key: &Bound<'_, PyString>) -> Option<ffi::Py_ssi
     // SAFETY: as in `get`: borrowed references from a live dict, compared
     // without running Python code and not kept.
     unsafe {
-        while ffi::PyDict_Next(d.as_ptr(), &mut pos, &mut k, &mut v) != 0 {
+        while ffi::dict_next(d.as_ptr(), &mut pos, &mut k, &mut v) != 0 {
             if same_text(k, key.as_ptr()) {
                 return Some(pos - 1);
             }
@@ -131,6 +201,42 @@ mod tests {
                 let mut hint = SlotHint::new();
                 assert!(hint.get(&get(ns, "c"), &y).is_none());
                 assert!(hint.get(&get(ns, "a"), &y).is_none());
+            },
+        );
+    }
+
+    #[test]
+    fn only_an_exact_str_key_is_spelled_by_its_text() {
+        run(
+            "class Lie(str):\n    def __str__(self): return 'other'\n\
+             class Eq:\n    def __hash__(self): return hash('k')\n    def __eq__(self, o): return o == 'k'\n\
+             a = {'k': 1}\nb = {'z': 0, 'k': 2}\nc = {Lie('k'): 3}\nd = {Eq(): 4}\ne = {}",
+            |ns| {
+                let py = ns.py();
+                let key = PyString::intern(py, "k");
+                let mut hint = SlotHint::new();
+                let spelled = |hint: &mut SlotHint, name: &str| {
+                    hint.get_spelled(&get(ns, name), &key)
+                        .unwrap()
+                        .map(|v| v.extract::<i64>().unwrap())
+                };
+                assert_eq!(spelled(&mut hint, "a"), Some(1));
+                // Moved: found by the entries, and remembered there.
+                assert_eq!(spelled(&mut hint, "b"), Some(2));
+                assert_eq!(hint.pos, 1);
+                // Equal keys that are not exact strs: found, but not as spelled.
+                assert_eq!(spelled(&mut hint, "c"), None);
+                assert_eq!(spelled(&mut hint, "d"), None);
+                assert_eq!(spelled(&mut hint, "e"), None);
+                let (raw, spelled) = hint.get_checked(&get(ns, "c"), &key, true).unwrap();
+                assert_eq!(raw.unwrap().extract::<i64>().unwrap(), 3);
+                assert!(!spelled);
+                // Unasked, the entries are not walked: unknown, not refuted.
+                let mut hint = SlotHint { pos: NEVER };
+                let (raw, spelled) = hint.get_checked(&get(ns, "b"), &key, false).unwrap();
+                assert_eq!(raw.unwrap().extract::<i64>().unwrap(), 2);
+                assert!(!spelled);
+                assert_eq!(hint.pos, NEVER);
             },
         );
     }

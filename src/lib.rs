@@ -4,6 +4,8 @@
 use pyo3::prelude::*;
 
 mod batch_cut;
+#[cfg(test)]
+mod build_select;
 mod columns;
 mod dict_slot;
 mod errors;
@@ -21,9 +23,26 @@ mod serialize;
 mod validate;
 mod walk;
 
-#[pymodule]
+/// Which build of this extension is loaded: `build` ("fast" or "portable"),
+/// `selected` ("default", "feature" or "automatic"), `reason`, and `python`,
+/// the CPython version it was compiled for.
+#[pyfunction]
+fn build_info(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
+    let info = pyo3::types::PyDict::new(py);
+    info.set_item("build", ffi::BUILD)?;
+    info.set_item("selected", ffi::BUILD_SELECTED)?;
+    info.set_item("reason", ffi::BUILD_REASON)?;
+    info.set_item("python", env!("PACKFLOW_BUILT_FOR_PYTHON"))?;
+    Ok(info)
+}
+
+// The code hands out borrowed references from lists and dicts between calls
+// into Python, which is sound only under the GIL: a free-threaded interpreter
+// turns the GIL back on to import this module (and says so).
+#[pymodule(gil_used = true)]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ffi::check_layouts(m.py())?;
+    m.add_function(wrap_pyfunction!(build_info, m)?)?;
     m.add("MAX_DEPTH", errors::MAX_DEPTH)?;
     m.add_class::<pipeline::Pipeline>()?;
     m.add_function(wrap_pyfunction!(pipeline::monotonic_ns, m)?)?;

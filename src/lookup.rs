@@ -13,6 +13,7 @@ use std::borrow::Cow;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
+use crate::dict_slot::SlotHint;
 use crate::errors::{value_error, PathSegment, MAX_DEPTH};
 use crate::walk::{
     classify, is_kept_leaf, key_bytes, str_bytes, DictItems, ItemKey, Node, Problem, TraverseError,
@@ -116,15 +117,17 @@ pub fn get_direct<'py>(
 }
 
 /// Literal key first, else the flattened-path value (see the module docs).
+/// `hints` (one per part, kept across records) as in [`find_flat`].
 pub fn get_flat<'py>(
     obj: &Bound<'py, PyDict>,
     path: &FieldPath,
+    hints: Option<&mut [SlotHint]>,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
     let py = obj.py();
     if let Some(v) = obj.get_item(path.field.bind(py))? {
         return Ok(Some(v));
     }
-    find_flat(obj, path, false).map_err(|e| e.into_pyerr(py, None))
+    find_flat(obj, path, false, hints).map_err(|e| e.into_pyerr(py, None))
 }
 
 /// The value whose key in `flatten_dict(obj, delimiter, lists)` is the field,
@@ -137,17 +140,32 @@ pub fn get_flat<'py>(
 /// mappings), and two spellings are the reference's "duplicated key" error.
 /// Unlike the reference, a duplicate elsewhere in the record, or a second
 /// spelling of a field the walk found, is not reported.
+///
+/// The flattened record spells a key by its `str()`, so a nested walk only
+/// follows keys known to be exact strs of the part's text (a str subclass
+/// equal to the part may spell as other text); any other key is left to the
+/// scan. `hints` (one per part) remember where each part's key sat, for
+/// records of one shape.
 pub fn find_flat<'py>(
     obj: &Bound<'py, PyDict>,
     path: &FieldPath,
     lists: bool,
+    mut hints: Option<&mut [SlotHint]>,
 ) -> Result<Option<Bound<'py, PyAny>>, TraverseError> {
     let py = obj.py();
     let mut current: Bound<'py, PyAny> = obj.clone().into_any();
     let mut walked = true;
-    for part in &path.parts {
+    debug_assert!(hints.as_ref().map_or(true, |h| h.len() == path.parts.len()));
+    for (i, part) in path.parts.iter().enumerate() {
         let next = if let Ok(d) = current.cast::<PyDict>() {
-            d.get_item(part.bind(py))?
+            if !path.nested {
+                // A top-level key that is the whole field is kept as it is.
+                d.get_item(part.bind(py))?
+            } else if let Some(h) = hints.as_deref_mut() {
+                h[i].get_spelled(d, part.bind(py))?
+            } else {
+                SlotHint::new().get_spelled(d, part.bind(py))?
+            }
         } else if let (true, Ok(l)) = (lists, current.cast::<PyList>()) {
             match list_index(part.bind(py).to_str()?, l.len()) {
                 Some(i) => Some(l.get_item(i)?),
@@ -448,7 +466,7 @@ mod tests {
     fn flat(py: Python<'_>, src: &str, field: &str, lists: bool) -> Result<Option<String>, String> {
         let d = eval(py, src);
         let path = FieldPath::new(py, field, ".").unwrap();
-        find_flat(&d, &path, lists)
+        find_flat(&d, &path, lists, None)
             .map(|v| v.map(|v| v.repr().unwrap().to_string()))
             .map_err(|e| e.message(py, None))
     }
@@ -486,6 +504,35 @@ mod tests {
                 flat(py, "{'a.b': {'c': 1}, 'a': {'b.c': 2}}", "a.b.c", false),
                 Err("duplicated key 'a.b.c' (key \"a.b.c\")".into())
             );
+        });
+    }
+
+    #[test]
+    fn a_nested_walk_follows_only_keys_spelled_as_the_part() {
+        Python::initialize();
+        Python::attach(|py| {
+            let ns = PyDict::new(py);
+            let code = "class Lie(str):\n    def __str__(self): return 'lie'\n\
+                        rows = [{'0': {'a': 1}}, {Lie('0'): {'a': 2}}, {'x': {Lie('0'): 3}}]";
+            py.run(&std::ffi::CString::new(code).unwrap(), None, Some(&ns))
+                .unwrap();
+            let rows = ns.get_item("rows").unwrap().unwrap();
+            let row = |i: usize| rows.get_item(i).unwrap().cast_into::<PyDict>().unwrap();
+            let get = |i: usize, field: &str, hints: Option<&mut [SlotHint]>| {
+                let path = FieldPath::new(py, field, ".").unwrap();
+                find_flat(&row(i), &path, false, hints)
+                    .unwrap_or_else(|e| panic!("{}", e.message(py, None)))
+                    .map(|v| v.repr().unwrap().to_string())
+            };
+            let mut hints = [SlotHint::new(), SlotHint::new()];
+            assert_eq!(get(0, "0.a", Some(&mut hints)), Some("1".into()));
+            // The remembered position holds an equal key that spells as "lie".
+            assert_eq!(get(1, "0.a", Some(&mut hints)), None);
+            assert_eq!(get(1, "0.a", None), None);
+            assert_eq!(get(1, "lie.a", None), Some("2".into()));
+            assert_eq!(get(2, "x.0", None), None);
+            assert_eq!(get(2, "x.lie", None), Some("3".into()));
+            assert_eq!(get(0, "0.a", Some(&mut hints)), Some("1".into()));
         });
     }
 

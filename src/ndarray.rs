@@ -117,14 +117,38 @@ fn as_records<'a, 'py>(records: &'a Bound<'py, PyAny>) -> PyResult<&'a Bound<'py
     })
 }
 
+/// One remembered entry position per part of every path, in one allocation.
+struct PartHints(Vec<SlotHint>);
+
+impl PartHints {
+    fn new(paths: &[FieldPath]) -> Self {
+        let total = paths.iter().map(|p| p.parts.len()).sum();
+        PartHints(std::iter::repeat_with(SlotHint::new).take(total).collect())
+    }
+
+    /// Each path's hints, in the order of `paths` (those it was made for).
+    fn iter_mut<'a>(
+        &'a mut self,
+        paths: &'a [FieldPath],
+    ) -> impl Iterator<Item = &'a mut [SlotHint]> + 'a {
+        let mut rest = self.0.as_mut_slice();
+        paths.iter().map(move |p| {
+            let (head, tail) = std::mem::take(&mut rest).split_at_mut(p.parts.len());
+            rest = tail;
+            head
+        })
+    }
+}
+
 /// The feature's value in the record (None when missing), with lookup errors
 /// placed at their row.
 fn lookup<'py>(
     rec: &Bound<'py, PyDict>,
     path: &FieldPath,
     index: usize,
+    hints: &mut [SlotHint],
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
-    get_flat(rec, path).map_err(|e| {
+    get_flat(rec, path, Some(hints)).map_err(|e| {
         let py = rec.py();
         if !e.is_instance_of::<PyValueError>(py) {
             return e;
@@ -186,9 +210,12 @@ fn gather_fast(
     let mut slots = raw.iter_mut();
     let mut rows = 0;
     let mut hints: Vec<SlotHint> = paths.iter().map(|_| SlotHint::new()).collect();
+    let mut part_hints = PartHints::new(paths);
     for (index, rec) in records.iter().enumerate() {
         let rec = as_record(&rec, index)?;
+        let mut parts = part_hints.iter_mut(paths);
         for (path, hint) in paths.iter().zip(hints.iter_mut()) {
+            let parts = parts.next().expect("one per path");
             let hinted = if path.nested {
                 None
             } else {
@@ -196,7 +223,7 @@ fn gather_fast(
             };
             let found = match hinted {
                 Some(v) => Some(v),
-                None => lookup(rec, path, index)?,
+                None => lookup(rec, path, index, parts)?,
             };
             let Some(value) = found else {
                 return Ok(None);
@@ -345,11 +372,13 @@ fn gather_rows<'py>(
     let py = records.py();
     let rows = PyList::empty(py);
     let mut row: Vec<Bound<'py, PyAny>> = Vec::with_capacity(paths.len());
+    let mut part_hints = PartHints::new(paths);
     for (index, rec) in records.iter().enumerate() {
         let rec = as_record(&rec, index)?;
         row.clear();
-        for path in paths {
-            row.push(lookup(rec, path, index)?.unwrap_or_else(|| py.None().into_bound(py)));
+        for (path, hints) in paths.iter().zip(part_hints.iter_mut(paths)) {
+            let found = lookup(rec, path, index, hints)?;
+            row.push(found.unwrap_or_else(|| py.None().into_bound(py)));
         }
         rows.append(PyList::new(py, &row)?)?;
     }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from packflow._build import PortableBuildWarning, build_info, warn_if_automatic
 from packflow._version import __version__
 from packflow.backend import BackendConfig, InferenceBackend
 from packflow.engine import BatchEngine, BatchResult, ErrorRow, LineReader
@@ -24,10 +25,14 @@ __all__ = [
     "InferenceBackend",
     "LineReader",
     "PackflowProject",
+    "PortableBuildWarning",
     "RunSummary",
     "__version__",
+    "build_info",
     "run_stream",
 ]
+
+warn_if_automatic()
 
 
 def __getattr__(name: str) -> Any:

@@ -9,6 +9,15 @@ import numpy as np
 MAX_DEPTH: int
 """Deepest nesting any traversal follows; deeper input (or a cycle) is an error."""
 
+def build_info() -> dict[str, str]:
+    """Which build of this extension is loaded. ``build``: ``"fast"`` (reads
+    CPython internals reviewed for this version) or ``"portable"`` (the public
+    C API only; slower). ``selected``: ``"default"``, ``"feature"`` (built with
+    the ``portable`` cargo feature) or ``"automatic"`` (this Python is one the
+    fast build was not reviewed for). ``reason``: why, in words. ``python``:
+    the CPython version it was compiled for. ``packflow.build_info()`` returns
+    the same."""
+
 # --- pipeline and timers -----------------------------------------------------
 
 class Pipeline:

@@ -66,7 +66,7 @@ pub fn get_nested_field<'py>(
     if !f.to_str()?.contains(delimiter) && d.get_item(py.None())?.is_none() {
         return Ok(None);
     }
-    get_flat(d, &FieldPath::transient(f, delimiter)?)
+    get_flat(d, &FieldPath::transient(f, delimiter)?, None)
 }
 
 /// `obj[field]`, else the walk of the field's parts through nested dicts (see `_core.pyi`).

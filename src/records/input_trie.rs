@@ -19,6 +19,8 @@ pub(super) struct InNode {
     /// The part as a list index (`str(i)`), for enumerated lists.
     index: Option<usize>,
     parent: Option<usize>,
+    /// Some path goes on below this node.
+    has_children: bool,
 }
 
 impl InputTrie {
@@ -37,10 +39,14 @@ impl InputTrie {
             parent = Some(match found {
                 Some(i) => i,
                 None => {
+                    if let Some(p) = parent {
+                        self.nodes[p].has_children = true;
+                    }
                     self.nodes.push(InNode {
                         key: key.clone_ref(py),
                         index: canonical_index(text),
                         parent,
+                        has_children: false,
                     });
                     self.nodes.len() - 1
                 }
@@ -52,55 +58,55 @@ impl InputTrie {
     /// The value at every node for this record (parents come before children).
     /// `hints` holds one remembered entry position per node, kept across the
     /// records of a batch (they mostly share one shape).
+    ///
+    /// `flat`: the flattened record's semantics, where a key below the top
+    /// level, or with keys below it, is spelled by its `str()`; a node is then
+    /// reached only through keys known to be exact strs of the parts' text,
+    /// and is None otherwise (the caller's scan spells the keys). `spelled` is
+    /// scratch space, one flag per node.
     pub(super) fn eval<'py>(
         &self,
         d: &Bound<'py, PyDict>,
         lists: bool,
+        flat: bool,
         vals: &mut Vec<Option<Bound<'py, PyAny>>>,
+        spelled: &mut Vec<bool>,
         hints: &mut Vec<SlotHint>,
     ) -> PyResult<()> {
         let py = d.py();
         vals.clear();
+        spelled.clear();
         if hints.len() != self.nodes.len() {
             hints.clear();
             hints.resize_with(self.nodes.len(), SlotHint::new);
         }
         for (n, hint) in self.nodes.iter().zip(hints.iter_mut()) {
-            let v = match n.parent {
-                None => hinted_get(d, n.key.bind(py), hint)?,
+            let (v, ok) = match n.parent {
+                // A top-level key is the field itself when nothing is below it.
+                None => hint.get_checked(d, n.key.bind(py), flat && n.has_children)?,
                 Some(p) => match &vals[p] {
-                    None => None,
+                    Some(_) if flat && !spelled[p] => (None, false),
+                    None => (None, false),
                     Some(pv) => {
                         if let Ok(pd) = pv.cast::<PyDict>() {
-                            hinted_get(pd, n.key.bind(py), hint)?
+                            let (v, ok) = hint.get_checked(pd, n.key.bind(py), flat)?;
+                            (v.filter(|_| ok || !flat), ok)
                         } else if let (true, Some(i), Ok(l)) = (lists, n.index, pv.cast::<PyList>())
                         {
                             if i < l.len() {
-                                Some(l.get_item(i)?)
+                                (Some(l.get_item(i)?), true)
                             } else {
-                                None
+                                (None, false)
                             }
                         } else {
-                            None
+                            (None, false)
                         }
                     }
                 },
             };
             vals.push(v);
+            spelled.push(ok);
         }
         Ok(())
-    }
-}
-
-/// `d[key]` by the remembered position when it holds `key`, else by lookup.
-#[inline]
-fn hinted_get<'py>(
-    d: &Bound<'py, PyDict>,
-    key: &Bound<'py, PyString>,
-    hint: &mut SlotHint,
-) -> PyResult<Option<Bound<'py, PyAny>>> {
-    match hint.get(d, key) {
-        Some(v) => Ok(Some(v)),
-        None => d.get_item(key),
     }
 }

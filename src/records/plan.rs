@@ -102,6 +102,8 @@ fn is_prefix(a: &[&str], b: &[&str]) -> bool {
 /// Per-batch scratch space, reused across rows.
 struct Scratch<'py> {
     vals: Vec<Option<Bound<'py, PyAny>>>,
+    /// Per input-trie node: reached through keys spelled as their text.
+    spelled: Vec<bool>,
     found: Vec<Option<Bound<'py, PyAny>>>,
     owned: Vec<Bound<'py, PyDict>>,
     out_dicts: Vec<Option<Bound<'py, PyDict>>>,
@@ -294,6 +296,7 @@ impl RecordsPlan {
         let mut rows = Vec::with_capacity(list.len());
         let mut scratch = Scratch {
             vals: Vec::with_capacity(self.inputs.nodes.len()),
+            spelled: Vec::with_capacity(self.inputs.nodes.len()),
             found: Vec::with_capacity(self.steps.len()),
             owned: Vec::new(),
             out_dicts: Vec::new(),
@@ -362,15 +365,21 @@ impl RecordsPlan {
         scratch: &mut Scratch<'py>,
     ) -> Result<Bound<'py, PyDict>, TraverseError> {
         let py = d.py();
-        self.inputs
-            .eval(d, self.flatten_lists, &mut scratch.vals, &mut scratch.hints)?;
+        self.inputs.eval(
+            d,
+            self.flatten_lists,
+            true,
+            &mut scratch.vals,
+            &mut scratch.spelled,
+            &mut scratch.hints,
+        )?;
         scratch.found.clear();
         let mut complete = true;
         for s in &self.steps {
             let walked = scratch.vals[s.node].clone();
             let v = match walked {
                 Some(v) if is_kept_leaf(&v, self.flatten_lists)? => Some(v),
-                _ => find_flat(d, &s.source, self.flatten_lists)
+                _ => find_flat(d, &s.source, self.flatten_lists, None)
                     .map_err(|e| at_field(e, &s.source))?,
             };
             let v = v.filter(|v| !v.is_none());
@@ -442,8 +451,14 @@ impl RecordsPlan {
         scratch: &mut Scratch<'py>,
     ) -> Result<Bound<'py, PyDict>, TraverseError> {
         let py = d.py();
-        self.inputs
-            .eval(d, false, &mut scratch.vals, &mut scratch.hints)?;
+        self.inputs.eval(
+            d,
+            false,
+            false,
+            &mut scratch.vals,
+            &mut scratch.spelled,
+            &mut scratch.hints,
+        )?;
         let out = PyDict::new(py);
         if let Some(nodes) = &self.out_nodes {
             scratch.out_dicts.clear();

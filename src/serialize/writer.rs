@@ -128,9 +128,11 @@ impl JsonWriter {
             // pages from the OS (a page fault per 4 KiB) on every batch.
             // SAFETY: `obj` is a bytes object of `cap >= pos` bytes with
             // refcount 1, ours and unseen; the GIL is held (`py`).
+            // (The portable build cannot: it resizes below.)
             unsafe {
-                ffi::bytes_truncate_in_place(obj, self.pos);
-                return Ok(Bound::from_owned_ptr(py, obj).cast_into_unchecked());
+                if ffi::bytes_truncate_in_place(obj, self.pos) {
+                    return Ok(Bound::from_owned_ptr(py, obj).cast_into_unchecked());
+                }
             }
         }
         // SAFETY: `obj` has refcount 1 and is ours; shrinking it to what was
