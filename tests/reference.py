@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -107,6 +108,25 @@ def run_reference_script(script: str, payload: Any = None, timeout: float = 300)
     if proc.returncode != 0:
         raise RuntimeError(f"reference script failed:\n{proc.stderr.decode(errors='replace')}")
     return pickle.loads(proc.stdout)
+
+
+def run_script_both(
+    script: str, function: str, cases: list[Any], tmp_path: Path
+) -> list[tuple[Any, Any]]:
+    """``(reference outcome, our outcome)`` per case of ``function(cases, work)``,
+    a function ``script`` defines, run in the reference and then here. Both run in
+    the same directory ``work`` (emptied in between), so paths in messages match."""
+    work = tmp_path / "work"
+    work.mkdir()
+    theirs = run_reference_script(
+        f"{script}\nresult = {function}(payload[0], payload[1])\n", (cases, str(work))
+    )
+    shutil.rmtree(work)
+    work.mkdir()
+    namespace: dict[str, Any] = {"__name__": f"packflow_compat_{function}"}
+    exec(compile(script, "<script>", "exec"), namespace)
+    ours = namespace[function](cases, str(work))
+    return list(zip(theirs, ours))
 
 
 def call_ours(target: Any, cases: list[tuple[tuple, dict]]) -> list[tuple]:

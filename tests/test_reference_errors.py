@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import pickle
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reference import run_reference_script
+from reference import run_script_both
 
 # Helpers both interpreters define before running the cases: backends built
 # from a few parameters, and project directories under ``tmp``.
@@ -104,20 +103,8 @@ def run_cases(cases, tmp_dir):
 '''
 
 
-def run_both(cases: list[tuple[str, str, Any]], tmp_path: Path) -> list[tuple[Any, Any]]:
-    """(reference outcome, our outcome) per case. Both run in the same directory
-    (emptied in between), so paths in messages are the same."""
-    work = tmp_path / "work"
-    work.mkdir()
-    theirs = run_reference_script(
-        PRELUDE + "\nresult = run_cases(payload[0], payload[1])\n", (cases, str(work))
-    )
-    shutil.rmtree(work)
-    work.mkdir()
-    namespace: dict[str, Any] = {"__name__": "packflow_reference_errors"}
-    exec(compile(PRELUDE, "PRELUDE", "exec"), namespace)
-    ours = namespace["run_cases"](cases, str(work))
-    return list(zip(theirs, ours))
+def run_both(cases: list[Any], tmp_path: Path) -> list[tuple[Any, Any]]:
+    return run_script_both(PRELUDE, "run_cases", cases, tmp_path)
 
 
 def _stdlib_paths_as_one(message: str) -> str:

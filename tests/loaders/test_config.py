@@ -7,13 +7,12 @@ stems). The error paths of these helpers are in tests/test_reference_errors.py.
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from reference import run_reference_script
+from reference import run_script_both
 
 # Runs in both interpreters: ``evaluate(cases, tmp)`` -> one outcome per case,
 # ("ok", value) or ("err", type name, message).
@@ -81,18 +80,8 @@ def evaluate(cases, tmp_dir):
 '''
 
 
-def run_both(cases: list[str], tmp_path: Path) -> list[tuple[Any, Any]]:
-    work = tmp_path / "work"
-    work.mkdir()
-    theirs = run_reference_script(
-        SCRIPT + "\nresult = evaluate(payload[0], payload[1])\n", (cases, str(work))
-    )
-    shutil.rmtree(work)
-    work.mkdir()
-    namespace: dict[str, Any] = {"__name__": "packflow_config_compat"}
-    exec(compile(SCRIPT, "SCRIPT", "exec"), namespace)
-    ours = namespace["evaluate"](cases, str(work))
-    return list(zip(theirs, ours))
+def run_both(cases: list[Any], tmp_path: Path) -> list[tuple[Any, Any]]:
+    return run_script_both(SCRIPT, "evaluate", cases, tmp_path)
 
 
 # -- the same value --------------------------------------------------------------------
