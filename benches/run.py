@@ -262,7 +262,7 @@ The reference flattens every record with the `flatten-dict` package (Python
 calls, a tuple and a joined string per nested key), then picks fields from the
 flat dict; in direct mode it splits each path per field per record and first
 scans every record for keys containing the delimiter, building their paths.
-packflow compiles the config once into a `RecordsPlan` (src/records.rs): the
+packflow compiles the config once into a `RecordsPlan` (src/records/plan.rs): the
 paths become a trie of interned key objects, so a shared prefix (`src` in
 `src.port` and `src.geo.lat`) is looked up once per record; flatten mode with
 `feature_names` resolves only the requested paths and never builds the flat
@@ -334,7 +334,7 @@ Lines in one call. Python only moves batches.
 `flatten-dict` builds a tuple key per nested key and joins it with a reducer
 call, recursing through Python functions; `pandas.json_normalize` does similar
 work in Python and then builds column arrays. packflow's `Flattener`
-(src/flatten.rs) builds the first record with a reusable key buffer and a cache
+(src/flatten/mod.rs) builds the first record with a reusable key buffer and a cache
 of joined key strings, and records its shape; each next record of the same
 shape (same key objects, same container sizes) is a copy of that template's
 dict with the values replaced, so no key text is built at all. The output dicts

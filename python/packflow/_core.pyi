@@ -66,7 +66,7 @@ class Pipeline:
 def monotonic_ns() -> int:
     """Nanoseconds from a monotonic clock with an arbitrary origin."""
 
-# --- cutting JSON Lines into batches (src/line_batches.rs) -----------------------
+# --- cutting JSON Lines into batches (src/batch_cut.rs) -----------------------
 
 def line_batch_end(data: bytes, max_lines: int, start: int = 0) -> tuple[int, int]:
     """``(end, count)``: the offset just past the ``max_lines``-th complete line of
