@@ -410,7 +410,7 @@ def test_create_uses_the_config_name_rule():
 
 # --- docs/cli.md -----------------------------------------------------------------------
 
-CLI_DOC = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
+CLI_DOC = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
 
 
 def test_cli_doc_summary_lists_every_command():
