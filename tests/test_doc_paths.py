@@ -11,8 +11,6 @@ PATH = re.compile(
     r"(?<![A-Za-z0-9_./-])((?:src|python/packflow|tests|benches|examples|fuzz)/"
     r"[A-Za-z0-9_./-]+\.(?:rs|pyi|py|toml|yaml))\b"
 )
-# Names that illustrate rather than point (docs/cli.md's how-to-add-a-command).
-EXAMPLES = {"python/packflow/cli/hello.py"}
 
 
 def _documents() -> list[Path]:
@@ -35,6 +33,6 @@ def test_every_named_source_path_exists():
         f"{doc.relative_to(REPO)}: {path}"
         for doc in _documents()
         for path in set(PATH.findall(doc.read_text(encoding="utf-8")))
-        if path not in EXAMPLES and not (REPO / path).exists()
+        if not (REPO / path).exists()
     )
     assert missing == []

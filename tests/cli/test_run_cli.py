@@ -116,10 +116,11 @@ def test_ten_megabyte_line_and_invalid_utf8(tmp_path, failing_project):
     assert e["line"] == 2 and e["step"] == "parse"
 
 
-def test_closed_stdout_ends_quietly():
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["one process", "workers"])
+def test_closed_stdout_ends_quietly(workers):
     if shutil.which("head") is None:
         pytest.skip("no head")
-    cmd = " ".join(PACKFLOW + ["run", str(EXAMPLE), "-i", "-"])
+    cmd = " ".join(PACKFLOW + ["run", str(EXAMPLE), "-i", "-", *workers])
     gen = f"{sys.executable} -m packflow.sample_data 200000"
     proc = subprocess.run(
         f"{gen} | {cmd} | head -n 5", shell=True, capture_output=True, timeout=300
