@@ -278,7 +278,7 @@ the hand-written comprehension pays too.
 The reference gathers a list of lists with `get_nested_field`, which flattens
 the whole record once per feature (nine full flattens per event in W3), then
 lets `numpy.array` infer a dtype over Python objects. packflow
-(src/ndarray.rs) walks each compiled path once per record and, while every
+(src/records_to_array.rs) walks each compiled path once per record and, while every
 cell is a plain bool, int or float, keeps the raw 8-byte values and their kind,
 then writes them straight into a new array of the dtype numpy would infer; for
 flat keys it remembers where each key sat in the previous record's dict and

@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 mod batch_cut;
 #[cfg(test)]
 mod build_select;
-mod columns;
+mod columns_to_records;
 mod dict_slot;
 mod errors;
 mod ffi;
@@ -15,10 +15,10 @@ mod gc_pause;
 mod histogram;
 mod jsonl;
 mod lookup;
-mod ndarray;
 mod normalize;
 mod pipeline;
 mod records;
+mod records_to_array;
 mod serialize;
 mod validate;
 mod walk;
@@ -48,8 +48,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pipeline::monotonic_ns, m)?)?;
     m.add_function(wrap_pyfunction!(batch_cut::line_batch_end, m)?)?;
     m.add_function(wrap_pyfunction!(batch_cut::join_lines, m)?)?;
-    m.add_function(wrap_pyfunction!(ndarray::records_to_ndarray, m)?)?;
-    m.add_class::<ndarray::NumpyPlan>()?;
+    m.add_function(wrap_pyfunction!(records_to_array::records_to_ndarray, m)?)?;
+    m.add_class::<records_to_array::NumpyPlan>()?;
     m.add_function(wrap_pyfunction!(flatten::flatten_dict, m)?)?;
     m.add_function(wrap_pyfunction!(flatten::flatten_records, m)?)?;
     m.add_function(wrap_pyfunction!(records::check_delimiter_collisions, m)?)?;
@@ -70,6 +70,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(serialize::dumps_lines, m)?)?;
     m.add_function(wrap_pyfunction!(normalize::ensure_native_types, m)?)?;
     m.add_function(wrap_pyfunction!(normalize::ensure_valid_output, m)?)?;
-    m.add_function(wrap_pyfunction!(columns::columns_to_records, m)?)?;
+    m.add_function(wrap_pyfunction!(columns_to_records::columns_to_records, m)?)?;
     Ok(())
 }

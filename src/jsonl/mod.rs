@@ -11,7 +11,7 @@ mod document;
 mod lines;
 mod parser;
 mod scanner;
-mod to_ndarray;
+mod text_to_array;
 
 /// The word-at-a-time newline search, shared with the stream cutter.
 pub(crate) use scanner::find_newline;
@@ -26,7 +26,7 @@ use crate::errors::value_error;
 use document::document_lines;
 use lines::{LineCursor, NextLine};
 use parser::{with_key_cache, Builder};
-use to_ndarray::{Cell, Filler, LineFill, Plan};
+use text_to_array::{Cell, Filler, LineFill, Plan};
 
 /// Records parsed from a batch of JSON Lines.
 #[pyclass(module = "packflow._core", frozen, get_all)]

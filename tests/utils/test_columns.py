@@ -1,4 +1,4 @@
-"""``columns_to_records`` (src/columns.rs): columns of model outputs -> rows.
+"""``columns_to_records`` (src/columns_to_records.rs): columns of model outputs -> rows.
 Not in the reference (a packflow addition): checked against a plain-Python
 implementation of the same semantics."""
 
