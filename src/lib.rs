@@ -8,6 +8,7 @@ mod batch_cut;
 mod build_select;
 mod columns_to_records;
 mod dict_slot;
+mod engine;
 mod errors;
 mod ffi;
 mod flatten;
@@ -20,6 +21,7 @@ mod pipeline;
 mod records;
 mod records_to_array;
 mod serialize;
+mod step_stats;
 mod validate;
 mod walk;
 
@@ -45,6 +47,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(build_info, m)?)?;
     m.add("MAX_DEPTH", errors::MAX_DEPTH)?;
     m.add_class::<pipeline::Pipeline>()?;
+    m.add_class::<step_stats::StepStats>()?;
+    m.add_class::<engine::BatchOutcome>()?;
     m.add_function(wrap_pyfunction!(pipeline::monotonic_ns, m)?)?;
     m.add_function(wrap_pyfunction!(batch_cut::line_batch_end, m)?)?;
     m.add_function(wrap_pyfunction!(batch_cut::join_lines, m)?)?;

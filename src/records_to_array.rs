@@ -368,16 +368,17 @@ fn try_fast<'py>(
 fn gather_rows<'py>(
     records: &Bound<'py, PyList>,
     paths: &[FieldPath],
+    first_row: usize,
 ) -> PyResult<Bound<'py, PyList>> {
     let py = records.py();
     let rows = PyList::empty(py);
     let mut row: Vec<Bound<'py, PyAny>> = Vec::with_capacity(paths.len());
     let mut part_hints = PartHints::new(paths);
     for (index, rec) in records.iter().enumerate() {
-        let rec = as_record(&rec, index)?;
+        let rec = as_record(&rec, first_row + index)?;
         row.clear();
         for (path, hints) in paths.iter().zip(part_hints.iter_mut(paths)) {
-            let found = lookup(rec, path, index, hints)?;
+            let found = lookup(rec, path, first_row + index, hints)?;
             row.push(found.unwrap_or_else(|| py.None().into_bound(py)));
         }
         rows.append(PyList::new(py, &row)?)?;
@@ -413,7 +414,7 @@ fn to_ndarray<'py>(
     if let Some(array) = fast {
         return Ok(array);
     }
-    let rows = gather_rows(records, paths)?;
+    let rows = gather_rows(records, paths, 0)?;
     numpy_array(&rows, dtype)
 }
 
@@ -479,6 +480,43 @@ pub struct NumpyPlan {
     paths: Vec<FieldPath>,
 }
 
+impl NumpyPlan {
+    /// The batch as a 2-D array; any failure is a `PreprocessorRuntimeError`.
+    pub fn call<'py>(&self, records: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let py = records.py();
+        to_ndarray(records, &self.paths, None).map_err(|e| as_preprocess_error(py, e))
+    }
+
+    /// The same features compiled for reading them from JSON text, or None
+    /// when the text reader cannot take them exactly.
+    pub fn text_plan(&self) -> Option<crate::jsonl::TextPlan> {
+        let plan = crate::jsonl::TextPlan::new(&self.features, &self.delimiter);
+        (!plan.irregular).then_some(plan)
+    }
+
+    /// The rows the dict path would gather from `records`, the first being row
+    /// `first_row` of its batch (for the messages).
+    pub fn gather_rows<'py>(
+        &self,
+        records: &Bound<'py, PyList>,
+        first_row: usize,
+    ) -> PyResult<Bound<'py, PyList>> {
+        gather_rows(records, &self.paths, first_row)
+    }
+}
+
+/// A failure of the numpy preprocessor, as it reports it.
+pub fn as_preprocess_error(py: Python<'_>, e: PyErr) -> PyErr {
+    let err = preprocessor_runtime_error(py, format!("{RUNTIME_PREFIX}{}", e.value(py)));
+    err.set_cause(py, Some(e));
+    err
+}
+
+/// `numpy.array(rows)` (no dtype), as the dict path builds the array.
+pub fn rows_to_array<'py>(rows: &Bound<'py, PyList>) -> PyResult<Bound<'py, PyAny>> {
+    numpy_array(rows, None)
+}
+
 #[pymethods]
 impl NumpyPlan {
     #[new]
@@ -494,12 +532,7 @@ impl NumpyPlan {
 
     /// The batch as a 2-D array; any failure is a `PreprocessorRuntimeError`.
     fn __call__<'py>(&self, records: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        let py = records.py();
-        to_ndarray(records, &self.paths, None).map_err(|e| {
-            let err = preprocessor_runtime_error(py, format!("{RUNTIME_PREFIX}{}", e.value(py)));
-            err.set_cause(py, Some(e));
-            err
-        })
+        self.call(records)
     }
 
     #[getter]

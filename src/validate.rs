@@ -58,8 +58,33 @@ pub fn check_and_dump_lines<'py>(
     n_inputs: usize,
     allow_nan: bool,
 ) -> PyResult<Bound<'py, PyBytes>> {
+    check_and_dump(outputs, n_inputs, allow_nan).map_err(DumpError::into_err)
+}
+
+/// Why `check_and_dump` failed: the rows break packflow's output format
+/// (`InferenceBackendValidationError`), or they pass it but the writer
+/// refused a value (NaN without `allow_nan`, a lone surrogate).
+pub enum DumpError {
+    Invalid(PyErr),
+    Unwritable(PyErr),
+}
+
+impl DumpError {
+    pub fn into_err(self) -> PyErr {
+        match self {
+            DumpError::Invalid(e) | DumpError::Unwritable(e) => e,
+        }
+    }
+}
+
+/// `check_and_dump_lines` with its two kinds of failure told apart.
+pub fn check_and_dump<'py>(
+    outputs: &Bound<'py, PyAny>,
+    n_inputs: usize,
+    allow_nan: bool,
+) -> Result<Bound<'py, PyBytes>, DumpError> {
     let py = outputs.py();
-    let list = output_list(outputs, n_inputs)?;
+    let list = output_list(outputs, n_inputs).map_err(DumpError::Invalid)?;
     let n = list.len();
     let mut w = JsonWriter::for_bytes(py, allow_nan, 256);
     for (i, row) in list.iter().enumerate() {
@@ -76,17 +101,17 @@ pub fn check_and_dump_lines<'py>(
             w.size_for_rows(n);
         }
     }
-    w.into_bytes(py)
+    w.into_bytes(py).map_err(DumpError::Unwritable)
 }
 
-/// The error of a failed `check_and_dump_lines`: `check_outputs`' own if the
+/// The error of a failed `check_and_dump`: `check_outputs`' own if the
 /// rows fail it, else the writer's.
 #[cold]
 #[inline(never)]
-fn failed_write(list: &Bound<'_, PyList>, err: serialize::SerError, row: usize) -> PyErr {
+fn failed_write(list: &Bound<'_, PyList>, err: serialize::SerError, row: usize) -> DumpError {
     match check_rows(list) {
-        Err(checked) => checked,
-        Ok(()) => err.into_pyerr(list.py(), Some(row)),
+        Err(checked) => DumpError::Invalid(checked),
+        Ok(()) => DumpError::Unwritable(err.into_pyerr(list.py(), Some(row))),
     }
 }
 

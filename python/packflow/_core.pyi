@@ -22,20 +22,73 @@ def build_info() -> dict[str, str]:
 
 class Pipeline:
     """Runs a backend's steps (preprocess, transform_inputs, execute,
-    transform_outputs), timing each with a monotonic nanosecond clock and keeping
-    the last call's times plus a log-bucketed histogram per step."""
+    transform_outputs), timing each with a monotonic nanosecond clock into its
+    :class:`StepStats` (src/pipeline.rs; the batch entry in src/engine.rs)."""
 
-    def __init__(self, preprocess: Optional[Callable[[Any], Any]], verbose: bool = False) -> None:
-        """``preprocess`` is called with the batch; None means the identity."""
+    def __init__(
+        self,
+        preprocessor: Callable[[Any], Any],
+        compiled: Optional[RecordsPlan | NumpyPlan] = None,
+        on_call: Optional[Callable[[StepStats], Any]] = None,
+    ) -> None:
+        """``preprocessor`` is called for the preprocess step unless
+        ``compiled``, its compiled plan (one that does exactly what calling it
+        does), is given: then the plan runs in its place (a passthrough
+        ``RecordsPlan``: nothing runs), and a ``NumpyPlan`` also lets
+        :meth:`run_lines` read the feature array straight from the text.
+        ``on_call`` is called with :attr:`step_stats` after each call whose
+        steps all ran (the verbose mode's metrics log)."""
+    @property
+    def step_stats(self) -> StepStats:
+        """The timings of this pipeline's calls."""
+    @property
+    def reads_arrays(self) -> bool:
+        """Whether :meth:`run_lines` reads the feature array straight from the
+        text (the preprocessor's plan is a ``NumpyPlan`` whose delimiter does
+        not overlap itself)."""
     def run(self, backend: Any, inputs: Any) -> Any:
         """Run one call: a dict gives one output, a list of dicts a list. Step
-        failures raise ``InferenceBackendRuntimeError("<step>() failed ...")``."""
-    def run_prepared(self, backend: Any, data: Any, batch_size: int, preprocess_ns: int) -> Any:
-        """Run already-preprocessed ``data`` (for example an array filled straight
-        from JSON text) through the steps after preprocessing; ``preprocess_ns``
-        is recorded as the preprocess step's time and ``batch_size`` as the
-        call's batch size. Returns the output list; failures raise as in
-        :meth:`run`."""
+        failures raise ``InferenceBackendRuntimeError("<step>() failed ...")``
+        with ``step`` set; an output that is not a list raises it too."""
+    def run_lines(
+        self, backend: Any, data: bytes, first_line: int = 1, *, allow_nan: bool = False
+    ) -> BatchOutcome:
+        """One batch of JSON Lines (numbered from ``first_line``) through the
+        whole path in one call: read the lines (into dicts, or for a
+        ``NumpyPlan`` straight into the feature array, parsing into dicts only
+        from the first line whose cells are not all plain numbers, so no line
+        is read twice), run the steps, check the outputs and write them as
+        JSON Lines (``check_and_dump_lines``). A step, output check or write
+        that fails comes back in the outcome's ``failure``; only
+        ``BaseException``s that are not ``Exception``s (KeyboardInterrupt,
+        SystemExit) are raised."""
+
+class BatchOutcome:
+    """What :meth:`Pipeline.run_lines` gave for one batch."""
+
+    output: bytes
+    """One JSON line per good line, in order; empty when ``failure`` is set."""
+    line_numbers: list[int]
+    """The line number of each line that parsed."""
+    errors: list[tuple[int, bytes, str]]
+    """``(line number, raw line, message)`` for each line that did not parse."""
+    read: int
+    """Non-blank lines seen."""
+    written: int
+    """Output lines in ``output``: ``len(line_numbers)``, or 0 on a failure."""
+    failure: Optional[BaseException]
+    """Why the parsed lines gave no output, or None."""
+    failed_step: Optional[str]
+    """Where: a step's name, ``"run"`` (the output was not a list),
+    ``"validate"`` (the outputs break the output format) or ``"serialize"``
+    (a value JSON cannot hold)."""
+
+class StepStats:
+    """The timings of a pipeline's steps: the last call's, and a log-bucketed
+    histogram per step since construction (src/step_stats.rs). A worker pool
+    sums its workers' into one empty ``StepStats()``."""
+
+    def __init__(self) -> None: ...
     def last_times(self) -> dict[str, float]:
         """Milliseconds per step of the last call (5 decimals), steps that ran only."""
     @property

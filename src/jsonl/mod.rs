@@ -10,23 +10,25 @@
 mod document;
 mod lines;
 mod parser;
+mod read;
 mod scanner;
 mod text_to_array;
 
 /// The word-at-a-time newline search, shared with the stream cutter.
 pub(crate) use scanner::find_newline;
 
-use numpy::ndarray::Array2;
-use numpy::{IntoPyArray, PyArray1};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use crate::errors::value_error;
 use document::document_lines;
-use lines::{LineCursor, NextLine};
-use parser::{with_key_cache, Builder};
-use text_to_array::{Cell, Filler, LineFill, Plan};
+use lines::LineCursor;
+use text_to_array::{Filler, Plan};
+
+pub use read::{read_array, read_records};
+/// The feature paths compiled for reading them from JSON text.
+pub use text_to_array::Plan as TextPlan;
 
 /// Records parsed from a batch of JSON Lines.
 #[pyclass(module = "packflow._core", frozen, get_all)]
@@ -123,158 +125,12 @@ fn check_line_numbers(data: &[u8], first_line: u64) -> PyResult<()> {
 #[pyfunction]
 #[pyo3(signature = (data, first_line = 1))]
 pub fn parse_lines(py: Python<'_>, data: &[u8], first_line: u64) -> PyResult<ParsedLines> {
-    check_line_numbers(data, first_line)?;
-    let limit = int_limit(py)?;
-    let _gc = crate::gc_pause::GcPause::new(py);
-    let records = PyList::empty(py);
-    let line_numbers = PyList::empty(py);
-    let errors = PyList::empty(py);
-    let mut seen = 0usize;
-    with_key_cache(|keys| -> PyResult<()> {
-        let mut builder = Builder::new(py, keys, limit);
-        let mut cursor = LineCursor::new(data);
-        loop {
-            let line = match cursor.next_line() {
-                NextLine::Done => return Ok(()),
-                NextLine::NotUtf8(index, start, end, msg) => {
-                    seen += 1;
-                    let line_no = first_line.saturating_add(index as u64);
-                    errors.append(error_tuple(py, line_no, &data[start..end], &msg)?)?;
-                    continue;
-                }
-                NextLine::Line(line) => line,
-            };
-            seen += 1;
-            let line_no = first_line.saturating_add(line.index as u64);
-            let (outcome, stop) = builder.parse_line(line.text, line.start)?;
-            let (raw_start, raw_end) = cursor.end_line(stop);
-            match outcome {
-                Ok(record) => {
-                    records.append(record)?;
-                    line_numbers.append(line_no)?;
-                }
-                Err(err) => {
-                    let raw = &data[raw_start..raw_end];
-                    let msg = err.message(raw, line.line_start);
-                    errors.append(error_tuple(py, line_no, raw, &msg)?)?;
-                }
-            }
-        }
-    })?;
+    let batch = read_records(py, data, first_line)?;
     Ok(ParsedLines {
-        records: records.unbind(),
-        line_numbers: line_numbers.unbind(),
-        errors: errors.unbind(),
-        lines: seen,
-    })
-}
-
-/// The scan of a batch for the array, done without the GIL.
-struct ArrayScan {
-    cells: Vec<Cell>,
-    any_int: bool,
-    any_float: bool,
-    line_numbers: Vec<u64>,
-    /// Line number, raw line range in the batch, message.
-    errors: Vec<(u64, usize, usize, String)>,
-    lines: usize,
-}
-
-fn scan_array(data: &[u8], plan: &Plan, first_line: u64, limit: usize) -> Option<ArrayScan> {
-    let mut filler = Filler::new(plan, limit);
-    let mut cursor = LineCursor::new(data);
-    let mut line_numbers = Vec::new();
-    let mut errors = Vec::new();
-    let mut lines = 0;
-    loop {
-        let line = match cursor.next_line() {
-            NextLine::Done => break,
-            NextLine::NotUtf8(index, start, end, msg) => {
-                lines += 1;
-                errors.push((first_line.saturating_add(index as u64), start, end, msg));
-                continue;
-            }
-            NextLine::Line(line) => line,
-        };
-        lines += 1;
-        let line_no = first_line.saturating_add(line.index as u64);
-        let (fill, stop) = filler.line(line.text, line.start);
-        match fill {
-            LineFill::Row => {
-                cursor.end_line(stop);
-                line_numbers.push(line_no);
-            }
-            LineFill::Error(err) => {
-                let (raw_start, raw_end) = cursor.end_line(stop);
-                let msg = err.message(&data[raw_start..raw_end], line.line_start);
-                errors.push((line_no, raw_start, raw_end, msg));
-            }
-            LineFill::Bail => return None,
-        }
-    }
-    Some(ArrayScan {
-        any_int: filler.any_int,
-        any_float: filler.any_float,
-        cells: filler.cells,
-        line_numbers,
-        errors,
-        lines,
-    })
-}
-
-/// The array `numpy.array(rows)` would make of these cells: float64 if any
-/// float, else int64 if any int (bools count 0/1), else bool.
-fn cells_to_array<'py>(
-    py: Python<'py>,
-    scan: ArrayScan,
-    columns: usize,
-) -> PyResult<Bound<'py, PyAny>> {
-    let rows = scan.line_numbers.len();
-    if rows == 0 {
-        // numpy.array([]) is one-dimensional.
-        return Ok(PyArray1::<f64>::zeros(py, 0, false).into_any());
-    }
-    let shape = (rows, columns);
-    let shape_err = |e: numpy::ndarray::ShapeError| value_error(e.to_string());
-    Ok(if scan.any_float || columns == 0 {
-        let v: Vec<f64> = scan
-            .cells
-            .iter()
-            .map(|c| match *c {
-                Cell::Float(f) => f,
-                Cell::Int(i) => i as f64,
-                Cell::Bool(b) => f64::from(u8::from(b)),
-                Cell::Unset => f64::NAN,
-            })
-            .collect();
-        Array2::from_shape_vec(shape, v)
-            .map_err(shape_err)?
-            .into_pyarray(py)
-            .into_any()
-    } else if scan.any_int {
-        let v: Vec<i64> = scan
-            .cells
-            .iter()
-            .map(|c| match *c {
-                Cell::Int(i) => i,
-                Cell::Bool(b) => i64::from(b),
-                Cell::Float(_) | Cell::Unset => 0,
-            })
-            .collect();
-        Array2::from_shape_vec(shape, v)
-            .map_err(shape_err)?
-            .into_pyarray(py)
-            .into_any()
-    } else {
-        let v: Vec<bool> = scan
-            .cells
-            .iter()
-            .map(|c| matches!(c, Cell::Bool(true)))
-            .collect();
-        Array2::from_shape_vec(shape, v)
-            .map_err(shape_err)?
-            .into_pyarray(py)
-            .into_any()
+        records: batch.input?.cast_into::<PyList>()?.unbind(),
+        line_numbers: batch.line_numbers.unbind(),
+        errors: batch.errors.unbind(),
+        lines: batch.lines,
     })
 }
 
@@ -300,16 +156,27 @@ pub fn parse_lines_to_ndarray(
         return Ok(None);
     }
     let limit = int_limit(py)?;
-    let Some(scan) = py.detach(|| scan_array(data, &plan, first_line, limit)) else {
+    let mut filler = Filler::new(&plan, limit);
+    let mut cursor = LineCursor::new(data);
+    let scan = py.detach(|| read::scan(data, &mut cursor, &mut filler, first_line));
+    if scan.stopped_at.is_some() {
         return Ok(None);
-    };
+    }
     let errors = PyList::empty(py);
     for (line_no, start, end, msg) in &scan.errors {
         errors.append(error_tuple(py, *line_no, &data[*start..*end], msg)?)?;
     }
     let line_numbers = PyList::new(py, &scan.line_numbers)?;
     let lines = scan.lines;
-    let array = cells_to_array(py, scan, features.len())?;
+    let rows = scan.line_numbers.len();
+    let array = read::cells_to_array(
+        py,
+        &filler.cells,
+        rows,
+        features.len(),
+        filler.any_int,
+        filler.any_float,
+    )?;
     Ok(Some(ParsedArray {
         array: array.unbind(),
         line_numbers: line_numbers.unbind(),

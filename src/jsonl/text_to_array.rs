@@ -96,6 +96,11 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 impl Plan {
+    /// How many features (columns) the plan reads.
+    pub fn columns(&self) -> usize {
+        self.columns
+    }
+
     /// `delimiter` must not be empty (checked by the caller).
     pub fn new(features: &[String], delimiter: &str) -> Plan {
         let mut plan = Plan {

@@ -280,6 +280,11 @@ impl RecordsPlan {
 }
 
 impl RecordsPlan {
+    /// True when the plan hands records on unchanged.
+    pub fn is_passthrough(&self) -> bool {
+        self.passthrough
+    }
+
     fn raise(&self, py: Python<'_>, e: RowError) -> PyErr {
         let msg = format!("{RUNTIME_PREFIX}{}", e.err.message(py, e.row));
         let err = preprocessor_runtime_error(py, msg);

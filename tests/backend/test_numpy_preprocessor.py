@@ -187,7 +187,7 @@ def test_preprocessor_maps_renamed_features_back():
     events = sample_events(5)
     got = pre(events)
     assert same_array(got, records_to_ndarray(events, ["src.port", "src.geo.lat", "score"]))
-    assert pre._fast_call() is pre._plan
+    assert pre.compiled() is pre._plan
 
 
 def test_preprocessor_custom_delimiter():
@@ -223,7 +223,7 @@ def test_subclass_overriding_process_is_not_bypassed():
             return super().process(raw_inputs) * 2
 
     pre = Doubling(numpy_config(feature_names=["a"]))
-    assert pre._fast_call() is pre
+    assert pre.compiled() is None
     assert pre([{"a": 2}]).tolist() == [[4]]
 
 

@@ -69,13 +69,15 @@ class TestPassthrough:
         assert p.passthrough is True
         assert p(batch) is batch
         assert p((1, 2)) == (1, 2)  # not even looked at
-        assert p._fast_call() is None
+        compiled = p.compiled()  # a plan that hands the batch on: the pipeline calls nothing
+        assert isinstance(compiled, _core.RecordsPlan) and compiled.passthrough
 
     def test_any_setting_turns_it_off(self):
         assert pre(feature_names=["a"]).passthrough is False
         assert pre(rename_fields={"a": "b"}).passthrough is False
         assert pre(flatten_nested_inputs=True).passthrough is False
-        assert isinstance(pre(feature_names=["a"])._fast_call(), _core.RecordsPlan)
+        compiled = pre(feature_names=["a"]).compiled()
+        assert isinstance(compiled, _core.RecordsPlan) and not compiled.passthrough
 
 
 class TestFlattenMode:

@@ -26,8 +26,8 @@ def state_of(samples: list[int]) -> dict:
     }
 
 
-def fed(samples_by_step: dict[str, list[int]]) -> _core.Pipeline:
-    p = _core.Pipeline(None)
+def fed(samples_by_step: dict[str, list[int]]) -> _core.StepStats:
+    p = _core.StepStats()
     p.merge_stats({step: state_of(s) for step, s in samples_by_step.items() if s})
     return p
 
@@ -47,7 +47,7 @@ latency = st.one_of(
 )
 def test_merged_quantiles_equal_one_histogram_fed_every_sample(samples, cuts):
     whole = fed(samples)
-    merged = _core.Pipeline(None)
+    merged = _core.StepStats()
     for lo, hi in zip([0, *sorted(cuts)], [*sorted(cuts), None]):
         part = fed({step: s[lo:hi] for step, s in samples.items()})
         # through pickle, as from a worker process

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from packflow import InferenceBackend
+from packflow import InferenceBackend, _core
 from packflow.engine import BatchEngine, BatchResult, ErrorRow
 from packflow.exceptions import InferenceBackendRuntimeError
 
@@ -129,8 +129,10 @@ def test_numpy_fast_path_equals_records_path():
             return super().process(raw_inputs)
 
     slow_backend = Slow(input_format="numpy", feature_names=features)
-    slow_backend._preprocessor = Pre(slow_backend.config)
-    assert slow_backend.parse_json_lines(data).__class__.__name__ == "ParsedLines"
+    pre = Pre(slow_backend.config)
+    assert pre.compiled() is None
+    slow_backend._pipeline = _core.Pipeline(pre, pre.compiled())
+    assert not slow_backend._pipeline.reads_arrays
     slow = BatchEngine(slow_backend).process(data, 7)
     assert fast.output == slow.output
     assert fast.errors == slow.errors
@@ -139,7 +141,7 @@ def test_numpy_fast_path_equals_records_path():
 
 def test_numpy_fast_path_records_parse_time_as_preprocess():
     backend = RowSum(input_format="numpy", feature_names=["a"])
-    assert type(backend.parse_json_lines(b'{"a": 1}\n')).__name__ == "ParsedArray"
+    assert backend._pipeline.reads_arrays
     BatchEngine(backend).process(b'{"a": 1}\n{"a": 2}\n')
     times = backend.get_metrics().execution_times
     assert {"preprocess", "execute", "transform_outputs"} <= {step for step, _ in times}

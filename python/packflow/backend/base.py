@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -19,6 +20,20 @@ from packflow.logger import get_logger
 Records = list[dict]
 
 
+def _metrics_of(stats: _core.StepStats) -> ExecutionMetrics:
+    return ExecutionMetrics(batch_size=stats.batch_size or 0, execution_times=stats.last_times())
+
+
+def _metrics_logger(logger: logging.Logger) -> Callable[[_core.StepStats], None]:
+    """The verbose mode's log of each call's metrics (a function of the logger
+    only, so the pipeline that calls it holds no reference to the backend)."""
+
+    def log(stats: _core.StepStats) -> None:
+        logger.debug("%r", _metrics_of(stats))
+
+    return log
+
+
 class InferenceBackend(ABC):
     """Base class of an inference backend.
 
@@ -34,7 +49,11 @@ class InferenceBackend(ABC):
         self.logger = get_logger()
         self.config = load_backend_configuration(self.backend_config_model, **kwargs)
         self._preprocessor = get_preprocessor(self.config)
-        self._pipeline = _core.Pipeline(self._preprocessor._fast_call(), bool(self.config.verbose))
+        self._pipeline = _core.Pipeline(
+            self._preprocessor,
+            self._preprocessor.compiled(),
+            on_call=_metrics_logger(self.logger) if self.config.verbose else None,
+        )
         self._initialize()
 
     def __repr__(self) -> str:
@@ -43,27 +62,6 @@ class InferenceBackend(ABC):
     def __call__(self, inputs: Union[dict, Records]) -> Union[dict, Records]:
         """Run the pipeline on one record (returns one output) or a list of records."""
         return self._pipeline.run(self, inputs)
-
-    def parse_json_lines(self, data: bytes, first_line: int = 1) -> Any:
-        """Parse a buffer of JSON Lines for this backend (lines numbered from
-        ``first_line``): a :class:`packflow.jsonl.ParsedArray` when the
-        preprocessor builds its output straight from the text (the numpy
-        preprocessor, one feature array with no dict per line), else a
-        :class:`packflow.jsonl.ParsedLines` of records. Either way ``errors``
-        holds the lines that are not JSON objects. Used by
-        :class:`packflow.engine.BatchEngine`; pass the result to :meth:`run_parsed`.
-        """
-        parsed = self._preprocessor.from_json_lines(data, first_line)
-        return parsed if parsed is not None else _core.parse_lines(data, first_line)
-
-    def run_parsed(self, parsed: Any, parse_ns: int = 0) -> Any:
-        """Run the good lines of :meth:`parse_json_lines`'s result through the
-        steps and return the outputs (a list). For a ``ParsedArray`` parsing was
-        the preprocessing, so ``parse_ns`` is recorded as the preprocess time."""
-        if isinstance(parsed, _core.ParsedArray):
-            rows = len(parsed.line_numbers)
-            return self._pipeline.run_prepared(self, parsed.array, rows, parse_ns)
-        return self._pipeline.run(self, parsed.records)
 
     def _initialize(self) -> None:
         start = time.perf_counter()
@@ -95,9 +93,6 @@ class InferenceBackend(ABC):
             error.step = step
             raise error from exc
 
-    def _log_metrics(self) -> None:
-        self.logger.debug("%r", self.get_metrics())
-
     def initialize(self) -> None:
         """One-time setup (load weights, warm caches); runs at construction."""
         return None
@@ -118,38 +113,35 @@ class InferenceBackend(ABC):
     def get_metrics(self) -> ExecutionMetrics:
         """Step timings (ms) and batch size of the last call: only the steps that call
         completed (None for the others); before any call, batch size 0 and no steps."""
-        return ExecutionMetrics(
-            batch_size=self._pipeline.batch_size or 0,
-            execution_times=self._pipeline.last_times(),
-        )
+        return _metrics_of(self._pipeline.step_stats)
 
     def get_stats(self) -> dict[str, dict[str, float]]:
         """Per step since construction (or ``reset_stats``): count, total_ms, mean_ms,
         min_ms, max_ms, p50_ms, p90_ms, p99_ms (quantiles within about 3%)."""
-        return self._pipeline.stats()
+        return self._pipeline.step_stats.stats()
 
     def get_step_histograms(self, bounds_ns: list[int]) -> dict[str, tuple[list[int], int, int]]:
         """Per step since construction (or ``reset_stats``): ``(counts, total_ns,
         count)``, where ``counts[i]`` is how many calls took at most
         ``bounds_ns[i]`` nanoseconds: the cumulative buckets of a Prometheus
         histogram, exact to within one histogram bucket (about 6%)."""
-        return self._pipeline.histograms(list(bounds_ns))
+        return self._pipeline.step_stats.histograms(list(bounds_ns))
 
     def reset_stats(self) -> None:
         """Start the per-step statistics afresh."""
-        self._pipeline.reset_stats()
+        self._pipeline.step_stats.reset_stats()
 
     def stats_state(self) -> dict[str, dict[str, Any]]:
         """The per-step histograms as plain data (picklable, JSON-able), for
         :meth:`merge_stats` of a backend in another process; a worker pool sums
         its workers' statistics this way."""
-        return self._pipeline.stats_state()
+        return self._pipeline.step_stats.stats_state()
 
     def merge_stats(self, state: dict[str, dict[str, Any]]) -> None:
         """Add the statistics of another backend's :meth:`stats_state` to this
         one's: :meth:`get_stats` then covers the calls of both, quantiles
         included (merging loses nothing)."""
-        self._pipeline.merge_stats(state)
+        self._pipeline.step_stats.merge_stats(state)
 
     def ready(self) -> bool:
         """Whether the backend can take calls; it can once constructed."""

@@ -6,7 +6,7 @@ into a plan in Rust once, at construction, and run it once per batch.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, Optional, Union
 
 from packflow import _core
 from packflow import exceptions as exceptions
@@ -47,18 +47,13 @@ class Preprocessor(ABC):
         except Exception as exc:
             raise PreprocessorRuntimeError(f"{_RUNTIME_PREFIX}{exc}") from exc
 
-    def _fast_call(self) -> Any:
-        """What the backend may call instead of ``self``: a Rust plan whose errors
-        are already ``PreprocessorRuntimeError``, ``None`` for the identity, or
-        ``self`` when a subclass changed ``process`` or ``__call__``."""
-        return self
-
-    def from_json_lines(self, data: bytes, first_line: int = 1) -> Any:
-        """This preprocessor's output for a buffer of JSON Lines built straight
-        from the text, as a :class:`packflow.jsonl.ParsedArray` (with its bad
-        lines), or ``None`` when it cannot (then the lines are parsed into dicts
-        and the preprocessor is called on them). Only the stock numpy
-        preprocessor can."""
+    def compiled(self) -> Optional[Union[_core.RecordsPlan, _core.NumpyPlan]]:
+        """The Rust plan that does exactly what calling this preprocessor does,
+        which the backend's pipeline runs in its place (and, for a
+        :class:`~packflow._core.NumpyPlan`, reads JSON Lines with straight into
+        the feature array); ``None`` when there is none, such as for a
+        subclass that changed ``process`` or ``__call__``: then the pipeline
+        calls the preprocessor itself."""
         return None
 
     @abstractmethod
@@ -83,10 +78,11 @@ class PassthroughPreprocessor(Preprocessor):
     def process(self, raw_inputs: list[dict]) -> list[dict]:
         return raw_inputs
 
-    def _fast_call(self) -> Any:
-        if _unchanged(self, PassthroughPreprocessor, "process", "__call__"):
+    def compiled(self) -> Optional[_core.RecordsPlan]:
+        if not _unchanged(self, PassthroughPreprocessor, "process", "__call__"):
             return None
-        return self
+        # A records plan with nothing configured hands the batch on unchanged.
+        return _core.RecordsPlan({}, [], False, False, ".", True)
 
 
 class RecordsPreprocessor(Preprocessor):
@@ -134,10 +130,10 @@ class RecordsPreprocessor(Preprocessor):
         names = [*self.config.rename_fields, *self.config.feature_names]
         return any(self.config.nested_field_delimiter in name for name in names)
 
-    def _fast_call(self) -> Any:
+    def compiled(self) -> Optional[_core.RecordsPlan]:
         if not _unchanged(self, RecordsPreprocessor, "process", "__call__"):
-            return self
-        return None if self.passthrough else self._plan
+            return None
+        return self._plan
 
 
 class NumpyPreprocessor(Preprocessor):
@@ -157,16 +153,7 @@ class NumpyPreprocessor(Preprocessor):
     def process(self, raw_inputs: list[dict]) -> Any:
         return self._plan(raw_inputs)
 
-    def from_json_lines(self, data: bytes, first_line: int = 1) -> Any:
-        # Only when nothing in a subclass changed how records become the array;
-        # None also when a batch's feature cells are not all numbers or bools.
-        if not _unchanged(self, NumpyPreprocessor, "process", "__call__", "from_json_lines"):
+    def compiled(self) -> Optional[_core.NumpyPlan]:
+        if not _unchanged(self, NumpyPreprocessor, "process", "__call__"):
             return None
-        return _core.parse_lines_to_ndarray(
-            data, self.features, self.config.nested_field_delimiter, first_line
-        )
-
-    def _fast_call(self) -> Any:
-        if _unchanged(self, NumpyPreprocessor, "process", "__call__"):
-            return self._plan
-        return self
+        return self._plan

@@ -1,13 +1,15 @@
 """``BatchEngine``: raw JSON Lines bytes in, output JSON Lines bytes and error
 rows out, through one backend on its fastest path.
 
-Per batch: one Rust parse (straight into the feature array when the backend's
-preprocessor can build it from the text, else into dicts), one backend call
-(preprocess -> transform_inputs -> execute -> transform_outputs), and one Rust
-pass that checks the outputs and writes them as JSON Lines. When the backend
-call or the output check fails, the batch is halved and each half run again,
-down to single rows, so that only the rows that fail become error rows and the
-rest are written: one bad row in 1,000 costs about 20 backend calls, not 1,000.
+Per batch, one Rust call (``Pipeline.run_lines``, src/engine.rs): read the
+lines (straight into the feature array when the backend's preprocessor is the
+stock numpy one, else into dicts), run the backend's steps (preprocess ->
+transform_inputs -> execute -> transform_outputs; the hooks are the only
+Python), check the outputs and write them as JSON Lines. When the steps or the
+check fail, the batch is halved and each half run again, down to single rows,
+so that only the rows that fail become error rows and the rest are written: one
+bad row in 1,000 costs about 20 backend calls, not 1,000. That retry is the
+only loop here.
 """
 
 from __future__ import annotations
@@ -15,14 +17,46 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional, Protocol
 
 import numpy as np
 
 from packflow import _core
 from packflow.exceptions import InferenceBackendRuntimeError, InferenceBackendValidationError
 
-__all__ = ["BatchEngine", "BatchResult", "ErrorRow"]
+__all__ = ["BatchEngine", "BatchResult", "EngineBackend", "ErrorRow"]
+
+
+class EngineBackend(Protocol):
+    """What the engine needs of a backend; every constructed
+    :class:`~packflow.InferenceBackend` has it. ``_pipeline`` runs its steps
+    (and holds their statistics); calling the backend runs them on records."""
+
+    _pipeline: _core.Pipeline
+
+    def __call__(self, inputs: list[dict]) -> Any: ...
+
+    def get_stats(self) -> dict[str, dict[str, float]]: ...
+
+
+class Attempt(Protocol):
+    """One run of some rows: their output lines, or why there are none (a
+    :class:`packflow._core.BatchOutcome`, or :class:`_RecordsAttempt`)."""
+
+    @property
+    def output(self) -> bytes: ...
+
+    @property
+    def failure(self) -> Optional[BaseException]: ...
+
+    @property
+    def failed_step(self) -> Optional[str]: ...
+
+
+class _RecordsAttempt(NamedTuple):
+    output: bytes
+    failure: Optional[BaseException] = None
+    failed_step: Optional[str] = None
 
 
 class ErrorRow(NamedTuple):
@@ -106,8 +140,10 @@ def _error_type(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def _failed_row(line: int, raw: bytes, step: str, exc: BaseException) -> ErrorRow:
-    return ErrorRow(line, raw, step, _message(exc), _error_type(exc))
+def _failed_row(line: int, raw: bytes, attempt: Attempt) -> ErrorRow:
+    exc = attempt.failure
+    assert exc is not None
+    return ErrorRow(line, raw, attempt.failed_step or "run", _message(exc), _error_type(exc))
 
 
 def _message(exc: BaseException) -> str:
@@ -130,7 +166,7 @@ class BatchEngine:
     instead of rejecting the row.
     """
 
-    def __init__(self, backend: Any, *, allow_nan: bool = False):
+    def __init__(self, backend: EngineBackend, *, allow_nan: bool = False):
         self.backend = backend
         self.allow_nan = allow_nan
 
@@ -146,40 +182,34 @@ class BatchEngine:
         ``SystemExit``) from the backend's hooks, which are never caught.
         """
         backend = self.backend
-        start = _core.monotonic_ns()
-        parsed = backend.parse_json_lines(data, first_line)
-        parse_ns = _core.monotonic_ns() - start
-        errors = [ErrorRow(line, raw, "parse", msg) for line, raw, msg in parsed.errors]
-        line_numbers = parsed.line_numbers
-        n = len(line_numbers)
-        if not n:
-            return BatchResult(b"", errors, parsed.lines, 0, [])
-        try:
-            outputs = backend.run_parsed(parsed, parse_ns)
-            payload = _core.check_and_dump_lines(outputs, n, allow_nan=self.allow_nan)
-        except Exception:
-            raw_lines = data.split(b"\n")
+        run_lines = backend._pipeline.run_lines
+        allow_nan = self.allow_nan
+        out = run_lines(backend, data, first_line, allow_nan=allow_nan)
+        errors = [ErrorRow(line, raw, "parse", msg) for line, raw, msg in out.errors]
+        if out.failure is None:
+            return BatchResult(out.output, errors, out.read, out.written, out.line_numbers)
+        line_numbers = out.line_numbers
+        raw_lines = data.split(b"\n")
 
-            def raw_of(line: int) -> bytes:
-                return raw_lines[line - first_line].rstrip(b"\r")
+        def raw_of(line: int) -> bytes:
+            return raw_lines[line - first_line].rstrip(b"\r")
 
-            # Where each line ends in ``data`` (past its newline; found by numpy,
-            # not a Python loop over the lines): the rows of a segment are one
-            # slice of it, whatever bad or blank lines lie between them (the
-            # parse leaves those out again).
-            ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 0x0A) + 1
+        # Where each line ends in ``data`` (past its newline; found by numpy,
+        # not a Python loop over the lines): the rows of a segment are one
+        # slice of it, whatever bad or blank lines lie between them (reading
+        # the slice leaves those out again).
+        ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 0x0A) + 1
 
-            def run_rows(start: int, stop: int) -> Any:
-                # The rows' text parsed afresh for every attempt, on the backend's
-                # fastest path (a hook may have changed the records it got before).
-                first = line_numbers[start] - first_line
-                last = line_numbers[stop - 1] - first_line
-                begin = int(ends[first - 1]) if first else 0
-                chunk = data[begin : int(ends[last]) if last < len(ends) else len(data)]
-                return backend.run_parsed(backend.parse_json_lines(chunk))
+        def run_rows(start: int, stop: int) -> Attempt:
+            # The rows' text read afresh for every attempt, on the backend's
+            # fastest path (a hook may have changed the records it got before).
+            first = line_numbers[start] - first_line
+            last = line_numbers[stop - 1] - first_line
+            begin = int(ends[first - 1]) if first else 0
+            chunk = data[begin : int(ends[last]) if last < len(ends) else len(data)]
+            return run_lines(backend, chunk, line_numbers[start], allow_nan=allow_nan)
 
-            return self._retry(run_rows, line_numbers, raw_of, errors, parsed.lines)
-        return BatchResult(payload, errors, parsed.lines, n, line_numbers)
+        return self._retry(run_rows, line_numbers, raw_of, errors, out.read, out)
 
     def process_records(self, records: list[dict], first_line: int = 1) -> BatchResult:
         """Run records that are already dicts (a JSON array body, a dataset of
@@ -191,23 +221,34 @@ class BatchEngine:
         line_numbers = list(range(first_line, first_line + n))
         if not n:
             return BatchResult(b"", [], 0, 0, [])
-        try:
-            outputs = self.backend(records)
-            payload = _core.check_and_dump_lines(outputs, n, allow_nan=self.allow_nan)
-        except Exception:
+        backend = self.backend
+        allow_nan = self.allow_nan
 
-            def raw_of(line: int) -> bytes:
-                record = records[line - first_line]
-                try:
-                    return _core.dumps(record, allow_nan=True)
-                except Exception:  # noqa: BLE001 - only for the error row's text
-                    return repr(record).encode("utf-8", errors="backslashreplace")
+        def run_rows(start: int, stop: int) -> Attempt:
+            try:
+                outputs = backend(records[start:stop])
+            except Exception as exc:  # noqa: BLE001 - the attempt's failure
+                return _RecordsAttempt(b"", exc, _step_of(exc, "run"))
+            try:
+                payload = _core.check_and_dump_lines(outputs, stop - start, allow_nan=allow_nan)
+            except InferenceBackendValidationError as exc:
+                return _RecordsAttempt(b"", exc, "validate")
+            except Exception as exc:  # noqa: BLE001 - the attempt's failure
+                return _RecordsAttempt(b"", exc, "serialize")
+            return _RecordsAttempt(payload)
 
-            backend = self.backend
-            return self._retry(
-                lambda start, stop: backend(records[start:stop]), line_numbers, raw_of, [], n
-            )
-        return BatchResult(payload, [], n, n, line_numbers)
+        first = run_rows(0, n)
+        if first.failure is None:
+            return BatchResult(first.output, [], n, n, line_numbers)
+
+        def raw_of(line: int) -> bytes:
+            record = records[line - first_line]
+            try:
+                return _core.dumps(record, allow_nan=True)
+            except Exception:  # noqa: BLE001 - only for the error row's text
+                return repr(record).encode("utf-8", errors="backslashreplace")
+
+        return self._retry(run_rows, line_numbers, raw_of, [], n, first)
 
     @staticmethod
     def fail_batch(data: bytes, first_line: int, step: str, error: str) -> BatchResult:
@@ -223,74 +264,42 @@ class BatchEngine:
 
     def _retry(
         self,
-        run_rows: Callable[[int, int], Any],
+        run_rows: Callable[[int, int], Attempt],
         line_numbers: list[int],
         raw_of: Callable[[int], bytes],
         errors: list[ErrorRow],
         read: int,
+        whole: Attempt,
     ) -> BatchResult:
-        """A batch failed: halve it and run each half, halving again what fails,
-        so only the failing rows become error rows. ``run_rows(start, stop)``
-        runs rows ``start:stop`` through the backend and returns its outputs.
+        """The whole batch failed (``whole``): halve it and run each half,
+        halving again what fails, so only the failing rows become error rows.
+        ``run_rows(start, stop)`` runs rows ``start:stop`` (output, checked and
+        written, or the failure and its step).
 
         A half that succeeds is written as it is; a single row that fails gets
-        its error row as a batch of one would (the step, the exception). With
+        the error row a batch of one gives (the step, the exception). With
         ``k`` bad rows in ``n`` this takes about ``2 k log2(n / k)`` backend
         calls, where running every row alone took ``n``. Only this rare path
         loops in Python, over segments rather than rows."""
         good: list[bytes] = []
         good_lines: list[int] = []
         # Segments to run, the leftmost on top so outputs stay in input order;
-        # the whole batch is known to fail, so it is split before it runs again.
-        pending: list[tuple[int, int, bool]] = [(0, len(line_numbers), True)]
+        # each with its attempt when it has run already (the whole batch has).
+        pending: list[tuple[int, int, Optional[Attempt]]] = [(0, len(line_numbers), whole)]
         while pending:
-            start, stop, failed = pending.pop()
-            if stop - start == 1:
+            start, stop, attempt = pending.pop()
+            if attempt is None:
+                attempt = run_rows(start, stop)
+            if attempt.failure is None:
+                good.append(attempt.output)
+                good_lines.extend(line_numbers[start:stop])
+            elif stop - start == 1:
                 line = line_numbers[start]
-                output = self._run_one(run_rows, start, line, raw_of, errors)
-                if output is not None:
-                    good.append(output)
-                    good_lines.append(line)
-                continue
-            if not failed:
-                try:
-                    outputs = run_rows(start, stop)
-                    payload = _core.check_and_dump_lines(
-                        outputs, stop - start, allow_nan=self.allow_nan
-                    )
-                except Exception:  # noqa: BLE001 - some row of it fails: halve it
-                    pass
-                else:
-                    good.append(payload)
-                    good_lines.extend(line_numbers[start:stop])
-                    continue
-            middle = (start + stop) // 2
-            pending.append((middle, stop, False))
-            pending.append((start, middle, False))
+                errors.append(_failed_row(line, raw_of(line), attempt))
+            else:
+                middle = (start + stop) // 2
+                pending.append((middle, stop, None))
+                pending.append((start, middle, None))
         # The parse errors came first; the errors file is in input-line order.
         errors.sort(key=attrgetter("line"))
         return BatchResult(b"".join(good), errors, read, len(good_lines), good_lines)
-
-    def _run_one(
-        self,
-        run_rows: Callable[[int, int], Any],
-        index: int,
-        line: int,
-        raw_of: Callable[[int], bytes],
-        errors: list[ErrorRow],
-    ) -> Optional[bytes]:
-        """Row ``index`` (input line ``line``) as a batch of one: its output line,
-        or ``None`` with its error row (the step that failed, the exception)
-        added to ``errors``."""
-        try:
-            outputs = run_rows(index, index + 1)
-        except Exception as exc:  # noqa: BLE001 - becomes the row's error
-            errors.append(_failed_row(line, raw_of(line), _step_of(exc, "run"), exc))
-            return None
-        try:
-            return _core.check_and_dump_lines(outputs, 1, allow_nan=self.allow_nan)
-        except InferenceBackendValidationError as exc:
-            errors.append(_failed_row(line, raw_of(line), "validate", exc))
-        except Exception as exc:  # noqa: BLE001 - becomes the row's error
-            errors.append(_failed_row(line, raw_of(line), "serialize", exc))
-        return None

@@ -290,7 +290,7 @@ class WorkerPool:
         self._pending: collections.deque[int] = collections.deque()
         self._selector: Optional[selectors.BaseSelector] = None
         self._wake_r = self._wake_w = -1
-        self._stats = _core.Pipeline(None)
+        self._stats = _core.StepStats()
         self._started = False
         self._closed = False
         self._stop_now = False

@@ -97,7 +97,7 @@ class JobCounts:
     def steps(self) -> dict[str, dict[str, float]]:
         """Per step, the statistics of every actor's calls, merged from their
         histograms (as those of one backend that made all the calls)."""
-        merged = _core.Pipeline(None)
+        merged = _core.StepStats()
         for state in self.actor_stats.values():
             merged.merge_stats(state)
         return merged.stats()

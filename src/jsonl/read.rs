@@ -1,0 +1,313 @@
+//! A batch of JSON Lines read for the batch engine, in one pass: the records
+//! (dicts), or, for the numpy preprocessor, the feature array straight from the
+//! text. When some cell of the batch is not a plain number (a string, a
+//! missing feature), the lines read so far keep their cells and the rest are
+//! parsed into dicts from where the text reader stopped: no line is read
+//! twice, and the array is the one the preprocessor builds from the dicts.
+
+use numpy::ndarray::Array2;
+use numpy::{IntoPyArray, PyArray1};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyFloat, PyInt, PyList};
+
+use super::lines::{LineCursor, LineStart, NextLine};
+use super::parser::{with_key_cache, Builder};
+use super::text_to_array::{Cell, Filler, LineFill, Plan};
+use super::{check_line_numbers, error_tuple, int_limit};
+use crate::errors::value_error;
+use crate::records_to_array::{as_preprocess_error, rows_to_array, NumpyPlan};
+
+/// What reading a batch gave.
+pub struct ReadBatch<'py> {
+    /// The good lines as the first step's input: a list of records, or (when
+    /// `preprocessed`) the feature array, or the preprocessor's error when the
+    /// array could not be built (a lookup that fails on a dict).
+    pub input: PyResult<Bound<'py, PyAny>>,
+    /// `input` is the preprocess step's output (the array), not records.
+    pub preprocessed: bool,
+    /// The line number of each good line.
+    pub line_numbers: Bound<'py, PyList>,
+    /// `(line number, raw line, message)` for each bad line.
+    pub errors: Bound<'py, PyList>,
+    /// Non-blank lines seen.
+    pub lines: usize,
+}
+
+/// Records, with the bad lines, appended to the lists given; from the cursor's
+/// current position, starting with `pending` (a line another reader stopped on).
+#[allow(clippy::too_many_arguments)]
+fn parse_rest<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    cursor: &mut LineCursor<'_>,
+    mut pending: Option<LineStart<'_>>,
+    first_line: u64,
+    records: &Bound<'py, PyList>,
+    line_numbers: &Bound<'py, PyList>,
+    errors: &Bound<'py, PyList>,
+) -> PyResult<usize> {
+    let limit = int_limit(py)?;
+    let _gc = crate::gc_pause::GcPause::new(py);
+    let mut seen = 0usize;
+    with_key_cache(|keys| -> PyResult<()> {
+        let mut builder = Builder::new(py, keys, limit);
+        loop {
+            let line = match pending.take() {
+                Some(line) => line,
+                None => match cursor.next_line() {
+                    NextLine::Done => return Ok(()),
+                    NextLine::NotUtf8(index, start, end, msg) => {
+                        seen += 1;
+                        let line_no = first_line.saturating_add(index as u64);
+                        errors.append(error_tuple(py, line_no, &data[start..end], &msg)?)?;
+                        continue;
+                    }
+                    NextLine::Line(line) => line,
+                },
+            };
+            seen += 1;
+            let line_no = first_line.saturating_add(line.index as u64);
+            let (outcome, stop) = builder.parse_line(line.text, line.start)?;
+            let (raw_start, raw_end) = cursor.end_line(stop);
+            match outcome {
+                Ok(record) => {
+                    records.append(record)?;
+                    line_numbers.append(line_no)?;
+                }
+                Err(err) => {
+                    let raw = &data[raw_start..raw_end];
+                    let msg = err.message(raw, line.line_start);
+                    errors.append(error_tuple(py, line_no, raw, &msg)?)?;
+                }
+            }
+        }
+    })?;
+    Ok(seen)
+}
+
+/// The lines of `data` as records.
+pub fn read_records<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    first_line: u64,
+) -> PyResult<ReadBatch<'py>> {
+    check_line_numbers(data, first_line)?;
+    let records = PyList::empty(py);
+    let line_numbers = PyList::empty(py);
+    let errors = PyList::empty(py);
+    let mut cursor = LineCursor::new(data);
+    let lines = parse_rest(
+        py,
+        data,
+        &mut cursor,
+        None,
+        first_line,
+        &records,
+        &line_numbers,
+        &errors,
+    )?;
+    Ok(ReadBatch {
+        input: Ok(records.into_any()),
+        preprocessed: false,
+        line_numbers,
+        errors,
+        lines,
+    })
+}
+
+/// The text reader's pass over a batch, run without the GIL.
+pub(super) struct Scan<'a> {
+    pub line_numbers: Vec<u64>,
+    /// Line number, raw line range in the batch, message.
+    pub errors: Vec<(u64, usize, usize, String)>,
+    pub lines: usize,
+    /// The line the reader could not take, when it stopped early.
+    pub stopped_at: Option<LineStart<'a>>,
+}
+
+pub(super) fn scan<'a>(
+    data: &'a [u8],
+    cursor: &mut LineCursor<'a>,
+    filler: &mut Filler<'_>,
+    first_line: u64,
+) -> Scan<'a> {
+    let mut out = Scan {
+        line_numbers: Vec::new(),
+        errors: Vec::new(),
+        lines: 0,
+        stopped_at: None,
+    };
+    loop {
+        let line = match cursor.next_line() {
+            NextLine::Done => break,
+            NextLine::NotUtf8(index, start, end, msg) => {
+                out.lines += 1;
+                out.errors
+                    .push((first_line.saturating_add(index as u64), start, end, msg));
+                continue;
+            }
+            NextLine::Line(line) => line,
+        };
+        let line_no = first_line.saturating_add(line.index as u64);
+        let (fill, stop) = filler.line(line.text, line.start);
+        match fill {
+            LineFill::Row => {
+                out.lines += 1;
+                cursor.end_line(stop);
+                out.line_numbers.push(line_no);
+            }
+            LineFill::Error(err) => {
+                out.lines += 1;
+                let (raw_start, raw_end) = cursor.end_line(stop);
+                let msg = err.message(&data[raw_start..raw_end], line.line_start);
+                out.errors.push((line_no, raw_start, raw_end, msg));
+            }
+            LineFill::Bail => {
+                out.stopped_at = Some(line);
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// The array `numpy.array(rows)` makes of plain cells: float64 if any float,
+/// else int64 if any int (bools count 0/1), else bool.
+pub fn cells_to_array<'py>(
+    py: Python<'py>,
+    cells: &[Cell],
+    rows: usize,
+    columns: usize,
+    any_int: bool,
+    any_float: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    if rows == 0 {
+        // numpy.array([]) is one-dimensional.
+        return Ok(PyArray1::<f64>::zeros(py, 0, false).into_any());
+    }
+    let shape = (rows, columns);
+    let shape_err = |e: numpy::ndarray::ShapeError| value_error(e.to_string());
+    Ok(if any_float || columns == 0 {
+        let v: Vec<f64> = cells
+            .iter()
+            .map(|c| match *c {
+                Cell::Float(f) => f,
+                Cell::Int(i) => i as f64,
+                Cell::Bool(b) => f64::from(u8::from(b)),
+                Cell::Unset => f64::NAN,
+            })
+            .collect();
+        Array2::from_shape_vec(shape, v)
+            .map_err(shape_err)?
+            .into_pyarray(py)
+            .into_any()
+    } else if any_int {
+        let v: Vec<i64> = cells
+            .iter()
+            .map(|c| match *c {
+                Cell::Int(i) => i,
+                Cell::Bool(b) => i64::from(b),
+                Cell::Float(_) | Cell::Unset => 0,
+            })
+            .collect();
+        Array2::from_shape_vec(shape, v)
+            .map_err(shape_err)?
+            .into_pyarray(py)
+            .into_any()
+    } else {
+        let v: Vec<bool> = cells
+            .iter()
+            .map(|c| matches!(c, Cell::Bool(true)))
+            .collect();
+        Array2::from_shape_vec(shape, v)
+            .map_err(shape_err)?
+            .into_pyarray(py)
+            .into_any()
+    })
+}
+
+/// A plain cell as the Python value `json.loads` gives for it.
+fn cell_value<'py>(py: Python<'py>, cell: Cell) -> Bound<'py, PyAny> {
+    match cell {
+        Cell::Int(i) => PyInt::new(py, i).into_any(),
+        Cell::Float(f) => PyFloat::new(py, f).into_any(),
+        Cell::Bool(b) => PyBool::new(py, b).to_owned().into_any(),
+        Cell::Unset => py.None().into_bound(py),
+    }
+}
+
+/// The lines of `data` as the numpy preprocessor's feature array (`text` and
+/// `numpy` compiled from the same features).
+pub fn read_array<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    first_line: u64,
+    text: &Plan,
+    numpy: &NumpyPlan,
+) -> PyResult<ReadBatch<'py>> {
+    check_line_numbers(data, first_line)?;
+    let limit = int_limit(py)?;
+    let mut filler = Filler::new(text, limit);
+    let mut cursor = LineCursor::new(data);
+    let scanned = py.detach(|| scan(data, &mut cursor, &mut filler, first_line));
+    let errors = PyList::empty(py);
+    for (line_no, start, end, msg) in &scanned.errors {
+        errors.append(error_tuple(py, *line_no, &data[*start..*end], msg)?)?;
+    }
+    let line_numbers = PyList::new(py, &scanned.line_numbers)?;
+    let columns = text.columns();
+    let done = scanned.line_numbers.len();
+    let Some(stopped_at) = scanned.stopped_at else {
+        let array = cells_to_array(
+            py,
+            &filler.cells,
+            done,
+            columns,
+            filler.any_int,
+            filler.any_float,
+        )?;
+        return Ok(ReadBatch {
+            input: Ok(array),
+            preprocessed: true,
+            line_numbers,
+            errors,
+            lines: scanned.lines,
+        });
+    };
+    // The rest of the batch as dicts, from the line the text reader stopped on.
+    let records = PyList::empty(py);
+    let rest = parse_rest(
+        py,
+        data,
+        &mut cursor,
+        Some(stopped_at),
+        first_line,
+        &records,
+        &line_numbers,
+        &errors,
+    )?;
+    // The rows read from the text as the values the dicts would have held;
+    // a line the reader stopped in may have left some cells behind: not a row.
+    let rows = PyList::empty(py);
+    for r in 0..done {
+        let row = &filler.cells[r * columns..(r + 1) * columns];
+        let values: Vec<Bound<'py, PyAny>> = row.iter().map(|c| cell_value(py, *c)).collect();
+        rows.append(PyList::new(py, values)?)?;
+    }
+    let input = numpy
+        .gather_rows(&records, done)
+        .and_then(|more| {
+            for row in more.iter() {
+                rows.append(row)?;
+            }
+            rows_to_array(&rows)
+        })
+        .map_err(|e| as_preprocess_error(py, e));
+    Ok(ReadBatch {
+        input,
+        preprocessed: true,
+        line_numbers,
+        errors,
+        lines: scanned.lines + rest,
+    })
+}
