@@ -35,8 +35,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-import yaml
-
 from packflow.engine import BatchEngine, LineReader
 from packflow.engine.workers import WorkerPool
 from packflow.loaders import InferenceBackendLoader
@@ -44,6 +42,10 @@ from packflow.runner import StreamRunner
 from packflow.sample_data import NUMERIC_FEATURES, sample_lines
 
 REPO = Path(__file__).resolve().parents[1]
+# Run as a script, this file has benches/ on sys.path, not the repository.
+sys.path.insert(0, str(REPO))
+from tests.support.sample_projects import write_project  # noqa: E402
+
 DOC = REPO / "docs" / "performance.md"
 SAVED = REPO / ".benchmarks" / "workers.json"
 COMMAND = ".venv/bin/python benches/workers.py --rounds 5 --write-docs   # make bench-workers"
@@ -94,20 +96,13 @@ class Case:
     batch_size: int = 1000
 
 
-def write_project(root: Path, case: Case) -> Path:
-    proj = root / case.slug
-    proj.mkdir(parents=True, exist_ok=True)
-    source = case.source.replace("ROUNDS", str(CPU_ROUNDS))
-    (proj / "inference.py").write_text(source)
-    config = {
-        "name": case.slug,
-        "version": "0.1.0",
-        "inference_backend": "inference:Backend",
-        "loader": "local",
-        "backend_config": {"input_format": "numpy", "feature_names": list(NUMERIC_FEATURES)},
-    }
-    (proj / "packflow.yaml").write_text(yaml.safe_dump(config))
-    return proj
+def case_project(root: Path, case: Case) -> Path:
+    return write_project(
+        root / case.slug,
+        name=case.slug,
+        backend=case.source.replace("ROUNDS", str(CPU_ROUNDS)),
+        backend_config={"input_format": "numpy", "feature_names": list(NUMERIC_FEATURES)},
+    )
 
 
 def write_input(path: Path, rows: int) -> Path:
@@ -167,7 +162,7 @@ def load_average() -> str:
 
 
 def measure(case: Case, root: Path, rounds: int) -> dict:
-    project = write_project(root, case)
+    project = case_project(root, case)
     src = write_input(root / f"{case.slug}.jsonl", case.rows)
     out = root / f"{case.slug}.out.jsonl"
     load = functools.partial(InferenceBackendLoader.from_path, str(project))

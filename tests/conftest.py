@@ -1,16 +1,16 @@
-import sys
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tests.support import reference
+from tests.support.sample_projects import write_project
+from tests.support.testkit import WORKERS_BACKEND
+
 # Timing is not what the property tests check: on a loaded machine (or CI) a slow
 # example must not fail a test. Benchmarks measure speed.
 settings.register_profile("packflow", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("packflow")
-
-# `tests/reference.py` and friends import as top-level helpers.
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def pytest_configure(config):
@@ -24,21 +24,20 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    # A test module that imports from `reference` compares against the reference.
+    # A test module that imports from `tests.support.reference` compares against
+    # the reference.
     for item in items:
         module = getattr(item, "module", None)
         if module is not None and any(
-            getattr(value, "__module__", None) == "reference" for value in vars(module).values()
+            getattr(value, "__module__", None) == reference.__name__
+            for value in vars(module).values()
         ):
             item.add_marker(pytest.mark.differential)
 
 
 @pytest.fixture()
 def workers_project(tmp_path: Path) -> Path:
-    """A project of :data:`testkit.WORKERS_BACKEND` (the worker-pool tests')."""
-    from sample_projects import write_project
-    from testkit import WORKERS_BACKEND
-
+    """A project of :data:`tests.support.testkit.WORKERS_BACKEND` (the worker-pool tests')."""
     return write_project(tmp_path / "proj", backend=WORKERS_BACKEND)
 
 

@@ -1,4 +1,4 @@
-"""The deterministic half of the thread tests (``tests/races.py``): Python code
+"""The deterministic half of the thread tests (``tests/support/races.py``): Python code
 that the Rust functions call into (a key's ``__format__`` or ``__eq__``, an
 ndarray subclass's ``tolist``, a fallback) empties or refills the very dicts
 and lists being read, and collects garbage so that what was dropped is freed.

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from reference import run_reference_script
+from tests.support.reference import run_reference_script
 
 # Runs in the reference's interpreter; ``result``: module -> name -> description.
 WALKER = r'''

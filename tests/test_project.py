@@ -21,8 +21,7 @@ from packflow.exceptions import PackflowConfigError
 from packflow.loaders import InferenceBackendLoader
 from packflow.loaders.archive import MANIFEST_NAME, inspect_archive
 from packflow.project import PackflowProject
-
-from sample_projects import (
+from tests.support.sample_projects import (
     PASSTHROUGH,
     isolated_import_state,
     make_passthrough,

@@ -24,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reference import run_script_both
+from tests.support.reference import run_script_both
 
 # Helpers both interpreters define before running the cases: backends built
 # from a few parameters, and project directories under ``tmp``.

@@ -11,8 +11,7 @@ import pytest
 from packflow import InferenceBackend
 from packflow.runner import run_stream
 from packflow.sample_data import NUMERIC_FEATURES, sample_lines
-
-from testkit import Doubler, RowSum
+from tests.support.testkit import Doubler, RowSum
 
 
 def lines(rows):

@@ -1,14 +1,13 @@
 """``dumps``, ``dumps_lines`` and ``check_and_dump_lines`` while another thread
-mutates the rows they write (see ``tests/races.py``): no crash; what they
+mutates the rows they write (see ``tests/support/races.py``): no crash; what they
 write when they succeed is still JSON."""
 
 from __future__ import annotations
 
 import json
 
-from races import race
-
 from packflow.serialize import check_and_dump_lines, dumps, dumps_lines
+from tests.support.races import race
 
 
 def test_dumps_while_rows_change():

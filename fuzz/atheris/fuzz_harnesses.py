@@ -18,7 +18,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))  # oracle.py, shared with the cargo-fuzz targets
-sys.path.insert(0, str(HERE.parent.parent / "tests"))  # record_semantics: the records models
+sys.path.insert(0, str(HERE.parents[1]))  # tests.support.record_semantics: the records models
 
 import oracle  # noqa: E402
 from fuzz_values import (  # noqa: E402
@@ -33,7 +33,6 @@ from fuzz_values import (  # noqa: E402
     record,
     value,
 )
-from record_semantics import model_flatten, model_records  # noqa: E402
 
 from packflow import _core  # noqa: E402
 from packflow.backend.configuration import BackendConfig  # noqa: E402
@@ -42,6 +41,7 @@ from packflow.exceptions import (  # noqa: E402
     InferenceBackendValidationError,
     PreprocessorRuntimeError,
 )
+from tests.support.record_semantics import model_flatten, model_records  # noqa: E402
 
 MAX_DEPTH = _core.MAX_DEPTH
 DELIMITERS = [".", "::", "_", "é", "a"]

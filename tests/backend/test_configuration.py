@@ -246,7 +246,7 @@ def test_check_config_keys_knows_aliases():
 
 
 def test_packflow_run_shows_the_warning_on_stderr(tmp_path):
-    from sample_projects import write_project
+    from tests.support.sample_projects import write_project
 
     project = tmp_path / "project"
     write_project(project)

@@ -16,8 +16,7 @@ from packflow.backend.preprocessors import NumpyPreprocessor, get_preprocessor
 from packflow.exceptions import PreprocessorInitError, PreprocessorRuntimeError
 from packflow.sample_data import NUMERIC_FEATURES, flat_records, sample_events
 from packflow.utils.data import records_to_ndarray
-
-from reference import run_reference_script
+from tests.support.reference import run_reference_script
 
 PREFIX = "Failed to preprocess inputs with the following exception: "
 

@@ -14,15 +14,22 @@ import re
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from record_semantics import DELIMITERS, PARTS, fields, model_records, records, same, snapshot
 
 from packflow import _core
 from packflow.backend.configuration import BackendConfig
 from packflow.backend.preprocessors import RecordsPreprocessor
 from packflow.exceptions import PreprocessorRuntimeError
 from packflow.sample_data import sample_events
-
-from reference import run_reference_script
+from tests.support.record_semantics import (
+    DELIMITERS,
+    PARTS,
+    fields,
+    model_records,
+    records,
+    same,
+    snapshot,
+)
+from tests.support.reference import run_reference_script
 
 PREFIX = "Failed to preprocess inputs with the following exception: "
 W2_FEATURES = [

@@ -1,11 +1,10 @@
 """The records plan (direct and flatten modes) and the numpy plan while another
-thread mutates the batch (see ``tests/races.py``): no crash."""
+thread mutates the batch (see ``tests/support/races.py``): no crash."""
 
 from __future__ import annotations
 
-from races import race
-
 from packflow import _core
+from tests.support.races import race
 
 
 def test_records_plan_direct_while_the_batch_changes():

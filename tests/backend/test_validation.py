@@ -14,8 +14,7 @@ from hypothesis import strategies as st
 
 from packflow import InferenceBackend, _core
 from packflow.exceptions import InferenceBackendRuntimeError, InferenceBackendValidationError
-
-from reference import run_reference_script
+from tests.support.reference import run_reference_script
 
 MAX_DEPTH = _core.MAX_DEPTH
 

@@ -16,8 +16,7 @@ from click.testing import CliRunner
 
 from packflow import __version__
 from packflow.cli import COMMANDS, cli
-
-from sample_projects import isolated_import_state, make_passthrough, write_project
+from tests.support.sample_projects import isolated_import_state, make_passthrough, write_project
 
 PACKFLOW = Path(sys.executable).parent / "packflow"
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from reference import reference_env, require_reference
+from tests.support.reference import reference_env, require_reference
 
 OURS = Path(sys.executable).with_name("packflow")
 LINE_PREFIXES = ("Success:", "Warning:", "Error:", "  - ")

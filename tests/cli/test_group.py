@@ -10,9 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from packflow.cli import COMMANDS, cli
-
-from sample_projects import write_project
-from testkit import PACKFLOW
+from tests.support.sample_projects import write_project
+from tests.support.testkit import PACKFLOW
 
 
 @pytest.mark.parametrize("args", [[], *([name] for name in sorted(COMMANDS))])

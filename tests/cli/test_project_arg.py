@@ -9,9 +9,8 @@ import subprocess
 import pytest
 
 from packflow.loaders.archive import write_archive
-
-from sample_projects import write_project
-from testkit import PACKFLOW
+from tests.support.sample_projects import write_project
+from tests.support.testkit import PACKFLOW
 
 
 def packflow(*args, cwd, timeout=60):

@@ -9,8 +9,7 @@ import pty
 import subprocess
 
 from packflow.sample_data import sample_lines
-
-from testkit import EXAMPLE, PACKFLOW, jsonl, run_cli
+from tests.support.testkit import EXAMPLE, PACKFLOW, jsonl, run_cli
 
 HINT = b"Reading JSON Lines from standard input (the terminal)"
 

@@ -14,8 +14,7 @@ import time
 import pytest
 
 from packflow.sample_data import sample_lines
-
-from testkit import EXAMPLE, PACKFLOW, jsonl, run_cli
+from tests.support.testkit import EXAMPLE, PACKFLOW, jsonl, run_cli
 
 FAILING_BACKEND = """
 from packflow import InferenceBackend

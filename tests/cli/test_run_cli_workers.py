@@ -14,8 +14,7 @@ import pytest
 
 from packflow.engine.workers import usable_cores
 from packflow.sample_data import sample_lines
-
-from testkit import EXAMPLE, PACKFLOW, jsonl, run_cli
+from tests.support.testkit import EXAMPLE, PACKFLOW, jsonl, run_cli
 
 
 def mixed_lines(n: int) -> bytes:

@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from packflow.sample_data import sample_lines
-
-from testkit import EXAMPLE, PACKFLOW, jsonl, run_cli
+from tests.support.testkit import EXAMPLE, PACKFLOW, jsonl, run_cli
 
 SLOW_BACKEND = """
 import os, time

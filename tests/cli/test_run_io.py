@@ -15,8 +15,7 @@ import pytest
 
 from packflow.cli.run_io import input_size
 from packflow.sample_data import sample_lines
-
-from testkit import EXAMPLE, PACKFLOW, jsonl, run_cli
+from tests.support.testkit import EXAMPLE, PACKFLOW, jsonl, run_cli
 
 GOOD = next(sample_lines(1))
 # Line 1 fails in the backend (no features: the example cannot score it), line 3

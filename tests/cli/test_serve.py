@@ -10,9 +10,8 @@ import sys
 import pytest
 
 from packflow.extras import extra_requirements
-
-from sample_projects import write_project
-from testkit import PACKFLOW
+from tests.support.sample_projects import write_project
+from tests.support.testkit import PACKFLOW
 
 # initialize() leaves a marker: it must never run when the server cannot start.
 MARKING_BACKEND = """

@@ -13,8 +13,7 @@ from hypothesis import strategies as st
 from packflow import InferenceBackend, _core
 from packflow.engine import BatchEngine, BatchResult, ErrorRow
 from packflow.exceptions import InferenceBackendRuntimeError
-
-from testkit import Doubler, RowSum, jsonl
+from tests.support.testkit import Doubler, RowSum, jsonl
 
 
 def decode(result: BatchResult):

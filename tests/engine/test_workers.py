@@ -25,8 +25,7 @@ from packflow.engine.workers import (
     workers_count,
 )
 from packflow.loaders import InferenceBackendLoader
-
-from testkit import jsonl
+from tests.support.testkit import jsonl
 
 
 @pytest.fixture(autouse=True)

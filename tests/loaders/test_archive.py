@@ -28,8 +28,7 @@ from packflow.loaders.archive import (
     unsafe_entry_reason,
     write_archive,
 )
-
-from sample_projects import write_project
+from tests.support.sample_projects import write_project
 
 # Hostile inputs (tests/conftest.py): part of `make test-matrix` on every Python.
 pytestmark = pytest.mark.hostile

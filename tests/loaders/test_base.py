@@ -18,8 +18,7 @@ from packflow.exceptions import (
     UnknownConfigKeysError,
 )
 from packflow.loaders import InferenceBackendLoader, LocalLoader, ModuleLoader
-
-from sample_projects import write_project
+from tests.support.sample_projects import write_project
 
 
 class Echo(InferenceBackend):

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from reference import run_script_both
+from tests.support.reference import run_script_both
 
 # Runs in both interpreters: ``evaluate(cases, tmp)`` -> one outcome per case,
 # ("ok", value) or ("err", type name, message).

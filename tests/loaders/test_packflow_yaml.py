@@ -25,8 +25,7 @@ from packflow.loaders.packflow_yaml import (
     load_packflow_config,
     normalize_archive_name,
 )
-
-from reference import run_reference_script
+from tests.support.reference import run_reference_script
 
 
 def write_yaml(directory, text: str):

@@ -14,8 +14,7 @@ from packflow.exceptions import InferenceBackendLoadError
 from packflow.loaders import InferenceBackendLoader
 from packflow.loaders.project_modules import provided_names
 from packflow.project import PackflowProject
-
-from sample_projects import write_project
+from tests.support.sample_projects import write_project
 
 BACKEND = """\
 import helpers

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from packflow.loaders.utils import describe_exception, inference_backend_parts
-
-from reference import call_ours, call_reference
+from tests.support.reference import call_ours, call_reference
 
 
 @pytest.mark.parametrize(

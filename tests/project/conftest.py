@@ -1,6 +1,6 @@
 import pytest
 
-from sample_projects import isolated_import_state
+from tests.support.sample_projects import isolated_import_state
 
 
 @pytest.fixture(autouse=True)

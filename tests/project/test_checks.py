@@ -14,9 +14,8 @@ from packflow import __version__
 from packflow.loaders import PackflowConfig
 from packflow.project import PackflowProject
 from packflow.project.checks import Check, config_checks, python_version_check, split_levels
-
-from reference import run_reference_script
-from sample_projects import BACKEND_SOURCE, DOCS, write_project
+from tests.support.reference import run_reference_script
+from tests.support.sample_projects import BACKEND_SOURCE, DOCS, write_project
 
 
 def validate(directory, config=True):

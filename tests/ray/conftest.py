@@ -1,8 +1,8 @@
 """One local Ray cluster for the whole session (2 CPUs, no dashboard), and a
 time limit on every test here so that a hung job fails instead of blocking CI.
 
-There is deliberately no ``__init__.py`` in this folder: ``tests/`` is on
-``sys.path``, and a package named ``ray`` there would shadow Ray itself.
+This folder is the package ``tests.ray``: ``tests/`` itself is never on
+``sys.path`` (a top-level ``ray`` there would shadow Ray itself).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import sys
 
 import pytest
 
-# Not importorskip("ray"): without Ray installed, that would find this folder.
 pytest.importorskip("ray.data")
 import ray  # noqa: E402
 

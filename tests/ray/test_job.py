@@ -26,23 +26,13 @@ from packflow.ray import (
     run_files,
 )
 from packflow.sample_data import sample_events, sample_lines
+from tests.support.sample_projects import write_project
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "firewall-anomaly"
 PACKFLOW = [sys.executable, "-m", "packflow.cli"]
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
-
-
-def write_project(directory: Path, source: str) -> Path:
-    directory.mkdir()
-    (directory / "inference.py").write_text(source)
-    (directory / "packflow.yaml").write_text(
-        "name: t\nversion: 0.1.0\ninference_backend: inference:Backend\nloader: local\n"
-        "backend_config:\n  input_format: passthrough\n"
-    )
-    (directory / "requirements.txt").write_text("packflow\n")
-    return directory
 
 
 def local_run(project: Path, src: Path, tmp: Path) -> tuple[list[bytes], list[dict]]:
@@ -127,7 +117,7 @@ def test_an_exported_archive_runs_on_the_actors(tmp_path):
 def test_initialize_failing_stops_the_job_with_its_error(tmp_path):
     project = write_project(
         tmp_path / "broken",
-        "from packflow import InferenceBackend\n\n"
+        backend="from packflow import InferenceBackend\n\n"
         "class Backend(InferenceBackend):\n"
         "    def initialize(self):\n"
         "        raise RuntimeError('weights missing: model.bin')\n"
@@ -219,7 +209,7 @@ class Registry:
 def test_an_actor_killed_mid_job_is_replaced_and_nothing_is_lost_or_doubled(tmp_path):
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     registry = Registry.options(name=KILL_REGISTRY).remote()
-    project = write_project(tmp_path / "slow", SLOW_BACKEND)
+    project = write_project(tmp_path / "slow", backend=SLOW_BACKEND)
     n = 4000
     src = tmp_path / "in.jsonl"
     src.write_bytes(

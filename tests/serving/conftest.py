@@ -1,11 +1,14 @@
 import pytest
 
-from serving.harness import ECHO_BACKEND, EXAMPLE, ServerProcess, write_project
+from tests.serving.harness import ECHO_BACKEND, EXAMPLE, ServerProcess
+from tests.support.sample_projects import write_project
 
 
 @pytest.fixture(scope="session")
 def echo_project(tmp_path_factory):
-    return write_project(tmp_path_factory.mktemp("echo") / "echo", "echo", ECHO_BACKEND)
+    # No backend_config: the echo backend gets records.
+    directory = tmp_path_factory.mktemp("echo") / "echo"
+    return write_project(directory, name="echo", backend=ECHO_BACKEND, backend_config=None)
 
 
 @pytest.fixture(scope="module")

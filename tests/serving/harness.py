@@ -57,16 +57,6 @@ class Backend(InferenceBackend):
 """
 
 
-def write_project(directory: Path, name: str, source: str) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "inference.py").write_text(source)
-    (directory / "packflow.yaml").write_text(
-        f"name: {name}\nversion: 0.1.0\ninference_backend: inference:Backend\nloader: local\n"
-    )
-    (directory / "requirements.txt").write_text("packflow\n")
-    return directory
-
-
 def firewall_events(n: int, seed: int = 1) -> list[dict]:
     """``n`` events with every feature examples/firewall-anomaly reads."""
     rng = random.Random(seed)

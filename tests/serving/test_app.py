@@ -10,7 +10,13 @@ import httpx
 import pytest
 
 from packflow.loaders import InferenceBackendLoader
-from serving.harness import EXAMPLE, batch_count, echo_expected, firewall_events, metric_samples
+from tests.serving.harness import (
+    EXAMPLE,
+    batch_count,
+    echo_expected,
+    firewall_events,
+    metric_samples,
+)
 
 JSONL = {"content-type": "application/jsonlines"}
 
@@ -100,7 +106,7 @@ def test_concurrent_requests_share_batches_and_keep_their_order(echo_server):
 
 
 def test_a_request_larger_than_a_batch_is_split(echo_project):
-    from serving.harness import ServerProcess
+    from tests.serving.harness import ServerProcess
 
     rows = [{"id": i, "x": i} for i in range(19)]
     with ServerProcess(echo_project, "--max-batch-rows", "4", "--max-wait-ms", "1") as server:
@@ -429,8 +435,7 @@ def test_create_app_in_process_drains_and_names_the_model():
 
 def _doubler_app(**options):
     from packflow.serving import create_app
-
-    from testkit import Doubler
+    from tests.support.testkit import Doubler
 
     return create_app(Doubler(), name="echo", max_wait_ms=0, **options)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from packflow.extras import DECLARED_EXTRAS
-from serving.harness import EXAMPLE, REPO
+from tests.serving.harness import EXAMPLE, REPO
 
 README = REPO / "README.md"
 SERVING_DOC = REPO / "docs" / "serving.md"

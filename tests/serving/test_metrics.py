@@ -7,7 +7,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from packflow import BatchEngine, InferenceBackend
 from packflow.serving.metrics import LATENCY_BOUNDS_S, Histogram, ServerMetrics
-from serving.harness import metric_samples
+from tests.serving.harness import metric_samples
 
 
 class Passthrough(InferenceBackend):

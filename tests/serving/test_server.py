@@ -14,13 +14,13 @@ import time
 import httpx
 import pytest
 
-from serving.harness import (
+from tests.serving.harness import (
     EXAMPLE,
     INIT_FAILS_BACKEND,
     ServerProcess,
     echo_expected,
-    write_project,
 )
+from tests.support.sample_projects import write_project
 
 
 def _raw_exchange(port: int, request: bytes, timeout: float = 10.0) -> bytes:
@@ -223,7 +223,7 @@ def test_a_second_signal_stops_at_once(echo_project):
 
 
 def test_initialize_failing_exits_non_zero_before_listening(tmp_path):
-    project = write_project(tmp_path / "broken", "broken", INIT_FAILS_BACKEND)
+    project = write_project(tmp_path / "broken", backend=INIT_FAILS_BACKEND)
     proc = subprocess.run(
         [sys.executable, "-m", "packflow.cli", "serve", str(project), "--port", "0"],
         capture_output=True,

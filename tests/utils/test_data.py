@@ -14,7 +14,18 @@ import types
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from record_semantics import (
+
+from packflow import _core
+from packflow.sample_data import sample_events
+from packflow.utils import (
+    check_delimiter_collisions,
+    flatten_dict,
+    flatten_records,
+    get_nested_field,
+    get_nested_field_direct,
+    set_nested_field_direct,
+)
+from tests.support.record_semantics import (
     DELIMITERS,
     KEYS,
     PARTS,
@@ -28,19 +39,7 @@ from record_semantics import (
     same,
     snapshot,
 )
-
-from packflow import _core
-from packflow.sample_data import sample_events
-from packflow.utils import (
-    check_delimiter_collisions,
-    flatten_dict,
-    flatten_records,
-    get_nested_field,
-    get_nested_field_direct,
-    set_nested_field_direct,
-)
-
-from reference import call_ours, call_reference, run_reference_script
+from tests.support.reference import call_ours, call_reference, run_reference_script
 
 MAX_DEPTH = _core.MAX_DEPTH
 

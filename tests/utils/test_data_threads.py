@@ -1,12 +1,12 @@
 """``flatten_records``, ``flatten_dict`` and ``records_to_ndarray`` while
-another thread mutates their records (see ``tests/races.py``): no crash."""
+another thread mutates their records (see ``tests/support/races.py``): no crash."""
 
 from __future__ import annotations
 
 import numpy as np
-from races import race
 
 from packflow.utils import flatten_dict, flatten_records, records_to_ndarray
+from tests.support.races import race
 
 
 def test_flatten_records_while_records_change():

@@ -18,8 +18,7 @@ from hypothesis import strategies as st
 from packflow import _core
 from packflow.sample_data import NUMERIC_FEATURES, flat_records, sample_events
 from packflow.utils.data import records_to_ndarray
-
-from reference import call_ours, call_reference, run_reference_script
+from tests.support.reference import call_ours, call_reference, run_reference_script
 
 FLAT16 = [f"f{j}" for j in range(16)]
 

@@ -15,8 +15,7 @@ from hypothesis.extra import numpy as hnp
 
 from packflow import _core
 from packflow.utils.normalize import ensure_native_types, ensure_valid_output
-
-from reference import call_ours, call_reference
+from tests.support.reference import call_ours, call_reference
 
 MAX_DEPTH = _core.MAX_DEPTH
 

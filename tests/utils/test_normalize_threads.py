@@ -1,11 +1,10 @@
 """``ensure_valid_output`` while another thread mutates the outputs it
-converts (see ``tests/races.py``): no crash."""
+converts (see ``tests/support/races.py``): no crash."""
 
 from __future__ import annotations
 
-from races import race
-
 from packflow import _core
+from tests.support.races import race
 
 
 def test_ensure_valid_output_while_outputs_change():

@@ -15,8 +15,7 @@ import pytest
 from packflow import BackendConfig
 from packflow.backend.preprocessors import RecordsPreprocessor
 from packflow.utils.data import get_nested_field, records_to_ndarray
-
-from reference import run_reference_script
+from tests.support.reference import run_reference_script
 
 # Defines the key types, then `result` for `payload` = (rows, fields).
 _SETUP = """

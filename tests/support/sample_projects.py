@@ -1,4 +1,5 @@
-"""Project directories for the loader, project and CLI tests.
+"""Project directories for the tests (and the workers benchmark): one
+``write_project`` for all of them.
 
 The backends use the passthrough input format: they only need the parts of the
 Rust core that every build has.
@@ -53,8 +54,9 @@ def write_project(
 ) -> Path:
     """A complete, valid project in ``directory`` (created), adjusted by the arguments.
 
-    ``fields`` go into packflow.yaml (``None`` removes a field); ``backend_config``
-    is merged over the passthrough default.
+    ``fields`` go into packflow.yaml (``None`` removes a field); a ``backend_config``
+    dict is merged over the passthrough default (``None`` removes it, so the
+    backend gets records).
     """
     directory.mkdir(parents=True, exist_ok=True)
     config = {
@@ -67,8 +69,8 @@ def write_project(
         "python_version": PYTHON_VERSION,
         "backend_config": dict(PASSTHROUGH),
     }
-    if "backend_config" in fields:
-        config["backend_config"].update(fields.pop("backend_config") or {})
+    if fields.get("backend_config") is not None:
+        config["backend_config"].update(fields.pop("backend_config"))
     for key, value in fields.items():
         if value is None:
             config.pop(key, None)

@@ -13,7 +13,7 @@ from typing import Any
 
 from packflow import InferenceBackend
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "firewall-anomaly"
 PACKFLOW = [sys.executable, "-m", "packflow.cli"]
 
