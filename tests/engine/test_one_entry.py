@@ -1,0 +1,187 @@
+"""The engine's path crosses into Rust once per batch (``Pipeline.run_lines``),
+and the numpy preprocessor's text reader, when it meets a cell that is not a
+plain number, hands the rest of the batch to the dict parser without reading
+any line twice, giving the array the dict path gives (checked here against a
+plain-Python model: ``json.loads`` and ``numpy.array`` of the looked-up cells).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from packflow import InferenceBackend, _core
+from packflow.engine import BatchEngine
+from tests.support.record_semantics import model_get_nested_field
+
+
+def core_calls(fn):
+    """Run ``fn()`` and list the ``packflow._core`` functions and methods it
+    called from Python (the profiler sees every call into C)."""
+    seen: list[str] = []
+
+    def profile(frame, event, arg):
+        if event == "c_call":
+            owner = getattr(arg, "__self__", None)
+            module = getattr(arg, "__module__", None) or type(owner).__module__
+            if module == "packflow._core":
+                seen.append(arg.__name__)
+
+    sys.setprofile(profile)
+    try:
+        fn()
+    finally:
+        sys.setprofile(None)
+    return seen
+
+
+class Keeps(InferenceBackend):
+    """Keeps the array it was given; one score per row."""
+
+    def execute(self, inputs):
+        self.seen = inputs
+        return [{"row": i} for i in range(len(inputs))]
+
+
+class RowSum(InferenceBackend):
+    def execute(self, inputs):
+        if isinstance(inputs, list):  # records
+            return [{"sum": float(sum(r.values()))} for r in inputs]
+        return [{"sum": float(s)} for s in inputs.sum(axis=1)]
+
+
+BATCH = b'{"a": 1, "b": {"c": 2}}\n\nnot json\n{"a": 2.5, "b": {"c": -1}}\n'
+
+
+def test_a_clean_batch_is_one_rust_call():
+    for backend in (
+        RowSum(input_format="numpy", feature_names=["a", "b.c"]),
+        RowSum(input_format="records", feature_names=["a"]),
+    ):
+        engine = BatchEngine(backend)
+        assert core_calls(lambda e=engine: e.process(BATCH)) == ["run_lines"]
+        assert engine.process(BATCH).written == 2
+
+
+def test_the_counter_sees_rust_calls():
+    # The probe itself can fail: a second Rust call is seen.
+    def twice():
+        _core.monotonic_ns()
+        _core.dumps({"a": 1})
+
+    assert core_calls(twice) == ["monotonic_ns", "dumps"]
+
+
+def test_a_failing_batch_runs_halves_not_rows():
+    class Refuses(InferenceBackend):
+        def execute(self, inputs):
+            if any(r["bad"] for r in inputs):
+                raise ValueError("refused")
+            return [{"ok": True} for _ in inputs]
+
+    rows = [{"bad": i == 37} for i in range(64)]
+    data = b"".join(json.dumps(r).encode() + b"\n" for r in rows)
+    engine = BatchEngine(Refuses())
+    calls = core_calls(lambda: engine.process(data))
+    # 1 for the batch, then two halves per level down to the bad row: 2 * 6.
+    assert calls.count("run_lines") == 1 + 2 * 6
+    result = engine.process(data)
+    assert [e.line for e in result.errors] == [38]
+    assert result.written == 63
+
+
+def test_verbose_logging_needs_no_backend_reference():
+    import gc
+    import weakref
+
+    backend = RowSum(input_format="numpy", feature_names=["a"], verbose=True)
+    ref = weakref.ref(backend)
+    BatchEngine(backend).process(b'{"a": 1}\n')
+    del backend
+    gc.collect()
+    assert ref() is None
+
+
+# --- the text reader's hand-over to dicts ------------------------------------
+
+number = st.one_of(
+    st.integers(-(2**70), 2**70), st.floats(allow_nan=False, allow_infinity=False), st.booleans()
+)
+# Mostly numbers, so a batch often starts with lines the text reader takes.
+cell = st.one_of(
+    number,
+    number,
+    number,
+    st.none(),
+    st.text(max_size=3),
+    st.lists(st.integers(0, 3), max_size=2),
+)
+FEATURES = ["a", "b.c", "b.d"]
+
+
+@st.composite
+def lines(draw):
+    kind = draw(st.sampled_from(["full", "full", "full", "missing", "bad", "blank", "nested"]))
+    if kind == "bad":
+        return draw(st.sampled_from([b"not json", b"[1, 2]", b'{"a": ', b"\xff\xfe"]))
+    if kind == "blank":
+        return b"  "
+    record = {"a": draw(cell), "b": {"c": draw(cell), "d": draw(cell)}, "z": draw(cell)}
+    if kind == "missing":
+        del record["b"][draw(st.sampled_from(["c", "d"]))]
+    if kind == "nested":
+        record["b"] = draw(st.sampled_from([7, "x", None, [1]]))
+    return json.dumps(record).encode()
+
+
+def model_array(data: bytes):
+    """The plain-Python dict path: ``json.loads`` of every good line, each
+    feature looked up, ``numpy.array`` of the rows; or the lookup's error."""
+    rows = []
+    for raw in data.split(b"\n"):
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            continue
+        if not isinstance(record, dict):
+            continue
+        try:
+            rows.append([model_get_nested_field(record, f, ".") for f in FEATURES])
+        except Exception as exc:  # noqa: BLE001 - the model's verdict
+            return exc
+    try:
+        return np.array(rows)
+    except Exception as exc:  # noqa: BLE001
+        return exc
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(lines(), min_size=1, max_size=12))
+def test_the_array_equals_the_dict_paths(batch):
+    data = b"\n".join(batch) + b"\n"
+    backend = Keeps(input_format="numpy", feature_names=FEATURES)
+    assert backend._pipeline.reads_arrays
+    out = backend._pipeline.run_lines(backend, data)
+    expected = model_array(data)
+    if isinstance(expected, Exception):
+        if not len(out.line_numbers):
+            return
+        # The lookup fails on a dict: the preprocess step fails, as with dicts.
+        assert out.failed_step == "preprocess", out
+        return
+    if out.failure is not None:
+        # numpy refused the rows (ragged lists): so did the model, above.
+        raise AssertionError(f"{out.failure!r} where numpy gave {expected!r}")
+    if not len(out.line_numbers):
+        return
+    got = backend.seen
+    assert got.dtype == expected.dtype and got.shape == expected.shape
+    # Same values of the same types (1 and 1.0 compare equal, and NaN never).
+    assert repr(got.tolist()) == repr(expected.tolist())
+    # ... and the same as the stock dict path (the preprocessor called on dicts).
+    records = _core.parse_lines(data).records
+    assert repr(backend._preprocessor(records).tolist()) == repr(got.tolist())
