@@ -1,7 +1,8 @@
 """The package's layout: no import cycles, layers import one way, every module
-imports on its own, and only ``cli/`` prints.
+sits in a layer, every module imports on its own, and only ``cli/`` prints.
 
-The layers, highest first: ``cli`` -> ``project`` -> ``loaders`` -> ``backend`` ->
+The layers, highest first (see ``LAYERS``): ``cli`` -> ``serving``, ``ray`` ->
+``project`` -> ``engine`` -> ``loaders`` -> ``backend`` -> the base modules ->
 ``_core``. A function-level import may keep ``import packflow`` light, but never
 stands in for a module-level import that would close a cycle.
 """
@@ -18,7 +19,42 @@ import pytest
 import packflow
 
 PACKAGE_DIR = Path(packflow.__file__).resolve().parent
-LAYERS = ["packflow.cli", "packflow.project", "packflow.loaders", "packflow.backend"]
+
+#: Highest first; a module imports only from its own layer and the ones below.
+#: ``packflow`` itself, the public face, re-exports from every layer and has none.
+LAYERS: list[tuple[str, ...]] = [
+    # The commands: the only printing layer, it drives all the rest.
+    ("packflow.cli",),
+    # The front doors other than the command line: both stand on the engine, and
+    # neither on the other (see SEPARATE).
+    ("packflow.serving", "packflow.ray"),
+    # A project directory: checks, export, templates (may run a backend through
+    # the engine; the engine never needs a project's checks).
+    ("packflow.project",),
+    # Batches through a backend; the runner loads a project through loaders/.
+    # packflow.runner is 0.4.1's path of the stream runner, a re-export of it.
+    ("packflow.engine", "packflow.runner"),
+    ("packflow.loaders",),
+    ("packflow.backend",),
+    # What every layer may use: errors, settings, logging, the record helpers
+    # (0.4.1's packflow.utils), the JSON and file helpers, the build's facts.
+    (
+        "packflow.utils",
+        "packflow.constants",
+        "packflow.exceptions",
+        "packflow.logger",
+        "packflow.files",
+        "packflow.jsonl",
+        "packflow.serialize",
+        "packflow.extras",
+        "packflow.sample_data",
+        "packflow._version",
+        "packflow._build",
+    ),
+    ("packflow._core",),
+]
+#: Packages of one layer that must not import each other.
+SEPARATE = ("packflow.serving", "packflow.ray")
 
 
 def _module_name(path: Path) -> str:
@@ -100,11 +136,37 @@ def _reachable(start: str) -> set[str]:
     return seen
 
 
+def _within(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
 def _layer(name: str) -> int | None:
-    for index, prefix in enumerate(LAYERS):
-        if name == prefix or name.startswith(prefix + "."):
+    for index, prefixes in enumerate(LAYERS):
+        if any(_within(name, prefix) for prefix in prefixes):
             return index
     return None
+
+
+def _upward(graph: dict[str, tuple[set[str], set[str]]]) -> list[str]:
+    """Every import (module level or in a function) of a higher layer's module."""
+    return sorted(
+        f"{name} -> {target}"
+        for name, (top, nested) in graph.items()
+        for target in top | nested
+        if _layer(name) is not None and _layer(target) is not None and _layer(target) < _layer(name)
+    )
+
+
+def _across(graph: dict[str, tuple[set[str], set[str]]]) -> list[str]:
+    """Every import between two of the SEPARATE packages."""
+    return sorted(
+        f"{name} -> {target}"
+        for name, (top, nested) in graph.items()
+        for target in top | nested
+        for here in SEPARATE
+        for there in SEPARATE
+        if here != there and _within(name, here) and _within(target, there)
+    )
 
 
 def test_the_graph_sees_the_package():
@@ -138,16 +200,64 @@ LAZY_UPWARD = {
 }
 
 
+def test_every_module_sits_in_a_layer():
+    # A new package or root module gets a place in LAYERS, so the rules cover it.
+    assert sorted(name for name in MODULES if name != "packflow" and _layer(name) is None) == []
+
+
+def test_every_layer_names_something_that_exists():
+    assert [p for layer in LAYERS for p in layer if not any(_within(m, p) for m in MODULES)] == []
+
+
+BOUNDARIES = [
+    (low, high) for above, below in zip(LAYERS, LAYERS[1:]) for low in below for high in above
+]
+
+
+@pytest.mark.parametrize("lower, higher", BOUNDARIES)
+def test_an_upward_import_is_caught_at_every_boundary(lower, higher):
+    # The rule itself can fail: one module of the lower layer importing one of the
+    # layer just above is reported, at module level and inside a function.
+    source = next(m for m in MODULES if _within(m, lower))
+    target = next(m for m in MODULES if _within(m, higher))
+    assert _upward({source: ({target}, set())}) == [f"{source} -> {target}"]
+    assert _upward({source: (set(), {target})}) == [f"{source} -> {target}"]
+    assert _upward({target: ({source}, set())}) == []
+
+
+def test_the_separate_front_doors_import_neither_way():
+    assert _across(GRAPH) == []
+    # The rule can fail: a made-up import between them is reported.
+    assert _across({"packflow.ray.sink": ({"packflow.serving.app"}, set())}) == [
+        "packflow.ray.sink -> packflow.serving.app"
+    ]
+
+
 def test_layers_import_one_way():
-    upward = sorted(
-        f"{name} -> {target}"
-        for name, (top, nested) in GRAPH.items()
-        for target in top | nested
-        if _layer(name) is not None and _layer(target) is not None and _layer(target) < _layer(name)
-    )
+    upward = _upward(GRAPH)
     assert [reach for reach in upward if reach not in LAZY_UPWARD] == []
     # An allowance that is no longer needed goes, so it cannot cover a new reach.
     assert sorted(LAZY_UPWARD) == [reach for reach in upward if reach in LAZY_UPWARD]
+
+
+#: 0.4.1's module paths whose code moved: each only re-exports from its new home.
+RE_EXPORTS = {"packflow.runner": "packflow.engine"}
+
+
+@pytest.mark.parametrize("old, home", sorted(RE_EXPORTS.items()))
+def test_an_old_path_only_re_exports(old, home):
+    if "packflow.engine.runner" not in MODULES:
+        pytest.skip("runner.py has not moved into engine/ yet")
+    top, nested = GRAPH[old]
+    assert nested == set()
+    assert top and [target for target in top if not _within(target, home)] == []
+    tree = ast.parse(MODULES[old].read_text(encoding="utf-8"))
+    defined = [
+        node.name
+        for node in tree.body
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+    ]
+    assert defined == []
 
 
 @pytest.mark.parametrize("reach", sorted(LAZY_UPWARD))

@@ -6,3 +6,23 @@ REQUIREMENTS_TEXT_NAME = "requirements.txt"
 LOG_LEVEL_ENV_VAR_NAME = "PACKFLOW_LOG_LEVEL"
 #: The manifest ``packflow export`` writes into every archive: each file with its SHA-256.
 ARCHIVE_MANIFEST_NAME = "packflow.lock"
+
+# --- The defaults of each front door, declared once. The options of the
+# commands, the keyword defaults of the functions behind them and the option
+# tables in docs/ are all checked against these (tests/test_defaults.py).
+
+#: ``packflow serve``, :func:`packflow.serving.create_app` and its batcher.
+SERVE_HOST = "127.0.0.1"
+SERVE_PORT = 8080
+SERVE_MAX_BATCH_ROWS = 256
+SERVE_MAX_WAIT_MS = 5.0
+SERVE_MAX_QUEUE_ROWS = 10_000
+#: The command takes it in MiB (``--max-body-mb``).
+SERVE_MAX_BODY_BYTES = 16 << 20
+SERVE_REQUEST_TIMEOUT_S = 30.0
+SERVE_MAX_CONNECTIONS = 1024
+
+#: ``packflow run``, :func:`packflow.run_stream` and :class:`packflow.LineReader`
+#: (the reader's line limit is ``packflow.engine.DEFAULT_MAX_LINE_BYTES``).
+RUN_BATCH_SIZE = 1000
+RUN_MAX_WAIT_MS = 50.0

@@ -333,9 +333,9 @@ def test_deep_nesting_is_a_config_error_not_a_recursion_error(tmp_path):
 
 
 def test_an_oversized_file_is_refused_without_reading_it(tmp_path, monkeypatch):
-    import packflow.loaders.packflow_yaml as packflow_yaml
+    import packflow.loaders.yaml_reader as yaml_reader
 
-    monkeypatch.setattr(packflow_yaml, "MAX_FILE_BYTES", 64)
+    monkeypatch.setattr(yaml_reader, "MAX_FILE_BYTES", 64)
     write_yaml(tmp_path, "name: demo\ndescription: " + "x" * 100 + "\n")
     with pytest.raises(PackflowConfigError, match="packflow.yaml is larger than"):
         PackflowConfig.from_project_path(tmp_path)
@@ -629,3 +629,26 @@ def test_the_0_4_module_path_re_exports_the_model():
     assert [ours.normalize_archive_name(n) for n in names] == ref["normalize_archive_name"]
     assert ref["model_is_the_package_one"]
     assert ours.PackflowConfig is packflow.loaders.PackflowConfig
+
+
+def test_the_module_keeps_every_name_it_had_before_the_reader_and_errors_moved_out():
+    import packflow.loaders.config_errors as config_errors
+    import packflow.loaders.packflow_yaml as packflow_yaml
+    import packflow.loaders.yaml_reader as yaml_reader
+
+    assert sorted(packflow_yaml.__all__) == sorted(
+        [
+            *("INFERENCE_BACKEND_PATTERN", "MAX_FILE_BYTES", "MAX_VALUES", "NAME_PATTERN"),
+            *("FieldProblem", "PackflowConfig", "PackflowConfigComposerError"),
+            *("PackflowConfigConstructorError", "PackflowConfigParserError"),
+            *("PackflowConfigReaderError", "PackflowConfigScannerError"),
+            *("PackflowConfigSyntaxError", "PackflowConfigTypeError"),
+            *("PackflowConfigValidationError", "apply_env_vars", "get_python_version"),
+            *("load_packflow_config", "normalize_archive_name", "python_version_warning"),
+            *("read_raw_config", "restore_env"),
+        ]
+    )
+    for name in packflow_yaml.__all__:
+        moved = getattr(config_errors, name, None) or getattr(yaml_reader, name, None)
+        if moved is not None:
+            assert getattr(packflow_yaml, name) is moved, name

@@ -12,6 +12,16 @@ import click
 
 from packflow.cli.config_pairs import config_option, load_error
 from packflow.cli.project_arg import ProjectPath, check_project
+from packflow.constants import (
+    SERVE_HOST,
+    SERVE_MAX_BATCH_ROWS,
+    SERVE_MAX_BODY_BYTES,
+    SERVE_MAX_CONNECTIONS,
+    SERVE_MAX_QUEUE_ROWS,
+    SERVE_MAX_WAIT_MS,
+    SERVE_PORT,
+    SERVE_REQUEST_TIMEOUT_S,
+)
 from packflow.exceptions import describe_error
 
 
@@ -36,52 +46,52 @@ def _load(project: str, config: dict[str, Any], workdir: str) -> tuple[Any, str]
 
 @click.command("serve")
 @click.argument("project", default=".", type=ProjectPath(exists=True))
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--host", default=SERVE_HOST, show_default=True, help="Address to listen on.")
 @click.option(
     "--port",
-    default=8080,
+    default=SERVE_PORT,
     show_default=True,
     type=click.IntRange(0, 65535),
     help="Port to listen on; 0 picks a free one (the listening line says which).",
 )
 @click.option(
     "--max-batch-rows",
-    default=256,
+    default=SERVE_MAX_BATCH_ROWS,
     show_default=True,
     type=click.IntRange(min=1),
     help="Most rows per backend call.",
 )
 @click.option(
     "--max-wait-ms",
-    default=5.0,
+    default=SERVE_MAX_WAIT_MS,
     show_default=True,
     type=click.FloatRange(min=0),
     help="Longest a batch waits for more rows after its first.",
 )
 @click.option(
     "--max-queue-rows",
-    default=10_000,
+    default=SERVE_MAX_QUEUE_ROWS,
     show_default=True,
     type=click.IntRange(min=1),
     help="Most rows waiting for a batch; past it requests get 503 with Retry-After.",
 )
 @click.option(
     "--max-body-mb",
-    default=16.0,
+    default=SERVE_MAX_BODY_BYTES / (1 << 20),
     show_default=True,
     type=click.FloatRange(min=0, min_open=True),
     help="Largest request body in MiB; larger ones get 413 unread.",
 )
 @click.option(
     "--request-timeout-s",
-    default=30.0,
+    default=SERVE_REQUEST_TIMEOUT_S,
     show_default=True,
     type=click.FloatRange(min=0, min_open=True),
     help="A request not answered within this gets 504.",
 )
 @click.option(
     "--max-connections",
-    default=1024,
+    default=SERVE_MAX_CONNECTIONS,
     show_default=True,
     type=click.IntRange(min=1),
     help="Most open connections plus requests in progress; past it 503.",

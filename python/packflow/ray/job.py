@@ -14,6 +14,7 @@ from typing import Any, Optional, Union
 import ray
 import ray.data
 
+from packflow.constants import RUN_BATCH_SIZE
 from packflow.engine import DEFAULT_MAX_LINE_BYTES
 from packflow.jsonl import parse_lines
 from packflow.logger import get_logger
@@ -104,7 +105,7 @@ def process(
             total,
         )
     if batch_size is None:
-        batch_size = 1000 if records else (1 if num_gpus else None)
+        batch_size = RUN_BATCH_SIZE if records else (1 if num_gpus else None)
     return dataset.map_batches(
         actor_cls,
         batch_format="pyarrow",
@@ -158,7 +159,7 @@ def run_files(
     config: Optional[dict[str, Any]] = None,
     actors: int = 2,
     num_cpus: Optional[float] = None,
-    batch_size: int = 1000,
+    batch_size: int = RUN_BATCH_SIZE,
     batches_per_block: int = 8,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     allow_nan: bool = False,

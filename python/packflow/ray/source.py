@@ -22,6 +22,7 @@ import pyarrow as pa
 import ray.data
 from ray.data.datasource import FileBasedDatasource
 
+from packflow.constants import RUN_BATCH_SIZE
 from packflow.engine import DEFAULT_MAX_LINE_BYTES, LineReader
 
 __all__ = ["LINES_SCHEMA", "JsonLinesDatasource", "expand_paths", "read_json_lines"]
@@ -65,7 +66,7 @@ class JsonLinesDatasource(FileBasedDatasource):
         self,
         paths: Union[str, list[str]],
         *,
-        batch_size: int = 1000,
+        batch_size: int = RUN_BATCH_SIZE,
         batches_per_block: int = 8,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         **file_based_args: Any,
@@ -113,7 +114,7 @@ def _lines_table(path: str, rows: list[tuple[int, int, bytes, Optional[str]]]) -
 def read_json_lines(
     paths: Union[str, list[str]],
     *,
-    batch_size: int = 1000,
+    batch_size: int = RUN_BATCH_SIZE,
     batches_per_block: int = 8,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     filesystem: Any = None,

@@ -14,6 +14,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Optional
 
 from packflow import _core
+from packflow.constants import (
+    SERVE_MAX_BATCH_ROWS,
+    SERVE_MAX_BODY_BYTES,
+    SERVE_MAX_QUEUE_ROWS,
+    SERVE_MAX_WAIT_MS,
+    SERVE_REQUEST_TIMEOUT_S,
+)
 from packflow.engine import BatchEngine
 from packflow.logger import get_logger
 from packflow.serving.batcher import Batcher, Outcome, QueueFull
@@ -57,11 +64,11 @@ class PackflowApp:
         backend: Any,
         *,
         name: Optional[str] = None,
-        max_batch_rows: int = 256,
-        max_wait_ms: float = 5.0,
-        max_queue_rows: int = 10_000,
-        max_body_bytes: int = 16 << 20,
-        request_timeout_s: float = 30.0,
+        max_batch_rows: int = SERVE_MAX_BATCH_ROWS,
+        max_wait_ms: float = SERVE_MAX_WAIT_MS,
+        max_queue_rows: int = SERVE_MAX_QUEUE_ROWS,
+        max_body_bytes: int = SERVE_MAX_BODY_BYTES,
+        request_timeout_s: float = SERVE_REQUEST_TIMEOUT_S,
     ):
         if max_body_bytes < 1:
             raise ValueError("max_body_bytes must be at least 1")
@@ -399,11 +406,11 @@ def create_app(
     backend: Any,
     *,
     name: Optional[str] = None,
-    max_batch_rows: int = 256,
-    max_wait_ms: float = 5.0,
-    max_queue_rows: int = 10_000,
-    max_body_bytes: int = 16 << 20,
-    request_timeout_s: float = 30.0,
+    max_batch_rows: int = SERVE_MAX_BATCH_ROWS,
+    max_wait_ms: float = SERVE_MAX_WAIT_MS,
+    max_queue_rows: int = SERVE_MAX_QUEUE_ROWS,
+    max_body_bytes: int = SERVE_MAX_BODY_BYTES,
+    request_timeout_s: float = SERVE_REQUEST_TIMEOUT_S,
 ) -> PackflowApp:
     """An ASGI app serving ``backend`` (a constructed
     :class:`~packflow.InferenceBackend`), to run with any ASGI server or mount

@@ -27,6 +27,12 @@ from collections.abc import Callable
 from typing import Any, Optional
 
 from packflow import _core
+from packflow.constants import (
+    SERVE_MAX_BATCH_ROWS,
+    SERVE_MAX_QUEUE_ROWS,
+    SERVE_MAX_WAIT_MS,
+    SERVE_REQUEST_TIMEOUT_S,
+)
 from packflow.engine import BatchEngine, BatchResult, ErrorRow
 from packflow.logger import get_logger
 
@@ -160,10 +166,10 @@ class Batcher:
         self,
         engine: BatchEngine,
         *,
-        max_batch_rows: int = 256,
-        max_wait_s: float = 0.005,
-        max_queue_rows: int = 10_000,
-        timeout_s: float = 30.0,
+        max_batch_rows: int = SERVE_MAX_BATCH_ROWS,
+        max_wait_s: float = SERVE_MAX_WAIT_MS / 1000,
+        max_queue_rows: int = SERVE_MAX_QUEUE_ROWS,
+        timeout_s: float = SERVE_REQUEST_TIMEOUT_S,
         observe_batch: Optional[Callable[[int, BatchResult], None]] = None,
     ):
         if max_batch_rows < 1 or max_queue_rows < 1:

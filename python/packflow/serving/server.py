@@ -14,6 +14,7 @@ import signal
 from collections.abc import Callable, Iterator
 from typing import Any, Optional
 
+from packflow.constants import SERVE_HOST, SERVE_PORT
 from packflow.extras import extra_requirements, install_hint
 from packflow.serving.app import PackflowApp
 
@@ -65,8 +66,8 @@ class ServeResult:
 def serve(
     app: PackflowApp,
     *,
-    host: str = "127.0.0.1",
-    port: int = 8080,
+    host: str = SERVE_HOST,
+    port: int = SERVE_PORT,
     max_connections: Optional[int] = None,
     on_listening: Optional[Callable[[str, int], None]] = None,
 ) -> ServeResult:
