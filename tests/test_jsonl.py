@@ -579,3 +579,61 @@ def test_line_numbers_never_cap_silently():
     parsed = _core.parse_lines(data, near)
     assert parsed.line_numbers == [near, near + 2]
     assert [e[0] for e in parsed.errors] == [near + 1]
+
+
+# --- json_to_lines(check_items=False): a body cut without reading its items ----
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=4),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=8,
+)
+objects = st.dictionaries(st.text(max_size=4), json_values, max_size=4)
+
+
+@st.composite
+def documents(draw):
+    """JSON bodies of the shapes a server gets (pretty-printed or not), often
+    with one byte changed, dropped or added somewhere."""
+    shape = draw(st.sampled_from(["object", "array", "instances", "instances+", "other"]))
+    value = {
+        "object": draw(objects),
+        "array": draw(st.lists(objects, max_size=4)),
+        "instances": {"instances": draw(st.lists(objects, max_size=4))},
+        "instances+": {"x": 1, "instances": draw(st.lists(objects, max_size=3))},
+        "other": draw(json_values),
+    }[shape]
+    text = json.dumps(value, indent=draw(st.sampled_from([None, 1])), ensure_ascii=draw(st.booleans()))
+    body = bytearray(text.encode())
+    edit = draw(st.sampled_from(["none", "none", "change", "drop", "add"]))
+    if body and edit != "none":
+        at = draw(st.integers(0, len(body) - 1))
+        byte = draw(st.sampled_from(b'{}[]",:\\\n x0\xff'))
+        if edit == "change":
+            body[at] = byte
+        elif edit == "drop":
+            del body[at]
+        else:
+            body.insert(at, byte)
+    return bytes(body), "instances" if shape.startswith("instances") else None
+
+
+@settings(max_examples=1500, deadline=None)
+@given(documents())
+def test_an_unchecked_cut_is_the_checked_one_or_a_bad_line(doc):
+    body, field = doc
+    try:
+        checked = _core.json_to_lines(body, field)
+    except ValueError:
+        checked = None
+    try:
+        fast = _core.json_to_lines(body, field, check_items=False)
+    except ValueError:
+        fast = None
+    if checked is not None:
+        # A body the checked path accepts is cut the same way.
+        assert fast == checked
+    elif fast is not None:
+        # A bad body the fast cut let through has a line the engine refuses,
+        # so no bad body ever reaches a model as good rows.
+        assert parse_lines(fast[0]).errors, (body, fast)

@@ -308,7 +308,9 @@ def parse_lines(data: bytes, first_line: int = 1) -> ParsedLines:
     UTF-8, not JSON, nested deeper than ``MAX_DEPTH`` or not objects are errors.
     Line numbers are ``first_line`` + the index of the line in ``data``."""
 
-def json_to_lines(data: bytes, field: Optional[str] = None) -> tuple[bytes, int, bool]:
+def json_to_lines(
+    data: bytes, field: Optional[str] = None, *, check_items: bool = True
+) -> tuple[bytes, int, bool]:
     """A JSON document (a request body) as JSON Lines for the batch engine:
     ``(lines, rows, single)``. An object gives one line (``single`` true), an
     array of objects one line per item; with ``field``, the document must be an
@@ -316,7 +318,13 @@ def json_to_lines(data: bytes, field: Optional[str] = None) -> tuple[bytes, int,
     repeats). Newlines between tokens become spaces; nothing else changes.
     Invalid JSON is a ``ValueError`` naming the line and column
     (``"line 2: invalid JSON at column 8: expected ':'"``); so is a document of
-    another shape (``"item 1 of the array is a number, not a JSON object"``)."""
+    another shape (``"item 1 of the array is a number, not a JSON object"``).
+
+    ``check_items=False``: when the document has a plain shape (an object, an
+    array of objects, or an object whose only member is ``field``), cut it
+    into lines by its brackets without checking inside the items, which the
+    engine parses anyway (it reports a bad item as a bad line); any other
+    document is checked whole, as by default."""
 
 def parse_lines_to_ndarray(
     data: bytes, features: list[str], delimiter: str, first_line: int = 1

@@ -54,7 +54,7 @@ pub struct DocumentLines {
 impl DocumentLines {
     /// Appends `item` as one line: a `\n` in valid JSON outside a string is
     /// whitespace, so it becomes a space.
-    fn push(&mut self, item: &[u8]) {
+    pub(super) fn push(&mut self, item: &[u8]) {
         if item.contains(&b'\n') {
             self.out
                 .extend(item.iter().map(|&b| if b == b'\n' { b' ' } else { b }));

@@ -12,6 +12,7 @@ mod lines;
 mod parser;
 mod read;
 mod scanner;
+mod split;
 mod text_to_array;
 
 /// The word-at-a-time newline search, shared with the stream cutter.
@@ -189,14 +190,22 @@ pub fn parse_lines_to_ndarray(
 /// single)`. An object gives one line (`single`), an array of objects one line
 /// per item; with `field`, the body must be an object whose `field` member is
 /// such an array. Errors are `ValueError`s naming the line and column, or the
-/// item that is not an object.
+/// item that is not an object. With `check_items=False` the inside of each
+/// item is not checked when the body has a plain shape (src/jsonl/split.rs):
+/// the engine, which parses every item, reports a bad one.
 #[pyfunction]
-#[pyo3(signature = (data, field = None))]
+#[pyo3(signature = (data, field = None, *, check_items = true))]
 pub fn json_to_lines<'py>(
     py: Python<'py>,
     data: &[u8],
     field: Option<&str>,
+    check_items: bool,
 ) -> PyResult<(Bound<'py, PyBytes>, usize, bool)> {
+    if !check_items {
+        if let Some(doc) = py.detach(|| split::split_document(data, field)) {
+            return Ok((PyBytes::new(py, &doc.out), doc.rows, doc.single));
+        }
+    }
     let limit = int_limit(py)?;
     let result = py.detach(|| {
         let text = std::str::from_utf8(data).map_err(|e| {

@@ -159,6 +159,13 @@ def test_a_failing_json_lines_row_names_its_line(echo_server):
     ("body", "headers", "says"),
     [
         (b'[{"id": 1,\n  "x": }]', {}, "line 2: invalid JSON at column 8: expected a value"),
+        # A bad item among good ones: read by the engine (the body is parsed
+        # once), answered with the document's own error all the same.
+        (
+            b'[{"id": 1, "x": 1},\n {"id": 2, "x": tru},\n {"id": 3, "x": 3}]',
+            {},
+            "line 2: invalid JSON at column 17: expected a value",
+        ),
         (b'{"id": 1', {}, "line 1: invalid JSON at column 9"),
         (b"[1, 2]", {}, "item 0 of the array is a number, not a JSON object"),
         (b'"text"', {}, "the body is a string, not a JSON object or an array of objects"),

@@ -6,7 +6,15 @@ import json
 
 import pytest
 
-from packflow.serving.protocol import BadBody, Shape, body_format, parse_body, render
+from packflow.jsonl import parse_lines
+from packflow.serving.protocol import (
+    BadBody,
+    Shape,
+    body_format,
+    document_error,
+    parse_body,
+    render,
+)
 
 
 def test_body_format_reads_the_media_type():
@@ -49,10 +57,23 @@ def test_kserve_instances():
     ],
 )
 def test_bad_json_bodies(body, message):
-    with pytest.raises(BadBody) as err:
-        parse_body(body, "application/json")
-    assert str(err.value) == message
-    assert err.value.status == 400
+    try:
+        payload = parse_body(body, "application/json")
+    except BadBody as err:
+        assert str(err) == message
+        assert err.status == 400
+        return
+    # Cut without reading inside its items (the body is parsed once, by the
+    # engine): the engine refuses the bad item, and the answer is then the
+    # document's own error, as if every item had been checked on arrival.
+    assert parse_lines(payload.data).errors
+    assert document_error(payload) == message
+
+
+def test_good_bodies_have_no_document_error():
+    for body in (b'{"a": 1}', b'[{"a": 1}, {"b": [1, {"c": "}"}]}]'):
+        assert document_error(parse_body(body, "application/json")) is None
+    assert document_error(parse_body(b"{}\n", "application/jsonlines")) is None
 
 
 @pytest.mark.parametrize("instances", [False, True])

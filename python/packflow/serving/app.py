@@ -26,7 +26,15 @@ from packflow.logger import get_logger
 from packflow.serving.batcher import Batcher, Outcome, QueueFull
 from packflow.serving.metrics import CONTENT_TYPE as METRICS_TYPE
 from packflow.serving.metrics import ServerMetrics
-from packflow.serving.protocol import BadBody, Payload, Shape, body_format, error_body, parse_body
+from packflow.serving.protocol import (
+    BadBody,
+    Payload,
+    Shape,
+    body_format,
+    document_error,
+    error_body,
+    parse_body,
+)
 from packflow.serving.protocol import render as render_outputs
 
 __all__ = ["PackflowApp", "create_app"]
@@ -378,6 +386,12 @@ def _failure(job: Any, payload: Payload, outcome: Outcome) -> _Reply:
     if payload.shape is Shape.LINES:
         fields["line"] = job.error_row + 1
     if err.step == "parse":
+        # A bad item of a JSON document: the whole document's own error, as
+        # if it had been checked on arrival (it was cut without reading its
+        # items, which the engine parsed).
+        document = document_error(payload)
+        if document is not None:
+            return _Reply(400, error_body(document))
         message = f"line {job.error_row + 1}: {err.error}"
         return _Reply(400, error_body(message, **fields))
     return _Reply(422, error_body(err.error, **fields))

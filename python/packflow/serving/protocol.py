@@ -23,6 +23,7 @@ __all__ = [
     "Payload",
     "Shape",
     "body_format",
+    "document_error",
     "error_body",
     "parse_body",
     "render",
@@ -65,6 +66,9 @@ class Payload(NamedTuple):
     rows: int
     shape: Shape
     content_type: str
+    #: The JSON document the lines were cut from (``None`` for JSON Lines):
+    #: its items were not checked when cut, so a bad one is described from it.
+    document: Optional[bytes] = None
 
 
 class BadBody(ValueError):
@@ -105,14 +109,14 @@ def parse_body(body: bytes, media_type: str, *, instances: bool = False) -> Payl
         )
     if instances:
         data, rows, _ = _document(body, "instances", False)
-        return Payload(data, rows, Shape.INSTANCES, JSON)
+        return Payload(data, rows, Shape.INSTANCES, JSON, body)
     if lines:
         if not body.endswith(b"\n"):
             body += b"\n"
         # Lines are checked by the engine, which names the line and column.
         return Payload(body, body.count(b"\n"), Shape.LINES, media_type)
     data, rows, single = _document(body, None, True)
-    return Payload(data, rows, Shape.OBJECT if single else Shape.ARRAY, JSON)
+    return Payload(data, rows, Shape.OBJECT if single else Shape.ARRAY, JSON, body)
 
 
 def reads_as_json(media_type: str) -> bool:
@@ -128,8 +132,10 @@ def _expected(instances: bool) -> str:
 
 
 def _document(body: bytes, field: Optional[str], hint_lines: bool) -> tuple[bytes, int, bool]:
+    """The body cut into lines, its items unchecked (the engine parses each
+    one: the body is parsed once); see :func:`document_error`."""
     try:
-        return json_to_lines(body, field)
+        return json_to_lines(body, field, check_items=False)
     except ValueError as exc:
         message = str(exc)
         # A second value on a later line: most likely JSON Lines sent without
@@ -143,6 +149,20 @@ def _document(body: bytes, field: Optional[str], hint_lines: bool) -> tuple[byte
                 "; for JSON Lines (one object per line) send Content-Type: application/jsonlines"
             )
         raise BadBody(message) from None
+
+
+def document_error(payload: Payload) -> Optional[str]:
+    """Why the document of ``payload`` is not JSON of the expected shape, as
+    :func:`parse_body` would have said had it checked every item (the
+    engine found a bad one); ``None`` for a payload of JSON Lines."""
+    if payload.document is None:
+        return None
+    field = "instances" if payload.shape is Shape.INSTANCES else None
+    try:
+        json_to_lines(payload.document, field)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def render(shape: Shape, lines: list[bytes]) -> bytes:

@@ -14,7 +14,7 @@ fn zero_bytes(w: u64) -> u64 {
 /// Flags bytes of `w` that end a run of plain string text: `"`, `\`, or a
 /// control character (< 0x20).
 #[inline(always)]
-pub(super) fn string_specials(w: u64) -> u64 {
+pub fn string_specials(w: u64) -> u64 {
     zero_bytes(w ^ (ONES * b'"' as u64))
         | zero_bytes(w ^ (ONES * b'\\' as u64))
         | (w.wrapping_sub(ONES * 0x20) & !w & HIGHS)
