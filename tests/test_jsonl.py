@@ -585,7 +585,9 @@ def test_line_numbers_never_cap_silently():
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=4),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 objects = st.dictionaries(st.text(max_size=4), json_values, max_size=4)
@@ -603,7 +605,8 @@ def documents(draw):
         "instances+": {"x": 1, "instances": draw(st.lists(objects, max_size=3))},
         "other": draw(json_values),
     }[shape]
-    text = json.dumps(value, indent=draw(st.sampled_from([None, 1])), ensure_ascii=draw(st.booleans()))
+    indent = draw(st.sampled_from([None, 1]))
+    text = json.dumps(value, indent=indent, ensure_ascii=draw(st.booleans()))
     body = bytearray(text.encode())
     edit = draw(st.sampled_from(["none", "none", "change", "drop", "add"]))
     if body and edit != "none":
