@@ -11,34 +11,50 @@ use std::time::Instant;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
-use crate::jsonl::{read_array, read_records};
+use crate::jsonl::{read_array, read_records, RowCells};
 use crate::pipeline::{elapsed_ns, wrap_step_error, Pipeline, Preprocess};
 use crate::validate::{check_and_dump, DumpError};
 
 /// What one batch gave (see `_core.pyi`).
-#[pyclass(module = "packflow._core", frozen, get_all)]
+#[pyclass(module = "packflow._core", frozen)]
 pub struct BatchOutcome {
     /// One JSON line per good input line, in order (empty when `failure`).
+    #[pyo3(get)]
     output: Py<PyBytes>,
     /// The line number of each good (parsed) line.
+    #[pyo3(get)]
     line_numbers: Py<PyList>,
     /// `(line number, raw line, message)` for each line that did not parse.
+    #[pyo3(get)]
     errors: Py<PyList>,
     /// Non-blank lines seen.
+    #[pyo3(get)]
     read: usize,
     /// Output lines written: the good lines, or 0 when the batch failed.
+    #[pyo3(get)]
     written: usize,
     /// Why the good lines gave no output: the exception, or None.
+    #[pyo3(get)]
     failure: Option<Py<PyAny>>,
     /// Where it happened: a step (`preprocess`, `transform_inputs`, `execute`,
     /// `transform_outputs`), `run` (the output was not a list), `validate`
     /// (the outputs break the output format) or `serialize` (a value JSON
     /// cannot hold).
+    #[pyo3(get)]
     failed_step: Option<&'static str>,
+    /// A failed batch's cells, when the text reader read every row.
+    cells: Option<RowCells>,
 }
 
 #[pymethods]
 impl BatchOutcome {
+    /// Whether `Pipeline.rerun` can run rows of this (failed) batch again
+    /// from the cells already read.
+    #[getter]
+    fn can_rerun(&self) -> bool {
+        self.cells.is_some()
+    }
+
     fn __repr__(&self, py: Python<'_>) -> String {
         format!(
             "BatchOutcome(read={}, written={}, errors={}, failed_step={:?})",
@@ -75,28 +91,99 @@ pub fn run_lines(
         written: 0,
         failure: None,
         failed_step: None,
+        cells: None,
     };
     if rows == 0 {
         return Ok(outcome);
     }
     // Reading the array was the preprocess step: its time is that step's.
     let mut times = [None; 4];
-    let input = match batch.input {
-        Ok(input) => {
-            if batch.preprocessed {
-                times[0] = Some(read_ns);
-            }
-            input
-        }
+    if batch.preprocessed {
+        times[0] = Some(read_ns);
+    }
+    run_input(
+        pipeline,
+        backend,
+        batch.input,
+        rows,
+        times,
+        allow_nan,
+        &mut outcome,
+    )?;
+    if outcome.failure.is_some() {
+        // Kept for the search for the failing rows (`rerun`).
+        outcome.cells = batch.cells;
+    }
+    Ok(outcome)
+}
+
+/// Rows `start..stop` of a failed batch run again, their feature array built
+/// afresh from the cells the text reader read (no line read again). None
+/// when the outcome kept no cells (see `BatchOutcome.can_rerun`).
+pub fn rerun(
+    pipeline: &Pipeline,
+    py: Python<'_>,
+    backend: &Bound<'_, PyAny>,
+    failed: &BatchOutcome,
+    start: usize,
+    stop: usize,
+    allow_nan: bool,
+) -> PyResult<Option<BatchOutcome>> {
+    let Some(cells) = &failed.cells else {
+        return Ok(None);
+    };
+    let began = Instant::now();
+    let Some(input) = cells.array(py, start, stop) else {
+        return Err(crate::errors::value_error(format!(
+            "rows {start}..{stop} are not rows of this batch"
+        )));
+    };
+    let times = [Some(elapsed_ns(began)), None, None, None];
+    let line_numbers = failed.line_numbers.bind(py).get_slice(start, stop);
+    let rows = stop - start;
+    let mut outcome = BatchOutcome {
+        output: PyBytes::new(py, b"").unbind(),
+        line_numbers: line_numbers.unbind(),
+        errors: PyList::empty(py).unbind(),
+        read: rows,
+        written: 0,
+        failure: None,
+        failed_step: None,
+        cells: None,
+    };
+    if rows > 0 {
+        run_input(
+            pipeline,
+            backend,
+            input,
+            rows,
+            times,
+            allow_nan,
+            &mut outcome,
+        )?;
+    }
+    Ok(Some(outcome))
+}
+
+/// The steps, the check and the write for `rows` rows of `input`, into `outcome`.
+fn run_input(
+    pipeline: &Pipeline,
+    backend: &Bound<'_, PyAny>,
+    input: PyResult<Bound<'_, PyAny>>,
+    rows: usize,
+    times: [Option<u64>; 4],
+    allow_nan: bool,
+    outcome: &mut BatchOutcome,
+) -> PyResult<()> {
+    let py = backend.py();
+    let input = match input {
+        Ok(input) => input,
         Err(err) => {
             pipeline.step_stats().record(rows, &times);
-            outcome.failure = Some(
-                wrap_step_error(py, "preprocess", err)
-                    .into_value(py)
-                    .into_any(),
-            );
+            let err = wrap_step_error(py, "preprocess", err);
+            outcome.failure = Some(err.into_value(py).into_any());
             outcome.failed_step = Some("preprocess");
-            return Ok(outcome);
+            return Ok(());
         }
     };
     let outputs = match pipeline.run_steps(backend, input, rows, times)? {
@@ -104,7 +191,7 @@ pub fn run_lines(
         Err(failure) => {
             outcome.failure = Some(failure.err.into_value(py).into_any());
             outcome.failed_step = Some(failure.step.unwrap_or("run"));
-            return Ok(outcome);
+            return Ok(());
         }
     };
     match check_and_dump(&outputs, rows, allow_nan) {
@@ -121,5 +208,5 @@ pub fn run_lines(
             outcome.failed_step = Some("serialize");
         }
     }
-    Ok(outcome)
+    Ok(())
 }

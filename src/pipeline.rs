@@ -267,6 +267,21 @@ impl Pipeline {
         Ok(data)
     }
 
+    /// Rows `start..stop` of a failed `run_lines` batch run again from the
+    /// cells it read, or None when it kept none (see src/engine.rs).
+    #[pyo3(signature = (backend, failed, start, stop, *, allow_nan = false))]
+    fn rerun<'py>(
+        &self,
+        py: Python<'py>,
+        backend: &Bound<'py, PyAny>,
+        failed: &crate::engine::BatchOutcome,
+        start: usize,
+        stop: usize,
+        allow_nan: bool,
+    ) -> PyResult<Option<crate::engine::BatchOutcome>> {
+        crate::engine::rerun(self, py, backend, failed, start, stop, allow_nan)
+    }
+
     /// One batch of raw JSON Lines through the whole path (see src/engine.rs).
     #[pyo3(signature = (backend, data, first_line = 1, *, allow_nan = false))]
     fn run_lines<'py>(

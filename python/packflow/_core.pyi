@@ -62,6 +62,21 @@ class Pipeline:
         that fails comes back in the outcome's ``failure``; only
         ``BaseException``s that are not ``Exception``s (KeyboardInterrupt,
         SystemExit) are raised."""
+    def rerun(
+        self,
+        backend: Any,
+        failed: BatchOutcome,
+        start: int,
+        stop: int,
+        *,
+        allow_nan: bool = False,
+    ) -> Optional[BatchOutcome]:
+        """Rows ``start:stop`` (indexes into ``failed.line_numbers``) of a
+        failed :meth:`run_lines` batch run again, their feature array built
+        afresh from the cells that call read (the hooks may have changed the
+        array they got), without reading the text again. ``None`` when
+        ``failed.can_rerun`` is false; a range outside the batch is a
+        ``ValueError``."""
 
 class BatchOutcome:
     """What :meth:`Pipeline.run_lines` gave for one batch."""
@@ -82,6 +97,10 @@ class BatchOutcome:
     """Where: a step's name, ``"run"`` (the output was not a list),
     ``"validate"`` (the outputs break the output format) or ``"serialize"``
     (a value JSON cannot hold)."""
+    @property
+    def can_rerun(self) -> bool:
+        """Whether the batch failed and kept the cells its text reader read
+        (every row read straight into the array), for :meth:`Pipeline.rerun`."""
 
 class StepStats:
     """The timings of a pipeline's steps: the last call's, and a log-bucketed

@@ -27,7 +27,7 @@ use document::document_lines;
 use lines::LineCursor;
 use text_to_array::{Filler, Plan};
 
-pub use read::{read_array, read_records};
+pub use read::{read_array, read_records, RowCells};
 /// The feature paths compiled for reading them from JSON text.
 pub use text_to_array::Plan as TextPlan;
 

@@ -31,6 +31,44 @@ pub struct ReadBatch<'py> {
     pub errors: Bound<'py, PyList>,
     /// Non-blank lines seen.
     pub lines: usize,
+    /// The cells the array was built from (text reader only, none handed
+    /// over to dicts), so that rows of it can be built again untouched.
+    pub cells: Option<RowCells>,
+}
+
+/// The plain cells of a batch's rows, row-major, kept to build the feature
+/// array of any run of those rows again (the hooks may have changed the array
+/// they were given).
+pub struct RowCells {
+    cells: Vec<Cell>,
+    columns: usize,
+}
+
+impl RowCells {
+    /// The array of rows `start..stop`, typed as `numpy.array` types those
+    /// rows alone; None when the range is not within the rows.
+    pub fn array<'py>(
+        &self,
+        py: Python<'py>,
+        start: usize,
+        stop: usize,
+    ) -> Option<PyResult<Bound<'py, PyAny>>> {
+        let c = self.columns;
+        if start > stop || stop.checked_mul(c)? > self.cells.len() {
+            return None;
+        }
+        let cells = &self.cells[start * c..stop * c];
+        let any_int = cells.iter().any(|x| matches!(x, Cell::Int(_)));
+        let any_float = cells.iter().any(|x| matches!(x, Cell::Float(_)));
+        Some(cells_to_array(
+            py,
+            cells,
+            stop - start,
+            c,
+            any_int,
+            any_float,
+        ))
+    }
 }
 
 /// Records, with the bad lines, appended to the lists given; from the cursor's
@@ -112,6 +150,7 @@ pub fn read_records<'py>(
         line_numbers,
         errors,
         lines,
+        cells: None,
     })
 }
 
@@ -272,6 +311,10 @@ pub fn read_array<'py>(
             line_numbers,
             errors,
             lines: scanned.lines,
+            cells: Some(RowCells {
+                cells: filler.cells,
+                columns,
+            }),
         });
     };
     // The rest of the batch as dicts, from the line the text reader stopped on.
@@ -309,5 +352,6 @@ pub fn read_array<'py>(
         line_numbers,
         errors,
         lines: scanned.lines + rest,
+        cells: None,
     })
 }

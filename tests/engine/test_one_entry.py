@@ -11,6 +11,7 @@ import json
 import sys
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -185,3 +186,49 @@ def test_the_array_equals_the_dict_paths(batch):
     # ... and the same as the stock dict path (the preprocessor called on dicts).
     records = _core.parse_lines(data).records
     assert repr(backend._preprocessor(records).tolist()) == repr(got.tolist())
+
+
+def test_a_failing_array_batch_is_searched_from_the_cells_already_read():
+    class Doubles(InferenceBackend):
+        """Changes the array it gets in place, then refuses rows over 100."""
+
+        def transform_inputs(self, inputs):
+            inputs *= 2
+            return inputs
+
+        def execute(self, inputs):
+            if (inputs > 100).any():
+                raise ValueError("too big")
+            return [{"v": row.tolist()} for row in inputs]
+
+    values = [1, 2, 3, 70, 5, 6, 7, 8]
+    data = b"".join(json.dumps({"a": v, "b": i}).encode() + b"\n" for i, v in enumerate(values))
+    backend = Doubles(input_format="numpy", feature_names=["a", "b"])
+    engine = BatchEngine(backend)
+    calls = core_calls(lambda: engine.process(data))
+    # The text is read once; every attempt after that builds its array from
+    # the kept cells: untouched by the hook's change to the first array.
+    assert calls.count("run_lines") == 1
+    assert calls.count("rerun") == 2 * 3
+    result = engine.process(data)
+    assert [(e.line, e.step, e.error_type) for e in result.errors] == [(4, "execute", "ValueError")]
+    expected = [{"v": [2 * v, 2 * i]} for i, v in enumerate(values) if v != 70]
+    assert [json.loads(line) for line in result.output.splitlines()] == expected
+    assert result.line_numbers == [1, 2, 3, 5, 6, 7, 8]
+
+
+def test_rerun_refuses_rows_outside_the_batch():
+    backend = Keeps(input_format="numpy", feature_names=["a"])
+
+    class Fails(Keeps):
+        def execute(self, inputs):
+            raise ValueError("no")
+
+    failing = Fails(input_format="numpy", feature_names=["a"])
+    out = failing._pipeline.run_lines(failing, b'{"a": 1}\n{"a": 2}\n')
+    assert out.can_rerun and out.failed_step == "execute"
+    with pytest.raises(ValueError, match="not rows of this batch"):
+        failing._pipeline.rerun(failing, out, 1, 3)
+    clean = backend._pipeline.run_lines(backend, b'{"a": 1}\n')
+    assert clean.failure is None and not clean.can_rerun
+    assert backend._pipeline.rerun(backend, clean, 0, 1) is None

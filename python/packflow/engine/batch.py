@@ -155,6 +155,32 @@ def _message(exc: BaseException) -> str:
     return text
 
 
+class _LineEnds:
+    """Where the lines of a buffer start and stop, found (by numpy, not a
+    Python loop over the lines) only when first asked: the rare failed batch
+    needs them, and the search for its bad rows from kept cells only for the
+    raw text of those rows."""
+
+    def __init__(self, data: bytes):
+        self._data = data
+        self._ends: Optional[np.ndarray] = None
+
+    def _all(self) -> np.ndarray:
+        if self._ends is None:
+            self._ends = np.flatnonzero(np.frombuffer(self._data, dtype=np.uint8) == 0x0A) + 1
+        return self._ends
+
+    def start(self, index: int) -> int:
+        """Where line ``index`` (from 0) starts."""
+        return int(self._all()[index - 1]) if index else 0
+
+    def stop(self, index: int) -> int:
+        """Just past line ``index``'s newline (the end of the buffer for a
+        last line without one)."""
+        ends = self._all()
+        return int(ends[index]) if index < len(ends) else len(self._data)
+
+
 class BatchEngine:
     """Runs batches of raw JSON Lines through one backend.
 
@@ -189,24 +215,29 @@ class BatchEngine:
         if out.failure is None:
             return BatchResult(out.output, errors, out.read, out.written, out.line_numbers)
         line_numbers = out.line_numbers
-        raw_lines = data.split(b"\n")
+        pipeline = backend._pipeline
+        ends = _LineEnds(data)
 
         def raw_of(line: int) -> bytes:
-            return raw_lines[line - first_line].rstrip(b"\r")
-
-        # Where each line ends in ``data`` (past its newline; found by numpy,
-        # not a Python loop over the lines): the rows of a segment are one
-        # slice of it, whatever bad or blank lines lie between them (reading
-        # the slice leaves those out again).
-        ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 0x0A) + 1
+            return data[ends.start(line - first_line) : ends.stop(line - first_line)].rstrip(
+                b"\r\n"
+            )
 
         def run_rows(start: int, stop: int) -> Attempt:
-            # The rows' text read afresh for every attempt, on the backend's
-            # fastest path (a hook may have changed the records it got before).
-            first = line_numbers[start] - first_line
-            last = line_numbers[stop - 1] - first_line
-            begin = int(ends[first - 1]) if first else 0
-            chunk = data[begin : int(ends[last]) if last < len(ends) else len(data)]
+            # From the cells the first read kept, when the text reader read
+            # every row into the array (a hook may have changed the array it
+            # got, so it is built afresh); else the rows' text read again: one
+            # slice of ``data``, whatever bad or blank lines lie between the
+            # rows (reading the slice leaves those out again).
+            if out.can_rerun:
+                again = pipeline.rerun(backend, out, start, stop, allow_nan=allow_nan)
+                if again is not None:
+                    return again
+            chunk = data[
+                ends.start(line_numbers[start] - first_line) : ends.stop(
+                    line_numbers[stop - 1] - first_line
+                )
+            ]
             return run_lines(backend, chunk, line_numbers[start], allow_nan=allow_nan)
 
         return self._retry(run_rows, line_numbers, raw_of, errors, out.read, out)
