@@ -35,7 +35,7 @@ from packflow.cli.run_io import (
 )
 from packflow.engine import DEFAULT_MAX_LINE_BYTES, InputReadError, LineReader
 from packflow.engine.workers import WorkerPool, WorkerStartError, workers_count
-from packflow.runner import RunSummary, StreamRunner
+from packflow.engine.runner import RunSummary, StreamRunner
 
 _EXIT_FOR_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 

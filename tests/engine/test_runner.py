@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from packflow import InferenceBackend
-from packflow.runner import run_stream
+from packflow.engine.runner import run_stream
 from packflow.sample_data import NUMERIC_FEATURES, sample_lines
 
 from testkit import Doubler, RowSum
@@ -198,7 +198,7 @@ def test_rows_count_as_written_only_after_their_write_succeeds():
                 raise BrokenPipeError
             return super().write(data)
 
-    from packflow.runner import StreamRunner
+    from packflow.engine.runner import StreamRunner
 
     runner = StreamRunner(Doubler(), ClosesAfterOne())
     runner.process(b'{"id": 1, "x": 1}\n{"id": 2, "x": 1}\n', 1)
@@ -210,7 +210,7 @@ def test_rows_count_as_written_only_after_their_write_succeeds():
 
 def test_the_accounting_check_catches_a_batch_that_does_not_add_up():
     from packflow.engine import BatchResult, ErrorRow
-    from packflow.runner import StreamRunner
+    from packflow.engine.runner import StreamRunner
 
     runner = StreamRunner(Doubler(), io.BytesIO(), io.BytesIO())
     runner.write(BatchResult(b'{"a":1}\n', [ErrorRow(2, b"x", "parse", "bad")], 2, 1, [1]))
@@ -222,3 +222,14 @@ def test_the_accounting_check_catches_a_batch_that_does_not_add_up():
     runner.write(BatchResult(b'{"a":1}\n', [ErrorRow(2, b"x", "parse", "bad")], 3, 1, [1]))
     with pytest.raises(RuntimeError, match="accounting error: read 3 != written 1 \\+ errors 1"):
         runner.finish()
+
+
+def test_the_old_module_path_still_imports_the_runner():
+    # packflow.runner was the runner's home before it moved into the engine;
+    # scripts that import run_stream from there keep working.
+    import packflow.engine.runner as engine_runner
+    import packflow.runner as old
+
+    for name in ("run_stream", "RunSummary", "StreamRunner", "BatchTimeout"):
+        assert getattr(old, name) is getattr(engine_runner, name)
+    assert old.run_stream.__module__ == "packflow.engine.runner"
