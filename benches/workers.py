@@ -38,9 +38,9 @@ from typing import Optional
 import yaml
 
 from packflow.engine import BatchEngine, LineReader
+from packflow.engine.runner import StreamRunner
 from packflow.engine.workers import WorkerPool
 from packflow.loaders import InferenceBackendLoader
-from packflow.engine.runner import StreamRunner
 from packflow.sample_data import NUMERIC_FEATURES, sample_lines
 
 REPO = Path(__file__).resolve().parents[1]

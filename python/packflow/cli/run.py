@@ -34,8 +34,8 @@ from packflow.cli.run_io import (
     write_stats,
 )
 from packflow.engine import DEFAULT_MAX_LINE_BYTES, InputReadError, LineReader
-from packflow.engine.workers import WorkerPool, WorkerStartError, workers_count
 from packflow.engine.runner import RunSummary, StreamRunner
+from packflow.engine.workers import WorkerPool, WorkerStartError, workers_count
 
 _EXIT_FOR_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
