@@ -233,3 +233,36 @@ def test_the_old_module_path_still_imports_the_runner():
     for name in ("run_stream", "RunSummary", "StreamRunner", "BatchTimeout"):
         assert getattr(old, name) is getattr(engine_runner, name)
     assert old.run_stream.__module__ == "packflow.engine.runner"
+
+
+def test_one_loop_writes_in_process_and_handed_back_results_alike():
+    from packflow.engine import BatchEngine, LineReader
+    from packflow.engine.runner import StreamRunner
+
+    data = b"".join(
+        b"not json\n" if i % 7 == 3 else json.dumps({"id": i, "x": i}).encode() + b"\n"
+        for i in range(40)
+    )
+    engine = BatchEngine(Doubler())
+    taken = []
+
+    def through(items):
+        # What a worker pool does: run each batch elsewhere, hand back its result.
+        for batch in items:
+            taken.append(batch.first_line)
+            yield batch, engine.process(batch.data, batch.first_line)
+
+    runs = []
+    for via in (None, through):
+        out, err = io.BytesIO(), io.BytesIO()
+        runner = StreamRunner(Doubler(), out, err)
+        reader = LineReader(io.BytesIO(data), batch_size=6)
+        stopped = runner.run(reader, through=via, should_stop=lambda r=runner: r.summary.read >= 12)
+        runs.append((out.getvalue(), err.getvalue(), runner.finish(), stopped))
+    (out1, err1, s1, stopped1), (out2, err2, s2, stopped2) = runs
+    assert stopped1 and stopped2
+    assert (out1, err1) == (out2, err2) and out1.count(b"\n") + err1.count(b"\n") == 12
+    assert (s1.read, s1.written, s1.errors, s1.last_line) == (12, 10, 2, 12)
+    assert (s2.read, s2.written, s2.errors, s2.last_line) == (12, 10, 2, 12)
+    # Once asked to stop, nothing more was taken from the reader.
+    assert taken == [1, 7]

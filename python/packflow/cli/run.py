@@ -460,22 +460,23 @@ def _run(
         interrupted: Optional[str] = None
         flush = True
         next_snapshot = time.monotonic() + stats_every_s
+
+        def on_batch(summary: RunSummary) -> None:
+            nonlocal next_snapshot
+            progress(summary)
+            if paths.stats and time.monotonic() >= next_snapshot:
+                _snapshot(paths.stats, runner)
+                next_snapshot = time.monotonic() + stats_every_s
+
         try:
             # With workers, the batches in flight are finished after a first
-            # signal (the reader stops taking lines); a second one ends map().
-            results = pool.map(reader) if pool is not None else ((b, None) for b in reader)
-            for batch, result in results:
-                if result is None:
-                    runner.process_batch(batch)
-                else:
-                    runner.write(result)
-                    runner.summary.last_line = batch.last_line
-                progress(runner.summary)
-                if paths.stats and time.monotonic() >= next_snapshot:
-                    _snapshot(paths.stats, runner)
-                    next_snapshot = time.monotonic() + stats_every_s
-                if signals.stopping and pool is None:
-                    break
+            # signal (no more are taken); a second one ends map() at once.
+            runner.run(
+                reader,
+                through=pool.map if pool is not None else None,
+                should_stop=lambda: signals.stopping,
+                on_batch=on_batch,
+            )
             if signals.forced:
                 name = signal.Signals(signals.first).name
                 interrupted = f"{name} (second signal: the batches in flight were dropped)"

@@ -150,6 +150,60 @@ class StreamRunner:
             self.write(self._run(batch.data, batch.first_line))
         self.summary.last_line = batch.last_line
 
+    def run(
+        self,
+        batches: Iterable[Any],
+        *,
+        through: Optional[Callable[[Iterable[Any]], Iterator[tuple[Any, Any]]]] = None,
+        should_stop: Optional[Callable[[], bool]] = None,
+        on_batch: Optional[Callable[[RunSummary], None]] = None,
+    ) -> bool:
+        """The run's one batch loop: every front door (``packflow run``,
+        :func:`run_stream`, in one process or over workers) writes its results
+        through here, in input order, counting them from each
+        :class:`BatchResult`. Returns whether ``should_stop`` ended the run.
+
+        Without ``through``, each :class:`LineBatch` runs in this process. With
+        it (a :class:`~packflow.engine.WorkerPool`'s ``map`` or ``map_ranges``),
+        ``through(items)`` hands back ``(item, result)`` pairs in order and this
+        loop only writes them. ``should_stop`` is polled after each batch is
+        written: in one process the run ends there; through workers no more
+        items are taken, and those already taken are finished and written.
+        ``on_batch`` sees the running summary after each write.
+        """
+        stopped = False
+
+        def taken() -> Iterator[Any]:
+            # Checked before each item is taken: an item taken is an item written.
+            for item in batches:
+                if stopped:
+                    return
+                yield item
+
+        pairs = through(taken()) if through is not None else ((b, None) for b in batches)
+        for item, result in pairs:
+            if result is None:
+                self.process_batch(item)
+            else:
+                self.record(result)
+                self.summary.last_line = item.last_line
+            if on_batch is not None:
+                on_batch(self.summary)
+            if not stopped and should_stop is not None and should_stop():
+                stopped = True
+                if through is None:
+                    break
+        return stopped
+
+    def record(self, result: Any) -> None:
+        """Write a result handed back by workers: a :class:`BatchResult`, or a
+        range's result (outputs in a segment file) that knows how to write
+        itself through this runner (``result.write_to(runner)``)."""
+        if isinstance(result, BatchResult):
+            self.write(result)
+        else:
+            result.write_to(self)
+
     def _run(self, data: bytes, first_line: int) -> BatchResult:
         if self.batch_timeout_s is None:
             return self.engine.process(data, first_line)
@@ -293,13 +347,10 @@ def run_stream(
             "each worker process loads the project itself"
         )
     runner = StreamRunner(backend, sink, errors, started=started)
-    for batch in _batches_of_items(source, batch_size):
-        runner.process_batch(batch)
-        if on_batch is not None:
-            on_batch(runner.summary)
-        if should_stop is not None and should_stop():
-            return runner.finish(interrupted_by="stop request")
-    return runner.finish()
+    stopped = runner.run(
+        _batches_of_items(source, batch_size), should_stop=should_stop, on_batch=on_batch
+    )
+    return runner.finish(interrupted_by="stop request" if stopped else None)
 
 
 def _run_stream_workers(
@@ -317,24 +368,12 @@ def _run_stream_workers(
     are taken and the batches in flight are finished and written."""
     from packflow.engine.workers import WorkerPool
 
-    stopped = False
-
-    def batches() -> Iterator[LineBatch]:
-        # Checked before each batch is taken: an item taken is an item written.
-        cut = _batches_of_items(source, batch_size)
-        while not stopped:
-            item = next(cut, None)
-            if item is None:
-                return
-            yield item
-
     with WorkerPool(load, workers) as pool:
         runner = StreamRunner(pool, sink, errors, started=started)
-        for batch, result in pool.map(batches()):
-            runner.write(result)
-            runner.summary.last_line = batch.last_line
-            if on_batch is not None:
-                on_batch(runner.summary)
-            if should_stop is not None and not stopped and should_stop():
-                stopped = True
+        stopped = runner.run(
+            _batches_of_items(source, batch_size),
+            through=pool.map,
+            should_stop=should_stop,
+            on_batch=on_batch,
+        )
         return runner.finish(interrupted_by="stop request" if stopped else None)
