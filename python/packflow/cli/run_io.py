@@ -22,6 +22,8 @@ EXIT_IO_ERROR = 74
 
 __all__ = [
     "FileSink",
+    "GuardedSink",
+    "OutputWriteError",
     "RunPaths",
     "check_paths",
     "finish_run",
@@ -312,3 +314,32 @@ def finish_run(
         exit_code = 1
     if exit_code:
         sys.exit(exit_code)
+
+
+class OutputWriteError(Exception):
+    def __init__(self, name: str, cause: OSError):
+        super().__init__(f"could not write to {name}: {cause.strerror or cause}")
+
+
+class GuardedSink:
+    """Turns a failed write into an error naming the file (a closed pipe stays
+    a ``BrokenPipeError``: that ends the run quietly)."""
+
+    def __init__(self, sink: FileSink):
+        self.sink = sink
+
+    def write(self, data: bytes) -> None:
+        try:
+            self.sink.write(data)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputWriteError(self.sink.name, exc) from exc
+
+    def flush(self) -> None:
+        try:
+            self.sink.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputWriteError(self.sink.name, exc) from exc
