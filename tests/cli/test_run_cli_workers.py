@@ -270,3 +270,42 @@ def test_bad_workers_value_is_a_usage_error(workers_project):
         proc = run_cli([workers_project, "--workers", bad], input_bytes=b"")
         assert proc.returncode == 2
         assert b"--workers" in proc.stderr
+
+
+def awkward_file(n: int) -> bytes:
+    """What one process and the workers must cut alike: bad and blank lines,
+    failing rows, CRLF endings, lines of 150 bytes (over a --max-line-bytes of
+    100, but inside one read, so kept), a 2 MiB line (over it across reads, so
+    refused), and a last line without its newline."""
+    out = []
+    for i in range(n):
+        if i % 17 == 3:
+            out.append(b'{"id": %d, broken\n' % i)
+        elif i % 29 == 7:
+            out.append(b"  \r\n" if i % 2 else b"\n")
+        elif i == n // 2:
+            out.append(json.dumps({"id": i, "pad": "x" * (2 << 20)}).encode() + b"\n")
+        elif i % 31 == 9:
+            out.append(json.dumps({"id": i, "pad": "y" * 120}).encode() + b"\r\n")
+        else:
+            row = {"id": i, "fail": i % 11 == 2, "nan": i % 13 == 4}
+            out.append(json.dumps(row).encode() + b"\n")
+    return b"".join(out) + json.dumps({"id": n}).encode()
+
+
+@pytest.mark.parametrize("skip", [0, 1234])
+def test_workers_reading_their_own_ranges_give_the_same_bytes(tmp_path, workers_project, skip):
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(awkward_file(40_000))
+    extra = ["--batch-size", "97", "--max-line-bytes", "100", "--skip-lines", str(skip)]
+    (out1, err1, stats1), (out2, err2, stats2) = run_both(tmp_path, workers_project, src, *extra)
+    assert out1 == out2 and err1 == err2
+    same_summary(stats1, stats2)
+    assert stats1["last_line"] == stats2["last_line"] == 40_001
+    errors = [json.loads(x) for x in err1.splitlines()]
+    assert {e["step"] for e in errors} == {"read", "parse", "execute", "serialize"}
+    assert [e["line"] for e in errors if e["step"] == "read"] == [20_001]
+    assert json.loads(out1.splitlines()[-1]) == {"id": 40_000}
+    assert stats1["read"] == stats1["written"] + stats1["errors"]
+    # The workers' segment files are gone.
+    assert [p.name for p in tmp_path.iterdir() if "segments" in p.name] == []

@@ -9,11 +9,13 @@ summary says how far the run got); 130/143 stopped by SIGINT/SIGTERM.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
 import sys
 import time
+from collections.abc import Iterable
 from typing import Any, Optional
 
 import click
@@ -36,6 +38,13 @@ from packflow.cli.run_load import load_for_run
 from packflow.cli.run_progress import Progress, write_snapshot
 from packflow.cli.run_signals import EXIT_FOR_SIGNAL, ForcedStop, RunSignals, interrupt_loading
 from packflow.engine import DEFAULT_MAX_LINE_BYTES, InputReadError, LineReader
+from packflow.engine.file_ranges import (
+    RangeSpec,
+    cut_ranges,
+    make_segment_dir,
+    range_bytes_for,
+    remove_segment_dir,
+)
 from packflow.engine.runner import RunSummary, StreamRunner
 from packflow.engine.workers import WorkerPool, WorkerStartError, workers_count
 
@@ -271,6 +280,7 @@ def _run(
             err=True,
         )
     sinks: list[FileSink] = []
+    segments: Optional[str] = None
     try:
         try:
             sinks.append(open_sink(paths.output))
@@ -288,15 +298,34 @@ def _run(
             write_guard=signals,
             started=started,
         )
-        reader = LineReader(
-            stream,
-            batch_size=batch_size,
-            live=live,
-            max_wait_ms=max_wait_ms,
-            max_line_bytes=max_line_bytes,
-            should_stop=lambda: signals.stopping,
-            skip_lines=skip_lines,
-        )
+        through: Any = pool.map if pool is not None else None
+        batches: Iterable[Any]
+        if pool is not None and reads_itself(paths.input, live):
+            # Each worker reads its own ranges of the file and writes its outputs
+            # to segment files; this process cuts, orders and joins them.
+            segments = make_segment_dir(paths.output)
+            signals.on_exit = functools.partial(remove_segment_dir, segments)
+            spec = RangeSpec(
+                os.path.abspath(paths.input),
+                batch_size,
+                max_line_bytes,
+                segments,
+                range_bytes=range_bytes_for(os.fstat(stream.fileno()).st_size, pool.workers),
+            )
+            batches = cut_ranges(
+                stream, spec, skip_lines=skip_lines, should_stop=lambda: signals.stopping
+            )
+            through = functools.partial(pool.map_ranges, spec=spec)
+        else:
+            batches = LineReader(
+                stream,
+                batch_size=batch_size,
+                live=live,
+                max_wait_ms=max_wait_ms,
+                max_line_bytes=max_line_bytes,
+                should_stop=lambda: signals.stopping,
+                skip_lines=skip_lines,
+            )
         progress = Progress(sys.stderr.isatty())
         exit_code = 0
         interrupted: Optional[str] = None
@@ -314,8 +343,8 @@ def _run(
             # With workers, the batches in flight are finished after a first
             # signal (no more are taken); a second one ends map() at once.
             runner.run(
-                reader,
-                through=pool.map if pool is not None else None,
+                batches,
+                through=through,
                 should_stop=lambda: signals.stopping,
                 on_batch=on_batch,
             )
@@ -357,6 +386,10 @@ def _run(
             for sink in sinks:
                 sink.trim()
     finally:
+        if segments is not None:
+            if pool is not None:
+                pool.kill()  # no worker may write a segment after this
+            remove_segment_dir(segments)
         for sink in sinks:
             try:
                 sink.close()
@@ -366,6 +399,12 @@ def _run(
             stream.close()
     click.echo(summary.format(), err=True)
     return summary, exit_code
+
+
+def reads_itself(path: str, live: bool) -> bool:
+    """Whether workers read the input themselves: a regular file, not gzip
+    (whose bytes are only known by reading them in order) and not a pipe."""
+    return path != "-" and not path.endswith(".gz") and not live
 
 
 def _is_terminal(stream: Any) -> bool:

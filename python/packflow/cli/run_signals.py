@@ -32,6 +32,8 @@ class RunSignals:
         #: Called instead of raising on the second signal (a worker pool stops
         #: its own loop: ``WorkerPool.stop_now``).
         self.on_force: Optional[Any] = None
+        #: Called before the third signal exits on the spot (temporary files).
+        self.on_exit: Optional[Any] = None
         self.forced = False
         self.first: Optional[int] = None
         self.count = 0
@@ -45,6 +47,8 @@ class RunSignals:
         if self.count == 1:
             return
         if self.count >= 3:
+            if self.on_exit is not None:
+                self.on_exit()
             os._exit(EXIT_FOR_SIGNAL[self.first])
         self.forced = True
         if self.on_force is not None:

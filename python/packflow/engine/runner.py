@@ -234,6 +234,34 @@ class StreamRunner:
             self.summary.written += result.written
             self.summary.batches += 1
 
+    def write_segment(self, result: Any) -> None:
+        """Write a range run by a worker (a
+        :class:`~packflow.engine.file_ranges.RangeResult`): its error rows, then
+        its output, copied from its segment file into the sink by the kernel
+        when the sink offers ``copy_from(fd, size)``; the segment is removed."""
+        with self._guard:
+            if result.errors:
+                self._write_errors(result.errors)
+            if result.size:
+                fd = os.open(result.segment, os.O_RDONLY)
+                try:
+                    copy_from = getattr(self.sink, "copy_from", None)
+                    if copy_from is not None:
+                        copy_from(fd, result.size)
+                    else:
+                        _copy_by_chunks(fd, result.size, self.sink)
+                finally:
+                    os.close(fd)
+            if self.flush_each_batch:
+                self.sink.flush()
+            self.summary.read += result.read
+            self.summary.written += result.written
+            self.summary.batches += result.batches
+        try:
+            os.unlink(result.segment)
+        except OSError:
+            pass
+
     def reject(self, row: ErrorRow) -> None:
         """Record a line that never reached the engine (e.g. over the reader's
         length limit)."""
@@ -280,6 +308,17 @@ class StreamRunner:
                 f"accounting error: read {s.read} != written {s.written} + errors {s.errors}"
             )
         return s
+
+
+def _copy_by_chunks(fd: int, size: int, sink: BinaryIO) -> None:
+    """For a sink that is not a plain file descriptor (gzip, an in-memory buffer)."""
+    offset = 0
+    while offset < size:
+        chunk = os.pread(fd, min(1 << 20, size - offset), offset)
+        if not chunk:
+            raise OSError(f"segment file ended at {offset} of {size} bytes")
+        sink.write(chunk)
+        offset += len(chunk)
 
 
 def _batches_of_items(source: Iterable[bytes], batch_size: int) -> Iterator[LineBatch]:
