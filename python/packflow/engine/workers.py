@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import contextlib
 import multiprocessing
 import os
 import pickle
@@ -28,7 +29,7 @@ from typing import Any, Optional, Union
 from packflow import _core
 from packflow.engine import worker_process as wire
 from packflow.engine.batch import BatchEngine, BatchResult
-from packflow.engine.file_ranges import FileRange, RangeSpec, fail_range
+from packflow.engine.file_ranges import FileRange, RangeSpec, fail_range, segment_path
 from packflow.engine.reader import LineBatch
 
 __all__ = [
@@ -437,9 +438,9 @@ class WorkerPool:
         itself (see ``file_ranges.py``): each range comes back with a
         :class:`RangeResult` (its outputs in a segment file in
         ``spec.segment_dir``, which the caller joins and removes). A range whose
-        worker died is run again batch by batch on fresh workers; a batch that
-        kills a second worker comes back as a :class:`BatchResult` of error
-        rows (step ``worker``), in its place. ``batch_timeout_s`` interrupts a
+        worker died is run again batch by batch; a batch that kills two workers
+        on its own comes back as a :class:`BatchResult` of error rows (step
+        ``worker``), in its place. ``batch_timeout_s`` interrupts a
         batch in its worker (its rows become error rows with step
         ``timeout``)."""
         return self._map(ranges, (spec, batch_timeout_s))
@@ -649,9 +650,13 @@ class WorkerPool:
         head = running.pop(0)
         slot = self._work[head]
         slot.deaths += 1
+        if self._ranges is not None:
+            # What the dead worker wrote of the range's outputs is not used.
+            with contextlib.suppress(OSError):
+                os.unlink(segment_path(self._ranges[0], head))
         if self._ranges is not None and len(slot.item.batches) > 1:
             # Which of the range's batches killed it is not known: each is run
-            # again on its own, and one that kills a second worker is dead-lettered.
+            # again on its own, and one that kills two workers is dead-lettered.
             self._split(head, slot)
         elif slot.deaths >= _MAX_DEATHS:
             message = f"the worker process running this batch died twice ({how})"
@@ -664,7 +669,8 @@ class WorkerPool:
 
     def _split(self, seq: int, slot: _Slot) -> None:
         del self._work[seq]
-        slot.parts = [_Slot(part, deaths=slot.deaths) for part in slot.item.split()]
+        # The death is nobody's yet: each batch gets its own two chances.
+        slot.parts = [_Slot(part) for part in slot.item.split()]
         ids = []
         for part in slot.parts:
             ids.append(self._next_seq)
