@@ -37,7 +37,15 @@ from typing import Optional
 
 import yaml
 
+from packflow.cli.run_io import FileSink
 from packflow.engine import BatchEngine, LineReader
+from packflow.engine.file_ranges import (
+    RangeSpec,
+    cut_ranges,
+    make_segment_dir,
+    range_bytes_for,
+    remove_segment_dir,
+)
 from packflow.engine.runner import StreamRunner
 from packflow.engine.workers import WorkerPool
 from packflow.loaders import InferenceBackendLoader
@@ -145,13 +153,22 @@ def steady_in_process(project: Path, src: Path, out: Path, batch_size: int) -> t
 
 
 def steady_pool(pool: WorkerPool, src: Path, out: Path, batch_size: int) -> tuple[float, float]:
-    with open(src, "rb", buffering=0) as fin, open(out, "wb") as sink:
-        runner = StreamRunner(pool, sink)
-        cpu, start = _cpu_self(), time.perf_counter()
-        for _batch, result in pool.map(LineReader(fin, batch_size=batch_size)):
-            runner.write(result)
-        runner.finish()
-        return time.perf_counter() - start, _cpu_self() - cpu
+    """What ``packflow run --workers 2`` does with a regular file: the workers
+    read their own ranges of it and write segment files; this process cuts the
+    file and joins the segments."""
+    segments = make_segment_dir(str(out))
+    spec = RangeSpec(
+        str(src), batch_size, 64 << 20, segments, range_bytes=range_bytes_for(src.stat().st_size, 2)
+    )
+    try:
+        with open(src, "rb", buffering=0) as fin, open(out, "wb") as sink:
+            runner = StreamRunner(pool, FileSink(str(out), sink.fileno(), own=False))
+            cpu, start = _cpu_self(), time.perf_counter()
+            runner.run(cut_ranges(fin, spec), through=functools.partial(pool.map_ranges, spec=spec))
+            runner.finish()
+            return time.perf_counter() - start, _cpu_self() - cpu
+    finally:
+        remove_segment_dir(segments)
 
 
 def end_to_end(project: Path, src: Path, out: Path, workers: int, batch_size: int) -> float:

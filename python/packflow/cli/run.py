@@ -13,6 +13,7 @@ import functools
 import logging
 import os
 import signal
+import stat
 import sys
 import time
 from collections.abc import Iterable
@@ -208,8 +209,13 @@ def run_command(
     check_paths(paths)
     check_project(project)
     n_workers = workers_count(workers, input_size(input_path))
-    if n_workers > 1 and batch_timeout_s is not None:
-        raise click.BadParameter("is not supported with --workers", param_hint="--batch-timeout-s")
+    if n_workers > 1 and batch_timeout_s is not None and not _regular_file(input_path):
+        # Workers time their batches only where they read the input themselves.
+        raise click.BadParameter(
+            "works with --workers only on a regular input file (not standard input, "
+            "a pipe or a .gz file)",
+            param_hint="--batch-timeout-s",
+        )
     # The run's wall time counts from here: loading the backend, or starting
     # the workers, is part of what a run costs (and workers cost most there).
     started = time.perf_counter()
@@ -315,7 +321,7 @@ def _run(
             batches = cut_ranges(
                 stream, spec, skip_lines=skip_lines, should_stop=lambda: signals.stopping
             )
-            through = functools.partial(pool.map_ranges, spec=spec)
+            through = functools.partial(pool.map_ranges, spec=spec, batch_timeout_s=batch_timeout_s)
         else:
             batches = LineReader(
                 stream,
@@ -399,6 +405,13 @@ def _run(
             stream.close()
     click.echo(summary.format(), err=True)
     return summary, exit_code
+
+
+def _regular_file(path: str) -> bool:
+    try:
+        return reads_itself(path, not stat.S_ISREG(os.stat(path).st_mode))
+    except OSError:
+        return False
 
 
 def reads_itself(path: str, live: bool) -> bool:
