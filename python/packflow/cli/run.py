@@ -310,7 +310,7 @@ def _run(
             # Each worker reads its own ranges of the file and writes its outputs
             # to segment files; this process cuts, orders and joins them.
             segments = make_segment_dir(paths.output)
-            signals.on_exit = functools.partial(remove_segment_dir, segments)
+            signals.on_exit = functools.partial(_drop_segments, pool, segments)
             spec = RangeSpec(
                 os.path.abspath(paths.input),
                 batch_size,
@@ -405,6 +405,13 @@ def _run(
             stream.close()
     click.echo(summary.format(), err=True)
     return summary, exit_code
+
+
+def _drop_segments(pool: WorkerPool, segments: str) -> None:
+    """Before a third signal exits on the spot: no worker may write a segment
+    after its directory is gone."""
+    pool.kill()
+    remove_segment_dir(segments)
 
 
 def _regular_file(path: str) -> bool:
