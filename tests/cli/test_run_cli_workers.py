@@ -269,3 +269,101 @@ def test_bad_workers_value_is_a_usage_error(workers_project):
         proc = run_cli([workers_project, "--workers", bad], input_bytes=b"")
         assert proc.returncode == 2
         assert b"--workers" in proc.stderr
+
+
+def awkward_file(n: int) -> bytes:
+    """What one process and the workers must cut alike: bad and blank lines,
+    failing rows, CRLF endings, lines of 150 bytes (over a --max-line-bytes of
+    100, but inside one read, so kept), a 2 MiB line (over it across reads, so
+    refused), and a last line without its newline."""
+    out = []
+    for i in range(n):
+        if i % 17 == 3:
+            out.append(b'{"id": %d, broken\n' % i)
+        elif i % 29 == 7:
+            out.append(b"  \r\n" if i % 2 else b"\n")
+        elif i == n // 2:
+            out.append(json.dumps({"id": i, "pad": "x" * (2 << 20)}).encode() + b"\n")
+        elif i % 31 == 9:
+            out.append(json.dumps({"id": i, "pad": "y" * 120}).encode() + b"\r\n")
+        else:
+            row = {"id": i, "fail": i % 11 == 2, "nan": i % 13 == 4}
+            out.append(json.dumps(row).encode() + b"\n")
+    return b"".join(out) + json.dumps({"id": n}).encode()
+
+
+@pytest.mark.parametrize("skip", [0, 1234])
+def test_workers_reading_their_own_ranges_give_the_same_bytes(tmp_path, workers_project, skip):
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(awkward_file(40_000))
+    extra = ["--batch-size", "97", "--max-line-bytes", "100", "--skip-lines", str(skip)]
+    (out1, err1, stats1), (out2, err2, stats2) = run_both(tmp_path, workers_project, src, *extra)
+    assert out1 == out2 and err1 == err2
+    same_summary(stats1, stats2)
+    assert stats1["last_line"] == stats2["last_line"] == 40_001
+    errors = [json.loads(x) for x in err1.splitlines()]
+    assert {e["step"] for e in errors} == {"read", "parse", "execute", "serialize"}
+    assert [e["line"] for e in errors if e["step"] == "read"] == [20_001]
+    assert json.loads(out1.splitlines()[-1]) == {"id": 40_000}
+    assert stats1["read"] == stats1["written"] + stats1["errors"]
+    # The workers' segment files are gone.
+    assert [p.name for p in tmp_path.iterdir() if "segments" in p.name] == []
+
+
+def test_batch_timeout_in_workers_reading_a_file(tmp_path, workers_project):
+    rows = [{"id": i, "sleep": 30 if i == 5 else 0} for i in range(12)]
+    src, err = tmp_path / "in.jsonl", tmp_path / "err.jsonl"
+    src.write_bytes(jsonl(rows))
+    args = [workers_project, "--workers", "2", "--batch-size", "2", "--batch-timeout-s", "1"]
+    proc = run_cli([*args, "-i", src, "--errors", err], timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert [json.loads(x)["id"] for x in proc.stdout.splitlines()] == [
+        i for i in range(12) if i not in (4, 5)
+    ]
+    errors = [json.loads(x) for x in err.read_bytes().splitlines()]
+    assert [(e["line"], e["step"]) for e in errors] == [(5, "timeout"), (6, "timeout")]
+    # From standard input the parent pipes the batches: no timer there.
+    proc = run_cli(args, input_bytes=jsonl(rows))
+    assert proc.returncode == 2
+    assert b"only on a regular input file" in proc.stderr
+
+
+@pytest.mark.parametrize("signals", [1, 2, 3])
+def test_signals_while_workers_read_a_file(tmp_path, workers_project, marks, signals):
+    # A row that sleeps in the middle of a file of whole ranges: a first SIGTERM
+    # lets the ranges taken finish and be written, a second stops at once; the
+    # segment files go either way.
+    rows = [{"id": i, "sleep": 3 if i == 500 else 0} for i in range(2000)]
+    src, out, stats = tmp_path / "in.jsonl", tmp_path / "out.jsonl", tmp_path / "stats.json"
+    src.write_bytes(jsonl(rows))
+    proc = subprocess.Popen(
+        PACKFLOW
+        + ["run", str(workers_project), "-i", str(src), "-o", str(out), "--stats", str(stats)]
+        + ["--workers", "2", "--batch-size", "10", "--config", f"marker_dir={marks}"],
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.time() + 90
+    while time.time() < deadline and not (marks / "sleeping").exists():
+        time.sleep(0.02)
+    for _ in range(signals):
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3 if signals < 3 else 0.01)
+    started = time.time()
+    _, stderr = proc.communicate(timeout=60)
+    if signals == 3:
+        # The third exits on the spot (or, once the run is over and the
+        # handlers are back, the signal ends it): the segments are gone first.
+        assert proc.returncode in (143, -signal.SIGTERM), stderr.decode()
+        assert [p.name for p in tmp_path.iterdir() if "segments" in p.name] == []
+        return
+    assert proc.returncode == 143, stderr.decode()
+    assert b"Traceback" not in stderr
+    summary = json.loads(stats.read_text())
+    ids = [json.loads(x)["id"] for x in out.read_bytes().splitlines()]
+    assert ids == list(range(len(ids))) and summary["written"] == len(ids)
+    assert summary["last_line"] == len(ids)
+    if signals == 1:
+        assert 500 < len(ids) < 2000  # the sleeping range was finished, not all
+    else:
+        assert time.time() - started < 2.5 and len(ids) <= 500
+    assert [p.name for p in tmp_path.iterdir() if "segments" in p.name] == []

@@ -294,3 +294,67 @@ def test_workers_count():
     for bad in ("0", "-1", "two", 0, 1.5, True):
         with pytest.raises(ValueError):
             workers_count(bad)
+
+
+def through_ranges(pool, path: Path, tmp_path: Path, batch_size: int, **kw) -> tuple:
+    """The input file through map_ranges, written by a StreamRunner."""
+    from packflow.engine.file_ranges import RangeSpec, cut_ranges
+    from packflow.engine.runner import StreamRunner
+
+    segments = tmp_path / "segments"
+    segments.mkdir(exist_ok=True)
+    spec = RangeSpec(str(path), batch_size, 1 << 20, str(segments), range_bytes=kw.pop("size"))
+    out, err = io.BytesIO(), io.BytesIO()
+    runner = StreamRunner(pool, out, err)
+    with open(path, "rb", buffering=0) as fh:
+        runner.run(cut_ranges(fh, spec), through=functools.partial(pool.map_ranges, spec=spec))
+    assert list(segments.iterdir()) == []  # each segment removed once joined
+    return out.getvalue(), err.getvalue(), runner.finish()
+
+
+def in_process_files(project: Path, data: bytes, batch_size: int) -> tuple:
+    out, err = io.BytesIO(), io.BytesIO()
+    summary = run_stream(
+        InferenceBackendLoader.from_path(str(project)),
+        data.splitlines(),
+        out,
+        errors=err,
+        batch_size=batch_size,
+    )
+    return out.getvalue(), err.getvalue(), summary
+
+
+def test_ranges_read_by_the_workers_give_one_process_results(workers_project, tmp_path):
+    data = mixed_input(300)
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(data)
+    with WorkerPool(loader(workers_project), 2) as pool:
+        out, err, summary = through_ranges(pool, src, tmp_path, 10, size=500)
+    out1, err1, summary1 = in_process_files(workers_project, data, 10)
+    assert (out, err) == (out1, err1)
+    assert (summary.read, summary.written, summary.errors, summary.last_line) == (
+        summary1.read,
+        summary1.written,
+        summary1.errors,
+        300,
+    )
+
+
+def test_a_range_whose_worker_died_is_retried_batch_by_batch(workers_project, marks, tmp_path):
+    rows = [
+        {"id": i, "die": "always" if i == 25 else ("once" if i == 47 else None)} for i in range(60)
+    ]
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(jsonl(rows))
+    with WorkerPool(loader(workers_project, marker_dir=str(marks)), 2) as pool:
+        out, err, summary = through_ranges(pool, src, tmp_path, 10, size=10_000)
+    # One range of six batches, whose worker died: each batch ran again on its
+    # own; the batch of row 25 killed two more workers and is dead-lettered, the
+    # one of row 47 killed one and ran again.
+    assert [json.loads(x)["id"] for x in out.splitlines()] == [
+        i for i in range(60) if not 20 <= i < 30
+    ]
+    errors = [json.loads(x) for x in err.splitlines()]
+    assert [e["line"] for e in errors] == list(range(21, 31))
+    assert {e["step"] for e in errors} == {"worker"}
+    assert (summary.read, summary.written, summary.errors) == (60, 50, 10)

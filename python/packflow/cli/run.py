@@ -13,120 +13,41 @@ import functools
 import logging
 import os
 import signal
+import stat
 import sys
 import time
+from collections.abc import Iterable
 from typing import Any, Optional
 
 import click
 
 from packflow.cli.config_pairs import config_option, load_error
-from packflow.cli.messages import describe
 from packflow.cli.project_arg import ProjectPath, check_project
 from packflow.cli.run_io import (
     EXIT_IO_ERROR,
     FileSink,
+    GuardedSink,
+    OutputWriteError,
     RunPaths,
     check_paths,
     finish_run,
     input_size,
     open_input,
     open_sink,
-    write_stats,
 )
+from packflow.cli.run_load import load_for_run
+from packflow.cli.run_progress import Progress, write_snapshot
+from packflow.cli.run_signals import EXIT_FOR_SIGNAL, ForcedStop, RunSignals, interrupt_loading
 from packflow.engine import DEFAULT_MAX_LINE_BYTES, InputReadError, LineReader
+from packflow.engine.file_ranges import (
+    RangeSpec,
+    cut_ranges,
+    make_segment_dir,
+    range_bytes_for,
+    remove_segment_dir,
+)
+from packflow.engine.runner import RunSummary, StreamRunner
 from packflow.engine.workers import WorkerPool, WorkerStartError, workers_count
-from packflow.runner import RunSummary, StreamRunner
-
-_EXIT_FOR_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
-
-
-class ForcedStop(BaseException):
-    """A second SIGINT/SIGTERM: stop now, even inside the backend."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-class _Signals:
-    """The first SIGINT/SIGTERM asks for a graceful stop (the batch in flight
-    finishes and is written); the second stops at once, interrupting the
-    backend (while an output write is in progress it waits for the write to
-    end, so files keep whole lines); a third exits on the spot."""
-
-    def __init__(self) -> None:
-        #: Called instead of raising on the second signal (a worker pool stops
-        #: its own loop: ``WorkerPool.stop_now``).
-        self.on_force: Optional[Any] = None
-        self.forced = False
-        self.first: Optional[int] = None
-        self.count = 0
-        self._writing = False
-        self._pending: Optional[int] = None
-
-    def handler(self, signum: int, _frame: Any) -> None:
-        self.count += 1
-        if self.first is None:
-            self.first = signum
-        if self.count == 1:
-            return
-        if self.count >= 3:
-            os._exit(_EXIT_FOR_SIGNAL[self.first])
-        self.forced = True
-        if self.on_force is not None:
-            self.on_force()
-            return
-        if self._writing:
-            self._pending = signum
-            return
-        raise ForcedStop(signum)
-
-    def hold(self) -> None:
-        """From now on a second signal no longer interrupts (the run is over and
-        its summary is being written); a third still exits at once."""
-        self._writing = True
-        self._pending = None
-
-    @property
-    def stopping(self) -> bool:
-        return self.first is not None
-
-    def __enter__(self) -> None:
-        self._writing = True
-
-    def __exit__(self, *exc: Any) -> None:
-        self._writing = False
-        if self._pending is not None and exc[0] is None:
-            raise ForcedStop(self._pending)
-
-
-class OutputWriteError(Exception):
-    def __init__(self, name: str, cause: OSError):
-        super().__init__(f"could not write to {name}: {cause.strerror or cause}")
-
-
-class _GuardedSink:
-    """Turns a failed write into an error naming the file (a closed pipe stays
-    a ``BrokenPipeError``: that ends the run quietly)."""
-
-    def __init__(self, sink: FileSink):
-        self.sink = sink
-
-    def write(self, data: bytes) -> None:
-        try:
-            self.sink.write(data)
-        except BrokenPipeError:
-            raise
-        except OSError as exc:
-            raise OutputWriteError(self.sink.name, exc) from exc
-
-    def flush(self) -> None:
-        try:
-            self.sink.flush()
-        except BrokenPipeError:
-            raise
-        except OSError as exc:
-            raise OutputWriteError(self.sink.name, exc) from exc
 
 
 def _show_warnings() -> None:
@@ -140,61 +61,6 @@ def _show_warnings() -> None:
         logger.addHandler(handler)
 
 
-class _Progress:
-    """A one-line progress display on a terminal, at most twice a second."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self.started = time.perf_counter()
-        self.last = 0.0
-
-    def __call__(self, summary: RunSummary) -> None:
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        if now - self.last < 0.5:
-            return
-        self.last = now
-        rate = summary.read / max(now - self.started, 1e-9)
-        sys.stderr.write(
-            f"\r{summary.read:,} rows  {rate:,.0f} rows/s  {summary.errors:,} errors   "
-        )
-        sys.stderr.flush()
-
-    def done(self) -> None:
-        if self.enabled and self.last:
-            sys.stderr.write("\n")
-
-
-def _interrupt_loading(signum: int, _frame: Any) -> None:
-    raise ForcedStop(signum)
-
-
-def _load_for_run(
-    project: str, config: dict[str, Any], workers: int
-) -> tuple[Any, Optional[WorkerPool]]:
-    """The backend (or the started pool standing for it) and the pool; a load
-    that fails or is interrupted ends the command."""
-    try:
-        if workers > 1:
-            pool = _start_pool(project, config, workers)
-            return pool, pool
-        return _load_backend(project, config), None
-    except (KeyboardInterrupt, ForcedStop) as exc:
-        click.echo("Interrupted while loading the backend.", err=True)
-        sys.exit(_EXIT_FOR_SIGNAL[getattr(exc, "signum", signal.SIGINT)])
-    except WorkerStartError as exc:
-        load_error(str(exc), exc.error_type or "")
-    except Exception as exc:  # noqa: BLE001 - reported to the user
-        load_error(describe(exc), type(exc).__name__)
-
-
-def _load_backend(project: str, config: dict[str, Any]) -> Any:
-    from packflow.loaders import InferenceBackendLoader
-
-    return InferenceBackendLoader.from_path(project, strict_config=True, **config)
-
-
 def _workers_option(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     """Checked here (a usage error), counted once the input's size is known."""
     try:
@@ -202,20 +68,6 @@ def _workers_option(_ctx: click.Context, _param: click.Parameter, value: str) ->
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     return value
-
-
-def _start_pool(project: str, config: dict[str, Any], workers: int) -> WorkerPool:
-    from packflow.loaders import InferenceBackendLoader
-
-    load = functools.partial(
-        InferenceBackendLoader.from_path,
-        os.path.abspath(project),
-        strict_config=True,
-        **config,
-    )
-    pool = WorkerPool(load, workers)
-    pool.start()
-    return pool
 
 
 @click.command("run")
@@ -357,21 +209,26 @@ def run_command(
     check_paths(paths)
     check_project(project)
     n_workers = workers_count(workers, input_size(input_path))
-    if n_workers > 1 and batch_timeout_s is not None:
-        raise click.BadParameter("is not supported with --workers", param_hint="--batch-timeout-s")
+    if n_workers > 1 and batch_timeout_s is not None and not _regular_file(input_path):
+        # Workers time their batches only where they read the input themselves.
+        raise click.BadParameter(
+            "works with --workers only on a regular input file (not standard input, "
+            "a pipe or a .gz file)",
+            param_hint="--batch-timeout-s",
+        )
     # The run's wall time counts from here: loading the backend, or starting
     # the workers, is part of what a run costs (and workers cost most there).
     started = time.perf_counter()
     # SIGINT and SIGTERM stop the load (exit 130/143), whatever the handlers
     # this process inherited (a shell starts background jobs with SIGINT ignored).
-    previous = {s: signal.signal(s, _interrupt_loading) for s in _EXIT_FOR_SIGNAL}
+    previous = {s: signal.signal(s, interrupt_loading) for s in EXIT_FOR_SIGNAL}
     pool: Optional[WorkerPool] = None
     try:
-        backend, pool = _load_for_run(project, config, n_workers)
-        signals = _Signals()
+        backend, pool = load_for_run(project, config, n_workers)
+        signals = RunSignals()
         if pool is not None:
             signals.on_force = pool.stop_now
-        for s in _EXIT_FOR_SIGNAL:
+        for s in EXIT_FOR_SIGNAL:
             signal.signal(s, signals.handler)
         summary, exit_code = _run(
             backend,
@@ -406,7 +263,7 @@ def _run(
     backend: Any,
     pool: Optional[WorkerPool],
     paths: RunPaths,
-    signals: _Signals,
+    signals: RunSignals,
     batch_size: int,
     max_wait_ms: float,
     max_line_bytes: int,
@@ -429,6 +286,7 @@ def _run(
             err=True,
         )
     sinks: list[FileSink] = []
+    segments: Optional[str] = None
     try:
         try:
             sinks.append(open_sink(paths.output))
@@ -436,8 +294,8 @@ def _run(
                 sinks.append(open_sink(paths.errors))
         except OSError as exc:
             raise click.ClickException(f"could not open an output: {exc}") from exc
-        out = _GuardedSink(sinks[0])
-        err = _GuardedSink(sinks[1]) if paths.errors else None
+        out = GuardedSink(sinks[0])
+        err = GuardedSink(sinks[1]) if paths.errors else None
         runner = StreamRunner(
             backend,
             out,
@@ -446,46 +304,66 @@ def _run(
             write_guard=signals,
             started=started,
         )
-        reader = LineReader(
-            stream,
-            batch_size=batch_size,
-            live=live,
-            max_wait_ms=max_wait_ms,
-            max_line_bytes=max_line_bytes,
-            should_stop=lambda: signals.stopping,
-            skip_lines=skip_lines,
-        )
-        progress = _Progress(sys.stderr.isatty())
+        through: Any = pool.map if pool is not None else None
+        batches: Iterable[Any]
+        if pool is not None and reads_itself(paths.input, live):
+            # Each worker reads its own ranges of the file and writes its outputs
+            # to segment files; this process cuts, orders and joins them.
+            segments = make_segment_dir(paths.output)
+            signals.on_exit = functools.partial(_drop_segments, pool, segments)
+            spec = RangeSpec(
+                os.path.abspath(paths.input),
+                batch_size,
+                max_line_bytes,
+                segments,
+                range_bytes=range_bytes_for(os.fstat(stream.fileno()).st_size, pool.workers),
+            )
+            batches = cut_ranges(
+                stream, spec, skip_lines=skip_lines, should_stop=lambda: signals.stopping
+            )
+            through = functools.partial(pool.map_ranges, spec=spec, batch_timeout_s=batch_timeout_s)
+        else:
+            batches = LineReader(
+                stream,
+                batch_size=batch_size,
+                live=live,
+                max_wait_ms=max_wait_ms,
+                max_line_bytes=max_line_bytes,
+                should_stop=lambda: signals.stopping,
+                skip_lines=skip_lines,
+            )
+        progress = Progress(sys.stderr.isatty())
         exit_code = 0
         interrupted: Optional[str] = None
         flush = True
         next_snapshot = time.monotonic() + stats_every_s
+
+        def on_batch(summary: RunSummary) -> None:
+            nonlocal next_snapshot
+            progress(summary)
+            if paths.stats and time.monotonic() >= next_snapshot:
+                write_snapshot(paths.stats, runner)
+                next_snapshot = time.monotonic() + stats_every_s
+
         try:
             # With workers, the batches in flight are finished after a first
-            # signal (the reader stops taking lines); a second one ends map().
-            results = pool.map(reader) if pool is not None else ((b, None) for b in reader)
-            for batch, result in results:
-                if result is None:
-                    runner.process_batch(batch)
-                else:
-                    runner.write(result)
-                    runner.summary.last_line = batch.last_line
-                progress(runner.summary)
-                if paths.stats and time.monotonic() >= next_snapshot:
-                    _snapshot(paths.stats, runner)
-                    next_snapshot = time.monotonic() + stats_every_s
-                if signals.stopping and pool is None:
-                    break
+            # signal (no more are taken); a second one ends map() at once.
+            runner.run(
+                batches,
+                through=through,
+                should_stop=lambda: signals.stopping,
+                on_batch=on_batch,
+            )
             if signals.forced:
                 name = signal.Signals(signals.first).name
                 interrupted = f"{name} (second signal: the batches in flight were dropped)"
-                exit_code = _EXIT_FOR_SIGNAL[signals.first]
+                exit_code = EXIT_FOR_SIGNAL[signals.first]
             elif signals.stopping:
                 interrupted = signal.Signals(signals.first).name
-                exit_code = _EXIT_FOR_SIGNAL[signals.first]
+                exit_code = EXIT_FOR_SIGNAL[signals.first]
         except ForcedStop as stop:
             interrupted = f"{stop} (second signal: the batch in flight was dropped)"
-            exit_code = _EXIT_FOR_SIGNAL[signals.first or stop.signum]
+            exit_code = EXIT_FOR_SIGNAL[signals.first or stop.signum]
         except BrokenPipeError:
             # The reader went away (`| head`): stop quietly, without a traceback
             # from the interpreter flushing stdout at exit.
@@ -514,6 +392,10 @@ def _run(
             for sink in sinks:
                 sink.trim()
     finally:
+        if segments is not None:
+            if pool is not None:
+                pool.kill()  # no worker may write a segment after this
+            remove_segment_dir(segments)
         for sink in sinks:
             try:
                 sink.close()
@@ -525,15 +407,28 @@ def _run(
     return summary, exit_code
 
 
+def _drop_segments(pool: WorkerPool, segments: str) -> None:
+    """Before a third signal exits on the spot: no worker may write a segment
+    after its directory is gone."""
+    pool.kill()
+    remove_segment_dir(segments)
+
+
+def _regular_file(path: str) -> bool:
+    try:
+        return reads_itself(path, not stat.S_ISREG(os.stat(path).st_mode))
+    except OSError:
+        return False
+
+
+def reads_itself(path: str, live: bool) -> bool:
+    """Whether workers read the input themselves: a regular file, not gzip
+    (whose bytes are only known by reading them in order) and not a pipe."""
+    return path != "-" and not path.endswith(".gz") and not live
+
+
 def _is_terminal(stream: Any) -> bool:
     try:
         return stream is not None and stream.isatty()
     except (AttributeError, ValueError):  # closed, or replaced by an object without isatty
         return False
-
-
-def _snapshot(path: str, runner: StreamRunner) -> None:
-    try:
-        write_stats(path, runner.snapshot().to_dict())
-    except OSError as exc:
-        click.echo(f"Warning: could not update {path}: {exc}", err=True)

@@ -4,6 +4,7 @@ written atomically."""
 
 from __future__ import annotations
 
+import errno
 import gzip
 import json
 import os
@@ -22,6 +23,8 @@ EXIT_IO_ERROR = 74
 
 __all__ = [
     "FileSink",
+    "GuardedSink",
+    "OutputWriteError",
     "RunPaths",
     "check_paths",
     "finish_run",
@@ -165,6 +168,11 @@ def input_size(path: str) -> Optional[int]:
         return None
 
 
+#: What copy_file_range or sendfile fail with where they cannot serve a pair of
+#: descriptors (another file system, an O_APPEND file, no such call).
+_NO_COPY = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EBADF, errno.EOPNOTSUPP}
+
+
 class FileSink:
     """A binary sink that writes each batch with one unbuffered write loop and
     remembers the offset after the last complete write, so a failed or
@@ -190,6 +198,10 @@ class FileSink:
         self.raw = raw
         self.regular = _regular_fd(fd)
         self.good = os.lseek(fd, 0, os.SEEK_CUR) if self.regular else 0
+        #: How copy_from moves bytes; the next way down once the kernel refuses.
+        self._copier = (
+            "copy_file_range" if self.regular and hasattr(os, "copy_file_range") else "sendfile"
+        )
 
     def write(self, data: bytes) -> None:
         if self.gz is not None:
@@ -200,6 +212,41 @@ class FileSink:
             n = os.write(self.fd, view)
             view = view[n:]
         self.good += len(data)
+
+    def copy_from(self, fd: int, size: int) -> None:
+        """Append ``size`` bytes of the file ``fd`` (from its start) without
+        reading them into Python: ``copy_file_range`` into a regular file,
+        ``sendfile`` into a pipe or terminal; plain reads and writes for gzip,
+        or where the kernel refuses both (an ``O_APPEND`` descriptor)."""
+        offset = 0
+        while offset < size:
+            left = size - offset
+            if self.gz is not None:
+                chunk = os.pread(fd, min(left, 1 << 20), offset)
+                self.gz.write(chunk)
+                n = len(chunk)
+            else:
+                n = self._copy(fd, offset, left)
+                self.good += n
+            if n <= 0:
+                raise OSError(errno.EIO, f"segment file ended at {offset} of {size} bytes")
+            offset += n
+
+    def _copy(self, fd: int, offset: int, count: int) -> int:
+        while True:
+            try:
+                if self._copier == "copy_file_range":
+                    return os.copy_file_range(fd, self.fd, count, offset)
+                if self._copier == "sendfile":
+                    return os.sendfile(self.fd, fd, offset, count)
+                chunk = os.pread(fd, min(count, 1 << 20), offset)
+                self.write(chunk)
+                self.good -= len(chunk)  # counted by the caller
+                return len(chunk)
+            except OSError as exc:
+                if self._copier == "write" or exc.errno not in _NO_COPY:
+                    raise
+                self._copier = "sendfile" if self._copier == "copy_file_range" else "write"
 
     def flush(self) -> None:
         if self.gz is not None:
@@ -312,3 +359,40 @@ def finish_run(
         exit_code = 1
     if exit_code:
         sys.exit(exit_code)
+
+
+class OutputWriteError(Exception):
+    def __init__(self, name: str, cause: OSError):
+        super().__init__(f"could not write to {name}: {cause.strerror or cause}")
+
+
+class GuardedSink:
+    """Turns a failed write into an error naming the file (a closed pipe stays
+    a ``BrokenPipeError``: that ends the run quietly)."""
+
+    def __init__(self, sink: FileSink):
+        self.sink = sink
+
+    def write(self, data: bytes) -> None:
+        try:
+            self.sink.write(data)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputWriteError(self.sink.name, exc) from exc
+
+    def copy_from(self, fd: int, size: int) -> None:
+        try:
+            self.sink.copy_from(fd, size)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputWriteError(self.sink.name, exc) from exc
+
+    def flush(self) -> None:
+        try:
+            self.sink.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputWriteError(self.sink.name, exc) from exc

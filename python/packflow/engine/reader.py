@@ -52,6 +52,10 @@ class LineBatch:
     first_line: int
     rejected: Optional[ErrorRow] = None
     lines: int = 0
+    #: Where the batch lies in the stream: the offset of its first byte and
+    #: the offset just past its last line (its newline included).
+    start: int = 0
+    end: int = 0
 
     @property
     def last_line(self) -> int:
@@ -73,6 +77,11 @@ class LineReader:
     resume a run); numbering still counts them, so line numbers match the file.
     A read that fails (a corrupt gzip stream, an I/O error) hands out the
     complete lines held, then raises :class:`InputReadError`.
+
+    ``first_line``: the number of the stream's first line (a part of a file
+    read on its own). ``cut_only``: hand out where the batches lie
+    (``start``, ``end``, line numbers) with empty ``data``, for a reader that
+    only cuts a file into ranges other processes read.
     """
 
     def __init__(
@@ -86,6 +95,8 @@ class LineReader:
         should_stop: Optional[Callable[[], bool]] = None,
         chunk_bytes: int = CHUNK_BYTES,
         skip_lines: int = 0,
+        first_line: int = 1,
+        cut_only: bool = False,
     ):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -101,7 +112,8 @@ class LineReader:
         if skip_lines < 0:
             raise ValueError("skip_lines must not be negative")
         self.skip_lines = skip_lines
-        self.next_line = 1
+        self.next_line = first_line
+        self.cut_only = cut_only
         self.bytes_read = 0
         self._buf = bytearray()
         self._end = 0  # just past the last known complete line in _buf
@@ -124,10 +136,14 @@ class LineReader:
         """Hand out the complete lines held; the oldest remaining byte's wait
         starts afresh."""
         end, n = self._end, self._count
-        with memoryview(self._buf) as view:
-            data = view[:end].tobytes()
+        start = self.bytes_read - len(self._buf)
+        if self.cut_only:
+            data = b""
+        else:
+            with memoryview(self._buf) as view:
+                data = view[:end].tobytes()
         del self._buf[:end]  # moves the start: no copy of the remainder
-        batch = LineBatch(data, self.next_line, lines=n)
+        batch = LineBatch(data, self.next_line, lines=n, start=start, end=start + end)
         self.next_line += n
         self._end = self._count = 0
         self._scan -= end
@@ -157,6 +173,7 @@ class LineReader:
         """The partial line at ``_end`` is over the limit: keep its first bytes
         for the error row, drop the rest up to and including its newline."""
         line_no = self.next_line
+        start = self.bytes_read - len(self._buf) + self._end
         raw = bytes(self._buf[self._end : self._end + RAW_PREFIX_BYTES])
         length = len(self._buf) - self._end
         del self._buf[:]
@@ -186,7 +203,9 @@ class LineReader:
             f"(at least {length} bytes before its {ended_by}); its first "
             f"{len(raw)} bytes are kept as raw"
         )
-        yield LineBatch(b"", line_no, ErrorRow(line_no, raw, "read", message), lines=1)
+        end = self.bytes_read - len(self._buf)
+        row = ErrorRow(line_no, raw, "read", message)
+        yield LineBatch(b"", line_no, row, lines=1, start=start, end=end)
 
     def _skip(self) -> None:
         """Drop the first ``skip_lines`` lines as they arrive (never more than a
@@ -246,9 +265,12 @@ class LineReader:
                 if self._buf:
                     # A last line without a newline still counts.
                     data, first = bytes(self._buf), self.next_line
+                    start = self.bytes_read - len(data)
                     del self._buf[:]
                     self.next_line += 1
-                    yield LineBatch(data, first, lines=1)
+                    if self.cut_only:
+                        data = b""
+                    yield LineBatch(data, first, lines=1, start=start, end=self.bytes_read)
                 return
             if self.should_stop():
                 if self._count:

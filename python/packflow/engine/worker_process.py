@@ -2,7 +2,8 @@
 the frames it and the parent exchange over its two pipes.
 
 A frame is a fixed header (kind, batch sequence number, first line, payload
-length) and the payload: a batch's raw lines from the parent; a pickled
+length) and the payload: a batch's raw lines from the parent, or a range of the
+input file for the worker to read itself (``file_ranges.py``); a pickled
 :class:`~packflow.engine.BatchResult`, the worker's step statistics or its
 start-up error from the worker. Internal to the pool.
 """
@@ -18,11 +19,12 @@ from collections.abc import Callable
 from typing import Any, Optional
 
 from packflow.engine.batch import BatchEngine
+from packflow.engine.file_ranges import run_range
 from packflow.exceptions import describe_error
 
 HEADER = struct.Struct("<QQQQ")
 # Parent -> worker.
-BATCH, SEND_STATS = 1, 6
+BATCH, SEND_STATS, RANGE = 1, 6, 7
 # Worker -> parent.
 READY, FAILED, RESULT, STATS = 2, 3, 4, 5
 
@@ -83,6 +85,7 @@ def worker_main(load: Callable[[], Any], allow_nan: bool, batches: Any, results:
         write_frame(wfd, FAILED, 0, 0, pickle.dumps(detail))
         return
     engine = BatchEngine(backend, allow_nan=allow_nan)
+    files: dict[str, int] = {}
     try:
         write_frame(wfd, READY, 0, 0)
         while True:
@@ -96,7 +99,14 @@ def worker_main(load: Callable[[], Any], allow_nan: bool, batches: Any, results:
             data = _read_exact(rfd, length) if length else b""
             if data is None:
                 break
-            result = engine.process(data, first_line)
+            if kind == RANGE:
+                # A range of the input file: read here, outputs to a segment file.
+                spec, part, timeout = pickle.loads(data)
+                if spec.path not in files:
+                    files[spec.path] = os.open(spec.path, os.O_RDONLY)
+                result = run_range(engine, files[spec.path], spec, part, seq, timeout)
+            else:
+                result = engine.process(data, first_line)
             write_frame(wfd, RESULT, seq, 0, pickle.dumps(result, pickle.HIGHEST_PROTOCOL))
         _send_stats(wfd, backend)
     except BrokenPipeError:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import contextlib
 import multiprocessing
 import os
 import pickle
@@ -28,6 +29,7 @@ from typing import Any, Optional, Union
 from packflow import _core
 from packflow.engine import worker_process as wire
 from packflow.engine.batch import BatchEngine, BatchResult
+from packflow.engine.file_ranges import FileRange, RangeSpec, fail_range, segment_path
 from packflow.engine.reader import LineBatch
 
 __all__ = [
@@ -177,12 +179,24 @@ class _Worker:
 
 @dataclass
 class _Slot:
-    """A batch the pool holds, from the feeder until it is handed back."""
+    """A batch (or a range of the input file) the pool holds, from the feeder
+    until it is handed back."""
 
-    batch: LineBatch
-    result: Optional[BatchResult] = None
+    item: Any
+    result: Optional[Any] = None
     done: bool = False
     deaths: int = 0
+    #: A range whose worker died, split into one slot per batch, and their ids.
+    parts: Optional[list[_Slot]] = None
+    part_ids: tuple[int, ...] = ()
+
+    @property
+    def finished(self) -> bool:
+        return all(p.done for p in self.parts) if self.parts is not None else self.done
+
+    def handed(self) -> list[tuple[Any, Any]]:
+        slots = self.parts if self.parts is not None else [self]
+        return [(s.item, s.result) for s in slots]
 
 
 class _Feeder(threading.Thread):
@@ -288,6 +302,10 @@ class WorkerPool:
         self._ctx = multiprocessing.get_context(context)
         self._pool: list[_Worker] = []
         self._pending: collections.deque[int] = collections.deque()
+        #: Every slot that can be sent to a worker, by its id (a range split
+        #: after a death has one id per part).
+        self._work: dict[int, _Slot] = {}
+        self._ranges: Optional[tuple[Any, Optional[float]]] = None
         self._selector: Optional[selectors.BaseSelector] = None
         self._wake_r = self._wake_w = -1
         self._stats = _core.StepStats()
@@ -330,7 +348,7 @@ class WorkerPool:
             for _ in range(self.workers):
                 self._spawn()
             while not all(w.ready for w in self._pool):
-                self._poll({})
+                self._poll()
         except BaseException:
             self.kill()
             raise
@@ -347,7 +365,7 @@ class WorkerPool:
         deadline = time.monotonic() + timeout
         try:
             while self._pool and time.monotonic() < deadline:
-                self._poll({}, timeout=max(0.0, deadline - time.monotonic()), respawn=False)
+                self._poll(timeout=max(0.0, deadline - time.monotonic()), respawn=False)
         except WorkerStartError:
             pass  # a replacement that could not load had no batch left to run
         finally:
@@ -407,12 +425,36 @@ class WorkerPool:
         :class:`WorkerStartError` when a fresh worker, started in place of one
         that died, cannot load the backend.
         """
+        return self._map(batches, None)
+
+    def map_ranges(
+        self,
+        ranges: Iterable[FileRange],
+        spec: RangeSpec,
+        *,
+        batch_timeout_s: Optional[float] = None,
+    ) -> Iterator[tuple[FileRange, Any]]:
+        """Like :meth:`map`, for ranges of a regular file that each worker reads
+        itself (see ``file_ranges.py``): each range comes back with a
+        :class:`RangeResult` (its outputs in a segment file in
+        ``spec.segment_dir``, which the caller joins and removes). A range whose
+        worker died is run again batch by batch; a batch that kills two workers
+        on its own comes back as a :class:`BatchResult` of error rows (step
+        ``worker``), in its place. ``batch_timeout_s`` interrupts a
+        batch in its worker (its rows become error rows with step
+        ``timeout``)."""
+        return self._map(ranges, (spec, batch_timeout_s))
+
+    def _map(
+        self, items: Iterable[Any], ranges: Optional[tuple[Any, Optional[float]]]
+    ) -> Iterator[tuple[Any, Any]]:
         if not self._started or self._closed:
             raise RuntimeError("the pool is not running: start() it first")
         if self._mapping:
             raise RuntimeError("the pool is already running a map()")
         self._mapping = True
-        feeder = _Feeder(batches, self.max_in_flight, self._wake)
+        self._ranges = ranges
+        feeder = _Feeder(items, self.max_in_flight, self._wake)
         slots: dict[int, _Slot] = {}
         # Sequence numbers never repeat, so a late result of an abandoned map()
         # cannot be taken for one of this map's batches.
@@ -420,26 +462,30 @@ class WorkerPool:
         feeder.start()
         try:
             while not self._stop_now:
-                for batch in feeder.take():
-                    slot = slots[taken] = _Slot(batch)
-                    if batch.rejected is None:
+                for item in feeder.take():
+                    slot = slots[taken] = _Slot(item)
+                    if getattr(item, "rejected", None) is None:
+                        self._work[taken] = slot
                         self._pending.append(taken)
                     else:
                         slot.done = True
                     taken += 1
                     self._next_seq = taken
-                self._dispatch(slots)
-                while handed in slots and slots[handed].done and not self._stop_now:
+                self._dispatch()
+                while handed in slots and slots[handed].finished and not self._stop_now:
                     slot = slots.pop(handed)
+                    self._work.pop(handed, None)
+                    for part_id in slot.part_ids:
+                        self._work.pop(part_id, None)
                     handed += 1
                     feeder.release()
-                    yield slot.batch, slot.result
+                    yield from slot.handed()
                 if feeder.finished and not slots and not feeder.ready:
                     self._collect_stats()
                     if feeder.error is not None:
                         raise feeder.error
                     return
-                self._poll(slots)
+                self._poll()
             self.kill()
         except WorkerStartError:
             self.kill()
@@ -448,6 +494,7 @@ class WorkerPool:
             self._mapping = False
             feeder.cancel()
             self._pending.clear()
+            self._work.clear()
             # A reader blocked on a quiet pipe ends at its next poll; do not wait.
             feeder.join(timeout=1.0)
 
@@ -459,7 +506,7 @@ class WorkerPool:
                 w.unsent.append(memoryview(wire.HEADER.pack(wire.SEND_STATS, 0, 0, 0)))
                 self._flush(w)
         while any(w.stats_due for w in self._pool) and not self._stop_now:
-            self._poll({})
+            self._poll()
 
     # -- the event loop -------------------------------------------------------
 
@@ -487,22 +534,27 @@ class WorkerPool:
         except (KeyError, ValueError):
             pass
 
-    def _dispatch(self, slots: dict[int, _Slot]) -> None:
+    def _dispatch(self) -> None:
         for w in self._pool:
             while w.bound and w.ready and w.load < _DEPTH:
-                self._send(w, w.bound.popleft(), slots)
+                self._send(w, w.bound.popleft())
         while self._pending:
             ready = [w for w in self._pool if w.ready and not w.bound]
             w = min(ready, key=lambda w: w.load, default=None)
             if w is None or w.load >= _DEPTH:
                 return
-            self._send(w, self._pending.popleft(), slots)
+            self._send(w, self._pending.popleft())
 
-    def _send(self, w: _Worker, seq: int, slots: dict[int, _Slot]) -> None:
-        batch = slots[seq].batch
-        header = wire.HEADER.pack(wire.BATCH, seq, batch.first_line, len(batch.data))
+    def _send(self, w: _Worker, seq: int) -> None:
+        item = self._work[seq].item
+        if self._ranges is None:
+            kind, payload = wire.BATCH, item.data
+        else:
+            spec, timeout = self._ranges
+            kind, payload = wire.RANGE, pickle.dumps((spec, item, timeout))
+        header = wire.HEADER.pack(kind, seq, item.first_line, len(payload))
         w.outstanding.append(seq)
-        w.unsent.extend((memoryview(header), memoryview(batch.data)))
+        w.unsent.extend((memoryview(header), memoryview(payload)))
         self._flush(w)
 
     def _flush(self, w: _Worker) -> None:
@@ -531,9 +583,7 @@ class WorkerPool:
         elif not w.unsent and key is not None:
             self._selector.unregister(w.send_fd)
 
-    def _poll(
-        self, slots: dict[int, _Slot], timeout: Optional[float] = 1.0, respawn: bool = True
-    ) -> None:
+    def _poll(self, timeout: Optional[float] = 1.0, respawn: bool = True) -> None:
         assert self._selector is not None
         for key, _events in self._selector.select(timeout):
             what, w = key.data
@@ -548,18 +598,18 @@ class WorkerPool:
             elif what == "send":
                 self._flush(w)
             elif what == "recv":
-                self._receive(w, slots)
+                self._receive(w)
             elif what == "exit":
-                self._on_exit(w, slots, respawn)
+                self._on_exit(w, respawn)
 
-    def _receive(self, w: _Worker, slots: dict[int, _Slot]) -> None:
+    def _receive(self, w: _Worker) -> None:
         frames, ended = w.reader.read(w.recv_fd)
         for kind, seq, _arg, payload in frames:
             if kind == wire.RESULT:
                 # A worker runs its batches in the order it got them.
                 if w.outstanding and w.outstanding[0] == seq:
                     w.outstanding.popleft()
-                slot = slots.get(seq)
+                slot = self._work.get(seq)
                 if slot is not None and not slot.done:
                     slot.result = pickle.loads(payload)
                     slot.done = True
@@ -574,10 +624,10 @@ class WorkerPool:
         if ended:
             self._unregister(w.recv_fd)
 
-    def _on_exit(self, w: _Worker, slots: dict[int, _Slot], respawn: bool) -> None:
+    def _on_exit(self, w: _Worker, respawn: bool) -> None:
         """A worker's process ended: keep what it sent, then retry or dead-letter
         the batch it was running and hand its other batches on."""
-        self._receive(w, slots)  # the frames it wrote before it went
+        self._receive(w)  # the frames it wrote before it went
         w.process.join()
         w.exited = True
         self._unregister(w.recv_fd)
@@ -592,20 +642,44 @@ class WorkerPool:
         if not respawn:
             return
         replacement = self._spawn()
-        running = [seq for seq in w.outstanding if seq in slots]
+        running = [seq for seq in w.outstanding if seq in self._work]
         # Retried batches it had not started yet wait for the next fresh worker.
-        replacement.bound.extend(seq for seq in w.bound if seq in slots)
+        replacement.bound.extend(seq for seq in w.bound if seq in self._work)
         if not running:
             return
         head = running.pop(0)
-        slot = slots[head]
+        slot = self._work[head]
         slot.deaths += 1
-        if slot.deaths >= _MAX_DEATHS:
-            b = slot.batch
+        if self._ranges is not None:
+            # What the dead worker wrote of the range's outputs is not used.
+            with contextlib.suppress(OSError):
+                os.unlink(segment_path(self._ranges[0], head))
+        if self._ranges is not None and len(slot.item.batches) > 1:
+            # Which of the range's batches killed it is not known: each is run
+            # again on its own, and one that kills two workers is dead-lettered.
+            self._split(head, slot)
+        elif slot.deaths >= _MAX_DEATHS:
             message = f"the worker process running this batch died twice ({how})"
-            slot.result = BatchEngine.fail_batch(b.data, b.first_line, "worker", message)
+            slot.result = self._dead_letter(slot.item, message)
             slot.done = True
         else:
             replacement.bound.appendleft(head)
         # The batches queued behind it never started: back to the front of the line.
         self._pending.extendleft(reversed(running))
+
+    def _split(self, seq: int, slot: _Slot) -> None:
+        del self._work[seq]
+        # The death is nobody's yet: each batch gets its own two chances.
+        slot.parts = [_Slot(part) for part in slot.item.split()]
+        ids = []
+        for part in slot.parts:
+            ids.append(self._next_seq)
+            self._work[self._next_seq] = part
+            self._next_seq += 1
+        slot.part_ids = tuple(ids)
+        self._pending.extendleft(reversed(ids))
+
+    def _dead_letter(self, item: Any, message: str) -> BatchResult:
+        if self._ranges is None:
+            return BatchEngine.fail_batch(item.data, item.first_line, "worker", message)
+        return fail_range(self._ranges[0], item, message)

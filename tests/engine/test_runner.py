@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from packflow import InferenceBackend
-from packflow.runner import run_stream
+from packflow.engine.runner import run_stream
 from packflow.sample_data import NUMERIC_FEATURES, sample_lines
 from tests.support.testkit import Doubler, RowSum
 
@@ -197,7 +197,7 @@ def test_rows_count_as_written_only_after_their_write_succeeds():
                 raise BrokenPipeError
             return super().write(data)
 
-    from packflow.runner import StreamRunner
+    from packflow.engine.runner import StreamRunner
 
     runner = StreamRunner(Doubler(), ClosesAfterOne())
     runner.process(b'{"id": 1, "x": 1}\n{"id": 2, "x": 1}\n', 1)
@@ -209,7 +209,7 @@ def test_rows_count_as_written_only_after_their_write_succeeds():
 
 def test_the_accounting_check_catches_a_batch_that_does_not_add_up():
     from packflow.engine import BatchResult, ErrorRow
-    from packflow.runner import StreamRunner
+    from packflow.engine.runner import StreamRunner
 
     runner = StreamRunner(Doubler(), io.BytesIO(), io.BytesIO())
     runner.write(BatchResult(b'{"a":1}\n', [ErrorRow(2, b"x", "parse", "bad")], 2, 1, [1]))
@@ -221,3 +221,47 @@ def test_the_accounting_check_catches_a_batch_that_does_not_add_up():
     runner.write(BatchResult(b'{"a":1}\n', [ErrorRow(2, b"x", "parse", "bad")], 3, 1, [1]))
     with pytest.raises(RuntimeError, match="accounting error: read 3 != written 1 \\+ errors 1"):
         runner.finish()
+
+
+def test_the_old_module_path_still_imports_the_runner():
+    # packflow.runner was the runner's home before it moved into the engine;
+    # scripts that import run_stream from there keep working.
+    import packflow.engine.runner as engine_runner
+    import packflow.runner as old
+
+    for name in ("run_stream", "RunSummary", "StreamRunner", "BatchTimeout"):
+        assert getattr(old, name) is getattr(engine_runner, name)
+    assert old.run_stream.__module__ == "packflow.engine.runner"
+
+
+def test_one_loop_writes_in_process_and_handed_back_results_alike():
+    from packflow.engine import BatchEngine, LineReader
+    from packflow.engine.runner import StreamRunner
+
+    data = b"".join(
+        b"not json\n" if i % 7 == 3 else json.dumps({"id": i, "x": i}).encode() + b"\n"
+        for i in range(40)
+    )
+    engine = BatchEngine(Doubler())
+    taken = []
+
+    def through(items):
+        # What a worker pool does: run each batch elsewhere, hand back its result.
+        for batch in items:
+            taken.append(batch.first_line)
+            yield batch, engine.process(batch.data, batch.first_line)
+
+    runs = []
+    for via in (None, through):
+        out, err = io.BytesIO(), io.BytesIO()
+        runner = StreamRunner(Doubler(), out, err)
+        reader = LineReader(io.BytesIO(data), batch_size=6)
+        stopped = runner.run(reader, through=via, should_stop=lambda r=runner: r.summary.read >= 12)
+        runs.append((out.getvalue(), err.getvalue(), runner.finish(), stopped))
+    (out1, err1, s1, stopped1), (out2, err2, s2, stopped2) = runs
+    assert stopped1 and stopped2
+    assert (out1, err1) == (out2, err2) and out1.count(b"\n") + err1.count(b"\n") == 12
+    assert (s1.read, s1.written, s1.errors, s1.last_line) == (12, 10, 2, 12)
+    assert (s2.read, s2.written, s2.errors, s2.last_line) == (12, 10, 2, 12)
+    # Once asked to stop, nothing more was taken from the reader.
+    assert taken == [1, 7]
