@@ -38,6 +38,7 @@ from packflow.cli.run_io import (
 from packflow.cli.run_load import load_for_run
 from packflow.cli.run_progress import Progress, write_snapshot
 from packflow.cli.run_signals import EXIT_FOR_SIGNAL, ForcedStop, RunSignals, interrupt_loading
+from packflow.constants import RUN_BATCH_SIZE, RUN_MAX_WAIT_MS
 from packflow.engine import DEFAULT_MAX_LINE_BYTES, InputReadError, LineReader
 from packflow.engine.file_ranges import (
     RangeSpec,
@@ -90,14 +91,14 @@ def _workers_option(_ctx: click.Context, _param: click.Parameter, value: str) ->
 )
 @click.option(
     "--batch-size",
-    default=1000,
+    default=RUN_BATCH_SIZE,
     show_default=True,
     type=click.IntRange(min=1),
     help="Most rows per backend call.",
 )
 @click.option(
     "--max-wait-ms",
-    default=50.0,
+    default=RUN_MAX_WAIT_MS,
     show_default=True,
     type=click.FloatRange(min=0),
     help="On a live stream, the longest a row waits for its batch to fill.",

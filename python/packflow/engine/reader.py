@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Optional
 
 from packflow import _core
+from packflow.constants import RUN_BATCH_SIZE, RUN_MAX_WAIT_MS
 from packflow.engine.batch import ErrorRow
 
 __all__ = ["DEFAULT_MAX_LINE_BYTES", "InputReadError", "LineBatch", "LineReader"]
@@ -88,9 +89,9 @@ class LineReader:
         self,
         stream: BinaryIO,
         *,
-        batch_size: int = 1000,
+        batch_size: int = RUN_BATCH_SIZE,
         live: bool = False,
-        max_wait_ms: float = 50.0,
+        max_wait_ms: float = RUN_MAX_WAIT_MS,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         should_stop: Optional[Callable[[], bool]] = None,
         chunk_bytes: int = CHUNK_BYTES,

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, BinaryIO, Optional, Union
 
 from packflow import _core
+from packflow.constants import RUN_BATCH_SIZE
 from packflow.engine.batch import BatchEngine, BatchResult, ErrorRow, errors_to_jsonl
 from packflow.engine.reader import LineBatch
 
@@ -340,7 +341,7 @@ def run_stream(
     sink: BinaryIO,
     *,
     errors: Optional[BinaryIO] = None,
-    batch_size: int = 1000,
+    batch_size: int = RUN_BATCH_SIZE,
     should_stop: Optional[Callable[[], bool]] = None,
     on_batch: Optional[Callable[[RunSummary], None]] = None,
     workers: Union[int, str] = 1,
