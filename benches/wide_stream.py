@@ -210,10 +210,8 @@ def ours_env(pycache: Path) -> dict[str, str]:
 
 
 def ours_command(project: Path, src: Path, dst: Path) -> list[str]:
-    return [sys.executable, "-m", "packflow.cli", "run", str(project), "-i", str(src)] + [
-        "-o",
-        str(dst),
-    ]
+    args = ["run", str(project), "-i", str(src), "-o", str(dst)]
+    return [sys.executable, "-m", "packflow.cli", *args]
 
 
 def reference_command(python: Path, script: Path, project: Path, src: Path, dst: Path) -> list:
