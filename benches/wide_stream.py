@@ -284,6 +284,12 @@ def main(argv: Optional[list[str]] = None) -> int:
                 reference_env(root / "pycache-reference"),
             ),
         }
+        one = root / "one.jsonl"
+        one.write_bytes(src.read_bytes().split(b"\n", 1)[0] + b"\n")
+        cmds["packflow 1 event"] = (
+            ours_command(project, one, root / "one.out"),
+            ours_env(root / "pycache"),
+        )
         if big:
             cmds["packflow big"] = (
                 ours_command(project, big, root / "big.out"),
@@ -305,7 +311,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"rounds: {rounds}, interleaved; medians (min)")
         med = {name: statistics.median(t) for name, t in times.items()}
         for name, t in times.items():
-            n = args.ours_n if name == "packflow big" else args.n
+            n = {"packflow big": args.ours_n, "packflow 1 event": 1}.get(name, args.n)
             print(
                 f"  {name:<13} {med[name]:8.3f} s ({min(t):.3f})  {n / med[name]:>12,.0f} events/s"
             )
@@ -314,6 +320,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         if big:
             rate_ratio = (args.ours_n / med["packflow big"]) / (args.n / med["reference"])
             print(f"events/s ratio, packflow on the big file vs reference: {rate_ratio:.1f}x")
+            per_event = (med["packflow big"] - med["packflow 1 event"]) / args.ours_n
+            print(
+                f"packflow: start-up (1 event) {med['packflow 1 event']:.3f} s, then "
+                f"{per_event * 1e6:.2f} us per event ({1 / per_event:,.0f} events/s) "
+                "on the big file"
+            )
         print(
             f"outputs (sha256 packflow {digest(ours_out)}, reference {digest(ref_out)}): "
             f"{compare(ours_out, ref_out)}"
