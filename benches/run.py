@@ -355,6 +355,22 @@ anything but numbers or bools in a feature falls back to building the records,
 so the result is the same). The output rows are checked and written as JSON
 Lines in one call. Python only moves batches.
 
+### The wide stream, whole process (W8)
+
+The reference's side costs about 250 us per event: `json.loads` builds every
+object, string and list of the event, and its numpy preprocessor flattens the
+whole event once per feature. `packflow run` spends about 0.3 to 0.4 s
+starting (imports: numpy, pydantic and the standard library most; loading the
+project itself takes a few ms) and then about 1.2 to 1.4 us per event, so the
+ratio of events per second grows with the file and start-up is about half the
+command's time at 300,000 events (`benches/wide_stream.py` prints both). Per
+batch, `benches/profile_run.py wide` (cProfile, CPU time) puts about 55-65% in
+the Rust parse (`parse_lines_to_ndarray`: the trie walk of the seven paths,
+skipping the rest of each event), 15-20% in reading (the Python `LineReader`
+and its bytes copies, `line_batch_end`, the reads), about 10% in the model's
+hooks (the list of `{score}` dicts) and under 10% in the Python glue between
+the Rust calls, the output check and dump, and the writes.
+
 ### flatten_records (W7)
 
 `flatten-dict` builds a tuple key per nested key and joins it with a reducer
