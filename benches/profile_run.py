@@ -53,6 +53,7 @@ RUST = {
 }
 GLUE_FILES = (
     "packflow/engine/batch.py",
+    "packflow/engine/runner.py",
     "packflow/backend/base.py",
     "packflow/backend/preprocessors.py",
     "packflow/runner.py",
@@ -100,7 +101,7 @@ def anchor(key: Key, project: Optional[str]) -> Optional[str]:
         return f"start-up: import {_package_of(path)}"
     if "packflow/loaders/" in path or "packflow/project/" in path or "project_arg.py" in path:
         return "start-up: loading the project (config, yaml, backend)"
-    if "packflow/engine/reader.py" in path:
+    if "packflow/engine/reader.py" in path or "packflow/engine/file_ranges.py" in path:
         return "per batch: reading: LineReader (Python, bytes copies)"
     if "packflow/cli/run_io.py" in path or (path.endswith("runner.py") and name == "write"):
         return "per batch: writing output"
