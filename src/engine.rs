@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
+use pyo3::{PyTraverseError, PyVisit};
 
 use crate::jsonl::{read_array, read_records, RowCells};
 use crate::pipeline::{elapsed_ns, wrap_step_error, Pipeline, Preprocess};
@@ -44,6 +45,9 @@ pub struct BatchOutcome {
     failed_step: Option<&'static str>,
     /// A failed batch's cells, when the text reader read every row.
     cells: Option<RowCells>,
+    /// The pipeline that ran the batch (its address: only compared), so
+    /// `rerun` takes only its own outcomes.
+    owner: usize,
 }
 
 #[pymethods]
@@ -56,13 +60,26 @@ impl BatchOutcome {
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
+        let step = match self.failed_step {
+            Some(step) => format!("'{step}'"),
+            None => "None".to_string(),
+        };
         format!(
-            "BatchOutcome(read={}, written={}, errors={}, failed_step={:?})",
+            "BatchOutcome(read={}, written={}, errors={}, failed_step={step})",
             self.read,
             self.written,
             self.errors.bind(py).len(),
-            self.failed_step
         )
+    }
+
+    /// The collector must see the failure: its traceback holds the frame
+    /// that keeps this outcome, a cycle only the collector can free.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Some(failure) = &self.failure {
+            visit.call(failure)?;
+        }
+        visit.call(&self.line_numbers)?;
+        visit.call(&self.errors)
     }
 }
 
@@ -92,6 +109,7 @@ pub fn run_lines(
         failure: None,
         failed_step: None,
         cells: None,
+        owner: pipeline.address(),
     };
     if rows == 0 {
         return Ok(outcome);
@@ -132,14 +150,20 @@ pub fn rerun(
     let Some(cells) = &failed.cells else {
         return Ok(None);
     };
+    if failed.owner != pipeline.address() {
+        return Err(crate::errors::value_error(
+            "the outcome is another pipeline's: rerun it with that one",
+        ));
+    }
     let began = Instant::now();
     let Some(input) = cells.array(py, start, stop) else {
         return Err(crate::errors::value_error(format!(
-            "rows {start}..{stop} are not rows of this batch"
+            "rows {start}..{stop} are not rows of this batch ({} rows)",
+            cells.rows()
         )));
     };
     let times = [Some(elapsed_ns(began)), None, None, None];
-    let line_numbers = failed.line_numbers.bind(py).get_slice(start, stop);
+    let line_numbers = PyList::new(py, cells.line_numbers(start, stop))?;
     let rows = stop - start;
     let mut outcome = BatchOutcome {
         output: PyBytes::new(py, b"").unbind(),
@@ -150,6 +174,7 @@ pub fn rerun(
         failure: None,
         failed_step: None,
         cells: None,
+        owner: pipeline.address(),
     };
     if rows > 0 {
         run_input(
@@ -179,7 +204,8 @@ fn run_input(
     let input = match input {
         Ok(input) => input,
         Err(err) => {
-            pipeline.step_stats().record(rows, &times);
+            // The array was not built: the preprocess step did not complete.
+            pipeline.step_stats().record(rows, &[None; 4]);
             let err = wrap_step_error(py, "preprocess", err);
             outcome.failure = Some(err.into_value(py).into_any());
             outcome.failed_step = Some("preprocess");

@@ -9,6 +9,7 @@ use std::time::Instant;
 use pyo3::exceptions::PyException;
 use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::{PyTraverseError, PyVisit};
 use pyo3::types::{PyDict, PyList, PyString};
 
 use crate::errors::{runtime_error, type_repr};
@@ -36,8 +37,8 @@ pub enum Preprocess {
 pub struct Pipeline {
     pub(crate) preprocess: Preprocess,
     pub(crate) stats: Py<StepStats>,
-    /// Called with the step statistics after each call whose steps all ran
-    /// (the verbose mode's metrics log).
+    /// Called with the backend after each call whose steps all ran (the
+    /// verbose mode's metrics log).
     on_call: Option<Py<PyAny>>,
 }
 
@@ -111,6 +112,11 @@ impl Pipeline {
         self.stats.get()
     }
 
+    /// This pipeline's address, an identity for its batches' outcomes.
+    pub fn address(&self) -> usize {
+        self as *const Pipeline as usize
+    }
+
     /// Every step from `first` on; `times[0]`, when set, is the preprocess
     /// time of a batch preprocessed before (a feature array read from text).
     /// Records the times whatever happens. The outer `Err` is a
@@ -134,7 +140,12 @@ impl Pipeline {
         match outcome {
             Ok(data) if data.is_instance_of::<PyList>() => {
                 if let Some(on_call) = &self.on_call {
-                    on_call.bind(py).call1((self.stats.bind(py),))?;
+                    if let Err(err) = on_call.bind(py).call1((backend,)) {
+                        if !err.is_instance_of::<PyException>(py) {
+                            return Err(err);
+                        }
+                        return Ok(Err(StepFailure { step: None, err }));
+                    }
                 }
                 Ok(Ok(data))
             }
@@ -208,7 +219,7 @@ impl Pipeline {
     /// compiled plan (a `RecordsPlan` or `NumpyPlan` that does exactly what
     /// calling it does), is given: then the plan runs, and a `NumpyPlan` also
     /// reads JSON Lines straight into the feature array. `on_call`, when given,
-    /// is called with the `StepStats` after each call whose steps all ran.
+    /// is called with the backend after each call whose steps all ran.
     #[new]
     #[pyo3(signature = (preprocessor, compiled=None, on_call=None))]
     fn new(
@@ -222,6 +233,21 @@ impl Pipeline {
             stats: Py::new(py, StepStats::default())?,
             on_call,
         })
+    }
+
+    /// The collector must see what the pipeline holds: a preprocessor or a
+    /// callback may lead back to the backend that holds the pipeline.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        match &self.preprocess {
+            Preprocess::Identity => {}
+            Preprocess::Records(plan) => visit.call(plan)?,
+            Preprocess::Numpy(plan, _) => visit.call(plan)?,
+            Preprocess::Call(f) => visit.call(f)?,
+        }
+        if let Some(on_call) = &self.on_call {
+            visit.call(on_call)?;
+        }
+        visit.call(&self.stats)
     }
 
     /// The step timings of this pipeline's calls.

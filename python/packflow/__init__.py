@@ -6,13 +6,23 @@ Rust extension ``packflow._core``.
 
 from __future__ import annotations
 
+import gc as _gc
 from typing import TYPE_CHECKING, Any
 
-from packflow._build import PortableBuildWarning, build_info, warn_if_automatic
-from packflow._version import __version__
-from packflow.backend import BackendConfig, InferenceBackend
-from packflow.engine import BatchEngine, BatchResult, ErrorRow, LineReader
-from packflow.runner import RunSummary, run_stream
+# Importing numpy, pydantic and the package allocates objects that all stay
+# alive: collections during the imports would only walk them again and again
+# (about a seventh of `import packflow`). The collector is paused meanwhile.
+_collecting = _gc.isenabled()
+_gc.disable()
+try:
+    from packflow._build import PortableBuildWarning, build_info, warn_if_automatic
+    from packflow._version import __version__
+    from packflow.backend import BackendConfig, InferenceBackend
+    from packflow.engine import BatchEngine, BatchResult, ErrorRow, LineReader
+    from packflow.engine.runner import RunSummary, run_stream
+finally:
+    if _collecting:
+        _gc.enable()
 
 if TYPE_CHECKING:
     from packflow.project import PackflowProject

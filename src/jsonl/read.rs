@@ -42,6 +42,7 @@ pub struct ReadBatch<'py> {
 pub struct RowCells {
     cells: Vec<Cell>,
     columns: usize,
+    line_numbers: Vec<u64>,
 }
 
 impl RowCells {
@@ -54,7 +55,7 @@ impl RowCells {
         stop: usize,
     ) -> Option<PyResult<Bound<'py, PyAny>>> {
         let c = self.columns;
-        if start > stop || stop.checked_mul(c)? > self.cells.len() {
+        if start > stop || stop > self.rows() {
             return None;
         }
         let cells = &self.cells[start * c..stop * c];
@@ -68,6 +69,16 @@ impl RowCells {
             any_int,
             any_float,
         ))
+    }
+
+    /// How many rows there are.
+    pub fn rows(&self) -> usize {
+        self.line_numbers.len()
+    }
+
+    /// The line numbers of rows `start..stop` (a range `array` took).
+    pub fn line_numbers(&self, start: usize, stop: usize) -> &[u64] {
+        &self.line_numbers[start..stop]
     }
 }
 
@@ -314,6 +325,7 @@ pub fn read_array<'py>(
             cells: Some(RowCells {
                 cells: filler.cells,
                 columns,
+                line_numbers: scanned.line_numbers,
             }),
         });
     };

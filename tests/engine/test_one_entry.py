@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from packflow import InferenceBackend, _core
 from packflow.engine import BatchEngine
+from packflow.exceptions import InferenceBackendRuntimeError
 from tests.support.record_semantics import model_get_nested_field
 
 
@@ -232,3 +233,95 @@ def test_rerun_refuses_rows_outside_the_batch():
     clean = backend._pipeline.run_lines(backend, b'{"a": 1}\n')
     assert clean.failure is None and not clean.can_rerun
     assert backend._pipeline.rerun(backend, clean, 0, 1) is None
+
+
+# --- what the review of this path found ----------------------------------------
+
+
+def test_failing_batches_leave_nothing_alive():
+    import gc
+    import weakref
+
+    class Refuses(InferenceBackend):
+        def execute(self, inputs):
+            raise ValueError("refused")
+
+    refs = []
+    for fmt in ("numpy", "records"):
+        for _ in range(20):
+            backend = Refuses(input_format=fmt, feature_names=["a"])
+            refs.append(weakref.ref(backend))
+            result = BatchEngine(backend).process(b'{"a": 1}\n{"a": 2}\n{"a": 3}\n')
+            assert len(result.errors) == 3
+            del backend, result
+    gc.collect()
+    assert sum(r() is not None for r in refs) == 0
+    assert not [o for o in gc.get_objects() if type(o) is ValueError and str(o) == "refused"]
+
+
+def test_verbose_logs_what_the_backend_says_at_call_time(caplog):
+    import logging
+
+    class Custom(InferenceBackend):
+        def execute(self, inputs):
+            return [{"ok": 1} for _ in inputs]
+
+        def get_metrics(self):
+            return "CUSTOM-METRICS"
+
+    backend = Custom(verbose=True)
+    mine = logging.getLogger("mine")
+    backend.logger = mine
+    with caplog.at_level(logging.DEBUG):
+        backend([{"a": 1}])
+        BatchEngine(backend).process(b'{"a": 1}\n')
+    logged = [(r.name, r.getMessage()) for r in caplog.records if "CUSTOM" in r.getMessage()]
+    assert logged == [("mine", "'CUSTOM-METRICS'")] * 2
+
+
+def test_a_verbose_log_that_fails_fails_the_rows_not_the_engine():
+    class Broken(InferenceBackend):
+        def execute(self, inputs):
+            return [{"ok": 1} for _ in inputs]
+
+        def get_metrics(self):
+            raise ZeroDivisionError("metrics")
+
+    backend = Broken(verbose=True)
+    result = BatchEngine(backend).process(b'{"a": 1}\n')
+    assert [(e.step, e.error_type) for e in result.errors] == [("run", "ZeroDivisionError")]
+    with pytest.raises(ZeroDivisionError):
+        backend([{"a": 1}])
+
+
+def test_a_preprocess_that_fails_is_not_timed():
+    backend = Keeps(input_format="numpy", feature_names=["a"])
+    # Ragged rows: numpy cannot build the array, so preprocessing fails.
+    out = backend._pipeline.run_lines(backend, b'{"a": 1}\n{"a": [1, 2]}\n')
+    assert out.failed_step == "preprocess"
+    assert "preprocess" not in backend.get_stats()
+    assert backend.get_metrics().execution_times.preprocess is None
+    # ... as when the same rows are given as dicts.
+    same = Keeps(input_format="numpy", feature_names=["a"])
+    with pytest.raises(InferenceBackendRuntimeError):
+        same([{"a": 1}, {"a": [1, 2]}])
+    assert repr(same.get_metrics()) == repr(backend.get_metrics())
+
+
+def test_rerun_takes_only_its_own_pipelines_outcomes():
+    class Fails(Keeps):
+        def execute(self, inputs):
+            raise ValueError("no")
+
+    one = Fails(input_format="numpy", feature_names=["a"])
+    other = Fails(input_format="numpy", feature_names=["a"])
+    out = one._pipeline.run_lines(one, b'{"a": 1}\n{"a": 2}\n')
+    with pytest.raises(ValueError, match="another pipeline"):
+        other._pipeline.rerun(other, out, 0, 1)
+    no_columns = Fails(input_format="numpy", feature_names=["a"])
+    no_columns._pipeline = _core.Pipeline(None, _core.NumpyPlan([], "."))
+    empty = no_columns._pipeline.run_lines(no_columns, b"{}\n{}\n")
+    assert empty.can_rerun
+    with pytest.raises(ValueError, match="not rows of this batch"):
+        no_columns._pipeline.rerun(no_columns, empty, 0, 3)
+    assert repr(empty).endswith("failed_step='execute')")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -24,14 +23,11 @@ def _metrics_of(stats: _core.StepStats) -> ExecutionMetrics:
     return ExecutionMetrics(batch_size=stats.batch_size or 0, execution_times=stats.last_times())
 
 
-def _metrics_logger(logger: logging.Logger) -> Callable[[_core.StepStats], None]:
-    """The verbose mode's log of each call's metrics (a function of the logger
-    only, so the pipeline that calls it holds no reference to the backend)."""
-
-    def log(stats: _core.StepStats) -> None:
-        logger.debug("%r", _metrics_of(stats))
-
-    return log
+def _log_call(backend: InferenceBackend) -> None:
+    """The verbose mode's log after each call: the backend's metrics, through
+    its logger, both looked up at call time (a subclass may change either).
+    The pipeline gets the backend with each call, so it holds none."""
+    backend.logger.debug("%r", backend.get_metrics())
 
 
 class InferenceBackend(ABC):
@@ -52,7 +48,7 @@ class InferenceBackend(ABC):
         self._pipeline = _core.Pipeline(
             self._preprocessor,
             self._preprocessor.compiled(),
-            on_call=_metrics_logger(self.logger) if self.config.verbose else None,
+            on_call=_log_call if self.config.verbose else None,
         )
         self._initialize()
 

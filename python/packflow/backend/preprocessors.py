@@ -50,8 +50,8 @@ class Preprocessor(ABC):
     def compiled(self) -> Optional[Union[_core.RecordsPlan, _core.NumpyPlan]]:
         """The Rust plan that does exactly what calling this preprocessor does,
         which the backend's pipeline runs in its place (and, for a
-        :class:`~packflow._core.NumpyPlan`, reads JSON Lines with straight into
-        the feature array); ``None`` when there is none, such as for a
+        :class:`~packflow._core.NumpyPlan`, reads JSON Lines straight into the
+        feature array with); ``None`` when there is none, such as for a
         subclass that changed ``process`` or ``__call__``: then the pipeline
         calls the preprocessor itself."""
         return None
@@ -82,7 +82,9 @@ class PassthroughPreprocessor(Preprocessor):
         if not _unchanged(self, PassthroughPreprocessor, "process", "__call__"):
             return None
         # A records plan with nothing configured hands the batch on unchanged.
-        return _core.RecordsPlan({}, [], False, False, ".", True)
+        return _core.RecordsPlan(
+            {}, [], flatten_nested_inputs=False, ignore_delimiter_collisions=True
+        )
 
 
 class RecordsPreprocessor(Preprocessor):

@@ -15,6 +15,7 @@ import click
 from packflow.cli.config_pairs import load_error
 from packflow.cli.messages import describe
 from packflow.cli.run_signals import EXIT_FOR_SIGNAL, ForcedStop
+from packflow.engine.gc_policy import freeze_loaded
 from packflow.engine.workers import WorkerPool, WorkerStartError
 
 __all__ = ["load_for_run"]
@@ -29,7 +30,9 @@ def load_for_run(
         if workers > 1:
             pool = _start_pool(project, config, workers)
             return pool, pool
-        return _load_backend(project, config), None
+        backend = _load_backend(project, config)
+        freeze_loaded()
+        return backend, None
     except (KeyboardInterrupt, ForcedStop) as exc:
         click.echo("Interrupted while loading the backend.", err=True)
         sys.exit(EXIT_FOR_SIGNAL[getattr(exc, "signum", signal.SIGINT)])

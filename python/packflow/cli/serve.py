@@ -22,6 +22,7 @@ from packflow.constants import (
     SERVE_PORT,
     SERVE_REQUEST_TIMEOUT_S,
 )
+from packflow.engine.gc_policy import freeze_loaded
 from packflow.exceptions import describe_error
 
 
@@ -136,6 +137,7 @@ def serve_command(
             backend, name = _load(project, config, workdir)
         except Exception as exc:  # noqa: BLE001 - reported to the user
             load_error(describe_error(exc), type(exc).__name__)
+        freeze_loaded()
         app = create_app(
             backend,
             name=name,

@@ -142,7 +142,8 @@ def _error_type(exc: BaseException) -> str:
 
 def _failed_row(line: int, raw: bytes, attempt: Attempt) -> ErrorRow:
     exc = attempt.failure
-    assert exc is not None
+    if exc is None:
+        raise ValueError("a row that did not fail has no error row")
     return ErrorRow(line, raw, attempt.failed_step or "run", _message(exc), _error_type(exc))
 
 
@@ -229,10 +230,9 @@ class BatchEngine:
             # got, so it is built afresh); else the rows' text read again: one
             # slice of ``data``, whatever bad or blank lines lie between the
             # rows (reading the slice leaves those out again).
-            if out.can_rerun:
-                again = pipeline.rerun(backend, out, start, stop, allow_nan=allow_nan)
-                if again is not None:
-                    return again
+            again = pipeline.rerun(backend, out, start, stop, allow_nan=allow_nan)
+            if again is not None:
+                return again
             chunk = data[
                 ends.start(line_numbers[start] - first_line) : ends.stop(
                     line_numbers[stop - 1] - first_line

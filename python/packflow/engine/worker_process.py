@@ -20,6 +20,7 @@ from typing import Any, Optional
 
 from packflow.engine.batch import BatchEngine
 from packflow.engine.file_ranges import run_range
+from packflow.engine.gc_policy import freeze_loaded
 from packflow.exceptions import describe_error
 
 HEADER = struct.Struct("<QQQQ")
@@ -84,6 +85,7 @@ def worker_main(load: Callable[[], Any], allow_nan: bool, batches: Any, results:
         detail = (type(exc).__name__, describe_error(exc), traceback.format_exc())
         write_frame(wfd, FAILED, 0, 0, pickle.dumps(detail))
         return
+    freeze_loaded()
     engine = BatchEngine(backend, allow_nan=allow_nan)
     files: dict[str, int] = {}
     try:
