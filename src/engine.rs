@@ -43,6 +43,11 @@ pub struct BatchOutcome {
     /// cannot hold).
     #[pyo3(get)]
     failed_step: Option<&'static str>,
+    /// The first row the text reader could not read as plain numbers (a
+    /// string, a missing feature, ...): on a failed batch, the row most
+    /// likely at fault. None when it read every row (or read no text).
+    #[pyo3(get)]
+    suspect: Option<usize>,
     /// A failed batch's cells, when the text reader read every row.
     cells: Option<RowCells>,
     /// The pipeline that ran the batch (its address: only compared), so
@@ -108,6 +113,7 @@ pub fn run_lines(
         written: 0,
         failure: None,
         failed_step: None,
+        suspect: batch.handed_over_at.filter(|&at| at < rows),
         cells: None,
         owner: pipeline.address(),
     };
@@ -173,6 +179,7 @@ pub fn rerun(
         written: 0,
         failure: None,
         failed_step: None,
+        suspect: None,
         cells: None,
         owner: pipeline.address(),
     };

@@ -9,8 +9,8 @@ use std::time::Instant;
 use pyo3::exceptions::PyException;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::{PyTraverseError, PyVisit};
 use pyo3::types::{PyDict, PyList, PyString};
+use pyo3::{PyTraverseError, PyVisit};
 
 use crate::errors::{runtime_error, type_repr};
 use crate::jsonl::TextPlan;

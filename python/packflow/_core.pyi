@@ -97,6 +97,11 @@ class BatchOutcome:
     """Where: a step's name, ``"run"`` (the output was not a list),
     ``"validate"`` (the outputs break the output format) or ``"serialize"``
     (a value JSON cannot hold)."""
+    suspect: Optional[int]
+    """The first row (an index into ``line_numbers``) the text reader could
+    not read as plain numbers (a string, a missing feature, ...), when it
+    handed the rest of the batch over to dicts: on a failed batch, the row
+    most likely at fault, which the engine's search cuts around first."""
     @property
     def can_rerun(self) -> bool:
         """Whether the batch failed and kept the cells its text reader read

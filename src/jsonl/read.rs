@@ -34,6 +34,9 @@ pub struct ReadBatch<'py> {
     /// The cells the array was built from (text reader only, none handed
     /// over to dicts), so that rows of it can be built again untouched.
     pub cells: Option<RowCells>,
+    /// How many rows the text reader read before it handed the rest over to
+    /// dicts (at a cell that is not a plain number), when it did.
+    pub handed_over_at: Option<usize>,
 }
 
 /// The plain cells of a batch's rows, row-major, kept to build the feature
@@ -162,6 +165,7 @@ pub fn read_records<'py>(
         errors,
         lines,
         cells: None,
+        handed_over_at: None,
     })
 }
 
@@ -327,6 +331,7 @@ pub fn read_array<'py>(
                 columns,
                 line_numbers: scanned.line_numbers,
             }),
+            handed_over_at: None,
         });
     };
     // The rest of the batch as dicts, from the line the text reader stopped on.
@@ -365,5 +370,6 @@ pub fn read_array<'py>(
         errors,
         lines: scanned.lines + rest,
         cells: None,
+        handed_over_at: Some(done),
     })
 }

@@ -325,3 +325,35 @@ def test_rerun_takes_only_its_own_pipelines_outcomes():
     with pytest.raises(ValueError, match="not rows of this batch"):
         no_columns._pipeline.rerun(no_columns, empty, 0, 3)
     assert repr(empty).endswith("failed_step='execute')")
+
+
+def test_a_batch_handed_over_to_dicts_is_cut_around_its_suspect():
+    class Sums(InferenceBackend):
+        def execute(self, inputs):
+            sums = inputs.astype(float).sum(axis=1)
+            if (sums > 100).any():
+                raise ValueError("too much")
+            return [{"sum": float(s)} for s in sums]
+
+    rows = [{"a": i, "b": 1} for i in range(40)]
+    rows[25]["a"] = "many"  # a string cell: the numpy array cannot be summed as floats
+    data = b"".join(json.dumps(r).encode() + b"\n" for r in rows)
+    backend = Sums(input_format="numpy", feature_names=["a", "b"])
+    out = backend._pipeline.run_lines(backend, data)
+    assert out.suspect == 25 and out.failed_step == "execute"
+    engine = BatchEngine(backend)
+    calls = core_calls(lambda: engine.process(data))
+    # The whole batch, then the rows before the suspect, the suspect alone,
+    # and the rows after it: 4 reads, where halving takes 2 * log2(40) more.
+    assert calls == ["run_lines"] * 4
+    result = engine.process(data)
+    assert [(e.line, e.step) for e in result.errors] == [(26, "execute")]
+    assert result.written == 39
+    # A suspect that is not at fault: the search goes on in the other parts.
+    rows = [{"a": i, "b": 1} for i in range(8)]
+    rows[3]["a"] = "7"  # a string, but one the model can read
+    rows[6]["a"] = 500  # the row the model refuses
+    result = engine.process(b"".join(json.dumps(r).encode() + b"\n" for r in rows))
+    assert [(e.line, e.step) for e in result.errors] == [(7, "execute")]
+    sums = [json.loads(line)["sum"] for line in result.output.splitlines()]
+    assert sums == [1.0, 2.0, 3.0, 8.0, 5.0, 6.0, 8.0]
