@@ -7,7 +7,7 @@
 //! to `document_lines`, which checks everything and names what is wrong.
 
 use super::document::DocumentLines;
-use super::scanner::string_specials;
+use super::scanner::skip_plain_text;
 use crate::errors::MAX_DEPTH;
 
 /// The closing quote of the string whose text starts at `data[i]`, eight
@@ -17,15 +17,7 @@ use crate::errors::MAX_DEPTH;
 #[inline]
 fn string_end(data: &[u8], mut i: usize) -> Option<usize> {
     loop {
-        while i + 8 <= data.len() {
-            let w = u64::from_le_bytes(data[i..i + 8].try_into().expect("8 bytes"));
-            let m = string_specials(w);
-            if m != 0 {
-                i += (m.trailing_zeros() / 8) as usize;
-                break;
-            }
-            i += 8;
-        }
+        i = skip_plain_text(data, i);
         match *data.get(i)? {
             b'"' => return Some(i),
             b'\\' => i += 2,

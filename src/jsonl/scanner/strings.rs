@@ -1,7 +1,7 @@
 //! Strings: validated in the scan (eight bytes at a time over plain text), their
 //! escapes decoded only when a caller needs the text.
 
-use super::words::string_specials;
+use super::words::skip_plain_text;
 use super::{Scanner, SyntaxError};
 
 /// A scanned string: the raw bytes between the quotes are `start..end`.
@@ -34,16 +34,7 @@ impl<'a> Scanner<'a> {
         let mut pos = start;
         let mut escaped = false;
         loop {
-            // Jump over plain text eight bytes at a time.
-            while pos + 8 <= buf.len() {
-                let w = u64::from_le_bytes(buf[pos..pos + 8].try_into().expect("8 bytes"));
-                let m = string_specials(w);
-                if m != 0 {
-                    pos += (m.trailing_zeros() / 8) as usize;
-                    break;
-                }
-                pos += 8;
-            }
+            pos = skip_plain_text(buf, pos);
             let Some(&b) = buf.get(pos) else {
                 return Err(SyntaxError::invalid(open, "unterminated string"));
             };

@@ -14,10 +14,26 @@ fn zero_bytes(w: u64) -> u64 {
 /// Flags bytes of `w` that end a run of plain string text: `"`, `\`, or a
 /// control character (< 0x20).
 #[inline(always)]
-pub fn string_specials(w: u64) -> u64 {
+pub(super) fn string_specials(w: u64) -> u64 {
     zero_bytes(w ^ (ONES * b'"' as u64))
         | zero_bytes(w ^ (ONES * b'\\' as u64))
         | (w.wrapping_sub(ONES * 0x20) & !w & HIGHS)
+}
+
+/// From `pos`, eight bytes at a time, to the first byte that may end a run of
+/// plain string text (`"`, `\`, a control character); near the end of `buf`,
+/// where the last whole word ends (the caller reads the rest byte by byte).
+#[inline(always)]
+pub fn skip_plain_text(buf: &[u8], mut pos: usize) -> usize {
+    while pos + 8 <= buf.len() {
+        let w = u64::from_le_bytes(buf[pos..pos + 8].try_into().expect("8 bytes"));
+        let m = string_specials(w);
+        if m != 0 {
+            return pos + (m.trailing_zeros() / 8) as usize;
+        }
+        pos += 8;
+    }
+    pos
 }
 
 /// Offset of the first `\n` in `buf` at or after `from`, if any.
