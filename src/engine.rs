@@ -48,7 +48,14 @@ pub struct BatchOutcome {
     /// likely at fault. None when it read every row (or read no text).
     #[pyo3(get)]
     suspect: Option<usize>,
-    /// A failed batch's cells, when the text reader read every row.
+    /// Asked to stop at a suspect row (`stop_at_suspect`), the reader met
+    /// one: its line number. That line and those after it were not read,
+    /// nothing was run (`output` is empty), and the rows before it kept
+    /// their cells for `rerun`. None otherwise.
+    #[pyo3(get)]
+    stopped_line: Option<u64>,
+    /// The cells the text reader read, kept when the batch failed (every
+    /// row read from the text) or stopped at a suspect row (the rows before it).
     cells: Option<RowCells>,
     /// The pipeline that ran the batch (its address: only compared), so
     /// `rerun` takes only its own outcomes.
@@ -95,12 +102,18 @@ pub fn run_lines(
     data: &[u8],
     first_line: u64,
     allow_nan: bool,
+    stop_at_suspect: bool,
 ) -> PyResult<BatchOutcome> {
     let start = Instant::now();
     let batch = match &pipeline.preprocess {
-        Preprocess::Numpy(numpy, Some(text)) => {
-            read_array(py, data, first_line, text, numpy.get())?
-        }
+        Preprocess::Numpy(numpy, Some(text)) => read_array(
+            py,
+            data,
+            first_line,
+            text,
+            numpy.get(),
+            stop_at_suspect,
+        )?,
         _ => read_records(py, data, first_line)?,
     };
     let read_ns = elapsed_ns(start);
@@ -114,9 +127,14 @@ pub fn run_lines(
         failure: None,
         failed_step: None,
         suspect: batch.handed_over_at.filter(|&at| at < rows),
+        stopped_line: batch.stopped_line,
         cells: None,
         owner: pipeline.address(),
     };
+    if batch.stopped_line.is_some() {
+        outcome.cells = batch.cells;
+        return Ok(outcome);
+    }
     if rows == 0 {
         return Ok(outcome);
     }
@@ -141,9 +159,9 @@ pub fn run_lines(
     Ok(outcome)
 }
 
-/// Rows `start..stop` of a failed batch run again, their feature array built
-/// afresh from the cells the text reader read (no line read again). None
-/// when the outcome kept no cells (see `BatchOutcome.can_rerun`).
+/// Rows `start..stop` of a failed (or stopped) batch run again, their feature
+/// array built afresh from the cells the text reader read (no line read
+/// again). None when the outcome kept no cells (see `BatchOutcome.can_rerun`).
 pub fn rerun(
     pipeline: &Pipeline,
     py: Python<'_>,
@@ -180,6 +198,7 @@ pub fn rerun(
         failure: None,
         failed_step: None,
         suspect: None,
+        stopped_line: None,
         cells: None,
         owner: pipeline.address(),
     };

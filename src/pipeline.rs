@@ -309,7 +309,7 @@ impl Pipeline {
     }
 
     /// One batch of raw JSON Lines through the whole path (see src/engine.rs).
-    #[pyo3(signature = (backend, data, first_line = 1, *, allow_nan = false))]
+    #[pyo3(signature = (backend, data, first_line = 1, *, allow_nan = false, stop_at_suspect = false))]
     fn run_lines<'py>(
         &self,
         py: Python<'py>,
@@ -317,8 +317,17 @@ impl Pipeline {
         data: &[u8],
         first_line: u64,
         allow_nan: bool,
+        stop_at_suspect: bool,
     ) -> PyResult<crate::engine::BatchOutcome> {
-        crate::engine::run_lines(self, py, backend, data, first_line, allow_nan)
+        crate::engine::run_lines(
+            self,
+            py,
+            backend,
+            data,
+            first_line,
+            allow_nan,
+            stop_at_suspect,
+        )
     }
 }
 

@@ -51,7 +51,13 @@ class Pipeline:
         failures raise ``InferenceBackendRuntimeError("<step>() failed ...")``
         with ``step`` set; an output that is not a list raises it too."""
     def run_lines(
-        self, backend: Any, data: bytes, first_line: int = 1, *, allow_nan: bool = False
+        self,
+        backend: Any,
+        data: bytes,
+        first_line: int = 1,
+        *,
+        allow_nan: bool = False,
+        stop_at_suspect: bool = False,
     ) -> BatchOutcome:
         """One batch of JSON Lines (numbered from ``first_line``) through the
         whole path in one call: read the lines (into dicts, or for a
@@ -61,7 +67,13 @@ class Pipeline:
         JSON Lines (``check_and_dump_lines``). A step, output check or write
         that fails comes back in the outcome's ``failure``; only
         ``BaseException``s that are not ``Exception``s (KeyboardInterrupt,
-        SystemExit) are raised."""
+        SystemExit) are raised.
+
+        ``stop_at_suspect``: the text reader stops at the first line whose
+        cells are not all plain numbers instead of handing it and the rest
+        over to dicts, and nothing runs: the outcome's ``stopped_line`` names
+        that line, ``line_numbers``, ``errors`` and ``read`` cover the lines
+        before it, whose cells are kept for :meth:`rerun`."""
     def rerun(
         self,
         backend: Any,
@@ -72,7 +84,7 @@ class Pipeline:
         allow_nan: bool = False,
     ) -> Optional[BatchOutcome]:
         """Rows ``start:stop`` (indexes into ``failed.line_numbers``) of a
-        failed :meth:`run_lines` batch run again, their feature array built
+        failed or stopped :meth:`run_lines` batch run again, their feature array built
         afresh from the cells that call read (the hooks may have changed the
         array they got), without reading the text again. ``None`` when
         ``failed.can_rerun`` is false; a range outside the batch is a
@@ -102,10 +114,15 @@ class BatchOutcome:
     not read as plain numbers (a string, a missing feature, ...), when it
     handed the rest of the batch over to dicts: on a failed batch, the row
     most likely at fault, which the engine's search cuts around first."""
+    stopped_line: Optional[int]
+    """With ``stop_at_suspect``: the line number of the suspect line the
+    reader stopped on (it and the lines after it unread, nothing run), else
+    None."""
     @property
     def can_rerun(self) -> bool:
-        """Whether the batch failed and kept the cells its text reader read
-        (every row read straight into the array), for :meth:`Pipeline.rerun`."""
+        """Whether the batch kept the cells its text reader read, for
+        :meth:`Pipeline.rerun`: it failed with every row read straight into
+        the array, or it stopped at a suspect line (the rows before it)."""
 
 class StepStats:
     """The timings of a pipeline's steps: the last call's, and a log-bucketed

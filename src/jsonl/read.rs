@@ -37,6 +37,10 @@ pub struct ReadBatch<'py> {
     /// How many rows the text reader read before it handed the rest over to
     /// dicts (at a cell that is not a plain number), when it did.
     pub handed_over_at: Option<usize>,
+    /// With `stop_at_suspect`: the line number of the line the text reader
+    /// stopped on, whose lines (it and the rest) were left unread; `input`
+    /// is then None and `cells` holds the rows before it.
+    pub stopped_line: Option<u64>,
 }
 
 /// The plain cells of a batch's rows, row-major, kept to build the feature
@@ -166,6 +170,7 @@ pub fn read_records<'py>(
         lines,
         cells: None,
         handed_over_at: None,
+        stopped_line: None,
     })
 }
 
@@ -291,13 +296,17 @@ fn cell_value<'py>(py: Python<'py>, cell: Cell) -> Bound<'py, PyAny> {
 }
 
 /// The lines of `data` as the numpy preprocessor's feature array (`text` and
-/// `numpy` compiled from the same features).
+/// `numpy` compiled from the same features). With `stop_at_suspect`, a line
+/// whose cells are not all plain numbers ends the read instead of handing the
+/// rest over to dicts: the rows before it keep their cells, it and the lines
+/// after it are left unread (`ReadBatch.stopped_line`).
 pub fn read_array<'py>(
     py: Python<'py>,
     data: &[u8],
     first_line: u64,
     text: &Plan,
     numpy: &NumpyPlan,
+    stop_at_suspect: bool,
 ) -> PyResult<ReadBatch<'py>> {
     check_line_numbers(data, first_line)?;
     let limit = int_limit(py)?;
@@ -332,8 +341,28 @@ pub fn read_array<'py>(
                 line_numbers: scanned.line_numbers,
             }),
             handed_over_at: None,
+            stopped_line: None,
         });
     };
+    if stop_at_suspect {
+        // The line stopped in may have left some of its cells behind.
+        let mut cells = filler.cells;
+        cells.truncate(done * columns);
+        return Ok(ReadBatch {
+            input: Ok(py.None().into_bound(py)),
+            preprocessed: true,
+            line_numbers,
+            errors,
+            lines: scanned.lines,
+            cells: Some(RowCells {
+                cells,
+                columns,
+                line_numbers: scanned.line_numbers,
+            }),
+            handed_over_at: Some(done),
+            stopped_line: Some(first_line.saturating_add(stopped_at.index as u64)),
+        });
+    }
     // The rest of the batch as dicts, from the line the text reader stopped on.
     let records = PyList::empty(py);
     let rest = parse_rest(
@@ -371,5 +400,6 @@ pub fn read_array<'py>(
         lines: scanned.lines + rest,
         cells: None,
         handed_over_at: Some(done),
+        stopped_line: None,
     })
 }

@@ -198,12 +198,31 @@ class _LineEnds:
         return int(ends[index]) if index < len(ends) else len(self._data)
 
 
+def _joined(parts: list[BatchResult]) -> BatchResult:
+    """Results of consecutive runs of lines as one."""
+    errors: list[ErrorRow] = []
+    line_numbers: list[int] = []
+    for part in parts:
+        errors.extend(part.errors)
+        line_numbers.extend(part.line_numbers)
+    return BatchResult(
+        b"".join(part.output for part in parts),
+        errors,
+        sum(part.read for part in parts),
+        sum(part.written for part in parts),
+        line_numbers,
+    )
+
+
 class BatchEngine:
     """Runs batches of raw JSON Lines through one backend.
 
-    ``backend`` is a constructed :class:`~packflow.InferenceBackend`. The engine
-    holds no other state, so one engine (like its backend) serves one caller at
-    a time; run one engine per thread or process for parallelism.
+    ``backend`` is a constructed :class:`~packflow.InferenceBackend`. Besides
+    it the engine holds only a hint learnt from earlier batches (whether rows
+    the text reader could not read as numbers have tended to fail), which
+    changes how many backend calls a failing batch takes, never what it gives.
+    One engine (like its backend) serves one caller at a time; run one engine
+    per thread or process for parallelism.
 
     ``allow_nan``: write NaN and infinities as ``NaN``/``Infinity`` (not JSON)
     instead of rejecting the row.
@@ -212,6 +231,10 @@ class BatchEngine:
     def __init__(self, backend: EngineBackend, *, allow_nan: bool = False):
         self.backend = backend
         self.allow_nan = allow_nan
+        # Whether to try a suspect row alone before its batch (see
+        # ``_around_suspects``): off after a suspect ran fine alone, on again
+        # when a batch with a suspect failed.
+        self._suspects_fail = True
 
     def __repr__(self) -> str:
         return f"BatchEngine({type(self.backend).__name__})"
@@ -225,14 +248,36 @@ class BatchEngine:
         ``SystemExit``) from the backend's hooks, which are never caught.
         """
         backend = self.backend
-        run_lines = backend._pipeline.run_lines
-        allow_nan = self.allow_nan
-        out = run_lines(backend, data, first_line, allow_nan=allow_nan)
-        errors = [ErrorRow(line, raw, "parse", msg) for line, raw, msg in out.errors]
+        out = backend._pipeline.run_lines(
+            backend,
+            data,
+            first_line,
+            allow_nan=self.allow_nan,
+            stop_at_suspect=self._suspects_fail,
+        )
+        if out.stopped_line is not None:
+            return self._around_suspects(data, first_line, out)
         if out.failure is None:
+            errors = [ErrorRow(line, raw, "parse", msg) for line, raw, msg in out.errors]
             return BatchResult(out.output, errors, out.read, out.written, out.line_numbers)
+        return self._settle(data, first_line, out, out)
+
+    def _settle(
+        self, data: bytes, first_line: int, out: _core.BatchOutcome, whole: Attempt
+    ) -> BatchResult:
+        """The result of the lines ``out`` read from ``data``, whose run as one
+        batch gave ``whole`` (``out`` itself, or a run of its kept cells):
+        when that failed, the search for the rows at fault."""
+        errors = [ErrorRow(line, raw, "parse", msg) for line, raw, msg in out.errors]
         line_numbers = out.line_numbers
+        if whole.failure is None:
+            return BatchResult(whole.output, errors, out.read, len(line_numbers), line_numbers)
+        if out.suspect is not None:
+            self._suspects_fail = True
+        backend = self.backend
         pipeline = backend._pipeline
+        run_lines = pipeline.run_lines
+        allow_nan = self.allow_nan
         ends = _LineEnds(data)
 
         def raw_of(line: int) -> bytes:
@@ -260,7 +305,54 @@ class BatchEngine:
             ]
             return run_lines(backend, chunk, line_numbers[start], allow_nan=allow_nan)
 
-        return self._retry(run_rows, line_numbers, raw_of, errors, out.read, out)
+        return self._retry(run_rows, line_numbers, raw_of, errors, out.read, whole)
+
+    def _around_suspects(
+        self, data: bytes, first_line: int, out: _core.BatchOutcome
+    ) -> BatchResult:
+        """The reader stopped at a suspect line (``out.stopped_line``: its cells
+        are not all plain numbers) before anything ran. Such a line usually
+        fails, and run with the batch it takes the batch down with it (one
+        string cell makes the whole feature array strings), so it runs alone
+        first. When it fails alone, the rows before it run as one batch from
+        the cells already read and the rest of the lines are read the same
+        way: the batch that would fail is never run. When it runs fine alone,
+        the lines run whole, as they would have (its batch-mates may compute
+        differently beside it), and the engine stops trying suspects first
+        until a batch with one fails again."""
+        backend = self.backend
+        pipeline = backend._pipeline
+        run_lines = pipeline.run_lines
+        allow_nan = self.allow_nan
+        parts: list[BatchResult] = []
+        while True:
+            ends = _LineEnds(data)
+            line = out.stopped_line
+            begin, end = ends.start(line - first_line), ends.stop(line - first_line)
+            alone = run_lines(backend, data[begin:end], line, allow_nan=allow_nan)
+            if alone.failure is None and alone.written:
+                self._suspects_fail = False
+                whole = run_lines(backend, data, first_line, allow_nan=allow_nan)
+                parts.append(self._settle(data, first_line, whole, whole))
+                break
+            rows = len(out.line_numbers)
+            before = pipeline.rerun(backend, out, 0, rows, allow_nan=allow_nan) if rows else out
+            parts.append(self._settle(data, first_line, out, before))
+            if alone.failure is not None:
+                raw = data[begin:end].rstrip(b"\r\n")
+                parts.append(BatchResult(b"", [_failed_row(line, raw, alone)], 1, 0, []))
+            else:
+                # Not a row after all: the rest of the line did not parse.
+                errors = [ErrorRow(n, raw, "parse", msg) for n, raw, msg in alone.errors]
+                parts.append(BatchResult(b"", errors, alone.read, 0, []))
+            data, first_line = data[end:], line + 1
+            if not data:
+                break
+            out = run_lines(backend, data, first_line, allow_nan=allow_nan, stop_at_suspect=True)
+            if out.stopped_line is None:
+                parts.append(self._settle(data, first_line, out, out))
+                break
+        return _joined(parts)
 
     def process_records(self, records: list[dict], first_line: int = 1) -> BatchResult:
         """Run records that are already dicts (a JSON array body, a dataset of
