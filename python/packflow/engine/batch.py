@@ -8,8 +8,10 @@ transform_inputs -> execute -> transform_outputs; the hooks are the only
 Python), check the outputs and write them as JSON Lines. When the steps or the
 check fail, the batch is halved and each half run again, down to single rows,
 so that only the rows that fail become error rows and the rest are written: one
-bad row in 1,000 costs about 20 backend calls, not 1,000. That retry is the
-only loop here.
+bad row in 1,000 costs about 20 backend calls, not 1,000. A row whose cells the
+text reader cannot read as numbers (a string, a missing feature) is tried alone
+before its batch, so that a batch it would take down is never run. That retry
+is the only loop here.
 """
 
 from __future__ import annotations
