@@ -106,14 +106,9 @@ pub fn run_lines(
 ) -> PyResult<BatchOutcome> {
     let start = Instant::now();
     let batch = match &pipeline.preprocess {
-        Preprocess::Numpy(numpy, Some(text)) => read_array(
-            py,
-            data,
-            first_line,
-            text,
-            numpy.get(),
-            stop_at_suspect,
-        )?,
+        Preprocess::Numpy(numpy, Some(text)) => {
+            read_array(py, data, first_line, text, numpy.get(), stop_at_suspect)?
+        }
         _ => read_records(py, data, first_line)?,
     };
     let read_ns = elapsed_ns(start);
