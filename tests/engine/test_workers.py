@@ -358,3 +358,72 @@ def test_a_range_whose_worker_died_is_retried_batch_by_batch(workers_project, ma
     assert [e["line"] for e in errors] == list(range(21, 31))
     assert {e["step"] for e in errors} == {"worker"}
     assert (summary.read, summary.written, summary.errors) == (60, 50, 10)
+
+
+def _pipe_ends(pid: int) -> set[tuple[int, str]]:
+    """The pipe ends process ``pid`` holds, as (pipe inode, "r" or "w"), from
+    Linux /proc (both ends of a pipe share its inode)."""
+    ends = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            with open(f"/proc/{pid}/fdinfo/{fd}") as info:
+                flags = next(int(x.split()[1], 8) for x in info if x.startswith("flags:"))
+        except (OSError, StopIteration):
+            continue
+        if target.startswith("pipe:["):
+            ends.add((int(target[6:-1]), "w" if flags & os.O_WRONLY else "r"))
+    return ends
+
+
+linux_only = pytest.mark.skipif(
+    not os.path.isdir("/proc/self/fd"), reason="reads a process's descriptors from /proc"
+)
+
+
+@linux_only
+def test_forked_workers_give_the_same_results_and_hold_only_their_own_pipes(workers_project):
+    data = mixed_input()
+    want = in_process(workers_project, data, 9, max_line_bytes=4000, chunk_bytes=1000)
+    with WorkerPool(loader(workers_project), 3, context="fork") as pool:
+        workers = list(pool._pool)
+        assert {type(w.process).__name__ for w in workers} == {"ForkProcess"}
+        # No worker holds the pool's end of another worker's pipes (it would
+        # keep that worker from seeing the end of its input) or of its own.
+        for w in workers:
+            held = _pipe_ends(w.process.pid)
+            for other in workers:
+                batches, results = os.fstat(other.send_fd).st_ino, os.fstat(other.recv_fd).st_ino
+                if other is w:
+                    assert (batches, "r") in held and (batches, "w") not in held
+                    assert (results, "w") in held and (results, "r") not in held
+                else:
+                    assert not {inode for inode, _ in held} & {batches, results}
+        got = through_pool(pool, data, 9, max_line_bytes=4000, chunk_bytes=1000)
+    assert [r for _, r in got] == [r for _, r in want]
+    assert pool.pids == []  # each saw the end of its input and exited
+
+
+def test_a_forked_pool_replaces_a_dead_worker_by_spawning(workers_project, marks):
+    with WorkerPool(loader(workers_project, marker_dir=str(marks)), 2, context="fork") as pool:
+        first = through_pool(pool, jsonl([{"id": i} for i in range(20)]), 5)
+        os.kill(pool.pids[0], signal.SIGKILL)
+        second = through_pool(pool, jsonl([{"id": i} for i in range(20)]), 5)
+        kinds = sorted(type(w.process).__name__ for w in pool._pool)
+    assert [r for _, r in first] == [r for _, r in second]
+    assert kinds == ["ForkProcess", "SpawnProcess"]
+
+
+def test_a_forked_pool_spawns_while_another_thread_runs(workers_project):
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        with WorkerPool(loader(workers_project), 2, context="fork") as pool:
+            kinds = {type(w.process).__name__ for w in pool._pool}
+            got = through_pool(pool, jsonl([{"id": i} for i in range(10)]), 5)
+    finally:
+        stop.set()
+        other.join()
+    assert kinds == {"SpawnProcess"}
+    assert [json.loads(x)["id"] for _, r in got for x in r.output.splitlines()] == list(range(10))

@@ -57,6 +57,10 @@ def _start_pool(project: str, config: dict[str, Any], workers: int) -> WorkerPoo
         strict_config=True,
         **config,
     )
-    pool = WorkerPool(load, workers)
+    # On Linux the workers are forked from this process, which has imported
+    # everything they need and runs no other thread yet: they start in
+    # milliseconds instead of a fresh interpreter's few tenths of a second.
+    context = "fork" if sys.platform == "linux" else "spawn"
+    pool = WorkerPool(load, workers, context=context)
     pool.start()
     return pool

@@ -10,12 +10,13 @@ start-up error from the worker. Internal to the pool.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import signal
 import struct
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Optional
 
 from packflow.engine.batch import BatchEngine
@@ -66,11 +67,21 @@ def _send_stats(wfd: int, backend: Any) -> None:
     write_frame(wfd, STATS, 0, 0, pickle.dumps(state))
 
 
-def worker_main(load: Callable[[], Any], allow_nan: bool, batches: Any, results: Any) -> None:
+def worker_main(
+    load: Callable[[], Any],
+    allow_nan: bool,
+    batches: Any,
+    results: Any,
+    inherited: Iterable[int] = (),
+) -> None:
     """A worker: load the backend once, then run every batch that arrives until
     the parent closes the pipe, sending its step statistics when asked and
     before it exits. ``batches`` and ``results`` are the worker's ends of its
-    two pipes (``multiprocessing`` connections, used as plain fds)."""
+    two pipes (``multiprocessing`` connections, used as plain fds);
+    ``inherited``, the parent's descriptors a forked worker closes first."""
+    for fd in inherited:
+        with contextlib.suppress(OSError):
+            os.close(fd)
     # The parent decides when to stop: a terminal's Ctrl-C reaches the whole
     # process group, and the batch in hand must still be finished and sent.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -22,6 +22,7 @@ import selectors
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Optional, Union
@@ -133,14 +134,36 @@ def _describe_exit(exitcode: Optional[int]) -> str:
 class _Worker:
     """The parent's handle on one worker process and its two pipes."""
 
-    def __init__(self, ctx: Any, load: Callable[[], Any], allow_nan: bool, name: str):
+    def __init__(
+        self,
+        ctx: Any,
+        load: Callable[[], Any],
+        allow_nan: bool,
+        name: str,
+        inherited: Optional[Iterable[int]] = None,
+    ):
         batches_r, batches_w = ctx.Pipe(duplex=False)
         results_r, results_w = ctx.Pipe(duplex=False)
+        # A forked worker (``inherited``: this process's descriptors it closes)
+        # also closes its copies of this end of its own pipes: holding the
+        # batch pipe's writing end, it would never see the end of its input.
+        if inherited is not None:
+            inherited = [*inherited, batches_w.fileno(), results_r.fileno()]
         self.process = ctx.Process(
-            target=wire.worker_main, args=(load, allow_nan, batches_r, results_w), name=name
+            target=wire.worker_main,
+            args=(load, allow_nan, batches_r, results_w, inherited or ()),
+            name=name,
         )
         try:
-            self.process.start()
+            with warnings.catch_warnings():
+                # Python 3.12+ warns that forking a process with threads may
+                # deadlock the child. The pool forks only when no other Python
+                # thread runs; the native ones are numpy's OpenBLAS pool, which
+                # OpenBLAS stops around a fork (its own atfork handler), and the
+                # child takes no lock another thread could hold before it loads
+                # the backend itself.
+                warnings.filterwarnings("ignore", r".*fork\(\)", DeprecationWarning)
+                self.process.start()
         finally:
             # The worker has its own copies; ours would hide its end of stream.
             batches_r.close()
@@ -269,6 +292,14 @@ class WorkerPool:
     ``forkserver``), so a script that creates a pool needs the usual
     ``if __name__ == "__main__":`` guard.
 
+    ``context="fork"`` (POSIX) forks the workers :meth:`start` starts from this
+    process, so they begin with its imports done (numpy, pydantic, packflow: a
+    few tenths of a second each fresh interpreter spends) and load the backend
+    themselves. It is for a process that runs no other Python thread when it
+    calls :meth:`start` (``packflow run`` is one); when another thread runs
+    then, the workers are spawned instead. A worker that replaces one that
+    died mid-run is always spawned: by then the caller may run threads.
+
     At most ``max_in_flight`` batches (default: 4 per worker) are held between
     the caller's iterable and the results handed back, whatever the input size.
     Use the pool as a context manager, or call :meth:`start` and then
@@ -299,7 +330,9 @@ class WorkerPool:
         self.workers = workers
         self.allow_nan = allow_nan
         self.max_in_flight = max_in_flight or 4 * workers
-        self._ctx = multiprocessing.get_context(context)
+        #: How :meth:`start` starts workers, and how a replacement is started.
+        self._start_ctx = multiprocessing.get_context(context)
+        self._ctx = multiprocessing.get_context("spawn" if context == "fork" else context)
         self._pool: list[_Worker] = []
         self._pending: collections.deque[int] = collections.deque()
         #: Every slot that can be sent to a worker, by its id (a range split
@@ -344,9 +377,12 @@ class WorkerPool:
         os.set_blocking(self._wake_w, False)
         self._selector.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
         atexit.register(self.kill)
+        ctx = self._start_ctx
+        if ctx.get_start_method() == "fork" and threading.active_count() > 1:
+            ctx = self._ctx  # another thread might hold a lock the child needs
         try:
             for _ in range(self.workers):
-                self._spawn()
+                self._spawn(ctx)
             while not all(w.ready for w in self._pool):
                 self._poll()
         except BaseException:
@@ -518,9 +554,18 @@ class WorkerPool:
         except (BlockingIOError, OSError):
             pass  # already awake, or closed
 
-    def _spawn(self) -> _Worker:
+    def _spawn(self, ctx: Any = None) -> _Worker:
         self._spawned += 1
-        w = _Worker(self._ctx, self.load, self.allow_nan, f"packflow-worker-{self._spawned}")
+        ctx = ctx or self._ctx
+        # A forked worker starts with copies of this process's descriptors;
+        # those of the pool must go: holding another worker's batch pipe would
+        # keep that worker from ever seeing the end of its input.
+        inherited: Optional[list[int]] = None
+        if ctx.get_start_method() == "fork":
+            assert self._selector is not None
+            inherited = [self._selector.fileno(), self._wake_r, self._wake_w]
+            inherited += [fd for w in self._pool for fd in (w.send_fd, w.recv_fd)]
+        w = _Worker(ctx, self.load, self.allow_nan, f"packflow-worker-{self._spawned}", inherited)
         self._pool.append(w)
         assert self._selector is not None
         self._selector.register(w.recv_fd, selectors.EVENT_READ, ("recv", w))
