@@ -136,7 +136,8 @@ def _check_w6(m: Medians):
         return None, why
     rate = W6_EVENTS / m[OURS]
     s = _speedup(m, REF)
-    return rate >= 1e6 and s >= 150, f"{rate / 1e6:.2f}M events/s; {_x(s)} vs reference"
+    # Issue 17 raised the rate asked from 1,000,000 events/s to 2,000,000.
+    return rate >= 2e6 and s >= 150, f"{rate / 1e6:.2f}M events/s; {_x(s)} vs reference"
 
 
 #: W8 runs each side on its own file size (benches/test_w8_wide_stream.py).
@@ -239,7 +240,7 @@ WORKLOADS = [
         "numpy path. `packflow (1 failing row in 2,000)`: the same stream with one "
         "row in 2,000 refused by the model, each batch holding one searched for it "
         "by halving (the goal: at least 0.6x the clean stream's speed).",
-        ">= 1,000,000 events/s and >= 150x the reference",
+        ">= 2,000,000 events/s (issue 17) and >= 150x the reference",
         _check_w6,
     ),
     Workload(

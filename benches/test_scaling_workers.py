@@ -19,4 +19,4 @@ def test_workers_benchmark_runs(capsys):
     spec.loader.exec_module(module)
     assert module.main(["--quick"]) == 0
     out = capsys.readouterr().out
-    assert "| CPU-bound toy | 2,000 |" in out and "| light (W6) | 10,000 |" in out
+    assert "| CPU-bound toy | 10,000 |" in out and "| light (W6) | 10,000 |" in out
