@@ -9,6 +9,7 @@ import io
 import json
 import os
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -427,3 +428,28 @@ def test_a_forked_pool_spawns_while_another_thread_runs(workers_project):
         other.join()
     assert kinds == {"SpawnProcess"}
     assert [json.loads(x)["id"] for _, r in got for x in r.output.splitlines()] == list(range(10))
+
+
+@linux_only
+def test_a_forked_worker_holds_no_pipe_of_its_parent(workers_project):
+    # A pipe to another process, and another pool's workers: their readers
+    # must see the end of their input while this pool's workers live.
+    cat = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    first = WorkerPool(loader(workers_project), 1)
+    first.start()
+    try:
+        with WorkerPool(loader(workers_project), 2, context="fork") as pool:
+            assert {type(w.process).__name__ for w in pool._pool} == {"ForkProcess"}
+            assert cat.stdin is not None
+            cat.stdin.close()
+            assert cat.wait(timeout=30) == 0
+            started = time.monotonic()
+            first.close(timeout=30)
+            assert time.monotonic() - started < 20  # ended by its input, not killed
+            assert first.pids == []
+            got = through_pool(pool, jsonl([{"id": i} for i in range(10)]), 5)
+    finally:
+        first.kill()
+        cat.kill()
+    ids = [json.loads(x)["id"] for _, r in got for x in r.output.splitlines()]
+    assert ids == list(range(10))

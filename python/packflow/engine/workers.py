@@ -131,6 +131,28 @@ def _describe_exit(exitcode: Optional[int]) -> str:
     return f"exit code {exitcode}"
 
 
+def _open_descriptors() -> list[int]:
+    """The descriptors open in this process, listed from /proc (Linux) or
+    /dev/fd; empty where neither lists them. Taken just before a fork, all of
+    them are still open when it happens (the pool forks only while no other
+    thread runs), so the numbers the fork itself opens are not among them."""
+    for directory in ("/proc/self/fd", "/dev/fd"):
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            continue
+        listed = []
+        for name in names:
+            fd = int(name)
+            try:
+                os.fstat(fd)  # the listing's own descriptor is closed by now
+            except OSError:
+                continue
+            listed.append(fd)
+        return listed
+    return []
+
+
 class _Worker:
     """The parent's handle on one worker process and its two pipes."""
 
@@ -148,7 +170,11 @@ class _Worker:
         # also closes its copies of this end of its own pipes: holding the
         # batch pipe's writing end, it would never see the end of its input.
         if inherited is not None:
-            inherited = [*inherited, batches_w.fileno(), results_r.fileno()]
+            own = {batches_r.fileno(), results_w.fileno()}
+            listed = [fd for fd in _open_descriptors() if fd > 2 and fd not in own]
+            inherited = list(
+                dict.fromkeys([*inherited, batches_w.fileno(), results_r.fileno(), *listed])
+            )
         self.process = ctx.Process(
             target=wire.worker_main,
             args=(load, allow_nan, batches_r, results_w, inherited or ()),
@@ -298,7 +324,11 @@ class WorkerPool:
     themselves. It is for a process that runs no other Python thread when it
     calls :meth:`start` (``packflow run`` is one); when another thread runs
     then, the workers are spawned instead. A worker that replaces one that
-    died mid-run is always spawned: by then the caller may run threads.
+    died mid-run is always spawned: by then the caller may run threads. A
+    forked worker closes every descriptor it inherited but the standard
+    streams (so no pipe of this process stays open in it), and, as
+    ``multiprocessing``'s forked children do, it ends without running
+    ``atexit`` handlers.
 
     At most ``max_in_flight`` batches (default: 4 per worker) are held between
     the caller's iterable and the results handed back, whatever the input size.
@@ -391,8 +421,9 @@ class WorkerPool:
 
     def close(self, timeout: float = 60.0) -> None:
         """Let each worker finish what it holds, send its last step statistics
-        and exit (running its ``atexit`` handlers, which a kill would skip); a
-        worker still running after ``timeout`` seconds is killed."""
+        and exit (a spawned one running its ``atexit`` handlers, which a kill
+        would skip); a worker still running after ``timeout`` seconds is
+        killed."""
         if self._closed or not self._started:
             return
         for w in self._pool:
@@ -557,9 +588,11 @@ class WorkerPool:
     def _spawn(self, ctx: Any = None) -> _Worker:
         self._spawned += 1
         ctx = ctx or self._ctx
-        # A forked worker starts with copies of this process's descriptors;
-        # those of the pool must go: holding another worker's batch pipe would
-        # keep that worker from ever seeing the end of its input.
+        # A forked worker starts with copies of this process's descriptors.
+        # It closes them: holding another worker's batch pipe (or any pipe of
+        # this process to another one) would keep its reader from ever seeing
+        # the end of its input. Where the open descriptors cannot be listed,
+        # at least the pool's own.
         inherited: Optional[list[int]] = None
         if ctx.get_start_method() == "fork":
             assert self._selector is not None
