@@ -367,3 +367,28 @@ def test_signals_while_workers_read_a_file(tmp_path, workers_project, marks, sig
     else:
         assert time.time() - started < 2.5 and len(ids) <= 500
     assert [p.name for p in tmp_path.iterdir() if "segments" in p.name] == []
+
+
+def test_workers_on_an_archive_leave_no_extracted_files(tmp_path):
+    dist = tmp_path / "dist"
+    done = subprocess.run(
+        PACKFLOW + ["export", str(EXAMPLE), "-o", str(dist)], capture_output=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    (archive,) = dist.glob("*.zip")
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(b"".join(sample_lines(3_000)))
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp)}
+    outputs = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"out-{workers}"
+        proc = run_cli(
+            [archive, "-i", src, "-o", out, "--workers", workers, "--batch-size", "500"], env=env
+        )
+        assert proc.returncode == 0, proc.stderr.decode()
+        outputs.append(out.read_bytes())
+        # Each worker extracted the archive for itself; nothing of it is left.
+        assert list(temp.iterdir()) == [], workers
+    assert outputs[0] == outputs[1] and len(outputs[0].splitlines()) == 3_000

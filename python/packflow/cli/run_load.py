@@ -4,10 +4,13 @@ or is interrupted ends the command."""
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from typing import Any, Optional
 
 import click
@@ -48,15 +51,27 @@ def _load_backend(project: str, config: dict[str, Any]) -> Any:
     return InferenceBackendLoader.from_path(project, strict_config=True, **config)
 
 
-def _start_pool(project: str, config: dict[str, Any], workers: int) -> WorkerPool:
+def load_in_worker(project: str, extract_root: Optional[str], config: dict[str, Any]) -> Any:
+    """A worker's load: the project directory, or the archive extracted into a
+    fresh directory under ``extract_root``, which the parent removes after the
+    run (a worker is stopped with SIGKILL, or forked ones end without exit
+    handlers, so it cannot be trusted to remove its own)."""
     from packflow.loaders import InferenceBackendLoader
 
-    load = functools.partial(
-        InferenceBackendLoader.from_path,
-        os.path.abspath(project),
-        strict_config=True,
-        **config,
-    )
+    if extract_root is None:
+        return InferenceBackendLoader.from_path(project, strict_config=True, **config)
+    target = tempfile.mkdtemp(prefix="worker-", dir=extract_root)
+    return InferenceBackendLoader.from_archive(project, target, strict_config=True, **config)
+
+
+def _start_pool(project: str, config: dict[str, Any], workers: int) -> WorkerPool:
+    project = os.path.abspath(project)
+    extract_root = None
+    if os.path.isfile(project):
+        extract_root = tempfile.mkdtemp(prefix="packflow-archive-workers-")
+        # After the pool is stopped (run_command's `finally`), at exit.
+        atexit.register(shutil.rmtree, extract_root, True)
+    load = functools.partial(load_in_worker, project, extract_root, config)
     # On Linux the workers are forked from this process, which has imported
     # everything they need and runs no other thread yet: they start in
     # milliseconds instead of a fresh interpreter's few tenths of a second.
