@@ -14,7 +14,7 @@ import time
 import pytest
 
 from packflow.sample_data import sample_lines
-from tests.support.testkit import EXAMPLE, PACKFLOW, jsonl, run_cli
+from tests.support.testkit import EXAMPLE, PACKFLOW, export_example, jsonl, run_cli
 
 FAILING_BACKEND = """
 from packflow import InferenceBackend
@@ -191,12 +191,7 @@ def test_import_packflow_loads_no_optional_library():
 def test_runs_an_exported_archive_and_refuses_a_tampered_one(tmp_path):
     import zipfile
 
-    archive = tmp_path / "dist"
-    proc = subprocess.run(
-        PACKFLOW + ["export", str(EXAMPLE), "-o", str(archive)], capture_output=True, timeout=120
-    )
-    assert proc.returncode == 0, proc.stderr.decode()
-    (zip_path,) = archive.glob("*.zip")
+    zip_path = export_example(tmp_path / "dist")
     src = write_lines(tmp_path / "in.jsonl", sample_lines(200))
     from_dir = run_cli([EXAMPLE, "-i", src])
     from_zip = run_cli([zip_path, "-i", src])

@@ -14,7 +14,7 @@ import pytest
 
 from packflow.engine.workers import usable_cores
 from packflow.sample_data import sample_lines
-from tests.support.testkit import EXAMPLE, PACKFLOW, jsonl, run_cli
+from tests.support.testkit import EXAMPLE, PACKFLOW, export_example, jsonl, run_cli
 
 
 def mixed_lines(n: int) -> bytes:
@@ -370,12 +370,7 @@ def test_signals_while_workers_read_a_file(tmp_path, workers_project, marks, sig
 
 
 def test_workers_on_an_archive_leave_no_extracted_files(tmp_path):
-    dist = tmp_path / "dist"
-    done = subprocess.run(
-        PACKFLOW + ["export", str(EXAMPLE), "-o", str(dist)], capture_output=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr.decode()
-    (archive,) = dist.glob("*.zip")
+    archive = export_example(tmp_path / "dist")
     src = tmp_path / "in.jsonl"
     src.write_bytes(b"".join(sample_lines(3_000)))
     temp = tmp_path / "tmp"

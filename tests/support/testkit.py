@@ -29,6 +29,16 @@ def run_cli(args: list[Any], input_bytes: bytes | None = None, timeout: float = 
     )
 
 
+def export_example(dist: Path) -> Path:
+    """``packflow export`` of the example project into ``dist``: the archive."""
+    proc = subprocess.run(
+        PACKFLOW + ["export", str(EXAMPLE), "-o", str(dist)], capture_output=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    (archive,) = dist.glob("*.zip")
+    return archive
+
+
 def jsonl(rows: list[Any]) -> bytes:
     """Rows as JSON Lines; a row given as bytes is taken as its line."""
     return b"".join((r if isinstance(r, bytes) else json.dumps(r).encode()) + b"\n" for r in rows)

@@ -131,9 +131,9 @@ def _describe_exit(exitcode: Optional[int]) -> str:
     return f"exit code {exitcode}"
 
 
-def _open_descriptors() -> list[int]:
+def _open_descriptors() -> Optional[list[int]]:
     """The descriptors open in this process, listed from /proc (Linux) or
-    /dev/fd; empty where neither lists them. Taken just before a fork, all of
+    /dev/fd; None where neither lists them. Taken just before a fork, all of
     them are still open when it happens (the pool forks only while no other
     thread runs), so the numbers the fork itself opens are not among them."""
     for directory in ("/proc/self/fd", "/dev/fd"):
@@ -150,7 +150,7 @@ def _open_descriptors() -> list[int]:
                 continue
             listed.append(fd)
         return listed
-    return []
+    return None
 
 
 class _Worker:
@@ -162,22 +162,21 @@ class _Worker:
         load: Callable[[], Any],
         allow_nan: bool,
         name: str,
-        inherited: Optional[Iterable[int]] = None,
     ):
         batches_r, batches_w = ctx.Pipe(duplex=False)
         results_r, results_w = ctx.Pipe(duplex=False)
-        # A forked worker (``inherited``: this process's descriptors it closes)
-        # also closes its copies of this end of its own pipes: holding the
-        # batch pipe's writing end, it would never see the end of its input.
-        if inherited is not None:
+        # A forked worker starts with copies of this process's descriptors and
+        # closes them, but the standard streams and its own ends of its pipes:
+        # holding another worker's batch pipe, this end of its own, or any
+        # pipe of this process to another one, would keep that pipe's reader
+        # from ever seeing the end of its input.
+        inherited: list[int] = []
+        if ctx.get_start_method() == "fork":
             own = {batches_r.fileno(), results_w.fileno()}
-            listed = [fd for fd in _open_descriptors() if fd > 2 and fd not in own]
-            inherited = list(
-                dict.fromkeys([*inherited, batches_w.fileno(), results_r.fileno(), *listed])
-            )
+            inherited = [fd for fd in _open_descriptors() or () if fd > 2 and fd not in own]
         self.process = ctx.Process(
             target=wire.worker_main,
-            args=(load, allow_nan, batches_r, results_w, inherited or ()),
+            args=(load, allow_nan, batches_r, results_w, inherited),
             name=name,
         )
         try:
@@ -323,7 +322,8 @@ class WorkerPool:
     few tenths of a second each fresh interpreter spends) and load the backend
     themselves. It is for a process that runs no other Python thread when it
     calls :meth:`start` (``packflow run`` is one); when another thread runs
-    then, the workers are spawned instead. A worker that replaces one that
+    then (or where the open descriptors cannot be listed), the workers are
+    spawned instead. A worker that replaces one that
     died mid-run is always spawned: by then the caller may run threads. A
     forked worker closes every descriptor it inherited but the standard
     streams (so no pipe of this process stays open in it), and, as
@@ -408,8 +408,11 @@ class WorkerPool:
         self._selector.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
         atexit.register(self.kill)
         ctx = self._start_ctx
-        if ctx.get_start_method() == "fork" and threading.active_count() > 1:
-            ctx = self._ctx  # another thread might hold a lock the child needs
+        if ctx.get_start_method() == "fork" and (
+            threading.active_count() > 1  # it might hold a lock the child needs
+            or _open_descriptors() is None  # what the child must close is unknown
+        ):
+            ctx = self._ctx
         try:
             for _ in range(self.workers):
                 self._spawn(ctx)
@@ -587,18 +590,7 @@ class WorkerPool:
 
     def _spawn(self, ctx: Any = None) -> _Worker:
         self._spawned += 1
-        ctx = ctx or self._ctx
-        # A forked worker starts with copies of this process's descriptors.
-        # It closes them: holding another worker's batch pipe (or any pipe of
-        # this process to another one) would keep its reader from ever seeing
-        # the end of its input. Where the open descriptors cannot be listed,
-        # at least the pool's own.
-        inherited: Optional[list[int]] = None
-        if ctx.get_start_method() == "fork":
-            assert self._selector is not None
-            inherited = [self._selector.fileno(), self._wake_r, self._wake_w]
-            inherited += [fd for w in self._pool for fd in (w.send_fd, w.recv_fd)]
-        w = _Worker(ctx, self.load, self.allow_nan, f"packflow-worker-{self._spawned}", inherited)
+        w = _Worker(ctx or self._ctx, self.load, self.allow_nan, f"packflow-worker-{self._spawned}")
         self._pool.append(w)
         assert self._selector is not None
         self._selector.register(w.recv_fd, selectors.EVENT_READ, ("recv", w))
