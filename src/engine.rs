@@ -12,7 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 use pyo3::{PyTraverseError, PyVisit};
 
-use crate::jsonl::{read_array, read_records, RowCells};
+use crate::jsonl::{int_limit, read_array, read_records, RowCells};
 use crate::pipeline::{elapsed_ns, wrap_step_error, Pipeline, Preprocess};
 use crate::validate::{check_and_dump, DumpError};
 
@@ -95,6 +95,14 @@ impl BatchOutcome {
     }
 }
 
+/// The next batch, when the caller already holds it: its bytes and first line
+/// number (see src/read_ahead.rs).
+pub type Ahead<'a, 'py> = Option<(&'a Bound<'py, PyBytes>, u64)>;
+
+/// One batch through the whole path. With `ahead` (and the numpy
+/// preprocessor: reading into dicts needs the GIL), the next batch's text is
+/// read on a second thread from now until the call that runs it.
+#[allow(clippy::too_many_arguments)]
 pub fn run_lines(
     pipeline: &Pipeline,
     py: Python<'_>,
@@ -103,15 +111,44 @@ pub fn run_lines(
     first_line: u64,
     allow_nan: bool,
     stop_at_suspect: bool,
+    ahead: Ahead<'_, '_>,
 ) -> PyResult<BatchOutcome> {
-    let start = Instant::now();
+    let mut start = Instant::now();
     let batch = match &pipeline.preprocess {
         Preprocess::Numpy(numpy, Some(text)) => {
-            read_array(py, data, first_line, text, numpy.get(), stop_at_suspect)?
+            let limit = int_limit(py)?;
+            let prepared = pipeline.ahead.take_for(py, data, first_line, limit);
+            if prepared.is_some() {
+                // Waiting for the pass is not reading: its own time counts.
+                start = Instant::now();
+            }
+            if let Some((next, next_first_line)) = ahead {
+                // A batch whose line numbers would overflow is refused when
+                // it is run; nothing to read ahead then.
+                if next_first_line
+                    .checked_add(next.as_bytes().len() as u64)
+                    .is_some()
+                {
+                    pipeline.ahead.start(py, text, limit, next, next_first_line);
+                }
+            }
+            // The text reader's time counts whether it ran here or ahead.
+            let scan_ahead_ns = prepared.as_ref().map_or(0, |s| s.scan_ns);
+            let batch = read_array(
+                py,
+                data,
+                first_line,
+                text,
+                numpy.get(),
+                stop_at_suspect,
+                prepared,
+            )?;
+            (batch, scan_ahead_ns)
         }
-        _ => read_records(py, data, first_line)?,
+        _ => (read_records(py, data, first_line)?, 0),
     };
-    let read_ns = elapsed_ns(start);
+    let (batch, scan_ahead_ns) = batch;
+    let read_ns = elapsed_ns(start).saturating_add(scan_ahead_ns);
     let rows = batch.line_numbers.len();
     let mut outcome = BatchOutcome {
         output: PyBytes::new(py, b"").unbind(),

@@ -18,6 +18,7 @@ mod jsonl;
 mod lookup;
 mod normalize;
 mod pipeline;
+mod read_ahead;
 mod records;
 mod records_to_array;
 mod serialize;

@@ -4,16 +4,18 @@
 //! are the only Python. `run` takes records; `run_lines` (src/engine.rs) takes
 //! the raw JSON Lines of a batch and returns its output lines.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use pyo3::exceptions::PyException;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyString};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::errors::{runtime_error, type_repr};
 use crate::jsonl::TextPlan;
+use crate::read_ahead::AheadSlot;
 use crate::records::RecordsPlan;
 use crate::records_to_array::NumpyPlan;
 use crate::step_stats::{StepStats, STEPS};
@@ -27,7 +29,7 @@ pub enum Preprocess {
     /// The numpy preprocessor's compiled plan, and the same features compiled
     /// for reading them straight from JSON text (None when the text reader
     /// cannot take them: a delimiter that overlaps itself).
-    Numpy(Py<NumpyPlan>, Option<TextPlan>),
+    Numpy(Py<NumpyPlan>, Option<Arc<TextPlan>>),
     /// A preprocessor whose subclass changed how it works: called as it is.
     Call(Py<PyAny>),
 }
@@ -40,6 +42,8 @@ pub struct Pipeline {
     /// Called with the backend after each call whose steps all ran (the
     /// verbose mode's metrics log).
     on_call: Option<Py<PyAny>>,
+    /// The next batch's text, when `run_lines` was given it to read ahead.
+    pub(crate) ahead: AheadSlot,
 }
 
 /// `getattr(obj, name, None)` without raising and clearing an AttributeError
@@ -204,7 +208,7 @@ fn preprocess_of(
                 return Preprocess::Records(plan.clone().unbind());
             }
             if let Ok(plan) = c.cast::<NumpyPlan>() {
-                let text = plan.get().text_plan();
+                let text = plan.get().text_plan().map(Arc::new);
                 return Preprocess::Numpy(plan.clone().unbind(), text);
             }
             Preprocess::Call(c.clone().unbind())
@@ -232,6 +236,7 @@ impl Pipeline {
             preprocess: preprocess_of(preprocessor, compiled),
             stats: Py::new(py, StepStats::default())?,
             on_call,
+            ahead: AheadSlot::default(),
         })
     }
 
@@ -308,8 +313,11 @@ impl Pipeline {
         crate::engine::rerun(self, py, backend, failed, start, stop, allow_nan)
     }
 
-    /// One batch of raw JSON Lines through the whole path (see src/engine.rs).
-    #[pyo3(signature = (backend, data, first_line = 1, *, allow_nan = false, stop_at_suspect = false))]
+    /// One batch of raw JSON Lines through the whole path (see src/engine.rs);
+    /// `ahead`, the next batch as `(bytes, first_line)`, is read meanwhile
+    /// (src/read_ahead.rs).
+    #[pyo3(signature = (backend, data, first_line = 1, *, allow_nan = false, stop_at_suspect = false, ahead = None))]
+    #[allow(clippy::too_many_arguments)]
     fn run_lines<'py>(
         &self,
         py: Python<'py>,
@@ -318,6 +326,7 @@ impl Pipeline {
         first_line: u64,
         allow_nan: bool,
         stop_at_suspect: bool,
+        ahead: Option<(Bound<'py, PyBytes>, u64)>,
     ) -> PyResult<crate::engine::BatchOutcome> {
         crate::engine::run_lines(
             self,
@@ -327,6 +336,7 @@ impl Pipeline {
             first_line,
             allow_nan,
             stop_at_suspect,
+            ahead.as_ref().map(|(next, line)| (next, *line)),
         )
     }
 }

@@ -58,6 +58,7 @@ class Pipeline:
         *,
         allow_nan: bool = False,
         stop_at_suspect: bool = False,
+        ahead: Optional[tuple[bytes, int]] = None,
     ) -> BatchOutcome:
         """One batch of JSON Lines (numbered from ``first_line``) through the
         whole path in one call: read the lines (into dicts, or for a
@@ -73,7 +74,13 @@ class Pipeline:
         cells are not all plain numbers instead of handing it and the rest
         over to dicts, and nothing runs: the outcome's ``stopped_line`` names
         that line, ``line_numbers``, ``errors`` and ``read`` cover the lines
-        before it, whose cells are kept for :meth:`rerun`."""
+        before it, whose cells are kept for :meth:`rerun`.
+
+        ``ahead``: the next batch, ``(data, first_line)``, when the caller
+        holds it already. With a ``NumpyPlan`` its text is read on a second
+        thread (src/read_ahead.rs) from now until the call on that same bytes
+        object and first line, which takes the result instead of reading;
+        any other call reads as it would have. Otherwise ignored."""
     def rerun(
         self,
         backend: Any,

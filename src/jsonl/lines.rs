@@ -59,6 +59,27 @@ impl<'a> LineCursor<'a> {
         }
     }
 
+    /// A cursor whose next line is the one whose raw bytes start at `at`
+    /// (a `raw_start` of an earlier cursor over the same `data`), line
+    /// `index` of the batch: reading goes on where another reader stopped.
+    pub fn resume(data: &'a [u8], at: usize, index: usize) -> Self {
+        let mut cursor = LineCursor::new(data);
+        cursor.pos = at;
+        cursor.index = index;
+        cursor.split.pos = at;
+        cursor.split.index = index;
+        cursor
+    }
+
+    /// Where `line` (the line this cursor handed out last) starts in `data`.
+    pub fn raw_start(&self, line: &LineStart<'a>) -> usize {
+        if self.all.is_some() {
+            line.line_start
+        } else {
+            self.current.start
+        }
+    }
+
     pub fn next_line(&mut self) -> NextLine<'a> {
         let Some(all) = self.all else {
             return self.next_split();
@@ -245,6 +266,54 @@ mod tests {
             .map(|(_, _, b)| b)
             .collect();
         assert_eq!(boms, vec![3, 0]);
+    }
+
+    /// Resuming at any line a cursor handed out gives that line and the
+    /// rest, as the cursor itself went on to give them.
+    #[test]
+    fn resumed_cursor_goes_on_from_the_line() {
+        for data in [
+            &b"a\n\n  \nb\r\nc"[..],
+            b"\xef\xbb\xbf{}\n \xef\xbb\xbf{}\n",
+            b"ok\n\xff\n\nok\nlast",
+        ] {
+            let all = cursor_lines(data, true);
+            let mut c = LineCursor::new(data);
+            let mut k = 0;
+            loop {
+                let line = match c.next_line() {
+                    NextLine::Done => break,
+                    NextLine::NotUtf8(..) => {
+                        k += 1;
+                        continue;
+                    }
+                    NextLine::Line(line) => line,
+                };
+                let at = c.raw_start(&line);
+                let mut resumed = LineCursor::resume(data, at, line.index);
+                let mut rest = Vec::new();
+                loop {
+                    match resumed.next_line() {
+                        NextLine::Done => break,
+                        NextLine::NotUtf8(index, start, end, _) => {
+                            rest.push((index, data[start..end].to_vec(), 0))
+                        }
+                        NextLine::Line(l) => {
+                            let stop =
+                                find_newline(l.text.as_bytes(), l.start).unwrap_or(l.text.len());
+                            let (a, b) = resumed.end_line(stop);
+                            rest.push((l.index, data[a..b].to_vec(), l.start - l.line_start));
+                        }
+                    }
+                }
+                assert_eq!(rest, all[k..], "{data:?} from line {}", line.index);
+                let stop =
+                    find_newline(line.text.as_bytes(), line.start).unwrap_or(line.text.len());
+                c.end_line(stop);
+                k += 1;
+            }
+            assert_eq!(k, all.len());
+        }
     }
 
     fn split(data: &[u8]) -> Vec<(usize, &[u8])> {

@@ -24,10 +24,9 @@ use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use crate::errors::value_error;
 use document::document_lines;
-use lines::LineCursor;
-use text_to_array::{Filler, Plan};
+use text_to_array::Plan;
 
-pub use read::{read_array, read_records, RowCells};
+pub use read::{read_array, read_records, scan_batch, RowCells, Scanned};
 /// The feature paths compiled for reading them from JSON text.
 pub use text_to_array::Plan as TextPlan;
 
@@ -81,7 +80,7 @@ impl ParsedArray {
 static INT_MAX_STR_DIGITS: PyOnceLock<Option<Py<PyAny>>> = PyOnceLock::new();
 
 /// `sys.get_int_max_str_digits()`, 0 (no limit) where Python has none.
-fn int_limit(py: Python<'_>) -> PyResult<usize> {
+pub(crate) fn int_limit(py: Python<'_>) -> PyResult<usize> {
     let getter = INT_MAX_STR_DIGITS.get_or_try_init(py, || -> PyResult<_> {
         Ok(py
             .import("sys")?
@@ -157,9 +156,7 @@ pub fn parse_lines_to_ndarray(
         return Ok(None);
     }
     let limit = int_limit(py)?;
-    let mut filler = Filler::new(&plan, limit);
-    let mut cursor = LineCursor::new(data);
-    let scan = py.detach(|| read::scan(data, &mut cursor, &mut filler, first_line));
+    let scan = py.detach(|| scan_batch(data, first_line, &plan, limit));
     if scan.stopped_at.is_some() {
         return Ok(None);
     }
@@ -172,11 +169,11 @@ pub fn parse_lines_to_ndarray(
     let rows = scan.line_numbers.len();
     let array = read::cells_to_array(
         py,
-        &filler.cells,
+        &scan.cells,
         rows,
         features.len(),
-        filler.any_int,
-        filler.any_float,
+        scan.any_int,
+        scan.any_float,
     )?;
     Ok(Some(ParsedArray {
         array: array.unbind(),

@@ -10,7 +10,7 @@ use numpy::{IntoPyArray, PyArray1};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyFloat, PyInt, PyList};
 
-use super::lines::{LineCursor, LineStart, NextLine};
+use super::lines::{LineCursor, NextLine};
 use super::parser::{with_key_cache, Builder};
 use super::text_to_array::{Cell, Filler, LineFill, Plan};
 use super::{check_line_numbers, error_tuple, int_limit};
@@ -90,13 +90,12 @@ impl RowCells {
 }
 
 /// Records, with the bad lines, appended to the lists given; from the cursor's
-/// current position, starting with `pending` (a line another reader stopped on).
+/// current position.
 #[allow(clippy::too_many_arguments)]
 fn parse_rest<'py>(
     py: Python<'py>,
     data: &[u8],
     cursor: &mut LineCursor<'_>,
-    mut pending: Option<LineStart<'_>>,
     first_line: u64,
     records: &Bound<'py, PyList>,
     line_numbers: &Bound<'py, PyList>,
@@ -108,18 +107,15 @@ fn parse_rest<'py>(
     with_key_cache(|keys| -> PyResult<()> {
         let mut builder = Builder::new(py, keys, limit);
         loop {
-            let line = match pending.take() {
-                Some(line) => line,
-                None => match cursor.next_line() {
-                    NextLine::Done => return Ok(()),
-                    NextLine::NotUtf8(index, start, end, msg) => {
-                        seen += 1;
-                        let line_no = first_line.saturating_add(index as u64);
-                        errors.append(error_tuple(py, line_no, &data[start..end], &msg)?)?;
-                        continue;
-                    }
-                    NextLine::Line(line) => line,
-                },
+            let line = match cursor.next_line() {
+                NextLine::Done => return Ok(()),
+                NextLine::NotUtf8(index, start, end, msg) => {
+                    seen += 1;
+                    let line_no = first_line.saturating_add(index as u64);
+                    errors.append(error_tuple(py, line_no, &data[start..end], &msg)?)?;
+                    continue;
+                }
+                NextLine::Line(line) => line,
             };
             seen += 1;
             let line_no = first_line.saturating_add(line.index as u64);
@@ -156,7 +152,6 @@ pub fn read_records<'py>(
         py,
         data,
         &mut cursor,
-        None,
         first_line,
         &records,
         &line_numbers,
@@ -174,35 +169,44 @@ pub fn read_records<'py>(
     })
 }
 
-/// The text reader's pass over a batch, run without the GIL.
-pub(super) struct Scan<'a> {
-    pub line_numbers: Vec<u64>,
+/// The text reader's pass over a whole batch: owned, borrowing nothing of
+/// the batch or of Python, so that it can be made on another thread (ahead of
+/// the call that uses it, see src/read_ahead.rs) as well as in that call.
+pub struct Scanned {
+    /// The line number of each row read.
+    pub(super) line_numbers: Vec<u64>,
     /// Line number, raw line range in the batch, message.
-    pub errors: Vec<(u64, usize, usize, String)>,
-    pub lines: usize,
-    /// The line the reader could not take, when it stopped early.
-    pub stopped_at: Option<LineStart<'a>>,
+    pub(super) errors: Vec<(u64, usize, usize, String)>,
+    /// Non-blank lines seen (rows and errors).
+    pub(super) lines: usize,
+    /// The line the reader could not take, when it stopped early: its index
+    /// in the batch and where its raw bytes start.
+    pub(super) stopped_at: Option<(usize, usize)>,
+    /// The rows' cells, row-major (a stopped line may have left some of its
+    /// own after them).
+    pub(super) cells: Vec<Cell>,
+    pub(super) any_int: bool,
+    pub(super) any_float: bool,
+    /// How long the pass took.
+    pub scan_ns: u64,
 }
 
-pub(super) fn scan<'a>(
-    data: &'a [u8],
-    cursor: &mut LineCursor<'a>,
-    filler: &mut Filler<'_>,
-    first_line: u64,
-) -> Scan<'a> {
-    let mut out = Scan {
-        line_numbers: Vec::new(),
-        errors: Vec::new(),
-        lines: 0,
-        stopped_at: None,
-    };
+/// The text reader's pass over `data` (numbered from `first_line`) with
+/// `plan`; `int_limit` is `sys.get_int_max_str_digits()`. Needs no GIL.
+pub fn scan_batch(data: &[u8], first_line: u64, plan: &Plan, int_limit: usize) -> Scanned {
+    let began = std::time::Instant::now();
+    let mut filler = Filler::new(plan, int_limit);
+    let mut cursor = LineCursor::new(data);
+    let mut line_numbers = Vec::new();
+    let mut errors = Vec::new();
+    let mut lines = 0usize;
+    let mut stopped_at = None;
     loop {
         let line = match cursor.next_line() {
             NextLine::Done => break,
             NextLine::NotUtf8(index, start, end, msg) => {
-                out.lines += 1;
-                out.errors
-                    .push((first_line.saturating_add(index as u64), start, end, msg));
+                lines += 1;
+                errors.push((first_line.saturating_add(index as u64), start, end, msg));
                 continue;
             }
             NextLine::Line(line) => line,
@@ -211,23 +215,32 @@ pub(super) fn scan<'a>(
         let (fill, stop) = filler.line(line.text, line.start);
         match fill {
             LineFill::Row => {
-                out.lines += 1;
+                lines += 1;
                 cursor.end_line(stop);
-                out.line_numbers.push(line_no);
+                line_numbers.push(line_no);
             }
             LineFill::Error(err) => {
-                out.lines += 1;
+                lines += 1;
                 let (raw_start, raw_end) = cursor.end_line(stop);
                 let msg = err.message(&data[raw_start..raw_end], line.line_start);
-                out.errors.push((line_no, raw_start, raw_end, msg));
+                errors.push((line_no, raw_start, raw_end, msg));
             }
             LineFill::Bail => {
-                out.stopped_at = Some(line);
+                stopped_at = Some((line.index, cursor.raw_start(&line)));
                 break;
             }
         }
     }
-    out
+    Scanned {
+        line_numbers,
+        errors,
+        lines,
+        stopped_at,
+        cells: filler.cells,
+        any_int: filler.any_int,
+        any_float: filler.any_float,
+        scan_ns: u64::try_from(began.elapsed().as_nanos()).unwrap_or(u64::MAX),
+    }
 }
 
 /// The array `numpy.array(rows)` makes of plain cells: float64 if any float,
@@ -307,12 +320,16 @@ pub fn read_array<'py>(
     text: &Plan,
     numpy: &NumpyPlan,
     stop_at_suspect: bool,
+    prepared: Option<Scanned>,
 ) -> PyResult<ReadBatch<'py>> {
     check_line_numbers(data, first_line)?;
-    let limit = int_limit(py)?;
-    let mut filler = Filler::new(text, limit);
-    let mut cursor = LineCursor::new(data);
-    let scanned = py.detach(|| scan(data, &mut cursor, &mut filler, first_line));
+    let scanned = match prepared {
+        Some(scanned) => scanned,
+        None => {
+            let limit = int_limit(py)?;
+            py.detach(|| scan_batch(data, first_line, text, limit))
+        }
+    };
     let errors = PyList::empty(py);
     for (line_no, start, end, msg) in &scanned.errors {
         errors.append(error_tuple(py, *line_no, &data[*start..*end], msg)?)?;
@@ -323,11 +340,11 @@ pub fn read_array<'py>(
     let Some(stopped_at) = scanned.stopped_at else {
         let array = cells_to_array(
             py,
-            &filler.cells,
+            &scanned.cells,
             done,
             columns,
-            filler.any_int,
-            filler.any_float,
+            scanned.any_int,
+            scanned.any_float,
         )?;
         return Ok(ReadBatch {
             input: Ok(array),
@@ -336,7 +353,7 @@ pub fn read_array<'py>(
             errors,
             lines: scanned.lines,
             cells: Some(RowCells {
-                cells: filler.cells,
+                cells: scanned.cells,
                 columns,
                 line_numbers: scanned.line_numbers,
             }),
@@ -346,7 +363,7 @@ pub fn read_array<'py>(
     };
     if stop_at_suspect {
         // The line stopped in may have left some of its cells behind.
-        let mut cells = filler.cells;
+        let mut cells = scanned.cells;
         cells.truncate(done * columns);
         return Ok(ReadBatch {
             input: Ok(py.None().into_bound(py)),
@@ -360,16 +377,16 @@ pub fn read_array<'py>(
                 line_numbers: scanned.line_numbers,
             }),
             handed_over_at: Some(done),
-            stopped_line: Some(first_line.saturating_add(stopped_at.index as u64)),
+            stopped_line: Some(first_line.saturating_add(stopped_at.0 as u64)),
         });
     }
     // The rest of the batch as dicts, from the line the text reader stopped on.
     let records = PyList::empty(py);
+    let (index, at) = stopped_at;
     let rest = parse_rest(
         py,
         data,
-        &mut cursor,
-        Some(stopped_at),
+        &mut LineCursor::resume(data, at, index),
         first_line,
         &records,
         &line_numbers,
@@ -379,7 +396,7 @@ pub fn read_array<'py>(
     // a line the reader stopped in may have left some cells behind: not a row.
     let rows = PyList::empty(py);
     for r in 0..done {
-        let row = &filler.cells[r * columns..(r + 1) * columns];
+        let row = &scanned.cells[r * columns..(r + 1) * columns];
         let values: Vec<Bound<'py, PyAny>> = row.iter().map(|c| cell_value(py, *c)).collect();
         rows.append(PyList::new(py, values)?)?;
     }

@@ -383,7 +383,7 @@ impl<'p> Filler<'p> {
     }
 
     /// A feature's value: a number or a bool, anything else gives up.
-    #[inline]
+    #[inline(always)]
     fn scalar(&mut self, sc: &mut Scanner<'_>) -> Result<Cell, Stop> {
         match sc.peek() {
             Some(b'-' | b'0'..=b'9') => match sc.scan_number()? {

@@ -354,6 +354,9 @@ def _run(
                 through=through,
                 should_stop=lambda: signals.stopping,
                 on_batch=on_batch,
+                # A file never makes the reader wait: its next batch is read
+                # while this one runs.
+                read_ahead=not live,
             )
             if signals.forced:
                 name = signal.Signals(signals.first).name

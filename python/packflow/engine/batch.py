@@ -241,13 +241,21 @@ class BatchEngine:
     def __repr__(self) -> str:
         return f"BatchEngine({type(self.backend).__name__})"
 
-    def process(self, data: bytes, first_line: int = 1) -> BatchResult:
+    def process(
+        self, data: bytes, first_line: int = 1, *, ahead: Optional[tuple[bytes, int]] = None
+    ) -> BatchResult:
         """Run one buffer of JSON Lines; its lines are numbered from ``first_line``.
 
         A last line without a newline counts; blank lines are skipped but keep
         their number. Raises only what is not a row's fault: a ``TypeError`` for
         ``data`` that is not bytes, and ``BaseException``s (``KeyboardInterrupt``,
         ``SystemExit``) from the backend's hooks, which are never caught.
+
+        ``ahead``: the batch the next call will bring, as ``(data,
+        first_line)``, when the caller already holds it. With the stock numpy
+        preprocessor its text is then read into the feature array on a second
+        thread while this batch's hooks run, and the next call only picks the
+        array up; the results are the same with or without it.
         """
         backend = self.backend
         out = backend._pipeline.run_lines(
@@ -256,6 +264,7 @@ class BatchEngine:
             first_line,
             allow_nan=self.allow_nan,
             stop_at_suspect=self._suspects_fail,
+            ahead=ahead,
         )
         if out.stopped_line is not None:
             return self._around_suspects(data, first_line, out)

@@ -142,13 +142,18 @@ class StreamRunner:
         self.write(result)
         return result
 
-    def process_batch(self, batch: LineBatch) -> None:
+    def process_batch(self, batch: LineBatch, following: Optional[LineBatch] = None) -> None:
         """Run one batch from a :class:`~packflow.engine.LineReader` (or write
-        the line it refused), then note its last line as done."""
+        the line it refused), then note its last line as done. ``following``,
+        the batch that comes next when it has been read already, is read
+        ahead while this one runs (see :meth:`BatchEngine.process`)."""
         if batch.rejected is not None:
             self.reject(batch.rejected)
         else:
-            self.write(self._run(batch.data, batch.first_line))
+            ahead = None
+            if following is not None and following.rejected is None:
+                ahead = (following.data, following.first_line)
+            self.write(self._run(batch.data, batch.first_line, ahead))
         self.summary.last_line = batch.last_line
 
     def run(
@@ -158,6 +163,7 @@ class StreamRunner:
         through: Optional[Callable[[Iterable[Any]], Iterator[tuple[Any, Any]]]] = None,
         should_stop: Optional[Callable[[], bool]] = None,
         on_batch: Optional[Callable[[RunSummary], None]] = None,
+        read_ahead: bool = False,
     ) -> bool:
         """The run's one batch loop: every front door (``packflow run``,
         :func:`run_stream`, in one process or over workers) writes its results
@@ -171,6 +177,12 @@ class StreamRunner:
         written: in one process the run ends there; through workers no more
         items are taken, and those already taken are finished and written.
         ``on_batch`` sees the running summary after each write.
+
+        ``read_ahead`` (in one process): take the next item before running
+        this one, so that its text is read while this one runs. Only for
+        sources where taking an item never waits on the outside world (a
+        regular file, lines in memory): on a pipe or a broker it would hold
+        each batch's output back until the next batch arrived.
         """
         stopped = False
 
@@ -181,10 +193,15 @@ class StreamRunner:
                     return
                 yield item
 
-        pairs = through(taken()) if through is not None else ((b, None) for b in batches)
+        if through is not None:
+            pairs = through(taken())
+        elif read_ahead:
+            pairs = _with_next(batches)
+        else:
+            pairs = ((b, None) for b in batches)
         for item, result in pairs:
-            if result is None:
-                self.process_batch(item)
+            if through is None:
+                self.process_batch(item, result)
             else:
                 self.record(result)
                 self.summary.last_line = item.last_line
@@ -205,13 +222,15 @@ class StreamRunner:
         else:
             result.write_to(self)
 
-    def _run(self, data: bytes, first_line: int) -> BatchResult:
+    def _run(
+        self, data: bytes, first_line: int, ahead: Optional[tuple[bytes, int]] = None
+    ) -> BatchResult:
         if self.batch_timeout_s is None:
-            return self.engine.process(data, first_line)
+            return self.engine.process(data, first_line, ahead=ahead)
         previous = signal.signal(signal.SIGALRM, _raise_batch_timeout)
         signal.setitimer(signal.ITIMER_REAL, self.batch_timeout_s)
         try:
-            return self.engine.process(data, first_line)
+            return self.engine.process(data, first_line, ahead=ahead)
         except BatchTimeout:
             message = f"the batch took longer than {self.batch_timeout_s:g} s (--batch-timeout-s)"
             return BatchEngine.fail_batch(data, first_line, "timeout", message)
@@ -322,6 +341,27 @@ def _copy_by_chunks(fd: int, size: int, sink: BinaryIO) -> None:
         offset += len(chunk)
 
 
+def _with_next(items: Iterable[Any]) -> Iterator[tuple[Any, Any]]:
+    """Each item with the one after it (None after the last), the next one
+    taken before the current one is handed out. When taking the next one
+    fails (a read error), the current one is still handed out first, alone:
+    what was read before the error is run and written as without reading
+    ahead."""
+    it = iter(items)
+    current = next(it, _END)
+    while current is not _END:
+        try:
+            following = next(it, _END)
+        except Exception:
+            yield current, None
+            raise
+        yield current, (None if following is _END else following)
+        current = following
+
+
+_END = object()
+
+
 def _batches_of_items(source: Iterable[bytes], batch_size: int) -> Iterator[LineBatch]:
     """Batches of ``batch_size`` single-line items as one buffer; item ``i`` of
     the source is line ``i + 1``."""
@@ -388,7 +428,11 @@ def run_stream(
         )
     runner = StreamRunner(backend, sink, errors, started=started)
     stopped = runner.run(
-        _batches_of_items(source, batch_size), should_stop=should_stop, on_batch=on_batch
+        _batches_of_items(source, batch_size),
+        should_stop=should_stop,
+        on_batch=on_batch,
+        # Lines already in memory: taking the next batch never waits.
+        read_ahead=isinstance(source, (list, tuple)),
     )
     return runner.finish(interrupted_by="stop request" if stopped else None)
 
