@@ -71,6 +71,16 @@ impl<'a> LineCursor<'a> {
         cursor
     }
 
+    /// How many lines (blank ones counted) the cursor has gone past: all
+    /// of a batch that ends with a newline once `next_line` said `Done`.
+    pub fn lines_passed(&self) -> usize {
+        if self.all.is_some() {
+            self.index
+        } else {
+            self.split.index
+        }
+    }
+
     /// Where `line` (the line this cursor handed out last) starts in `data`.
     pub fn raw_start(&self, line: &LineStart<'a>) -> usize {
         if self.all.is_some() {

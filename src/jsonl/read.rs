@@ -189,6 +189,52 @@ pub struct Scanned {
     pub(super) any_float: bool,
     /// How long the pass took.
     pub scan_ns: u64,
+    /// Lines passed, blank ones counted (all of them unless it stopped).
+    passed: usize,
+}
+
+impl Scanned {
+    /// Appends the pass over the next piece of the same batch (scanned as
+    /// if numbered from 0), which starts `at` bytes and `line_offset` lines
+    /// into the batch; `self` covers everything before it and did not stop.
+    /// Returns whether the batch is now fully read (the piece did not stop
+    /// either, and more pieces may follow).
+    pub fn append(&mut self, next: Scanned, at: usize, first_line: u64) -> bool {
+        let lines_before = self.passed as u64;
+        let shift = |n: u64| n.saturating_add(lines_before).saturating_add(first_line);
+        self.line_numbers
+            .extend(next.line_numbers.iter().map(|&n| shift(n)));
+        self.errors.extend(
+            next.errors
+                .into_iter()
+                .map(|(n, start, end, msg)| (shift(n), start + at, end + at, msg)),
+        );
+        self.lines += next.lines;
+        self.stopped_at = next
+            .stopped_at
+            .map(|(index, start)| (index + self.passed, start + at));
+        self.cells.extend(next.cells);
+        self.any_int |= next.any_int;
+        self.any_float |= next.any_float;
+        self.scan_ns = self.scan_ns.saturating_add(next.scan_ns);
+        self.passed += next.passed;
+        self.stopped_at.is_none()
+    }
+
+    /// Nothing read yet: the start of a batch read in pieces.
+    pub fn empty() -> Scanned {
+        Scanned {
+            line_numbers: Vec::new(),
+            errors: Vec::new(),
+            lines: 0,
+            stopped_at: None,
+            cells: Vec::new(),
+            any_int: false,
+            any_float: false,
+            scan_ns: 0,
+            passed: 0,
+        }
+    }
 }
 
 /// The text reader's pass over `data` (numbered from `first_line`) with
@@ -240,6 +286,7 @@ pub fn scan_batch(data: &[u8], first_line: u64, plan: &Plan, int_limit: usize) -
         any_int: filler.any_int,
         any_float: filler.any_float,
         scan_ns: u64::try_from(began.elapsed().as_nanos()).unwrap_or(u64::MAX),
+        passed: cursor.lines_passed(),
     }
 }
 
@@ -419,4 +466,100 @@ pub fn read_array<'py>(
         handed_over_at: Some(done),
         stopped_line: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a pass gives, without its timing.
+    #[allow(clippy::type_complexity)]
+    fn seen(
+        s: &Scanned,
+    ) -> (
+        Vec<u64>,
+        Vec<(u64, usize, usize, String)>,
+        usize,
+        Option<(usize, usize)>,
+        Vec<Cell>,
+        bool,
+        bool,
+    ) {
+        let done = s.line_numbers.len() * 2;
+        (
+            s.line_numbers.clone(),
+            s.errors.clone(),
+            s.lines,
+            s.stopped_at,
+            // A stopped line may leave some of its cells behind: not a row.
+            s.cells[..done.min(s.cells.len())].to_vec(),
+            s.any_int,
+            s.any_float,
+        )
+    }
+
+    const LINES: [&[u8]; 10] = [
+        b"{\"a\": 1, \"b\": {\"c\": 2.5}}",
+        b"{\"b\": {\"c\": -3}, \"a\": 0.125}",
+        b"",
+        b"  \r",
+        b"not json",
+        b"{\"a\": 1, \"b\": {\"c\": 2}} x",
+        b"\xff{}",
+        b"\xef\xbb\xbf{\"a\": 7, \"b\": {\"c\": 8}}\r",
+        b"{\"a\": true, \"b\": {\"c\": false}}",
+        b"{\"a\": \"text\", \"b\": {\"c\": 1}}",
+    ];
+
+    /// Reading a batch in pieces cut at line ends and appending the passes
+    /// gives the pass over the whole batch, wherever the cuts fall.
+    #[test]
+    fn pieces_append_to_the_whole() {
+        let plan = Plan::new(&["a".to_string(), "b.c".to_string()], ".");
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for round in 0..400 {
+            let mut data = Vec::new();
+            for _ in 0..(1 + next(40)) {
+                // The string cell (a stop) is rare, so most batches read through.
+                let k = next(if round % 4 == 0 { 10 } else { 9 }) as usize;
+                data.extend_from_slice(LINES[k]);
+                data.push(b'\n');
+            }
+            if next(2) == 0 {
+                data.pop(); // a last line without a newline
+            }
+            let ends: Vec<usize> = data
+                .iter()
+                .enumerate()
+                .filter(|(_, &b)| b == b'\n')
+                .map(|(i, _)| i + 1)
+                .filter(|&e| e < data.len())
+                .collect();
+            let mut cuts: Vec<usize> = ends.into_iter().filter(|_| next(3) == 0).collect();
+            cuts.push(data.len());
+            let first_line = 1 + next(1000);
+            let whole = scan_batch(&data, first_line, &plan, 4300);
+            let mut joined = Scanned::empty();
+            let mut start = 0;
+            for end in cuts {
+                let piece = scan_batch(&data[start..end], 0, &plan, 4300);
+                if !joined.append(piece, start, first_line) {
+                    break;
+                }
+                start = end;
+            }
+            assert_eq!(
+                seen(&joined),
+                seen(&whole),
+                "{:?}",
+                String::from_utf8_lossy(&data)
+            );
+        }
+    }
 }

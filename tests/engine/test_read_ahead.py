@@ -42,27 +42,28 @@ def as_tuple(result):
     return (result.output, result.errors, result.read, result.written, list(result.line_numbers))
 
 
-LINE = st.one_of(
-    st.builds(
-        lambda a, c: json.dumps({"a": a, "b": {"c": c}}).encode(),
-        st.one_of(st.integers(-2, 10**6), st.floats(-1, 1e6, allow_nan=False)),
-        st.integers(0, 9),
-    ),
-    st.sampled_from(
-        [
-            b'{"a": "text", "b": {"c": 1}}',  # a cell the text reader cannot take
-            b'{"a": 1}',  # a missing feature
-            b"not json",
-            b"[1, 2]",
-            b"",
-            b"  ",
-            b'{"a": 1, "b": {"c": 2}} extra',
-            b'{"a": 1e400, "b": {"c": 1}}',
-            b'{"a": \xff, "b": {"c": 1}}',  # not UTF-8
-            b'{"a": 123456789012345678901234567890, "b": {"c": 1}}',
-        ]
-    ),
+def _row(a, c) -> bytes:
+    return json.dumps({"a": a, "b": {"c": c}}).encode()
+
+
+ROW = st.builds(
+    _row, st.one_of(st.integers(-2, 10**6), st.floats(-1, 1e6, allow_nan=False)), st.integers(0, 9)
 )
+ODD = st.sampled_from(
+    [
+        b'{"a": "text", "b": {"c": 1}}',  # a cell the text reader cannot take
+        b'{"a": 1}',  # a missing feature
+        b"not json",
+        b"[1, 2]",
+        b"",
+        b"  ",
+        b'{"a": 1, "b": {"c": 2}} extra',
+        b'{"a": 1e400, "b": {"c": 1}}',
+        b'{"a": \xff, "b": {"c": 1}}',  # not UTF-8
+        b'{"a": 123456789012345678901234567890, "b": {"c": 1}}',
+    ]
+)
+LINE = st.one_of(ROW, ODD)
 BATCHES = st.lists(st.lists(LINE, min_size=0, max_size=12), min_size=1, max_size=6)
 
 
@@ -87,6 +88,30 @@ def test_reading_ahead_gives_what_reading_in_the_call_gives(batches):
         assert as_tuple(got) == as_tuple(want)
     counts = {step: s["count"] for step, s in ahead.backend.get_stats().items()}
     assert counts == {step: s["count"] for step, s in plain.backend.get_stats().items()}
+
+
+# Runs of lines long enough that a batch is read ahead in several pieces
+# (src/read_ahead.rs cuts about every 32 KiB).
+# Long runs of good rows with a few odd lines between them; no row fails
+# there (a failing row is searched for), the small batches above cover those.
+GOOD_ROW = st.builds(_row, st.integers(0, 10**6), st.integers(0, 9))
+BIG_BATCH = st.lists(
+    st.one_of(st.tuples(GOOD_ROW, st.integers(1, 3000)), st.tuples(ODD, st.integers(1, 2))),
+    min_size=1,
+    max_size=6,
+).map(lambda runs: [line for line, n in runs for _ in range(n)])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(BIG_BATCH, min_size=2, max_size=3))
+def test_a_batch_read_in_pieces_gives_what_reading_it_whole_gives(batches):
+    bufs = buffers(batches)
+    plain, ahead = BatchEngine(backend()), BatchEngine(backend())
+    for i, (data, first) in enumerate(bufs):
+        following = bufs[i + 1] if i + 1 < len(bufs) else None
+        want = plain.process(data, first)
+        got = ahead.process(data, first, ahead=following)
+        assert as_tuple(got) == as_tuple(want)
 
 
 def test_a_pass_is_taken_only_by_its_own_bytes_first_line_and_limit():
