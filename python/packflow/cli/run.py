@@ -17,7 +17,7 @@ import stat
 import sys
 import time
 from collections.abc import Iterable
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import click
 
@@ -40,15 +40,11 @@ from packflow.cli.run_progress import Progress, write_snapshot
 from packflow.cli.run_signals import EXIT_FOR_SIGNAL, ForcedStop, RunSignals, interrupt_loading
 from packflow.constants import RUN_BATCH_SIZE, RUN_MAX_WAIT_MS
 from packflow.engine import DEFAULT_MAX_LINE_BYTES, InputReadError, LineReader
-from packflow.engine.file_ranges import (
-    RangeSpec,
-    cut_ranges,
-    make_segment_dir,
-    range_bytes_for,
-    remove_segment_dir,
-)
 from packflow.engine.runner import RunSummary, StreamRunner
-from packflow.engine.workers import WorkerPool, WorkerStartError, workers_count
+from packflow.engine.worker_setup import WorkerStartError, workers_count
+
+if TYPE_CHECKING:
+    from packflow.engine.workers import WorkerPool
 
 
 def _show_warnings() -> None:
@@ -308,6 +304,13 @@ def _run(
         through: Any = pool.map if pool is not None else None
         batches: Iterable[Any]
         if pool is not None and reads_itself(paths.input, live):
+            from packflow.engine.file_ranges import (  # with workers only
+                RangeSpec,
+                cut_ranges,
+                make_segment_dir,
+                range_bytes_for,
+            )
+
             # Each worker reads its own ranges of the file and writes its outputs
             # to segment files; this process cuts, orders and joins them.
             segments = make_segment_dir(paths.output)
@@ -397,6 +400,8 @@ def _run(
                 sink.trim()
     finally:
         if segments is not None:
+            from packflow.engine.file_ranges import remove_segment_dir
+
             if pool is not None:
                 pool.kill()  # no worker may write a segment after this
             remove_segment_dir(segments)
@@ -414,6 +419,8 @@ def _run(
 def _drop_segments(pool: WorkerPool, segments: str) -> None:
     """Before a third signal exits on the spot: no worker may write a segment
     after its directory is gone."""
+    from packflow.engine.file_ranges import remove_segment_dir
+
     pool.kill()
     remove_segment_dir(segments)
 

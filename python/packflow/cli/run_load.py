@@ -11,7 +11,7 @@ import shutil
 import signal
 import sys
 import tempfile
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import click
 
@@ -19,7 +19,10 @@ from packflow.cli.config_pairs import load_error
 from packflow.cli.messages import describe
 from packflow.cli.run_signals import EXIT_FOR_SIGNAL, ForcedStop
 from packflow.engine.gc_policy import freeze_loaded
-from packflow.engine.workers import WorkerPool, WorkerStartError
+from packflow.engine.worker_setup import WorkerStartError
+
+if TYPE_CHECKING:
+    from packflow.engine.workers import WorkerPool
 
 __all__ = ["load_for_run"]
 
@@ -76,6 +79,8 @@ def _start_pool(project: str, config: dict[str, Any], workers: int) -> WorkerPoo
     # everything they need and runs no other thread yet: they start in
     # milliseconds instead of a fresh interpreter's few tenths of a second.
     context = "fork" if sys.platform == "linux" else "spawn"
+    from packflow.engine.workers import WorkerPool  # multiprocessing: with workers only
+
     pool = WorkerPool(load, workers, context=context)
     pool.start()
     return pool
