@@ -141,8 +141,8 @@ def steady_in_process(project: Path, src: Path, out: Path, batch_size: int) -> t
     with open(src, "rb", buffering=0) as fin, open(out, "wb") as sink:
         runner = StreamRunner(backend, sink, engine=engine)
         cpu, start = _cpu_self(), time.perf_counter()
-        for batch in LineReader(fin, batch_size=batch_size):
-            runner.process(batch.data, batch.first_line)
+        # As `packflow run -i FILE` does: the next batch read while this one runs.
+        runner.run(LineReader(fin, batch_size=batch_size), read_ahead=True)
         runner.finish()
         return time.perf_counter() - start, _cpu_self() - cpu
 
@@ -322,18 +322,20 @@ once two cores are free.
 byte ranges and writes its outputs to segment files, so the parent never
 carries the rows: it spends about 0.12 s of CPU per million rows (most of it
 cutting the file into ranges: reading it in 1 MiB chunks and finding the batch
-ends, the same batching one process does), and the steady pool reaches 1.95x
-on the CPU-bound backend and 1.65x on the light one. On Linux the workers are
-forked from the parent once it has imported numpy, pydantic and packflow, so a
-worker starts in milliseconds (each then loads the project itself); spawned,
-each was a fresh interpreter spending about 0.3 s on those imports, which made
-the whole command on a million light events slower with two workers than with
-one (0.92x). What remains fixed is the parent's own start, about 0.26 s of the
-1.05 s one process takes for a million light events: with the other 0.79 s
-split perfectly over two cores, two workers could reach at most
-1.05 / (0.26 + 0.40) = 1.6x, so the light target needs a faster start (the
-imports: numpy about 45 ms, pydantic and building the configuration models
-about 95 ms), not a better pool."""
+ends, the same batching one process does). On Linux the workers are forked
+from the parent once it has imported numpy, pydantic and packflow, so a worker
+starts in milliseconds (each then loads the project itself).
+
+**One process uses the second core too.** Since the text reader reads the
+next batch on a second thread while this one runs (src/read_ahead.rs), one
+process running a numpy-preprocessor backend on a file keeps both cores busy
+where the reading is a large part of the work: the light backend's million
+events take about 0.76 s in one process (1.05 s before), and two workers,
+which run the same work on the same two cores, cannot halve that; their
+ratio on the light backend is near 1x by construction, and the light target
+(set when one process used one core) is out of reach on two cores. The
+CPU-bound backend's model is Python under the GIL, so there the second worker
+is what uses the second core."""
 
 
 def write_docs(text: str) -> None:
