@@ -159,7 +159,8 @@ def steady_pool(pool: WorkerPool, src: Path, out: Path, batch_size: int) -> tupl
         with open(src, "rb", buffering=0) as fin, open(out, "wb") as sink:
             runner = StreamRunner(pool, FileSink(str(out), sink.fileno(), own=False))
             cpu, start = _cpu_self(), time.perf_counter()
-            runner.run(cut_ranges(fin, spec), through=functools.partial(pool.map_ranges, spec=spec))
+            ranges = cut_ranges(fin, spec, input_bytes=src.stat().st_size, workers=2)
+            runner.run(ranges, through=functools.partial(pool.map_ranges, spec=spec))
             runner.finish()
             return time.perf_counter() - start, _cpu_self() - cpu
     finally:

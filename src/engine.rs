@@ -8,6 +8,7 @@
 
 use std::time::Instant;
 
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 use pyo3::{PyTraverseError, PyVisit};
@@ -265,7 +266,7 @@ fn run_input(
             // The array was not built: the preprocess step did not complete.
             pipeline.step_stats().record(rows, &[None; 4]);
             let err = wrap_step_error(py, "preprocess", err);
-            outcome.failure = Some(err.into_value(py).into_any());
+            outcome.failure = Some(as_data(py, err));
             outcome.failed_step = Some("preprocess");
             return Ok(());
         }
@@ -273,7 +274,7 @@ fn run_input(
     let outputs = match pipeline.run_steps(backend, input, rows, times)? {
         Ok(outputs) => outputs,
         Err(failure) => {
-            outcome.failure = Some(failure.err.into_value(py).into_any());
+            outcome.failure = Some(as_data(py, failure.err));
             outcome.failed_step = Some(failure.step.unwrap_or("run"));
             return Ok(());
         }
@@ -284,13 +285,37 @@ fn run_input(
             outcome.written = rows;
         }
         Err(DumpError::Invalid(err)) => {
-            outcome.failure = Some(err.into_value(py).into_any());
+            outcome.failure = Some(as_data(py, err));
             outcome.failed_step = Some("validate");
         }
         Err(DumpError::Unwritable(err)) => {
-            outcome.failure = Some(err.into_value(py).into_any());
+            outcome.failure = Some(as_data(py, err));
             outcome.failed_step = Some("serialize");
         }
     }
     Ok(())
+}
+
+/// A failure kept as data (the outcome's `failure`): the exception without
+/// its traceback, nor those of its cause and context. Only its type, text and
+/// step are reported; a traceback would keep the hook's frame alive, and with
+/// it the frames that called into Rust, whose locals hold this outcome: a
+/// cycle per failed attempt, left to the collector's full passes.
+fn as_data(py: Python<'_>, err: PyErr) -> Py<PyAny> {
+    let value = err.into_value(py).into_any();
+    let mut todo = vec![value.bind(py).clone()];
+    // A chain is one to three exceptions; the bound guards against cycles.
+    for _ in 0..16 {
+        let Some(exc) = todo.pop() else { break };
+        // Setting `__traceback__` to None on an exception cannot fail.
+        let _ = exc.setattr(intern!(py, "__traceback__"), py.None());
+        for link in [intern!(py, "__cause__"), intern!(py, "__context__")] {
+            if let Ok(next) = exc.getattr(link) {
+                if !next.is_none() {
+                    todo.push(next);
+                }
+            }
+        }
+    }
+    value
 }

@@ -332,3 +332,57 @@ def test_a_half_that_fails_validation_is_halved_too():
     result = BatchEngine(NaNOnThree()).process(jsonl(rows))
     assert decode(result) == [{"v": i} for i in range(8) if i != 3]
     assert [(e.line, e.step) for e in result.errors] == [(4, "serialize")]
+
+
+def test_a_failing_row_leaves_no_garbage_for_the_collector():
+    """A failed attempt's exception is kept as data without its traceback,
+    which would hold the frames that called into Rust and, through their
+    locals, the outcome holding the exception: a cycle per failed attempt,
+    freed only by the collector's passes (a full one costs milliseconds in a
+    big process)."""
+    import gc
+
+    class Refuses(InferenceBackend):
+        def execute(self, inputs):
+            if (inputs[:, 0] < 0).any():
+                raise ValueError("negative")
+            return [{"x": float(v)} for v in inputs[:, 0]]
+
+    engine = BatchEngine(Refuses(input_format="numpy", feature_names=["a"]))
+    data = b"".join(b'{"a": %d}\n' % (-1 if i == 37 else i) for i in range(100))
+    engine.process(data)
+    gc.collect()
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        result = engine.process(data)
+        assert [e.line for e in result.errors] == [38] and result.written == 99
+        assert result.errors[0].error_type == "ValueError"
+        assert gc.collect() == 0
+    finally:
+        if was:
+            gc.enable()
+
+
+def test_a_failing_record_leaves_no_garbage_for_the_collector():
+    import gc
+
+    class Refuses(InferenceBackend):
+        def execute(self, inputs):
+            if any(r["a"] < 0 for r in inputs):
+                raise ValueError("negative")
+            return [{"x": r["a"]} for r in inputs]
+
+    engine = BatchEngine(Refuses(input_format="records"))
+    records = [{"a": -1 if i == 5 else i} for i in range(20)]
+    engine.process_records(records)
+    gc.collect()
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        result = engine.process_records(records)
+        assert [e.line for e in result.errors] == [6] and result.written == 19
+        assert gc.collect() == 0
+    finally:
+        if was:
+            gc.enable()

@@ -453,3 +453,30 @@ def test_a_forked_worker_holds_no_pipe_of_its_parent(workers_project):
         cat.kill()
     ids = [json.loads(x)["id"] for _, r in got for x in r.output.splitlines()]
     assert ids == list(range(10))
+
+
+def test_ranges_shrink_towards_the_end_of_a_file_of_known_size(tmp_path):
+    from packflow.engine.file_ranges import RangeSpec, cut_ranges
+
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(b"".join(b'{"i": %06d}\n' % i for i in range(20_000)))
+    size = src.stat().st_size
+    batch = size // 2000  # 10 lines of the same length
+    spec = RangeSpec(str(src), 10, 1 << 20, str(tmp_path), range_bytes=20_000)
+    with open(src, "rb", buffering=0) as fh:
+        fixed = list(cut_ranges(fh, spec))
+    with open(src, "rb", buffering=0) as fh:
+        shrinking = list(cut_ranges(fh, spec, input_bytes=size, workers=2))
+    for ranges in (fixed, shrinking):
+        # Whole batches, back to back, covering the file and every line once.
+        assert ranges[0].start == 0 and ranges[-1].end == size
+        assert all(a.end == b.start for a, b in zip(ranges, ranges[1:]))
+        assert all(a.last_line + 1 == b.first_line for a, b in zip(ranges, ranges[1:]))
+        assert sum(r.lines for r in ranges) == 20_000
+    sizes = [r.end - r.start for r in shrinking]
+    assert max(sizes) <= 20_000 + batch
+    # No range holds more than a quarter (2 workers) of what was left before it
+    # (and the batch that crossed that), down to single batches at the end.
+    assert all(r.end - r.start <= (size - r.start) // 4 + batch for r in shrinking)
+    assert sizes[-1] == batch and len(shrinking) > len(fixed)
+    assert all(r.end - r.start >= 20_000 for r in fixed[:-1])

@@ -315,15 +315,21 @@ def _run(
             # to segment files; this process cuts, orders and joins them.
             segments = make_segment_dir(paths.output)
             signals.on_exit = functools.partial(_drop_segments, pool, segments)
+            size = os.fstat(stream.fileno()).st_size
             spec = RangeSpec(
                 os.path.abspath(paths.input),
                 batch_size,
                 max_line_bytes,
                 segments,
-                range_bytes=range_bytes_for(os.fstat(stream.fileno()).st_size, pool.workers),
+                range_bytes=range_bytes_for(size, pool.workers),
             )
             batches = cut_ranges(
-                stream, spec, skip_lines=skip_lines, should_stop=lambda: signals.stopping
+                stream,
+                spec,
+                skip_lines=skip_lines,
+                should_stop=lambda: signals.stopping,
+                input_bytes=size,
+                workers=pool.workers,
             )
             through = functools.partial(pool.map_ranges, spec=spec, batch_timeout_s=batch_timeout_s)
         else:

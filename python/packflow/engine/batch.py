@@ -155,6 +155,20 @@ def _failed_row(line: int, raw: bytes, attempt: Attempt) -> ErrorRow:
     return ErrorRow(line, raw, attempt.failed_step or "run", _message(exc), _error_type(exc))
 
 
+def _as_data(exc: BaseException) -> BaseException:
+    """An attempt's exception kept as data, as ``run_lines`` keeps its own
+    (src/engine.rs ``as_data``): without the tracebacks of it, its cause and
+    its context, which would hold this call's frames and, through them, the
+    attempt itself, a cycle only the collector frees."""
+    todo, seen = [exc], 0
+    while todo and seen < 16:
+        e = todo.pop()
+        seen += 1
+        e.__traceback__ = None
+        todo.extend(x for x in (e.__cause__, e.__context__) if x is not None)
+    return exc
+
+
 def _message(exc: BaseException) -> str:
     """The exception's text, with its cause's when the text does not hold it."""
     text = str(exc)
@@ -382,13 +396,13 @@ class BatchEngine:
             try:
                 outputs = backend(records[start:stop])
             except Exception as exc:  # noqa: BLE001 - the attempt's failure
-                return _RecordsAttempt(b"", exc, _step_of(exc, "run"))
+                return _RecordsAttempt(b"", _as_data(exc), _step_of(exc, "run"))
             try:
                 payload = _core.check_and_dump_lines(outputs, stop - start, allow_nan=allow_nan)
             except InferenceBackendValidationError as exc:
-                return _RecordsAttempt(b"", exc, "validate")
+                return _RecordsAttempt(b"", _as_data(exc), "validate")
             except Exception as exc:  # noqa: BLE001 - the attempt's failure
-                return _RecordsAttempt(b"", exc, "serialize")
+                return _RecordsAttempt(b"", _as_data(exc), "serialize")
             return _RecordsAttempt(payload)
 
         first = run_rows(0, n)

@@ -102,9 +102,15 @@ def cut_ranges(
     *,
     skip_lines: int = 0,
     should_stop: Optional[Callable[[], bool]] = None,
+    input_bytes: Optional[int] = None,
+    workers: int = 1,
 ) -> Iterator[FileRange]:
     """The ranges of ``stream`` (the input file, read from its start): runs of
-    whole batches of about ``spec.range_bytes`` each."""
+    whole batches of about ``spec.range_bytes`` each. Given the input's size
+    and the number of ``workers``, the ranges shrink towards the end (none
+    holds more than a ``2 * workers``-th of what is left, down to one batch),
+    so that the workers run out of input at about the same time instead of
+    one finishing a whole last range while the others wait."""
     reader = LineReader(
         stream,
         batch_size=spec.batch_size,
@@ -117,7 +123,11 @@ def cut_ranges(
     held: list[LineBatch] = []
     for batch in reader:
         held.append(batch)
-        if batch.end - held[0].start >= spec.range_bytes:
+        start = held[0].start
+        limit = spec.range_bytes
+        if input_bytes is not None:
+            limit = min(limit, (input_bytes - start) // (2 * max(1, workers)))
+        if batch.end - start >= limit:
             yield _range_of(held)
             held = []
     if held:
