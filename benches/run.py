@@ -348,29 +348,41 @@ type handlers and calls `.tolist()` per row.
 The reference has no runner; a user's loop does `json.loads` per line (a dict
 per event, a str per key and value), the reference numpy preprocessor (nine
 flattens per event) and `json.dumps` per output row. packflow's runner hands a
-whole batch of line bytes to Rust (src/jsonl/): for the numpy input format each
-line is scanned with a trie of the feature paths, matching leaves parsed
-straight into the feature array and everything else validated and skipped,
-with no dict per event and the GIL released during the scan (a batch with
-anything but numbers or bools in a feature falls back to building the records,
-so the result is the same). The output rows are checked and written as JSON
-Lines in one call. Python only moves batches.
+whole batch of line bytes to Rust in one call (`Pipeline.run_lines`,
+src/engine.rs): for the numpy input format each line is scanned with a trie of
+the feature paths, matching leaves parsed straight into the feature array and
+everything else validated and skipped, with no dict per event and no GIL (a
+batch with anything but numbers or bools in a feature hands the rest over to
+dicts, so the result is the same); the hooks run; the output rows are checked
+and written as JSON Lines. `run_stream` over a list also hands each call the
+next batch (src/read_ahead.rs): a second thread reads it in pieces of about
+32 KiB while this batch's hooks, check and write run, and the call for it
+reads the pieces left over itself. On two cores the reading (about 0.45 ms of
+the 0.9 ms of work per 1,000 events) then runs beside the rest: 37 ms per
+50,000 events before the read-ahead, 23-24 ms with it. The user's own
+`transform_outputs` (a list of 1,000 dicts per batch, about 6 ms of the 50,000)
+and the collections its dicts trigger are the largest part left on the
+calling thread. With one row in 2,000 refused, the failed batches are searched
+by halving from the cells already read (no line read twice) and the failed
+attempts' exceptions are kept without tracebacks, which would otherwise tie
+each attempt into a cycle only a full collection frees (in a process as big
+as pytest's, one costs milliseconds): 26 ms against 23.5 ms clean.
 
 ### The wide stream, whole process (W8)
 
-The reference's side costs about 250 us per event: `json.loads` builds every
-object, string and list of the event, and its numpy preprocessor flattens the
-whole event once per feature. `packflow run` spends about 0.3 to 0.4 s
-starting (imports: numpy, pydantic and the standard library most; loading the
-project itself takes a few ms) and then about 1.2 to 1.4 us per event, so the
-ratio of events per second grows with the file and start-up is about half the
-command's time at 300,000 events (`benches/wide_stream.py` prints both). Per
-batch, `benches/profile_run.py wide` (cProfile, CPU time) puts about 55-65% in
-the Rust parse (`parse_lines_to_ndarray`: the trie walk of the seven paths,
-skipping the rest of each event), 15-20% in reading (the Python `LineReader`
-and its bytes copies, `line_batch_end`, the reads), about 10% in the model's
-hooks (the list of `{score}` dicts) and under 10% in the Python glue between
-the Rust calls, the output check and dump, and the writes.
+The reference's side costs about 220-250 us per event: `json.loads` builds
+every object, string and list of the event, and its numpy preprocessor
+flattens the whole event once per feature. `packflow run` spends about 0.2 s
+starting (the interpreter and its imports: numpy about 45 ms, pydantic with
+its first model about 130 ms; loading the project a few ms; a one-process run
+imports none of the worker machinery) and then about 0.7 us per event with
+the next batch read ahead on the second core, so the ratio of events per second
+grows with the file and start-up is about half the command's time at 300,000
+events (`benches/wide_stream.py` prints both). On this 2-core machine
+numpy's OpenBLAS threads, woken by the model's matrix product, spin on the
+cores between calls (about 10% of the samples of a `perf` profile of the
+command), competing with the reading thread. The ratio has measured 148x to
+153x over the runs of 2026-12-07; the start-up is the part left to shorten.
 
 ### flatten_records (W7)
 
