@@ -15,7 +15,8 @@ ARCHIVE_MANIFEST_NAME = "packflow.lock"
 SERVE_HOST = "127.0.0.1"
 SERVE_PORT = 8080
 SERVE_MAX_BATCH_ROWS = 256
-SERVE_MAX_WAIT_MS = 5.0
+#: 0: a batch starts as soon as the model is free, with whatever is queued.
+SERVE_MAX_WAIT_MS = 0.0
 SERVE_MAX_QUEUE_ROWS = 10_000
 #: The command takes it in MiB (``--max-body-mb``).
 SERVE_MAX_BODY_BYTES = 16 << 20

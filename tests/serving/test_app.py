@@ -69,11 +69,19 @@ def test_shapes_of_the_echo_backend(echo_server):
         ).json() == echo_expected([{"id": 1, "x": 1}, {"id": 2, "x": 2}])
         nd = client.post(
             f"{url}/invocations",
-            content=b'{"id": 1, "x": 1}\n\n{"id": 2, "x": 2}',
+            content=b'{"id": 1, "x": 1}\n{"id": 2, "x": 2}',
             headers={"content-type": "application/x-ndjson"},
         )
         assert nd.headers["content-type"] == "application/x-ndjson"
         assert nd.text == '{"id":1,"double":2}\n{"id":2,"double":4}\n'
+        # A blank line would get no output line: refused, naming it.
+        blank = client.post(
+            f"{url}/invocations",
+            content=b'{"id": 1, "x": 1}\n\n{"id": 2, "x": 2}',
+            headers={"content-type": "application/x-ndjson"},
+        )
+        assert blank.status_code == 400
+        assert "line 2 is blank" in blank.json()["error"]
         predict = client.post(f"{url}/v1/models/echo:predict", json={"instances": []})
         assert predict.json() == {"predictions": []}
 

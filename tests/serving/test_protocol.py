@@ -35,9 +35,25 @@ def test_an_array_is_one_row_per_item():
 
 
 def test_json_lines_are_used_as_they_are():
-    p = parse_body(b'{"a": 1}\n\n{"a": 2}', "application/jsonlines")
-    assert (p.data, p.rows, p.shape) == (b'{"a": 1}\n\n{"a": 2}\n', 3, Shape.LINES)
+    p = parse_body(b'{"a": 1}\n{"a": 2}', "application/jsonlines")
+    assert (p.data, p.rows, p.shape) == (b'{"a": 1}\n{"a": 2}\n', 2, Shape.LINES)
     assert p.content_type == "application/jsonlines"
+
+
+@pytest.mark.parametrize(
+    ("body", "line"),
+    [
+        (b'{"a": 1}\n\n{"a": 2}', 2),
+        (b'\n{"a": 1}', 1),
+        (b' \t\r\n{"a": 1}\n', 1),
+        (b'{"a": 1}\n{"a": 2}\n  \n', 3),
+    ],
+)
+def test_a_blank_json_lines_line_is_refused_by_number(body, line):
+    # The engine skips blank lines, which would leave the request one output
+    # short without a word.
+    with pytest.raises(BadBody, match=f"line {line} is blank"):
+        parse_body(body, "application/jsonlines")
 
 
 def test_kserve_instances():

@@ -67,7 +67,8 @@ def _load(project: str, config: dict[str, Any], workdir: str) -> tuple[Any, str]
     default=SERVE_MAX_WAIT_MS,
     show_default=True,
     type=click.FloatRange(min=0),
-    help="Longest a batch waits for more rows after its first.",
+    help="Longest a row waits for company once the model is free (0: a batch starts "
+    "as soon as the model is free, with whatever is queued).",
 )
 @click.option(
     "--max-queue-rows",

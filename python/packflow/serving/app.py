@@ -64,6 +64,10 @@ class _Reply(Exception):
         self.headers = headers or []
 
 
+class _Gone(Exception):
+    """The client disconnected before its answer: send nothing."""
+
+
 class PackflowApp:
     """An ASGI app serving one backend; see :func:`create_app`."""
 
@@ -109,7 +113,12 @@ class PackflowApp:
         self.draining = True
 
     def ready(self) -> bool:
-        return not self.draining and bool(self.backend.ready())
+        """Ready unless draining, the backend says it is not, or a batch has
+        been running longer than the request timeout (a hung model: requests
+        would only time out, so a load balancer should send them elsewhere)."""
+        if self.draining or self.batcher.stuck_for(self.request_timeout_s):
+            return False
+        return bool(self.backend.ready())
 
     async def close(self) -> None:
         """Drain, answer every queued request, and stop the worker thread."""
@@ -139,6 +148,12 @@ class PackflowApp:
         started = time.perf_counter()
         path: str = scope["path"]
         method: str = scope["method"]
+        # HEAD is GET without the body (the headers, Content-Length included,
+        # are GET's): what load balancers and `curl -I` send.
+        head = method == "HEAD"
+        if head:
+            method = "GET"
+            send = _without_body(send)
         endpoint = OTHER
         try:
             if path == INVOCATIONS:
@@ -163,6 +178,10 @@ class PackflowApp:
                     content_type = JSON_TYPE
             else:
                 endpoint, status, body, content_type = self._plain(path, method)
+        except _Gone:
+            # Nobody to answer; counted as nginx counts it (499).
+            self.metrics.request(endpoint, 499, time.perf_counter() - started)
+            return
         except _Reply as reply:
             seconds = time.perf_counter() - started if endpoint in (INVOCATIONS, PREDICT) else None
             self.metrics.request(endpoint, reply.status, seconds)
@@ -178,7 +197,8 @@ class PackflowApp:
         await _respond(send, status, body, content_type)
 
     def _plain(self, path: str, method: str) -> tuple[str, int, bytes, bytes]:
-        if path == "/healthz":
+        if path == "/healthz" or path == "/ping":
+            # /ping: SageMaker's health path, beside its /invocations.
             _allow(method, "GET")
             return path, 200, b'{"status":"alive"}', JSON_TYPE
         if path == "/readyz":
@@ -186,6 +206,11 @@ class PackflowApp:
             if self.ready():
                 return path, 200, b'{"status":"ready"}', JSON_TYPE
             why = "draining" if self.draining else "not ready"
+            if not self.draining and self.batcher.stuck_for(self.request_timeout_s):
+                why = (
+                    f"not ready: a batch has been running for more than the "
+                    f"{self.request_timeout_s:g} s request timeout"
+                )
             return path, 503, error_body(f"the server is {why}"), JSON_TYPE
         if path == "/metrics":
             _allow(method, "GET")
@@ -235,6 +260,16 @@ class PackflowApp:
                 content_type = value
             elif key == b"content-length":
                 content_length = value
+            elif key == b"content-encoding" and value.strip().lower() != b"identity":
+                # A compressed body would have to be inflated past the body
+                # limit's reach (a few KiB can inflate to gigabytes): refused.
+                raise _Reply(
+                    415,
+                    error_body(
+                        f"Content-Encoding {value.decode('latin-1')!r} is not accepted: "
+                        "send the body uncompressed"
+                    ),
+                )
         body = await self._read_body(receive, content_length, started)
         try:
             payload = parse_body(body, body_format(content_type), instances=instances)
@@ -249,7 +284,7 @@ class PackflowApp:
                 503, error_body(str(exc)), [(b"retry-after", str(exc.retry_after).encode())]
             ) from None
         self.metrics.rows_received += payload.rows
-        outcome = await job.future
+        outcome = await _unless_gone(job, receive, self.batcher)
         if outcome is Outcome.DONE:
             lines, job.lines = job.lines, []  # the batcher may keep the job a while
             body = render_outputs(payload.shape, lines)
@@ -258,6 +293,8 @@ class PackflowApp:
             raise _Reply(
                 504, error_body(f"no answer within the {self.request_timeout_s:g} s timeout")
             )
+        if outcome is Outcome.GONE:
+            raise _Gone
         raise _failure(job, payload, outcome)
 
     async def _read_body(self, receive: Receive, content_length: Optional[bytes], started: float):
@@ -397,6 +434,38 @@ def _failure(job: Any, payload: Payload, outcome: Outcome) -> _Reply:
     return _Reply(422, error_body(err.error, **fields))
 
 
+async def _unless_gone(job: Any, receive: Receive, batcher: Batcher) -> Outcome:
+    """The job's outcome, or ``Outcome.GONE`` once the client disconnects
+    first: its rows still queued are dropped (a batch already running with
+    them finishes, and their outputs are discarded)."""
+    future = job.future
+    if future.done():
+        return future.result()
+    # With the body read, the next message the server has for this request
+    # is its disconnect.
+    listener = asyncio.ensure_future(receive())
+    try:
+        await asyncio.wait((future, listener), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not listener.done():
+            listener.cancel()
+    if future.done():
+        return future.result()
+    message = listener.result()
+    if message.get("type") == "http.disconnect":
+        batcher.abandon(job)
+    return await future
+
+
+def _without_body(send: Send) -> Send:
+    async def send_head(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            message = {**message, "body": b""}
+        await send(message)
+
+    return send_head
+
+
 def _allow(method: str, allowed: str) -> None:
     if method != allowed:
         raise _Reply(
@@ -432,8 +501,10 @@ def create_app(
 
     ``name`` is the model name of the KServe V1 routes (default: the backend's
     class name). Rows of concurrent requests are batched: at most
-    ``max_batch_rows`` per backend call, a batch waits at most ``max_wait_ms``
-    after its first row, at most ``max_queue_rows`` rows wait (more: 503 with
+    ``max_batch_rows`` per backend call; a batch starts as soon as the model
+    is free, with whatever is queued (while it runs, the next one fills), or,
+    with ``max_wait_ms`` above 0, once its first row has waited that long for
+    company or it is full; at most ``max_queue_rows`` rows wait (more: 503 with
     Retry-After), bodies over ``max_body_bytes`` are refused (413) and a
     request not answered within ``request_timeout_s`` gets a 504. The batcher
     starts with the first request; the ASGI lifespan shutdown (or

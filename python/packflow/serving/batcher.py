@@ -1,9 +1,12 @@
 """Dynamic batching: the rows of concurrent requests share backend calls.
 
 Requests queue their rows as JSON Lines. One task on the event loop cuts a
-batch of at most ``max_batch_rows`` rows once the batch is full or its oldest
-row has waited ``max_wait``; a request larger than the room left is split at a
-line boundary and finishes in a later batch. The batch runs through the
+batch of at most ``max_batch_rows`` rows as soon as the model is free, with
+whatever is queued: while a batch runs, the next one fills, so the batch size
+follows the load and a lone request runs at once. ``max_wait`` (0 by default)
+lets a row wait that long for company once the model is free, for a model
+whose call costs about the same for one row as for many. A request larger than
+the room left is split at a line boundary and finishes in a later batch. The batch runs through the
 :class:`~packflow.engine.BatchEngine` on one worker thread, so the event loop
 never waits on the model, and the next batch fills while it runs. Each request
 then gets its own output lines, in order, or its first failing row: a row that
@@ -53,6 +56,7 @@ class Outcome(enum.Enum):
     FAILED = "failed"  # a row failed: Job.error, Job.error_row
     TIMED_OUT = "timed out"
     CRASHED = "crashed"  # the batch raised what the engine does not catch: Job.error
+    GONE = "gone"  # the client disconnected: nobody to answer
 
 
 class Job:
@@ -198,6 +202,8 @@ class Batcher:
         self._waiting_for_first = False
         self._closing = False
         self._rows_per_s = 0.0  # smoothed throughput, for Retry-After
+        #: When the batch running now started (loop time), None when idle.
+        self._running_since: Optional[float] = None
 
     # -- the request side ---------------------------------------------------------
 
@@ -240,6 +246,16 @@ class Batcher:
             self._waiting_for_first = False
             _wake(self._wakeup)
         return job
+
+    def abandon(self, job: Job) -> None:
+        """The client of ``job`` went away: its rows not yet in a batch are
+        dropped (rows in a running batch finish, their outputs discarded)."""
+        self._finish(job, Outcome.GONE)
+
+    def stuck_for(self, seconds: float) -> bool:
+        """Whether the batch running now started more than ``seconds`` ago."""
+        since = self._running_since
+        return since is not None and self._loop is not None and self._loop.time() - since > seconds
 
     def _retry_after(self) -> int:
         """Seconds until the queue has likely drained (1 to 60)."""
@@ -319,17 +335,21 @@ class Batcher:
             if wait > 0 and self.queued_rows < self.max_batch_rows and not self._closing:
                 await self._sleep_until_woken(wait)
                 continue
-            parts, data = self._cut()
+            parts, chunks = self._cut()
             if not parts:
                 continue
+            data = chunks[0] if len(chunks) == 1 and type(chunks[0]) is bytes else b"".join(chunks)
             started = loop.time()
+            self._running_since = started
             try:
                 result = await self._thread.run(data)
             except BaseException as exc:  # noqa: BLE001 - every request of the batch is told
                 if isinstance(exc, asyncio.CancelledError):
                     raise
-                self._crash(parts, exc)
+                await self._alone(parts, chunks, exc)
                 continue
+            finally:
+                self._running_since = None
             try:
                 self._deliver(parts, result)
             except Exception as exc:  # noqa: BLE001 - a bug here must not stop the batcher
@@ -343,8 +363,9 @@ class Batcher:
             if self.observe_batch is not None:
                 self.observe_batch(rows, result)
 
-    def _cut(self) -> tuple[list[_Part], bytes]:
-        """Take up to ``max_batch_rows`` rows from the front of the queue."""
+    def _cut(self) -> tuple[list[_Part], list[Any]]:
+        """Take up to ``max_batch_rows`` rows from the front of the queue: the
+        parts and their bytes (one chunk per part)."""
         parts: list[_Part] = []
         chunks: list[Any] = []
         room = self.max_batch_rows
@@ -372,7 +393,7 @@ class Batcher:
             self.queued_rows -= take
             line += take
             room -= take
-        return parts, b"".join(chunks)
+        return parts, chunks
 
     def _deliver(self, parts: list[_Part], result: BatchResult) -> None:
         """Hand each request its output lines, or its first failing row."""
@@ -402,6 +423,45 @@ class Batcher:
             job.finished_rows += part.rows
             if job.finished_rows == job.rows:
                 self._finish(job, Outcome.DONE)
+
+    async def _alone(self, parts: list[_Part], chunks: list[Any], exc: BaseException) -> None:
+        """The batch raised what the engine does not turn into row errors
+        (``SystemExit`` or ``KeyboardInterrupt`` from a hook, a bug): each
+        request's rows run again alone, so that only the requests whose own
+        rows raise it fail."""
+        log = get_logger()
+        if len(parts) == 1:
+            log.error(
+                "a batch raised %s, which the engine does not turn into row errors; "
+                "its request failed",
+                type(exc).__name__,
+                exc_info=(type(exc), exc, exc.__traceback__),
+            )
+            self._crash(parts, exc)
+            return
+        log.error(
+            "a batch of %d requests raised %s, which the engine does not turn into row "
+            "errors: each request's rows are run again alone",
+            len(parts),
+            type(exc).__name__,
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
+        assert self._thread is not None
+        for part, chunk in zip(parts, chunks):
+            if part.job.future.done():
+                continue
+            alone = _Part(part.job, 1, part.rows, part.row)
+            try:
+                result = await self._thread.run(bytes(chunk))
+            except BaseException as again:  # noqa: BLE001 - this request is told
+                if isinstance(again, asyncio.CancelledError):
+                    raise
+                log.error(
+                    "a request's rows raised %s alone: that request failed", type(again).__name__
+                )
+                self._crash([alone], again)
+                continue
+            self._deliver([alone], result)
 
     def _crash(self, parts: list[_Part], exc: BaseException) -> None:
         message = f"the batch failed: {type(exc).__name__}: {exc}"

@@ -11,6 +11,7 @@ parsing them again.
 from __future__ import annotations
 
 import enum
+import re
 from typing import Any, NamedTuple, Optional
 
 from packflow import _core
@@ -47,6 +48,10 @@ JSON = "application/json"
 #: (multipart/form-data, application/octet-stream, image/*, ...) says the body
 #: is something JSON is not: 415.
 LENIENT_TYPES = frozenset({"text/plain", "application/x-www-form-urlencoded"})
+
+
+#: A line holding nothing but JSON whitespace (at the start, or after a newline).
+_BLANK_LINE = re.compile(rb"(?:^|(?<=\n))[ \t\r]*\n")
 
 
 class Shape(enum.Enum):
@@ -113,6 +118,14 @@ def parse_body(body: bytes, media_type: str, *, instances: bool = False) -> Payl
     if lines:
         if not body.endswith(b"\n"):
             body += b"\n"
+        blank = _BLANK_LINE.search(body)
+        if blank is not None:
+            # The engine skips blank lines (as `packflow run` does), which
+            # would leave the request with fewer outputs than lines.
+            line = body.count(b"\n", 0, blank.start()) + 1
+            raise BadBody(
+                f"line {line} is blank: each line of a JSON Lines body is one JSON object"
+            )
         # Lines are checked by the engine, which names the line and column.
         return Payload(body, body.count(b"\n"), Shape.LINES, media_type)
     data, rows, single = _document(body, None, True)

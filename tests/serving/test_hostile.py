@@ -1,0 +1,151 @@
+"""`packflow serve` against clients and backends that misbehave: each case
+runs a real server process on loopback, bounded in time and count."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+
+from tests.serving.harness import ECHO_BACKEND, ServerProcess, metric_samples
+from tests.support.sample_projects import write_project
+
+# Echo, but a row with "exit" raises SystemExit inside execute (a backend
+# calling sys.exit(), or a library doing it for it).
+EXITING_BACKEND = ECHO_BACKEND.replace(
+    '            if r.get("fail"):',
+    '            if r.get("exit"):\n                raise SystemExit(3)\n            if r.get("fail"):',
+)
+
+
+@pytest.fixture(scope="module")
+def exiting_project(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("exiting") / "exiting"
+    return write_project(directory, name="exiting", backend=EXITING_BACKEND, backend_config=None)
+
+
+def _metric(client: httpx.Client, url: str, name: str) -> float:
+    return metric_samples(client.get(f"{url}/metrics").text)[(name, frozenset())]
+
+
+def _post_and_hang_up(port: int, rows: int) -> None:
+    """Send a whole request of ``rows`` rows, then close without reading."""
+    body = b"".join(b'{"id": %d, "x": 1}\n' % i for i in range(rows))
+    head = (
+        b"POST /invocations HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: application/jsonlines\r\nContent-Length: %d\r\n\r\n" % len(body)
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(head + body)
+        time.sleep(0.05)  # queued by now
+
+
+def test_clients_that_hang_up_leave_no_rows_queued(echo_project):
+    with (
+        ServerProcess(echo_project, "--config", "delay_s=3") as server,
+        httpx.Client(timeout=30) as client,
+    ):
+        # One request keeps the model busy for 3 s; fifty more queue behind it
+        # and hang up.
+        busy = threading.Thread(
+            target=client.post,
+            args=(f"{server.url}/invocations",),
+            kwargs={"json": {"id": 0, "x": 1}},
+        )
+        busy.start()
+        time.sleep(0.3)
+        for _ in range(50):
+            _post_and_hang_up(server.port, 100)
+        deadline = time.monotonic() + 2.0
+        queued = _metric(client, server.url, "packflow_queue_rows")
+        while queued and time.monotonic() < deadline:
+            time.sleep(0.05)
+            queued = _metric(client, server.url, "packflow_queue_rows")
+        # Dropped while the model was still busy with the first batch.
+        assert queued == 0
+        assert busy.is_alive()
+        busy.join(10)
+        # The next real request is not stuck behind 5,000 abandoned rows.
+        r = client.post(f"{server.url}/invocations", json={"id": 9, "x": 2})
+        assert r.status_code == 200 and r.json() == {"id": 9, "double": 4}
+
+
+def test_a_hung_model_turns_readyz_503(echo_project):
+    with (
+        ServerProcess(echo_project, "--config", "delay_s=4", "--request-timeout-s", "1") as server,
+        httpx.Client(timeout=30) as client,
+    ):
+        assert client.get(f"{server.url}/readyz").status_code == 200
+        answers = []
+        t = threading.Thread(
+            target=lambda: answers.append(
+                client.post(f"{server.url}/invocations", json={"id": 1, "x": 1}).status_code
+            )
+        )
+        t.start()
+        time.sleep(1.6)
+        ready = client.get(f"{server.url}/readyz")
+        assert ready.status_code == 503
+        assert "running for more than the 1 s request timeout" in ready.json()["error"]
+        assert _metric(client, server.url, "packflow_ready") == 0
+        t.join(10)
+        assert answers == [504]
+        # The batch ended: ready again.
+        deadline = time.monotonic() + 5
+        while client.get(f"{server.url}/readyz").status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+
+
+def test_system_exit_in_one_clients_row_fails_only_that_request(exiting_project):
+    # A wait, so that the concurrent requests surely share a batch.
+    with ServerProcess(exiting_project, "--max-wait-ms", "200") as server:
+        results: dict[int, httpx.Response] = {}
+
+        def post(i: int, row: dict) -> None:
+            with httpx.Client(timeout=30) as c:
+                results[i] = c.post(f"{server.url}/invocations", json=[{"id": i, "x": i}, row])
+
+        threads = [
+            threading.Thread(target=post, args=(i, {"id": i, "x": 1, "exit": i == 2}))
+            for i in range(5)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert sorted(results) == [0, 1, 2, 3, 4]
+        assert results[2].status_code == 500
+        for i in (0, 1, 3, 4):
+            assert results[i].status_code == 200, results[i].text
+            assert results[i].json() == [{"id": i, "double": 2 * i}, {"id": i, "double": 2}]
+        with httpx.Client(timeout=10) as c:
+            assert c.get(f"{server.url}/healthz").status_code == 200
+        log = server.stderr()
+        assert "SystemExit" in log and "run again alone" in log
+
+
+def test_head_ping_and_compressed_bodies(echo_server):
+    url = echo_server.url
+    with httpx.Client(timeout=10) as client:
+        for path in ("/healthz", "/readyz", "/ping", "/v1/models", "/v1/models/echo"):
+            got = client.get(f"{url}{path}")
+            head = client.head(f"{url}{path}")
+            assert got.status_code == head.status_code == 200, path
+            assert head.content == b""
+            assert head.headers["content-length"] == str(len(got.content)), path
+        assert client.get(f"{url}/ping").json() == {"status": "alive"}
+        assert client.head(f"{url}/invocations").status_code == 405
+        body = gzip.compress(json.dumps({"id": 1, "x": 2}).encode())
+        r = client.post(
+            f"{url}/invocations",
+            content=body,
+            headers={"content-type": "application/json", "content-encoding": "gzip"},
+        )
+        assert r.status_code == 415
+        assert "Content-Encoding 'gzip'" in r.json()["error"]
