@@ -17,9 +17,11 @@ from tests.support.sample_projects import write_project
 
 # Echo, but a row with "exit" raises SystemExit inside execute (a backend
 # calling sys.exit(), or a library doing it for it).
+_EXIT_ROW = """            if r.get("exit"):
+                raise SystemExit(3)
+"""
 EXITING_BACKEND = ECHO_BACKEND.replace(
-    '            if r.get("fail"):',
-    '            if r.get("exit"):\n                raise SystemExit(3)\n            if r.get("fail"):',
+    '            if r.get("fail"):', _EXIT_ROW + '            if r.get("fail"):'
 )
 
 
