@@ -114,8 +114,8 @@ class Server:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         if name.startswith(OURS):
             cmd = [sys.executable, "-m", "packflow.cli", "serve", str(EXAMPLE), "--port", "0"]
-            if name == OURS_TUNED:
-                cmd += ["--max-wait-ms", "1"]
+            if name == OURS_WAIT:
+                cmd += ["--max-wait-ms", "5"]
             self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log, env=env)
             assert self.proc.stdout is not None
             line = self.proc.stdout.readline().decode()
@@ -248,38 +248,45 @@ def table(results: list[Result]) -> str:
 
 
 def verdicts(results: list[Result]) -> str:
+    """Issue 18's targets: with the defaults, 1-record requests at >= 3x the
+    FastAPI endpoint's and >= 10x LitServe's requests/s with a lower p99 than
+    both; 100-record requests at >= 5x the FastAPI endpoint's rows/s."""
     by = {(r.server, r.rows): r for r in results}
+    fast = "FastAPI, per request"
     out = []
-    ours1, lit1 = by.get((OURS, 1)), by.get((litserve_name(), 1))
-    if ours1 and lit1:
-        ratio = ours1.requests_per_s / lit1.requests_per_s
-        met = ratio >= 3 and ours1.p99_ms < lit1.p99_ms
+    ours1, lit1, fast1 = by.get((OURS, 1)), by.get((litserve_name(), 1)), by.get((fast, 1))
+    if ours1 and lit1 and fast1:
+        vs_fast = ours1.requests_per_s / fast1.requests_per_s
+        vs_lit = ours1.requests_per_s / lit1.requests_per_s
+        met = vs_fast >= 3 and vs_lit >= 10 and ours1.p99_ms < min(lit1.p99_ms, fast1.p99_ms)
         out.append(
-            f"- 1-record requests, target >= 3x LitServe's requests/s with a lower p99: "
-            f"**{'met' if met else 'missed'}** ({ratio:.1f}x; p99 {ours1.p99_ms:.1f} ms vs "
-            f"{lit1.p99_ms:.1f} ms)"
+            f"- 1-record requests, target >= 3x the FastAPI endpoint's and >= 10x "
+            f"LitServe's requests/s, p99 lower than both: **{'met' if met else 'missed'}** "
+            f"({vs_fast:.1f}x FastAPI, {vs_lit:.1f}x LitServe; p99 {ours1.p99_ms:.1f} ms vs "
+            f"{fast1.p99_ms:.1f} and {lit1.p99_ms:.1f} ms)"
         )
-    ours100, fast100 = by.get((OURS, 100)), by.get(("FastAPI, per request", 100))
+    ours100, fast100 = by.get((OURS, 100)), by.get((fast, 100))
     if ours100 and fast100:
         ratio = ours100.rows_per_s / fast100.rows_per_s
         out.append(
             f"- 100-record requests, target >= 5x the FastAPI endpoint's rows/s: "
             f"**{'met' if ratio >= 5 else 'missed'}** ({ratio:.1f}x)"
         )
-    tuned1, tuned100 = by.get((OURS_TUNED, 1)), by.get((OURS_TUNED, 100))
-    if tuned1 and tuned100 and lit1 and fast100:
+    wait1, wait100 = by.get((OURS_WAIT, 1)), by.get((OURS_WAIT, 100))
+    if ours1 and wait1 and ours100 and wait100:
         out.append(
-            f"- With `--max-wait-ms 1` (the defaults otherwise): "
-            f"{tuned1.requests_per_s / lit1.requests_per_s:.1f}x LitServe's requests/s on "
-            f"1-record requests (p99 {tuned1.p99_ms:.1f} ms), "
-            f"{tuned100.rows_per_s / fast100.rows_per_s:.1f}x the FastAPI endpoint's rows/s "
-            f"on 100-record requests"
+            f"- Against the fixed 5 ms wait (the default before): "
+            f"{ours1.requests_per_s / wait1.requests_per_s:.1f}x the requests/s on 1-record "
+            f"requests, {ours100.rows_per_s / wait100.rows_per_s:.1f}x the rows/s on "
+            f"100-record requests"
         )
     return "\n".join(out)
 
 
 OURS = "packflow serve"
-OURS_TUNED = "packflow serve, --max-wait-ms 1"
+#: The fixed 5 ms wait that was the default before batches started as soon as
+#: the model is free: what the change is worth.
+OURS_WAIT = "packflow serve, --max-wait-ms 5"
 
 
 def litserve_name() -> str:
@@ -326,7 +333,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         1: json.loads(json.dumps(backend(records[0]))),
         100: json.loads(json.dumps(backend(records))),
     }
-    names = [OURS, OURS_TUNED, litserve_name(), "FastAPI, per request"]
+    names = [OURS, OURS_WAIT, litserve_name(), "FastAPI, per request"]
     started = dt.datetime.now(dt.timezone.utc)
     results = measure(names, bodies, expected, args)
     finished = dt.datetime.now(dt.timezone.utc)
@@ -339,7 +346,8 @@ Load: `wrk -t2 -c{CONNECTIONS} -d{args.duration}s --timeout {WRK_TIMEOUT_S}s --l
 loopback after {args.warmup} s of warm-up, best of {args.rounds} rounds per server; wrk
 shares the 2 cores with the server. Same model everywhere: the backend of
 examples/firewall-anomaly. `packflow serve` runs with its defaults (batches of
-up to 256 rows, 5 ms wait), and once more with a 1 ms wait; LitServe with
+up to 256 rows, each started as soon as the model is free), and once more with
+the fixed 5 ms wait that was the default before; LitServe with
 {args.litserve_batch} requests per batch, a 5 ms batch timeout, the ZeroMQ
 queue, one API server and one worker process; the FastAPI endpoint is `async`
 and calls the backend once per request, under uvicorn with uvloop and
