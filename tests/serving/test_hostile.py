@@ -151,3 +151,47 @@ def test_head_ping_and_compressed_bodies(echo_server):
         )
         assert r.status_code == 415
         assert "Content-Encoding 'gzip'" in r.json()["error"]
+
+
+# A backend whose exception text holds a server path, as an open() that fails
+# would put there.
+LEAKY_BACKEND = ECHO_BACKEND.replace(
+    "raise ValueError(f\"row {r.get('id')} refused\")",
+    "raise FileNotFoundError(f\"[Errno 2] No such file: '/srv/models/secret-{r.get('id')}.bin'\")",
+)
+
+
+@pytest.mark.parametrize("expose", [False, True])
+def test_error_bodies_keep_the_exception_text_in_the_log(tmp_path, expose):
+    assert LEAKY_BACKEND != ECHO_BACKEND
+    project = write_project(
+        tmp_path / "leaky", name="leaky", backend=LEAKY_BACKEND, backend_config=None
+    )
+    args = ["--expose-errors"] if expose else []
+    with ServerProcess(project, *args) as server, httpx.Client(timeout=10) as client:
+        r = client.post(
+            f"{server.url}/invocations",
+            json=[{"id": 1, "x": 1}, {"id": 7, "x": 1, "fail": True}],
+            headers={"x-request-id": "abc-123"},
+        )
+        assert r.status_code == 422
+        body = r.json()
+        assert (body["row"], body["step"], body["error_type"]) == (
+            1,
+            "execute",
+            "FileNotFoundError",
+        )
+        assert body["request_id"] == r.headers["x-request-id"] == "abc-123"
+        assert ("/srv/models" in r.text) is expose
+        if expose:
+            assert "secret-7.bin" in body["message"]
+        # A request id that is not sane is replaced by a fresh one.
+        r = client.post(
+            f"{server.url}/invocations",
+            json={"id": 8, "x": 1, "fail": True},
+            headers={"x-request-id": "a b\tc"},
+        )
+        assert r.status_code == 422 and r.json()["request_id"] != "a b\tc"
+        log = server.stderr()
+    assert "request abc-123: row 1 failed in execute: FileNotFoundError" in log
+    assert "secret-7.bin" in log

@@ -98,6 +98,12 @@ def _load(project: str, config: dict[str, Any], workdir: str) -> tuple[Any, str]
     type=click.IntRange(min=1),
     help="Most open connections plus requests in progress; past it 503.",
 )
+@click.option(
+    "--expose-errors",
+    is_flag=True,
+    help="Put a failing row's exception text in the answer (by default only the "
+    "server's log has it: it may hold file paths or data).",
+)
 @config_option
 def serve_command(
     project: str,
@@ -109,6 +115,7 @@ def serve_command(
     max_body_mb: float,
     request_timeout_s: float,
     max_connections: int,
+    expose_errors: bool,
     config: dict[str, Any],
 ) -> None:
     """Serve the backend of the project at PROJECT over HTTP.
@@ -147,6 +154,7 @@ def serve_command(
             max_queue_rows=max_queue_rows,
             max_body_bytes=max(1, int(max_body_mb * (1 << 20))),
             request_timeout_s=request_timeout_s,
+            expose_errors=expose_errors,
         )
 
         def listening(bound_host: str, bound_port: int) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Optional
@@ -81,10 +83,14 @@ class PackflowApp:
         max_queue_rows: int = SERVE_MAX_QUEUE_ROWS,
         max_body_bytes: int = SERVE_MAX_BODY_BYTES,
         request_timeout_s: float = SERVE_REQUEST_TIMEOUT_S,
+        expose_errors: bool = False,
     ):
         if max_body_bytes < 1:
             raise ValueError("max_body_bytes must be at least 1")
         self.backend = backend
+        #: Whether a failing row's answer carries the exception's text (else
+        #: only the server's log does).
+        self.expose_errors = expose_errors
         self.name = name or type(backend).__name__
         self.max_body_bytes = max_body_bytes
         self.request_timeout_s = request_timeout_s
@@ -295,7 +301,7 @@ class PackflowApp:
             )
         if outcome is Outcome.GONE:
             raise _Gone
-        raise _failure(job, payload, outcome)
+        raise _failure(job, payload, outcome, _request_id(scope), self.expose_errors)
 
     async def _read_body(self, receive: Receive, content_length: Optional[bytes], started: float):
         """The whole body, or a 413 as soon as it is known to be too large
@@ -413,25 +419,67 @@ def _too_large(limit: int) -> _Reply:
     )
 
 
-def _failure(job: Any, payload: Payload, outcome: Outcome) -> _Reply:
+def _request_id(scope: Scope) -> str:
+    """The request's ``X-Request-ID`` when it sent a sane one (up to 128 of
+    ``A-Z a-z 0-9 . _ : -``), else a fresh random one: it ties an error
+    answer to the server's log line about it."""
+    for key, value in scope["headers"]:
+        if key == b"x-request-id":
+            if 0 < len(value) <= 128 and _REQUEST_ID.fullmatch(value):
+                return value.decode("ascii")
+            break
+    return os.urandom(8).hex()
+
+
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]+")
+
+
+def _failure(job: Any, payload: Payload, outcome: Outcome, request_id: str, expose: bool) -> _Reply:
     """The answer for a request whose row failed: 422 (400 for a line that is
-    not a JSON object), naming the row within the request and the step."""
+    not a JSON object), naming the row within the request, the step and the
+    exception's type. The exception's text, which may hold anything the
+    backend put there (file paths, data), goes to the server's log under the
+    request id; the answer carries it only with ``expose``."""
     err = job.error
+    header = [(b"x-request-id", request_id.encode())]
+    error_type = err.error_type or "Exception"
     if outcome is Outcome.CRASHED:
-        return _Reply(500, error_body(err.error, step=err.step))
-    fields: dict[str, Any] = {"row": job.error_row, "step": err.step}
+        get_logger().error("request %s: its batch failed: %s", request_id, err.error)
+        fields: dict[str, Any] = {"step": err.step, "error_type": error_type}
+        if expose:
+            fields["message"] = err.error
+        message = f"the batch failed in the server ({error_type}); its log has request {request_id}"
+        return _Reply(500, error_body(message, request_id=request_id, **fields), header)
+    fields = {"row": job.error_row, "step": err.step}
     if payload.shape is Shape.LINES:
         fields["line"] = job.error_row + 1
     if err.step == "parse":
-        # A bad item of a JSON document: the whole document's own error, as
-        # if it had been checked on arrival (it was cut without reading its
-        # items, which the engine parsed).
+        # The client's own text, described: nothing of the server's in it.
+        # A bad item of a JSON document gets the whole document's own error,
+        # as if it had been checked on arrival (it was cut without reading
+        # its items, which the engine parsed).
         document = document_error(payload)
         if document is not None:
             return _Reply(400, error_body(document))
         message = f"line {job.error_row + 1}: {err.error}"
         return _Reply(400, error_body(message, **fields))
-    return _Reply(422, error_body(err.error, **fields))
+    get_logger().warning(
+        "request %s: row %d failed in %s: %s: %s",
+        request_id,
+        job.error_row,
+        err.step,
+        error_type,
+        err.error,
+    )
+    fields["error_type"] = error_type
+    fields["request_id"] = request_id
+    if expose:
+        fields["message"] = err.error
+    message = (
+        f"row {job.error_row} failed in {err.step} ({error_type}); "
+        f"the server's log has the details under request {request_id}"
+    )
+    return _Reply(422, error_body(message, **fields), header)
 
 
 async def _unless_gone(job: Any, receive: Receive, batcher: Batcher) -> Outcome:
@@ -494,6 +542,7 @@ def create_app(
     max_queue_rows: int = SERVE_MAX_QUEUE_ROWS,
     max_body_bytes: int = SERVE_MAX_BODY_BYTES,
     request_timeout_s: float = SERVE_REQUEST_TIMEOUT_S,
+    expose_errors: bool = False,
 ) -> PackflowApp:
     """An ASGI app serving ``backend`` (a constructed
     :class:`~packflow.InferenceBackend`), to run with any ASGI server or mount
@@ -509,6 +558,11 @@ def create_app(
     request not answered within ``request_timeout_s`` gets a 504. The batcher
     starts with the first request; the ASGI lifespan shutdown (or
     :meth:`PackflowApp.close`) answers what is queued and stops it.
+
+    A failing row's answer names the row, the step, the exception's type and
+    a request id (the request's ``X-Request-ID``, or a fresh one); the
+    exception's text goes to the ``packflow`` logger under that id, and into
+    the answer (``message``) only with ``expose_errors``.
     """
     return PackflowApp(
         backend,
@@ -518,4 +572,5 @@ def create_app(
         max_queue_rows=max_queue_rows,
         max_body_bytes=max_body_bytes,
         request_timeout_s=request_timeout_s,
+        expose_errors=expose_errors,
     )

@@ -466,7 +466,7 @@ class Batcher:
     def _crash(self, parts: list[_Part], exc: BaseException) -> None:
         message = f"the batch failed: {type(exc).__name__}: {exc}"
         for part in parts:
-            part.job.error = ErrorRow(part.line, b"", "run", message)
+            part.job.error = ErrorRow(part.line, b"", "run", message, type(exc).__name__)
             self._finish(part.job, Outcome.CRASHED)
 
     # -- shutting down ------------------------------------------------------------

@@ -193,6 +193,6 @@ def render(shape: Shape, lines: list[bytes]) -> bytes:
     return b'{"predictions":[' + joined + b"]}"
 
 
-def error_body(message: str, **fields: Any) -> bytes:
-    """``{"error": message, **fields}`` as JSON."""
-    return _core.dumps({"error": message, **fields})
+def error_body(error: str, /, **fields: Any) -> bytes:
+    """``{"error": error, **fields}`` as JSON."""
+    return _core.dumps({"error": error, **fields})
