@@ -195,3 +195,16 @@ def test_error_bodies_keep_the_exception_text_in_the_log(tmp_path, expose):
         log = server.stderr()
     assert "request abc-123: row 1 failed in execute: FileNotFoundError" in log
     assert "secret-7.bin" in log
+
+
+def test_nan_literals_are_not_json(echo_server):
+    with httpx.Client(timeout=10) as client:
+        r = client.post(
+            f"{echo_server.url}/invocations",
+            content=b'{"id": 1, "x": NaN}',
+            headers={"content-type": "application/json"},
+        )
+        assert r.status_code == 400
+        assert "column 16: NaN is not JSON" in r.json()["error"]
+        ok = client.post(f"{echo_server.url}/invocations", json={"id": "NaN", "x": 1})
+        assert ok.status_code == 200 and ok.json() == {"id": "NaN", "double": 2}

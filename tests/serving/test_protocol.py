@@ -137,3 +137,30 @@ def test_render_each_shape():
     assert render(Shape.LINES, lines) == b'{"a":1}\n{"a":2}\n'
     assert render(Shape.LINES, []) == b""
     assert render(Shape.INSTANCES, lines) == b'{"predictions":[{"a":1},{"a":2}]}'
+
+
+@pytest.mark.parametrize(
+    ("body", "media", "says"),
+    [
+        (b'{"a": NaN}', "application/json", "line 1: invalid JSON at column 7: NaN is not JSON"),
+        (b'[{"a": 1},\n {"a": -Infinity}]', "application/json", "line 2: invalid JSON at column 8"),
+        (
+            b'{"a": 1}\n{"a": Infinity}\n',
+            "application/jsonlines",
+            "line 2: invalid JSON at column 7",
+        ),
+        (b'{"instances": [{"a": NaN}]}', "application/json", "column 22: NaN is not JSON"),
+    ],
+)
+def test_nan_and_infinity_literals_are_refused(body, media, says):
+    instances = body.startswith(b'{"instances"')
+    with pytest.raises(BadBody, match=says):
+        parse_body(body, media, instances=instances)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"a": "NaN"}', b'{"NaN": 1, "b": "-Infinity"}', b'{"a\\"NaN": "x\\\\"}', b'{"a": 1e308}'],
+)
+def test_the_words_inside_strings_are_fine(body):
+    assert parse_body(body, "application/json").rows == 1

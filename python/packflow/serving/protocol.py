@@ -112,6 +112,7 @@ def parse_body(body: bytes, media_type: str, *, instances: bool = False) -> Payl
             + ("" if instances else ", or JSON Lines as application/jsonlines"),
             status=415,
         )
+    _refuse_constants(body)
     if instances:
         data, rows, _ = _document(body, "instances", False)
         return Payload(data, rows, Shape.INSTANCES, JSON, body)
@@ -130,6 +131,32 @@ def parse_body(body: bytes, media_type: str, *, instances: bool = False) -> Payl
         return Payload(body, body.count(b"\n"), Shape.LINES, media_type)
     data, rows, single = _document(body, None, True)
     return Payload(data, rows, Shape.OBJECT if single else Shape.ARRAY, JSON, body)
+
+
+#: A JSON string (skipped whole), or one of the constants Python's json
+#: module reads but JSON does not have.
+_STRING_OR_CONSTANT = re.compile(rb'"(?:[^"\\\n]|\\.)*"|(-?Infinity|NaN)')
+
+
+def _refuse_constants(body: bytes) -> None:
+    """A 400 for ``NaN``, ``Infinity`` or ``-Infinity`` outside a string: the
+    engine reads them (as ``json.loads`` does, for ``packflow run``), but they
+    are not JSON, and a model fed NaN answers NaN. The common body, holding
+    neither word, costs two substring searches."""
+    if b"NaN" not in body and b"Infinity" not in body:
+        return
+    for match in _STRING_OR_CONSTANT.finditer(body):
+        token = match.group(1)
+        if token is None:
+            continue
+        start = match.start(1)
+        line_start = body.rfind(b"\n", 0, start) + 1
+        line = body.count(b"\n", 0, start) + 1
+        column = len(body[line_start:start].decode("utf-8", errors="replace")) + 1
+        raise BadBody(
+            f"line {line}: invalid JSON at column {column}: {token.decode()} is not JSON "
+            "(JSON has no NaN or Infinity; send null, or a number)"
+        )
 
 
 def reads_as_json(media_type: str) -> bool:
