@@ -208,3 +208,25 @@ def test_nan_literals_are_not_json(echo_server):
         assert "column 16: NaN is not JSON" in r.json()["error"]
         ok = client.post(f"{echo_server.url}/invocations", json={"id": "NaN", "x": 1})
         assert ok.status_code == 200 and ok.json() == {"id": "NaN", "double": 2}
+
+
+def test_the_request_deadline_counts_from_its_first_byte(echo_project):
+    # A body trickled over 1.5 s to a model that takes 5 s, with a 2 s timeout:
+    # the 504 comes 2 s after the first byte, not 2 s after the body's last.
+    with ServerProcess(echo_project, "--config", "delay_s=5", "--request-timeout-s", "2") as server:
+        body = b'{"id": 1, "x": 1}'
+        head = (
+            b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body)
+        )
+        with socket.create_connection(("127.0.0.1", server.port), timeout=15) as s:
+            began = time.monotonic()
+            s.sendall(head)
+            for i in range(3):
+                time.sleep(0.5)
+                s.sendall(body[i * 6 : (i + 1) * 6] if i < 2 else body[12:])
+            answer = s.recv(4096)
+            elapsed = time.monotonic() - began
+    assert answer.startswith(b"HTTP/1.1 504"), answer
+    # The old deadline (from the body's end) would have answered at 3.5 s.
+    assert elapsed < 3.0, elapsed

@@ -281,8 +281,11 @@ class PackflowApp:
             payload = parse_body(body, body_format(content_type), instances=instances)
         except BadBody as exc:
             raise _Reply(exc.status, error_body(str(exc))) from None
+        # The deadline counts from when the request began, not from when its
+        # body was read (a slow body must not buy itself more time).
+        began = asyncio.get_running_loop().time() - (time.perf_counter() - started)
         try:
-            job = self.batcher.submit(payload.data, payload.rows)
+            job = self.batcher.submit(payload.data, payload.rows, began)
         except QueueFull as exc:
             if exc.retry_after is None:
                 raise _Reply(413, error_body(str(exc))) from None

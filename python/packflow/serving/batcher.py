@@ -23,6 +23,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import enum
+import heapq
+import itertools
+import math
 import queue
 import threading
 from bisect import bisect_left, bisect_right
@@ -66,6 +69,7 @@ class Job:
         "data",
         "rows",
         "arrived",
+        "deadline",
         "offset",
         "taken",
         "finished_rows",
@@ -75,10 +79,13 @@ class Job:
         "future",
     )
 
-    def __init__(self, data: bytes, rows: int, arrived: float, future: asyncio.Future):
+    def __init__(
+        self, data: bytes, rows: int, arrived: float, future: asyncio.Future, deadline: float
+    ):
         self.data = data
         self.rows = rows
-        self.arrived = arrived
+        self.arrived = arrived  # when its rows were queued
+        self.deadline = deadline  # when it times out (loop time)
         self.offset = 0  # bytes of data already handed to batches
         self.taken = 0  # rows already handed to batches
         self.finished_rows = 0
@@ -191,10 +198,14 @@ class Batcher:
         #: Requests submitted and not yet answered.
         self.pending = 0
         self._queue: collections.deque[Job] = collections.deque()
-        # Every request not yet answered, oldest first: all have the same
-        # timeout, so deadlines come in this order and one timer serves them all.
-        self._unanswered: collections.deque[Job] = collections.deque()
+        # Every request not yet answered, as a heap by deadline (a deadline
+        # counts from when the request began, before its body arrived, so
+        # requests do not time out in the order they are queued); one timer,
+        # set for the earliest, serves them all.
+        self._unanswered: list[tuple[float, int, Job]] = []
+        self._numbers = itertools.count()
         self._reaper: Optional[asyncio.TimerHandle] = None
+        self._reaper_at = math.inf
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._thread: Optional[_ModelThread] = None
         self._task: Optional[asyncio.Task] = None
@@ -207,9 +218,11 @@ class Batcher:
 
     # -- the request side ---------------------------------------------------------
 
-    def submit(self, data: bytes, rows: int) -> Job:
+    def submit(self, data: bytes, rows: int, began: Optional[float] = None) -> Job:
         """Queue ``rows`` rows (``data``: that many lines, newline-terminated).
-        Raises :class:`QueueFull` when they do not fit."""
+        Raises :class:`QueueFull` when they do not fit. The request times out
+        ``timeout_s`` after ``began`` (the event loop's time at which the
+        request started arriving; default: now)."""
         if self._closing:
             raise QueueFull("the server is shutting down", retry_after=1)
         if self._task is None:
@@ -229,13 +242,17 @@ class Batcher:
         loop = self._loop
         assert loop is not None
         now = loop.time()
-        job = Job(data, rows, now, loop.create_future())
+        deadline = (now if began is None else min(began, now)) + self.timeout_s
+        job = Job(data, rows, now, loop.create_future(), deadline)
         unanswered = self._unanswered
-        while unanswered and unanswered[0].future.done():  # answered ones leave as they come
-            unanswered.popleft()
-        unanswered.append(job)
-        if self._reaper is None:
-            self._reaper = loop.call_at(now + self.timeout_s, self._reap)
+        while unanswered and unanswered[0][2].future.done():  # answered ones leave as they come
+            heapq.heappop(unanswered)
+        heapq.heappush(unanswered, (deadline, next(self._numbers), job))
+        if deadline < self._reaper_at:
+            if self._reaper is not None:
+                self._reaper.cancel()
+            self._reaper = loop.call_at(deadline, self._reap)
+            self._reaper_at = deadline
         self.pending += 1
         if rows == 0:
             self._finish(job, Outcome.DONE)
@@ -278,17 +295,19 @@ class Batcher:
         loop = self._loop
         assert loop is not None
         self._reaper = None
-        expired_before = loop.time() - self.timeout_s
+        self._reaper_at = math.inf
+        now = loop.time()
         unanswered = self._unanswered
         while unanswered:
-            job = unanswered[0]
+            deadline, _, job = unanswered[0]
             if job.future.done():
-                unanswered.popleft()
-            elif job.arrived <= expired_before:
-                unanswered.popleft()
+                heapq.heappop(unanswered)
+            elif deadline <= now:
+                heapq.heappop(unanswered)
                 self._finish(job, Outcome.TIMED_OUT)
             else:
-                self._reaper = loop.call_at(job.arrived + self.timeout_s, self._reap)
+                self._reaper = loop.call_at(deadline, self._reap)
+                self._reaper_at = deadline
                 return
 
     # -- the batch side -----------------------------------------------------------
