@@ -3,6 +3,8 @@ fast path equal to the records path, BaseException not swallowed."""
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import math
 
@@ -334,13 +336,26 @@ def test_a_half_that_fails_validation_is_halved_too():
     assert [(e.line, e.step) for e in result.errors] == [(4, "serialize")]
 
 
+@contextlib.contextmanager
+def collector_paused():
+    """The collector off (restored after), having just run: a
+    ``gc.collect()`` inside counts only the cyclic garbage made since."""
+    gc.collect()
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def test_a_failing_row_leaves_no_garbage_for_the_collector():
     """A failed attempt's exception is kept as data without its traceback,
     which would hold the frames that called into Rust and, through their
     locals, the outcome holding the exception: a cycle per failed attempt,
     freed only by the collector's passes (a full one costs milliseconds in a
     big process)."""
-    import gc
 
     class Refuses(InferenceBackend):
         def execute(self, inputs):
@@ -351,22 +366,14 @@ def test_a_failing_row_leaves_no_garbage_for_the_collector():
     engine = BatchEngine(Refuses(input_format="numpy", feature_names=["a"]))
     data = b"".join(b'{"a": %d}\n' % (-1 if i == 37 else i) for i in range(100))
     engine.process(data)
-    gc.collect()
-    was = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_paused():
         result = engine.process(data)
         assert [e.line for e in result.errors] == [38] and result.written == 99
         assert result.errors[0].error_type == "ValueError"
         assert gc.collect() == 0
-    finally:
-        if was:
-            gc.enable()
 
 
 def test_a_failing_record_leaves_no_garbage_for_the_collector():
-    import gc
-
     class Refuses(InferenceBackend):
         def execute(self, inputs):
             if any(r["a"] < 0 for r in inputs):
@@ -376,13 +383,7 @@ def test_a_failing_record_leaves_no_garbage_for_the_collector():
     engine = BatchEngine(Refuses(input_format="records"))
     records = [{"a": -1 if i == 5 else i} for i in range(20)]
     engine.process_records(records)
-    gc.collect()
-    was = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_paused():
         result = engine.process_records(records)
         assert [e.line for e in result.errors] == [6] and result.written == 19
         assert gc.collect() == 0
-    finally:
-        if was:
-            gc.enable()
