@@ -300,13 +300,24 @@ fn run_input(
 /// its traceback, nor those of its cause and context. Only its type, text and
 /// step are reported; a traceback would keep the hook's frame alive, and with
 /// it the frames that called into Rust, whose locals hold this outcome: a
-/// cycle per failed attempt, left to the collector's full passes.
+/// cycle per failed attempt, left to the collector's full passes. The walk
+/// stops at the exception the caller is handling (the context of everything
+/// raised while it is), which is the caller's, not ours to change.
 fn as_data(py: Python<'_>, err: PyErr) -> Py<PyAny> {
     let value = err.into_value(py).into_any();
+    let handled = py
+        .import(intern!(py, "sys"))
+        .and_then(|sys| sys.call_method0(intern!(py, "exc_info")))
+        .and_then(|info| info.get_item(1))
+        .ok()
+        .filter(|e| !e.is_none());
     let mut todo = vec![value.bind(py).clone()];
     // A chain is one to three exceptions; the bound guards against cycles.
     for _ in 0..16 {
         let Some(exc) = todo.pop() else { break };
+        if handled.as_ref().is_some_and(|h| h.is(&exc)) {
+            continue;
+        }
         // Setting `__traceback__` to None on an exception cannot fail.
         let _ = exc.setattr(intern!(py, "__traceback__"), py.None());
         for link in [intern!(py, "__cause__"), intern!(py, "__context__")] {

@@ -36,8 +36,9 @@ struct Text {
 
 // SAFETY: `Text` points into the buffer of a bytes object that the `Pending`
 // owning the reading job keeps a strong reference to, and every path that
-// lets go of a `Pending` joins its thread first (`Pending::finish`, or `Drop`,
-// which joins), after which no piece is read any more; a bytes object's buffer
+// lets go of a `Pending` joins its thread first (`Pending::finish` and
+// `Pending::cancel`, or `Drop`, which joins, on every other path, unwinding
+// included), after which no piece is read any more; a bytes object's buffer
 // is part of the object and never written after creation, so both threads
 // read valid, unchanging memory.
 unsafe impl Send for Text {}
@@ -145,18 +146,38 @@ impl Pending {
     /// without the GIL); None when the thread panicked or belongs to the
     /// process this one was forked from.
     fn finish(mut self, py: Python<'_>) -> Option<Scanned> {
-        let thread = self.thread.take()?;
-        if self.pid != std::process::id() {
-            std::mem::forget(thread);
+        if self.thread.is_none() || !self.ours() {
             return None;
         }
         let job = Arc::clone(&self.job);
-        let joined = py.detach(move || {
-            job.work();
-            thread.join()
-        });
-        joined.ok()?;
+        // The handle stays in `self` meanwhile: should this share of the
+        // reading panic, unwinding drops `self`, whose `Drop` joins the
+        // thread before the bytes are let go.
+        py.detach(move || job.work());
+        let thread = self.thread.take()?;
+        py.detach(move || thread.join()).ok()?;
         self.job.joined(self.first_line)
+    }
+
+    /// Stops the reading (no piece is taken any more) and waits for the
+    /// thread's piece in hand; nothing is kept.
+    fn cancel(mut self, py: Python<'_>) {
+        self.job
+            .next
+            .store(self.job.pieces.len(), Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            if self.ours() {
+                let _ = py.detach(move || thread.join());
+            } else {
+                std::mem::forget(thread);
+            }
+        }
+    }
+
+    /// Whether the thread belongs to this process (not to the one this one
+    /// was forked from, whose threads a child does not have).
+    fn ours(&self) -> bool {
+        self.pid == std::process::id()
     }
 }
 
@@ -164,7 +185,7 @@ impl Drop for Pending {
     fn drop(&mut self) {
         // Never let go of the bytes while the thread may still read them.
         if let Some(thread) = self.thread.take() {
-            if self.pid == std::process::id() {
+            if self.ours() {
                 let _ = thread.join();
             } else {
                 std::mem::forget(thread);
@@ -218,10 +239,10 @@ impl AheadSlot {
         next: &Bound<'_, PyBytes>,
         next_first_line: u64,
     ) {
-        // An earlier batch read ahead and never asked for: joined and dropped.
+        // An earlier batch read ahead and never asked for: stopped and dropped.
         let previous = self.slot().take();
         if let Some(previous) = previous {
-            previous.finish(py);
+            previous.cancel(py);
         }
         let bytes = next.as_bytes();
         let text = Text {

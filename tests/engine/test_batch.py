@@ -387,3 +387,26 @@ def test_a_failing_record_leaves_no_garbage_for_the_collector():
         result = engine.process_records(records)
         assert [e.line for e in result.errors] == [6] and result.written == 19
         assert gc.collect() == 0
+
+
+def test_the_callers_own_exception_keeps_its_traceback():
+    """Failures are kept without tracebacks, but the exception the caller is
+    handling when it calls the engine (the context of every failure raised
+    meanwhile) is the caller's and keeps its own."""
+
+    class Refuses(InferenceBackend):
+        def execute(self, inputs):
+            raise ValueError("no")
+
+    arrays = BatchEngine(Refuses(input_format="numpy", feature_names=["a"]))
+    records = BatchEngine(Refuses(input_format="records"))
+    for run in (
+        lambda: arrays.process(b'{"a": 1}\n{"a": 2}\n'),
+        lambda: records.process_records([{"a": 1}, {"a": 2}]),
+    ):
+        try:
+            raise KeyError("the caller's")
+        except KeyError as caller:
+            result = run()
+            assert [e.error_type for e in result.errors] == ["ValueError", "ValueError"]
+            assert caller.__traceback__ is not None

@@ -46,7 +46,7 @@ def test_json_lines_are_used_as_they_are():
         (b'{"a": 1}\n\n{"a": 2}', 2),
         (b'\n{"a": 1}', 1),
         (b' \t\r\n{"a": 1}\n', 1),
-        (b'{"a": 1}\n{"a": 2}\n  \n', 3),
+        (b'{"a": 1}\n{"a": 2}\n  \n{"a": 3}', 3),
     ],
 )
 def test_a_blank_json_lines_line_is_refused_by_number(body, line):
@@ -164,3 +164,23 @@ def test_nan_and_infinity_literals_are_refused(body, media, says):
 )
 def test_the_words_inside_strings_are_fine(body):
     assert parse_body(body, "application/json").rows == 1
+
+
+@pytest.mark.parametrize("body", [b'{"a": 1}\n\n', b'{"a": 1}\r\n\r\n  ', b'{"a": 1}\n \n\t\n'])
+def test_blank_lines_at_the_end_are_nobodys_rows(body):
+    p = parse_body(body, "application/jsonlines")
+    assert (p.data, p.rows) == (b'{"a": 1}\n', 1)
+
+
+def test_a_string_left_open_does_not_make_the_constant_search_quadratic():
+    # Each quote of an unclosed run of escaped quotes used to restart the
+    # search, which then scanned to the line's end: hours for 4 MB, holding
+    # the event loop. Run apart, so that a regression fails instead of hanging.
+    import subprocess
+    import sys
+
+    code = (
+        "from packflow.serving.protocol import _refuse_constants\n"
+        "_refuse_constants(b'{\"a\": \"' + b'\\\\\"' * 2_000_000 + b' NaN')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -16,6 +16,7 @@ is the only loop here.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from operator import attrgetter
@@ -155,15 +156,19 @@ def _failed_row(line: int, raw: bytes, attempt: Attempt) -> ErrorRow:
     return ErrorRow(line, raw, attempt.failed_step or "run", _message(exc), _error_type(exc))
 
 
-def _as_data(exc: BaseException) -> BaseException:
+def _as_data(exc: BaseException, outer: Optional[BaseException]) -> BaseException:
     """An attempt's exception kept as data, as ``run_lines`` keeps its own
     (src/engine.rs ``as_data``): without the tracebacks of it, its cause and
     its context, which would hold this call's frames and, through them, the
-    attempt itself, a cycle only the collector frees."""
+    attempt itself, a cycle only the collector frees. ``outer``, the exception
+    the caller was handling when it called the engine, is the caller's: the
+    walk stops there."""
     todo, seen = [exc], 0
     while todo and seen < 16:
         e = todo.pop()
         seen += 1
+        if e is outer:
+            continue
         e.__traceback__ = None
         todo.extend(x for x in (e.__cause__, e.__context__) if x is not None)
     return exc
@@ -391,18 +396,19 @@ class BatchEngine:
             return BatchResult(b"", [], 0, 0, [])
         backend = self.backend
         allow_nan = self.allow_nan
+        outer = sys.exc_info()[1]
 
         def run_rows(start: int, stop: int) -> Attempt:
             try:
                 outputs = backend(records[start:stop])
             except Exception as exc:  # noqa: BLE001 - the attempt's failure
-                return _RecordsAttempt(b"", _as_data(exc), _step_of(exc, "run"))
+                return _RecordsAttempt(b"", _as_data(exc, outer), _step_of(exc, "run"))
             try:
                 payload = _core.check_and_dump_lines(outputs, stop - start, allow_nan=allow_nan)
             except InferenceBackendValidationError as exc:
-                return _RecordsAttempt(b"", _as_data(exc), "validate")
+                return _RecordsAttempt(b"", _as_data(exc, outer), "validate")
             except Exception as exc:  # noqa: BLE001 - the attempt's failure
-                return _RecordsAttempt(b"", _as_data(exc), "serialize")
+                return _RecordsAttempt(b"", _as_data(exc, outer), "serialize")
             return _RecordsAttempt(payload)
 
         first = run_rows(0, n)

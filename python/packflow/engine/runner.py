@@ -395,6 +395,11 @@ def run_stream(
     ``on_batch`` sees the running summary after each batch. Returns the final
     :class:`RunSummary`.
 
+    A list or tuple ``source`` is read one batch ahead (the next batch's
+    text is parsed while this one runs): items appended to a list during the
+    run may then be missed; pass ``iter(source)`` (or a generator) to have
+    items taken only as batches start.
+
     ``backend`` is an :class:`~packflow.InferenceBackend`, or the path of a
     project (a directory, or an archive from ``packflow export``) loaded with
     the ``config`` overrides. With ``workers`` above 1 (or ``"auto"``: one per

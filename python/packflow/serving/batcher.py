@@ -470,6 +470,9 @@ class Batcher:
             if part.job.future.done():
                 continue
             alone = _Part(part.job, 1, part.rows, part.row)
+            assert self._loop is not None
+            # Each rerun is a batch of its own (for /readyz's hung-model check).
+            self._running_since = self._loop.time()
             try:
                 result = await self._thread.run(bytes(chunk))
             except BaseException as again:  # noqa: BLE001 - this request is told
@@ -481,6 +484,8 @@ class Batcher:
                 self._crash([alone], again)
                 continue
             self._deliver([alone], result)
+            if self.observe_batch is not None:
+                self.observe_batch(part.rows, result)
 
     def _crash(self, parts: list[_Part], exc: BaseException) -> None:
         message = f"the batch failed: {type(exc).__name__}: {exc}"

@@ -117,8 +117,9 @@ def parse_body(body: bytes, media_type: str, *, instances: bool = False) -> Payl
         data, rows, _ = _document(body, "instances", False)
         return Payload(data, rows, Shape.INSTANCES, JSON, body)
     if lines:
-        if not body.endswith(b"\n"):
-            body += b"\n"
+        # Blank lines at the end (a file saved with an extra newline) are
+        # nobody's rows; blank lines between rows are refused below.
+        body = body.rstrip(b" \t\r\n") + b"\n"
         blank = _BLANK_LINE.search(body)
         if blank is not None:
             # The engine skips blank lines (as `packflow run` does), which
@@ -134,8 +135,12 @@ def parse_body(body: bytes, media_type: str, *, instances: bool = False) -> Payl
 
 
 #: A JSON string (skipped whole), or one of the constants Python's json
-#: module reads but JSON does not have.
-_STRING_OR_CONSTANT = re.compile(rb'"(?:[^"\\\n]|\\.)*"|(-?Infinity|NaN)')
+#: module reads but JSON does not have. A string left open ends at its line's
+#: end (or the body's), so that every quote starts one match that goes on to
+#: there: the search stays linear in the body whatever its quotes (were an
+#: open string a failed match, the search would start again at each next
+#: quote and scan to the line's end each time).
+_STRING_OR_CONSTANT = re.compile(rb'"(?:[^"\\\n]|\\.)*(?:"|\\?(?=\n)|\\?\Z)|(-?Infinity|NaN)')
 
 
 def _refuse_constants(body: bytes) -> None:
