@@ -143,6 +143,7 @@ pub fn run_lines(
                 numpy.get(),
                 stop_at_suspect,
                 prepared,
+                limit,
             )?;
             (batch, scan_ahead_ns)
         }

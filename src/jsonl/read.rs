@@ -100,8 +100,8 @@ fn parse_rest<'py>(
     records: &Bound<'py, PyList>,
     line_numbers: &Bound<'py, PyList>,
     errors: &Bound<'py, PyList>,
+    limit: usize,
 ) -> PyResult<usize> {
-    let limit = int_limit(py)?;
     let _gc = crate::gc_pause::GcPause::new(py);
     let mut seen = 0usize;
     with_key_cache(|keys| -> PyResult<()> {
@@ -156,6 +156,7 @@ pub fn read_records<'py>(
         &records,
         &line_numbers,
         &errors,
+        int_limit(py)?,
     )?;
     Ok(ReadBatch {
         input: Ok(records.into_any()),
@@ -359,7 +360,9 @@ fn cell_value<'py>(py: Python<'py>, cell: Cell) -> Bound<'py, PyAny> {
 /// `numpy` compiled from the same features). With `stop_at_suspect`, a line
 /// whose cells are not all plain numbers ends the read instead of handing the
 /// rest over to dicts: the rows before it keep their cells, it and the lines
-/// after it are left unread (`ReadBatch.stopped_line`).
+/// after it are left unread (`ReadBatch.stopped_line`). `limit` is
+/// `sys.get_int_max_str_digits()`, read once by the caller for the batch.
+#[allow(clippy::too_many_arguments)]
 pub fn read_array<'py>(
     py: Python<'py>,
     data: &[u8],
@@ -368,14 +371,12 @@ pub fn read_array<'py>(
     numpy: &NumpyPlan,
     stop_at_suspect: bool,
     prepared: Option<Scanned>,
+    limit: usize,
 ) -> PyResult<ReadBatch<'py>> {
     check_line_numbers(data, first_line)?;
     let scanned = match prepared {
         Some(scanned) => scanned,
-        None => {
-            let limit = int_limit(py)?;
-            py.detach(|| scan_batch(data, first_line, text, limit))
-        }
+        None => py.detach(|| scan_batch(data, first_line, text, limit)),
     };
     let errors = PyList::empty(py);
     for (line_no, start, end, msg) in &scanned.errors {
@@ -438,6 +439,7 @@ pub fn read_array<'py>(
         &records,
         &line_numbers,
         &errors,
+        limit,
     )?;
     // The rows read from the text as the values the dicts would have held;
     // a line the reader stopped in may have left some cells behind: not a row.
