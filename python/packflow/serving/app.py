@@ -57,6 +57,10 @@ MODELS = "/v1/models"
 OTHER = "other"
 
 
+#: An answer: status, body, Content-Type, further header fields.
+Answer = tuple[int, bytes, bytes, Any]
+
+
 class _Reply(Exception):
     """Answer the request now with this status and body."""
 
@@ -152,78 +156,89 @@ class PackflowApp:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        path: str = scope["path"]
         method: str = scope["method"]
+        exchange = _AsgiExchange(self, receive)
+        answer = await self.respond(method, scope["path"], scope["headers"], exchange, started)
+        if answer is not None:
+            await _respond(send, answer, head=method == "HEAD")
+
+    async def respond(
+        self,
+        method: str,
+        path: str,
+        headers: list[tuple[bytes, bytes]],
+        exchange: Any,
+        started: float,
+    ) -> Optional[Answer]:
+        """The answer to one request, or ``None`` when its client went away
+        (nothing to send). ``headers``: lower-case names, as ASGI gives them;
+        ``exchange`` reads the body and watches for the client leaving
+        (``read_body(content_length, started)`` and ``outcome(job)``); each
+        server has its own. ``started``: ``time.perf_counter()`` at the
+        request's first byte."""
         # HEAD is GET without the body (the headers, Content-Length included,
-        # are GET's): what load balancers and `curl -I` send.
-        head = method == "HEAD"
-        if head:
+        # are GET's): what load balancers and `curl -I` send. The server
+        # leaves the body out.
+        if method == "HEAD":
             method = "GET"
-            send = _without_body(send)
         endpoint = OTHER
         try:
             if path == INVOCATIONS:
                 endpoint = INVOCATIONS
                 _allow(method, "POST")
-                status, body, content_type = await self._invoke(scope, receive, started, False)
+                answer = await self._invoke(headers, exchange, started, False)
             elif path.startswith(MODELS_PREFIX):
                 name = path[len(MODELS_PREFIX) :]
                 if name.endswith(PREDICT_SUFFIX):
                     endpoint = PREDICT
                     self._check_model(name[: -len(PREDICT_SUFFIX)])
                     _allow(method, "POST")
-                    status, body, content_type = await self._invoke(scope, receive, started, True)
+                    answer = await self._invoke(headers, exchange, started, True)
                 else:
                     endpoint = MODEL
                     self._check_model(name)
                     _allow(method, "GET")
                     ready = self.ready()
-                    status = 200 if ready else 503
                     body = b'{"name":' + self._model_name_json() + b',"ready":'
                     body += b"true}" if ready else b"false}"
-                    content_type = JSON_TYPE
+                    answer = (200 if ready else 503, body, JSON_TYPE, ())
             else:
-                endpoint, status, body, content_type = self._plain(path, method)
+                endpoint, answer = self._plain(path, method)
         except _Gone:
             # Nobody to answer; counted as nginx counts it (499).
             self.metrics.request(endpoint, 499, time.perf_counter() - started)
-            return
+            return None
         except _Reply as reply:
-            seconds = time.perf_counter() - started if endpoint in (INVOCATIONS, PREDICT) else None
-            self.metrics.request(endpoint, reply.status, seconds)
-            await _respond(send, reply.status, reply.body, JSON_TYPE, reply.headers)
-            return
+            answer = (reply.status, reply.body, JSON_TYPE, reply.headers)
         except Exception:
             get_logger().exception("%s %s failed", method, path)
-            self.metrics.request(endpoint, 500)
-            await _respond(send, 500, error_body("internal error: see the server log"), JSON_TYPE)
-            return
+            answer = (500, error_body("internal error: see the server log"), JSON_TYPE, ())
         seconds = time.perf_counter() - started if endpoint in (INVOCATIONS, PREDICT) else None
-        self.metrics.request(endpoint, status, seconds)
-        await _respond(send, status, body, content_type)
+        self.metrics.request(endpoint, answer[0], seconds)
+        return answer
 
-    def _plain(self, path: str, method: str) -> tuple[str, int, bytes, bytes]:
+    def _plain(self, path: str, method: str) -> tuple[str, Answer]:
         if path == "/healthz" or path == "/ping":
             # /ping: SageMaker's health path, beside its /invocations.
             _allow(method, "GET")
-            return path, 200, b'{"status":"alive"}', JSON_TYPE
+            return path, (200, b'{"status":"alive"}', JSON_TYPE, ())
         if path == "/readyz":
             _allow(method, "GET")
             if self.ready():
-                return path, 200, b'{"status":"ready"}', JSON_TYPE
+                return path, (200, b'{"status":"ready"}', JSON_TYPE, ())
             why = "draining" if self.draining else "not ready"
             if not self.draining and self.batcher.stuck_for(self.request_timeout_s):
                 why = (
                     f"not ready: a batch has been running for more than the "
                     f"{self.request_timeout_s:g} s request timeout"
                 )
-            return path, 503, error_body(f"the server is {why}"), JSON_TYPE
+            return path, (503, error_body(f"the server is {why}"), JSON_TYPE, ())
         if path == "/metrics":
             _allow(method, "GET")
-            return path, 200, self._metrics_text(), METRICS_TYPE
+            return path, (200, self._metrics_text(), METRICS_TYPE, ())
         if path == MODELS:
             _allow(method, "GET")
-            return path, 200, b'{"models":[' + self._model_name_json() + b"]}", JSON_TYPE
+            return path, (200, b'{"models":[' + self._model_name_json() + b"]}", JSON_TYPE, ())
         raise _Reply(404, error_body(f"no endpoint at {path}"))
 
     def _model_name_json(self) -> bytes:
@@ -256,12 +271,12 @@ class PackflowApp:
         )
 
     async def _invoke(
-        self, scope: Scope, receive: Receive, started: float, instances: bool
-    ) -> tuple[int, bytes, bytes]:
+        self, headers: list[tuple[bytes, bytes]], exchange: Any, started: float, instances: bool
+    ) -> Answer:
         """Read the body, queue its rows, wait for their batch(es), answer."""
         content_type = None
         content_length = None
-        for key, value in scope["headers"]:
+        for key, value in headers:
             if key == b"content-type":
                 content_type = value
             elif key == b"content-length":
@@ -276,7 +291,7 @@ class PackflowApp:
                         "send the body uncompressed"
                     ),
                 )
-        body = await self._read_body(receive, content_length, started)
+        body = await exchange.read_body(content_length, started)
         try:
             payload = parse_body(body, body_format(content_type), instances=instances)
         except BadBody as exc:
@@ -293,25 +308,39 @@ class PackflowApp:
                 503, error_body(str(exc)), [(b"retry-after", str(exc.retry_after).encode())]
             ) from None
         self.metrics.rows_received += payload.rows
-        outcome = await _unless_gone(job, receive, self.batcher)
+        outcome = await exchange.outcome(job)
         if outcome is Outcome.DONE:
             lines, job.lines = job.lines, []  # the batcher may keep the job a while
             body = render_outputs(payload.shape, lines)
-            return 200, body, payload.content_type.encode()
+            return 200, body, payload.content_type.encode(), ()
         if outcome is Outcome.TIMED_OUT:
             raise _Reply(
                 504, error_body(f"no answer within the {self.request_timeout_s:g} s timeout")
             )
         if outcome is Outcome.GONE:
             raise _Gone
-        raise _failure(job, payload, outcome, _request_id(scope), self.expose_errors)
+        raise _failure(job, payload, outcome, _request_id(headers), self.expose_errors)
 
-    async def _read_body(self, receive: Receive, content_length: Optional[bytes], started: float):
+
+class _AsgiExchange:
+    """A request's body and disconnect, read through ASGI's ``receive``."""
+
+    __slots__ = ("app", "receive")
+
+    def __init__(self, app: PackflowApp, receive: Receive):
+        self.app = app
+        self.receive = receive
+
+    async def outcome(self, job: Any) -> Outcome:
+        return await _unless_gone(job, self.receive, self.app.batcher)
+
+    async def read_body(self, content_length: Optional[bytes], started: float) -> bytes:
         """The whole body, or a 413 as soon as it is known to be too large
         (from Content-Length, before reading any of it, or once the bytes read
         pass the limit): the rest is never read, and the connection is closed.
         A body still arriving at the request's deadline gets a 408."""
-        limit = self.max_body_bytes
+        app, receive = self.app, self.receive
+        limit = app.max_body_bytes
         if content_length is not None:
             try:
                 declared = int(content_length)
@@ -319,7 +348,7 @@ class PackflowApp:
                 raise _Reply(400, error_body("Content-Length is not a number")) from None
             if declared > limit:
                 raise _too_large(limit)
-        watch = self._body_deadlines.watch(started)
+        watch = app._body_deadlines.watch(started)
         try:
             message = await receive()
             body = message.get("body", b"")
@@ -348,7 +377,7 @@ class PackflowApp:
             raise _Reply(
                 408,
                 error_body(
-                    f"the body did not arrive within the {self.request_timeout_s:g} s timeout"
+                    f"the body did not arrive within the {app.request_timeout_s:g} s timeout"
                 ),
                 [(b"connection", b"close")],
             ) from None
@@ -422,11 +451,11 @@ def _too_large(limit: int) -> _Reply:
     )
 
 
-def _request_id(scope: Scope) -> str:
+def _request_id(headers: list[tuple[bytes, bytes]]) -> str:
     """The request's ``X-Request-ID`` when it sent a sane one (up to 128 of
     ``A-Z a-z 0-9 . _ : -``), else a fresh random one: it ties an error
     answer to the server's log line about it."""
-    for key, value in scope["headers"]:
+    for key, value in headers:
         if key == b"x-request-id":
             if 0 < len(value) <= 128 and _REQUEST_ID.fullmatch(value):
                 return value.decode("ascii")
@@ -508,15 +537,6 @@ async def _unless_gone(job: Any, receive: Receive, batcher: Batcher) -> Outcome:
     return await future
 
 
-def _without_body(send: Send) -> Send:
-    async def send_head(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.body":
-            message = {**message, "body": b""}
-        await send(message)
-
-    return send_head
-
-
 def _allow(method: str, allowed: str) -> None:
     if method != allowed:
         raise _Reply(
@@ -526,14 +546,12 @@ def _allow(method: str, allowed: str) -> None:
         )
 
 
-async def _respond(
-    send: Send, status: int, body: bytes, content_type: bytes, headers: Optional[list] = None
-) -> None:
-    head = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
-    if headers:
-        head += headers
-    await send({"type": "http.response.start", "status": status, "headers": head})
-    await send({"type": "http.response.body", "body": body})
+async def _respond(send: Send, answer: Answer, head: bool = False) -> None:
+    status, body, content_type, headers = answer
+    fields = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    fields += headers
+    await send({"type": "http.response.start", "status": status, "headers": fields})
+    await send({"type": "http.response.body", "body": b"" if head else body})
 
 
 def create_app(
