@@ -68,7 +68,7 @@ def test_no_document_or_message_installs_packflow_from_pypi():
 
 def test_hints_install_the_extras_requirements_into_this_python():
     serve = install_hint("serve")
-    assert serve.startswith(f"{sys.executable} -m pip install 'uvicorn>=0.30' ")
+    assert serve.startswith(f"{sys.executable} -m pip install 'uvloop>=0.19' ")
     assert "'httptools>=0.6'" in serve and "packflow" not in serve.split("pip install")[1]
     assert install_hint("ray").endswith(" -m pip install 'ray[data]>=2.50,<3'")
     assert extra_requirements("no-such-extra") == []
@@ -83,16 +83,15 @@ def test_hints_install_the_extras_requirements_into_this_python():
         (
             [
                 "click>=8.1",
-                "uvicorn>=0.30 ; extra == 'serve'",
                 "uvloop>=0.19 ; sys_platform != 'win32' and extra == 'serve'",
                 "uvloop>=0.19 ; sys_platform == 'win32' and extra == 'serve'",
                 "pytest>=8 ; extra == 'test'",
                 'httptools>=0.6; extra == "serve"',
             ],
-            ["uvicorn>=0.30", "uvloop>=0.19", "httptools>=0.6"],
+            ["uvloop>=0.19", "httptools>=0.6"],
         ),
         # No serve extra in the metadata (a source tree): the declared list.
-        (["click>=8.1"], ["uvicorn>=0.30", "uvloop>=0.19", "httptools>=0.6"]),
+        (["click>=8.1"], ["uvloop>=0.19", "httptools>=0.6"]),
     ],
 )
 def test_requirements_come_from_the_installed_metadata(monkeypatch, declared, expected):

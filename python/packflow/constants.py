@@ -22,6 +22,13 @@ SERVE_MAX_QUEUE_ROWS = 10_000
 SERVE_MAX_BODY_BYTES = 16 << 20
 SERVE_REQUEST_TIMEOUT_S = 30.0
 SERVE_MAX_CONNECTIONS = 1024
+#: The request line and header fields of one request, in all.
+SERVE_MAX_HEADER_BYTES = 32 << 10
+SERVE_MAX_HEADERS = 100
+#: From a connection's opening, or a request's first byte, to its last header field.
+SERVE_HEADER_TIMEOUT_S = 10.0
+#: How long a connection may wait between an answer and the next request.
+SERVE_KEEP_ALIVE_S = 5.0
 
 #: ``packflow run``, :func:`packflow.run_stream` and :class:`packflow.LineReader`
 #: (the reader's line limit is ``packflow.engine.DEFAULT_MAX_LINE_BYTES``).

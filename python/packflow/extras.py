@@ -16,7 +16,7 @@ from importlib import metadata
 # distribution's metadata does not list them (a source tree put on sys.path by
 # hand). A test keeps the two equal.
 DECLARED_EXTRAS: dict[str, tuple[str, ...]] = {
-    "serve": ("uvicorn>=0.30", "uvloop>=0.19; sys_platform != 'win32'", "httptools>=0.6"),
+    "serve": ("uvloop>=0.19; sys_platform != 'win32'", "httptools>=0.6"),
     "ray": ("ray[data]>=2.50,<3",),
 }
 

@@ -28,7 +28,7 @@ class Backend(InferenceBackend):
 """
 
 
-@pytest.mark.parametrize("module", ["uvicorn", "httptools"])
+@pytest.mark.parametrize("module", ["uvloop", "httptools"])
 def test_a_missing_serve_extra_is_reported_before_the_backend_loads(tmp_path, marks, module):
     project = write_project(tmp_path / "proj", backend=MARKING_BACKEND)
     # A package of that name that fails to import, first on the path.

@@ -96,7 +96,8 @@ def _load(project: str, config: dict[str, Any], workdir: str) -> tuple[Any, str]
     default=SERVE_MAX_CONNECTIONS,
     show_default=True,
     type=click.IntRange(min=1),
-    help="Most open connections plus requests in progress; past it 503.",
+    help="Most open client connections; past it the longest idle one is closed, and with "
+    "none idle the new one gets 503 with Retry-After.",
 )
 @click.option(
     "--expose-errors",
@@ -171,9 +172,6 @@ def serve_command(
             )
         except RuntimeError as exc:
             raise click.ClickException(str(exc)) from exc
-        except SystemExit as exc:
-            # uvicorn exits when it cannot listen (address in use, bad host).
-            raise click.ClickException(f"could not listen on {host}:{port}") from exc
     if result.forced:
         click.echo(f"Stopped at once on a second signal ({result.signal} first).", err=True)
         sys.exit(1)

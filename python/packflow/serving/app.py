@@ -115,6 +115,10 @@ class PackflowApp:
     def __repr__(self) -> str:
         return f"PackflowApp({self.name!r}, {type(self.backend).__name__})"
 
+    def too_large_message(self) -> str:
+        """What a client whose body is over the limit is told."""
+        return _too_large_message(self.max_body_bytes)
+
     # -- lifecycle ---------------------------------------------------------------
 
     def drain(self) -> None:
@@ -438,16 +442,16 @@ class _BodyDeadlines:
 
 
 def _too_large(limit: int) -> _Reply:
+    return _Reply(413, error_body(_too_large_message(limit)), [(b"connection", b"close")])
+
+
+def _too_large_message(limit: int) -> str:
     # The client cannot raise the limit, but whoever runs the server can: say
     # with which knob, for both ways of running it.
-    return _Reply(
-        413,
-        error_body(
-            f"the body is larger than the limit of {limit} bytes ({limit / (1 << 20):g} MiB); "
-            "the server's limit is set by packflow serve --max-body-mb "
-            "(create_app's max_body_bytes)"
-        ),
-        [(b"connection", b"close")],
+    return (
+        f"the body is larger than the limit of {limit} bytes ({limit / (1 << 20):g} MiB); "
+        "the server's limit is set by packflow serve --max-body-mb "
+        "(create_app's max_body_bytes)"
     )
 
 

@@ -237,7 +237,7 @@ class Batcher:
         if self.queued_rows + rows > self.max_queue_rows:
             raise QueueFull(
                 f"the queue is full ({self.queued_rows} of {self.max_queue_rows} rows)",
-                retry_after=self._retry_after(),
+                retry_after=self.retry_after(),
             )
         loop = self._loop
         assert loop is not None
@@ -274,7 +274,7 @@ class Batcher:
         since = self._running_since
         return since is not None and self._loop is not None and self._loop.time() - since > seconds
 
-    def _retry_after(self) -> int:
+    def retry_after(self) -> int:
         """Seconds until the queue has likely drained (1 to 60)."""
         if self._rows_per_s <= 0:
             return 1

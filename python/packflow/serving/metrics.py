@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Optional
 
 from packflow.engine import BatchResult
 
@@ -125,6 +125,11 @@ class ServerMetrics:
         self.rows_received = 0
         self.rows_output = 0
         self.rows_failed = 0
+        #: Connections the server closed on its own, by reason (set by
+        #: packflow's HTTP server; empty under another ASGI server).
+        self.connections_closed: dict[str, int] = {}
+        #: The number of open connections, when the server counts them.
+        self.connections: Optional[Callable[[], int]] = None
 
     def request(self, endpoint: str, status: int, seconds: float | None = None) -> None:
         key = (endpoint, status)
@@ -194,6 +199,20 @@ class ServerMetrics:
         ):
             w.family(name, "counter", help_text)
             w.sample(name, {}, value)
+
+        if self.connections is not None:
+            w.family("packflow_connections", "gauge", "Client connections open.")
+            w.sample("packflow_connections", {}, self.connections())
+            w.family(
+                "packflow_connections_closed_total",
+                "counter",
+                "Connections the server closed on its own, by reason: refused (at "
+                "the connection limit, answered 503), evicted_idle (idle, closed to make "
+                "room), idle_timeout, header_timeout, body_timeout, header_too_large, "
+                "body_too_large, bad_request.",
+            )
+            for reason, n in sorted(self.connections_closed.items()):
+                w.sample("packflow_connections_closed_total", {"reason": reason}, n)
 
         for name, (help_text, read) in gauges.items():
             w.family(name, "gauge", help_text)

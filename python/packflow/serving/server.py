@@ -1,4 +1,5 @@
-"""Running the app under uvicorn (uvloop and httptools), one process.
+"""Running the app with packflow's HTTP/1.1 server (:mod:`.http1`, on
+uvloop with httptools), one process.
 
 SIGTERM or SIGINT starts a drain: ``/readyz`` answers 503, the listening
 socket closes, every queued and in-flight request is answered, then the
@@ -7,20 +8,17 @@ process exits 0. A second signal stops at once.
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import importlib
 import re
-import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, Optional
 
-from packflow.constants import SERVE_HOST, SERVE_PORT
+from packflow.constants import SERVE_HOST, SERVE_MAX_CONNECTIONS, SERVE_PORT
 from packflow.extras import extra_requirements, install_hint
 from packflow.serving.app import PackflowApp
 
 __all__ = ["ServeExtraMissing", "ServeResult", "require_serve_extra", "serve"]
-
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class ServeExtraMissing(ImportError):
@@ -68,62 +66,45 @@ def serve(
     *,
     host: str = SERVE_HOST,
     port: int = SERVE_PORT,
-    max_connections: Optional[int] = None,
+    max_connections: int = SERVE_MAX_CONNECTIONS,
+    limits: Optional[Any] = None,
     on_listening: Optional[Callable[[str, int], None]] = None,
 ) -> ServeResult:
-    """Serve ``app`` until SIGTERM or SIGINT (blocking). ``on_listening(host,
-    port)`` is called once the socket listens (``port`` 0 picks a free port;
-    the callback gets the real one). ``max_connections`` bounds connections
-    plus requests in progress (uvicorn answers 503 beyond it)."""
+    """Serve ``app`` with packflow's HTTP/1.1 server until SIGTERM or SIGINT
+    (blocking). ``on_listening(host, port)`` is called once the socket
+    listens (``port`` 0 picks a free port; the callback gets the real one).
+    ``limits`` bounds what clients may hold (a
+    :class:`packflow.serving.http1.Limits`; by default its defaults with
+    ``max_connections``). Raises ``RuntimeError`` when it cannot listen."""
     modules = require_serve_extra()
-    import uvicorn
+    from packflow.serving.http1 import HttpServer, Limits, run_until_signalled
 
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        loop="uvloop" if "uvloop" in modules else "asyncio",
-        http="httptools",
-        lifespan="on",
-        interface="asgi3",
-        access_log=False,
-        proxy_headers=False,
-        log_level="warning",
-        server_header=False,
-        limit_concurrency=max_connections,
-    )
+    if limits is None:
+        limits = Limits(max_connections=max_connections)
+    server = HttpServer(app, limits)
+    main = run_until_signalled(server, host, port, on_listening)
+    if "uvloop" in modules:
+        import uvloop
 
-    class Server(uvicorn.Server):
-        """uvicorn's server with our signal rules: the first signal drains,
-        the second forces, and neither is re-raised once the drain is done
-        (uvicorn re-raises it, which would make the exit status the signal's)."""
+        loop = uvloop.new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
+    try:
+        asyncio.set_event_loop(loop)
+        return loop.run_until_complete(main)
+    except OSError as exc:
+        raise RuntimeError(f"could not listen on {host}:{port}: {exc.strerror or exc}") from None
+    finally:
+        _close(loop)
 
-        received: Optional[int] = None
 
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            previous = {s: signal.signal(s, self.handle_exit) for s in _SIGNALS}
-            try:
-                yield
-            finally:
-                for s, handler in previous.items():
-                    signal.signal(s, handler)
-
-        def handle_exit(self, sig: int, frame: Any) -> None:
-            if self.should_exit:
-                self.force_exit = True
-                return
-            self.received = sig
-            app.drain()
-            self.should_exit = True
-
-        async def startup(self, sockets: Any = None) -> None:
-            await super().startup(sockets=sockets)
-            if self.started and on_listening is not None:
-                bound = self.servers[0].sockets[0].getsockname()
-                on_listening(bound[0], bound[1])
-
-    server = Server(config)
-    server.run()
-    name = signal.Signals(server.received).name if server.received is not None else None
-    return ServeResult(server.force_exit, name)
+def _close(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what is left (after a forced stop: requests still running) and
+    close the loop."""
+    tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+    asyncio.set_event_loop(None)
+    loop.close()
