@@ -19,6 +19,7 @@ from packflow.runner import run_stream
 from packflow.serving import create_app
 from packflow.serving.app import PackflowApp
 from packflow.serving.batcher import Batcher
+from packflow.serving.http1 import Limits
 from packflow.serving.server import serve
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -32,6 +33,8 @@ SERVE = {
     "max_body_mb": constants.SERVE_MAX_BODY_BYTES / (1 << 20),
     "request_timeout_s": constants.SERVE_REQUEST_TIMEOUT_S,
     "max_connections": constants.SERVE_MAX_CONNECTIONS,
+    "header_timeout_s": constants.SERVE_HEADER_TIMEOUT_S,
+    "keep_alive_s": constants.SERVE_KEEP_ALIVE_S,
 }
 RUN = {
     "batch_size": constants.RUN_BATCH_SIZE,
@@ -75,6 +78,17 @@ def test_the_batcher_and_the_server_take_their_defaults_from_the_constants():
     assert batcher["timeout_s"] == constants.SERVE_REQUEST_TIMEOUT_S
     server = _keyword_defaults(serve)
     assert (server["host"], server["port"]) == (constants.SERVE_HOST, constants.SERVE_PORT)
+    assert server["max_connections"] == constants.SERVE_MAX_CONNECTIONS
+    limits = Limits()
+    assert (limits.max_connections, limits.header_timeout_s, limits.keep_alive_s) == (
+        constants.SERVE_MAX_CONNECTIONS,
+        constants.SERVE_HEADER_TIMEOUT_S,
+        constants.SERVE_KEEP_ALIVE_S,
+    )
+    assert (limits.max_header_bytes, limits.max_headers) == (
+        constants.SERVE_MAX_HEADER_BYTES,
+        constants.SERVE_MAX_HEADERS,
+    )
 
 
 def test_packflow_run_run_stream_and_the_reader_agree_with_the_constants():

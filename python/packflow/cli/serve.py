@@ -13,7 +13,9 @@ import click
 from packflow.cli.config_pairs import config_option, load_error
 from packflow.cli.project_arg import ProjectPath, check_project
 from packflow.constants import (
+    SERVE_HEADER_TIMEOUT_S,
     SERVE_HOST,
+    SERVE_KEEP_ALIVE_S,
     SERVE_MAX_BATCH_ROWS,
     SERVE_MAX_BODY_BYTES,
     SERVE_MAX_CONNECTIONS,
@@ -100,6 +102,21 @@ def _load(project: str, config: dict[str, Any], workdir: str) -> tuple[Any, str]
     "none idle the new one gets 503 with Retry-After.",
 )
 @click.option(
+    "--header-timeout-s",
+    default=SERVE_HEADER_TIMEOUT_S,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="A new connection, or a request's first byte, without all its header fields "
+    "this long after: closed (408 if the request had begun).",
+)
+@click.option(
+    "--keep-alive-s",
+    default=SERVE_KEEP_ALIVE_S,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="A connection idle this long after an answer is closed.",
+)
+@click.option(
     "--expose-errors",
     is_flag=True,
     help="Put a failing row's exception text in the answer (by default only the "
@@ -116,6 +133,8 @@ def serve_command(
     max_body_mb: float,
     request_timeout_s: float,
     max_connections: int,
+    header_timeout_s: float,
+    keep_alive_s: float,
     expose_errors: bool,
     config: dict[str, Any],
 ) -> None:
@@ -147,6 +166,8 @@ def serve_command(
         except Exception as exc:  # noqa: BLE001 - reported to the user
             load_error(describe_error(exc), type(exc).__name__)
         freeze_loaded()
+        from packflow.serving.http1 import Limits
+
         app = create_app(
             backend,
             name=name,
@@ -167,7 +188,11 @@ def serve_command(
                 app,
                 host=host,
                 port=port,
-                max_connections=max_connections,
+                limits=Limits(
+                    max_connections=max_connections,
+                    header_timeout_s=header_timeout_s,
+                    keep_alive_s=keep_alive_s,
+                ),
                 on_listening=listening,
             )
         except RuntimeError as exc:

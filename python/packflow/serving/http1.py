@@ -13,7 +13,8 @@ field, and every connection closed for one is counted in ``/metrics``):
   a body still arriving at the request's deadline (``request_timeout_s``
   after its first byte) gets 408;
 - at most ``max_connections`` connections: past it, the connection idle the
-  longest is closed to make room, and with none idle the new one gets a JSON
+  longest is closed to make room (one waiting for its next request, or a new
+  one that has sent nothing for a second), and with none idle the new one gets a JSON
   503 with ``Retry-After`` and is closed;
 - a body over the app's limit gets 413 unread (from ``Content-Length``, or
   once the bytes read pass it) and the connection closes;
@@ -59,6 +60,13 @@ _MAX_PIPELINED = 16
 #: How long a refused connection may take to send its request head before it
 #: is closed without the 503.
 _REFUSE_GRACE_S = 1.0
+#: Refused connections waiting for their request head (each for at most
+#: the grace period); past it (or past ``max_connections`` if higher) new
+#: ones are closed without an answer.
+_MAX_REFUSING = 1024
+#: A new connection that has sent nothing for this long may be closed to make
+#: room for another at the connection limit.
+_FRESH_GRACE_S = 1.0
 
 _INF = float("inf")
 # What a connection is waiting for (the sweep acts on it at its deadline).
@@ -179,8 +187,9 @@ class _Connection(asyncio.Protocol):
             self.waiting = _REFUSING
             self.deadline = time.perf_counter() + _REFUSE_GRACE_S
             return
-        self.deadline = time.perf_counter() + self.limits.header_timeout_s
-        server.idle[self] = None
+        now = time.perf_counter()
+        self.deadline = now + self.limits.header_timeout_s
+        server.fresh[self] = now
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
         self.closed = True
@@ -234,7 +243,11 @@ class _Connection(asyncio.Protocol):
     # -- httptools callbacks -----------------------------------------------------
 
     def on_message_begin(self) -> None:
-        self.server.idle.pop(self, None)
+        server = self.server
+        if self.waiting == _IDLE:
+            server.idle.pop(self, None)
+        elif self.waiting == _FIRST:
+            server.fresh.pop(self, None)
         self.started = now = time.perf_counter()
         self.waiting = _HEAD
         self.deadline = now + self.limits.header_timeout_s
@@ -469,8 +482,11 @@ class HttpServer:
         self.limits = limits
         self.loop: Any = None
         self.connections: set[_Connection] = set()
-        #: Connections waiting for a request's first byte, oldest first.
+        #: Connections waiting for their next request after an answer, and
+        #: new connections that have sent nothing (with when they opened),
+        #: oldest first.
         self.idle: dict[_Connection, None] = {}
+        self.fresh: dict[_Connection, float] = {}
         self.refusing: set[_Connection] = set()
         self.draining = False
         self.date_field = b""
@@ -494,15 +510,21 @@ class HttpServer:
 
     def admit(self, conn: _Connection) -> bool:
         """Whether ``conn`` may stay: at the limit, the connection idle the
-        longest is closed for it; with none idle, it is refused (it gets a 503
+        longest is closed for it (one waiting for its next request, else a
+        new one silent for :data:`_FRESH_GRACE_S`: a client just connected is
+        given the time to send); with none idle, it is refused (it gets a 503
         once its request head arrives, or is closed after a grace period)."""
         if len(self.connections) >= self.limits.max_connections:
-            if self.idle:
-                oldest = next(iter(self.idle))
+            victim = next(iter(self.idle), None)
+            if victim is None and self.fresh:
+                oldest, opened = next(iter(self.fresh.items()))
+                if opened < time.perf_counter() - _FRESH_GRACE_S:
+                    victim = oldest
+            if victim is not None:
                 self.count_closed("evicted_idle")
-                oldest.close()
+                victim.close()
             else:
-                if len(self.refusing) >= self.limits.max_connections:
+                if len(self.refusing) >= max(self.limits.max_connections, _MAX_REFUSING):
                     # Even the refusals are at the limit: no answer at all.
                     self.count_closed("refused")
                     conn.transport.close()
@@ -516,6 +538,7 @@ class HttpServer:
     def forget(self, conn: _Connection) -> None:
         self.connections.discard(conn)
         self.idle.pop(conn, None)
+        self.fresh.pop(conn, None)
         self.refusing.discard(conn)
         if self._emptied is not None and not self.connections:
             self._emptied.set()
