@@ -67,6 +67,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(jsonl::parse_lines, m)?)?;
     m.add_function(wrap_pyfunction!(jsonl::parse_lines_to_ndarray, m)?)?;
     m.add_function(wrap_pyfunction!(jsonl::json_to_lines, m)?)?;
+    m.add_function(wrap_pyfunction!(jsonl::holds_constant_word, m)?)?;
     m.add_function(wrap_pyfunction!(validate::check_inputs, m)?)?;
     m.add_function(wrap_pyfunction!(validate::check_outputs, m)?)?;
     m.add_function(wrap_pyfunction!(validate::check_and_dump_lines, m)?)?;

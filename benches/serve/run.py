@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from packflow.constants import SERVE_MAX_BATCH_ROWS
+
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "firewall-anomaly"
 PEERS = Path(__file__).resolve().parent / "peers.py"
@@ -346,8 +348,9 @@ Load: `wrk -t2 -c{CONNECTIONS} -d{args.duration}s --timeout {WRK_TIMEOUT_S}s --l
 loopback after {args.warmup} s of warm-up, best of {args.rounds} rounds per server; wrk
 shares the 2 cores with the server. Same model everywhere: the backend of
 examples/firewall-anomaly. `packflow serve` runs with its defaults (batches of
-up to 256 rows, each started as soon as the model is free), and once more with
-the fixed 5 ms wait that was the default before; LitServe with
+up to {SERVE_MAX_BATCH_ROWS:,} rows, each started as soon as the model is free), and once more with
+the fixed 5 ms wait that was the default before, both on packflow's own
+HTTP/1.1 server ("The HTTP layer" in docs/serving.md); LitServe with
 {args.litserve_batch} requests per batch, a 5 ms batch timeout, the ZeroMQ
 queue, one API server and one worker process; the FastAPI endpoint is `async`
 and calls the backend once per request, under uvicorn with uvloop and

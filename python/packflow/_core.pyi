@@ -374,6 +374,12 @@ def json_to_lines(
     engine parses anyway (it reports a bad item as a bad line); any other
     document is checked whole, as by default."""
 
+def holds_constant_word(data: bytes) -> bool:
+    """Whether ``data`` holds ``NaN`` or ``Infinity`` anywhere, strings
+    included (``b"NaN" in data or b"Infinity" in data``, eight bytes at a
+    time): the server's quick test before it searches for those constants
+    outside strings."""
+
 def parse_lines_to_ndarray(
     data: bytes, features: list[str], delimiter: str, first_line: int = 1
 ) -> ParsedArray | None:

@@ -14,7 +14,7 @@ ARCHIVE_MANIFEST_NAME = "packflow.lock"
 #: ``packflow serve``, :func:`packflow.serving.create_app` and its batcher.
 SERVE_HOST = "127.0.0.1"
 SERVE_PORT = 8080
-SERVE_MAX_BATCH_ROWS = 256
+SERVE_MAX_BATCH_ROWS = 1024
 #: 0: a batch starts as soon as the model is free, with whatever is queued.
 SERVE_MAX_WAIT_MS = 0.0
 SERVE_MAX_QUEUE_ROWS = 10_000

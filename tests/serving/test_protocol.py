@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from packflow import _core
 from packflow.jsonl import parse_lines
 from packflow.serving.protocol import (
     BadBody,
@@ -184,3 +187,16 @@ def test_a_string_left_open_does_not_make_the_constant_search_quadratic():
         "_refuse_constants(b'{\"a\": \"' + b'\\\\\"' * 2_000_000 + b' NaN')\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from([b"N", b"a", b"I", b"n", b"f", b"i", b"t", b"y", b"\0", b'"', b"1", b" "])
+        | st.sampled_from([b"NaN", b"Infinity", b"Infinit", b"Na"]),
+        max_size=60,
+    )
+)
+def test_the_constant_word_test_agrees_with_substring_search(pieces):
+    data = b"".join(pieces)
+    assert _core.holds_constant_word(data) == (b"NaN" in data or b"Infinity" in data)

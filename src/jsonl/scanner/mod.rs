@@ -22,7 +22,7 @@ pub use errors::{column_at, not_an_object, ErrorKind, LineError, SyntaxError};
 pub use numbers::Number;
 pub use skip::ValueKind;
 pub use strings::{decode_escaped, StrSpan};
-pub use words::{bytes_eq, find_newline, skip_plain_text};
+pub use words::{bytes_eq, find_newline, holds_constant_word, skip_plain_text};
 
 use crate::errors::MAX_DEPTH;
 

@@ -36,6 +36,30 @@ pub fn skip_plain_text(buf: &[u8], mut pos: usize) -> usize {
     pos
 }
 
+/// Whether `buf` holds the word `NaN` or `Infinity` anywhere, strings
+/// included: the words Python's `json` reads that JSON does not have. Eight
+/// bytes at a time to each `N` or `I`, which is then compared whole; a body
+/// without either word (nearly every one) is passed over at word speed, and
+/// one with them is then searched exactly (outside strings) by the caller.
+pub fn holds_constant_word(buf: &[u8]) -> bool {
+    let at = |p: usize| buf[p..].starts_with(b"NaN") || buf[p..].starts_with(b"Infinity");
+    let mut pos = 0;
+    while pos + 8 <= buf.len() {
+        let w = u64::from_le_bytes(buf[pos..pos + 8].try_into().expect("8 bytes"));
+        let mut m = zero_bytes(w ^ (ONES * b'N' as u64)) | zero_bytes(w ^ (ONES * b'I' as u64));
+        // Every flagged byte is checked (flags above a real hit may be
+        // false, and checking them costs nothing but time).
+        while m != 0 {
+            if at(pos + (m.trailing_zeros() / 8) as usize) {
+                return true;
+            }
+            m &= m - 1;
+        }
+        pos += 8;
+    }
+    (pos..buf.len()).any(at)
+}
+
 /// Offset of the first `\n` in `buf` at or after `from`, if any.
 pub fn find_newline(buf: &[u8], from: usize) -> Option<usize> {
     let mut pos = from;
@@ -99,6 +123,31 @@ pub(super) fn digits_value(w: u64, n: usize) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_the_words_at_every_offset_and_nothing_else() {
+        for word in ["NaN", "Infinity"] {
+            for pad in 0..20 {
+                for tail in 0..12 {
+                    let text = format!("{}{word}{}", "x".repeat(pad), "1".repeat(tail));
+                    assert!(holds_constant_word(text.as_bytes()), "{text:?}");
+                }
+            }
+        }
+        for text in [
+            "",
+            "Na",
+            "Nan",
+            "Infinit",
+            "N a N",
+            "INFINITY nan",
+            "\0N\0I",
+        ] {
+            assert!(!holds_constant_word(text.as_bytes()), "{text:?}");
+        }
+        // Zero bytes before an N (borrow flags) do not hide a real hit.
+        assert!(holds_constant_word(b"\0\0\0\0\0NaN\0\0"));
+    }
 
     #[test]
     fn newlines_found_at_any_offset() {
