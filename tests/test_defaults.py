@@ -149,4 +149,4 @@ def test_the_scaling_page_names_the_run_batch_size():
 def test_the_table_parser_reads_a_row():
     assert _number("67108864 (64 MiB)") == 67108864
     assert _number("1,024") == 1024
-    assert _usage_defaults("serving.md")["max-batch-rows"] == "256"
+    assert _usage_defaults("serving.md")["max-batch-rows"] == "1024"
