@@ -273,8 +273,9 @@ bench-serve: build-prod $(VENV)/.installed-dev
 	@command -v wrk >/dev/null || { command -v apt-get >/dev/null && \
 		$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq wrk; } || \
 		{ echo "bench-serve needs wrk (Debian: apt-get install wrk)"; exit 1; }
-	$(PY) -m pip install -q "litserve>=0.2" "fastapi>=0.110"
+	$(PY) -m pip install -q "litserve>=0.2" "fastapi>=0.110" "uvicorn>=0.30" "granian>=2"
 	$(PY) benches/serve/run.py
+	$(PY) benches/serve/layers.py
 
 lint: dev-venv
 	cargo fmt --check
