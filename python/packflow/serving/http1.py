@@ -615,8 +615,14 @@ async def run_until_signalled(
             second.set_result(sig)
 
     signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {}
     for sig in signals:
-        loop.add_signal_handler(sig, on_signal, sig)
+        try:
+            loop.add_signal_handler(sig, on_signal, sig)
+        except NotImplementedError:  # Windows' loops: a plain handler hands it over
+            previous[sig] = signal.signal(
+                sig, lambda s, _frame: loop.call_soon_threadsafe(on_signal, s)
+            )
     try:
         bound = await server.start(host, port)
         if on_listening is not None:
@@ -632,4 +638,7 @@ async def run_until_signalled(
         return ServeResult(False, name)
     finally:
         for sig in signals:
-            loop.remove_signal_handler(sig)
+            if sig in previous:
+                signal.signal(sig, previous[sig])
+            else:
+                loop.remove_signal_handler(sig)
