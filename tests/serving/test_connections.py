@@ -332,3 +332,26 @@ def test_the_limits_are_checked():
         Limits(max_connections=0)
     with pytest.raises(ValueError, match="keep_alive_s must be above 0"):
         Limits(keep_alive_s=0)
+
+
+def test_a_client_that_never_reads_its_answers_stops_being_read(echo_project):
+    """Pipelined requests whose answers are never read: the server stops
+    reading once its send buffer is full, instead of answering into memory."""
+    with ServerProcess(echo_project) as server:
+        before = _rss_kb(server.proc.pid)
+        request = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+        sent = 0
+        with _connect(server.port) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.settimeout(0.5)
+            deadline = time.monotonic() + 10
+            try:
+                while sent < (64 << 20) and time.monotonic() < deadline:
+                    sock.sendall(request * 256)
+                    sent += len(request) * 256
+            except (TimeoutError, OSError):
+                pass  # the server stopped reading: the send buffers filled
+            grew = _rss_kb(server.proc.pid) - before
+        assert sent < (16 << 20), f"the server read {sent} bytes of requests it could not answer"
+        assert grew < 50_000, f"the server grew by {grew} KB"
+        assert httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200

@@ -368,7 +368,9 @@ class _Connection(asyncio.Protocol):
             server.idle[self] = None
             if server.draining:
                 self.transport.close()
-        self._resume_reading()
+        if not self.writing_paused:
+            # A client that does not read its answers is not read either.
+            self._resume_reading()
 
     def _write(self, answer: Any, head: bool, keep_alive: bool) -> None:
         status, body, content_type, fields = answer
