@@ -67,6 +67,9 @@ _MAX_REFUSING = 1024
 #: A new connection that has sent nothing for this long may be closed to make
 #: room for another at the connection limit.
 _FRESH_GRACE_S = 1.0
+#: A connection whose answers have not moved into the socket for this long
+#: (its client does not read) is aborted.
+_SEND_TIMEOUT_S = 10.0
 
 _INF = float("inf")
 # What a connection is waiting for (the sweep acts on it at its deadline).
@@ -126,6 +129,7 @@ class _Exchange:
         "body",
         "started",
         "keep_alive",
+        "http10",
         "job",
         "gone",
     )
@@ -138,6 +142,7 @@ class _Exchange:
         self.body = body
         self.started = conn.started
         self.keep_alive = True
+        self.http10 = False
         self.job: Any = None
         self.gone = False
 
@@ -176,6 +181,19 @@ class _Connection(asyncio.Protocol):
         self.current: Optional[_Exchange] = None
         self.reading_paused = False
         self.writing_paused = False
+        # An answer that closes the connection, held until the answers to the
+        # requests before it are out (pipelining: answers go in order).
+        self.final: Optional[tuple] = None
+        self.continue_pending = False
+        self.write_stalled_at = 0.0
+        # A request with an Upgrade header and a body: the parser skipped its
+        # body, so its head is fed again (without the upgrade) to read it.
+        self.replay: Optional[bytes] = None
+        self.replay_started = 0.0
+        self.write_waiter: Optional[asyncio.Future] = None
+        # Bytes read in the body phase that moved the body on by nothing
+        # (chunk framing, extensions, trailer fields): bounded like a head.
+        self.stalled_bytes = 0
 
     # -- asyncio.Protocol --------------------------------------------------------
 
@@ -193,7 +211,9 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
         self.closed = True
+        self._wake_writer()
         self.server.forget(self)
+        self.server.lost(self)
         for exchange in self.queue:
             exchange.gone = True
             if exchange.job is not None:
@@ -201,7 +221,7 @@ class _Connection(asyncio.Protocol):
         self.queue.clear()
 
     def data_received(self, data: bytes) -> None:
-        if self.closed:
+        if self.closed or self.final is not None:
             return
         if self.refused:
             self._refuse_connection()
@@ -210,9 +230,17 @@ class _Connection(asyncio.Protocol):
             # Bytes of a request head not parsed into fields yet count too
             # (a field too long for the parser to hand over).
             self.head_bytes += len(data)
+        body_before = self.body_size
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
+        except httptools.HttpParserUpgrade as exc:
+            replay = self.replay
+            if replay is not None:
+                # The upgrade is ignored (RFC 9110 7.8): the body follows.
+                self.replay = None
+                self.parser = httptools.HttpRequestParser(self)
+                self.data_received(replay + data[exc.args[0] :])
+                return
             # An upgrade (h2c, websocket) is not taken: the request is
             # answered as HTTP/1.1, and the connection then closes.
             if self.queue:
@@ -230,15 +258,29 @@ class _Connection(asyncio.Protocol):
             return
         if self.waiting == _HEAD and self.head_bytes > self.limits.max_header_bytes:
             self._too_many_header_bytes()
+        elif self.waiting == _BODY:
+            if self.body_size == body_before:
+                self.stalled_bytes += len(data)
+                if self.stalled_bytes > self.limits.max_header_bytes:
+                    self._too_many_header_bytes()
+            else:
+                self.stalled_bytes = 0
 
     def pause_writing(self) -> None:
         self.writing_paused = True
+        self.write_stalled_at = time.perf_counter()
         self._pause_reading()
 
     def resume_writing(self) -> None:
         self.writing_paused = False
-        if len(self.queue) < _MAX_PIPELINED:
+        self._wake_writer()
+        if len(self.queue) < _MAX_PIPELINED and not self.server.draining:
             self._resume_reading()
+
+    def _wake_writer(self) -> None:
+        waiter, self.write_waiter = self.write_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     # -- httptools callbacks -----------------------------------------------------
 
@@ -249,17 +291,25 @@ class _Connection(asyncio.Protocol):
         elif self.waiting == _FIRST:
             server.fresh.pop(self, None)
         self.started = now = time.perf_counter()
+        if self.replay_started:
+            self.started, self.replay_started = self.replay_started, 0.0
+        if self.waiting != _FIRST:
+            # A new connection's head is due within the timeout of its
+            # opening; a kept-alive one's, of its first byte.
+            self.deadline = now + self.limits.header_timeout_s
         self.waiting = _HEAD
-        self.deadline = now + self.limits.header_timeout_s
         self.url = b""
         self.headers = []
         self.body = []
         self.body_size = 0
+        self.stalled_bytes = 0
 
     def on_url(self, url: bytes) -> None:
         self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.waiting == _BODY:
+            return  # a trailer field (after a chunked body): not a header field
         headers = self.headers
         headers.append((name.lower(), value))
         if len(headers) > self.limits.max_headers:
@@ -290,23 +340,54 @@ class _Connection(asyncio.Protocol):
                     raise _Stop
             elif name == b"expect" and value.lower() == b"100-continue":
                 expect = True
-        if expect:
-            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if expect and self.parser.get_http_version() != "1.0":
+            if self.queue:
+                self.continue_pending = True  # after the answers before it
+            else:
+                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, chunk: bytes) -> None:
         self.body_size += len(chunk)
         if self.body_size > self.server.app.max_body_bytes:
             self._answer_and_close(413, self.server.app.too_large_message(), "body_too_large")
             raise _Stop
-        self.body.append(chunk)
+        body = self.body
+        if len(chunk) >= 4096 or not body:
+            body.append(chunk)
+        elif type(body[-1]) is bytearray:
+            body[-1] += chunk
+        else:
+            # Small chunks go into one buffer: a bytes object each would hold
+            # ~35 bytes more than it carries.
+            body[-1] = bytearray(body[-1]) + chunk
 
     def on_message_complete(self) -> None:
         parser = self.parser
         url = self.url
+        if parser.should_upgrade() and any(
+            name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0")
+            for name, value in self.headers
+        ):
+            # httptools skips the body of an upgrade request: the request is
+            # read again without the upgrade.
+            dropped = (b"upgrade", b"connection", b"http2-settings", b"expect")
+            version = parser.get_http_version().encode()
+            line = b"%s %s HTTP/%s\r\n" % (parser.get_method(), url, version)
+            fields = [n + b": " + v + b"\r\n" for n, v in self.headers if n not in dropped]
+            self.replay = b"".join([line, *fields, b"\r\n"])
+            self.replay_started = self.started
+            return
         if url[:1] != b"/":
-            url = httptools.parse_url(url).path or b"/"
+            try:
+                url = httptools.parse_url(url).path or b"/"
+            except httptools.HttpParserInvalidURLError:
+                self._answer_and_close(400, "the request's URL could not be read", "bad_request")
+                raise _Stop from None
         else:
             q = url.find(b"?")
+            if q >= 0:
+                url = url[:q]
+            q = url.find(b"#")  # a fragment is the client's, never sent by browsers
             if q >= 0:
                 url = url[:q]
         path = url.decode("latin-1")
@@ -318,10 +399,13 @@ class _Connection(asyncio.Protocol):
             parser.get_method().decode("ascii"),
             path,
             self.headers,
-            body[0] if len(body) == 1 else b"".join(body),
+            bytes(body[0]) if len(body) == 1 else b"".join(body),
         )
         exchange.keep_alive = parser.should_keep_alive() and not self.server.draining
+        # An HTTP/1.0 client keeps the connection only when told so.
+        exchange.http10 = parser.get_http_version() == "1.0"
         self.body = []
+        self.continue_pending = False
         self.waiting = _NONE
         self.deadline = _INF
         queue = self.queue
@@ -348,7 +432,7 @@ class _Connection(asyncio.Protocol):
             if self.closed:
                 return
             if answer is not None:
-                self._write(answer, exchange.method == "HEAD", exchange.keep_alive)
+                self._write(answer, exchange.method == "HEAD", exchange.keep_alive, exchange.http10)
             if not exchange.keep_alive:
                 self.transport.close()
                 self.closed = True
@@ -357,9 +441,22 @@ class _Connection(asyncio.Protocol):
             queue = self.queue
             queue.popleft()
             if not queue:
+                if self.final is not None:
+                    self._close_with(*self.final)
+                    return
+                if self.continue_pending:
+                    self.continue_pending = False
+                    self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 break
             exchange = queue[0]
-            if len(queue) < _MAX_PIPELINED and not self.writing_paused:
+            if self.writing_paused:
+                # The client is not reading: the next answer waits until the
+                # ones written have gone into the socket.
+                self.write_waiter = server.loop.create_future()
+                await self.write_waiter
+                if self.closed:
+                    return
+            if len(queue) < _MAX_PIPELINED and not self.writing_paused and not server.draining:
                 self._resume_reading()
         if self.waiting == _NONE:
             # Nothing of the next request yet: idle until the keep-alive ends.
@@ -372,7 +469,7 @@ class _Connection(asyncio.Protocol):
             # A client that does not read its answers is not read either.
             self._resume_reading()
 
-    def _write(self, answer: Any, head: bool, keep_alive: bool) -> None:
+    def _write(self, answer: Any, head: bool, keep_alive: bool, http10: bool = False) -> None:
         status, body, content_type, fields = answer
         parts = [
             _STATUS_LINES.get(status) or _status_line(status),
@@ -389,6 +486,8 @@ class _Connection(asyncio.Protocol):
             parts += (name, b": ", value, b"\r\n")
         if not keep_alive:
             parts.append(b"connection: close\r\n")
+        elif http10:
+            parts.append(b"connection: keep-alive\r\n")
         parts.append(b"\r\n")
         if not head:
             parts.append(body)
@@ -397,8 +496,18 @@ class _Connection(asyncio.Protocol):
     def _answer_and_close(self, status: int, message: str, reason: str, fields: Any = ()) -> None:
         """Answer ``status`` with ``message`` at once (whatever is being read)
         and close the connection; counted under ``reason``."""
-        if self.closed:
+        if self.closed or self.final is not None:
             return
+        if self.queue:
+            # Requests before this one are unanswered: their answers first.
+            self.final = (status, message, reason, fields)
+            self.waiting = _NONE
+            self.deadline = _INF
+            self._pause_reading()
+            return
+        self._close_with(status, message, reason, fields)
+
+    def _close_with(self, status: int, message: str, reason: str, fields: Any = ()) -> None:
         self.server.count_closed(reason)
         self._write((status, error_body(message), _JSON, fields), False, False)
         self.transport.close()
@@ -515,7 +624,7 @@ class HttpServer:
         longest is closed for it (one waiting for its next request, else a
         new one silent for :data:`_FRESH_GRACE_S`: a client just connected is
         given the time to send); with none idle, it is refused (it gets a 503
-        once its request head arrives, or is closed after a grace period)."""
+        as soon as it sends, or is closed after a grace period)."""
         if len(self.connections) >= self.limits.max_connections:
             victim = next(iter(self.idle), None)
             if victim is None and self.fresh:
@@ -538,10 +647,15 @@ class HttpServer:
         return True
 
     def forget(self, conn: _Connection) -> None:
-        self.connections.discard(conn)
+        """``conn`` is closing: no longer idle, fresh or refused. It stays
+        in :attr:`connections` (and under the limit) until its socket is
+        closed: answers still being flushed hold it."""
         self.idle.pop(conn, None)
         self.fresh.pop(conn, None)
         self.refusing.discard(conn)
+
+    def lost(self, conn: _Connection) -> None:
+        self.connections.discard(conn)
         if self._emptied is not None and not self.connections:
             self._emptied.set()
 
@@ -562,8 +676,17 @@ class HttpServer:
     def _sweep(self) -> None:
         now = time.perf_counter()
         self._date()
-        for conn in [c for c in self.connections if c.deadline <= now]:
+        for conn in [c for c in self.connections if c.deadline <= now and not c.closed]:
             conn.expire(now)
+        stalled = now - _SEND_TIMEOUT_S
+        for conn in [
+            c for c in self.connections if c.writing_paused and c.write_stalled_at < stalled
+        ]:
+            self.count_closed("send_timeout")
+            conn.writing_paused = False
+            conn.closed = True
+            self.forget(conn)
+            conn.transport.abort()
         for conn in [c for c in self.refusing if c.deadline <= now]:
             conn.expire(now)
         self._sweeper = self.loop.call_later(_SWEEP_S, self._sweep)
@@ -579,11 +702,14 @@ class HttpServer:
         if self._server is not None:
             self._server.close()
         for conn in list(self.connections):
-            if not conn.queue:
+            if conn.queue:
+                # Every request read is answered; the last one closes.
+                conn.queue[-1].keep_alive = False
+                conn._pause_reading()
+            elif conn.waiting in (_FIRST, _IDLE, _HEAD):
                 conn.close()
-            else:
-                for exchange in conn.queue:
-                    exchange.keep_alive = False
+            # A request whose body is arriving is answered (and closes) when
+            # it is whole, or gets its 408 at its deadline.
         for conn in list(self.refusing):
             conn.close()
         if self.connections:

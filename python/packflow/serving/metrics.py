@@ -209,7 +209,8 @@ class ServerMetrics:
                 "Connections the server closed on its own, by reason: refused (at "
                 "the connection limit, answered 503), evicted_idle (idle, closed to make "
                 "room), idle_timeout, header_timeout, body_timeout, header_too_large, "
-                "body_too_large, bad_request.",
+                "body_too_large, bad_request, send_timeout (its client read none of its "
+                "answers for 10 s).",
             )
             for reason, n in sorted(self.connections_closed.items()):
                 w.sample("packflow_connections_closed_total", {"reason": reason}, n)
