@@ -49,7 +49,6 @@ from packflow.constants import (
 from packflow.logger import get_logger
 from packflow.serving.batcher import Outcome
 from packflow.serving.protocol import error_body
-from packflow.serving.server import ServeResult
 
 __all__ = ["HttpServer", "Limits"]
 
@@ -729,9 +728,9 @@ async def run_until_signalled(
     host: str,
     port: int,
     on_listening: Optional[Callable[[str, int], None]] = None,
-) -> ServeResult:
-    """Serve until SIGINT or SIGTERM, then drain; a second signal returns at
-    once (``forced``)."""
+) -> tuple[bool, str]:
+    """Serve until SIGINT or SIGTERM, then drain; ``(forced, name of the
+    first signal)``: a second signal returns at once, forced."""
     loop = asyncio.get_running_loop()
     first: asyncio.Future = loop.create_future()
     second: asyncio.Future = loop.create_future()
@@ -761,9 +760,9 @@ async def run_until_signalled(
         name = signal.Signals(received).name
         if second.done():
             drain.cancel()
-            return ServeResult(True, name)
+            return True, name
         drain.result()
-        return ServeResult(False, name)
+        return False, name
     finally:
         for sig in signals:
             if sig in previous:

@@ -91,7 +91,8 @@ def serve(
         loop = asyncio.new_event_loop()
     try:
         asyncio.set_event_loop(loop)
-        return loop.run_until_complete(main)
+        forced, signal_name = loop.run_until_complete(main)
+        return ServeResult(forced, signal_name)
     except OSError as exc:
         raise RuntimeError(f"could not listen on {host}:{port}: {exc.strerror or exc}") from None
     finally:
