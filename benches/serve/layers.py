@@ -34,7 +34,14 @@ from typing import Optional
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from run import CONNECTIONS, LUA, firewall_events, free_port, run_wrk  # noqa: E402
+from run import (  # noqa: E402
+    CONNECTIONS,
+    LUA,
+    firewall_events,
+    free_port,
+    run_wrk,
+    write_between_marks,
+)
 
 REPO = HERE.parents[1]
 RESULTS = HERE / "layers.md"
@@ -460,11 +467,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(text)
     if not args.no_write:
         RESULTS.write_text(text)
-        doc = SERVING_DOC.read_text()
-        if MARK_START in doc and MARK_END in doc:
-            head, rest = doc.split(MARK_START, 1)
-            _, tail = rest.split(MARK_END, 1)
-            SERVING_DOC.write_text(head + MARK_START + "\n" + text + MARK_END + tail)
+        write_between_marks(SERVING_DOC, MARK_START, MARK_END, text)
     return 0
 
 

@@ -178,6 +178,16 @@ class Server:
         self.log.close()
 
 
+def write_between_marks(doc_path: Path, start: str, end: str, text: str) -> None:
+    """Put ``text`` between the ``start`` and ``end`` marks of ``doc_path``
+    (left as it is without them)."""
+    doc = doc_path.read_text()
+    if start in doc and end in doc:
+        head, rest = doc.split(start, 1)
+        _, tail = rest.split(end, 1)
+        doc_path.write_text(f"{head}{start}\n{text}{end}{tail}")
+
+
 def run_wrk(
     url: str, body_path: Path, seconds: int, lua_path: Path
 ) -> tuple[float, float, float, int]:
@@ -368,11 +378,7 @@ Command: `make bench-serve` (or `.venv/bin/python benches/serve/run.py -d
     print(text)
     if not args.no_write:
         RESULTS.write_text(text)
-        doc = SERVING_DOC.read_text()
-        if MARK_START in doc and MARK_END in doc:
-            head, rest = doc.split(MARK_START, 1)
-            _, tail = rest.split(MARK_END, 1)
-            SERVING_DOC.write_text(f"{head}{MARK_START}\n{text}{MARK_END}{tail}")
+        write_between_marks(SERVING_DOC, MARK_START, MARK_END, text)
         print(f"wrote {RESULTS.relative_to(REPO)}")
     return 0
 

@@ -8,6 +8,7 @@ import random
 import re
 import select
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -151,6 +152,19 @@ class ServerProcess:
             if self.proc.stdout is not None:
                 self.proc.stdout.close()
             self._stderr.close()
+
+
+def connect(port: int, timeout: float = 10.0) -> socket.socket:
+    """A fresh connection to the server on loopback."""
+    return socket.create_connection(("127.0.0.1", port), timeout=timeout)
+
+
+def rss_kb(pid: int) -> int:
+    """The resident memory of process ``pid``, in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
 
 
 def metric_samples(text: str) -> dict:

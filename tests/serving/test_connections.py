@@ -10,21 +10,16 @@ import json
 import socket
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.serving.harness import ServerProcess, metric_samples
+from tests.serving.harness import ServerProcess, connect, metric_samples, rss_kb
 
 POST_HEAD = (
     b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
     b"Content-Length: %d\r\n\r\n"
 )
-
-
-def _connect(port: int, timeout: float = 10.0) -> socket.socket:
-    return socket.create_connection(("127.0.0.1", port), timeout=timeout)
 
 
 def _read_answer(sock: socket.socket, timeout: float = 10.0) -> bytes:
@@ -83,13 +78,6 @@ def _closed_for(url: str) -> dict[str, float]:
     }
 
 
-def _rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
-
-
 def _post(url: str, row: dict) -> httpx.Response:
     return httpx.post(f"{url}/invocations", json=row, timeout=10)
 
@@ -99,7 +87,7 @@ def _post(url: str, row: dict) -> httpx.Response:
 
 def test_a_header_over_the_size_limit_gets_431_and_the_server_goes_on(echo_project):
     with ServerProcess(echo_project) as server:
-        with _connect(server.port) as sock:
+        with connect(server.port) as sock:
             big = b"X-Big: " + b"a" * (64 << 10) + b"\r\n"
             sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + big + b"\r\n")
             answer = _read_answer(sock)
@@ -112,7 +100,7 @@ def test_a_header_over_the_size_limit_gets_431_and_the_server_goes_on(echo_proje
 
 def test_too_many_header_fields_get_431(echo_project):
     with ServerProcess(echo_project) as server:
-        with _connect(server.port) as sock:
+        with connect(server.port) as sock:
             fields = b"".join(b"X-F%d: v\r\n" % i for i in range(150))
             sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + fields + b"\r\n")
             answer = _read_answer(sock)
@@ -124,9 +112,9 @@ def test_endless_short_header_lines_do_not_grow_the_server(echo_project):
     """The old server grew to 2.2 GB on 256 MiB of short header lines; here
     the connection is cut once the head passes its limit."""
     with ServerProcess(echo_project) as server:
-        before = _rss_kb(server.proc.pid)
+        before = rss_kb(server.proc.pid)
         sent = 0
-        with _connect(server.port) as sock:
+        with connect(server.port) as sock:
             sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
             line = b"X-A: b\r\n" * 8192  # 64 KiB of fields a send
             try:
@@ -138,7 +126,7 @@ def test_endless_short_header_lines_do_not_grow_the_server(echo_project):
             answer = _read_answer(sock) if sent < (64 << 20) else b""
         assert sent < (4 << 20), f"the server took {sent} bytes of header fields"
         assert answer == b"" or _status(answer) == 431
-        assert _rss_kb(server.proc.pid) - before < 20_000
+        assert rss_kb(server.proc.pid) - before < 20_000
         assert httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200
 
 
@@ -148,7 +136,7 @@ def test_endless_short_header_lines_do_not_grow_the_server(echo_project):
 def test_idle_connections_are_closed_and_cannot_starve_the_server(echo_project):
     args = ("--max-connections", "20", "--header-timeout-s", "3", "--keep-alive-s", "1")
     with ServerProcess(echo_project, *args) as server:
-        idle = [_connect(server.port) for _ in range(30)]
+        idle = [connect(server.port) for _ in range(30)]
         try:
             time.sleep(1.3)
             # At the limit, every slot held by a connection silent for over a
@@ -169,7 +157,7 @@ def test_idle_connections_are_closed_and_cannot_starve_the_server(echo_project):
 
 def test_a_kept_alive_connection_is_closed_after_the_keep_alive_timeout(echo_project):
     with ServerProcess(echo_project, "--keep-alive-s", "0.5") as server:
-        with _connect(server.port) as sock:
+        with connect(server.port) as sock:
             body = b'{"id": 1, "x": 3}'
             sock.sendall(POST_HEAD % len(body) + body)
             answer = _read_answer(sock)
@@ -184,7 +172,7 @@ def test_a_kept_alive_connection_is_closed_after_the_keep_alive_timeout(echo_pro
 def test_headers_trickled_a_byte_at_a_time_get_408_at_the_header_timeout(echo_project):
     with ServerProcess(echo_project, "--header-timeout-s", "1") as server:
         request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200
-        with _connect(server.port) as sock:
+        with connect(server.port) as sock:
             start = time.monotonic()
             answer = b""
             try:
@@ -210,11 +198,11 @@ def test_past_the_limit_with_nothing_idle_a_counted_json_503_with_retry_after(ec
     args = ("--max-connections", "5", "--header-timeout-s", "2")
     with ServerProcess(echo_project, *args) as server:
         # Five connections in the middle of a request head: not idle.
-        held = [_connect(server.port) for _ in range(5)]
+        held = [connect(server.port) for _ in range(5)]
         for sock in held:
             sock.sendall(b"GET /healthz HTTP/1.1\r\n")
         time.sleep(0.2)
-        with _connect(server.port) as sock:
+        with connect(server.port) as sock:
             sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             answer = _read_answer(sock)
         assert _status(answer) == 503
@@ -240,7 +228,7 @@ def test_many_clients_at_once_are_served_up_to_the_limit_and_refused_past_it(ech
         body = b'{"id": %d, "x": 1}' % i
         try:
             go.wait(10)
-            with _connect(server.port) as sock:
+            with connect(server.port) as sock:
                 sock.sendall(POST_HEAD % len(body) + body)
                 answer = _read_answer(sock, 20.0)
         except OSError:
@@ -271,7 +259,7 @@ def test_many_clients_at_once_are_served_up_to_the_limit_and_refused_past_it(ech
 def test_pipelined_requests_are_answered_in_order(echo_project):
     with ServerProcess(echo_project) as server:
         bodies = [b'{"id": %d, "x": %d}' % (i, i) for i in range(5)]
-        with _connect(server.port) as sock:
+        with connect(server.port) as sock:
             sock.sendall(b"".join(POST_HEAD % len(b) + b for b in bodies))
             answers = [_read_answer(sock) for _ in bodies]
         assert [_json_body(a) for a in answers] == [{"id": i, "double": 2 * i} for i in range(5)]
@@ -280,7 +268,7 @@ def test_pipelined_requests_are_answered_in_order(echo_project):
 def test_expect_100_continue_and_http_1_0(echo_project):
     with ServerProcess(echo_project, "--max-body-mb", "0.001") as server:
         body = b'{"id": 7, "x": 1}'
-        with _connect(server.port) as sock:
+        with connect(server.port) as sock:
             sock.sendall(
                 (POST_HEAD % len(body)).replace(b"\r\n\r\n", b"\r\nExpect: 100-continue\r\n\r\n")
             )
@@ -288,12 +276,12 @@ def test_expect_100_continue_and_http_1_0(echo_project):
             sock.sendall(body)
             assert _json_body(_read_answer(sock)) == {"id": 7, "double": 2}
         # Too large for the limit: 413 before the body is sent.
-        with _connect(server.port) as sock:
+        with connect(server.port) as sock:
             head = (POST_HEAD % 5000).replace(b"\r\n\r\n", b"\r\nExpect: 100-continue\r\n\r\n")
             sock.sendall(head)
             assert _status(_read_answer(sock)) == 413
         # HTTP/1.0 without keep-alive: answered, then closed.
-        with _connect(server.port) as sock:
+        with connect(server.port) as sock:
             sock.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
             answer = _read_answer(sock)
             assert answer.startswith(b"HTTP/1.1 200 ")
@@ -308,11 +296,11 @@ def test_chunked_bodies_are_read_and_bounded(echo_project):
             b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/jsonlines\r\n"
             b"Transfer-Encoding: chunked\r\n\r\n"
         )
-        with _connect(server.port) as sock:
+        with connect(server.port) as sock:
             sock.sendall(head + chunked + b"0\r\n\r\n")
             answer = _read_answer(sock)
         assert answer.partition(b"\r\n\r\n")[2] == b'{"id":1,"double":2}\n{"id":2,"double":10}\n'
-        with _connect(server.port) as sock:
+        with connect(server.port) as sock:
             sock.sendall(head)
             piece = b'{"id": 1, "x": 1}\n' * 100
             try:
@@ -338,10 +326,10 @@ def test_a_client_that_never_reads_its_answers_stops_being_read(echo_project):
     """Pipelined requests whose answers are never read: the server stops
     reading once its send buffer is full, instead of answering into memory."""
     with ServerProcess(echo_project) as server:
-        before = _rss_kb(server.proc.pid)
+        before = rss_kb(server.proc.pid)
         request = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
         sent = 0
-        with _connect(server.port) as sock:
+        with connect(server.port) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             sock.settimeout(0.5)
             deadline = time.monotonic() + 10
@@ -351,7 +339,7 @@ def test_a_client_that_never_reads_its_answers_stops_being_read(echo_project):
                     sent += len(request) * 256
             except (TimeoutError, OSError):
                 pass  # the server stopped reading: the send buffers filled
-            grew = _rss_kb(server.proc.pid) - before
+            grew = rss_kb(server.proc.pid) - before
         assert sent < (16 << 20), f"the server read {sent} bytes of requests it could not answer"
         assert grew < 50_000, f"the server grew by {grew} KB"
         assert httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.serving.harness import ServerProcess, metric_samples
+from tests.serving.harness import ServerProcess, connect, metric_samples, rss_kb
 
 ROW = b'{"id":1,"x":2}'
 POST = (
@@ -26,10 +26,6 @@ CHUNKED_HEAD = (
     b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
     b"Transfer-Encoding: chunked\r\n\r\n"
 )
-
-
-def _connect(port: int, timeout: float = 10.0) -> socket.socket:
-    return socket.create_connection(("127.0.0.1", port), timeout=timeout)
 
 
 def _read_until_close(sock: socket.socket, timeout: float = 10.0) -> bytes:
@@ -54,7 +50,7 @@ def _statuses(data: bytes) -> list[bytes]:
 
 
 def _metrics(port: int) -> dict:
-    with _connect(port) as sock:
+    with connect(port) as sock:
         sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         text = _read_until_close(sock).partition(b"\r\n\r\n")[2].decode()
     return metric_samples(text)
@@ -69,7 +65,7 @@ def slow_server(echo_project):
 def test_an_error_in_a_pipelined_request_comes_after_the_answers_before_it(slow_server):
     # Request 1 is with the model when request 2 turns out malformed: the
     # client must get 200 then 400, not a 400 in request 1's place.
-    with _connect(slow_server.port) as sock:
+    with connect(slow_server.port) as sock:
         sock.sendall(POST + b"GARBAGE / HTTP/1.1\r\n\r\n")
         statuses = _statuses(_read_until_close(sock, 5))
     assert statuses == [b"200", b"400"]
@@ -80,7 +76,7 @@ def test_a_100_continue_comes_after_the_answers_before_it(slow_server):
         b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         b"Expect: 100-continue\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(ROW)
     )
-    with _connect(slow_server.port) as sock:
+    with connect(slow_server.port) as sock:
         sock.sendall(POST + expecting)
         sock.settimeout(5)
         first = sock.recv(65536)
@@ -97,7 +93,7 @@ def test_a_post_with_an_upgrade_header_keeps_its_body(slow_server):
         b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
         b"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nContent-Length: %d\r\n\r\n" % len(ROW)
     )
-    with _connect(slow_server.port) as sock:
+    with connect(slow_server.port) as sock:
         sock.sendall(head + ROW)
         answer = _read_until_close(sock, 5)
     assert _statuses(answer) == [b"200"], answer
@@ -107,7 +103,7 @@ def test_a_post_with_an_upgrade_header_keeps_its_body(slow_server):
 def test_chunked_trailers_are_bounded_like_header_fields(slow_server):
     # A trailer field is held whole by the parser (and re-copied on each
     # read): without a bound it bypasses the 32 KiB limit.
-    with _connect(slow_server.port) as sock:
+    with connect(slow_server.port) as sock:
         sock.sendall(CHUNKED_HEAD + b"e\r\n" + ROW + b"\r\n0\r\nX-Pad: ")
         sent = 0
         try:
@@ -122,7 +118,7 @@ def test_chunked_trailers_are_bounded_like_header_fields(slow_server):
 
 
 def test_trailers_do_not_stand_in_for_header_fields(slow_server):
-    with _connect(slow_server.port) as sock:
+    with connect(slow_server.port) as sock:
         sock.sendall(
             CHUNKED_HEAD + b"e\r\n" + ROW + b"\r\n0\r\nContent-Encoding: gzip\r\n"
             b"Connection: close\r\n\r\n"
@@ -137,7 +133,7 @@ def test_an_absolute_url_the_parser_refuses_is_a_400_without_a_traceback(echo_pr
             b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
             b"GET http://[::1/x HTTP/1.1\r\n\r\n",
         ):
-            with _connect(server.port) as sock:
+            with connect(server.port) as sock:
                 sock.sendall(request)
                 assert _statuses(_read_until_close(sock, 5))[0] in (b"400", b"405")
         assert server.stop() == 0
@@ -188,7 +184,7 @@ def test_a_closed_connection_still_holding_answers_counts_against_the_limit(echo
 
 def test_a_drain_answers_every_pipelined_request_already_read(echo_project):
     with ServerProcess(echo_project, "--config", "delay_s=0.5") as server:
-        with _connect(server.port) as sock:
+        with connect(server.port) as sock:
             sock.sendall(POST * 3)
             time.sleep(0.2)
             server.signal(signal.SIGTERM)
@@ -199,23 +195,16 @@ def test_a_drain_answers_every_pipelined_request_already_read(echo_project):
 
 def test_tiny_chunks_do_not_multiply_the_body_limit_in_memory(echo_project):
     with ServerProcess(echo_project, "--max-body-mb", "4") as server:
-        before = _rss_kib(server.proc.pid)
-        with _connect(server.port, timeout=30) as sock:
+        before = rss_kb(server.proc.pid)
+        with connect(server.port, timeout=30) as sock:
             sock.sendall(CHUNKED_HEAD)
             for _ in range(15):
                 sock.sendall(b"2\r\n  \r\n" * 100_000)  # 3 MB of body in all
             time.sleep(1.0)
-            grown = _rss_kib(server.proc.pid) - before
+            grown = rss_kb(server.proc.pid) - before
             sock.sendall(b"e\r\n" + ROW + b"\r\n0\r\n\r\n")
             assert _statuses(_read_until_close(sock, 10)) == [b"200"]
     assert grown < 4 * 4096, f"{grown} KiB held for a 3 MB body"
-
-
-def _rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def _fds(pid: int) -> int:
@@ -224,7 +213,7 @@ def _fds(pid: int) -> int:
 
 def test_a_new_connections_head_is_due_within_the_timeout_of_its_opening(echo_project):
     with ServerProcess(echo_project, "--header-timeout-s", "2") as server:
-        with _connect(server.port) as sock:
+        with connect(server.port) as sock:
             start = time.monotonic()
             time.sleep(1.5)
             sock.sendall(b"GET /healthz HTTP/1.1\r\n")  # the head begins late
@@ -236,7 +225,7 @@ def test_a_new_connections_head_is_due_within_the_timeout_of_its_opening(echo_pr
 
 def test_http_1_0_keep_alive_is_said_and_fragments_are_not_paths(echo_project):
     with ServerProcess(echo_project) as server:
-        with _connect(server.port) as sock:
+        with connect(server.port) as sock:
             sock.sendall(b"GET /healthz#top HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
             sock.settimeout(5)
             answer = sock.recv(65536)
