@@ -35,6 +35,7 @@ from packflow.cli.run_io import (
     open_input,
     open_sink,
 )
+from packflow.cli.run_kafka import kafka_options, run_kafka, uses_kafka
 from packflow.cli.run_load import load_for_run
 from packflow.cli.run_progress import Progress, write_snapshot
 from packflow.cli.run_signals import EXIT_FOR_SIGNAL, ForcedStop, RunSignals, interrupt_loading
@@ -75,7 +76,8 @@ def _workers_option(_ctx: click.Context, _param: click.Parameter, value: str) ->
     "input_path",
     default="-",
     show_default=True,
-    help="JSON Lines file (.gz read as gzip), or - for stdin.",
+    help="JSON Lines file (.gz read as gzip), - for stdin, or kafka://HOST:PORT/TOPIC "
+    "(with --group; docs/kafka.md).",
 )
 @click.option(
     "-o",
@@ -83,7 +85,8 @@ def _workers_option(_ctx: click.Context, _param: click.Parameter, value: str) ->
     "output_path",
     default="-",
     show_default=True,
-    help="Where output JSON Lines go (.gz written as gzip), or - for stdout.",
+    help="Where output JSON Lines go (.gz written as gzip), - for stdout, or "
+    "kafka://HOST:PORT/TOPIC (with a Kafka input).",
 )
 @click.option(
     "--batch-size",
@@ -103,7 +106,8 @@ def _workers_option(_ctx: click.Context, _param: click.Parameter, value: str) ->
     "--errors",
     "errors_path",
     default=None,
-    help="JSON Lines file for rows that failed (line, raw, step, error, error_type).",
+    help="JSON Lines file for rows that failed (line, raw, step, error, error_type), or "
+    "kafka://HOST:PORT/TOPIC for dead letters (with a Kafka input).",
 )
 @config_option
 @click.option(
@@ -167,6 +171,7 @@ def _workers_option(_ctx: click.Context, _param: click.Parameter, value: str) ->
     type=click.FloatRange(min=0, min_open=True),
     help="CPUs Ray reserves per actor (default: up to 1, leaving one for reads and writes).",
 )
+@kafka_options
 def run_command(
     project: str,
     input_path: str,
@@ -186,6 +191,7 @@ def run_command(
     address: Optional[str],
     actors: int,
     cpus_per_actor: Optional[float],
+    **kafka: Any,
 ) -> None:
     """Stream JSON Lines through the backend of the project at PROJECT.
 
@@ -197,6 +203,8 @@ def run_command(
     (rows, errors, rows/s, per-step p50/p99) is printed on stderr at the end.
     """
     _show_warnings()
+    if uses_kafka(click.get_current_context()):  # -i kafka://HOST:PORT/TOPIC (docs/kafka.md)
+        return run_kafka(project, config, click.get_current_context(), time.perf_counter())
     if engine == "ray":
         from packflow.cli.run_ray import run_on_ray
 

@@ -1,0 +1,294 @@
+"""``packflow run`` on a real broker (tansu on 127.0.0.1): every input ends up
+once in the output topic or the dead-letter topic, with its key and
+coordinates; nothing is lost after a kill -9 or a SIGTERM; order per key.
+
+Each run is a subprocess, as a user starts it; every wait is bounded."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pytest
+
+from tests.support.kafka_io import committed, create_topics, produce, read_all, unique
+from tests.support.sample_projects import write_project
+from tests.support.tansu import FAST_GROUP
+from tests.support.testkit import PACKFLOW
+
+BACKEND = """
+import os, time
+from packflow import InferenceBackend
+
+
+class Backend(InferenceBackend):
+    def execute(self, inputs):
+        delay = float(os.environ.get("KAFKA_TEST_DELAY_S", "0"))
+        if delay:
+            time.sleep(delay)
+        for r in inputs:
+            if r.get("fail"):
+                raise ValueError(f"event {r['n']} fails on purpose")
+        return [{"n": r["n"], "twice": 2 * r["n"]} for r in inputs]
+"""
+
+PARTITIONS = 4
+
+
+@pytest.fixture()
+def project(tmp_path: Path) -> Path:
+    return write_project(tmp_path / "proj", backend=BACKEND)
+
+
+@pytest.fixture()
+def kafka_config(tmp_path: Path) -> Path:
+    path = tmp_path / "kafka.properties"
+    lines = ["# tansu answers a JoinGroup after half the session timeout"]
+    lines += [f"consumer.{k}={v}" for k, v in FAST_GROUP.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+class Topics:
+    def __init__(self, bootstrap: str):
+        self.bootstrap = bootstrap
+        self.input, self.output, self.dlq = unique("in"), unique("out"), unique("dlq")
+        self.group = unique("group")
+        create_topics(bootstrap, PARTITIONS, self.input, self.output, self.dlq)
+
+    def url(self, topic: str) -> str:
+        return f"kafka://{self.bootstrap}/{topic}"
+
+    def args(self, project: Path, config: Path, *extra: object) -> list[str]:
+        return [
+            str(project),
+            "-i",
+            self.url(self.input),
+            "--group",
+            self.group,
+            "-o",
+            self.url(self.output),
+            "--errors",
+            self.url(self.dlq),
+            "--kafka-config",
+            str(config),
+            *map(str, extra),
+        ]
+
+
+def events(count: int) -> list[tuple[bytes, bytes]]:
+    """``(key, value)``: 13 keys; some values not JSON, some rows that fail in
+    the backend, an empty value and a pretty-printed (multi-line) document."""
+    items = []
+    for n in range(count):
+        key = f"k{n % 13}".encode()
+        if n % 97 == 5:
+            value = b'{"n": %d, oops' % n
+        elif n % 101 == 7:
+            value = json.dumps({"n": n, "fail": True}).encode()
+        elif n == 11:
+            value = b""
+        elif n == 12:
+            value = json.dumps({"n": n}, indent=2).encode()
+        else:
+            value = json.dumps({"n": n, "bytes": n * 3}).encode()
+        items.append((key, value))
+    return items
+
+
+def start(args: list, env: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen(
+        PACKFLOW + ["run", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def finish(proc: subprocess.Popen, timeout_s: float = 90) -> tuple[int, str]:
+    try:
+        _, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+        pytest.fail(f"packflow run did not end within {timeout_s} s: {err.decode()[-3000:]}")
+    return proc.returncode, err.decode()
+
+
+def wait_for_progress(stats: Path, proc: subprocess.Popen, produced: int, timeout_s: float = 60):
+    """Until the run's --stats file says ``produced`` outputs were acknowledged."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+        try:
+            if json.loads(stats.read_text())["produced"] >= produced:
+                return
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    pytest.fail(f"no {produced} outputs within {timeout_s} s")
+
+
+def inputs_by_n(topics: Topics, count: int) -> dict[int, tuple[int, int, bytes, bytes]]:
+    """Each event's ``(partition, offset, key, value)`` as the broker holds it."""
+    found = read_all(topics.bootstrap, topics.input, PARTITIONS, at_least=count)
+    assert len(found) == count
+    by_value = {value: n for n, (_, value) in enumerate(events(count))}
+    return {by_value[r.value]: (r.partition, r.offset, r.key, r.value) for r in found}
+
+
+def outcome(topics: Topics, at_least: int) -> tuple[list, list]:
+    outputs = read_all(topics.bootstrap, topics.output, PARTITIONS, at_least=at_least)
+    letters = read_all(topics.bootstrap, topics.dlq, PARTITIONS)
+    return outputs, letters
+
+
+def n_of_dead_letter(value: bytes, inputs: dict) -> int:
+    raw = json.loads(value)["raw"].encode()
+    return next(n for n, (_, _, _, v) in inputs.items() if v == raw)
+
+
+def test_every_input_lands_once_with_its_key_and_coordinates(
+    broker, project, kafka_config, tmp_path
+):
+    topics = Topics(broker.bootstrap)
+    count = 3000
+    produce(broker.bootstrap, topics.input, events(count))
+    stats = tmp_path / "stats.json"
+    args = topics.args(project, kafka_config, "--stop-when-idle", 1, "--stats", stats)
+    code, err = finish(start(args + ["--batch-size", 250]))
+    assert code == 0, err
+
+    inputs = inputs_by_n(topics, count)
+    outputs, letters = outcome(topics, at_least=1)
+    out_ns = [json.loads(r.value)["n"] for r in outputs]
+    letter_ns = [n_of_dead_letter(r.value, inputs) for r in letters]
+    assert sorted(out_ns + letter_ns) == list(range(count))  # each exactly once
+    bad = {n for n in range(count) if n % 97 == 5 or n % 101 == 7 or n == 11}
+    assert set(letter_ns) == bad
+
+    for record, n in [*zip(outputs, out_ns), *zip(letters, letter_ns)]:
+        partition, offset, key, _ = inputs[n]
+        assert record.key == key
+        assert record.headers == {
+            "packflow-topic": topics.input.encode(),
+            "packflow-partition": str(partition).encode(),
+            "packflow-offset": str(offset).encode(),
+        }
+    for record, n in zip(outputs, out_ns):
+        assert json.loads(record.value) == {"n": n, "twice": 2 * n}
+    for record, n in zip(letters, letter_ns):
+        letter = json.loads(record.value)
+        assert letter["raw"].encode() == inputs[n][3]
+        partition, offset = inputs[n][:2]
+        assert (letter["topic"], letter["partition"], letter["offset"]) == (
+            topics.input,
+            partition,
+            offset,
+        )
+        if n == 11:
+            assert (letter["step"], letter["error_type"]) == ("parse", None)
+            assert "empty" in letter["error"]
+        elif n % 97 == 5:
+            assert (letter["step"], letter["error_type"]) == ("parse", None)
+        else:
+            assert (letter["step"], letter["error_type"]) == ("execute", "ValueError")
+            assert f"event {n} fails on purpose" in letter["error"]
+
+    # Order per key: one key's outputs come in the order of its inputs.
+    by_key = defaultdict(list)
+    for record, n in sorted(zip(outputs, out_ns), key=lambda x: (x[0].partition, x[0].offset)):
+        by_key[record.key].append(n)
+    assert all(ns == sorted(ns) for ns in by_key.values())
+
+    # Everything committed, and the summary says so.
+    ends = Counter(p for p, *_ in inputs.values())
+    assert committed(broker.bootstrap, topics.group, topics.input, PARTITIONS) == {
+        p: ends[p] for p in range(PARTITIONS)
+    }
+    summary = json.loads(stats.read_text())
+    assert (summary["consumed"], summary["read"]) == (count, count)
+    assert (summary["produced"], summary["dead_lettered"]) == (count - len(bad), len(bad))
+    assert summary["partitions"] == {
+        str(p): {"committed": ends[p], "lag": summary["partitions"][str(p)]["lag"]}
+        for p in range(PARTITIONS)
+    }
+    assert "kafka: consumed 3000" in err
+
+
+def test_kill_9_and_a_restart_in_the_group_lose_nothing(broker, project, kafka_config, tmp_path):
+    topics = Topics(broker.bootstrap)
+    count, in_flight, batch = 4000, 400, 100
+    produce(broker.bootstrap, topics.input, events(count))
+    stats = tmp_path / "stats.json"
+    args = topics.args(
+        project,
+        kafka_config,
+        "--batch-size",
+        batch,
+        "--max-in-flight",
+        in_flight,
+        "--stats",
+        stats,
+        "--stats-every-s",
+        0.1,
+    )
+    proc = start(args, env={"KAFKA_TEST_DELAY_S": "0.02"})
+    wait_for_progress(stats, proc, 800)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    first = json.loads(stats.read_text())["produced"]
+    assert first < count - 1000  # killed mid-stream
+
+    # The dead member keeps its partitions until its session times out.
+    code, err = finish(start(args[:-4] + ["--stop-when-idle", 1]))
+    assert code == 0, err
+    inputs = inputs_by_n(topics, count)
+    outputs, letters = outcome(topics, at_least=1)
+    seen = Counter(json.loads(r.value)["n"] for r in outputs)
+    seen.update(n_of_dead_letter(r.value, inputs) for r in letters)
+    assert set(seen) == set(range(count))  # none lost
+    duplicates = sum(seen.values()) - count
+    # At most what was consumed and not committed: the in-flight cap, plus the
+    # batch whose commit was on its way.
+    assert duplicates <= in_flight + batch, duplicates
+
+
+def test_sigterm_drains_commits_and_leaves_the_group(broker, project, kafka_config, tmp_path):
+    topics = Topics(broker.bootstrap)
+    count = 3000
+    produce(broker.bootstrap, topics.input, events(count))
+    stats = tmp_path / "stats.json"
+    args = topics.args(
+        project, kafka_config, "--batch-size", 100, "--stats", stats, "--stats-every-s", 0.1
+    )
+    proc = start(args, env={"KAFKA_TEST_DELAY_S": "0.02"})
+    wait_for_progress(stats, proc, 500)
+    proc.send_signal(signal.SIGTERM)
+    code, err = finish(proc, timeout_s=40)
+    assert code == 143, err
+    assert "interrupted by SIGTERM" in err
+    summary = json.loads(stats.read_text())
+    assert summary["unacknowledged"] == 0 and summary["complete"]
+    done = summary["produced"] + summary["dead_lettered"]
+    assert done == summary["consumed"] < count
+    offsets = committed(broker.bootstrap, topics.group, topics.input, PARTITIONS)
+    assert sum(offsets.values()) == done  # everything consumed was committed
+
+    # The group was left: a second member takes every partition at once and
+    # reads exactly the rest.
+    started = time.monotonic()
+    code, err = finish(start(args[:-4] + ["--stop-when-idle", 1]))
+    assert code == 0, err
+    assert time.monotonic() - started < 30
+    inputs = inputs_by_n(topics, count)
+    outputs, letters = outcome(topics, at_least=1)
+    seen = Counter(json.loads(r.value)["n"] for r in outputs)
+    seen.update(n_of_dead_letter(r.value, inputs) for r in letters)
+    assert seen == Counter(range(count))  # all, and none twice
