@@ -16,26 +16,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.kafka_io import committed, create_topics, produce, read_all, unique
+from tests.support.kafka_io import (
+    BACKEND,
+    committed,
+    create_topics,
+    events,
+    produce,
+    read_all,
+    unique,
+)
 from tests.support.sample_projects import write_project
 from tests.support.tansu import FAST_GROUP
 from tests.support.testkit import PACKFLOW
-
-BACKEND = """
-import os, time
-from packflow import InferenceBackend
-
-
-class Backend(InferenceBackend):
-    def execute(self, inputs):
-        delay = float(os.environ.get("KAFKA_TEST_DELAY_S", "0"))
-        if delay:
-            time.sleep(delay)
-        for r in inputs:
-            if r.get("fail"):
-                raise ValueError(f"event {r['n']} fails on purpose")
-        return [{"n": r["n"], "twice": 2 * r["n"]} for r in inputs]
-"""
 
 PARTITIONS = 4
 
@@ -79,26 +71,6 @@ class Topics:
             str(config),
             *map(str, extra),
         ]
-
-
-def events(count: int) -> list[tuple[bytes, bytes]]:
-    """``(key, value)``: 13 keys; some values not JSON, some rows that fail in
-    the backend, an empty value and a pretty-printed (multi-line) document."""
-    items = []
-    for n in range(count):
-        key = f"k{n % 13}".encode()
-        if n % 97 == 5:
-            value = b'{"n": %d, oops' % n
-        elif n % 101 == 7:
-            value = json.dumps({"n": n, "fail": True}).encode()
-        elif n == 11:
-            value = b""
-        elif n == 12:
-            value = json.dumps({"n": n}, indent=2).encode()
-        else:
-            value = json.dumps({"n": n, "bytes": n * 3}).encode()
-        items.append((key, value))
-    return items
 
 
 def start(args: list, env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -279,7 +251,8 @@ def test_sigterm_drains_commits_and_leaves_the_group(broker, project, kafka_conf
     done = summary["produced"] + summary["dead_lettered"]
     assert done == summary["consumed"] < count
     offsets = committed(broker.bootstrap, topics.group, topics.input, PARTITIONS)
-    assert sum(offsets.values()) == done  # everything consumed was committed
+    # Everything consumed was committed (-1001: a partition not read yet).
+    assert sum(max(0, o) for o in offsets.values()) == done
 
     # The group was left: a second member takes every partition at once and
     # reads exactly the rest.

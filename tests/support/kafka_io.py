@@ -7,6 +7,7 @@ Counts come from what was delivered and read, never from high watermarks
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from dataclasses import dataclass
 from typing import Optional
@@ -15,6 +16,44 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, To
 from confluent_kafka.admin import AdminClient, NewTopic
 
 _names = itertools.count()
+
+#: The backend of the Kafka runs: doubles ``n``; a row with ``fail`` fails
+#: (step execute); ``KAFKA_TEST_DELAY_S`` slows each batch down.
+BACKEND = """
+import os, time
+from packflow import InferenceBackend
+
+
+class Backend(InferenceBackend):
+    def execute(self, inputs):
+        delay = float(os.environ.get("KAFKA_TEST_DELAY_S", "0"))
+        if delay:
+            time.sleep(delay)
+        for r in inputs:
+            if r.get("fail"):
+                raise ValueError(f"event {r['n']} fails on purpose")
+        return [{"n": r["n"], "twice": 2 * r["n"]} for r in inputs]
+"""
+
+
+def events(count: int) -> list[tuple[bytes, bytes]]:
+    """``(key, value)``: 13 keys; some values not JSON, some rows that fail in
+    the backend, an empty value and a pretty-printed (multi-line) document."""
+    items = []
+    for n in range(count):
+        key = f"k{n % 13}".encode()
+        if n % 97 == 5:
+            value = b'{"n": %d, oops' % n
+        elif n % 101 == 7:
+            value = json.dumps({"n": n, "fail": True}).encode()
+        elif n == 11:
+            value = b""
+        elif n == 12:
+            value = json.dumps({"n": n}, indent=2).encode()
+        else:
+            value = json.dumps({"n": n, "bytes": n * 3}).encode()
+        items.append((key, value))
+    return items
 
 
 def unique(prefix: str) -> str:

@@ -76,7 +76,8 @@ def parse_kafka_url(url: str) -> KafkaAddress:
 def read_kafka_config(path: str) -> dict[str, Union[str, int]]:
     """librdkafka properties from a file of ``key=value`` lines (``#`` and
     ``!`` start comments, blank lines are skipped), as a Java client's
-    ``.properties`` file holds them."""
+    ``.properties`` file holds them. A key may start with ``consumer.`` or
+    ``producer.`` to apply to one side only (the caller splits them)."""
     try:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
@@ -93,7 +94,8 @@ def read_kafka_config(path: str) -> dict[str, Union[str, int]]:
         key, value = key.strip(), value.strip()
         if not sep or not key:
             raise KafkaConfigError(f"{path}, line {number}: expected key=value, got {line!r}")
-        if key in RESERVED:
+        side, _, bare = key.partition(".")
+        if key in RESERVED or (side in ("consumer", "producer") and bare in RESERVED):
             raise KafkaConfigError(
                 f"{path}, line {number}: {key} is set by packflow run "
                 "(from the URL, --group, or for its delivery guarantees)"
