@@ -169,7 +169,12 @@ class Producers:
     def get(self, address: KafkaAddress) -> Producer:
         producer = self.by_servers.get(address.bootstrap)
         if producer is None:
-            settings: dict[str, Any] = {"enable.idempotence": True, "linger.ms": 5}
+            settings: dict[str, Any] = {
+                "enable.idempotence": True,
+                "linger.ms": 5,
+                # A typo in -o must not create a topic (Kafka's default does).
+                "allow.auto.create.topics": False,
+            }
             settings.update(self.config)
             settings["bootstrap.servers"] = address.bootstrap
             if self.logger is not None:

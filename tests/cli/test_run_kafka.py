@@ -1,0 +1,109 @@
+"""``packflow run`` with kafka:// URLs: usage errors before anything connects,
+a broker that does not answer or lacks the topic, and a Kafka input written
+to files."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.kafka_io import BACKEND, create_topics, events, produce, unique
+from tests.support.sample_projects import write_project
+from tests.support.tansu import FAST_GROUP
+from tests.support.testkit import run_cli
+
+
+@pytest.fixture()
+def project(tmp_path: Path) -> Path:
+    return write_project(tmp_path / "proj", backend=BACKEND)
+
+
+@pytest.fixture()
+def fast_group(tmp_path: Path) -> Path:
+    path = tmp_path / "kafka.properties"
+    path.write_text("".join(f"consumer.{k}={v}\n" for k, v in FAST_GROUP.items()))
+    return path
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["-i", "kafka://127.0.0.1:9/t"], "needs --group"),
+        (["-i", "kafka://127.0.0.1:9/t", "--group", "g", "--workers", "2"], "same --group"),
+        (["-i", "kafka://127.0.0.1:9/t", "--group", "g", "--skip-lines", "3"], "--skip-lines"),
+        (["-i", "kafka://127.0.0.1/t", "--group", "g"], "is not HOST:PORT"),
+        (["-i", "kafka://127.0.0.1:9/t", "--group", "g", "-o", "kafka://h/x"], "HOST:PORT"),
+        (["-i", "in.jsonl", "--group", "g"], "--group needs a Kafka input"),
+        (["-i", "in.jsonl", "--stop-when-idle", "1"], "--stop-when-idle needs a Kafka input"),
+        (["-i", "in.jsonl", "-o", "kafka://127.0.0.1:9/t"], "needs a kafka:// input"),
+    ],
+)
+def test_usage_errors_come_before_any_connection(project, tmp_path, args, says):
+    (tmp_path / "in.jsonl").write_text('{"n": 1}\n')
+    done = run_cli([project, *args], timeout=60, cwd=tmp_path, text=True)
+    assert done.returncode == 2, done.stderr
+    assert says in done.stderr
+
+
+def test_a_bad_kafka_config_file_is_a_usage_error(project, tmp_path):
+    config = tmp_path / "bad.properties"
+    config.write_text("enable.auto.commit=true\n")
+    args = ["-i", "kafka://127.0.0.1:9/t", "--group", "g", "--kafka-config", config]
+    done = run_cli([project, *args], timeout=60, text=True)
+    assert done.returncode == 2
+    assert "enable.auto.commit is set by packflow run" in done.stderr
+
+
+def test_a_broker_that_does_not_answer_ends_the_run(project):
+    started = time.monotonic()
+    url = f"kafka://127.0.0.1:{_closed_port()}/events"
+    done = run_cli([project, "-i", url, "--group", "g"], timeout=60, text=True)
+    assert done.returncode == 74, done.stderr
+    assert "no answer from the Kafka broker" in done.stderr
+    assert time.monotonic() - started < 40
+
+
+def test_a_missing_topic_is_named(broker, project):
+    url = f"kafka://{broker.bootstrap}/{unique('missing')}"
+    done = run_cli([project, "-i", url, "--group", "g"], timeout=60, text=True)
+    assert done.returncode == 2, done.stderr
+    assert "missing" in done.stderr and "-i/--input" in done.stderr
+
+    real = unique("real")
+    create_topics(broker.bootstrap, 1, real)
+    args = ["-i", f"kafka://{broker.bootstrap}/{real}", "--group", "g", "-o", url]
+    args += ["--stop-when-idle", 0]
+    done = run_cli([project, *args], timeout=60, text=True)
+    assert done.returncode == 2, done.stderr
+    assert "-o/--output" in done.stderr
+
+
+def test_a_kafka_input_into_files(broker, project, fast_group, tmp_path):
+    topic = unique("in")
+    create_topics(broker.bootstrap, 2, topic)
+    count = 500
+    produce(broker.bootstrap, topic, events(count))
+    out, errors = tmp_path / "out.jsonl", tmp_path / "errors.jsonl"
+    args = [project, "-i", f"kafka://{broker.bootstrap}/{topic}", "--group", unique("g")]
+    args += ["-o", out, "--errors", errors, "--kafka-config", fast_group, "--stop-when-idle", 0.5]
+    done = run_cli(args, timeout=90, text=True)
+    assert done.returncode == 0, done.stderr
+    outputs = [json.loads(line) for line in out.read_text().splitlines()]
+    letters = [json.loads(line) for line in errors.read_text().splitlines()]
+    assert len(outputs) + len(letters) == count
+    assert sorted(o["n"] for o in outputs) == sorted(
+        n for n in range(count) if not (n % 97 == 5 or n % 101 == 7 or n == 11)
+    )
+    assert {(d["topic"], d["partition"]) for d in letters} <= {(topic, 0), (topic, 1)}
+    assert {d["step"] for d in letters} == {"parse", "execute"}
+    assert "partition 0" in done.stderr and "partition 1" in done.stderr
