@@ -211,7 +211,7 @@ def test_kill_9_and_a_restart_in_the_group_lose_nothing(broker, project, kafka_c
         "--stats-every-s",
         0.1,
     )
-    proc = start(args, env={"KAFKA_TEST_DELAY_S": "0.02"})
+    proc = start(args, env={"KAFKA_TEST_DELAY_S": "0.0005"})
     wait_for_progress(stats, proc, 800)
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
@@ -240,7 +240,7 @@ def test_sigterm_drains_commits_and_leaves_the_group(broker, project, kafka_conf
     args = topics.args(
         project, kafka_config, "--batch-size", 100, "--stats", stats, "--stats-every-s", 0.1
     )
-    proc = start(args, env={"KAFKA_TEST_DELAY_S": "0.02"})
+    proc = start(args, env={"KAFKA_TEST_DELAY_S": "0.0005"})
     wait_for_progress(stats, proc, 500)
     proc.send_signal(signal.SIGTERM)
     code, err = finish(proc, timeout_s=40)
@@ -265,3 +265,43 @@ def test_sigterm_drains_commits_and_leaves_the_group(broker, project, kafka_conf
     seen = Counter(json.loads(r.value)["n"] for r in outputs)
     seen.update(n_of_dead_letter(r.value, inputs) for r in letters)
     assert seen == Counter(range(count))  # all, and none twice
+
+
+def test_two_members_share_the_partitions_and_lose_nothing_when_one_dies(
+    broker, project, kafka_config, tmp_path
+):
+    topics = Topics(broker.bootstrap)
+    count, in_flight, batch = 4000, 300, 50
+    produce(broker.bootstrap, topics.input, events(count))
+    slow = {"KAFKA_TEST_DELAY_S": "0.001"}
+
+    def member(name: str, *extra: object) -> tuple[subprocess.Popen, Path]:
+        stats = tmp_path / f"{name}.json"
+        args = topics.args(project, kafka_config, "--batch-size", batch)
+        args += ["--max-in-flight", in_flight, "--stats", stats, "--stats-every-s", 0.1]
+        return start(args + list(extra), env=slow), stats
+
+    first, first_stats = member("first")
+    wait_for_progress(first_stats, first, 300)
+    # Long enough to outlast the first member's session after it dies (the
+    # second is idle meanwhile on its own partitions).
+    second, second_stats = member("second", "--stop-when-idle", 5)
+    wait_for_progress(second_stats, second, 100)
+    assert first.poll() is None
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    code, err = finish(second, timeout_s=120)
+    assert code == 0, err
+    # The second member held only some partitions while the first lived.
+    assert json.loads(first_stats.read_text())["produced"] >= 300
+
+    inputs = inputs_by_n(topics, count)
+    outputs, letters = outcome(topics, at_least=1)
+    seen = Counter(json.loads(r.value)["n"] for r in outputs)
+    seen.update(n_of_dead_letter(r.value, inputs) for r in letters)
+    assert set(seen) == set(range(count))  # none lost
+    assert sum(seen.values()) - count <= in_flight + batch
+    ends = Counter(p for p, *_ in inputs.values())
+    assert committed(broker.bootstrap, topics.group, topics.input, PARTITIONS) == {
+        p: ends[p] for p in range(PARTITIONS)
+    }
