@@ -42,12 +42,20 @@ class KafkaSummary(RunSummary):
     commit_failures: int = 0
     #: Messages still unacknowledged when the run ended (inputs not committed).
     unacknowledged: int = 0
+    #: From joining the group to holding partitions (the broker's wait, part
+    #: of ``wall_seconds``); None when no partition came.
+    group_join_seconds: Optional[float] = None
 
     def format(self) -> str:
         lines = [
             super().format(),
             f"kafka: consumed {self.consumed}, produced {self.produced}, "
             f"dead-lettered {self.dead_lettered}"
+            + (
+                f", group join {self.group_join_seconds:.3f} s"
+                if self.group_join_seconds is not None
+                else ""
+            )
             + (f", {self.unacknowledged} unacknowledged" if self.unacknowledged else "")
             + (f", {self.commit_failures} failed commits" if self.commit_failures else ""),
         ]
@@ -240,16 +248,14 @@ class KafkaRun:
                 self.outputs.flush()
                 self.dead_letters.flush()
                 self._commit(wait=True)
-                self._note_partitions(cached=False)
-            else:
-                self._note_partitions(cached=True)
+            self._note_partitions()
         finally:
             self.summary.unacknowledged = self.tracker.in_flight
             self.source.close()
 
-    def _note_partitions(self, cached: bool) -> None:
+    def _note_partitions(self) -> None:
         source = self.source
-        lags = source.lag(cached)
+        lags = source.lag()
         names = sorted(set(source.committed) | set(lags))
         self.summary.partitions = {
             str(p): {"committed": source.committed.get(p), "lag": lags.get(p)} for p in names
@@ -257,7 +263,7 @@ class KafkaRun:
 
     def snapshot(self) -> KafkaSummary:
         """The summary so far (``complete`` false), for a progress file."""
-        self._note_partitions(cached=True)
+        self._note_partitions()
         return self._timed(self.summary.__class__(**vars(self.summary)), complete=False)
 
     def finish(self, interrupted_by: Optional[str] = None) -> KafkaSummary:
@@ -270,6 +276,7 @@ class KafkaRun:
         s.produced = self.delivery.produced
         s.dead_lettered = self.delivery.dead_lettered
         s.commit_failures = self.source.commit_failures
+        s.group_join_seconds = self.source.join_seconds
         s.wall_seconds = time.perf_counter() - self._started
         s.rows_per_second = s.read / s.wall_seconds if s.wall_seconds > 0 else 0.0
         s.steps = self.backend.get_stats()

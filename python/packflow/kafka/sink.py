@@ -58,29 +58,38 @@ class BatchAck:
         self.delivery = delivery
         self.left = 1  # the seal
 
+    # One call per acknowledged message: kept to one Python frame.
     def output(self, err: Optional[KafkaError], _msg: Any = None) -> None:
-        if err is None:
-            self.delivery.produced += 1
-        self._one(err)
-
-    def dead_letter(self, err: Optional[KafkaError], _msg: Any = None) -> None:
-        if err is None:
-            self.delivery.dead_lettered += 1
-        self._one(err)
-
-    def _one(self, err: Optional[KafkaError]) -> None:
         if err is not None:
-            if self.delivery.failure is None:
-                self.delivery.failure = err.str()
+            self._fail(err)
             return
+        self.delivery.produced += 1
         self.left -= 1
         if self.left == 0:
-            for ticket in self.tickets:
-                self.tracker.done(ticket)
+            self._release()
+
+    def dead_letter(self, err: Optional[KafkaError], _msg: Any = None) -> None:
+        if err is not None:
+            self._fail(err)
+            return
+        self.delivery.dead_lettered += 1
+        self.left -= 1
+        if self.left == 0:
+            self._release()
+
+    def _fail(self, err: KafkaError) -> None:
+        if self.delivery.failure is None:
+            self.delivery.failure = err.str()
+
+    def _release(self) -> None:
+        for ticket in self.tickets:
+            self.tracker.done(ticket)
 
     def seal(self) -> None:
         """Every send of the batch was made."""
-        self._one(None)
+        self.left -= 1
+        if self.left == 0:
+            self._release()
 
 
 class Outlet(Protocol):
@@ -105,10 +114,13 @@ class TopicOutlet:
         self._poll = poll
 
     def send(self, values: list[bytes], messages: list[Message], ack: Callable[..., None]) -> None:
+        if not values:
+            return
         produce, topic = self.producer.produce, self.topic
+        source = ("packflow-topic", messages[0].topic())  # a run reads one topic
         for value, msg in zip(values, messages):
             headers = [
-                ("packflow-topic", msg.topic()),
+                source,
                 ("packflow-partition", str(msg.partition())),
                 ("packflow-offset", str(msg.offset())),
             ]

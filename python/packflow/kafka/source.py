@@ -109,6 +109,9 @@ class KafkaSource:
         #: Partitions held now, and when the last assignment came.
         self.assigned: set[int] = set()
         self.assigned_at: Optional[float] = None
+        #: From the subscription to the group's first assignment (the join).
+        self.join_seconds: Optional[float] = None
+        self._subscribed_at: Optional[float] = None
         #: Partitions whose end was reached since their last message.
         self.at_end: set[int] = set()
         self.last_message_at: Optional[float] = None
@@ -133,6 +136,7 @@ class KafkaSource:
         return topic_partitions(meta, self.topic, self.address.bootstrap)
 
     def subscribe(self) -> None:
+        self._subscribed_at = time.monotonic()
         self.consumer.subscribe(
             [self.topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost
         )
@@ -141,6 +145,8 @@ class KafkaSource:
         self.assigned = {tp.partition for tp in partitions}
         self.at_end -= self.assigned
         self.assigned_at = time.monotonic()
+        if self.join_seconds is None and self._subscribed_at is not None:
+            self.join_seconds = self.assigned_at - self._subscribed_at
 
     def _revoked(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         gone = [tp.partition for tp in partitions]
@@ -184,25 +190,35 @@ class KafkaSource:
         values: list[bytes] = []
         messages: list[Message] = []
         rejected: list[tuple[Message, ErrorRow]] = []
-        # partition -> [first offset, last offset, messages, bytes]
+        # partition -> [first offset, last offset, messages, bytes]; a
+        # consume call hands out each partition's messages in runs, so the
+        # offsets are looked at only where the partition changes.
         runs: dict[int, list[int]] = {}
+        run: list[int] = []
+        current = -1
+        previous: Any = None
         limit = self.max_value_bytes
         for msg in got:
             err = msg.error()
             if err is not None:
                 self._event(msg, err)
+                current = -1  # a message after the end event clears it again
                 continue
-            p, offset, value = msg.partition(), msg.offset(), msg.value()
+            p = msg.partition()
+            if p != current:
+                if previous is not None:
+                    run[1] = previous.offset()
+                run = runs.get(p)  # type: ignore[assignment]
+                if run is None:
+                    run = runs[p] = [msg.offset(), -1, 0, 0]
+                self.at_end.discard(p)
+                current = p
+            previous = msg
+            value = msg.value()
             size = 0 if value is None else len(value)
-            run = runs.get(p)
-            if run is None:
-                runs[p] = [offset, offset, 1, size]
-            else:
-                run[1] = offset
-                run[2] += 1
-                run[3] += size
-            self.at_end.discard(p)
-            if not value or value.isspace() or size > limit:
+            run[2] += 1
+            run[3] += size
+            if not value or size > limit or value.isspace():
                 rejected.append((msg, _refused(value, size, limit)))
                 continue
             if b"\n" in value:
@@ -211,6 +227,8 @@ class KafkaSource:
                 value = value.replace(b"\n", b" ")
             values.append(value)
             messages.append(msg)
+        if previous is not None:
+            run[1] = previous.offset()
         if not runs:
             return None
         self.last_message_at = time.monotonic()
@@ -259,14 +277,15 @@ class KafkaSource:
                 if tp.offset > self.committed.get(tp.partition, -1):
                     self.committed[tp.partition] = tp.offset
 
-    def lag(self, cached: bool) -> dict[int, Optional[int]]:
-        """Per partition held: the high watermark less the committed offset
-        (``cached``: the watermark of the last fetch, no request)."""
+    def lag(self) -> dict[int, Optional[int]]:
+        """Per partition held: the high watermark of the last fetch less the
+        committed offset (no request: a query can wait behind a fetch the
+        broker holds open)."""
         found: dict[int, Optional[int]] = {}
         for p in sorted(self.assigned):
             try:
                 _low, high = self.consumer.get_watermark_offsets(
-                    TopicPartition(self.topic, p), timeout=2.0, cached=cached
+                    TopicPartition(self.topic, p), cached=True
                 )
             except KafkaException:
                 found[p] = None
