@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.kafka_io import BACKEND, create_topics, events, produce, unique
+from tests.support.kafka_io import BACKEND, create_topics, events, produce, read_all, unique
 from tests.support.sample_projects import write_project
 from tests.support.tansu import FAST_GROUP
 from tests.support.testkit import run_cli
@@ -45,7 +45,8 @@ def _closed_port() -> int:
         (["-i", "kafka://127.0.0.1:9/t", "--group", "g", "-o", "kafka://h/x"], "HOST:PORT"),
         (["-i", "in.jsonl", "--group", "g"], "--group needs a Kafka input"),
         (["-i", "in.jsonl", "--stop-when-idle", "1"], "--stop-when-idle needs a Kafka input"),
-        (["-i", "in.jsonl", "-o", "kafka://127.0.0.1:9/t"], "needs a kafka:// input"),
+        (["-i", "in.jsonl", "-o", "kafka://127.0.0.1:9/t", "--workers", "2"], "--workers"),
+        (["-i", "in.jsonl", "--kafka-config", "in.jsonl"], "needs a kafka:// input or output"),
     ],
 )
 def test_usage_errors_come_before_any_connection(project, tmp_path, args, says):
@@ -107,3 +108,26 @@ def test_a_kafka_input_into_files(broker, project, fast_group, tmp_path):
     assert {(d["topic"], d["partition"]) for d in letters} <= {(topic, 0), (topic, 1)}
     assert {d["step"] for d in letters} == {"parse", "execute"}
     assert "partition 0" in done.stderr and "partition 1" in done.stderr
+
+
+def test_a_file_input_into_topics(broker, project, tmp_path):
+    out, dlq = unique("out"), unique("dlq")
+    create_topics(broker.bootstrap, 2, out, dlq)
+    count = 400
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b"".join(v.replace(b"\n", b" ") + b"\n" for _, v in events(count)))
+    url = f"kafka://{broker.bootstrap}"
+    args = [project, "-i", source, "-o", f"{url}/{out}", "--errors", f"{url}/{dlq}"]
+    done = run_cli(args, timeout=90, text=True)
+    assert done.returncode == 0, done.stderr
+    outputs = read_all(broker.bootstrap, out, 2, at_least=1)
+    letters = read_all(broker.bootstrap, dlq, 2)
+    assert len(outputs) + len(letters) == count - 1  # the empty value is a blank line
+    assert sorted(json.loads(r.value)["n"] for r in outputs) == sorted(
+        n for n in range(count) if not (n % 97 == 5 or n % 101 == 7 or n == 11)
+    )
+    rows = [json.loads(r.value) for r in letters]
+    assert sorted(r["line"] for r in rows) == sorted(
+        n + 1 for n in range(count) if n % 97 == 5 or n % 101 == 7
+    )
+    assert all(r.key is None and r.headers == {} for r in outputs)

@@ -35,7 +35,7 @@ from packflow.cli.run_io import (
     open_input,
     open_sink,
 )
-from packflow.cli.run_kafka import kafka_options, run_kafka, uses_kafka
+from packflow.cli.run_kafka import kafka_options, open_topic_sinks, run_kafka, uses_kafka
 from packflow.cli.run_load import load_for_run
 from packflow.cli.run_progress import Progress, write_snapshot
 from packflow.cli.run_signals import EXIT_FOR_SIGNAL, ForcedStop, RunSignals, interrupt_loading
@@ -43,6 +43,7 @@ from packflow.constants import RUN_BATCH_SIZE, RUN_MAX_WAIT_MS
 from packflow.engine import DEFAULT_MAX_LINE_BYTES, InputReadError, LineReader
 from packflow.engine.runner import RunSummary, StreamRunner
 from packflow.engine.worker_setup import WorkerStartError, workers_count
+from packflow.kafka.address import is_kafka_url
 
 if TYPE_CHECKING:
     from packflow.engine.workers import WorkerPool
@@ -203,7 +204,8 @@ def run_command(
     (rows, errors, rows/s, per-step p50/p99) is printed on stderr at the end.
     """
     _show_warnings()
-    if uses_kafka(click.get_current_context()):  # -i kafka://HOST:PORT/TOPIC (docs/kafka.md)
+    kafka = uses_kafka(click.get_current_context())  # kafka:// URLs (docs/kafka.md)
+    if kafka == "input":
         return run_kafka(project, config, click.get_current_context(), time.perf_counter())
     if engine == "ray":
         from packflow.cli.run_ray import run_on_ray
@@ -211,8 +213,9 @@ def run_command(
         check_project(project)
         return run_on_ray(project, config, click.get_current_context())
     paths = RunPaths(input_path, output_path, errors_path, stats_path)
-    check_paths(paths)
+    check_paths(_files_only(paths))
     check_project(project)
+    topics = open_topic_sinks(click.get_current_context()) if kafka else {}
     n_workers = workers_count(workers, input_size(input_path))
     if n_workers > 1 and batch_timeout_s is not None and not _regular_file(input_path):
         # Workers time their batches only where they read the input themselves.
@@ -247,6 +250,7 @@ def run_command(
             skip_lines,
             stats_every_s,
             started,
+            topics,
         )
     except WorkerStartError as exc:  # a worker started mid-run could not load
         load_error(str(exc), exc.error_type or "")
@@ -276,6 +280,7 @@ def _run(
     skip_lines: int,
     stats_every_s: float,
     started: float,
+    topics: dict[str, Any],
 ) -> tuple[RunSummary, int]:
     """The read-run-write loop; returns the summary (already printed) and the
     exit code. Outputs are opened (and truncated) only once the input is open."""
@@ -294,9 +299,10 @@ def _run(
     segments: Optional[str] = None
     try:
         try:
-            sinks.append(open_sink(paths.output))
+            # A kafka:// output is a sink of its own (packflow.kafka.sink.TopicLineSink).
+            sinks.append(topics.get(paths.output) or open_sink(paths.output))
             if paths.errors:
-                sinks.append(open_sink(paths.errors))
+                sinks.append(topics.get(paths.errors) or open_sink(paths.errors))
         except OSError as exc:
             raise click.ClickException(f"could not open an output: {exc}") from exc
         out = GuardedSink(sinks[0])
@@ -308,6 +314,8 @@ def _run(
             batch_timeout_s=batch_timeout_s,
             write_guard=signals,
             started=started,
+            # A topic's flush waits for the broker: once, at the end.
+            flush_each_batch=not topics,
         )
         through: Any = pool.map if pool is not None else None
         batches: Iterable[Any]
@@ -428,6 +436,16 @@ def _run(
             stream.close()
     click.echo(summary.format(), err=True)
     return summary, exit_code
+
+
+def _files_only(paths: RunPaths) -> RunPaths:
+    """The paths check_paths checks: a kafka:// output is not a file."""
+    return RunPaths(
+        paths.input,
+        os.devnull if is_kafka_url(paths.output) else paths.output,
+        None if is_kafka_url(paths.errors) else paths.errors,
+        paths.stats,
+    )
 
 
 def _drop_segments(pool: WorkerPool, segments: str) -> None:

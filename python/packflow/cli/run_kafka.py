@@ -49,7 +49,7 @@ from packflow.kafka.address import (
     read_kafka_config,
 )
 
-__all__ = ["kafka_options", "run_kafka", "uses_kafka"]
+__all__ = ["kafka_options", "open_topic_sinks", "run_kafka", "uses_kafka"]
 
 #: The options only a Kafka input has.
 KAFKA_ONLY = ("group", "stop_when_idle", "max_in_flight", "max_in_flight_mb")
@@ -103,27 +103,53 @@ def kafka_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-def uses_kafka(ctx: click.Context) -> bool:
-    """Whether the run reads or writes a topic; Kafka options without a Kafka
-    input are a usage error."""
+def uses_kafka(ctx: click.Context) -> Optional[str]:
+    """``"input"`` when the run reads a topic, ``"output"`` when only its
+    outputs go to topics, else None; Kafka options that do not fit are a
+    usage error."""
     p = ctx.params
-    kafka_in = is_kafka_url(p["input_path"])
-    if not kafka_in:
-        for name in KAFKA_ONLY:
-            if _given(ctx, name):
-                option = "--" + name.replace("_", "-")
-                raise click.UsageError(f"{option} needs a Kafka input (-i kafka://HOST:PORT/TOPIC)")
-    if kafka_in:
-        return True
-    for name in ("output_path", "errors_path"):
-        if is_kafka_url(p[name]):
-            raise click.UsageError(
-                "a kafka:// output needs a kafka:// input in this version "
-                "(a file input with a topic output is not supported yet)"
-            )
-    if p["kafka_config"] is not None:
-        raise click.UsageError("--kafka-config needs a kafka:// input or output")
-    return False
+    if is_kafka_url(p["input_path"]):
+        return "input"
+    for name in KAFKA_ONLY:
+        if _given(ctx, name):
+            option = "--" + name.replace("_", "-")
+            raise click.UsageError(f"{option} needs a Kafka input (-i kafka://HOST:PORT/TOPIC)")
+    if not any(is_kafka_url(p[name]) for name in ("output_path", "errors_path")):
+        if p["kafka_config"] is not None:
+            raise click.UsageError("--kafka-config needs a kafka:// input or output")
+        return None
+    if p["engine"] != "local":
+        raise click.UsageError("--engine ray does not write to Kafka; use the local engine")
+    if _given(ctx, "workers") and p["workers"] != "1":
+        raise click.UsageError("--workers is not supported with a kafka:// output")
+    return "output"
+
+
+def open_topic_sinks(ctx: click.Context) -> dict[str, Any]:
+    """For a file input: a sink per kafka:// output (``-o``, ``--errors``),
+    by URL, once the broker has said the topic exists."""
+    p = ctx.params
+    try:
+        from packflow.kafka.sink import Producers, TopicLineSink
+        from packflow.kafka.source import KafkaDoorError
+    except ImportError as exc:
+        raise click.ClickException(
+            f"Kafka needs confluent-kafka ({exc}); install it with: {install_hint('kafka')}"
+        ) from exc
+    _, producer_config = _split_config(p["kafka_config"])
+    producers = Producers(producer_config, logging.getLogger("packflow.kafka"))
+    sinks: dict[str, Any] = {}
+    for name, hint in (("output_path", "-o/--output"), ("errors_path", "--errors")):
+        if not is_kafka_url(p[name]):
+            continue
+        address = _address(p[name], hint)
+        try:
+            _check_topic(lambda a=address: producers.check_topic(a, KAFKA_CONNECT_TIMEOUT_S), hint)
+        except KafkaDoorError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(EXIT_IO_ERROR)
+        sinks[p[name]] = TopicLineSink(producers, address, KAFKA_DRAIN_TIMEOUT_S)
+    return sinks
 
 
 def _given(ctx: click.Context, name: str) -> bool:

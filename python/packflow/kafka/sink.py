@@ -30,6 +30,7 @@ __all__ = [
     "Outlet",
     "DropOutlet",
     "Producers",
+    "TopicLineSink",
     "TopicOutlet",
     "dead_letter",
 ]
@@ -238,3 +239,62 @@ def dead_letter(row: ErrorRow, msg: Message) -> bytes:
             "raw": raw.decode("utf-8", errors="backslashreplace"),
         }
     ).encode()
+
+
+class TopicLineSink:
+    """A file input's output (or errors) sent to a topic: each JSON line a
+    message, without a key or headers (a line has neither). It has the
+    methods of the run command's file sinks: :meth:`write` only enqueues and
+    serves the acknowledgements that came; :meth:`flush` waits for all of
+    them, at most ``timeout_s``, and raises :class:`OSError` for a message
+    that was not, or could not be, delivered."""
+
+    def __init__(self, producers: Producers, address: KafkaAddress, timeout_s: float):
+        self.name = str(address)
+        self.address = address
+        self.producers = producers
+        self.producer = producers.get(address)
+        self.timeout_s = timeout_s
+        self.delivered = 0
+        self.failure: Optional[str] = None
+
+    def _ack(self, err: Optional[KafkaError], _msg: Any = None) -> None:
+        if err is None:
+            self.delivered += 1
+        elif self.failure is None:
+            self.failure = err.str()
+
+    def write(self, data: bytes) -> None:
+        produce, topic, ack = self.producer.produce, self.address.topic, self._ack
+        for line in data.splitlines():
+            if not line:
+                continue
+            while True:
+                try:
+                    produce(topic, line, on_delivery=ack)
+                    break
+                except BufferError:
+                    self.producer.poll(0.05)
+                except KafkaException as exc:
+                    raise OSError(f"sending to {self.address}: {exc.args[0]}") from exc
+        self.producer.poll(0)
+        self._check()
+
+    def _check(self) -> None:
+        if self.failure is not None:
+            raise OSError(f"a message to {self.address} could not be delivered: {self.failure}")
+
+    def flush(self) -> None:
+        left = self.producer.flush(self.timeout_s)
+        self._check()
+        if left:
+            raise OSError(
+                f"{left} message(s) to {self.address} were not acknowledged "
+                f"within {self.timeout_s:g} s"
+            )
+
+    def trim(self) -> None:
+        """Nothing to cut: a message is whole or absent."""
+
+    def close(self) -> None:
+        self.producer.poll(0)
