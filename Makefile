@@ -9,7 +9,7 @@ RUST_SRC := $(shell find src -name '*.rs') Cargo.toml pyproject.toml
 # The package's Python files: an installed (not develop-mode) build copies them.
 PY_SRC := $(shell find python -type f -not -name '*.so' -not -path '*/__pycache__/*')
 
-.PHONY: help venv dev-venv reference tansu build-dev build-prod run test test-rust test-python bench bench-workers lint fmt clean \
+.PHONY: help venv dev-venv reference tansu build-dev build-prod run test test-rust test-python bench bench-workers bench-kafka lint fmt clean \
 	test-matrix wheels wheel-smoke fuzz bench-serve build-portable test-portable bench-portable
 
 help:
@@ -17,6 +17,7 @@ help:
 	@echo "make test     set up and run every test (Rust, Python, differential, bench smoke)"
 	@echo "make bench    benchmarks against the reference and peers, table in docs/performance.md"
 	@echo "make bench-workers  packflow run --workers 1 vs 2, section in docs/performance.md"
+	@echo "make bench-kafka  packflow run on a Kafka topic vs the identity loop (docs/kafka.md)"
 	@echo "make bench-portable  the portable build beside the fast one, section in docs/performance.md"
 	@echo "make lint     cargo fmt --check, cargo clippy, ruff"
 	@echo "make test-matrix  build and run the matrix tests on every other supported Python found"
@@ -276,6 +277,11 @@ bench-portable: $(call fast_venv,$(PORTABLE_BENCH))/.build-release \
 # packflow run --workers 1 vs 2 (CPU-bound and light backends); minutes on 2 cores.
 bench-workers: build-prod $(VENV)/.installed-dev
 	$(PY) benches/workers.py --write-docs
+
+# packflow run on a Kafka topic against the identity loop (tansu on 127.0.0.1);
+# section Kafka in docs/performance.md.
+bench-kafka: build-prod $(VENV)/.installed-dev $(TANSU)
+	$(PY) benches/kafka.py
 
 # `packflow serve` against LitServe and FastAPI under wrk; table in docs/serving.md.
 bench-serve: build-prod $(VENV)/.installed-dev
