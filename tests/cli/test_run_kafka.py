@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -131,3 +133,32 @@ def test_a_file_input_into_topics(broker, project, tmp_path):
         n + 1 for n in range(count) if n % 97 == 5 or n % 101 == 7
     )
     assert all(r.key is None and r.headers == {} for r in outputs)
+
+
+def test_an_empty_topic_stops_when_idle_and_a_closed_pipe_stops_quietly(
+    broker, project, fast_group, tmp_path
+):
+    empty, full = unique("empty"), unique("full")
+    create_topics(broker.bootstrap, 3, empty, full)
+    url = f"kafka://{broker.bootstrap}"
+    args = [project, "-i", f"{url}/{empty}", "--group", unique("g"), "-o", tmp_path / "o.jsonl"]
+    args += ["--kafka-config", fast_group, "--stop-when-idle", 0.5]
+    started = time.monotonic()
+    done = run_cli(args, timeout=60, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "kafka: consumed 0" in done.stderr
+    assert time.monotonic() - started < 30
+
+    produce(broker.bootstrap, full, events(3000))
+    command = " ".join(
+        ["'" + str(a) + "'" for a in [sys.executable, "-m", "packflow.cli", "run", project]]
+        + ["-i", f"{url}/{full}", "--group", unique("g"), "--kafka-config", str(fast_group)]
+        + ["--stop-when-idle", "0.5", "--batch-size", "10", "|", "head", "-n", "3"]
+    )
+    done = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) == 3
+    assert "interrupted by closed output" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -367,6 +367,12 @@ def _loop(door: Any, signals: RunSignals, stats_path: Optional[str], every_s: fl
         door.forced = True
         interrupted = f"{stop} (second signal: what was in flight was not waited for)"
         exit_code = EXIT_FOR_SIGNAL[signals.first or stop.signum]
+    except BrokenPipeError:
+        # The reader of -o - went away (`| head`): stop quietly, committing
+        # what was written; no traceback from the interpreter's last flush.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        interrupted = "closed output"
     except (KafkaDoorError, OutputWriteError) as exc:
         click.echo(f"Error: {exc}", err=True)
         interrupted, exit_code = "Kafka error", EXIT_IO_ERROR
@@ -384,7 +390,7 @@ def _loop(door: Any, signals: RunSignals, stats_path: Optional[str], every_s: fl
         exit_code = exit_code or EXIT_IO_ERROR
     signals.hold()
     summary = door.finish(interrupted_by=interrupted)
-    if summary.unacknowledged and not exit_code:
+    if summary.unacknowledged and not exit_code and interrupted != "closed output":
         click.echo(
             f"Error: {summary.unacknowledged} message(s) were not acknowledged within "
             f"{door.drain_timeout_s:g} s; their inputs stay uncommitted",
