@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import tansu
 from tests.support.kafka_io import (
     BACKEND,
     committed,
@@ -305,3 +306,41 @@ def test_two_members_share_the_partitions_and_lose_nothing_when_one_dies(
     assert committed(broker.bootstrap, topics.group, topics.input, PARTITIONS) == {
         p: ends[p] for p in range(PARTITIONS)
     }
+
+
+def test_a_stalled_output_broker_caps_what_is_in_flight(broker, project, kafka_config, tmp_path):
+    # The outputs go to a second broker, paused (SIGSTOP) mid-run: no
+    # acknowledgement comes, so consumption must stop at the cap; resumed,
+    # the run finishes and nothing is lost.
+    topics = Topics(broker.bootstrap)
+    count, cap, batch = 3000, 300, 50
+    produce(broker.bootstrap, topics.input, events(count))
+    outputs = tansu.Broker(tansu.find_binary(), tmp_path / "outputs.log")
+    try:
+        outputs.wait_ready()
+        create_topics(outputs.bootstrap, PARTITIONS, topics.output)
+        stats = tmp_path / "stats.json"
+        args = topics.args(project, kafka_config, "--batch-size", batch, "--max-in-flight", cap)
+        args[args.index("-o") + 1] = f"kafka://{outputs.bootstrap}/{topics.output}"
+        args += ["--stats", stats, "--stats-every-s", 0.05, "--stop-when-idle", 1]
+        proc = start(args, env={"KAFKA_TEST_DELAY_S": "0.0005"})
+        wait_for_progress(stats, proc, 100)
+        outputs.process.send_signal(signal.SIGSTOP)
+        try:
+            time.sleep(3)
+            snapshot = json.loads(stats.read_text())
+            assert proc.poll() is None
+            assert snapshot["consumed"] - snapshot["produced"] - snapshot["dead_lettered"] <= cap
+            assert snapshot["consumed"] < count
+        finally:
+            outputs.process.send_signal(signal.SIGCONT)
+        code, err = finish(proc, timeout_s=90)
+        assert code == 0, err
+        written = read_all(outputs.bootstrap, topics.output, PARTITIONS, at_least=1)
+        letters = read_all(broker.bootstrap, topics.dlq, PARTITIONS)
+        inputs = inputs_by_n(topics, count)
+        seen = Counter(json.loads(r.value)["n"] for r in written)
+        seen.update(n_of_dead_letter(r.value, inputs) for r in letters)
+        assert seen == Counter(range(count))
+    finally:
+        outputs.stop()

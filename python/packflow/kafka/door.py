@@ -183,6 +183,7 @@ class KafkaRun:
         for msg, row in batch.rejected:
             letters.append(dead_letter(row, msg))
             behind.append(msg)
+        ack.expect(len(outputs) + len(letters))
         with self._guard:
             self.outputs.send(outputs, [messages[n - 1] for n in result.line_numbers], ack.output)
             if letters:

@@ -47,9 +47,10 @@ class Delivery:
 
 
 class BatchAck:
-    """Counts a batch's sends still unacknowledged; at zero (after
-    :meth:`seal`), its tickets are done. A failed send keeps them in flight
-    for good: its input is never committed, and the run stops."""
+    """Counts a batch's sends still unacknowledged (:meth:`expect` them
+    before sending); at zero, after :meth:`seal`, its tickets are done. A
+    failed send keeps them in flight for good: its input is never committed,
+    and the run stops."""
 
     __slots__ = ("tracker", "tickets", "delivery", "left")
 
@@ -85,6 +86,10 @@ class BatchAck:
     def _release(self) -> None:
         for ticket in self.tickets:
             self.tracker.done(ticket)
+
+    def expect(self, sends: int) -> None:
+        """``sends`` more messages will report to this batch."""
+        self.left += sends
 
     def seal(self) -> None:
         """Every send of the batch was made."""
