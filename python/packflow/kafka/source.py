@@ -232,10 +232,21 @@ class KafkaSource:
         if not runs:
             return None
         self.last_message_at = time.monotonic()
-        tickets = [self.tracker.take(p, *run) for p, run in runs.items()]
+        tickets = [self._take(p, run) for p, run in runs.items()]
         batch = KafkaBatch(_core.join_lines(values) if values else b"", messages, rejected, tickets)
         self.consumed += batch.size
         return batch
+
+    def _take(self, partition: int, run: list[int]) -> Ticket:
+        try:
+            return self.tracker.take(partition, *run)
+        except ValueError:
+            # The consumer went back (a reset to an earlier offset): what was
+            # in flight will be read again, so only the new run counts now.
+            # Committing from it can only move the offset back: more read
+            # twice, nothing skipped.
+            self.tracker.drop(partition)
+            return self.tracker.take(partition, *run)
 
     def _event(self, msg: Message, err: KafkaError) -> None:
         code = err.code()
