@@ -41,7 +41,7 @@ def _closed_port() -> int:
     ("args", "says"),
     [
         (["-i", "kafka://127.0.0.1:9/t"], "needs --group"),
-        (["-i", "kafka://127.0.0.1:9/t", "--group", "g", "--workers", "2"], "same --group"),
+        (["-i", "kafka://127.0.0.1:9/t", "--group", "g", "--workers", "0"], "--workers"),
         (["-i", "kafka://127.0.0.1:9/t", "--group", "g", "--skip-lines", "3"], "--skip-lines"),
         (["-i", "kafka://127.0.0.1/t", "--group", "g"], "is not HOST:PORT"),
         (["-i", "kafka://127.0.0.1:9/t", "--group", "g", "-o", "kafka://h/x"], "HOST:PORT"),

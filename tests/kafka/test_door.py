@@ -127,16 +127,22 @@ def n_of_dead_letter(value: bytes, inputs: dict) -> int:
     return next(n for n, (_, _, _, v) in inputs.items() if v == raw)
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_every_input_lands_once_with_its_key_and_coordinates(
-    broker, project, kafka_config, tmp_path
+    broker, project, kafka_config, tmp_path, workers
 ):
     topics = Topics(broker.bootstrap)
     count = 3000
     produce(broker.bootstrap, topics.input, events(count))
     stats = tmp_path / "stats.json"
     args = topics.args(project, kafka_config, "--stop-when-idle", 1, "--stats", stats)
-    code, err = finish(start(args + ["--batch-size", 250]))
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    proc = start(args + ["--batch-size", 250, "--workers", workers], {"KAFKA_TEST_PIDS": str(pids)})
+    code, err = finish(proc)
     assert code == 0, err
+    ran = {int(p.name) for p in pids.iterdir()}
+    assert ran == {proc.pid} if workers == 1 else (len(ran) == workers and proc.pid not in ran)
 
     inputs = inputs_by_n(topics, count)
     outputs, letters = outcome(topics, at_least=1)
@@ -233,7 +239,10 @@ def test_kill_9_and_a_restart_in_the_group_lose_nothing(broker, project, kafka_c
     assert duplicates <= in_flight + batch, duplicates
 
 
-def test_sigterm_drains_commits_and_leaves_the_group(broker, project, kafka_config, tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_drains_commits_and_leaves_the_group(
+    broker, project, kafka_config, tmp_path, workers
+):
     topics = Topics(broker.bootstrap)
     count = 3000
     produce(broker.bootstrap, topics.input, events(count))
@@ -241,7 +250,7 @@ def test_sigterm_drains_commits_and_leaves_the_group(broker, project, kafka_conf
     args = topics.args(
         project, kafka_config, "--batch-size", 100, "--stats", stats, "--stats-every-s", 0.1
     )
-    proc = start(args, env={"KAFKA_TEST_DELAY_S": "0.0005"})
+    proc = start(args + ["--workers", workers], env={"KAFKA_TEST_DELAY_S": "0.0005"})
     wait_for_progress(stats, proc, 500)
     proc.send_signal(signal.SIGTERM)
     code, err = finish(proc, timeout_s=40)

@@ -19,7 +19,8 @@ _names = itertools.count()
 
 #: The backend of the Kafka runs: doubles ``n``; a row with ``fail`` fails
 #: (step execute); ``KAFKA_TEST_DELAY_S`` slows it down, per row (so that the
-#: engine's retries of a failed batch add little).
+#: engine's retries of a failed batch add little); ``KAFKA_TEST_PIDS`` names a
+#: folder where each process that runs a batch leaves a file.
 BACKEND = """
 import os, time
 from packflow import InferenceBackend
@@ -27,6 +28,8 @@ from packflow import InferenceBackend
 
 class Backend(InferenceBackend):
     def execute(self, inputs):
+        if os.environ.get("KAFKA_TEST_PIDS"):  # which processes ran batches
+            open(os.path.join(os.environ["KAFKA_TEST_PIDS"], str(os.getpid())), "w").close()
         delay = float(os.environ.get("KAFKA_TEST_DELAY_S", "0"))
         if delay:
             time.sleep(delay * len(inputs))

@@ -20,6 +20,7 @@ from typing import Any, Optional
 
 import click
 
+from packflow.cli.config_pairs import load_error
 from packflow.cli.run_io import (
     EXIT_IO_ERROR,
     FileSink,
@@ -40,6 +41,7 @@ from packflow.constants import (
     KAFKA_MAX_IN_FLIGHT,
     KAFKA_MAX_IN_FLIGHT_MB,
 )
+from packflow.engine.worker_setup import WorkerStartError, workers_count
 from packflow.extras import install_hint
 from packflow.kafka.address import (
     KafkaAddress,
@@ -54,8 +56,8 @@ __all__ = ["kafka_options", "open_topic_sinks", "run_kafka", "uses_kafka"]
 #: The options only a Kafka input has.
 KAFKA_ONLY = ("group", "stop_when_idle", "max_in_flight", "max_in_flight_mb")
 #: ``run`` options a Kafka input does not take (a message is not a line of a
-#: file; workers share a topic as members of the group, see docs/kafka.md).
-NOT_WITH_KAFKA = ("skip_lines", "batch_timeout_s", "workers", "address", "actors")
+#: file, and the Ray engine reads files).
+NOT_WITH_KAFKA = ("skip_lines", "batch_timeout_s", "address", "actors")
 
 
 def kafka_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -189,14 +191,9 @@ def run_kafka(project: str, config: dict[str, Any], ctx: click.Context, started:
     """The whole command for a Kafka input: check, connect, load, run, stop."""
     p = ctx.params
     for name in NOT_WITH_KAFKA:
-        if _given(ctx, name) and not (name == "workers" and p[name] == "1"):
+        if _given(ctx, name):
             option = "--" + name.replace("_", "-")
-            hint = (
-                "; to use more cores, start more `packflow run` processes with the same --group"
-                if name == "workers"
-                else ""
-            )
-            raise click.UsageError(f"{option} is not supported with a Kafka input{hint}")
+            raise click.UsageError(f"{option} is not supported with a Kafka input")
     if p["engine"] != "local":
         raise click.UsageError("--engine ray does not read Kafka; use the local engine")
     if not p["group"]:
@@ -263,8 +260,10 @@ def run_kafka(project: str, config: dict[str, Any], ctx: click.Context, started:
 
     previous = {s: signal.signal(s, interrupt_loading) for s in EXIT_FOR_SIGNAL}
     sinks: list[FileSink] = []
+    pool = None
     try:
-        backend, _ = load_for_run(project, config, 1)
+        # The Kafka clients run threads already: workers start by spawn.
+        backend, pool = load_for_run(project, config, workers_count(p["workers"]), fork=False)
         outlets: dict[str, Any] = {}
         for name in ("output_path", "errors_path"):
             if name in topics:
@@ -280,7 +279,7 @@ def run_kafka(project: str, config: dict[str, Any], ctx: click.Context, started:
                 outlets[name] = FileOutlet(GuardedSink(sink))
         signals = RunSignals()
         door = KafkaRun(
-            BatchEngine(backend),
+            BatchEngine(backend) if pool is None else None,
             backend,
             source,
             outlets["output_path"],
@@ -295,6 +294,7 @@ def run_kafka(project: str, config: dict[str, Any], ctx: click.Context, started:
             stop_when_idle_s=p["stop_when_idle"],
             guard=signals,
             started=started,
+            pool=pool,
         )
 
         def second_signal() -> None:
@@ -308,13 +308,18 @@ def run_kafka(project: str, config: dict[str, Any], ctx: click.Context, started:
         signals.on_force = second_signal
         for s in EXIT_FOR_SIGNAL:
             signal.signal(s, signals.handler)
-        summary, exit_code = _loop(door, signals, p["stats_path"], p["stats_every_s"])
+        try:
+            summary, exit_code = _loop(door, signals, p["stats_path"], p["stats_every_s"])
+        except WorkerStartError as exc:  # a worker started mid-run could not load
+            load_error(str(exc), exc.error_type or "")
         if exit_code:
             for sink in sinks:
                 sink.trim()
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        if pool is not None:
+            pool.kill()
         for sink in sinks:
             try:
                 sink.close()

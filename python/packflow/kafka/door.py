@@ -13,13 +13,15 @@ broker. On a revocation, and when the run stops, what is in flight is given
 
 from __future__ import annotations
 
+import collections
+import queue
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from packflow.engine import BatchEngine, BatchResult
+from packflow.engine import BatchEngine, BatchResult, LineBatch
 from packflow.engine.runner import RunSummary
 from packflow.kafka.offsets import OffsetTracker
 from packflow.kafka.sink import BatchAck, Delivery, Outlet, Producers, dead_letter
@@ -69,11 +71,17 @@ class KafkaRun:
     """One run over ``source``; outputs to ``outputs``, dead letters to
     ``dead_letters``; ``producers`` serve the acknowledgements of both when
     they are topics. ``guard`` (the run's signal handling) is held around a
-    batch's sends, so a forced stop never splits a line written to a file."""
+    batch's sends, so a forced stop never splits a line written to a file.
+
+    Batches run in this process through ``engine``, or in the processes of a
+    started :class:`~packflow.engine.WorkerPool` (``pool``, whose ``map``
+    hands the results back in order): then up to two batches per worker are
+    with the workers while this process reads and sends. A revocation, and
+    the stop, first wait for the batches with the workers and send them."""
 
     def __init__(
         self,
-        engine: BatchEngine,
+        engine: Optional[BatchEngine],
         backend: Any,
         source: KafkaSource,
         outputs: Outlet,
@@ -89,8 +97,18 @@ class KafkaRun:
         stop_when_idle_s: Optional[float] = None,
         guard: Optional[AbstractContextManager[Any]] = None,
         started: Optional[float] = None,
+        pool: Any = None,
     ):
+        if (engine is None) == (pool is None):
+            raise ValueError("give an engine or a worker pool, not both")
         self.engine = engine
+        #: With workers: batches go to ``pool.map`` through a queue; the ones
+        #: handed over and not yet sent, oldest first (results come in order).
+        self._pool = pool
+        self._queue: queue.SimpleQueue[Optional[LineBatch]] = queue.SimpleQueue()
+        self._queued: collections.deque[KafkaBatch] = collections.deque()
+        self._results: Any = None
+        self._depth = 2 * pool.workers if pool is not None else 0
         self.backend = backend
         self.source = source
         self.tracker: OffsetTracker = source.tracker
@@ -133,9 +151,14 @@ class KafkaRun:
             room = self._room(should_stop)
             if room == 0:
                 break
-            batch = source.next_batch(min(room, self.batch_size), self.max_wait_s)
-            if batch is not None:
-                self._process(batch)
+            if self._queued and len(self._queued) >= self._depth:
+                self._take_result()  # the workers are busy: send what is done
+            else:
+                batch = source.next_batch(min(room, self.batch_size), self.max_wait_s)
+                if batch is not None:
+                    self._start(batch)
+                elif self._queued:
+                    self._take_result()
             self.producers.poll(0)
             self._check_delivery()
             self._commit(wait=False)
@@ -157,16 +180,38 @@ class KafkaRun:
         ):
             if should_stop():
                 return 0
-            self.producers.poll(0.05)
+            if self._queued:
+                # Part of what is in flight is still with the workers.
+                self._take_result()
+            else:
+                self.producers.poll(0.05)
             self._check_delivery()
         return self.max_in_flight - tracker.in_flight
 
-    def _process(self, batch: KafkaBatch) -> None:
-        messages = batch.messages
-        if messages:
-            result = self.engine.process(batch.data, 1)
+    def _start(self, batch: KafkaBatch) -> None:
+        """Run the batch here and send its results, or hand it to the workers."""
+        if not batch.messages:  # only refused messages: nothing to run
+            self._send(batch, BatchResult(b"", [], 0, 0, []))
+        elif self._pool is None:
+            assert self.engine is not None
+            self._send(batch, self.engine.process(batch.data, 1))
         else:
-            result = BatchResult(b"", [], 0, 0, [])
+            if self._results is None:
+                self._results = self._pool.map(iter(self._queue.get, None))
+            self._queue.put(LineBatch(batch.data, 1, lines=len(batch.messages)))
+            self._queued.append(batch)
+
+    def _take_result(self) -> None:
+        """Wait for the oldest batch with the workers, and send its results."""
+        _item, result = next(self._results)
+        self._send(self._queued.popleft(), result)
+
+    def _finish_queued(self) -> None:
+        while self._queued and not self.forced:
+            self._take_result()
+
+    def _send(self, batch: KafkaBatch, result: BatchResult) -> None:
+        messages = batch.messages
         outputs = result.output.split(b"\n")[:-1] if result.output else []
         if result.read != len(messages) or len(outputs) != len(result.line_numbers):
             raise RuntimeError(
@@ -230,6 +275,7 @@ class KafkaRun:
         # acknowledgements can be outstanding. Wait for them, commit what is done.
         if self.forced:
             return
+        self._finish_queued()
         self._drain(self.drain_timeout_s)
         positions = self.tracker.positions()
         self.source.commit({p: positions[p] for p in partitions if p in positions}, wait=True)
@@ -243,6 +289,11 @@ class KafkaRun:
         self.forced = self.forced or forced
         self.stopping = True
         try:
+            self._finish_queued()
+            if self._results is not None and not self.forced:
+                self._queue.put(None)  # the end of the pool's map: its stats
+                for _ in self._results:
+                    pass
             if not self.forced:
                 self._drain(self.drain_timeout_s)
             if not self.forced:
