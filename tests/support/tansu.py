@@ -19,7 +19,15 @@ code under test keeps to what Kafka promises; only the tests' settings adapt):
 - a member killed with SIGKILL keeps its partitions until its session times
   out (as in Kafka, where the short session of the tests also helps);
 - only the classic group protocol consumes (``group.protocol=consumer``
-  consumed nothing).
+  consumed nothing);
+- a watermark query that is not served from the consumer's cache
+  (``get_watermark_offsets(cached=False)``) took about 0.5 s each, the
+  consumer's ``fetch.wait.max.ms``, as if queued behind its held fetch: the
+  run reports lag from the cache, which is what Kafka clients do anyway.
+
+Like Apache Kafka with its default ``auto.create.topics.enable``, tansu
+creates a missing topic when a producer asks for its metadata; the run turns
+``allow.auto.create.topics`` off in its producers, so a wrong topic is an error.
 """
 
 from __future__ import annotations
