@@ -353,3 +353,25 @@ def test_a_stalled_output_broker_caps_what_is_in_flight(broker, project, kafka_c
         assert seen == Counter(range(count))
     finally:
         outputs.stop()
+
+
+def test_a_second_sigterm_stops_at_once(broker, project, kafka_config, tmp_path):
+    topics = Topics(broker.bootstrap)
+    produce(broker.bootstrap, topics.input, events(2000))
+    hanging = tmp_path / "hanging"
+    proc = start(topics.args(project, kafka_config), env={"KAFKA_TEST_HANG": str(hanging)})
+    deadline = time.monotonic() + 60
+    while not hanging.exists():
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    # The first signal waits for the batch in hand (which hangs); the second not.
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    assert proc.poll() is None
+    stopped = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    code, err = finish(proc, timeout_s=30)
+    assert code == 143, err
+    assert time.monotonic() - stopped < 3
+    assert "second signal" in err
+    assert "Traceback" not in err

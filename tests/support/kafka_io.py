@@ -20,7 +20,8 @@ _names = itertools.count()
 #: The backend of the Kafka runs: doubles ``n``; a row with ``fail`` fails
 #: (step execute); ``KAFKA_TEST_DELAY_S`` slows it down, per row (so that the
 #: engine's retries of a failed batch add little); ``KAFKA_TEST_PIDS`` names a
-#: folder where each process that runs a batch leaves a file.
+#: folder where each process that runs a batch leaves a file; with
+#: ``KAFKA_TEST_HANG`` (a file it creates first), the batch of event 1500 hangs.
 BACKEND = """
 import os, time
 from packflow import InferenceBackend
@@ -30,6 +31,10 @@ class Backend(InferenceBackend):
     def execute(self, inputs):
         if os.environ.get("KAFKA_TEST_PIDS"):  # which processes ran batches
             open(os.path.join(os.environ["KAFKA_TEST_PIDS"], str(os.getpid())), "w").close()
+        hang = os.environ.get("KAFKA_TEST_HANG")
+        if hang and any(r.get("n") == 1500 for r in inputs):
+            open(hang, "w").close()
+            time.sleep(120)
         delay = float(os.environ.get("KAFKA_TEST_DELAY_S", "0"))
         if delay:
             time.sleep(delay * len(inputs))
