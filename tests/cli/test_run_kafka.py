@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.kafka_io import BACKEND, create_topics, events, produce, read_all, unique
-from tests.support.sample_projects import write_project
-from tests.support.tansu import FAST_GROUP
-from tests.support.testkit import run_cli
+pytest.importorskip("confluent_kafka", reason="the kafka extra (confluent-kafka) is missing")
+
+from tests.support.kafka_io import BACKEND, create_topics, events, produce, read_all, unique  # noqa: E402
+from tests.support.sample_projects import write_project  # noqa: E402
+from tests.support.tansu import FAST_GROUP  # noqa: E402
+from tests.support.testkit import run_cli  # noqa: E402
 
 
 @pytest.fixture()

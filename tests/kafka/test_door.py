@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import tansu
-from tests.support.kafka_io import (
+pytest.importorskip("confluent_kafka", reason="the kafka extra (confluent-kafka) is missing")
+
+from tests.support import tansu  # noqa: E402
+from tests.support.kafka_io import (  # noqa: E402
     BACKEND,
     committed,
     create_topics,
@@ -26,9 +28,9 @@ from tests.support.kafka_io import (
     read_all,
     unique,
 )
-from tests.support.sample_projects import write_project
-from tests.support.tansu import FAST_GROUP
-from tests.support.testkit import PACKFLOW
+from tests.support.sample_projects import write_project  # noqa: E402
+from tests.support.tansu import FAST_GROUP  # noqa: E402
+from tests.support.testkit import PACKFLOW  # noqa: E402
 
 PARTITIONS = 4
 

@@ -3,8 +3,12 @@ acknowledged, and never after a failed one."""
 
 from __future__ import annotations
 
-from packflow.kafka.offsets import OffsetTracker
-from packflow.kafka.sink import BatchAck, Delivery
+import pytest
+
+pytest.importorskip("confluent_kafka", reason="the kafka extra (confluent-kafka) is missing")
+
+from packflow.kafka.offsets import OffsetTracker  # noqa: E402
+from packflow.kafka.sink import BatchAck, Delivery  # noqa: E402
 
 
 class Refused:
