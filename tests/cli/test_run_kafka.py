@@ -164,3 +164,17 @@ def test_an_empty_topic_stops_when_idle_and_a_closed_pipe_stops_quietly(
     assert len(done.stdout.splitlines()) == 3
     assert "interrupted by closed output" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_without_the_kafka_extra_the_command_says_how_to_install_it(project):
+    script = (
+        "import sys; sys.modules['confluent_kafka'] = None\n"
+        "from packflow.cli import cli\n"
+        "cli(['run', sys.argv[1], '-i', 'kafka://127.0.0.1:9/t', '--group', 'g'])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(project)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1, done.stderr
+    assert "Kafka needs confluent-kafka" in done.stderr
+    assert "-m pip install 'confluent-kafka>=2.4'" in done.stderr
