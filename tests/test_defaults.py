@@ -36,6 +36,10 @@ SERVE = {
     "header_timeout_s": constants.SERVE_HEADER_TIMEOUT_S,
     "keep_alive_s": constants.SERVE_KEEP_ALIVE_S,
 }
+KAFKA = {
+    "max_in_flight": constants.KAFKA_MAX_IN_FLIGHT,
+    "max_in_flight_mb": constants.KAFKA_MAX_IN_FLIGHT_MB,
+}
 RUN = {
     "batch_size": constants.RUN_BATCH_SIZE,
     "max_wait_ms": constants.RUN_MAX_WAIT_MS,
@@ -94,6 +98,7 @@ def test_the_batcher_and_the_server_take_their_defaults_from_the_constants():
 def test_packflow_run_run_stream_and_the_reader_agree_with_the_constants():
     options = _option_defaults(run_command)
     assert {name: options[name] for name in RUN} == RUN
+    assert {name: options[name] for name in KAFKA} == KAFKA
     reader = _keyword_defaults(LineReader.__init__)
     assert {name: reader[name] for name in RUN} == RUN
     assert _keyword_defaults(run_stream)["batch_size"] == constants.RUN_BATCH_SIZE
@@ -118,8 +123,8 @@ def _usage_defaults(doc: str) -> dict[str, str]:
 
 @pytest.mark.parametrize(
     "doc, defaults",
-    [("serving.md", SERVE), ("streaming.md", RUN)],
-    ids=["serving.md", "streaming.md"],
+    [("serving.md", SERVE), ("streaming.md", RUN), ("kafka.md", KAFKA)],
+    ids=["serving.md", "streaming.md", "kafka.md"],
 )
 def test_the_docs_option_tables_name_the_defaults(doc, defaults):
     table = _table_defaults(doc)

@@ -25,9 +25,9 @@ PACKAGE_DIR = Path(packflow.__file__).resolve().parent
 LAYERS: list[tuple[str, ...]] = [
     # The commands: the only printing layer, it drives all the rest.
     ("packflow.cli",),
-    # The front doors other than the command line: both stand on the engine, and
-    # neither on the other (see SEPARATE).
-    ("packflow.serving", "packflow.ray"),
+    # The front doors other than the command line: each stands on the engine, and
+    # none on another (see SEPARATE).
+    ("packflow.serving", "packflow.ray", "packflow.kafka"),
     # A project directory: checks, export, templates (may run a backend through
     # the engine; the engine never needs a project's checks).
     ("packflow.project",),
@@ -54,7 +54,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("packflow._core",),
 ]
 #: Packages of one layer that must not import each other.
-SEPARATE = ("packflow.serving", "packflow.ray")
+SEPARATE = ("packflow.serving", "packflow.ray", "packflow.kafka")
 
 
 def _module_name(path: Path) -> str:

@@ -34,3 +34,14 @@ SERVE_KEEP_ALIVE_S = 5.0
 #: (the reader's line limit is ``packflow.engine.DEFAULT_MAX_LINE_BYTES``).
 RUN_BATCH_SIZE = 1000
 RUN_MAX_WAIT_MS = 50.0
+
+#: ``packflow run`` with a ``kafka://`` input (docs/kafka.md): the most input
+#: messages, and their bytes, consumed but not yet acknowledged by the broker
+#: on the output side; at the cap, consumption waits.
+KAFKA_MAX_IN_FLIGHT = 20_000
+KAFKA_MAX_IN_FLIGHT_MB = 64
+#: How long a stop (a signal, --stop-when-idle, a revocation) waits for the
+#: broker to acknowledge what is in flight before committing what is done.
+KAFKA_DRAIN_TIMEOUT_S = 30.0
+#: How long the start of a run waits for the broker to answer.
+KAFKA_CONNECT_TIMEOUT_S = 10.0

@@ -18,6 +18,7 @@ from importlib import metadata
 DECLARED_EXTRAS: dict[str, tuple[str, ...]] = {
     "serve": ("uvloop>=0.19; sys_platform != 'win32'", "httptools>=0.6"),
     "ray": ("ray[data]>=2.50,<3",),
+    "kafka": ("confluent-kafka>=2.4",),
 }
 
 _EXTRA_CLAUSE = re.compile(r"""\s*(?:\band\s+)?\bextra\s*==\s*["']([^"']+)["']\s*(?:\band\b)?""")

@@ -35,6 +35,7 @@ from packflow.cli.run_io import (
     open_input,
     open_sink,
 )
+from packflow.cli.run_kafka import kafka_options, open_topic_sinks, run_kafka, uses_kafka
 from packflow.cli.run_load import load_for_run
 from packflow.cli.run_progress import Progress, write_snapshot
 from packflow.cli.run_signals import EXIT_FOR_SIGNAL, ForcedStop, RunSignals, interrupt_loading
@@ -42,6 +43,7 @@ from packflow.constants import RUN_BATCH_SIZE, RUN_MAX_WAIT_MS
 from packflow.engine import DEFAULT_MAX_LINE_BYTES, InputReadError, LineReader
 from packflow.engine.runner import RunSummary, StreamRunner
 from packflow.engine.worker_setup import WorkerStartError, workers_count
+from packflow.kafka.address import is_kafka_url
 
 if TYPE_CHECKING:
     from packflow.engine.workers import WorkerPool
@@ -75,7 +77,8 @@ def _workers_option(_ctx: click.Context, _param: click.Parameter, value: str) ->
     "input_path",
     default="-",
     show_default=True,
-    help="JSON Lines file (.gz read as gzip), or - for stdin.",
+    help="JSON Lines file (.gz read as gzip), - for stdin, or kafka://HOST:PORT/TOPIC "
+    "(with --group; docs/kafka.md).",
 )
 @click.option(
     "-o",
@@ -83,7 +86,8 @@ def _workers_option(_ctx: click.Context, _param: click.Parameter, value: str) ->
     "output_path",
     default="-",
     show_default=True,
-    help="Where output JSON Lines go (.gz written as gzip), or - for stdout.",
+    help="Where output JSON Lines go (.gz written as gzip), - for stdout, or "
+    "kafka://HOST:PORT/TOPIC (with a Kafka input).",
 )
 @click.option(
     "--batch-size",
@@ -103,7 +107,8 @@ def _workers_option(_ctx: click.Context, _param: click.Parameter, value: str) ->
     "--errors",
     "errors_path",
     default=None,
-    help="JSON Lines file for rows that failed (line, raw, step, error, error_type).",
+    help="JSON Lines file for rows that failed (line, raw, step, error, error_type), or "
+    "kafka://HOST:PORT/TOPIC for dead letters (with a Kafka input).",
 )
 @config_option
 @click.option(
@@ -167,6 +172,7 @@ def _workers_option(_ctx: click.Context, _param: click.Parameter, value: str) ->
     type=click.FloatRange(min=0, min_open=True),
     help="CPUs Ray reserves per actor (default: up to 1, leaving one for reads and writes).",
 )
+@kafka_options
 def run_command(
     project: str,
     input_path: str,
@@ -186,6 +192,7 @@ def run_command(
     address: Optional[str],
     actors: int,
     cpus_per_actor: Optional[float],
+    **kafka: Any,
 ) -> None:
     """Stream JSON Lines through the backend of the project at PROJECT.
 
@@ -197,14 +204,18 @@ def run_command(
     (rows, errors, rows/s, per-step p50/p99) is printed on stderr at the end.
     """
     _show_warnings()
+    kafka = uses_kafka(click.get_current_context())  # kafka:// URLs (docs/kafka.md)
+    if kafka == "input":
+        return run_kafka(project, config, click.get_current_context(), time.perf_counter())
     if engine == "ray":
         from packflow.cli.run_ray import run_on_ray
 
         check_project(project)
         return run_on_ray(project, config, click.get_current_context())
     paths = RunPaths(input_path, output_path, errors_path, stats_path)
-    check_paths(paths)
+    check_paths(_files_only(paths))
     check_project(project)
+    topics = open_topic_sinks(click.get_current_context()) if kafka else {}
     n_workers = workers_count(workers, input_size(input_path))
     if n_workers > 1 and batch_timeout_s is not None and not _regular_file(input_path):
         # Workers time their batches only where they read the input themselves.
@@ -239,6 +250,7 @@ def run_command(
             skip_lines,
             stats_every_s,
             started,
+            topics,
         )
     except WorkerStartError as exc:  # a worker started mid-run could not load
         load_error(str(exc), exc.error_type or "")
@@ -268,6 +280,7 @@ def _run(
     skip_lines: int,
     stats_every_s: float,
     started: float,
+    topics: dict[str, Any],
 ) -> tuple[RunSummary, int]:
     """The read-run-write loop; returns the summary (already printed) and the
     exit code. Outputs are opened (and truncated) only once the input is open."""
@@ -286,9 +299,10 @@ def _run(
     segments: Optional[str] = None
     try:
         try:
-            sinks.append(open_sink(paths.output))
+            # A kafka:// output is a sink of its own (packflow.kafka.sink.TopicLineSink).
+            sinks.append(topics.get(paths.output) or open_sink(paths.output))
             if paths.errors:
-                sinks.append(open_sink(paths.errors))
+                sinks.append(topics.get(paths.errors) or open_sink(paths.errors))
         except OSError as exc:
             raise click.ClickException(f"could not open an output: {exc}") from exc
         out = GuardedSink(sinks[0])
@@ -300,6 +314,8 @@ def _run(
             batch_timeout_s=batch_timeout_s,
             write_guard=signals,
             started=started,
+            # A topic's flush waits for the broker: once, at the end.
+            flush_each_batch=not topics,
         )
         through: Any = pool.map if pool is not None else None
         batches: Iterable[Any]
@@ -420,6 +436,16 @@ def _run(
             stream.close()
     click.echo(summary.format(), err=True)
     return summary, exit_code
+
+
+def _files_only(paths: RunPaths) -> RunPaths:
+    """The paths check_paths checks: a kafka:// output is not a file."""
+    return RunPaths(
+        paths.input,
+        os.devnull if is_kafka_url(paths.output) else paths.output,
+        None if is_kafka_url(paths.errors) else paths.errors,
+        paths.stats,
+    )
 
 
 def _drop_segments(pool: WorkerPool, segments: str) -> None:

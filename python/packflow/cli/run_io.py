@@ -319,7 +319,10 @@ def first_error_text(summary: Any, limit: int = 200) -> str:
     message = " ".join(str(first.get("error", "")).split())
     if first.get("error_type"):
         message = f"{first['error_type']}: {message}"
-    text = f"line {first.get('line')}, step {first.get('step')}: {message}"
+    where = f"line {first.get('line')}"
+    if first.get("line") is None and "offset" in first:  # a Kafka input's message
+        where = f"partition {first.get('partition')} offset {first.get('offset')}"
+    text = f"{where}, step {first.get('step')}: {message}"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -28,13 +28,15 @@ __all__ = ["load_for_run"]
 
 
 def load_for_run(
-    project: str, config: dict[str, Any], workers: int
+    project: str, config: dict[str, Any], workers: int, *, fork: bool = True
 ) -> tuple[Any, Optional[WorkerPool]]:
     """The backend (or the started pool standing for it) and the pool; a load
-    that fails or is interrupted ends the command."""
+    that fails or is interrupted ends the command. ``fork=False``: start the
+    workers as fresh interpreters even on Linux (a process that runs other
+    threads already, such as a Kafka client's, must not be forked)."""
     try:
         if workers > 1:
-            pool = _start_pool(project, config, workers)
+            pool = _start_pool(project, config, workers, fork)
             return pool, pool
         backend = _load_backend(project, config)
         freeze_loaded()
@@ -67,7 +69,7 @@ def load_in_worker(project: str, extract_root: Optional[str], config: dict[str, 
     return InferenceBackendLoader.from_archive(project, target, strict_config=True, **config)
 
 
-def _start_pool(project: str, config: dict[str, Any], workers: int) -> WorkerPool:
+def _start_pool(project: str, config: dict[str, Any], workers: int, fork: bool) -> WorkerPool:
     project = os.path.abspath(project)
     extract_root = None
     if os.path.isfile(project):
@@ -78,7 +80,7 @@ def _start_pool(project: str, config: dict[str, Any], workers: int) -> WorkerPoo
     # On Linux the workers are forked from this process, which has imported
     # everything they need and runs no other thread yet: they start in
     # milliseconds instead of a fresh interpreter's few tenths of a second.
-    context = "fork" if sys.platform == "linux" else "spawn"
+    context = "fork" if fork and sys.platform == "linux" else "spawn"
     from packflow.engine.workers import WorkerPool  # multiprocessing: with workers only
 
     pool = WorkerPool(load, workers, context=context)
