@@ -220,6 +220,7 @@ def run_kafka(project: str, config: dict[str, Any], ctx: click.Context, started:
             FileOutlet,
             Producers,
             TopicOutlet,
+            value_limit,
         )
         from packflow.kafka.source import KafkaDoorError, KafkaSource
     except ImportError as exc:
@@ -252,7 +253,9 @@ def run_kafka(project: str, config: dict[str, Any], ctx: click.Context, started:
                 lambda a=address: producers.check_topic(a, KAFKA_CONNECT_TIMEOUT_S),  # type: ignore[misc]
                 hint,
             )
-            topics[name] = TopicOutlet(producers.get(address), address, producers.poll)
+            topics[name] = TopicOutlet(
+                producers.get(address), address, producers.poll, value_limit(producer_config)
+            )
     except KafkaDoorError as exc:
         source.close()
         click.echo(f"Error: {exc}", err=True)
@@ -393,6 +396,11 @@ def _loop(door: Any, signals: RunSignals, stats_path: Optional[str], every_s: fl
     except (KafkaDoorError, OutputWriteError) as exc:
         click.echo(f"Error: {exc}", err=True)
         exit_code = exit_code or EXIT_IO_ERROR
+    if not exit_code and door.delivery.failure is not None:
+        # Failed while draining (after the loop looked last): its inputs stay
+        # uncommitted, and a partition lost meanwhile no longer counts them.
+        click.echo(f"Error: a message could not be delivered: {door.delivery.failure}", err=True)
+        interrupted, exit_code = "Kafka error", EXIT_IO_ERROR
     signals.hold()
     summary = door.finish(interrupted_by=interrupted)
     if summary.unacknowledged and not exit_code and interrupted != "closed output":

@@ -21,10 +21,10 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from packflow.engine import BatchEngine, BatchResult, LineBatch
+from packflow.engine import BatchEngine, BatchResult, ErrorRow, LineBatch
 from packflow.engine.runner import RunSummary
 from packflow.kafka.offsets import OffsetTracker
-from packflow.kafka.sink import BatchAck, Delivery, Outlet, Producers, dead_letter
+from packflow.kafka.sink import BatchAck, Delivery, Outlet, Producers, dead_letter, fits
 from packflow.kafka.source import KafkaBatch, KafkaDoorError, KafkaSource
 
 __all__ = ["KafkaRun", "KafkaSummary"]
@@ -221,16 +221,43 @@ class KafkaRun:
         ack = BatchAck(self.tracker, batch.tickets, self.delivery)
         letters: list[bytes] = []
         behind: list[Any] = []
-        for row in result.errors:
-            msg = messages[row.line - 1]
-            letters.append(dead_letter(row, msg))
-            behind.append(msg)
-        for msg, row in batch.rejected:
-            letters.append(dead_letter(row, msg))
+        errors = list(result.errors)
+        line_numbers = result.line_numbers
+        out_limit = getattr(self.outputs, "max_bytes", None)
+        if out_limit is not None:
+            # An output the topic cannot take is that input's failure (a dead
+            # letter), not the run's: else every restart stops on it again.
+            too_big = [
+                i
+                for i, (value, n) in enumerate(zip(outputs, line_numbers))
+                if not fits(value, messages[n - 1], out_limit)
+            ]
+            if too_big:
+                drop = set(too_big)
+                for i in too_big:
+                    n = line_numbers[i]
+                    errors.append(
+                        ErrorRow(
+                            n,
+                            b"",
+                            "write",
+                            f"the output is {len(outputs[i])} bytes, over the output "
+                            f"topic's message size limit ({out_limit} bytes)",
+                        )
+                    )
+                outputs = [v for i, v in enumerate(outputs) if i not in drop]
+                line_numbers = [n for i, n in enumerate(line_numbers) if i not in drop]
+        letter_limit = getattr(self.dead_letters, "max_bytes", None)
+        failed = [(messages[row.line - 1], row) for row in errors] + list(batch.rejected)
+        # In input order within each partition (order per key holds for dead
+        # letters too): the engine's errors and the refused values interleave.
+        failed.sort(key=lambda pair: (pair[0].partition(), pair[0].offset()))
+        for msg, row in failed:
+            letters.append(dead_letter(row, msg, letter_limit))
             behind.append(msg)
         ack.expect(len(outputs) + len(letters))
         with self._guard:
-            self.outputs.send(outputs, [messages[n - 1] for n in result.line_numbers], ack.output)
+            self.outputs.send(outputs, [messages[n - 1] for n in line_numbers], ack.output)
             if letters:
                 self.dead_letters.send(letters, behind, ack.dead_letter)
             ack.seal()
@@ -241,10 +268,7 @@ class KafkaRun:
             s.batches += 1
             s.consumed = self.source.consumed
         if letters and s.first_error is None:
-            if result.errors:
-                first, msg = result.errors[0], messages[result.errors[0].line - 1]
-            else:
-                msg, first = batch.rejected[0]
+            msg, first = failed[0]
             s.first_error = {
                 "line": None,
                 "partition": msg.partition(),

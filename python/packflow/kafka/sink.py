@@ -36,6 +36,22 @@ __all__ = [
 ]
 
 
+#: librdkafka's default message.max.bytes.
+DEFAULT_MESSAGE_MAX_BYTES = 1_000_000
+#: What a message takes besides its value: record overhead, the three
+#: packflow headers (the key is counted on its own).
+_OVERHEAD = 512
+
+
+def value_limit(producer_config: dict[str, Any]) -> int:
+    """The longest value a producer with these properties sends."""
+    return int(producer_config.get("message.max.bytes", DEFAULT_MESSAGE_MAX_BYTES))
+
+
+def fits(value: bytes, msg: Message, max_bytes: int) -> bool:
+    return len(value) + len(msg.key() or b"") + _OVERHEAD <= max_bytes
+
+
 class Delivery:
     """What the run's outlets delivered (acknowledged) so far, and the first
     delivery that failed for good."""
@@ -113,11 +129,20 @@ class TopicOutlet:
     """Sends to a topic, each value with its input's key and three headers
     naming the input (``packflow-topic``, ``-partition``, ``-offset``)."""
 
-    def __init__(self, producer: Producer, address: KafkaAddress, poll: Callable[[float], Any]):
+    def __init__(
+        self,
+        producer: Producer,
+        address: KafkaAddress,
+        poll: Callable[[float], Any],
+        max_bytes: int = DEFAULT_MESSAGE_MAX_BYTES,
+    ):
         self.producer = producer
         self.topic = address.topic
         self.address = address
         self._poll = poll
+        #: The producer's message.max.bytes: a message over it (value, key
+        #: and headers) would be refused by produce() itself.
+        self.max_bytes = max_bytes
 
     def send(self, values: list[bytes], messages: list[Message], ack: Callable[..., None]) -> None:
         if not values:
@@ -155,6 +180,9 @@ class FileOutlet:
     def send(self, values: list[bytes], messages: list[Message], ack: Callable[..., None]) -> None:
         if values:
             self.sink.write(b"\n".join(values) + b"\n")
+            # A gzip sink holds what it compresses in memory: out to the file
+            # before the inputs may be committed (a no-op for a plain file).
+            self.sink.flush()
         for _ in values:
             ack(None)
 
@@ -228,22 +256,31 @@ class Producers:
         return sum(p.flush(timeout_s) for p in self.by_servers.values())
 
 
-def dead_letter(row: ErrorRow, msg: Message) -> bytes:
+def dead_letter(row: ErrorRow, msg: Message, max_bytes: Optional[int] = None) -> bytes:
     """A dead letter's value: the input's coordinates, the step that failed,
     the error, its type and the input value as text (bytes that are not UTF-8
-    as backslash escapes)."""
+    as backslash escapes). With ``max_bytes`` (a topic's limit), ``raw`` is cut
+    so that the letter fits, and ``raw_truncated`` says so: the headers name
+    the input, which is still on its topic."""
     raw = msg.value() or b""
-    return json.dumps(
-        {
-            "topic": msg.topic(),
-            "partition": msg.partition(),
-            "offset": msg.offset(),
-            "step": row.step,
-            "error": row.error,
-            "error_type": row.error_type,
-            "raw": raw.decode("utf-8", errors="backslashreplace"),
-        }
-    ).encode()
+    letter = {
+        "topic": msg.topic(),
+        "partition": msg.partition(),
+        "offset": msg.offset(),
+        "step": row.step,
+        "error": row.error,
+        "error_type": row.error_type,
+        "raw": raw.decode("utf-8", errors="backslashreplace"),
+    }
+    value = json.dumps(letter).encode()
+    if max_bytes is None or fits(value, msg, max_bytes):
+        return value
+    # An input byte takes at most 6 bytes once escaped (\u0000).
+    keep = max(0, (max_bytes - len(msg.key() or b"") - 2 * _OVERHEAD - 10_000 * 6) // 6)
+    letter["error"] = row.error[:10_000]
+    letter["raw"] = raw[:keep].decode("utf-8", errors="backslashreplace")
+    letter["raw_truncated"] = True
+    return json.dumps(letter).encode()
 
 
 class TopicLineSink:

@@ -10,6 +10,7 @@ the high watermark, which some brokers under-count).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -142,8 +143,13 @@ class KafkaSource:
         )
 
     def _assigned(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self.assigned = {tp.partition for tp in partitions}
-        self.at_end -= self.assigned
+        # Added to what is held: with the cooperative protocol (a
+        # partition.assignment.strategy of cooperative-sticky in
+        # --kafka-config) an assignment lists only the partitions it adds;
+        # with the eager one, the revocation of all came first (_forget).
+        new = {tp.partition for tp in partitions}
+        self.assigned |= new
+        self.at_end -= new
         self.assigned_at = time.monotonic()
         if self.join_seconds is None and self._subscribed_at is not None:
             self.join_seconds = self.assigned_at - self._subscribed_at
@@ -164,6 +170,11 @@ class KafkaSource:
             self.tracker.drop(p)
             self.assigned.discard(p)
             self.at_end.discard(p)
+        if not self.assigned:
+            # Holding nothing after a revocation (a rebalance under way, a
+            # session lost with the broker gone) is not being idle: count
+            # again from the next assignment (which may well be empty).
+            self.assigned_at = None
 
     def idle_seconds(self) -> Optional[float]:
         """How long every partition held has been at its end with no new
@@ -223,7 +234,13 @@ class KafkaSource:
                 continue
             if b"\n" in value:
                 # JSON allows a newline only as whitespace between tokens, so a
-                # pretty-printed document stays the same document on one line.
+                # pretty-printed document stays the same document on one line;
+                # one inside a string is not JSON, and a space there would
+                # make it so: checked first (such values are rare).
+                bad = _newline_in_string(value)
+                if bad is not None:
+                    rejected.append((msg, bad))
+                    continue
                 value = value.replace(b"\n", b" ")
             values.append(value)
             messages.append(msg)
@@ -319,6 +336,16 @@ def topic_partitions(meta: Any, topic: str, bootstrap: str) -> int:
         why = found.error.str() if found is not None else "not in the broker's answer"
         raise KafkaDoorError(f"topic {topic!r} on {bootstrap}: {why}")
     return len(found.partitions)
+
+
+def _newline_in_string(value: bytes) -> Optional[ErrorRow]:
+    """The parse error of a multi-line value that is not JSON (a raw newline
+    inside a string, or any other fault), None when it is JSON."""
+    try:
+        json.loads(value)
+    except ValueError as exc:
+        return ErrorRow(0, value, "parse", f"invalid JSON: {exc}")
+    return None
 
 
 def _refused(value: Optional[bytes], size: int, limit: int) -> ErrorRow:
