@@ -178,3 +178,37 @@ def test_without_the_kafka_extra_the_command_says_how_to_install_it(project):
     assert done.returncode == 1, done.stderr
     assert "Kafka needs confluent-kafka" in done.stderr
     assert "-m pip install 'confluent-kafka>=2.4'" in done.stderr
+
+
+def test_a_failed_last_commit_is_an_io_error_not_a_clean_stop(capsys):
+    """Everything delivered, but the broker refused the final commit: the
+    inputs will be read again, which a batch job's exit status must say."""
+    from types import SimpleNamespace
+
+    from packflow.cli.run_kafka import _loop
+
+    class Door:
+        forced = False
+        drain_timeout_s = 1.0
+
+        def __init__(self, fail: bool):
+            self.fail = fail
+            self.source = SimpleNamespace(commit_failures=2)  # earlier ones are superseded
+            self.delivery = SimpleNamespace(failure=None)
+
+        def run(self, stopping, on_batch):
+            return None
+
+        def stop(self, forced):
+            if self.fail:
+                self.source.commit_failures += 1
+
+        def finish(self, interrupted_by):
+            return SimpleNamespace(unacknowledged=0, interrupted_by=interrupted_by)
+
+    signals = SimpleNamespace(stopping=False, first=None, hold=lambda: None)
+    summary, code = _loop(Door(fail=False), signals, None, 60.0)
+    assert code == 0 and summary.interrupted_by is None
+    summary, code = _loop(Door(fail=True), signals, None, 60.0)
+    assert code == 74 and summary.interrupted_by == "Kafka error"
+    assert "the last commit of the input offsets failed" in capsys.readouterr().err

@@ -54,12 +54,13 @@ def test_config_file(tmp_path):
     path = tmp_path / "client.properties"
     path.write_text(
         "# TLS to the cluster\n! also a comment\n\nsecurity.protocol = SASL_SSL\n"
-        "sasl.mechanism=PLAIN\nsasl.password=a=b\n"
+        "sasl.mechanism=PLAIN\nsasl.password=a=b\nproducer.acks=all\n"
     )
     assert read_kafka_config(str(path)) == {
         "security.protocol": "SASL_SSL",
         "sasl.mechanism": "PLAIN",
         "sasl.password": "a=b",
+        "producer.acks": "all",
     }
 
 
@@ -71,6 +72,9 @@ def test_config_file(tmp_path):
         ("enable.auto.commit=true\n", "enable.auto.commit is set by packflow run"),
         ("group.id=other\n", "group.id is set by packflow run"),
         ("consumer.enable.auto.commit=true\n", "is set by packflow run"),
+        ("x=1\nproducer.acks=1\n", "line 2: producer.acks=1 would let a message count"),
+        ("request.required.acks=0\n", "at least once needs acks=all"),
+        ("producer.enable.idempotence=false\n", "order per key needs idempotence"),
     ],
 )
 def test_bad_config_files_say_where(tmp_path, text, says):

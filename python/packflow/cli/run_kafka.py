@@ -388,6 +388,7 @@ def _loop(door: Any, signals: RunSignals, stats_path: Optional[str], every_s: fl
     if exit_code == 0 and signals.stopping:
         interrupted = signal.Signals(signals.first).name
         exit_code = EXIT_FOR_SIGNAL[signals.first]
+    failed_commits = door.source.commit_failures
     try:
         door.stop(forced=door.forced)
     except ForcedStop:
@@ -400,6 +401,15 @@ def _loop(door: Any, signals: RunSignals, stats_path: Optional[str], every_s: fl
         # Failed while draining (after the loop looked last): its inputs stay
         # uncommitted, and a partition lost meanwhile no longer counts them.
         click.echo(f"Error: a message could not be delivered: {door.delivery.failure}", err=True)
+        interrupted, exit_code = "Kafka error", EXIT_IO_ERROR
+    if not exit_code and not door.forced and door.source.commit_failures > failed_commits:
+        # Everything was delivered, but the broker did not take the last
+        # commit: the next run reads those inputs again (duplicates, no loss).
+        click.echo(
+            "Error: the last commit of the input offsets failed; the inputs since the "
+            "previous commit will be read again by the next run in the group",
+            err=True,
+        )
         interrupted, exit_code = "Kafka error", EXIT_IO_ERROR
     signals.hold()
     summary = door.finish(interrupted_by=interrupted)

@@ -100,5 +100,29 @@ def read_kafka_config(path: str) -> dict[str, Union[str, int]]:
                 f"{path}, line {number}: {key} is set by packflow run "
                 "(from the URL, --group, or for its delivery guarantees)"
             )
+        weak = _WEAKENING.get(bare if side in ("consumer", "producer") else key)
+        if weak is not None and value.lower() not in weak[0]:
+            raise KafkaConfigError(f"{path}, line {number}: {key}={value} {weak[1]}")
         found[key] = value
     return found
+
+
+#: Properties a file may set only to values that keep the guarantees: the
+#: values allowed, and why.
+_WEAKENING = {
+    "acks": (
+        {"all", "-1"},
+        "would let a message count as delivered before the broker has it stored "
+        "(at least once needs acks=all)",
+    ),
+    "request.required.acks": (
+        {"all", "-1"},
+        "would let a message count as delivered before the broker has it stored "
+        "(at least once needs acks=all)",
+    ),
+    "enable.idempotence": (
+        {"true"},
+        "would let the producer's retries reorder or duplicate a partition's "
+        "messages (order per key needs idempotence)",
+    ),
+}
