@@ -238,6 +238,23 @@ def test_infer_one_tensor_per_feature(example_server, example_backend):
         client.close()
 
 
+def test_a_large_request_equals_the_backend(example_server, example_backend):
+    # 4,000 rows of 9 features: every value mapped once, in row order.
+    events = firewall_events(4000, seed=11)
+    expected = expected_columns(example_backend(events))
+    client = client_of(example_server)
+    try:
+        result = client.infer(
+            MODEL,
+            [tensor("features", feature_matrix(events), "FP64")],
+            outputs=wanted("anomaly_score", "alert"),
+        )
+        assert result.as_numpy("anomaly_score").tolist() == expected["anomaly_score"]
+        assert result.as_numpy("alert").tolist() == expected["alert"]
+    finally:
+        client.close()
+
+
 # -- tritonclient: infer on records backends ----------------------------------------
 
 

@@ -486,7 +486,7 @@ def _output_tensor(name: str, rows: list) -> dict:
         datatype = "BOOL"
     elif types == {int} and min(column) >= _INT64_MIN and max(column) <= _INT64_MAX:
         datatype = "INT64"
-    elif types and types <= {int, float}:
+    elif types and types <= {int, float} and _as_floats(column, types):
         datatype = "FP64"
         if int in types:
             column = [float(v) for v in column]
@@ -496,3 +496,12 @@ def _output_tensor(name: str, rows: list) -> dict:
             dumps = _core.dumps
             column = [v if type(v) is str else dumps(v).decode() for v in column]
     return {"name": name, "datatype": datatype, "shape": [len(column)], "data": column}
+
+
+def _as_floats(column: list, types: set) -> bool:
+    """Whether the numbers of ``column`` are all floats (an integer past a
+    float's range is not: the column goes out as JSON text)."""
+    if int not in types:
+        return True
+    big = max(abs(v) for v in column if type(v) is int)
+    return big < 1 << 1023
