@@ -1,12 +1,13 @@
 """The Open Inference Protocol (KServe V2) over REST, against a real `packflow
 serve` process: health, metadata and infer through tritonclient's HTTP client
-(JSON tensors: binary_data=False everywhere, as the binary extension is not
-served yet), every answer compared with the backend called in-process; the
-error cases over raw HTTP."""
+(JSON tensors, binary_data=False, and the binary tensor data extension,
+tritonclient's default), every answer compared with the backend called
+in-process; the error cases over raw HTTP."""
 
 from __future__ import annotations
 
 import json
+import struct
 import threading
 
 import httpx
@@ -118,14 +119,14 @@ def client_of(server) -> triton.InferenceServerClient:
     return triton.InferenceServerClient(url=f"127.0.0.1:{server.port}", connection_timeout=10)
 
 
-def tensor(name: str, array: np.ndarray, datatype: str) -> triton.InferInput:
+def tensor(name: str, array: np.ndarray, datatype: str, binary=False) -> triton.InferInput:
     t = triton.InferInput(name, list(array.shape), datatype)
-    t.set_data_from_numpy(array, binary_data=False)
+    t.set_data_from_numpy(array, binary_data=binary)
     return t
 
 
-def wanted(*names: str) -> list[triton.InferRequestedOutput]:
-    return [triton.InferRequestedOutput(n, binary_data=False) for n in names]
+def wanted(*names: str, binary=False) -> list[triton.InferRequestedOutput]:
+    return [triton.InferRequestedOutput(n, binary_data=binary) for n in names]
 
 
 def expected_columns(rows: list[dict]) -> dict[str, list]:
@@ -146,7 +147,7 @@ def test_health_and_metadata_through_tritonclient(example_server):
         server = client.get_server_metadata()
         assert server["name"] == "packflow"
         assert isinstance(server["version"], str) and server["version"]
-        assert server["extensions"] == []
+        assert server["extensions"] == ["binary_tensor_data"]
         meta = client.get_model_metadata(MODEL)
         assert meta == client.get_model_metadata(MODEL, "0.1.0")
         assert meta["name"] == MODEL
@@ -576,25 +577,123 @@ def test_methods_and_content_types(example_server):
     assert "Content-Type" in post_error(example_server, INFER, body, 415, octets)
 
 
-def test_the_binary_extension_is_refused_with_a_400(example_server):
-    body = matrix_body(firewall_events(2))
-    body["inputs"][0]["parameters"] = {"binary_data_size": 144}
-    message = post_error(example_server, INFER, body)
-    assert "binary tensor data extension" in message and "'features'" in message
-    raw = json.dumps(matrix_body(firewall_events(2))).encode()
-    headers = {"inference-header-content-length": str(len(raw))}
-    message = post_error(example_server, INFER, raw, 400, headers)
-    assert "Inference-Header-Content-Length" in message
-    # tritonclient's default (binary inputs): the same answer, as its error.
+def test_binary_data_through_tritonclient(example_server, example_backend):
+    # tritonclient's defaults: binary inputs, and binary outputs when none are named.
+    events = firewall_events(30, seed=5)
+    expected = expected_columns(example_backend(events))
     client = client_of(example_server)
     try:
-        t = triton.InferInput("features", [2, 9], "FP64")
-        t.set_data_from_numpy(feature_matrix(firewall_events(2)))
-        with pytest.raises(InferenceServerException) as info:
-            client.infer(MODEL, [t])
-        assert "binary_data=False" in str(info.value)
+        t = triton.InferInput("features", [30, 9], "FP64")
+        t.set_data_from_numpy(feature_matrix(events))
+        result = client.infer(MODEL, [t])
+        outputs = result.get_response()["outputs"]
+        assert all("binary_data_size" in o["parameters"] for o in outputs)
+        assert result.as_numpy("anomaly_score").tolist() == expected["anomaly_score"]
+        assert result.as_numpy("alert").tolist() == expected["alert"]
+        # Binary and JSON inputs in one request; one output binary, one JSON.
+        matrix = feature_matrix(events)
+        inputs = []
+        for j, name in enumerate(FEATURES):
+            if name in ("dst.port", "rule.id"):
+                inputs.append(tensor(name, matrix[:, j].astype(np.int32), "INT32", binary=True))
+            else:
+                inputs.append(tensor(name, matrix[:, j], "FP64", binary=j % 2 == 0))
+        outputs = [
+            triton.InferRequestedOutput("alert", binary_data=True),
+            triton.InferRequestedOutput("anomaly_score", binary_data=False),
+        ]
+        result = client.infer(MODEL, inputs, outputs=outputs)
+        kinds = {o["name"]: "data" in o for o in result.get_response()["outputs"]}
+        assert kinds == {"alert": False, "anomaly_score": True}
+        assert result.as_numpy("alert").tolist() == expected["alert"]
+        assert result.as_numpy("anomaly_score").tolist() == expected["anomaly_score"]
     finally:
         client.close()
+
+
+def test_binary_bytes_and_bools_through_tritonclient(shapes_server, shapes_backend):
+    records = [
+        {"src": {"port": 700 + 300 * i}, "label": f"é{i}", "ok": i % 2 == 0} for i in range(7)
+    ]
+    expected = expected_columns(shapes_backend(records))
+    texts = np.array([json.dumps(r).encode() for r in records], dtype=np.object_)
+    client = client_of(shapes_server)
+    try:
+        result = client.infer("shapes", [tensor("records", texts, "BYTES", binary=True)])
+        assert [json.loads(v) for v in result.as_numpy("echo")] == expected["echo"]
+        assert [v.decode() for v in result.as_numpy("label")] == expected["label"]
+        assert result.as_numpy("high").tolist() == expected["high"]
+        assert result.as_numpy("port").tolist() == expected["port"]
+        assert result.as_numpy("half").tolist() == expected["half"]
+        columns = [
+            tensor("src.port", np.array([r["src"]["port"] for r in records]), "INT64", True),
+            tensor("label", np.array([r["label"] for r in records], dtype=object), "BYTES", True),
+            tensor("ok", np.array([r["ok"] for r in records]), "BOOL", True),
+        ]
+        result = client.infer("shapes", columns, outputs=wanted("echo", binary=True))
+        assert [json.loads(v) for v in result.as_numpy("echo")] == records
+    finally:
+        client.close()
+
+
+def binary_body(tensors: list[tuple[dict, bytes]], outputs=None) -> tuple[bytes, dict]:
+    header = {"inputs": [t for t, _ in tensors]}
+    if outputs is not None:
+        header["outputs"] = outputs
+    text = json.dumps(header).encode()
+    body = text + b"".join(raw for _, raw in tensors)
+    return body, {"inference-header-content-length": str(len(text))}
+
+
+def test_binary_data_raw(example_server, shapes_server):
+    events = firewall_events(2)
+    matrix = feature_matrix(events)
+    meta = {"name": "f", "datatype": "FP64", "shape": [2, 9]}
+    good = {**meta, "parameters": {"binary_data_size": 144}}
+    body, headers = binary_body(
+        [(good, matrix.astype("<f8").tobytes())],
+        [{"name": "alert", "parameters": {"binary_data": True}}],
+    )
+    answer = httpx.post(f"{example_server.url}{INFER}", content=body, headers=headers, timeout=10)
+    assert answer.status_code == 200, answer.text
+    length = int(answer.headers["inference-header-content-length"])
+    header = json.loads(answer.content[:length])
+    assert header["outputs"][0]["parameters"] == {"binary_data_size": 2}
+    assert "data" not in header["outputs"][0]
+    assert answer.content[length:] in (b"\x00\x00", b"\x00\x01", b"\x01\x00", b"\x01\x01")
+
+    short = {**meta, "parameters": {"binary_data_size": 140}}
+    body, headers = binary_body([(short, matrix.tobytes()[:140])])
+    message = post_error(example_server, INFER, body, 400, headers)
+    assert "'f': 140 bytes of binary data" in message and "144" in message
+    body, headers = binary_body([(good, matrix.tobytes() + b"xx")])
+    assert "2 bytes of binary data" in post_error(example_server, INFER, body, 400, headers)
+    big = {**meta, "parameters": {"binary_data_size": 200}}
+    body, headers = binary_body([(big, matrix.tobytes())])
+    assert "goes past the end" in post_error(example_server, INFER, body, 400, headers)
+    nan = matrix.copy()
+    nan[1, 3] = np.nan
+    body, headers = binary_body([(good, nan.tobytes())])
+    assert "'f': element 12 is nan" in post_error(example_server, INFER, body, 400, headers)
+    header_only = json.dumps({"inputs": [good]}).encode()
+    assert "no Inference-Header-Content-Length" in post_error(example_server, INFER, header_only)
+    body, _ = binary_body([(good, matrix.tobytes())])
+    for bad in ("x", "-1", str(len(body) + 1)):
+        message = post_error(
+            example_server, INFER, body, 400, {"inference-header-content-length": bad}
+        )
+        assert "Inference-Header-Content-Length" in message
+
+    texts = {"name": "records", "datatype": "BYTES", "shape": [2]}
+    raw = struct.pack("<I", 2) + b"{}" + struct.pack("<I", 9) + b"{}"
+    body, headers = binary_body([({**texts, "parameters": {"binary_data_size": len(raw)}}, raw)])
+    message = post_error(shapes_server, "/v2/models/shapes/infer", body, 400, headers)
+    assert "'records': element 1 is cut" in message
+    raw = struct.pack("<I", 2) + b"\xff\xfe"
+    one = {**texts, "shape": [1], "parameters": {"binary_data_size": 6}}
+    body, headers = binary_body([(one, raw)])
+    message = post_error(shapes_server, "/v2/models/shapes/infer", body, 400, headers)
+    assert "'records': element 0 is not UTF-8" in message
 
 
 def test_records_errors(shapes_server):

@@ -299,24 +299,26 @@ class PackflowApp:
         v2 = self.v2
         if kind == "infer":
             _allow(method, "POST")
-            for key, _ in headers:
+            header_length = None
+            for key, value in headers:
                 if key == b"inference-header-content-length":
-                    raise V2Error(
-                        400,
-                        "the binary tensor data extension (Inference-Header-Content-Length) "
-                        "is not supported yet: send the tensors as JSON "
-                        "(tritonclient: binary_data=False)",
-                    )
+                    header_length = value
             content_type, body = await self._read_body(headers, exchange, started)
             media_type = body_format(content_type)
-            if not reads_as_json(media_type):
+            # With binary data after its JSON header, the body is labelled as
+            # anything (tritonclient sends no type, others octet-stream).
+            if header_length is None and not reads_as_json(media_type):
                 raise V2Error(
                     415, f"unsupported Content-Type {media_type!r}: send the request as JSON"
                 )
-            request = v2.parse_infer(body)
+            request = v2.parse_infer(body, header_length)
             payload = Payload(request.data, request.rows, Shape.ARRAY, "application/json")
             lines = await self._run(payload, headers, exchange, started)
-            return 200, v2.render(lines, request), JSON_TYPE, ()
+            answer, json_length = v2.render(lines, request)
+            if json_length is None:
+                return 200, answer, JSON_TYPE, ()
+            extra = [(b"inference-header-content-length", str(json_length).encode())]
+            return 200, answer, b"application/octet-stream", extra
         _allow(method, "GET")
         if kind == "server":
             return 200, v2.server_metadata(), JSON_TYPE, ()

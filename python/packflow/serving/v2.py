@@ -7,15 +7,24 @@ client of ``/invocations`` would have sent; the output lines of those rows
 become one tensor per output key. Every pass over the values is linear in
 their number (no per-value work inside a per-row scan of another list).
 
-Not here yet: the binary tensor data extension (a request using it is
-refused with a 400 saying so), gRPC, and several models in one server.
+The binary tensor data extension is read and written: a body whose first
+``Inference-Header-Content-Length`` bytes are the JSON header, followed by the
+raw bytes of the inputs that give a ``binary_data_size`` (little-endian; a
+BYTES element is a 4-byte length then its bytes), and outputs sent the same
+way when the request asks (``binary_data`` on an output, or
+``binary_data_output`` on the request).
+
+Not here yet: gRPC, and several models in one server.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import struct
 from typing import Any, NamedTuple, Optional
+
+import numpy as np
 
 from packflow import _core
 from packflow._version import __version__
@@ -47,6 +56,23 @@ _INT_RANGES = {
 _FLOATS = frozenset({"FP16", "FP32", "FP64"})
 DATATYPES = frozenset({"BOOL", "BYTES", *_INT_RANGES, *_FLOATS})
 _INT64_MIN, _INT64_MAX = _INT_RANGES["INT64"]
+#: The little-endian numpy type of each fixed-size datatype, for binary data.
+_RAW_TYPES = {
+    "BOOL": "?",
+    "INT8": "<i1",
+    "INT16": "<i2",
+    "INT32": "<i4",
+    "INT64": "<i8",
+    "UINT8": "<u1",
+    "UINT16": "<u2",
+    "UINT32": "<u4",
+    "UINT64": "<u8",
+    "FP16": "<f2",
+    "FP32": "<f4",
+    "FP64": "<f8",
+}
+#: The header field of the binary tensor data extension.
+HEADER_LENGTH = "Inference-Header-Content-Length"
 
 
 class V2Error(Exception):
@@ -73,6 +99,9 @@ class InferRequest(NamedTuple):
     id: Optional[str]
     #: The outputs asked for by name, in order; ``None``: all of them.
     outputs: Optional[list[str]]
+    #: Outputs to send as binary data (by name), and whether the others are.
+    binary: dict[str, bool]
+    binary_default: bool
 
 
 class _Layout:
@@ -141,8 +170,9 @@ class V2Api:
     # -- metadata ---------------------------------------------------------------
 
     def server_metadata(self) -> bytes:
-        # No extension yet: not the binary tensor data one (see the module).
-        return _core.dumps({"name": "packflow", "version": __version__, "extensions": []})
+        return _core.dumps(
+            {"name": "packflow", "version": __version__, "extensions": ["binary_tensor_data"]}
+        )
 
     def model_metadata(self) -> bytes:
         layout = self.layout
@@ -165,10 +195,12 @@ class V2Api:
 
     # -- infer ------------------------------------------------------------------
 
-    def parse_infer(self, body: bytes) -> InferRequest:
+    def parse_infer(self, body: bytes, header_length: Optional[bytes] = None) -> InferRequest:
         """The rows of an infer request body; a :class:`V2Error` (400) says
-        what is wrong, naming the tensor and the element."""
-        doc = _load_json(body)
+        what is wrong, naming the tensor and the element. ``header_length``:
+        the request's Inference-Header-Content-Length, if it sent one."""
+        raw = _Raw(body, header_length)
+        doc = _load_json(raw.header)
         if not isinstance(doc, dict):
             raise V2Error(400, 'the body must be a JSON object {"inputs": [tensors]}')
         request_id = doc.get("id")
@@ -180,13 +212,15 @@ class V2Api:
         inputs = doc.get("inputs")
         if not isinstance(inputs, list) or not inputs:
             raise V2Error(400, '"inputs" must be a non-empty array of tensors')
-        tensors = [_tensor(item, i) for i, item in enumerate(inputs)]
+        tensors = [_tensor(item, i, raw) for i, item in enumerate(inputs)]
+        raw.check_used()
         seen: set[str] = set()
         for t in tensors:
             if t.name in seen:
                 raise V2Error(400, f"tensor {t.name!r} is given twice")
             seen.add(t.name)
-        outputs = _requested_outputs(doc.get("outputs"))
+        outputs, binary = _requested_outputs(doc.get("outputs"))
+        binary_default = bool(params.get("binary_data_output", False)) if params else False
         if self.layout.features is not None:
             rows = self._feature_rows(tensors)
         else:
@@ -197,7 +231,7 @@ class V2Api:
             data = _core.dumps_lines(rows)
         except (TypeError, ValueError) as exc:
             raise V2Error(400, f"the rows cannot be written as JSON: {exc}") from None
-        return InferRequest(data, len(rows), request_id, outputs)
+        return InferRequest(data, len(rows), request_id, outputs, binary, binary_default)
 
     def _feature_rows(self, tensors: list[_Tensor]) -> list[dict]:
         layout = self.layout
@@ -247,8 +281,9 @@ class V2Api:
         _check_paths(paths, [t.name for t in tensors])
         return _build_rows(paths, [t.values for t in tensors], n)
 
-    def render(self, lines: list[bytes], request: InferRequest) -> bytes:
-        """The infer answer from the request's output lines, in order."""
+    def render(self, lines: list[bytes], request: InferRequest) -> tuple[bytes, Optional[int]]:
+        """The infer answer from the request's output lines, in order, and
+        the length of its JSON header when binary outputs follow it."""
         rows = json.loads(b"[" + b",".join(lines) + b"]")
         keys: dict[str, None] = {}
         for row in rows:
@@ -263,13 +298,22 @@ class V2Api:
         else:
             names = list(keys)
         outputs = [_output_tensor(name, rows) for name in names]
+        buffers = []
+        for tensor in outputs:
+            if request.binary.get(tensor["name"], request.binary_default):
+                data = _raw_output(tensor.pop("data"), tensor["datatype"])
+                tensor["parameters"] = {"binary_data_size": len(data)}
+                buffers.append(data)
         answer: dict[str, Any] = {"model_name": self.name}
         if self.version:
             answer["model_version"] = self.version
         if request.id is not None:
             answer["id"] = request.id
         answer["outputs"] = outputs
-        return _core.dumps(answer)
+        header = _core.dumps(answer)
+        if not buffers:
+            return header, None
+        return header + b"".join(buffers), len(header)
 
 
 class _Tensor(NamedTuple):
@@ -294,7 +338,101 @@ def _load_json(body: bytes) -> Any:
         raise V2Error(400, f"the body is not JSON: {exc}") from None
 
 
-def _tensor(item: Any, index: int) -> _Tensor:
+class _Raw:
+    """A body cut into its JSON header and the binary data after it."""
+
+    def __init__(self, body: bytes, header_length: Optional[bytes]):
+        self.header = body
+        self.data = memoryview(b"")
+        self.used = 0
+        self.binary = header_length is not None
+        if header_length is None:
+            return
+        try:
+            length = int(header_length)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= len(body):
+            raise V2Error(
+                400,
+                f"{HEADER_LENGTH} is {header_length.decode('latin-1')!r}: it must be the length "
+                f"of the JSON header, a number from 0 to the body's {len(body)} bytes",
+            )
+        self.header = body[:length]
+        self.data = memoryview(body)[length:]
+
+    def take(self, size: Any, where: str) -> memoryview:
+        if not self.binary:
+            raise V2Error(
+                400,
+                f"{where} gives a binary_data_size but the request has no {HEADER_LENGTH} "
+                "(where its JSON header ends)",
+            )
+        if type(size) is not int or size < 0:
+            raise V2Error(400, f"{where}: binary_data_size must be an integer >= 0")
+        if self.used + size > len(self.data):
+            raise V2Error(
+                400,
+                f"{where}: binary_data_size {size} goes past the end of the binary data "
+                f"({len(self.data) - self.used} bytes left)",
+            )
+        chunk = self.data[self.used : self.used + size]
+        self.used += size
+        return chunk
+
+    def check_used(self) -> None:
+        extra = len(self.data) - self.used
+        if extra:
+            raise V2Error(
+                400, f"{extra} bytes of binary data after the inputs' binary_data_size are left"
+            )
+
+
+def _raw_values(chunk: memoryview, datatype: str, count: int, where: str) -> list:
+    """The values of a tensor sent as binary data."""
+    if datatype == "BYTES":
+        values = []
+        end = len(chunk)
+        at = 0
+        while at < end:
+            if at + 4 > end:
+                raise V2Error(400, f"{where}: element {len(values)} is cut in its length")
+            (size,) = struct.unpack_from("<I", chunk, at)
+            at += 4
+            if at + size > end:
+                raise V2Error(400, f"{where}: element {len(values)} is cut ({size} bytes said)")
+            try:
+                values.append(str(chunk[at : at + size], "utf-8"))
+            except UnicodeDecodeError:
+                raise V2Error(400, f"{where}: element {len(values)} is not UTF-8 text") from None
+            at += size
+        return values
+    dtype = np.dtype(_RAW_TYPES[datatype])
+    if len(chunk) != count * dtype.itemsize:
+        raise V2Error(
+            400,
+            f"{where}: {len(chunk)} bytes of binary data; its shape and {datatype} take "
+            f"{count * dtype.itemsize}",
+        )
+    array = np.frombuffer(chunk, dtype=dtype)
+    if datatype in _FLOATS:
+        bad = np.flatnonzero(~np.isfinite(array))
+        if bad.size:
+            raise V2Error(
+                400, f"{where}: element {int(bad[0])} is {array[bad[0]]}, not a finite number"
+            )
+    return array.tolist()
+
+
+def _raw_output(column: list, datatype: str) -> bytes:
+    """An output tensor's values as binary data."""
+    if datatype == "BYTES":
+        encoded = [v.encode("utf-8") for v in column]
+        return b"".join(struct.pack("<I", len(v)) + v for v in encoded)
+    return np.array(column, dtype=_RAW_TYPES[datatype]).tobytes()
+
+
+def _tensor(item: Any, index: int, raw: _Raw) -> _Tensor:
     where = f"input {index}"
     if not isinstance(item, dict):
         raise V2Error(400, f"{where} is not a JSON object")
@@ -303,12 +441,6 @@ def _tensor(item: Any, index: int) -> _Tensor:
         raise V2Error(400, f'{where} has no "name" string')
     where = f"tensor {name!r}"
     params = item.get("parameters")
-    if isinstance(params, dict) and "binary_data_size" in params:
-        raise V2Error(
-            400,
-            f"{where} uses the binary tensor data extension, which this server does not "
-            'have yet: send its values as JSON in "data" (tritonclient: binary_data=False)',
-        )
     datatype = item.get("datatype")
     if datatype not in DATATYPES:
         raise V2Error(
@@ -317,10 +449,14 @@ def _tensor(item: Any, index: int) -> _Tensor:
     shape = item.get("shape")
     if not isinstance(shape, list) or not shape or any(type(d) is not int or d < 0 for d in shape):
         raise V2Error(400, f'{where}: "shape" must be a non-empty array of sizes (integers >= 0)')
-    if "data" not in item:
-        raise V2Error(400, f'{where} has no "data"')
-    values = _flatten(item["data"], where)
     expected = math.prod(shape)
+    if isinstance(params, dict) and "binary_data_size" in params:
+        chunk = raw.take(params["binary_data_size"], where)
+        values = _raw_values(chunk, datatype, expected, where)
+    elif "data" not in item:
+        raise V2Error(400, f'{where} has no "data" (nor a binary_data_size)')
+    else:
+        values = _flatten(item["data"], where)
     if len(values) != expected:
         raise V2Error(400, f"{where} has {len(values)} values; its shape {shape} holds {expected}")
     _check_values(values, datatype, where)
@@ -464,18 +600,24 @@ def _json_records(t: _Tensor) -> list[dict]:
     return rows
 
 
-def _requested_outputs(outputs: Any) -> Optional[list[str]]:
+def _requested_outputs(outputs: Any) -> tuple[Optional[list[str]], dict[str, bool]]:
+    """The names asked for (``None``: every output), and the binary_data
+    parameter of each output that has one."""
     if outputs is None:
-        return None
+        return None, {}
     if not isinstance(outputs, list):
         raise V2Error(400, '"outputs" must be an array of {"name": ...} objects')
     names = []
+    binary = {}
     for i, item in enumerate(outputs):
         name = item.get("name") if isinstance(item, dict) else None
         if not isinstance(name, str):
             raise V2Error(400, f'output {i} has no "name" string')
         names.append(name)
-    return names
+        params = item.get("parameters")
+        if isinstance(params, dict) and "binary_data" in params:
+            binary[name] = bool(params["binary_data"])
+    return names, binary
 
 
 def _output_tensor(name: str, rows: list) -> dict:
