@@ -147,7 +147,7 @@ def serve_command(
     PROJECT is a project directory or an archive made by `packflow export`.
     Endpoints: POST /invocations (a JSON object, an array of objects, or JSON
     Lines), POST /v1/models/NAME:predict and GET /v1/models/NAME (KServe V1),
-    the Open Inference Protocol (KServe V2) under /v2 (JSON tensors),
+    the Open Inference Protocol (KServe V2) REST routes under /v2,
     GET /healthz, /readyz and /metrics (Prometheus). Rows of concurrent
     requests are batched. SIGTERM or SIGINT drains (every request in progress
     is answered) and exits 0; a second signal stops at once.
