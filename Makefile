@@ -33,7 +33,8 @@ RUN_DEPS := "maturin>=1.7,<2"
 # What the tests, benchmarks and linters add on top (`make test` installs them).
 TEST_DEPS := "pytest>=8" "hypothesis>=6.100" "pytest-benchmark>=4" "ruff>=0.6" \
 	"orjson>=3.9" "msgspec>=0.18" "pandas>=2" \
-	"uvicorn>=0.30" "uvloop>=0.19" "httptools>=0.6" "httpx>=0.27" "prometheus_client>=0.20" \
+	"uvicorn>=0.30" "uvloop>=0.19" "httptools>=0.6" "httpx>=0.27" "tritonclient[http]>=2.40" \
+	"prometheus_client>=0.20" \
 	"confluent-kafka>=2.4"
 # A matrix virtualenv (.venv-X.Y) holds both, the runtime dependencies too.
 DEV_DEPS := $(RUN_DEPS) "pydantic>=2.5,<3" "numpy>=1.24" "click>=8.1" "pyyaml>=6" "pathspec>=0.11" \

@@ -15,7 +15,17 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 # What only the tests, benchmarks and linters use: `make run` must not install them.
-TEST_ONLY = ("pytest", "hypothesis", "ruff", "pandas", "orjson", "msgspec", "httpx", "uvicorn")
+TEST_ONLY = (
+    "pytest",
+    "hypothesis",
+    "ruff",
+    "pandas",
+    "orjson",
+    "msgspec",
+    "httpx",
+    "uvicorn",
+    "tritonclient",
+)
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 

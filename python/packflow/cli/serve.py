@@ -6,7 +6,7 @@ import logging
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import click
 
@@ -28,8 +28,8 @@ from packflow.engine.gc_policy import freeze_loaded
 from packflow.exceptions import describe_error
 
 
-def _load(project: str, config: dict[str, Any], workdir: str) -> tuple[Any, str]:
-    """The backend and the project's name."""
+def _load(project: str, config: dict[str, Any], workdir: str) -> tuple[Any, str, Optional[str]]:
+    """The backend, the project's name, and its version when packflow.yaml has one."""
     from packflow.loaders import InferenceBackendLoader
     from packflow.project import PackflowProject
 
@@ -44,7 +44,11 @@ def _load(project: str, config: dict[str, Any], workdir: str) -> tuple[Any, str]
     else:
         backend = InferenceBackendLoader.from_project(path, strict_config=True, **config)
         project_dir = path
-    return backend, PackflowProject(project_dir).load_config().name
+    project_config = PackflowProject(project_dir).load_config()
+    version = None
+    if "version" in project_config.model_fields_set and project_config.version.strip():
+        version = project_config.version.strip()
+    return backend, project_config.name, version
 
 
 @click.command("serve")
@@ -143,6 +147,7 @@ def serve_command(
     PROJECT is a project directory or an archive made by `packflow export`.
     Endpoints: POST /invocations (a JSON object, an array of objects, or JSON
     Lines), POST /v1/models/NAME:predict and GET /v1/models/NAME (KServe V1),
+    the Open Inference Protocol (KServe V2) REST routes under /v2,
     GET /healthz, /readyz and /metrics (Prometheus). Rows of concurrent
     requests are batched. SIGTERM or SIGINT drains (every request in progress
     is answered) and exits 0; a second signal stops at once.
@@ -162,7 +167,7 @@ def serve_command(
 
     with tempfile.TemporaryDirectory(prefix="packflow-serve-") as workdir:
         try:
-            backend, name = _load(project, config, workdir)
+            backend, name, version = _load(project, config, workdir)
         except Exception as exc:  # noqa: BLE001 - reported to the user
             load_error(describe_error(exc), type(exc).__name__)
         freeze_loaded()
@@ -171,6 +176,7 @@ def serve_command(
         app = create_app(
             backend,
             name=name,
+            version=version,
             max_batch_rows=max_batch_rows,
             max_wait_ms=max_wait_ms,
             max_queue_rows=max_queue_rows,

@@ -36,8 +36,10 @@ from packflow.serving.protocol import (
     document_error,
     error_body,
     parse_body,
+    reads_as_json,
 )
 from packflow.serving.protocol import render as render_outputs
+from packflow.serving.v2 import V2Api, V2Error
 
 __all__ = ["PackflowApp", "create_app"]
 
@@ -54,6 +56,7 @@ INVOCATIONS = "/invocations"
 PREDICT = "/v1/models/{name}:predict"
 MODEL = "/v1/models/{name}"
 MODELS = "/v1/models"
+V2_INFER = "/v2/models/{name}/infer"
 OTHER = "other"
 
 
@@ -82,6 +85,7 @@ class PackflowApp:
         backend: Any,
         *,
         name: Optional[str] = None,
+        version: Optional[str] = None,
         max_batch_rows: int = SERVE_MAX_BATCH_ROWS,
         max_wait_ms: float = SERVE_MAX_WAIT_MS,
         max_queue_rows: int = SERVE_MAX_QUEUE_ROWS,
@@ -111,6 +115,8 @@ class PackflowApp:
         #: Set by :meth:`drain`: /readyz answers 503 from then on.
         self.draining = False
         self._model_json = b""
+        #: The Open Inference Protocol (KServe V2) routes, under /v2.
+        self.v2 = V2Api(backend, self.name, version)
 
     def __repr__(self) -> str:
         return f"PackflowApp({self.name!r}, {type(self.backend).__name__})"
@@ -206,6 +212,10 @@ class PackflowApp:
                     body = b'{"name":' + self._model_name_json() + b',"ready":'
                     body += b"true}" if ready else b"false}"
                     answer = (200 if ready else 503, body, JSON_TYPE, ())
+            elif path == "/v2" or path.startswith("/v2/"):
+                route = self.v2.route(path)
+                endpoint = route.endpoint
+                answer = await self._v2(route.kind, method, headers, exchange, started)
             else:
                 endpoint, answer = self._plain(path, method)
         except _Gone:
@@ -214,10 +224,13 @@ class PackflowApp:
             return None
         except _Reply as reply:
             answer = (reply.status, reply.body, JSON_TYPE, reply.headers)
+        except V2Error as exc:
+            answer = (exc.status, error_body(str(exc)), JSON_TYPE, ())
         except Exception:
             get_logger().exception("%s %s failed", method, path)
             answer = (500, error_body("internal error: see the server log"), JSON_TYPE, ())
-        seconds = time.perf_counter() - started if endpoint in (INVOCATIONS, PREDICT) else None
+        timed = endpoint in (INVOCATIONS, PREDICT, V2_INFER)
+        seconds = time.perf_counter() - started if timed else None
         self.metrics.request(endpoint, answer[0], seconds)
         return answer
 
@@ -274,10 +287,53 @@ class PackflowApp:
             },
         )
 
-    async def _invoke(
-        self, headers: list[tuple[bytes, bytes]], exchange: Any, started: float, instances: bool
+    async def _v2(
+        self,
+        kind: str,
+        method: str,
+        headers: list[tuple[bytes, bytes]],
+        exchange: Any,
+        started: float,
     ) -> Answer:
-        """Read the body, queue its rows, wait for their batch(es), answer."""
+        """The answer on a V2 route (see :mod:`.v2`)."""
+        v2 = self.v2
+        if kind == "infer":
+            _allow(method, "POST")
+            header_length = None
+            for key, value in headers:
+                if key == b"inference-header-content-length":
+                    header_length = value
+            content_type, body = await self._read_body(headers, exchange, started)
+            media_type = body_format(content_type)
+            # With binary data after its JSON header, the body is labelled as
+            # anything (tritonclient sends no type, others octet-stream).
+            if header_length is None and not reads_as_json(media_type):
+                raise V2Error(
+                    415, f"unsupported Content-Type {media_type!r}: send the request as JSON"
+                )
+            request = v2.parse_infer(body, header_length)
+            payload = Payload(request.data, request.rows, Shape.ARRAY, "application/json")
+            lines = await self._run(payload, headers, exchange, started)
+            answer, json_length = v2.render(lines, request)
+            if json_length is None:
+                return 200, answer, JSON_TYPE, ()
+            extra = [(b"inference-header-content-length", str(json_length).encode())]
+            return 200, answer, b"application/octet-stream", extra
+        _allow(method, "GET")
+        if kind == "server":
+            return 200, v2.server_metadata(), JSON_TYPE, ()
+        if kind == "model":
+            return 200, v2.model_metadata(), JSON_TYPE, ()
+        if kind == "live":
+            return 200, b'{"live":true}', JSON_TYPE, ()
+        ready = self.ready()
+        body = b'{"ready":true}' if ready else b'{"ready":false}'
+        return (200 if ready else 503), body, JSON_TYPE, ()
+
+    async def _read_body(
+        self, headers: list[tuple[bytes, bytes]], exchange: Any, started: float
+    ) -> tuple[Optional[bytes], bytes]:
+        """The request's Content-Type and body."""
         content_type = None
         content_length = None
         for key, value in headers:
@@ -295,11 +351,26 @@ class PackflowApp:
                         "send the body uncompressed"
                     ),
                 )
-        body = await exchange.read_body(content_length, started)
+        return content_type, await exchange.read_body(content_length, started)
+
+    async def _invoke(
+        self, headers: list[tuple[bytes, bytes]], exchange: Any, started: float, instances: bool
+    ) -> Answer:
+        """Read the body, queue its rows, wait for their batch(es), answer."""
+        content_type, body = await self._read_body(headers, exchange, started)
         try:
             payload = parse_body(body, body_format(content_type), instances=instances)
         except BadBody as exc:
             raise _Reply(exc.status, error_body(str(exc))) from None
+        lines = await self._run(payload, headers, exchange, started)
+        body = render_outputs(payload.shape, lines)
+        return 200, body, payload.content_type.encode(), ()
+
+    async def _run(
+        self, payload: Payload, headers: list[tuple[bytes, bytes]], exchange: Any, started: float
+    ) -> list[bytes]:
+        """Queue the payload's rows and wait for their batch(es): their output
+        lines, in order (else the answer to give instead, raised)."""
         # The deadline counts from when the request began, not from when its
         # body was read (a slow body must not buy itself more time).
         began = asyncio.get_running_loop().time() - (time.perf_counter() - started)
@@ -315,8 +386,7 @@ class PackflowApp:
         outcome = await exchange.outcome(job)
         if outcome is Outcome.DONE:
             lines, job.lines = job.lines, []  # the batcher may keep the job a while
-            body = render_outputs(payload.shape, lines)
-            return 200, body, payload.content_type.encode(), ()
+            return lines
         if outcome is Outcome.TIMED_OUT:
             raise _Reply(
                 504, error_body(f"no answer within the {self.request_timeout_s:g} s timeout")
@@ -562,6 +632,7 @@ def create_app(
     backend: Any,
     *,
     name: Optional[str] = None,
+    version: Optional[str] = None,
     max_batch_rows: int = SERVE_MAX_BATCH_ROWS,
     max_wait_ms: float = SERVE_MAX_WAIT_MS,
     max_queue_rows: int = SERVE_MAX_QUEUE_ROWS,
@@ -573,8 +644,9 @@ def create_app(
     :class:`~packflow.InferenceBackend`), to run with any ASGI server or mount
     in your own stack.
 
-    ``name`` is the model name of the KServe V1 routes (default: the backend's
-    class name). Rows of concurrent requests are batched: at most
+    ``name`` is the model name of the KServe V1 and V2 routes (default: the
+    backend's class name), ``version`` its version on the V2 routes (none by
+    default). Rows of concurrent requests are batched: at most
     ``max_batch_rows`` per backend call; a batch starts as soon as the model
     is free, with whatever is queued (while it runs, the next one fills), or,
     with ``max_wait_ms`` above 0, once its first row has waited that long for
@@ -592,6 +664,7 @@ def create_app(
     return PackflowApp(
         backend,
         name=name,
+        version=version,
         max_batch_rows=max_batch_rows,
         max_wait_ms=max_wait_ms,
         max_queue_rows=max_queue_rows,

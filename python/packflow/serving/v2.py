@@ -1,0 +1,649 @@
+"""The Open Inference Protocol (KServe V2) over REST, for the one model the
+server holds: its routes, its metadata, and its tensors turned into rows and
+back.
+
+A request's tensors become JSON Lines rows for the batcher, the same rows a
+client of ``/invocations`` would have sent; the output lines of those rows
+become one tensor per output key. Every pass over the values is linear in
+their number (no per-value work inside a per-row scan of another list).
+
+The binary tensor data extension is read and written: a body whose first
+``Inference-Header-Content-Length`` bytes are the JSON header, followed by the
+raw bytes of the inputs that give a ``binary_data_size`` (little-endian; a
+BYTES element is a 4-byte length then its bytes), and outputs sent the same
+way when the request asks (``binary_data`` on an output, or
+``binary_data_output`` on the request).
+
+Not here yet: gRPC, and several models in one server.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from typing import Any, NamedTuple, Optional
+
+import numpy as np
+
+from packflow import _core
+from packflow._version import __version__
+
+__all__ = ["V2Api", "V2Error", "InferRequest"]
+
+PREFIX = "/v2"
+MODELS = "/v2/models/"
+
+# Endpoint labels for metrics (routes, not paths: bounded cardinality).
+SERVER = "/v2"
+LIVE = "/v2/health/live"
+READY = "/v2/health/ready"
+MODEL = "/v2/models/{name}"
+MODEL_READY = "/v2/models/{name}/ready"
+INFER = "/v2/models/{name}/infer"
+
+#: Integer datatypes and their ranges.
+_INT_RANGES = {
+    "INT8": (-(1 << 7), (1 << 7) - 1),
+    "INT16": (-(1 << 15), (1 << 15) - 1),
+    "INT32": (-(1 << 31), (1 << 31) - 1),
+    "INT64": (-(1 << 63), (1 << 63) - 1),
+    "UINT8": (0, (1 << 8) - 1),
+    "UINT16": (0, (1 << 16) - 1),
+    "UINT32": (0, (1 << 32) - 1),
+    "UINT64": (0, (1 << 64) - 1),
+}
+_FLOATS = frozenset({"FP16", "FP32", "FP64"})
+DATATYPES = frozenset({"BOOL", "BYTES", *_INT_RANGES, *_FLOATS})
+_INT64_MIN, _INT64_MAX = _INT_RANGES["INT64"]
+#: The little-endian numpy type of each fixed-size datatype, for binary data.
+_RAW_TYPES = {
+    "BOOL": "?",
+    "INT8": "<i1",
+    "INT16": "<i2",
+    "INT32": "<i4",
+    "INT64": "<i8",
+    "UINT8": "<u1",
+    "UINT16": "<u2",
+    "UINT32": "<u4",
+    "UINT64": "<u8",
+    "FP16": "<f2",
+    "FP32": "<f4",
+    "FP64": "<f8",
+}
+#: The header field of the binary tensor data extension.
+HEADER_LENGTH = "Inference-Header-Content-Length"
+
+
+class V2Error(Exception):
+    """Answer with ``status`` and ``{"error": message}``."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+class Route(NamedTuple):
+    """What a V2 path asks for: ``endpoint`` (a metrics label), ``kind``
+    (``server``, ``live``, ``ready``, ``model``, ``model_ready`` or ``infer``)."""
+
+    endpoint: str
+    kind: str
+
+
+class InferRequest(NamedTuple):
+    """An infer request's rows as JSON Lines, and what its answer needs."""
+
+    data: bytes
+    rows: int
+    id: Optional[str]
+    #: The outputs asked for by name, in order; ``None``: all of them.
+    outputs: Optional[list[str]]
+    #: Outputs to send as binary data (by name), and whether the others are.
+    binary: dict[str, bool]
+    binary_default: bool
+
+
+class _Layout:
+    """How the backend reads rows: the numpy features (the tensor names and
+    where each value goes in a row), or records."""
+
+    def __init__(self, backend: Any):
+        config = getattr(backend, "config", None)
+        fmt = getattr(getattr(config, "input_format", None), "value", "records")
+        self.delimiter: str = getattr(config, "nested_field_delimiter", ".") or "."
+        features = list(getattr(config, "feature_names", []) or [])
+        #: The feature names of a numpy backend, else ``None``.
+        self.features: Optional[list[str]] = features if fmt == "numpy" and features else None
+        self.paths: list[tuple[str, ...]] = []
+        if self.features is not None:
+            # A feature renamed in the config is read from its source field.
+            source_of = {str(v): str(k) for k, v in config.rename_fields.items()}
+            self.paths = [tuple(source_of.get(f, f).split(self.delimiter)) for f in features]
+        output_keys = list(getattr(config, "output_keys", []) or [])
+        self.output_keys: list[str] = [str(k) for k in output_keys]
+
+
+class V2Api:
+    """The V2 side of a :class:`~packflow.serving.app.PackflowApp`."""
+
+    def __init__(self, backend: Any, name: str, version: Optional[str]):
+        self.name = name
+        self.version = version or None
+        self.layout = _Layout(backend)
+
+    # -- routes -----------------------------------------------------------------
+
+    def route(self, path: str) -> Route:
+        """The route of a path under ``/v2``; a 404 for no endpoint or
+        another model or version."""
+        if path == PREFIX or path == PREFIX + "/":
+            return Route(SERVER, "server")
+        if path == LIVE:
+            return Route(LIVE, "live")
+        if path == READY:
+            return Route(READY, "ready")
+        if path.startswith(MODELS):
+            parts = path[len(MODELS) :].split("/")
+            name, rest = parts[0], parts[1:]
+            if len(rest) >= 2 and rest[0] == "versions":
+                version, rest = rest[1], rest[2:]
+                self._check_model(name)
+                if version != self.version:
+                    has = f"its version is {self.version!r}" if self.version else "it has none"
+                    raise V2Error(404, f"model {name!r} has no version {version!r}; {has}")
+            if not rest or rest == [""]:
+                self._check_model(name)
+                return Route(MODEL, "model")
+            if rest == ["ready"]:
+                self._check_model(name)
+                return Route(MODEL_READY, "model_ready")
+            if rest == ["infer"]:
+                self._check_model(name)
+                return Route(INFER, "infer")
+        raise V2Error(404, f"no endpoint at {path}")
+
+    def _check_model(self, name: str) -> None:
+        if name != self.name:
+            raise V2Error(404, f"no model named {name!r}; this server has {self.name!r}")
+
+    # -- metadata ---------------------------------------------------------------
+
+    def server_metadata(self) -> bytes:
+        return _core.dumps(
+            {"name": "packflow", "version": __version__, "extensions": ["binary_tensor_data"]}
+        )
+
+    def model_metadata(self) -> bytes:
+        layout = self.layout
+        if layout.features is not None:
+            inputs = [{"name": f, "datatype": "FP64", "shape": [-1]} for f in layout.features]
+        else:
+            inputs = [{"name": "records", "datatype": "BYTES", "shape": [-1]}]
+        # The datatype of an output is decided by its values in each answer;
+        # BYTES (JSON text) holds any of them.
+        outputs = [{"name": k, "datatype": "BYTES", "shape": [-1]} for k in layout.output_keys]
+        return _core.dumps(
+            {
+                "name": self.name,
+                "versions": [self.version] if self.version else [],
+                "platform": "packflow",
+                "inputs": inputs,
+                "outputs": outputs,
+            }
+        )
+
+    # -- infer ------------------------------------------------------------------
+
+    def parse_infer(self, body: bytes, header_length: Optional[bytes] = None) -> InferRequest:
+        """The rows of an infer request body; a :class:`V2Error` (400) says
+        what is wrong, naming the tensor and the element. ``header_length``:
+        the request's Inference-Header-Content-Length, if it sent one."""
+        raw = _Raw(body, header_length)
+        doc = _load_json(raw.header)
+        if not isinstance(doc, dict):
+            raise V2Error(400, 'the body must be a JSON object {"inputs": [tensors]}')
+        request_id = doc.get("id")
+        if request_id is not None and not isinstance(request_id, str):
+            raise V2Error(400, '"id" must be a string')
+        params = doc.get("parameters")
+        if params is not None and not isinstance(params, dict):
+            raise V2Error(400, '"parameters" must be an object')
+        inputs = doc.get("inputs")
+        if not isinstance(inputs, list) or not inputs:
+            raise V2Error(400, '"inputs" must be a non-empty array of tensors')
+        tensors = [_tensor(item, i, raw) for i, item in enumerate(inputs)]
+        raw.check_used()
+        seen: set[str] = set()
+        for t in tensors:
+            if t.name in seen:
+                raise V2Error(400, f"tensor {t.name!r} is given twice")
+            seen.add(t.name)
+        outputs, binary = _requested_outputs(doc.get("outputs"))
+        binary_default = bool(params.get("binary_data_output", False)) if params else False
+        if self.layout.features is not None:
+            rows = self._feature_rows(tensors)
+        else:
+            rows = self._record_rows(tensors)
+        if not rows:
+            raise V2Error(400, "the request has no rows (its tensors' first dimension is 0)")
+        try:
+            data = _core.dumps_lines(rows)
+        except (TypeError, ValueError) as exc:
+            raise V2Error(400, f"the rows cannot be written as JSON: {exc}") from None
+        return InferRequest(data, len(rows), request_id, outputs, binary, binary_default)
+
+    def _feature_rows(self, tensors: list[_Tensor]) -> list[dict]:
+        layout = self.layout
+        features = layout.features
+        assert features is not None
+        k = len(features)
+        if len(tensors) == 1 and len(tensors[0].shape) == 2 and tensors[0].name not in features:
+            t = tensors[0]
+            _numeric(t)
+            n, width = t.shape
+            if width != k:
+                raise V2Error(
+                    400,
+                    f"tensor {t.name!r} has shape {t.shape}: the model takes {k} features "
+                    f"as columns ({', '.join(features)}), so its shape must be [N, {k}]",
+                )
+            columns = [t.values[j::k] for j in range(k)]
+            return _build_rows(layout.paths, columns, n)
+        by_name = {t.name: t for t in tensors}
+        unknown = [name for name in by_name if name not in set(features)]
+        if unknown:
+            raise V2Error(
+                400,
+                f"no feature named {unknown[0]!r}: send one tensor of shape [N, {k}], or "
+                f"one tensor of shape [N] per feature, named {', '.join(features)}",
+            )
+        missing = [f for f in features if f not in by_name]
+        if missing:
+            raise V2Error(
+                400, f"missing the tensor of feature(s) {', '.join(repr(m) for m in missing)}"
+            )
+        n = _column_rows(tensors)
+        for t in tensors:
+            _numeric(t)
+        return _build_rows(layout.paths, [by_name[f].values for f in features], n)
+
+    def _record_rows(self, tensors: list[_Tensor]) -> list[dict]:
+        if len(tensors) == 1 and tensors[0].datatype == "BYTES":
+            t = tensors[0]
+            first = t.values[0] if t.values else ""
+            if first.lstrip().startswith("{"):
+                _column_rows(tensors)
+                return _json_records(t)
+        n = _column_rows(tensors)
+        delimiter = self.layout.delimiter
+        paths = [tuple(t.name.split(delimiter)) for t in tensors]
+        _check_paths(paths, [t.name for t in tensors])
+        return _build_rows(paths, [t.values for t in tensors], n)
+
+    def render(self, lines: list[bytes], request: InferRequest) -> tuple[bytes, Optional[int]]:
+        """The infer answer from the request's output lines, in order, and
+        the length of its JSON header when binary outputs follow it."""
+        rows = json.loads(b"[" + b",".join(lines) + b"]")
+        keys: dict[str, None] = {}
+        for row in rows:
+            if isinstance(row, dict):
+                keys.update(dict.fromkeys(row))
+        if request.outputs is not None:
+            unknown = [name for name in request.outputs if name not in keys]
+            if unknown:
+                have = ", ".join(repr(k) for k in keys) or "none"
+                raise V2Error(400, f"no output named {unknown[0]!r}; the outputs are {have}")
+            names = request.outputs
+        else:
+            names = list(keys)
+        outputs = [_output_tensor(name, rows) for name in names]
+        buffers = []
+        for tensor in outputs:
+            if request.binary.get(tensor["name"], request.binary_default):
+                data = _raw_output(tensor.pop("data"), tensor["datatype"])
+                tensor["parameters"] = {"binary_data_size": len(data)}
+                buffers.append(data)
+        answer: dict[str, Any] = {"model_name": self.name}
+        if self.version:
+            answer["model_version"] = self.version
+        if request.id is not None:
+            answer["id"] = request.id
+        answer["outputs"] = outputs
+        header = _core.dumps(answer)
+        if not buffers:
+            return header, None
+        return header + b"".join(buffers), len(header)
+
+
+class _Tensor(NamedTuple):
+    name: str
+    datatype: str
+    shape: list[int]
+    values: list  # flat, row-major
+
+
+def _refuse_constant(word: str) -> Any:
+    raise ValueError(f"{word} is not JSON (JSON has no NaN or Infinity)")
+
+
+def _load_json(body: bytes) -> Any:
+    if not body or body.isspace():
+        raise V2Error(400, 'the body is empty: send a JSON object {"inputs": [tensors]}')
+    try:
+        return json.loads(body, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise V2Error(400, "the body is not JSON that can be read: nested too deeply") from None
+    except ValueError as exc:
+        raise V2Error(400, f"the body is not JSON: {exc}") from None
+
+
+class _Raw:
+    """A body cut into its JSON header and the binary data after it."""
+
+    def __init__(self, body: bytes, header_length: Optional[bytes]):
+        self.header = body
+        self.data = memoryview(b"")
+        self.used = 0
+        self.binary = header_length is not None
+        if header_length is None:
+            return
+        try:
+            length = int(header_length)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= len(body):
+            raise V2Error(
+                400,
+                f"{HEADER_LENGTH} is {header_length.decode('latin-1')!r}: it must be the length "
+                f"of the JSON header, a number from 0 to the body's {len(body)} bytes",
+            )
+        self.header = body[:length]
+        self.data = memoryview(body)[length:]
+
+    def take(self, size: Any, where: str) -> memoryview:
+        if not self.binary:
+            raise V2Error(
+                400,
+                f"{where} gives a binary_data_size but the request has no {HEADER_LENGTH} "
+                "(where its JSON header ends)",
+            )
+        if type(size) is not int or size < 0:
+            raise V2Error(400, f"{where}: binary_data_size must be an integer >= 0")
+        if self.used + size > len(self.data):
+            raise V2Error(
+                400,
+                f"{where}: binary_data_size {size} goes past the end of the binary data "
+                f"({len(self.data) - self.used} bytes left)",
+            )
+        chunk = self.data[self.used : self.used + size]
+        self.used += size
+        return chunk
+
+    def check_used(self) -> None:
+        extra = len(self.data) - self.used
+        if extra:
+            raise V2Error(
+                400, f"{extra} bytes of binary data after the inputs' binary_data_size are left"
+            )
+
+
+def _raw_values(chunk: memoryview, datatype: str, count: int, where: str) -> list:
+    """The values of a tensor sent as binary data."""
+    if datatype == "BYTES":
+        values = []
+        end = len(chunk)
+        at = 0
+        while at < end:
+            if at + 4 > end:
+                raise V2Error(400, f"{where}: element {len(values)} is cut in its length")
+            (size,) = struct.unpack_from("<I", chunk, at)
+            at += 4
+            if at + size > end:
+                raise V2Error(400, f"{where}: element {len(values)} is cut ({size} bytes said)")
+            try:
+                values.append(str(chunk[at : at + size], "utf-8"))
+            except UnicodeDecodeError:
+                raise V2Error(400, f"{where}: element {len(values)} is not UTF-8 text") from None
+            at += size
+        return values
+    dtype = np.dtype(_RAW_TYPES[datatype])
+    if len(chunk) != count * dtype.itemsize:
+        raise V2Error(
+            400,
+            f"{where}: {len(chunk)} bytes of binary data; its shape and {datatype} take "
+            f"{count * dtype.itemsize}",
+        )
+    array = np.frombuffer(chunk, dtype=dtype)
+    if datatype in _FLOATS:
+        bad = np.flatnonzero(~np.isfinite(array))
+        if bad.size:
+            raise V2Error(
+                400, f"{where}: element {int(bad[0])} is {array[bad[0]]}, not a finite number"
+            )
+    return array.tolist()
+
+
+def _raw_output(column: list, datatype: str) -> bytes:
+    """An output tensor's values as binary data."""
+    if datatype == "BYTES":
+        encoded = [v.encode("utf-8") for v in column]
+        return b"".join(struct.pack("<I", len(v)) + v for v in encoded)
+    return np.array(column, dtype=_RAW_TYPES[datatype]).tobytes()
+
+
+def _tensor(item: Any, index: int, raw: _Raw) -> _Tensor:
+    where = f"input {index}"
+    if not isinstance(item, dict):
+        raise V2Error(400, f"{where} is not a JSON object")
+    name = item.get("name")
+    if not isinstance(name, str) or not name:
+        raise V2Error(400, f'{where} has no "name" string')
+    where = f"tensor {name!r}"
+    params = item.get("parameters")
+    datatype = item.get("datatype")
+    if datatype not in DATATYPES:
+        raise V2Error(
+            400, f"{where} has datatype {datatype!r}; one of {', '.join(sorted(DATATYPES))}"
+        )
+    shape = item.get("shape")
+    if not isinstance(shape, list) or not shape or any(type(d) is not int or d < 0 for d in shape):
+        raise V2Error(400, f'{where}: "shape" must be a non-empty array of sizes (integers >= 0)')
+    expected = math.prod(shape)
+    if isinstance(params, dict) and "binary_data_size" in params:
+        chunk = raw.take(params["binary_data_size"], where)
+        values = _raw_values(chunk, datatype, expected, where)
+    elif "data" not in item:
+        raise V2Error(400, f'{where} has no "data" (nor a binary_data_size)')
+    else:
+        values = _flatten(item["data"], where)
+    if len(values) != expected:
+        raise V2Error(400, f"{where} has {len(values)} values; its shape {shape} holds {expected}")
+    _check_values(values, datatype, where)
+    return _Tensor(name, datatype, shape, values)
+
+
+def _flatten(data: Any, where: str) -> list:
+    """The values of ``data``, a flat or nested JSON array, row-major."""
+    if not isinstance(data, list):
+        raise V2Error(400, f'{where}: "data" must be an array')
+    if list not in set(map(type, data)):
+        return data
+    out: list = []
+    stack = [iter(data)]
+    while stack:
+        for value in stack[-1]:
+            if type(value) is list:
+                if len(stack) > 64:
+                    raise V2Error(400, f'{where}: "data" is nested too deeply')
+                stack.append(iter(value))
+                break
+            out.append(value)
+        else:
+            stack.pop()
+    return out
+
+
+_EXPECTED_TYPES = {
+    "BOOL": ({bool}, "true or false"),
+    "BYTES": ({str}, "a string"),
+}
+
+
+def _check_values(values: list, datatype: str, where: str) -> None:
+    """A 400 naming the first element of ``values`` that ``datatype`` does not
+    hold. One pass over the types (in C) for the common, valid tensor."""
+    if datatype in _EXPECTED_TYPES:
+        allowed, what = _EXPECTED_TYPES[datatype]
+    elif datatype in _FLOATS:
+        allowed, what = {int, float}, "a number"
+    else:
+        allowed, what = {int}, "an integer"
+    types = set(map(type, values))
+    if not types <= allowed:
+        for i, value in enumerate(values):
+            if type(value) not in allowed:
+                raise V2Error(
+                    400,
+                    f"{where}: element {i} is {_core.dumps(value).decode()[:60]}, "
+                    f"not {what} ({datatype})",
+                )
+    if datatype in _INT_RANGES and values:
+        low, high = _INT_RANGES[datatype]
+        if min(values) < low or max(values) > high:
+            for i, value in enumerate(values):
+                if not low <= value <= high:
+                    raise V2Error(
+                        400, f"{where}: element {i} ({value}) is out of the range of {datatype}"
+                    )
+
+
+def _numeric(t: _Tensor) -> None:
+    if t.datatype == "BYTES":
+        raise V2Error(
+            400, f"tensor {t.name!r} is BYTES: the model's features take numbers (or BOOL)"
+        )
+
+
+def _column_rows(tensors: list[_Tensor]) -> int:
+    """N, the rows of tensors that are each one column: shape [N] or [N, 1],
+    the same N for all."""
+    n = None
+    for t in tensors:
+        if len(t.shape) > 2 or (len(t.shape) == 2 and t.shape[1] != 1):
+            raise V2Error(
+                400, f"tensor {t.name!r} has shape {t.shape}; a column's shape is [N] or [N, 1]"
+            )
+        if n is None:
+            n = t.shape[0]
+        elif t.shape[0] != n:
+            raise V2Error(
+                400,
+                f"tensor {t.name!r} has {t.shape[0]} rows and tensor {tensors[0].name!r} {n}: "
+                "every column has the same rows",
+            )
+    return n or 0
+
+
+def _check_paths(paths: list[tuple[str, ...]], names: list[str]) -> None:
+    """A 400 for a column whose path is inside another's (``a`` and ``a.b``)
+    or has an empty part: one row cannot hold both."""
+    full = {}
+    for path, name in zip(paths, names):
+        if any(part == "" for part in path):
+            raise V2Error(400, f"tensor {name!r}: its field path has an empty part")
+        full[path] = name
+    for path, name in zip(paths, names):
+        for cut in range(1, len(path)):
+            other = full.get(path[:cut])
+            if other is not None:
+                raise V2Error(
+                    400,
+                    f"tensors {other!r} and {name!r}: one field cannot hold both a value "
+                    "and nested fields",
+                )
+
+
+def _build_rows(paths: list[tuple[str, ...]], columns: list[list], n: int) -> list[dict]:
+    """One dict per row: the value of column j of row i at ``paths[j]``."""
+    if all(len(p) == 1 for p in paths):
+        keys = [p[0] for p in paths]
+        return [dict(zip(keys, values)) for values in zip(*columns)]
+    # Nested: the flat keys first, then each nested value set along its path.
+    rows: list[dict] = [{} for _ in range(n)]
+    for path, column in zip(paths, columns):
+        if len(path) == 1:
+            key = path[0]
+            for row, value in zip(rows, column):
+                row[key] = value
+            continue
+        head, last = path[:-1], path[-1]
+        for row, value in zip(rows, column):
+            node = row
+            for part in head:
+                node = node.setdefault(part, {})
+            node[last] = value
+    return rows
+
+
+def _json_records(t: _Tensor) -> list[dict]:
+    """The records of a BYTES tensor whose elements are JSON objects."""
+    rows = []
+    for i, text in enumerate(t.values):
+        try:
+            row = json.loads(text, parse_constant=_refuse_constant)
+        except (ValueError, RecursionError) as exc:
+            raise V2Error(400, f"tensor {t.name!r}: element {i} is not JSON: {exc}") from None
+        if not isinstance(row, dict):
+            raise V2Error(400, f"tensor {t.name!r}: element {i} is not a JSON object")
+        rows.append(row)
+    return rows
+
+
+def _requested_outputs(outputs: Any) -> tuple[Optional[list[str]], dict[str, bool]]:
+    """The names asked for (``None``: every output), and the binary_data
+    parameter of each output that has one."""
+    if outputs is None:
+        return None, {}
+    if not isinstance(outputs, list):
+        raise V2Error(400, '"outputs" must be an array of {"name": ...} objects')
+    names = []
+    binary = {}
+    for i, item in enumerate(outputs):
+        name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(name, str):
+            raise V2Error(400, f'output {i} has no "name" string')
+        names.append(name)
+        params = item.get("parameters")
+        if isinstance(params, dict) and "binary_data" in params:
+            binary[name] = bool(params["binary_data"])
+    return names, binary
+
+
+def _output_tensor(name: str, rows: list) -> dict:
+    """One output tensor of shape [N]: a row without the key gives null."""
+    column = [row.get(name) if isinstance(row, dict) else None for row in rows]
+    types = set(map(type, column))
+    if types == {bool}:
+        datatype = "BOOL"
+    elif types == {int} and min(column) >= _INT64_MIN and max(column) <= _INT64_MAX:
+        datatype = "INT64"
+    elif types and types <= {int, float} and _as_floats(column, types):
+        datatype = "FP64"
+        if int in types:
+            column = [float(v) for v in column]
+    else:
+        datatype = "BYTES"
+        if types != {str}:
+            dumps = _core.dumps
+            column = [v if type(v) is str else dumps(v).decode() for v in column]
+    return {"name": name, "datatype": datatype, "shape": [len(column)], "data": column}
+
+
+def _as_floats(column: list, types: set) -> bool:
+    """Whether the numbers of ``column`` are all floats (an integer past a
+    float's range is not: the column goes out as JSON text)."""
+    if int not in types:
+        return True
+    big = max(abs(v) for v in column if type(v) is int)
+    return big < 1 << 1023
