@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import struct
 import threading
+import time
 
 import httpx
 import numpy as np
@@ -720,3 +721,110 @@ def test_records_errors(shapes_server):
     assert "'label': element 1 is 3, not a string (BYTES)" in post_error(s, path, body)
     body["inputs"][1] = {"name": "label", "datatype": "BOOL", "shape": [2], "data": [True, 1]}
     assert "'label': element 1 is 1, not true or false (BOOL)" in post_error(s, path, body)
+
+
+# -- What a review broke (each failed before its fix) ------------------------------
+
+PASSTHROUGH_BACKEND = """
+from packflow import InferenceBackend
+
+
+class Backend(InferenceBackend):
+    def execute(self, inputs):
+        return inputs
+"""
+
+
+@pytest.fixture(scope="module")
+def passthrough_server(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("pass") / "pass"
+    project = write_project(
+        directory, name="pass", backend=PASSTHROUGH_BACKEND, backend_config=None
+    )
+    with ServerProcess(project, "--max-queue-rows", "5000") as server:
+        yield server
+
+
+PASS_INFER = "/v2/models/pass/infer"
+
+
+def infer_json(server, body: dict) -> dict:
+    answer = httpx.post(f"{server.url}{PASS_INFER}", json=body, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return {t["name"]: t for t in answer.json()["outputs"]}
+
+
+def test_shapes_and_datatypes_a_client_controls_are_bounded(passthrough_server):
+    s = passthrough_server
+    many_dims = {"inputs": [{"name": "x", "datatype": "FP64", "shape": [10] * 5000, "data": [1]}]}
+    started = time.monotonic()
+    assert "1 to 32 sizes" in post_error(s, PASS_INFER, many_dims)
+    huge = {"inputs": [{"name": "x", "datatype": "FP64", "shape": [1 << 20] * 4, "data": [1]}]}
+    assert "5000 a request may hold" in post_error(s, PASS_INFER, huge, status=413)
+    wide = {"inputs": [{"name": "x", "datatype": "FP64", "shape": [1, 1 << 40, 1 << 20]}]}
+    assert "more values than a request can carry" in post_error(s, PASS_INFER, wide)
+    for datatype in (["FP64"], {}, 3):
+        body = {"inputs": [{"name": "a", "datatype": datatype, "shape": [1], "data": [1]}]}
+        assert "one of BOOL" in post_error(s, PASS_INFER, body)
+    deep = ".".join(["a"] * 30_000)
+    body = {"inputs": [{"name": deep, "datatype": "INT64", "shape": [1], "data": [1]}]}
+    assert post_error(s, PASS_INFER, body)
+    flag = {
+        "inputs": [{"name": "a", "datatype": "INT64", "shape": [1], "data": [1]}],
+        "parameters": {"binary_data_output": "false"},
+    }
+    assert "must be true or false" in post_error(s, PASS_INFER, flag)
+    assert time.monotonic() - started < 5.0
+    # Rows past the queue are refused from the shape, before any value is read.
+    n = 8_000_000
+    tensor_head = {"name": "b", "datatype": "BOOL", "shape": [n]}
+    tensor_head["parameters"] = {"binary_data_size": n}
+    header = json.dumps({"inputs": [tensor_head]}).encode()
+    started = time.monotonic()
+    message = post_error(
+        s,
+        PASS_INFER,
+        header + bytes(n),
+        status=413,
+        headers={"Inference-Header-Content-Length": str(len(header))},
+    )
+    assert "8000000 rows" in message and time.monotonic() - started < 3.0
+
+
+def test_numbers_go_out_in_a_datatype_that_holds_them_exactly(passthrough_server):
+    s = passthrough_server
+
+    def column(name: str, datatype: str, data: list) -> dict:
+        return {"name": name, "datatype": datatype, "shape": [len(data)], "data": data}
+
+    out = infer_json(
+        s,
+        {
+            "inputs": [
+                column("u", "UINT64", [(1 << 64) - 1, 1 << 63]),
+                column("i", "INT64", [-(1 << 63), 5]),
+            ]
+        },
+    )
+    assert out["u"]["datatype"] == "UINT64" and out["u"]["data"] == [(1 << 64) - 1, 1 << 63]
+    assert out["i"]["datatype"] == "INT64" and out["i"]["data"] == [-(1 << 63), 5]
+    records = [json.dumps({"m": (1 << 53) + 1}), json.dumps({"m": 0.5})]
+    out = infer_json(s, {"inputs": [column("records", "BYTES", records)]})
+    assert out["m"]["datatype"] == "BYTES"
+    assert [json.loads(v) for v in out["m"]["data"]] == [(1 << 53) + 1, 0.5]
+    # A JSON integer in a float tensor is a number like any other.
+    out = infer_json(s, {"inputs": [column("f", "FP64", [10**20, 1])]})
+    assert out["f"] == {"name": "f", "datatype": "FP64", "shape": [2], "data": [1e20, 1.0]}
+
+
+def test_text_is_records_only_in_the_tensor_named_records(passthrough_server):
+    s = passthrough_server
+    text = {"name": "text", "datatype": "BYTES", "shape": [2], "data": ['{"x": 1}', "{hi}"]}
+    out = infer_json(s, {"inputs": [text]})
+    assert out["text"]["data"] == ['{"x": 1}', "{hi}"]
+
+
+def test_an_answer_of_too_many_values_is_refused(passthrough_server):
+    records = [json.dumps({f"k{i}": 1}) for i in range(2100)]
+    body = {"inputs": [{"name": "records", "datatype": "BYTES", "shape": [2100], "data": records}]}
+    assert "more than 4,000,000 values" in post_error(passthrough_server, PASS_INFER, body, 422)

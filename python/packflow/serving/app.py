@@ -116,7 +116,7 @@ class PackflowApp:
         self.draining = False
         self._model_json = b""
         #: The Open Inference Protocol (KServe V2) routes, under /v2.
-        self.v2 = V2Api(backend, self.name, version)
+        self.v2 = V2Api(backend, self.name, version, max_queue_rows)
 
     def __repr__(self) -> str:
         return f"PackflowApp({self.name!r}, {type(self.backend).__name__})"

@@ -20,7 +20,6 @@ Not here yet: gRPC, and several models in one server.
 from __future__ import annotations
 
 import json
-import math
 import struct
 from typing import Any, NamedTuple, Optional
 
@@ -56,6 +55,15 @@ _INT_RANGES = {
 _FLOATS = frozenset({"FP16", "FP32", "FP64"})
 DATATYPES = frozenset({"BOOL", "BYTES", *_INT_RANGES, *_FLOATS})
 _INT64_MIN, _INT64_MAX = _INT_RANGES["INT64"]
+_UINT64_MAX = _INT_RANGES["UINT64"][1]
+#: The tensor of a records backend whose elements are records as JSON text.
+RECORDS = "records"
+#: Bounds on what one request may make the server build: dimensions of a
+#: shape, values a shape may hold (any more cannot be in a body), and output
+#: values of an answer (tensors x rows; rows with many different keys).
+_MAX_DIMS = 32
+_MAX_VALUES = 1 << 32
+_MAX_OUTPUT_VALUES = 4_000_000
 #: The little-endian numpy type of each fixed-size datatype, for binary data.
 _RAW_TYPES = {
     "BOOL": "?",
@@ -127,10 +135,13 @@ class _Layout:
 class V2Api:
     """The V2 side of a :class:`~packflow.serving.app.PackflowApp`."""
 
-    def __init__(self, backend: Any, name: str, version: Optional[str]):
+    def __init__(self, backend: Any, name: str, version: Optional[str], max_rows: int = 1 << 62):
         self.name = name
         self.version = version or None
         self.layout = _Layout(backend)
+        #: The most rows a request may hold (the queue's size): checked from
+        #: each tensor's shape before any of its values is read.
+        self.max_rows = max_rows
 
     # -- routes -----------------------------------------------------------------
 
@@ -179,7 +190,7 @@ class V2Api:
         if layout.features is not None:
             inputs = [{"name": f, "datatype": "FP64", "shape": [-1]} for f in layout.features]
         else:
-            inputs = [{"name": "records", "datatype": "BYTES", "shape": [-1]}]
+            inputs = [{"name": RECORDS, "datatype": "BYTES", "shape": [-1]}]
         # The datatype of an output is decided by its values in each answer;
         # BYTES (JSON text) holds any of them.
         outputs = [{"name": k, "datatype": "BYTES", "shape": [-1]} for k in layout.output_keys]
@@ -212,7 +223,7 @@ class V2Api:
         inputs = doc.get("inputs")
         if not isinstance(inputs, list) or not inputs:
             raise V2Error(400, '"inputs" must be a non-empty array of tensors')
-        tensors = [_tensor(item, i, raw) for i, item in enumerate(inputs)]
+        tensors = [_tensor(item, i, raw, self.max_rows) for i, item in enumerate(inputs)]
         raw.check_used()
         seen: set[str] = set()
         for t in tensors:
@@ -220,7 +231,7 @@ class V2Api:
                 raise V2Error(400, f"tensor {t.name!r} is given twice")
             seen.add(t.name)
         outputs, binary = _requested_outputs(doc.get("outputs"))
-        binary_default = bool(params.get("binary_data_output", False)) if params else False
+        binary_default = _flag(params, "binary_data_output", "the request") if params else False
         if self.layout.features is not None:
             rows = self._feature_rows(tensors)
         else:
@@ -269,12 +280,11 @@ class V2Api:
         return _build_rows(layout.paths, [by_name[f].values for f in features], n)
 
     def _record_rows(self, tensors: list[_Tensor]) -> list[dict]:
-        if len(tensors) == 1 and tensors[0].datatype == "BYTES":
-            t = tensors[0]
-            first = t.values[0] if t.values else ""
-            if first.lstrip().startswith("{"):
-                _column_rows(tensors)
-                return _json_records(t)
+        if len(tensors) == 1 and tensors[0].datatype == "BYTES" and tensors[0].name == RECORDS:
+            # One record per element, as JSON text (a column of text is
+            # any other name: a text that starts with "{" stays text).
+            _column_rows(tensors)
+            return _json_records(tensors[0])
         n = _column_rows(tensors)
         delimiter = self.layout.delimiter
         paths = [tuple(t.name.split(delimiter)) for t in tensors]
@@ -297,6 +307,13 @@ class V2Api:
             names = request.outputs
         else:
             names = list(keys)
+        if len(names) * len(rows) > _MAX_OUTPUT_VALUES:
+            raise V2Error(
+                422,
+                f"the outputs would be {len(names)} tensors of {len(rows)} values: more than "
+                f"{_MAX_OUTPUT_VALUES:,} values (the rows have that many different keys); "
+                'ask for some by name in "outputs", or send fewer rows',
+            )
         outputs = [_output_tensor(name, rows) for name in names]
         buffers = []
         for tensor in outputs:
@@ -432,7 +449,7 @@ def _raw_output(column: list, datatype: str) -> bytes:
     return np.array(column, dtype=_RAW_TYPES[datatype]).tobytes()
 
 
-def _tensor(item: Any, index: int, raw: _Raw) -> _Tensor:
+def _tensor(item: Any, index: int, raw: _Raw, max_rows: int) -> _Tensor:
     where = f"input {index}"
     if not isinstance(item, dict):
         raise V2Error(400, f"{where} is not a JSON object")
@@ -442,14 +459,30 @@ def _tensor(item: Any, index: int, raw: _Raw) -> _Tensor:
     where = f"tensor {name!r}"
     params = item.get("parameters")
     datatype = item.get("datatype")
-    if datatype not in DATATYPES:
-        raise V2Error(
-            400, f"{where} has datatype {datatype!r}; one of {', '.join(sorted(DATATYPES))}"
-        )
+    if not isinstance(datatype, str) or datatype not in DATATYPES:
+        shown = repr(datatype[:40]) if isinstance(datatype, str) else _shown(datatype)
+        raise V2Error(400, f"{where} has datatype {shown}; one of {', '.join(sorted(DATATYPES))}")
     shape = item.get("shape")
-    if not isinstance(shape, list) or not shape or any(type(d) is not int or d < 0 for d in shape):
-        raise V2Error(400, f'{where}: "shape" must be a non-empty array of sizes (integers >= 0)')
-    expected = math.prod(shape)
+    if (
+        not isinstance(shape, list)
+        or not 0 < len(shape) <= _MAX_DIMS
+        or any(type(d) is not int or d < 0 for d in shape)
+    ):
+        raise V2Error(
+            400,
+            f'{where}: "shape" must be an array of 1 to {_MAX_DIMS} sizes (integers >= 0)',
+        )
+    if shape[0] > max_rows:
+        raise V2Error(
+            413,
+            f"{where} has {shape[0]} rows, more than the {max_rows} a request may hold "
+            "(the server's queue); split it",
+        )
+    expected = 1
+    for d in shape:
+        expected *= d
+        if expected > _MAX_VALUES:
+            raise V2Error(400, f"{where}: its shape holds more values than a request can carry")
     if isinstance(params, dict) and "binary_data_size" in params:
         chunk = raw.take(params["binary_data_size"], where)
         values = _raw_values(chunk, datatype, expected, where)
@@ -508,6 +541,16 @@ def _check_values(values: list, datatype: str, where: str) -> None:
                     f"{where}: element {i} is {_core.dumps(value).decode()[:60]}, "
                     f"not {what} ({datatype})",
                 )
+    if datatype in _FLOATS and int in types:
+        # JSON writes 1e20 as 100000000000000000000: a number all the same.
+        for i, value in enumerate(values):
+            if type(value) is int:
+                try:
+                    values[i] = float(value)
+                except OverflowError:
+                    raise V2Error(
+                        400, f"{where}: element {i} is too large for {datatype}"
+                    ) from None
     if datatype in _INT_RANGES and values:
         low, high = _INT_RANGES[datatype]
         if min(values) < low or max(values) > high:
@@ -600,6 +643,22 @@ def _json_records(t: _Tensor) -> list[dict]:
     return rows
 
 
+def _shown(value: Any) -> str:
+    """A JSON value as a short text for an error message."""
+    try:
+        return _core.dumps(value).decode()[:40]
+    except (TypeError, ValueError):
+        return type(value).__name__
+
+
+def _flag(params: dict, key: str, where: str) -> bool:
+    """A boolean parameter: JSON true or false, nothing else ("false" is not)."""
+    value = params.get(key, False)
+    if type(value) is not bool:
+        raise V2Error(400, f"{where}: parameter {key!r} must be true or false")
+    return value
+
+
 def _requested_outputs(outputs: Any) -> tuple[Optional[list[str]], dict[str, bool]]:
     """The names asked for (``None``: every output), and the binary_data
     parameter of each output that has one."""
@@ -616,7 +675,7 @@ def _requested_outputs(outputs: Any) -> tuple[Optional[list[str]], dict[str, boo
         names.append(name)
         params = item.get("parameters")
         if isinstance(params, dict) and "binary_data" in params:
-            binary[name] = bool(params["binary_data"])
+            binary[name] = _flag(params, "binary_data", f"output {name!r}")
     return names, binary
 
 
@@ -628,6 +687,8 @@ def _output_tensor(name: str, rows: list) -> dict:
         datatype = "BOOL"
     elif types == {int} and min(column) >= _INT64_MIN and max(column) <= _INT64_MAX:
         datatype = "INT64"
+    elif types == {int} and min(column) >= 0 and max(column) <= _UINT64_MAX:
+        datatype = "UINT64"
     elif types and types <= {int, float} and _as_floats(column, types):
         datatype = "FP64"
         if int in types:
@@ -641,9 +702,10 @@ def _output_tensor(name: str, rows: list) -> dict:
 
 
 def _as_floats(column: list, types: set) -> bool:
-    """Whether the numbers of ``column`` are all floats (an integer past a
-    float's range is not: the column goes out as JSON text)."""
+    """Whether the numbers of ``column`` go out as FP64 without changing: every
+    integer among them is exactly a float (at most 2**53); else the column
+    goes out as JSON text."""
     if int not in types:
         return True
     big = max(abs(v) for v in column if type(v) is int)
-    return big < 1 << 1023
+    return big <= 1 << 53
