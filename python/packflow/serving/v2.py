@@ -288,6 +288,15 @@ class V2Api:
         n = _column_rows(tensors)
         delimiter = self.layout.delimiter
         paths = [tuple(t.name.split(delimiter)) for t in tensors]
+        for path, t in zip(paths, tensors):
+            if len(path) > _core.MAX_DEPTH:
+                # No row can nest deeper (and the prefix check below is
+                # quadratic in a path's parts).
+                raise V2Error(
+                    400,
+                    f"tensor {t.name[:60]!r}...: its field path has {len(path)} parts, "
+                    f"more than the {_core.MAX_DEPTH} a record may nest",
+                )
         _check_paths(paths, [t.name for t in tensors])
         return _build_rows(paths, [t.values for t in tensors], n)
 
