@@ -28,7 +28,16 @@ import numpy as np
 from packflow import _core
 from packflow._version import __version__
 
-__all__ = ["V2Api", "V2Error", "InferRequest"]
+__all__ = [
+    "InferRequest",
+    "Tensor",
+    "V2Api",
+    "V2Error",
+    "check_head",
+    "check_tensor",
+    "raw_output",
+    "raw_values",
+]
 
 PREFIX = "/v2"
 MODELS = "/v2/models/"
@@ -232,6 +241,13 @@ class V2Api:
             seen.add(t.name)
         outputs, binary = _requested_outputs(doc.get("outputs"))
         binary_default = _flag(params, "binary_data_output", "the request") if params else False
+        data, rows = self.lines_of(tensors)
+        return InferRequest(data, rows, request_id, outputs, binary, binary_default)
+
+    def lines_of(self, tensors: list[Tensor]) -> tuple[bytes, int]:
+        """The rows of an infer request's tensors, as JSON Lines, and how many
+        (a :class:`V2Error` says what is wrong). Any door (REST, gRPC) turns
+        its tensors into :class:`Tensor` values and calls this."""
         if self.layout.features is not None:
             rows = self._feature_rows(tensors)
         else:
@@ -242,9 +258,9 @@ class V2Api:
             data = _core.dumps_lines(rows)
         except (TypeError, ValueError) as exc:
             raise V2Error(400, f"the rows cannot be written as JSON: {exc}") from None
-        return InferRequest(data, len(rows), request_id, outputs, binary, binary_default)
+        return data, len(rows)
 
-    def _feature_rows(self, tensors: list[_Tensor]) -> list[dict]:
+    def _feature_rows(self, tensors: list[Tensor]) -> list[dict]:
         layout = self.layout
         features = layout.features
         assert features is not None
@@ -279,7 +295,7 @@ class V2Api:
             _numeric(t)
         return _build_rows(layout.paths, [by_name[f].values for f in features], n)
 
-    def _record_rows(self, tensors: list[_Tensor]) -> list[dict]:
+    def _record_rows(self, tensors: list[Tensor]) -> list[dict]:
         if len(tensors) == 1 and tensors[0].datatype == "BYTES" and tensors[0].name == RECORDS:
             # One record per element, as JSON text (a column of text is
             # any other name: a text that starts with "{" stays text).
@@ -303,31 +319,11 @@ class V2Api:
     def render(self, lines: list[bytes], request: InferRequest) -> tuple[bytes, Optional[int]]:
         """The infer answer from the request's output lines, in order, and
         the length of its JSON header when binary outputs follow it."""
-        rows = json.loads(b"[" + b",".join(lines) + b"]")
-        keys: dict[str, None] = {}
-        for row in rows:
-            if isinstance(row, dict):
-                keys.update(dict.fromkeys(row))
-        if request.outputs is not None:
-            unknown = [name for name in request.outputs if name not in keys]
-            if unknown:
-                have = ", ".join(repr(k) for k in keys) or "none"
-                raise V2Error(400, f"no output named {unknown[0]!r}; the outputs are {have}")
-            names = request.outputs
-        else:
-            names = list(keys)
-        if len(names) * len(rows) > _MAX_OUTPUT_VALUES:
-            raise V2Error(
-                422,
-                f"the outputs would be {len(names)} tensors of {len(rows)} values: more than "
-                f"{_MAX_OUTPUT_VALUES:,} values (the rows have that many different keys); "
-                'ask for some by name in "outputs", or send fewer rows',
-            )
-        outputs = [_output_tensor(name, rows) for name in names]
+        outputs = self.output_tensors(lines, request.outputs)
         buffers = []
         for tensor in outputs:
             if request.binary.get(tensor["name"], request.binary_default):
-                data = _raw_output(tensor.pop("data"), tensor["datatype"])
+                data = raw_output(tensor.pop("data"), tensor["datatype"])
                 tensor["parameters"] = {"binary_data_size": len(data)}
                 buffers.append(data)
         answer: dict[str, Any] = {"model_name": self.name}
@@ -341,8 +337,35 @@ class V2Api:
             return header, None
         return header + b"".join(buffers), len(header)
 
+    def output_tensors(self, lines: list[bytes], names: Optional[list[str]]) -> list[dict]:
+        """The output tensors of a request's output lines (in order): one
+        ``{"name", "datatype", "shape", "data"}`` per output key, or per name
+        in ``names`` when the request asked for some."""
+        rows = json.loads(b"[" + b",".join(lines) + b"]")
+        keys: dict[str, None] = {}
+        for row in rows:
+            if isinstance(row, dict):
+                keys.update(dict.fromkeys(row))
+        if names is not None:
+            unknown = [name for name in names if name not in keys]
+            if unknown:
+                have = ", ".join(repr(k) for k in keys) or "none"
+                raise V2Error(400, f"no output named {unknown[0]!r}; the outputs are {have}")
+        else:
+            names = list(keys)
+        if len(names) * len(rows) > _MAX_OUTPUT_VALUES:
+            raise V2Error(
+                422,
+                f"the outputs would be {len(names)} tensors of {len(rows)} values: more than "
+                f"{_MAX_OUTPUT_VALUES:,} values (the rows have that many different keys); "
+                'ask for some by name in "outputs", or send fewer rows',
+            )
+        return [_output_tensor(name, rows) for name in names]
 
-class _Tensor(NamedTuple):
+
+class Tensor(NamedTuple):
+    """An input tensor, read and checked: its values flat, row-major."""
+
     name: str
     datatype: str
     shape: list[int]
@@ -414,7 +437,7 @@ class _Raw:
             )
 
 
-def _raw_values(chunk: memoryview, datatype: str, count: int, where: str) -> list:
+def raw_values(chunk: memoryview, datatype: str, count: int, where: str) -> list:
     """The values of a tensor sent as binary data."""
     if datatype == "BYTES":
         values = []
@@ -450,7 +473,7 @@ def _raw_values(chunk: memoryview, datatype: str, count: int, where: str) -> lis
     return array.tolist()
 
 
-def _raw_output(column: list, datatype: str) -> bytes:
+def raw_output(column: list, datatype: str) -> bytes:
     """An output tensor's values as binary data."""
     if datatype == "BYTES":
         encoded = [v.encode("utf-8") for v in column]
@@ -458,7 +481,7 @@ def _raw_output(column: list, datatype: str) -> bytes:
     return np.array(column, dtype=_RAW_TYPES[datatype]).tobytes()
 
 
-def _tensor(item: Any, index: int, raw: _Raw, max_rows: int) -> _Tensor:
+def _tensor(item: Any, index: int, raw: _Raw, max_rows: int) -> Tensor:
     where = f"input {index}"
     if not isinstance(item, dict):
         raise V2Error(400, f"{where} is not a JSON object")
@@ -468,10 +491,27 @@ def _tensor(item: Any, index: int, raw: _Raw, max_rows: int) -> _Tensor:
     where = f"tensor {name!r}"
     params = item.get("parameters")
     datatype = item.get("datatype")
+    shape = item.get("shape")
+    expected = check_head(name, datatype, shape, max_rows)
+    if isinstance(params, dict) and "binary_data_size" in params:
+        chunk = raw.take(params["binary_data_size"], where)
+        values = raw_values(chunk, datatype, expected, where)
+    elif "data" not in item:
+        raise V2Error(400, f'{where} has no "data" (nor a binary_data_size)')
+    else:
+        values = _flatten(item["data"], where)
+    return check_tensor(name, datatype, shape, values)
+
+
+def check_head(name: str, datatype: Any, shape: Any, max_rows: int) -> int:
+    """How many values a tensor of this datatype and shape holds; a
+    :class:`V2Error` when the datatype is unknown, the shape is not one, or
+    it holds more rows than ``max_rows`` (413) or more values than a request
+    can carry. Cheap: nothing of the values is read."""
+    where = f"tensor {name!r}"
     if not isinstance(datatype, str) or datatype not in DATATYPES:
         shown = repr(datatype[:40]) if isinstance(datatype, str) else _shown(datatype)
         raise V2Error(400, f"{where} has datatype {shown}; one of {', '.join(sorted(DATATYPES))}")
-    shape = item.get("shape")
     if (
         not isinstance(shape, list)
         or not 0 < len(shape) <= _MAX_DIMS
@@ -492,17 +532,21 @@ def _tensor(item: Any, index: int, raw: _Raw, max_rows: int) -> _Tensor:
         expected *= d
         if expected > _MAX_VALUES:
             raise V2Error(400, f"{where}: its shape holds more values than a request can carry")
-    if isinstance(params, dict) and "binary_data_size" in params:
-        chunk = raw.take(params["binary_data_size"], where)
-        values = _raw_values(chunk, datatype, expected, where)
-    elif "data" not in item:
-        raise V2Error(400, f'{where} has no "data" (nor a binary_data_size)')
-    else:
-        values = _flatten(item["data"], where)
+    return expected
+
+
+def check_tensor(name: str, datatype: str, shape: list[int], values: list) -> Tensor:
+    """The tensor, once its values (flat, row-major) are as many as its
+    shape holds and each is of its datatype (call :func:`check_head`
+    first); else a :class:`V2Error` naming the element."""
+    where = f"tensor {name!r}"
+    expected = 1
+    for d in shape:
+        expected *= d
     if len(values) != expected:
         raise V2Error(400, f"{where} has {len(values)} values; its shape {shape} holds {expected}")
     _check_values(values, datatype, where)
-    return _Tensor(name, datatype, shape, values)
+    return Tensor(name, datatype, shape, values)
 
 
 def _flatten(data: Any, where: str) -> list:
@@ -570,14 +614,14 @@ def _check_values(values: list, datatype: str, where: str) -> None:
                     )
 
 
-def _numeric(t: _Tensor) -> None:
+def _numeric(t: Tensor) -> None:
     if t.datatype == "BYTES":
         raise V2Error(
             400, f"tensor {t.name!r} is BYTES: the model's features take numbers (or BOOL)"
         )
 
 
-def _column_rows(tensors: list[_Tensor]) -> int:
+def _column_rows(tensors: list[Tensor]) -> int:
     """N, the rows of tensors that are each one column: shape [N] or [N, 1],
     the same N for all."""
     n = None
@@ -638,7 +682,7 @@ def _build_rows(paths: list[tuple[str, ...]], columns: list[list], n: int) -> li
     return rows
 
 
-def _json_records(t: _Tensor) -> list[dict]:
+def _json_records(t: Tensor) -> list[dict]:
     """The records of a BYTES tensor whose elements are JSON objects."""
     rows = []
     for i, text in enumerate(t.values):
