@@ -167,15 +167,22 @@ def rss_kb(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-def metric_samples(text: str) -> dict:
+def metric_samples(text: str, keep_model: bool = False) -> dict:
     """``{(sample name, frozenset of label items): value}`` of a /metrics text,
-    read with prometheus_client's own parser."""
+    read with prometheus_client's own parser. A server of one model labels
+    its series with that model; the label is left out unless ``keep_model``
+    (then two samples that differ only by it would collide: an error)."""
     from prometheus_client.parser import text_string_to_metric_families
 
     out = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            out[(sample.name, frozenset(sample.labels.items()))] = sample.value
+            labels = dict(sample.labels)
+            if not keep_model:
+                labels.pop("model", None)
+            key = (sample.name, frozenset(labels.items()))
+            assert key not in out, f"two samples {key} (one per model?)"
+            out[key] = sample.value
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import tempfile
@@ -52,7 +53,7 @@ def _load(project: str, config: dict[str, Any], workdir: str) -> tuple[Any, str,
 
 
 @click.command("serve")
-@click.argument("project", default=".", type=ProjectPath(exists=True))
+@click.argument("projects", nargs=-1, metavar="[PROJECT]...", type=ProjectPath(exists=True))
 @click.option("--host", default=SERVE_HOST, show_default=True, help="Address to listen on.")
 @click.option(
     "--port",
@@ -128,7 +129,7 @@ def _load(project: str, config: dict[str, Any], workdir: str) -> tuple[Any, str,
 )
 @config_option
 def serve_command(
-    project: str,
+    projects: tuple[str, ...],
     host: str,
     port: int,
     max_batch_rows: int,
@@ -142,22 +143,30 @@ def serve_command(
     expose_errors: bool,
     config: dict[str, Any],
 ) -> None:
-    """Serve the backend of the project at PROJECT over HTTP.
+    """Serve the backend of the project at PROJECT (default: the current
+    folder) over HTTP; several projects are served side by side, each under
+    its name.
 
     PROJECT is a project directory or an archive made by `packflow export`.
     Endpoints: POST /invocations (a JSON object, an array of objects, or JSON
     Lines), POST /v1/models/NAME:predict and GET /v1/models/NAME (KServe V1),
     the Open Inference Protocol (KServe V2) REST routes under /v2,
     GET /healthz, /readyz and /metrics (Prometheus). Rows of concurrent
-    requests are batched. SIGTERM or SIGINT drains (every request in progress
-    is answered) and exits 0; a second signal stops at once.
+    requests are batched, each model's apart (its own queue and limits); with
+    several models /invocations takes the model's name in the
+    X-Packflow-Model header. --config applies to every project. SIGTERM or
+    SIGINT drains (every request in progress is answered) and exits 0; a
+    second signal stops at once.
     """
     from packflow.serving import create_app
+    from packflow.serving.multi import MultiModelApp
     from packflow.serving.server import ServeExtraMissing, require_serve_extra, serve
 
-    # Before the backend loads: its initialize() may take minutes, all wasted
+    projects = projects or (".",)
+    # Before any backend loads: an initialize() may take minutes, all wasted
     # on a server that cannot start.
-    check_project(project)
+    for project in projects:
+        check_project(project)
     try:
         require_serve_extra()
     except ServeExtraMissing as exc:
@@ -165,29 +174,48 @@ def serve_command(
     # The server's own errors and the backend's log lines go to stderr.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    with tempfile.TemporaryDirectory(prefix="packflow-serve-") as workdir:
-        try:
-            backend, name, version = _load(project, config, workdir)
-        except Exception as exc:  # noqa: BLE001 - reported to the user
-            load_error(describe_error(exc), type(exc).__name__)
+    with contextlib.ExitStack() as stack:
+        apps = []
+        where: dict[str, str] = {}
+        for project in projects:
+            workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="packflow-serve-"))
+            try:
+                backend, name, version = _load(project, config, workdir)
+            except Exception as exc:  # noqa: BLE001 - reported to the user
+                prefix = f"{project}: " if len(projects) > 1 else ""
+                load_error(prefix + describe_error(exc), type(exc).__name__)
+            if name in where:
+                raise click.UsageError(
+                    f"{where[name]} and {project} are both named {name!r} (the name in "
+                    "packflow.yaml): each model served needs its own name"
+                )
+            where[name] = project
+            apps.append(
+                create_app(
+                    backend,
+                    name=name,
+                    version=version,
+                    max_batch_rows=max_batch_rows,
+                    max_wait_ms=max_wait_ms,
+                    max_queue_rows=max_queue_rows,
+                    max_body_bytes=max(1, int(max_body_mb * (1 << 20))),
+                    request_timeout_s=request_timeout_s,
+                    expose_errors=expose_errors,
+                )
+            )
         freeze_loaded()
         from packflow.serving.http1 import Limits
 
-        app = create_app(
-            backend,
-            name=name,
-            version=version,
-            max_batch_rows=max_batch_rows,
-            max_wait_ms=max_wait_ms,
-            max_queue_rows=max_queue_rows,
-            max_body_bytes=max(1, int(max_body_mb * (1 << 20))),
-            request_timeout_s=request_timeout_s,
-            expose_errors=expose_errors,
+        app = MultiModelApp(apps)
+        shown_models = (
+            f"model {apps[0].name!r}"
+            if len(apps) == 1
+            else "models " + ", ".join(repr(a.name) for a in apps)
         )
 
         def listening(bound_host: str, bound_port: int) -> None:
             shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-            click.echo(f"Listening on http://{shown}:{bound_port} (model {name!r})")
+            click.echo(f"Listening on http://{shown}:{bound_port} ({shown_models})")
 
         try:
             result = serve(

@@ -121,6 +121,10 @@ class PackflowApp:
     def __repr__(self) -> str:
         return f"PackflowApp({self.name!r}, {type(self.backend).__name__})"
 
+    def retry_after(self) -> int:
+        """Seconds a refused client should wait (the queue's drain estimate)."""
+        return self.batcher.retry_after()
+
     def too_large_message(self) -> str:
         """What a client whose body is over the limit is told."""
         return _too_large_message(self.max_body_bytes)
@@ -139,6 +143,19 @@ class PackflowApp:
         if self.draining or self.batcher.stuck_for(self.request_timeout_s):
             return False
         return bool(self.backend.ready())
+
+    def not_ready_why(self) -> Optional[str]:
+        """Why :meth:`ready` is false (``None`` when it is true)."""
+        if self.ready():
+            return None
+        if self.draining:
+            return "draining"
+        if self.batcher.stuck_for(self.request_timeout_s):
+            return (
+                f"not ready: a batch has been running for more than the "
+                f"{self.request_timeout_s:g} s request timeout"
+            )
+        return "not ready"
 
     async def close(self) -> None:
         """Drain, answer every queued request, and stop the worker thread."""
@@ -241,14 +258,9 @@ class PackflowApp:
             return path, (200, b'{"status":"alive"}', JSON_TYPE, ())
         if path == "/readyz":
             _allow(method, "GET")
-            if self.ready():
+            why = self.not_ready_why()
+            if why is None:
                 return path, (200, b'{"status":"ready"}', JSON_TYPE, ())
-            why = "draining" if self.draining else "not ready"
-            if not self.draining and self.batcher.stuck_for(self.request_timeout_s):
-                why = (
-                    f"not ready: a batch has been running for more than the "
-                    f"{self.request_timeout_s:g} s request timeout"
-                )
             return path, (503, error_body(f"the server is {why}"), JSON_TYPE, ())
         if path == "/metrics":
             _allow(method, "GET")
@@ -268,24 +280,25 @@ class PackflowApp:
             raise _Reply(404, error_body(f"no model named {name!r}; this server has {self.name!r}"))
 
     def _metrics_text(self) -> bytes:
+        return self.metrics.render(self.backend, self.gauges())
+
+    def gauges(self) -> dict[str, tuple[str, Callable[[], float]]]:
+        """The live gauges of this model: name -> (help, current value)."""
         batcher = self.batcher
-        return self.metrics.render(
-            self.backend,
-            {
-                "packflow_queue_rows": (
-                    "Rows queued, not yet in a batch.",
-                    lambda: batcher.queued_rows,
-                ),
-                "packflow_requests_in_flight": (
-                    "Requests accepted and not yet answered.",
-                    lambda: batcher.pending,
-                ),
-                "packflow_ready": (
-                    "1 when the server reports ready, else 0.",
-                    lambda: int(self.ready()),
-                ),
-            },
-        )
+        return {
+            "packflow_queue_rows": (
+                "Rows queued, not yet in a batch.",
+                lambda: batcher.queued_rows,
+            ),
+            "packflow_requests_in_flight": (
+                "Requests accepted and not yet answered.",
+                lambda: batcher.pending,
+            ),
+            "packflow_ready": (
+                "1 when the server reports ready, else 0.",
+                lambda: int(self.ready()),
+            ),
+        }
 
     async def _v2(
         self,
@@ -351,7 +364,10 @@ class PackflowApp:
                         "send the body uncompressed"
                     ),
                 )
-        return content_type, await exchange.read_body(content_length, started)
+        body = await exchange.read_body(content_length, started)
+        if len(body) > self.max_body_bytes:  # a server of several models reads up to the largest
+            raise _too_large(self.max_body_bytes)
+        return content_type, body
 
     async def _invoke(
         self, headers: list[tuple[bytes, bytes]], exchange: Any, started: float, instances: bool
@@ -406,7 +422,7 @@ class _AsgiExchange:
         self.receive = receive
 
     async def outcome(self, job: Any) -> Outcome:
-        return await _unless_gone(job, self.receive, self.app.batcher)
+        return await _unless_gone(job, self.receive)
 
     async def read_body(self, content_length: Optional[bytes], started: float) -> bytes:
         """The whole body, or a 413 as soon as it is known to be too large
@@ -588,7 +604,7 @@ def _failure(job: Any, payload: Payload, outcome: Outcome, request_id: str, expo
     return _Reply(422, error_body(message, **fields), header)
 
 
-async def _unless_gone(job: Any, receive: Receive, batcher: Batcher) -> Outcome:
+async def _unless_gone(job: Any, receive: Receive) -> Outcome:
     """The job's outcome, or ``Outcome.GONE`` once the client disconnects
     first: its rows still queued are dropped (a batch already running with
     them finishes, and their outputs are discarded)."""
@@ -607,7 +623,7 @@ async def _unless_gone(job: Any, receive: Receive, batcher: Batcher) -> Outcome:
         return future.result()
     message = listener.result()
     if message.get("type") == "http.disconnect":
-        batcher.abandon(job)
+        job.abandon()
     return await future
 
 

@@ -77,10 +77,17 @@ class Job:
         "error",
         "error_row",
         "future",
+        "owner",
     )
 
     def __init__(
-        self, data: bytes, rows: int, arrived: float, future: asyncio.Future, deadline: float
+        self,
+        data: bytes,
+        rows: int,
+        arrived: float,
+        future: asyncio.Future,
+        deadline: float,
+        owner: Optional[Batcher] = None,
     ):
         self.data = data
         self.rows = rows
@@ -93,6 +100,12 @@ class Job:
         self.error: Optional[ErrorRow] = None
         self.error_row = 0  # the failing row's index within the request
         self.future = future  # resolved with an Outcome
+        self.owner = owner  # the batcher it was submitted to
+
+    def abandon(self) -> None:
+        """Its client went away: see :meth:`Batcher.abandon`."""
+        if self.owner is not None:
+            self.owner.abandon(self)
 
 
 class _Part:
@@ -243,7 +256,7 @@ class Batcher:
         assert loop is not None
         now = loop.time()
         deadline = (now if began is None else min(began, now)) + self.timeout_s
-        job = Job(data, rows, now, loop.create_future(), deadline)
+        job = Job(data, rows, now, loop.create_future(), deadline, self)
         unanswered = self._unanswered
         while unanswered and unanswered[0][2].future.done():  # answered ones leave as they come
             heapq.heappop(unanswered)

@@ -151,7 +151,7 @@ class _Exchange:
     async def outcome(self, job: Any) -> Outcome:
         self.job = job
         if self.gone:  # left while the body was parsed
-            self.conn.server.app.batcher.abandon(job)
+            job.abandon()
         return await job.future
 
 
@@ -216,7 +216,7 @@ class _Connection(asyncio.Protocol):
         for exchange in self.queue:
             exchange.gone = True
             if exchange.job is not None:
-                self.server.app.batcher.abandon(exchange.job)
+                exchange.job.abandon()
         self.queue.clear()
 
     def data_received(self, data: bytes) -> None:
@@ -665,7 +665,7 @@ class HttpServer:
     def retry_after(self) -> int:
         """Seconds a refused client should wait: the app's own estimate of
         its queue's drain, at least 1."""
-        return max(1, self.app.batcher.retry_after())
+        return max(1, self.app.retry_after())
 
     # -- time --------------------------------------------------------------------
 

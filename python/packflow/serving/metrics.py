@@ -11,11 +11,18 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 from packflow.engine import BatchResult
 
-__all__ = ["CONTENT_TYPE", "LATENCY_BOUNDS_S", "Histogram", "ServerMetrics"]
+__all__ = [
+    "CONTENT_TYPE",
+    "LATENCY_BOUNDS_S",
+    "Histogram",
+    "ModelMetrics",
+    "ServerMetrics",
+    "render",
+]
 
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 
@@ -146,76 +153,117 @@ class ServerMetrics:
         self.rows_failed += len(result.errors)
 
     def render(self, backend: Any, gauges: dict[str, tuple[str, Callable[[], float]]]) -> bytes:
-        """The exposition text. ``gauges``: name -> (help, current value)."""
-        w = _Writer()
-        w.family(
-            "packflow_requests_total",
-            "counter",
-            "HTTP requests answered, by endpoint and status code.",
-        )
-        for (endpoint, status), n in sorted(self.requests.items()):
-            w.sample("packflow_requests_total", {"endpoint": endpoint, "code": str(status)}, n)
+        """The exposition text of a server of one model (no ``model`` label).
+        ``gauges``: name -> (help, current value)."""
+        return render([ModelMetrics("", self, backend, gauges)], self)
 
-        w.family(
-            "packflow_request_seconds",
-            "histogram",
-            "Time from a request's arrival to its answer, by endpoint.",
-        )
-        for endpoint, hist in sorted(self.request_seconds.items()):
+    def __repr__(self) -> str:
+        return f"ServerMetrics({sum(self.requests.values())} requests)"
+
+
+class ModelMetrics(NamedTuple):
+    """One model's part of the exposition: its ``name`` (the value of the
+    ``model`` label; empty: no label), counters, backend (for the step
+    histograms) and gauges (name -> (help, current value))."""
+
+    name: str
+    metrics: ServerMetrics
+    backend: Any
+    gauges: dict[str, tuple[str, Callable[[], float]]]
+
+
+def render(models: list[ModelMetrics], server: Optional[ServerMetrics] = None) -> bytes:
+    """The exposition text of a server holding ``models``: every family once,
+    each model's series labelled ``model="NAME"``; ``server`` holds what
+    belongs to no model (the server's own routes, its connections)."""
+    w = _Writer()
+    parts = [(m.metrics, {"model": m.name} if m.name else {}) for m in models]
+    counted = list(parts)
+    if server is not None and all(server is not m.metrics for m in models):
+        counted.append((server, {}))
+
+    w.family(
+        "packflow_requests_total",
+        "counter",
+        "HTTP requests answered, by endpoint and status code.",
+    )
+    for metrics, labels in counted:
+        for (endpoint, status), n in sorted(metrics.requests.items()):
+            w.sample(
+                "packflow_requests_total", {**labels, "endpoint": endpoint, "code": str(status)}, n
+            )
+
+    w.family(
+        "packflow_request_seconds",
+        "histogram",
+        "Time from a request's arrival to its answer, by endpoint.",
+    )
+    for metrics, labels in counted:
+        for endpoint, hist in sorted(metrics.request_seconds.items()):
             w.histogram(
                 "packflow_request_seconds",
-                {"endpoint": endpoint},
+                {**labels, "endpoint": endpoint},
                 hist.bounds,
                 hist.cumulative(),
                 hist.total,
                 hist.count,
             )
 
-        w.family(
-            "packflow_step_seconds",
-            "histogram",
-            "Time per backend call in each step (preprocess, transform_inputs, execute, "
-            "transform_outputs), from the backend's own step histograms.",
-        )
-        steps = backend.get_step_histograms(_LATENCY_BOUNDS_NS)
+    w.family(
+        "packflow_step_seconds",
+        "histogram",
+        "Time per backend call in each step (preprocess, transform_inputs, execute, "
+        "transform_outputs), from the backend's own step histograms.",
+    )
+    for model, (_, labels) in zip(models, parts):
+        steps = model.backend.get_step_histograms(_LATENCY_BOUNDS_NS)
         for step, (cumulative, total_ns, count) in steps.items():
             w.histogram(
                 "packflow_step_seconds",
-                {"step": step},
+                {**labels, "step": step},
                 LATENCY_BOUNDS_S,
                 cumulative,
                 total_ns / 1e9,
                 count,
             )
 
-        w.family("packflow_batch_rows", "histogram", "Rows per batch run through the backend.")
-        b = self.batch_rows
-        w.histogram("packflow_batch_rows", {}, b.bounds, b.cumulative(), b.total, b.count)
+    w.family("packflow_batch_rows", "histogram", "Rows per batch run through the backend.")
+    for metrics, labels in parts:
+        b = metrics.batch_rows
+        w.histogram("packflow_batch_rows", labels, b.bounds, b.cumulative(), b.total, b.count)
 
-        for name, help_text, value in (
-            ("packflow_rows_received_total", "Rows accepted into the queue.", self.rows_received),
-            ("packflow_rows_output_total", "Rows that gave an output.", self.rows_output),
-            ("packflow_rows_failed_total", "Rows that failed (error rows).", self.rows_failed),
-        ):
-            w.family(name, "counter", help_text)
-            w.sample(name, {}, value)
+    for name, help_text, field in (
+        ("packflow_rows_received_total", "Rows accepted into the queue.", "rows_received"),
+        ("packflow_rows_output_total", "Rows that gave an output.", "rows_output"),
+        ("packflow_rows_failed_total", "Rows that failed (error rows).", "rows_failed"),
+    ):
+        w.family(name, "counter", help_text)
+        for metrics, labels in parts:
+            w.sample(name, labels, getattr(metrics, field))
 
-        if self.connections is not None:
-            w.family("packflow_connections", "gauge", "Client connections open.")
-            w.sample("packflow_connections", {}, self.connections())
-            w.family(
-                "packflow_connections_closed_total",
-                "counter",
-                "Connections the server closed on its own, by reason: refused (at "
-                "the connection limit, answered 503), evicted_idle (idle, closed to make "
-                "room), idle_timeout, header_timeout, body_timeout, header_too_large, "
-                "body_too_large, bad_request, send_timeout (its client read none of its "
-                "answers for 10 s).",
-            )
-            for reason, n in sorted(self.connections_closed.items()):
-                w.sample("packflow_connections_closed_total", {"reason": reason}, n)
+    if server is not None and server.connections is not None:
+        w.family("packflow_connections", "gauge", "Client connections open.")
+        w.sample("packflow_connections", {}, server.connections())
+        w.family(
+            "packflow_connections_closed_total",
+            "counter",
+            "Connections the server closed on its own, by reason: refused (at "
+            "the connection limit, answered 503), evicted_idle (idle, closed to make "
+            "room), idle_timeout, header_timeout, body_timeout, header_too_large, "
+            "body_too_large, bad_request, send_timeout (its client read none of its "
+            "answers for 10 s).",
+        )
+        for reason, n in sorted(server.connections_closed.items()):
+            w.sample("packflow_connections_closed_total", {"reason": reason}, n)
 
-        for name, (help_text, read) in gauges.items():
-            w.family(name, "gauge", help_text)
-            w.sample(name, {}, read())
-        return w.text()
+    names: dict[str, str] = {}
+    for model in models:
+        for name, (help_text, _) in model.gauges.items():
+            names.setdefault(name, help_text)
+    for name, help_text in names.items():
+        w.family(name, "gauge", help_text)
+        for model, (_, labels) in zip(models, parts):
+            gauge = model.gauges.get(name)
+            if gauge is not None:
+                w.sample(name, labels, gauge[1]())
+    return w.text()

@@ -17,6 +17,7 @@ from typing import Any, Optional
 from packflow.constants import SERVE_HOST, SERVE_MAX_CONNECTIONS, SERVE_PORT
 from packflow.extras import extra_requirements, install_hint
 from packflow.serving.app import PackflowApp
+from packflow.serving.multi import MultiModelApp
 
 __all__ = ["ServeExtraMissing", "ServeResult", "require_serve_extra", "serve"]
 
@@ -62,7 +63,7 @@ class ServeResult:
 
 
 def serve(
-    app: PackflowApp,
+    app: PackflowApp | MultiModelApp,
     *,
     host: str = SERVE_HOST,
     port: int = SERVE_PORT,
@@ -70,9 +71,10 @@ def serve(
     limits: Optional[Any] = None,
     on_listening: Optional[Callable[[str, int], None]] = None,
 ) -> ServeResult:
-    """Serve ``app`` with packflow's HTTP/1.1 server until SIGTERM or SIGINT
-    (blocking). ``on_listening(host, port)`` is called once the socket
-    listens (``port`` 0 picks a free port; the callback gets the real one).
+    """Serve ``app`` (one model's, or a :class:`MultiModelApp`) with
+    packflow's HTTP/1.1 server until SIGTERM or SIGINT (blocking).
+    ``on_listening(host, port)`` is called once the socket listens
+    (``port`` 0 picks a free port; the callback gets the real one).
     ``limits`` bounds what clients may hold (a
     :class:`packflow.serving.http1.Limits`; by default its defaults with
     ``max_connections``). Raises ``RuntimeError`` when it cannot listen."""
