@@ -315,6 +315,8 @@ class PackflowApp:
             header_length = None
             for key, value in headers:
                 if key == b"inference-header-content-length":
+                    if header_length is not None:
+                        raise V2Error(400, "Inference-Header-Content-Length is given twice")
                     header_length = value
             content_type, body = await self._read_body(headers, exchange, started)
             media_type = body_format(content_type)

@@ -62,6 +62,9 @@ _INT_RANGES = {
     "UINT64": (0, (1 << 64) - 1),
 }
 _FLOATS = frozenset({"FP16", "FP32", "FP64"})
+#: The largest finite value of the narrow float datatypes (a JSON number past
+#: it would become infinity).
+_FLOAT_MAX = {"FP16": 65504.0, "FP32": 3.4028234663852886e38}
 DATATYPES = frozenset({"BOOL", "BYTES", *_INT_RANGES, *_FLOATS})
 _INT64_MIN, _INT64_MAX = _INT_RANGES["INT64"]
 _UINT64_MAX = _INT_RANGES["UINT64"][1]
@@ -494,12 +497,16 @@ def _tensor(item: Any, index: int, raw: _Raw, max_rows: int) -> Tensor:
     shape = item.get("shape")
     expected = check_head(name, datatype, shape, max_rows)
     if isinstance(params, dict) and "binary_data_size" in params:
+        if "data" in item:
+            raise V2Error(
+                400, f'{where} gives both "data" and a binary_data_size: send its values once'
+            )
         chunk = raw.take(params["binary_data_size"], where)
         values = raw_values(chunk, datatype, expected, where)
     elif "data" not in item:
         raise V2Error(400, f'{where} has no "data" (nor a binary_data_size)')
     else:
-        values = _flatten(item["data"], where)
+        values = _flatten(item["data"], shape, where)
     return check_tensor(name, datatype, shape, values)
 
 
@@ -549,25 +556,46 @@ def check_tensor(name: str, datatype: str, shape: list[int], values: list) -> Te
     return Tensor(name, datatype, shape, values)
 
 
-def _flatten(data: Any, where: str) -> list:
-    """The values of ``data``, a flat or nested JSON array, row-major."""
+def _flatten(data: Any, shape: list[int], where: str) -> list:
+    """The values of ``data``, a flat array or one nested as ``shape`` is
+    (every array at depth d holding ``shape[d]`` items), row-major; a 400
+    for nesting of any other form (ragged rows, deeper than the shape)."""
     if not isinstance(data, list):
         raise V2Error(400, f'{where}: "data" must be an array')
     if list not in set(map(type, data)):
         return data
     out: list = []
-    stack = [iter(data)]
+    # (items, their depth); a depth's arrays hold shape[depth] items.
+    stack = [(iter(data), 0)]
+    if len(data) != shape[0]:
+        raise _ragged(where, shape, [])
+    path: list[int] = [0]
     while stack:
-        for value in stack[-1]:
+        items, depth = stack[-1]
+        for value in items:
+            path[-1] += 1
             if type(value) is list:
-                if len(stack) > 64:
-                    raise V2Error(400, f'{where}: "data" is nested too deeply')
-                stack.append(iter(value))
+                if depth + 1 >= len(shape) or len(value) != shape[depth + 1]:
+                    raise _ragged(where, shape, path)
+                stack.append((iter(value), depth + 1))
+                path.append(0)
                 break
+            if depth + 1 != len(shape):
+                raise _ragged(where, shape, path)
             out.append(value)
         else:
             stack.pop()
+            path.pop()
     return out
+
+
+def _ragged(where: str, shape: list[int], path: list[int]) -> V2Error:
+    at = "".join(f"[{i - 1}]" for i in path) or "the top"
+    return V2Error(
+        400,
+        f'{where}: "data" is nested unlike its shape {shape} (at data{at}); send it flat '
+        "(row-major) or nested as the shape is",
+    )
 
 
 _EXPECTED_TYPES = {
@@ -594,6 +622,14 @@ def _check_values(values: list, datatype: str, where: str) -> None:
                     f"{where}: element {i} is {_core.dumps(value).decode()[:60]}, "
                     f"not {what} ({datatype})",
                 )
+    if datatype in _FLOAT_MAX and values:
+        limit = _FLOAT_MAX[datatype]
+        if max(values) > limit or min(values) < -limit:
+            for i, value in enumerate(values):
+                if not -limit <= value <= limit:
+                    raise V2Error(
+                        400, f"{where}: element {i} ({value}) is out of the range of {datatype}"
+                    )
     if datatype in _FLOATS and int in types:
         # JSON writes 1e20 as 100000000000000000000: a number all the same.
         for i, value in enumerate(values):
@@ -719,12 +755,18 @@ def _requested_outputs(outputs: Any) -> tuple[Optional[list[str]], dict[str, boo
         return None, {}
     if not isinstance(outputs, list):
         raise V2Error(400, '"outputs" must be an array of {"name": ...} objects')
-    names = []
+    if not outputs:
+        return None, {}  # none named: all of them, as Triton reads it
+    names: list[str] = []
+    asked: set[str] = set()
     binary = {}
     for i, item in enumerate(outputs):
         name = item.get("name") if isinstance(item, dict) else None
         if not isinstance(name, str):
             raise V2Error(400, f'output {i} has no "name" string')
+        if name in asked:
+            raise V2Error(400, f"output {name[:60]!r} is asked for twice")
+        asked.add(name)
         names.append(name)
         params = item.get("parameters")
         if isinstance(params, dict) and "binary_data" in params:
