@@ -29,27 +29,50 @@ from packflow.engine.gc_policy import freeze_loaded
 from packflow.exceptions import describe_error
 
 
-def _load(project: str, config: dict[str, Any], workdir: str) -> tuple[Any, str, Optional[str]]:
-    """The backend, the project's name, and its version when packflow.yaml has one."""
-    from packflow.loaders import InferenceBackendLoader
-    from packflow.project import PackflowProject
+def _open(project: str, workdir: str) -> tuple[Path, Any]:
+    """The project's folder (an archive is checked and extracted into
+    ``workdir``) and its packflow.yaml, before any of its code runs."""
+    from packflow.loaders.base import project_root
+    from packflow.loaders.packflow_yaml import PackflowConfig
 
     path = Path(project)
     if path.is_file():
-        backend = InferenceBackendLoader.from_archive(
-            path, extract_dir=workdir, strict_config=True, **config
-        )
-        from packflow.loaders.base import project_root
+        from packflow.loaders.archive import extract_archive
 
-        project_dir = project_root(Path(workdir))
+        extract_archive(path, workdir)
+        root = project_root(Path(workdir)).resolve()
     else:
-        backend = InferenceBackendLoader.from_project(path, strict_config=True, **config)
-        project_dir = path
-    project_config = PackflowProject(project_dir).load_config()
-    version = None
+        root = path.resolve()
+    return root, PackflowConfig.from_project_path(root)
+
+
+def _version(project_config: Any) -> Optional[str]:
+    """The version of packflow.yaml, when it gives one."""
     if "version" in project_config.model_fields_set and project_config.version.strip():
-        version = project_config.version.strip()
-    return backend, project_config.name, version
+        return project_config.version.strip()
+    return None
+
+
+def _check_apart(projects: list[tuple[str, Any]]) -> None:
+    """A usage error for projects that cannot share a process: two of one
+    name, or two whose packflow.yaml ``env`` set one variable to different
+    values (the environment is the process's)."""
+    named: dict[str, str] = {}
+    env: dict[str, tuple[str, str]] = {}
+    for project, cfg in projects:
+        if cfg.name in named:
+            raise click.UsageError(
+                f"{named[cfg.name]} and {project} are both named {cfg.name!r} (the name in "
+                "packflow.yaml): each model served needs its own name"
+            )
+        named[cfg.name] = project
+        for key, value in cfg.env.items():
+            other = env.setdefault(key, (project, value))
+            if other[1] != value:
+                raise click.UsageError(
+                    f"{other[0]} and {project} set {key} to different values in packflow.yaml's "
+                    "env, and a process has one environment: serve them in separate processes"
+                )
 
 
 @click.command("serve")
@@ -175,26 +198,30 @@ def serve_command(
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     with contextlib.ExitStack() as stack:
-        apps = []
-        where: dict[str, str] = {}
+        opened = []
         for project in projects:
             workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="packflow-serve-"))
             try:
-                backend, name, version = _load(project, config, workdir)
+                opened.append((project, *_open(project, workdir)))
             except Exception as exc:  # noqa: BLE001 - reported to the user
                 prefix = f"{project}: " if len(projects) > 1 else ""
                 load_error(prefix + describe_error(exc), type(exc).__name__)
-            if name in where:
-                raise click.UsageError(
-                    f"{where[name]} and {project} are both named {name!r} (the name in "
-                    "packflow.yaml): each model served needs its own name"
-                )
-            where[name] = project
+        # Before any backend loads: initialize() may take minutes.
+        _check_apart([(project, cfg) for project, _, cfg in opened])
+        from packflow.loaders import InferenceBackendLoader
+
+        apps = []
+        for project, root, cfg in opened:
+            try:
+                backend = InferenceBackendLoader.from_project(root, strict_config=True, **config)
+            except Exception as exc:  # noqa: BLE001 - reported to the user
+                prefix = f"{project}: " if len(projects) > 1 else ""
+                load_error(prefix + describe_error(exc), type(exc).__name__)
             apps.append(
                 create_app(
                     backend,
-                    name=name,
-                    version=version,
+                    name=cfg.name,
+                    version=_version(cfg),
                     max_batch_rows=max_batch_rows,
                     max_wait_ms=max_wait_ms,
                     max_queue_rows=max_queue_rows,

@@ -115,6 +115,8 @@ class PackflowApp:
         #: Set by :meth:`drain`: /readyz answers 503 from then on.
         self.draining = False
         self._model_json = b""
+        #: The type of the exception the backend's ready() last raised.
+        self._ready_error: Optional[str] = None
         #: The Open Inference Protocol (KServe V2) routes, under /v2.
         self.v2 = V2Api(backend, self.name, version, max_queue_rows)
 
@@ -142,12 +144,22 @@ class PackflowApp:
         would only time out, so a load balancer should send them elsewhere)."""
         if self.draining or self.batcher.stuck_for(self.request_timeout_s):
             return False
-        return bool(self.backend.ready())
+        try:
+            ready = bool(self.backend.ready())
+        except Exception as exc:  # noqa: BLE001 - a backend that cannot say is not ready
+            if self._ready_error != type(exc).__name__:
+                get_logger().exception("%s: its backend's ready() raised", self.name)
+            self._ready_error = type(exc).__name__
+            return False
+        self._ready_error = None
+        return ready
 
     def not_ready_why(self) -> Optional[str]:
         """Why :meth:`ready` is false (``None`` when it is true)."""
         if self.ready():
             return None
+        if self._ready_error is not None:
+            return f"not ready: its backend's ready() raised {self._ready_error}"
         if self.draining:
             return "draining"
         if self.batcher.stuck_for(self.request_timeout_s):

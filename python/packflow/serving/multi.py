@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from typing import Any, Optional
 
 from packflow import _core
+from packflow.logger import get_logger
 from packflow.serving.app import (
     INVOCATIONS,
     JSON_TYPE,
@@ -141,10 +142,15 @@ class MultiModelApp:
     ) -> Optional[Answer]:
         """As :meth:`PackflowApp.respond`: the model's app answers what names
         a model; the rest is answered here."""
-        app = self._model_of(path, headers)
-        if isinstance(app, PackflowApp):
-            return await app.respond(method, path, headers, exchange, started)
-        endpoint, answer = app
+        try:
+            app = self._model_of(path, headers)
+            if isinstance(app, PackflowApp):
+                return await app.respond(method, path, headers, exchange, started)
+            endpoint, answer = app
+        except Exception:
+            get_logger().exception("%s %s failed", method, path)
+            endpoint = OTHER
+            answer = (500, error_body("internal error: see the server log"), JSON_TYPE, ())
         if path == INVOCATIONS:
             allowed = "POST"
         elif endpoint == OTHER and answer[0] == 404:
@@ -167,15 +173,18 @@ class MultiModelApp:
         """The app a request is for, else (its endpoint label, the answer)."""
         apps = self.apps
         if path == INVOCATIONS:
+            named = [value for key, value in headers if key == _MODEL_HEADER]
+            if len(set(named)) > 1:
+                message = f"the {MODEL_HEADER} header is given twice, naming different models"
+                return INVOCATIONS, (400, error_body(message), JSON_TYPE, ())
+            if named:
+                name = named[0].decode("latin-1")
+                app = apps.get(name)
+                if app is None:
+                    return INVOCATIONS, self._unknown(name)
+                return app
             if len(apps) == 1:
                 return next(iter(apps.values()))
-            for key, value in headers:
-                if key == _MODEL_HEADER:
-                    name = value.decode("latin-1")
-                    app = apps.get(name)
-                    if app is None:
-                        return INVOCATIONS, self._unknown(name)
-                    return app
             message = (
                 f"this server has several models ({self._names}): say which in the "
                 f"{MODEL_HEADER} header, or POST to /v1/models/NAME:predict or "

@@ -20,6 +20,7 @@ Not here yet: gRPC, and several models in one server.
 from __future__ import annotations
 
 import json
+import math
 import struct
 from typing import Any, NamedTuple, Optional
 
@@ -62,9 +63,11 @@ _INT_RANGES = {
     "UINT64": (0, (1 << 64) - 1),
 }
 _FLOATS = frozenset({"FP16", "FP32", "FP64"})
-#: The largest finite value of the narrow float datatypes (a JSON number past
-#: it would become infinity).
-_FLOAT_MAX = {"FP16": 65504.0, "FP32": 3.4028234663852886e38}
+#: The magnitude from which a number rounds to infinity in the narrow float
+#: datatypes (65504 and FLT_MAX are their largest finite values; a number a
+#: little past them, as a float32 writer's shortest text of FLT_MAX is,
+#: still rounds to them).
+_FLOAT_MAX = {"FP16": 65520.0, "FP32": float(2**128 - 2**103)}
 DATATYPES = frozenset({"BOOL", "BYTES", *_INT_RANGES, *_FLOATS})
 _INT64_MIN, _INT64_MAX = _INT_RANGES["INT64"]
 _UINT64_MAX = _INT_RANGES["UINT64"][1]
@@ -174,7 +177,7 @@ class V2Api:
                 self._check_model(name)
                 if version != self.version:
                     has = f"its version is {self.version!r}" if self.version else "it has none"
-                    raise V2Error(404, f"model {name!r} has no version {version!r}; {has}")
+                    raise V2Error(404, f"model {name!r} has no version {_short(version)!r}; {has}")
             if not rest or rest == [""]:
                 self._check_model(name)
                 return Route(MODEL, "model")
@@ -184,11 +187,11 @@ class V2Api:
             if rest == ["infer"]:
                 self._check_model(name)
                 return Route(INFER, "infer")
-        raise V2Error(404, f"no endpoint at {path}")
+        raise V2Error(404, f"no endpoint at {_short(path)}")
 
     def _check_model(self, name: str) -> None:
         if name != self.name:
-            raise V2Error(404, f"no model named {name!r}; this server has {self.name!r}")
+            raise V2Error(404, f"no model named {_short(name)!r}; this server has {self.name!r}")
 
     # -- metadata ---------------------------------------------------------------
 
@@ -235,13 +238,17 @@ class V2Api:
         inputs = doc.get("inputs")
         if not isinstance(inputs, list) or not inputs:
             raise V2Error(400, '"inputs" must be a non-empty array of tensors')
+        # Names, datatypes and shapes first, against the model's layout: a
+        # request that cannot fit is refused before any of its values is read.
+        heads = [_head(item, i, self.max_rows) for i, item in enumerate(inputs)]
+        seen: set[str] = set()
+        for t in heads:
+            if t.name in seen:
+                raise V2Error(400, f"tensor {_short(t.name)!r} is given twice")
+            seen.add(t.name)
+        self.check_shapes(heads)
         tensors = [_tensor(item, i, raw, self.max_rows) for i, item in enumerate(inputs)]
         raw.check_used()
-        seen: set[str] = set()
-        for t in tensors:
-            if t.name in seen:
-                raise V2Error(400, f"tensor {t.name!r} is given twice")
-            seen.add(t.name)
         outputs, binary = _requested_outputs(doc.get("outputs"))
         binary_default = _flag(params, "binary_data_output", "the request") if params else False
         data, rows = self.lines_of(tensors)
@@ -263,48 +270,44 @@ class V2Api:
             raise V2Error(400, f"the rows cannot be written as JSON: {exc}") from None
         return data, len(rows)
 
-    def _feature_rows(self, tensors: list[Tensor]) -> list[dict]:
-        layout = self.layout
-        features = layout.features
-        assert features is not None
-        k = len(features)
-        if len(tensors) == 1 and len(tensors[0].shape) == 2 and tensors[0].name not in features:
-            t = tensors[0]
-            _numeric(t)
-            n, width = t.shape
-            if width != k:
+    def check_shapes(self, tensors: list[Tensor]) -> int:
+        """N, the rows of the request, once the tensors' names, datatypes and
+        shapes fit the model's layout; else a :class:`V2Error`. Reads no
+        value: a request is checked on its tensors' heads (their values may
+        be empty) before any of its values is read."""
+        features = self.layout.features
+        if features is not None:
+            k = len(features)
+            if len(tensors) == 1 and len(tensors[0].shape) == 2 and tensors[0].name not in features:
+                t = tensors[0]
+                _numeric(t)
+                if t.shape[1] != k:
+                    raise V2Error(
+                        400,
+                        f"tensor {t.name!r} has shape {t.shape}: the model takes {k} features "
+                        f"as columns ({', '.join(features)}), so its shape must be [N, {k}]",
+                    )
+                return t.shape[0]
+            names = {t.name for t in tensors}
+            unknown = [t.name for t in tensors if t.name not in set(features)]
+            if unknown:
                 raise V2Error(
                     400,
-                    f"tensor {t.name!r} has shape {t.shape}: the model takes {k} features "
-                    f"as columns ({', '.join(features)}), so its shape must be [N, {k}]",
+                    f"no feature named {_short(unknown[0])!r}: send one tensor of shape [N, {k}], "
+                    f"or one tensor of shape [N] per feature, named {', '.join(features)}",
                 )
-            columns = [t.values[j::k] for j in range(k)]
-            return _build_rows(layout.paths, columns, n)
-        by_name = {t.name: t for t in tensors}
-        unknown = [name for name in by_name if name not in set(features)]
-        if unknown:
-            raise V2Error(
-                400,
-                f"no feature named {unknown[0]!r}: send one tensor of shape [N, {k}], or "
-                f"one tensor of shape [N] per feature, named {', '.join(features)}",
-            )
-        missing = [f for f in features if f not in by_name]
-        if missing:
-            raise V2Error(
-                400, f"missing the tensor of feature(s) {', '.join(repr(m) for m in missing)}"
-            )
+            missing = [f for f in features if f not in names]
+            if missing:
+                raise V2Error(
+                    400, f"missing the tensor of feature(s) {', '.join(repr(m) for m in missing)}"
+                )
+            n = _column_rows(tensors)
+            for t in tensors:
+                _numeric(t)
+            return n
         n = _column_rows(tensors)
-        for t in tensors:
-            _numeric(t)
-        return _build_rows(layout.paths, [by_name[f].values for f in features], n)
-
-    def _record_rows(self, tensors: list[Tensor]) -> list[dict]:
         if len(tensors) == 1 and tensors[0].datatype == "BYTES" and tensors[0].name == RECORDS:
-            # One record per element, as JSON text (a column of text is
-            # any other name: a text that starts with "{" stays text).
-            _column_rows(tensors)
-            return _json_records(tensors[0])
-        n = _column_rows(tensors)
+            return n
         delimiter = self.layout.delimiter
         paths = [tuple(t.name.split(delimiter)) for t in tensors]
         for path, t in zip(paths, tensors):
@@ -317,6 +320,27 @@ class V2Api:
                     f"more than the {_core.MAX_DEPTH} a record may nest",
                 )
         _check_paths(paths, [t.name for t in tensors])
+        return n
+
+    def _feature_rows(self, tensors: list[Tensor]) -> list[dict]:
+        layout = self.layout
+        features = layout.features
+        assert features is not None
+        n = self.check_shapes(tensors)
+        k = len(features)
+        if len(tensors) == 1 and len(tensors[0].shape) == 2 and tensors[0].name not in features:
+            values = tensors[0].values
+            return _build_rows(layout.paths, [values[j::k] for j in range(k)], n)
+        by_name = {t.name: t for t in tensors}
+        return _build_rows(layout.paths, [by_name[f].values for f in features], n)
+
+    def _record_rows(self, tensors: list[Tensor]) -> list[dict]:
+        n = self.check_shapes(tensors)
+        if len(tensors) == 1 and tensors[0].datatype == "BYTES" and tensors[0].name == RECORDS:
+            # One record per element, as JSON text (a column of text is
+            # any other name: a text that starts with "{" stays text).
+            return _json_records(tensors[0])
+        paths = [tuple(t.name.split(self.layout.delimiter)) for t in tensors]
         return _build_rows(paths, [t.values for t in tensors], n)
 
     def render(self, lines: list[bytes], request: InferRequest) -> tuple[bytes, Optional[int]]:
@@ -484,18 +508,26 @@ def raw_output(column: list, datatype: str) -> bytes:
     return np.array(column, dtype=_RAW_TYPES[datatype]).tobytes()
 
 
-def _tensor(item: Any, index: int, raw: _Raw, max_rows: int) -> Tensor:
+def _head(item: Any, index: int, max_rows: int) -> Tensor:
+    """An input's name, datatype and shape, checked (its values left unread)."""
     where = f"input {index}"
     if not isinstance(item, dict):
         raise V2Error(400, f"{where} is not a JSON object")
     name = item.get("name")
     if not isinstance(name, str) or not name:
         raise V2Error(400, f'{where} has no "name" string')
+    datatype, shape = item.get("datatype"), item.get("shape")
+    check_head(name, datatype, shape, max_rows)
+    return Tensor(name, datatype, shape, [])
+
+
+def _tensor(item: Any, index: int, raw: _Raw, max_rows: int) -> Tensor:
+    name, datatype, shape, _ = _head(item, index, max_rows)
     where = f"tensor {name!r}"
     params = item.get("parameters")
-    datatype = item.get("datatype")
-    shape = item.get("shape")
-    expected = check_head(name, datatype, shape, max_rows)
+    expected = 1
+    for d in shape:
+        expected *= d
     if isinstance(params, dict) and "binary_data_size" in params:
         if "data" in item:
             raise V2Error(
@@ -590,10 +622,10 @@ def _flatten(data: Any, shape: list[int], where: str) -> list:
 
 
 def _ragged(where: str, shape: list[int], path: list[int]) -> V2Error:
-    at = "".join(f"[{i - 1}]" for i in path) or "the top"
+    at = "data" + "".join(f"[{i - 1}]" for i in path) if path else "its top level"
     return V2Error(
         400,
-        f'{where}: "data" is nested unlike its shape {shape} (at data{at}); send it flat '
+        f'{where}: "data" is nested unlike its shape {shape} (at {at}); send it flat '
         "(row-major) or nested as the shape is",
     )
 
@@ -624,12 +656,22 @@ def _check_values(values: list, datatype: str, where: str) -> None:
                 )
     if datatype in _FLOAT_MAX and values:
         limit = _FLOAT_MAX[datatype]
-        if max(values) > limit or min(values) < -limit:
+        if max(values) >= limit or min(values) <= -limit:
             for i, value in enumerate(values):
-                if not -limit <= value <= limit:
+                if not -limit < value < limit:
                     raise V2Error(
                         400, f"{where}: element {i} ({value}) is out of the range of {datatype}"
                     )
+    if datatype in _FLOATS and float in types:
+        # JSON has no infinity, but 1e400 reads as one.
+        try:
+            finite = all(map(math.isfinite, values))
+        except OverflowError:  # an integer past any float: found below
+            finite = False
+        if not finite:
+            for i, value in enumerate(values):
+                if type(value) is float and not math.isfinite(value):
+                    raise V2Error(400, f"{where}: element {i} is too large for {datatype}")
     if datatype in _FLOATS and int in types:
         # JSON writes 1e20 as 100000000000000000000: a number all the same.
         for i, value in enumerate(values):
@@ -730,6 +772,12 @@ def _json_records(t: Tensor) -> list[dict]:
             raise V2Error(400, f"tensor {t.name!r}: element {i} is not a JSON object")
         rows.append(row)
     return rows
+
+
+def _short(text: str, limit: int = 100) -> str:
+    """``text`` cut to ``limit`` characters for a message (a client's path
+    must not make an answer as long as itself)."""
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _shown(value: Any) -> str:
