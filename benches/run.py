@@ -849,12 +849,13 @@ the reference run uses the same events.
 
 
 def kept_workers_section() -> str:
-    """The sections ``benches/workers.py`` and ``benches/compare_builds.py
-    --write-docs`` write (between their markers), kept as they are: those
-    benchmarks run on their own (``make bench-workers``, ``make bench-portable``)."""
+    """The sections ``benches/workers.py``, ``benches/compare_builds.py
+    --write-docs`` and ``benches/v2/run.py`` write (between their markers),
+    kept as they are: those benchmarks run on their own (``make
+    bench-workers``, ``make bench-portable``, ``make bench-v2``)."""
     doc = DOC.read_text() if DOC.exists() else ""
     kept = ""
-    for name in ("workers", "builds"):
+    for name in ("workers", "builds", "v2"):
         begin, end = doc.find(f"<!-- {name}: begin -->"), doc.find(f"<!-- {name}: end -->")
         if begin >= 0 and end > begin:
             kept += "\n\n" + doc[begin : end + len(f"<!-- {name}: end -->")] + "\n"

@@ -493,15 +493,17 @@ def versions() -> str:
     return ", ".join(parts)
 
 
-def write_docs(text: str) -> None:
-    doc = DOC.read_text()
+def write_docs(text: str, path: Path = DOC) -> None:
+    """Put ``text`` between the v2 marks of ``path`` (at its end, marks
+    included, the first time)."""
+    doc = path.read_text()
     section = f"{BEGIN}\n{text.rstrip()}\n{END}"
     if BEGIN in doc and END in doc:
         before, rest = doc.split(BEGIN, 1)
         doc = before + section + rest.split(END, 1)[1]
     else:
         doc = doc.rstrip("\n") + "\n\n" + section + "\n"
-    DOC.write_text(doc)
+    path.write_text(doc)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
