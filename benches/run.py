@@ -795,6 +795,10 @@ Profiled with `perf` on this machine (garbage collector paused unless noted):
 
 {serving_section()}
 
+The V2 routes (the Open Inference Protocol) against Seldon MLServer, REST and
+gRPC: [V2 versus MLServer](#v2-versus-mlserver) below, measured by `make
+bench-v2` (`benches/v2/run.py`).
+
 ## Scaling with the batch size
 
 W2, W3 and W4 at 1, 100, 10,000 and 1,000,000 rows. The cost per row should
