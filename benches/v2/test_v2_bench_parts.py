@@ -57,20 +57,23 @@ def test_feature_matrix_names_the_event_and_field_it_misses(paths):
 
 
 def test_the_body_carries_the_events_features(backend, paths):
-    """packflow's own V2 parser turns the body back into rows that score as
-    the events do: the tensor holds the right features in the right order."""
-    from packflow.serving.v2 import V2Api
-
+    """Records rebuilt from the body's tensor (each value put back at its
+    feature's path) score as the events do: the tensor holds the backend's
+    features, in its order."""
     events = bench.serve_bench.firewall_events(100)
-    body = bench.v2_body(bench.feature_matrix(events, paths))
-    doc = json.loads(body)
-    assert doc["inputs"][0]["shape"] == [100, 9]
-    assert doc["inputs"][0]["datatype"] == "FP64"
-    api = V2Api(backend, "firewall-anomaly", "0.1.0")
-    request = api.parse_infer(body)
-    assert request.rows == 100
-    rows = [json.loads(line) for line in request.data.splitlines()]
-    assert backend(rows) == backend(events)
+    tensor = json.loads(bench.v2_body(bench.feature_matrix(events, paths)))["inputs"][0]
+    assert (tensor["name"], tensor["datatype"], tensor["shape"]) == ("input-0", "FP64", [100, 9])
+    values = tensor["data"]
+    rebuilt = []
+    for i in range(100):
+        record: dict = {}
+        for j, path in enumerate(paths):
+            node = record
+            for key in path[:-1]:
+                node = node.setdefault(key, {})
+            node[path[-1]] = values[i * 9 + j]
+        rebuilt.append(record)
+    assert backend(rebuilt) == backend(events)
 
 
 def test_v2_body_refuses_ragged_rows():
