@@ -32,6 +32,7 @@ import platform
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -79,7 +80,7 @@ def _by_path(name: str, path: Path):
     return module
 
 
-#: benches/serve/run.py: its event generator and free_port.
+#: benches/serve/run.py: its event generator.
 serve_bench = _by_path("serve_bench", HERE.parent / "serve" / "run.py")
 #: The gRPC client's pure parts (it imports grpc only when it runs).
 grpc_load = _by_path("grpc_load", GRPC_LOAD)
@@ -208,6 +209,18 @@ def has_grpc_port(help_text: str) -> bool:
 # -- servers ---------------------------------------------------------------------
 
 
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free ports on loopback (held open together while chosen)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 def post(url: str, body: bytes, timeout: float = 10.0) -> Any:
     request = urllib.request.Request(
         url, data=body, headers={"Content-Type": "application/json"}, method="POST"
@@ -282,11 +295,10 @@ class Packflow(Server):
         self.name = OURS
         # Ports chosen here (not --port 0 and the listening line): the gRPC
         # door may print lines of its own.
-        http = serve_bench.free_port()
+        http, port = free_ports(2)
         cmd = [sys.executable, "-m", "packflow.cli", "serve", str(EXAMPLE), "--port", str(http)]
         self.grpc = None
         if grpc:
-            port = serve_bench.free_port()
             cmd += ["--grpc-port", str(port)]
             self.grpc = f"127.0.0.1:{port}"
         super().__init__(cmd, {})
@@ -296,7 +308,7 @@ class Packflow(Server):
 class MLServer(Server):
     def __init__(self, workdir: Path):
         self.name = PEER
-        http, grpc, metrics = (serve_bench.free_port() for _ in range(3))
+        http, grpc, metrics = free_ports(3)
         env = {
             "MLSERVER_HTTP_PORT": str(http),
             "MLSERVER_GRPC_PORT": str(grpc),
@@ -307,7 +319,6 @@ class MLServer(Server):
                 filter(None, [str(REPO / "python"), os.environ.get("PYTHONPATH")])
             ),
         }
-        # Its working directory takes the metrics files of its workers.
         super().__init__(
             [str(MLSERVER_VENV / "bin" / "mlserver"), "start", str(MLSERVER_DIR)], env, workdir
         )
@@ -345,9 +356,13 @@ def run_grpc(target: str, body_path: Path, seconds: int, warmup: int) -> dict:
 
 
 def measure(
-    bodies: dict[int, Path], expected: dict[int, dict[str, list]], args, packflow_grpc: bool
+    bodies: dict[int, Path],
+    expected: dict[int, dict[str, list]],
+    args,
+    packflow_grpc: bool,
+    workdir: Path,
 ) -> list[Result]:
-    lua = Path(tempfile.mkdtemp(prefix="packflow-v2-bench-")) / "post.lua"
+    lua = workdir / "post.lua"
     lua.write_text(LUA)
     best: dict[tuple[str, str, int], Result] = {}
 
@@ -365,8 +380,9 @@ def measure(
 
     for round_no in range(args.rounds):
         for name in (OURS, PEER):
-            workdir = Path(tempfile.mkdtemp(prefix="packflow-v2-mlserver-"))
-            server: Server = Packflow(packflow_grpc) if name == OURS else MLServer(workdir)
+            # MLServer's working directory takes its workers' metrics files.
+            rundir = Path(tempfile.mkdtemp(prefix="mlserver-", dir=workdir))
+            server: Server = Packflow(packflow_grpc) if name == OURS else MLServer(rundir)
             try:
                 for rows, body_path in bodies.items():
                     answer = server.wait_ready(body_path.read_bytes())
@@ -399,7 +415,7 @@ def measure(
                     )
             finally:
                 server.stop()
-                shutil.rmtree(workdir, ignore_errors=True)
+                shutil.rmtree(rundir, ignore_errors=True)
     order = [(n, p, r) for p in (REST, GRPC) for r in bodies for n in (OURS, PEER)]
     return [best[k] for k in order if k in best]
 
@@ -545,7 +561,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         print("packflow gRPC is not there yet (no --grpc-port in `packflow serve --help`)")
 
     started = dt.datetime.now(dt.timezone.utc)
-    results = measure(bodies, expected, args, packflow_grpc)
+    try:
+        results = measure(bodies, expected, args, packflow_grpc, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
     finished = dt.datetime.now(dt.timezone.utc)
     load = os.getloadavg()
     text = f"""Measured {started:%Y-%m-%d %H:%M}-{finished:%H:%M} UTC on {os.cpu_count()} cores
@@ -559,7 +578,8 @@ load. `packflow serve` runs with its defaults. MLServer runs the custom runtime
 benches/v2/mlserver/firewall-anomaly/runtime.py (the backend's `execute` and
 `transform_outputs` on the decoded array) with adaptive batching (max_batch_size
 64, max_batch_time 5 ms), one inference worker process (`parallel_workers` 1,
-its default) and its access log off. REST: `wrk -t2 -c{CONNECTIONS} -d{args.duration}s
+its default), its access log off and its other settings at their defaults
+(metrics on). REST: `wrk -t2 -c{CONNECTIONS} -d{args.duration}s
 --timeout {WRK_TIMEOUT_S}s --latency` with the V2 JSON body. gRPC: benches/v2/grpc_load.py, one
 Python process (grpc.aio) keeping {CONNECTIONS} ModelInfer calls in flight for
 {args.duration} s. Each load after {args.warmup} s of warm-up, best of {args.rounds} rounds;

@@ -254,3 +254,8 @@ def test_outputs_of_reads_typed_and_raw_contents():
         outputs=[_tensor("anomaly_score", "FP64"), _tensor("alert", "BOOL")],
     )
     assert grpc_load.outputs_of(raw) == want
+
+
+def test_free_ports_are_distinct():
+    ports = bench.free_ports(3)
+    assert len(set(ports)) == 3 and all(p > 0 for p in ports)
