@@ -16,7 +16,7 @@ figures are measured when ``packflow serve --help`` lists ``--grpc-port``.
 As in benches/serve/run.py: servers run one after the other, each answer is
 checked against the backend called in-process (to 1e-6) before any load, each
 load is warmed up, the order is repeated ``--rounds`` times and each case keeps
-its best round. Only the clients are niced. The text goes to
+its best round. Only the clients are niced (``--client-nice``). The text goes to
 ``benches/v2/results.md`` and between the ``v2`` marks of docs/performance.md.
 """
 
@@ -329,26 +329,35 @@ class MLServer(Server):
 # -- loads -----------------------------------------------------------------------
 
 
-def niced(cmd: list[str]) -> list[str]:
-    return ["nice", "-n", "19", *cmd] if shutil.which("nice") else cmd
+#: The default niceness of the load clients (``--client-nice``): the
+#: servers run as they are, the clients yield to them and to other work.
+CLIENT_NICE = 19
+
+
+def niced(cmd: list[str], nice: int) -> list[str]:
+    if nice and shutil.which("nice"):
+        return ["nice", "-n", str(nice), *cmd]
+    return cmd
 
 
 def run_wrk(
-    url: str, body_path: Path, seconds: int, lua_path: Path
+    url: str, body_path: Path, seconds: int, lua_path: Path, nice: int
 ) -> tuple[float, float, float, int]:
     env = {**os.environ, "PACKFLOW_BENCH_BODY": str(body_path)}
     cmd = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", f"--timeout={WRK_TIMEOUT_S}s"]
     cmd += ["--latency", "-s", str(lua_path), url]
-    done = subprocess.run(niced(cmd), capture_output=True, text=True, env=env, timeout=seconds + 60)
+    done = subprocess.run(
+        niced(cmd, nice), capture_output=True, text=True, env=env, timeout=seconds + 60
+    )
     return parse_wrk(done.stdout)
 
 
-def run_grpc(target: str, body_path: Path, seconds: int, warmup: int) -> dict:
+def run_grpc(target: str, body_path: Path, seconds: int, warmup: int, nice: int) -> dict:
     cmd = [str(MLSERVER_VENV / "bin" / "python"), str(GRPC_LOAD), "--target", target]
     cmd += ["--model", MODEL, "--body", str(body_path), "--seconds", str(seconds)]
     cmd += ["--warmup", str(warmup), "--concurrency", str(CONNECTIONS)]
     done = subprocess.run(
-        niced(cmd), capture_output=True, text=True, timeout=seconds + warmup + 120
+        niced(cmd, nice), capture_output=True, text=True, timeout=seconds + warmup + 120
     )
     if done.returncode != 0:
         raise RuntimeError(f"the gRPC client failed: {done.stderr[-1500:]}")
@@ -389,12 +398,17 @@ def measure(
                     wrong = answer_mismatch(rest_outputs(answer), expected[rows])
                     if wrong:
                         raise RuntimeError(f"{name} over REST, {rows} rows: {wrong}")
-                    run_wrk(server.url, body_path, args.warmup, lua)
-                    rps, p50, p99, errors = run_wrk(server.url, body_path, args.duration, lua)
+                    if args.warmup:
+                        run_wrk(server.url, body_path, args.warmup, lua, args.client_nice)
+                    rps, p50, p99, errors = run_wrk(
+                        server.url, body_path, args.duration, lua, args.client_nice
+                    )
                     keep(Result(name, REST, rows, rps, p50, p99, errors), round_no)
                     if server.grpc is None:
                         continue
-                    got = run_grpc(server.grpc, body_path, args.duration, args.warmup)
+                    got = run_grpc(
+                        server.grpc, body_path, args.duration, args.warmup, args.client_nice
+                    )
                     wrong = answer_mismatch(got["answer"], expected[rows])
                     if wrong:
                         raise RuntimeError(f"{name} over gRPC, {rows} rows: {wrong}")
@@ -526,10 +540,19 @@ def main(argv: Optional[list[str]] = None) -> int:
     )
     parser.add_argument("--warmup", type=int, default=2, help="seconds of load before each run")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--client-nice",
+        type=int,
+        default=CLIENT_NICE,
+        help="niceness of wrk and the gRPC client (0: none; on a shared machine the "
+        "clients yield to the servers)",
+    )
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
     if not 1 <= args.duration <= 120 or not 0 <= args.warmup <= 60 or not 1 <= args.rounds <= 10:
         parser.error("bounds: 1 <= --duration <= 120, 0 <= --warmup <= 60, 1 <= --rounds <= 10")
+    if not 0 <= args.client_nice <= 19:
+        parser.error("--client-nice must be within 0..19")
     if shutil.which("wrk") is None:
         print("wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
         return 2
@@ -583,7 +606,7 @@ its default), its access log off and its other settings at their defaults
 --timeout {WRK_TIMEOUT_S}s --latency` with the V2 JSON body. gRPC: benches/v2/grpc_load.py, one
 Python process (grpc.aio) keeping {CONNECTIONS} ModelInfer calls in flight for
 {args.duration} s. Each load after {args.warmup} s of warm-up, best of {args.rounds} rounds;
-the clients run under `nice -n 19` and share the 2 cores with the server.
+the clients run under `nice -n {args.client_nice}` and share the 2 cores with the server.
 "errors" counts non-2xx answers and socket errors (REST) or failed calls (gRPC).
 Versions: {versions()}.
 
