@@ -484,8 +484,9 @@ def client_note(results: list[Result], packflow_grpc: bool) -> str:
             f"{r.server} {r.rows} row{'s' if r.rows > 1 else ''} {r.client_load:.2f}" for r in grpc
         )
         parts.append(
-            "The gRPC client's own CPU (core-seconds per second of load; near 1.0 it, "
-            f"not the server, set the pace): {loads}."
+            "The gRPC client's own CPU, in core-seconds per second of load (near 1.0 "
+            "the client, not the server, set the pace; niced on a busy machine, a "
+            f"lower figure does not rule that out): {loads}."
         )
     if not packflow_grpc:
         parts.append(
@@ -590,25 +591,33 @@ def main(argv: Optional[list[str]] = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     finished = dt.datetime.now(dt.timezone.utc)
     load = os.getloadavg()
-    text = f"""Measured {started:%Y-%m-%d %H:%M}-{finished:%H:%M} UTC on {os.cpu_count()} cores
+    text = f"""Measured {started:%Y-%m-%d %H:%M}-{finished:%H:%M} UTC on {os.cpu_count()} cores \
 ({platform.machine()}) shared with other work (load average {load[0]:.1f} at the end):
 absolute figures are low and noisy; the ratios, measured minutes apart, mean more.
-Same model on both servers: the backend of examples/firewall-anomaly, sent one
-[N, 9] FP64 tensor (V2 JSON over REST, typed contents over gRPC) of N = 1 or 100
-rows, answering `anomaly_score` (FP64) and `alert` (BOOL); each server's first
-answer was checked against the backend called in-process (to 1e-6) before the
-load. `packflow serve` runs with its defaults. MLServer runs the custom runtime
-benches/v2/mlserver/firewall-anomaly/runtime.py (the backend's `execute` and
-`transform_outputs` on the decoded array) with adaptive batching (max_batch_size
-64, max_batch_time 5 ms), one inference worker process (`parallel_workers` 1,
-its default), its access log off and its other settings at their defaults
-(metrics on). REST: `wrk -t2 -c{CONNECTIONS} -d{args.duration}s
---timeout {WRK_TIMEOUT_S}s --latency` with the V2 JSON body. gRPC: benches/v2/grpc_load.py, one
-Python process (grpc.aio) keeping {CONNECTIONS} ModelInfer calls in flight for
-{args.duration} s. Each load after {args.warmup} s of warm-up, best of {args.rounds} rounds;
-the clients run under `nice -n {args.client_nice}` and share the 2 cores with the server.
-"errors" counts non-2xx answers and socket errors (REST) or failed calls (gRPC).
 Versions: {versions()}.
+
+- **Same model on both servers**: the backend of examples/firewall-anomaly,
+  sent one [N, 9] FP64 tensor of N = 1 or 100 rows (V2 JSON over REST, typed
+  contents over gRPC), answering `anomaly_score` (FP64) and `alert` (BOOL).
+  Each server's first answer is checked against the backend called in-process
+  (to 1e-6) before any load.
+- **packflow serve**: its defaults.
+- **MLServer**: the custom runtime benches/v2/mlserver/firewall-anomaly/runtime.py
+  (the backend's `execute` and `transform_outputs` on the decoded array),
+  adaptive batching on (`max_batch_size` 64, `max_batch_time` 5 ms), one
+  inference worker process (`parallel_workers` 1, its default), access log
+  off, its other settings at their defaults (metrics on).
+- **REST**: `wrk -t2 -c{CONNECTIONS} -d{args.duration}s --timeout {WRK_TIMEOUT_S}s --latency` \
+posting the V2 JSON body.
+- **gRPC**: benches/v2/grpc_load.py, one Python process (grpc.aio) keeping
+  {CONNECTIONS} ModelInfer calls in flight for {args.duration} s.
+- Each load after {args.warmup} s of warm-up; best of {args.rounds} rounds per case; the
+  clients under `nice -n {args.client_nice}`, sharing the {os.cpu_count()} cores with the server.
+- **What the numbers mean**: requests/s counts answered requests; rows/s is
+  requests/s times the rows per request; p50 and p99 are the latency of one
+  request (wrk's distribution for REST, the client's timing of each call for
+  gRPC) with {CONNECTIONS} in flight, so their mean is about {CONNECTIONS} / requests/s. "errors"
+  counts non-2xx answers and socket errors (REST) or failed calls (gRPC).
 
 {table(results)}
 
@@ -616,7 +625,7 @@ Versions: {versions()}.
 
 {client_note(results, packflow_grpc)}
 
-Command: `make bench-v2` (or `.venv/bin/python benches/v2/run.py -d {args.duration}
+Command: `make bench-v2` (or `.venv/bin/python benches/v2/run.py -d {args.duration} \
 --rounds {args.rounds}` once `.venv-mlserver` exists).
 """
     print()
