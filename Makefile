@@ -10,7 +10,7 @@ RUST_SRC := $(shell find src -name '*.rs') Cargo.toml pyproject.toml
 PY_SRC := $(shell find python -type f -not -name '*.so' -not -path '*/__pycache__/*')
 
 .PHONY: help venv dev-venv reference tansu build-dev build-prod run test test-rust test-python bench bench-workers bench-kafka lint fmt clean \
-	test-matrix wheels wheel-smoke fuzz bench-serve build-portable test-portable bench-portable
+	test-matrix wheels wheel-smoke fuzz bench-serve bench-v2 build-portable test-portable bench-portable
 
 help:
 	@echo "make run      set up and run the example job"
@@ -19,6 +19,7 @@ help:
 	@echo "make bench-workers  packflow run --workers 1 vs 2, section in docs/performance.md"
 	@echo "make bench-kafka  packflow run on a Kafka topic vs the identity loop (docs/kafka.md)"
 	@echo "make bench-portable  the portable build beside the fast one, section in docs/performance.md"
+	@echo "make bench-v2 packflow serve against MLServer over V2 (REST and gRPC), section in docs/performance.md"
 	@echo "make lint     cargo fmt --check, cargo clippy, ruff"
 	@echo "make test-matrix  build and run the matrix tests on every other supported Python found"
 	@echo "make test-portable  the portable build (public C API only): every test on this Python,"
@@ -284,14 +285,38 @@ bench-workers: build-prod $(VENV)/.installed-dev
 bench-kafka: build-prod $(VENV)/.installed-dev $(TANSU)
 	$(PY) benches/kafka.py
 
+# wrk, the HTTP load of the serving benchmarks: from Debian's packages when missing.
+ENSURE_WRK = command -v wrk >/dev/null || { command -v apt-get >/dev/null && \
+		$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq wrk; } || \
+		{ echo "$@ needs wrk (Debian: apt-get install wrk)"; exit 1; }
+
 # `packflow serve` against LitServe and FastAPI under wrk; table in docs/serving.md.
 bench-serve: build-prod $(VENV)/.installed-dev
-	@command -v wrk >/dev/null || { command -v apt-get >/dev/null && \
-		$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq wrk; } || \
-		{ echo "bench-serve needs wrk (Debian: apt-get install wrk)"; exit 1; }
+	@$(ENSURE_WRK)
 	$(PY) -m pip install -q "litserve>=0.2" "fastapi>=0.110" "uvicorn>=0.30" "granian>=2"
 	$(PY) benches/serve/run.py
 	$(PY) benches/serve/layers.py
+
+# The MLServer peer of `make bench-v2`, in a virtualenv of its own (never in
+# .venv, never used by `make test`): MLServer pinned; uvloop below 0.22, whose
+# get_event_loop() refuses the call MLServer 1.7.1's inference workers make
+# outside a loop (they die at start); and packflow's runtime dependencies, for
+# the custom runtime loads the backend with packflow from python/.
+MLSERVER_VENV := .venv-mlserver
+MLSERVER_DEPS := "mlserver==1.7.1" "uvloop<0.22" \
+	"pydantic>=2.5,<3" "numpy>=1.24" "click>=8.1" "pyyaml>=6" "pathspec>=0.11"
+
+$(MLSERVER_VENV)/.installed: Makefile
+	$(PYTHON) -m venv $(MLSERVER_VENV)
+	$(MLSERVER_VENV)/bin/python -m pip install -q --upgrade pip
+	$(MLSERVER_VENV)/bin/python -m pip install -q $(MLSERVER_DEPS)
+	touch $@
+
+# `packflow serve` against MLServer over the Open Inference Protocol (REST under
+# wrk, gRPC in a bounded client loop); section in docs/performance.md.
+bench-v2: build-prod $(VENV)/.installed-dev $(MLSERVER_VENV)/.installed
+	@$(ENSURE_WRK)
+	$(PY) benches/v2/run.py
 
 lint: dev-venv
 	cargo fmt --check

@@ -795,6 +795,10 @@ Profiled with `perf` on this machine (garbage collector paused unless noted):
 
 {serving_section()}
 
+The V2 routes (the Open Inference Protocol) against Seldon MLServer, REST and
+gRPC: [V2 versus MLServer](#v2-versus-mlserver) below, measured by `make
+bench-v2` (`benches/v2/run.py`).
+
 ## Scaling with the batch size
 
 W2, W3 and W4 at 1, 100, 10,000 and 1,000,000 rows. The cost per row should
@@ -849,12 +853,13 @@ the reference run uses the same events.
 
 
 def kept_workers_section() -> str:
-    """The sections ``benches/workers.py`` and ``benches/compare_builds.py
-    --write-docs`` write (between their markers), kept as they are: those
-    benchmarks run on their own (``make bench-workers``, ``make bench-portable``)."""
+    """The sections ``benches/workers.py``, ``benches/compare_builds.py
+    --write-docs`` and ``benches/v2/run.py`` write (between their markers),
+    kept as they are: those benchmarks run on their own (``make
+    bench-workers``, ``make bench-portable``, ``make bench-v2``)."""
     doc = DOC.read_text() if DOC.exists() else ""
     kept = ""
-    for name in ("workers", "builds"):
+    for name in ("workers", "builds", "v2"):
         begin, end = doc.find(f"<!-- {name}: begin -->"), doc.find(f"<!-- {name}: end -->")
         if begin >= 0 and end > begin:
             kept += "\n\n" + doc[begin : end + len(f"<!-- {name}: end -->")] + "\n"

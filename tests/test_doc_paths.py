@@ -16,7 +16,7 @@ PATH = re.compile(
     r"|(?:src|python/packflow|tests)/(?:[A-Za-z0-9_-]+/)+(?![A-Za-z0-9_.-]))"
 )
 
-BENCH_WRITERS = ("run.py", "workers.py", "compare_builds.py", "serve/run.py")
+BENCH_WRITERS = ("run.py", "workers.py", "compare_builds.py", "serve/run.py", "v2/run.py")
 
 
 def _documents() -> list[Path]:

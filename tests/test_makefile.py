@@ -30,9 +30,16 @@ TEST_ONLY = (
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 
 
-def _plan(target: str, tmp_path: Path) -> list[str]:
+def _plan(target: str, tmp_path: Path, *assignments: str) -> list[str]:
     done = subprocess.run(
-        ["make", "-n", "--no-print-directory", target, f"VENV={tmp_path / 'fresh-venv'}"],
+        [
+            "make",
+            "-n",
+            "--no-print-directory",
+            target,
+            f"VENV={tmp_path / 'fresh-venv'}",
+            *assignments,
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -68,3 +75,21 @@ def test_make_run_says_what_it_does_before_each_long_step(tmp_path):
     assert any("runtime dependencies" in line for line in announced)
     # The runtime dependencies come with the build: pyproject.toml is their one list.
     assert not re.search(r"maturin develop.*(-q|--skip-install)", plan[build])
+
+
+def test_mlserver_lives_in_its_own_venv_for_bench_v2_only(tmp_path):
+    """MLServer (pinned) goes into a virtualenv of its own, only for `make
+    bench-v2`: neither `make test` nor the project's venv gets it or its
+    dependencies."""
+    own = tmp_path / "fresh-mlserver"
+    bench = _plan("bench-v2", tmp_path, f"MLSERVER_VENV={own}")
+    mlserver = [line for line in bench if '"mlserver==' in line]
+    assert mlserver, "make bench-v2 does not install MLServer"
+    assert all(line.startswith(f"{own}/bin/python -m pip install") for line in mlserver)
+    assert re.search(r'"mlserver==\d+\.\d+\.\d+"', mlserver[0]), "MLServer is not pinned"
+    assert "benches/v2/run.py" in " ".join(bench)
+    for target in ("test", "run"):
+        plan = " ".join(_plan(target, tmp_path, f"MLSERVER_VENV={own}"))
+        # (tmp_path's own name holds this test's, "mlserver" included.)
+        for word in ('"mlserver', str(own), "benches/v2/run.py"):
+            assert word not in plan, f"make {target} plans {word}"
