@@ -1,0 +1,126 @@
+//! The Open Inference Protocol (KServe V2) JSON bodies in Rust: an infer
+//! request to the JSON Lines rows the engine reads (`read_request`), and
+//! the rows' output lines to the answer (`write_answer`). The Python path in
+//! `packflow.serving.v2` stays the reference: these functions give `None`
+//! for any body they do not read exactly as it would (an error included),
+//! and Python then reads it and words its error. One call per request.
+
+mod request;
+mod response;
+mod value;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+
+use crate::serialize::writer::JsonWriter;
+use request::{read_request, Layout, Template};
+use response::{write_answer, AnswerHead};
+
+/// Bodies above this size are read without the GIL.
+const DETACH_AT: usize = 1 << 16;
+
+/// How a model's backend reads rows, compiled once per server.
+#[pyclass(module = "packflow._core", frozen)]
+pub struct V2Plan {
+    layout: Layout,
+}
+
+#[pymethods]
+impl V2Plan {
+    /// `features`: a numpy backend's feature names (`None` for records),
+    /// `paths`: the field path each feature is read from, `delimiter`: what
+    /// splits a records column's name into a path, `max_rows`: the most rows
+    /// a request may hold.
+    #[new]
+    #[pyo3(signature = (features, paths, delimiter, max_rows))]
+    fn new(
+        features: Option<Vec<String>>,
+        paths: Vec<Vec<String>>,
+        delimiter: String,
+        max_rows: u64,
+    ) -> Self {
+        // Paths that clash (one inside another) leave every body to Python.
+        let template = match &features {
+            Some(f) if f.len() == paths.len() => Template::new(&paths).ok(),
+            _ => None,
+        };
+        V2Plan {
+            layout: Layout {
+                features,
+                template,
+                delimiter,
+                max_rows,
+            },
+        }
+    }
+}
+
+/// `(lines, rows, id, outputs, binary, binary_data_output)` of a V2 JSON infer
+/// body, or `None` when Python must read it (see `_core.pyi`).
+#[pyfunction]
+pub fn v2_read_request<'py>(
+    py: Python<'py>,
+    plan: &V2Plan,
+    body: &[u8],
+) -> PyResult<Option<Bound<'py, PyTuple>>> {
+    let read = if body.len() >= DETACH_AT {
+        py.detach(|| read_request(body, &plan.layout))
+    } else {
+        read_request(body, &plan.layout)
+    };
+    let Ok(request) = read else {
+        return Ok(None);
+    };
+    let binary = PyDict::new(py);
+    for (name, flag) in &request.binary {
+        binary.set_item(name, *flag)?;
+    }
+    let outputs = match &request.outputs {
+        Some(names) => PyList::new(py, names)?.into_any(),
+        None => py.None().into_bound(py),
+    };
+    let tuple = PyTuple::new(
+        py,
+        [
+            PyBytes::new(py, &request.lines).into_any(),
+            request.rows.into_pyobject(py)?.into_any(),
+            request.id.into_pyobject(py)?.into_any(),
+            outputs,
+            binary.into_any(),
+            pyo3::types::PyBool::new(py, request.binary_default)
+                .to_owned()
+                .into_any(),
+        ],
+    )?;
+    Ok(Some(tuple))
+}
+
+/// The JSON answer to an infer request from its output lines, or `None`
+/// when Python must write it (see `_core.pyi`).
+#[pyfunction]
+#[pyo3(signature = (lines, outputs, model_name, model_version, id))]
+pub fn v2_write_answer<'py>(
+    py: Python<'py>,
+    lines: &Bound<'py, PyList>,
+    outputs: Option<Vec<String>>,
+    model_name: &str,
+    model_version: Option<&str>,
+    id: Option<&str>,
+) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    let held: Vec<Bound<'py, PyBytes>> = match lines.iter().map(|l| l.cast_into::<PyBytes>()).collect() {
+        Ok(held) => held,
+        Err(_) => return Ok(None),
+    };
+    let texts: Vec<&[u8]> = held.iter().map(|b| b.as_bytes()).collect();
+    let total: usize = texts.iter().map(|t| t.len()).sum();
+    let mut w = JsonWriter::for_bytes(py, false, total + 128);
+    let head = AnswerHead {
+        model_name,
+        model_version,
+        id,
+    };
+    if write_answer(&mut w, &texts, outputs.as_deref(), &head).is_err() {
+        return Ok(None);
+    }
+    w.into_bytes(py).map(Some)
+}
