@@ -102,25 +102,60 @@ pub fn v2_read_request<'py>(
 pub fn v2_write_answer<'py>(
     py: Python<'py>,
     lines: &Bound<'py, PyList>,
-    outputs: Option<Vec<String>>,
-    model_name: &str,
-    model_version: Option<&str>,
-    id: Option<&str>,
+    outputs: &Bound<'py, PyAny>,
+    model_name: &Bound<'py, PyAny>,
+    model_version: &Bound<'py, PyAny>,
+    id: &Bound<'py, PyAny>,
 ) -> PyResult<Option<Bound<'py, PyBytes>>> {
-    let held: Vec<Bound<'py, PyBytes>> = match lines.iter().map(|l| l.cast_into::<PyBytes>()).collect() {
-        Ok(held) => held,
-        Err(_) => return Ok(None),
+    // A str Rust cannot hold (a lone surrogate) or a line that is not bytes:
+    // Python's answer.
+    let Some(texts) = strings_or_none(outputs) else {
+        return Ok(None);
     };
-    let texts: Vec<&[u8]> = held.iter().map(|b| b.as_bytes()).collect();
-    let total: usize = texts.iter().map(|t| t.len()).sum();
+    let (Ok(model_name), Some(model_version), Some(id)) = (
+        model_name.extract::<&str>(),
+        optional_str(model_version),
+        optional_str(id),
+    ) else {
+        return Ok(None);
+    };
+    let Ok(held) = lines
+        .iter()
+        .map(|l| l.cast_into::<PyBytes>())
+        .collect::<Result<Vec<_>, _>>()
+    else {
+        return Ok(None);
+    };
+    let lines: Vec<&[u8]> = held.iter().map(|b| b.as_bytes()).collect();
+    let total: usize = lines.iter().map(|t| t.len()).sum();
     let mut w = JsonWriter::for_bytes(py, false, total + 128);
     let head = AnswerHead {
         model_name,
         model_version,
         id,
     };
-    if write_answer(&mut w, &texts, outputs.as_deref(), &head).is_err() {
+    if write_answer(&mut w, &lines, texts.as_deref(), &head).is_err() {
         return Ok(None);
     }
     w.into_bytes(py).map(Some)
+}
+
+/// `Some(None)` for `None`, `Some(Some(text))` for a str Rust can hold.
+fn optional_str<'a>(value: &'a Bound<'_, PyAny>) -> Option<Option<&'a str>> {
+    if value.is_none() {
+        return Some(None);
+    }
+    value.extract::<&str>().ok().map(Some)
+}
+
+/// The names of a list of str (`Some(None)` for `None`).
+fn strings_or_none(value: &Bound<'_, PyAny>) -> Option<Option<Vec<String>>> {
+    if value.is_none() {
+        return Some(None);
+    }
+    let list = value.cast::<PyList>().ok()?;
+    list.iter()
+        .map(|item| item.extract::<String>().ok())
+        .collect::<Option<Vec<_>>>()
+        .map(Some)
 }
