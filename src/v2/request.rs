@@ -6,7 +6,9 @@
 
 use std::borrow::Cow;
 
-use super::value::{parse_document, write_float, write_value, Unsupported, Value, MAX_NESTING};
+use super::value::{
+    parse_document, write_float, write_int_as_float, write_value, Unsupported, Value, MAX_NESTING,
+};
 use crate::serialize::string::write_escaped;
 use crate::serialize::writer::JsonWriter;
 
@@ -48,7 +50,7 @@ impl Datatype {
         match (self, value) {
             (Datatype::Bool, Value::Bool(_)) => true,
             (Datatype::Bytes, Value::Str(_)) => true,
-            (Datatype::Float, Value::Int(_) | Value::UInt(_) | Value::Float(_)) => true,
+            (Datatype::Float, Value::Int(_) | Value::UInt(_) | Value::Float(..)) => true,
             (Datatype::Int(low, high), Value::Int(v)) => (low..=high).contains(&(*v as i128)),
             (Datatype::Int(low, high), Value::UInt(v)) => (low..=high).contains(&(*v as i128)),
             _ => false,
@@ -157,7 +159,7 @@ impl Column<'_, '_> {
         match (self.datatype, value) {
             // A JSON integer in a float tensor is a float (json.loads made
             // it an int; the Python path converts it).
-            (Datatype::Float, Value::Int(v)) => write_float(w, *v as f64),
+            (Datatype::Float, Value::Int(v)) => write_int_as_float(w, *v),
             (Datatype::Float, Value::UInt(v)) => write_float(w, *v as f64),
             _ => write_value(w, value),
         }

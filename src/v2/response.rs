@@ -6,7 +6,9 @@
 //! text). An unknown output, too many values, or anything the value tree
 //! leaves to Python is `Unsupported`: Python answers it.
 
-use super::value::{parse_document, write_float, write_value, Unsupported, Value};
+use super::value::{
+    parse_document, write_float, write_int_as_float, write_value, Unsupported, Value,
+};
 use crate::serialize::string::write_escaped;
 use crate::serialize::writer::JsonWriter;
 
@@ -117,7 +119,7 @@ fn out_type(column: &[&Value<'_>]) -> OutType {
                 above_i64 = true;
                 big = big.max(*x);
             }
-            Value::Float(_) => floats = true,
+            Value::Float(..) => floats = true,
             _ => return OutType::Bytes,
         }
     }
@@ -155,7 +157,7 @@ fn write_tensor(w: &mut JsonWriter, name: &str, column: &[&Value<'_>]) {
             w.push(b',');
         }
         match (kind, value) {
-            (OutType::Fp64, Value::Int(v)) => write_float(w, *v as f64),
+            (OutType::Fp64, Value::Int(v)) => write_int_as_float(w, *v),
             (OutType::Fp64, Value::UInt(v)) => write_float(w, *v as f64),
             (OutType::Bytes, Value::Str(_)) => write_value(w, value),
             (OutType::Bytes, _) => {

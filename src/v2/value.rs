@@ -28,8 +28,9 @@ pub enum Value<'a> {
     Int(i64),
     /// Above `i64::MAX`, at most `u64::MAX`.
     UInt(u64),
-    /// Finite.
-    Float(f64),
+    /// Finite, with its text in the body (written back as it is when it
+    /// is already how `repr` spells the float).
+    Float(f64, &'a str),
     Str(Cow<'a, str>),
     Arr(Vec<Value<'a>>),
     /// Keys in order, each once.
@@ -72,6 +73,7 @@ pub fn parse_document(text: &str) -> Result<Value<'_>, Unsupported> {
 }
 
 fn parse_value<'a>(sc: &mut Scanner<'a>, depth: usize) -> Result<Value<'a>, Unsupported> {
+    let start = sc.pos;
     match sc.peek().ok_or(Unsupported)? {
         b'{' => {
             if depth >= MAX_NESTING {
@@ -139,7 +141,7 @@ fn parse_value<'a>(sc: &mut Scanner<'a>, depth: usize) -> Result<Value<'a>, Unsu
         b'-' | b'0'..=b'9' => match sc.scan_number().map_err(|_| Unsupported)? {
             Number::Int(v) => Ok(Value::Int(v)),
             Number::UInt(v) => Ok(Value::UInt(v)),
-            Number::Float(v) if v.is_finite() => Ok(Value::Float(v)),
+            Number::Float(v) if v.is_finite() => Ok(Value::Float(v, &sc.text[start..sc.pos])),
             // Twenty digits may still be a u64 (UINT64's top half).
             Number::BigInt { start, end } => sc.text[start..end]
                 .parse::<u64>()
@@ -177,7 +179,13 @@ pub fn write_value(w: &mut JsonWriter, value: &Value<'_>) {
         Value::Bool(false) => w.put(b"false"),
         Value::Int(v) => w.put_i64(*v),
         Value::UInt(v) => w.put_u64(*v),
-        Value::Float(v) => write_float(w, *v),
+        Value::Float(v, text) => {
+            if is_repr(text.as_bytes(), *v) {
+                w.put(text.as_bytes());
+            } else {
+                write_float(w, *v);
+            }
+        }
         Value::Str(s) => write_escaped(w, s.as_bytes()),
         Value::Arr(items) => {
             w.push(b'[');
@@ -201,6 +209,58 @@ pub fn write_value(w: &mut JsonWriter, value: &Value<'_>) {
             }
             w.push(b'}');
         }
+    }
+}
+
+/// Whether `text`, a JSON number that reads as the finite `v`, is already
+/// `repr(v)` (most floats in bodies are: `22.0`, `0.5`), so the float need
+/// not be formatted again. Sure for plain decimals of at most 15
+/// significant digits, no trailing zero but `.0`, in `repr`'s plain range
+/// (1e-4 <= |v| < 1e16): decimals that short map to distinct doubles, so no
+/// shorter or closer text reads as `v`, and `repr` writes the shortest.
+fn is_repr(text: &[u8], v: f64) -> bool {
+    let magnitude = v.abs();
+    if !(magnitude == 0.0 || (1e-4..1e16).contains(&magnitude)) {
+        return false;
+    }
+    let digits = text.strip_prefix(b"-").unwrap_or(text);
+    let Some(dot) = digits.iter().position(|&b| b == b'.') else {
+        return false;
+    };
+    let (int, frac) = (&digits[..dot], &digits[dot + 1..]);
+    if int.is_empty()
+        || frac.is_empty()
+        || !int.iter().chain(frac).all(u8::is_ascii_digit)
+        || (int.len() > 1 && int[0] == b'0')
+    {
+        return false;
+    }
+    let significant = if frac == b"0" {
+        // A whole number: its digits up to the last nonzero one.
+        int.iter().rposition(|&b| b != b'0').map_or(0, |last| last + 1)
+    } else {
+        if frac.last() == Some(&b'0') {
+            return false;
+        }
+        let all = int.len() + frac.len();
+        let leading = int
+            .iter()
+            .chain(frac)
+            .position(|&b| b != b'0')
+            .unwrap_or(all);
+        all - leading
+    };
+    significant <= 15
+}
+
+/// An integer as the float `float(v)` is, as `repr` spells it: `v.0` when
+/// the float holds it exactly (below 2**53, so below `repr`'s 1e16).
+pub fn write_int_as_float(w: &mut JsonWriter, v: i64) {
+    if v.unsigned_abs() <= 1 << 53 {
+        w.put_i64(v);
+        w.put(b".0");
+    } else {
+        write_float(w, v as f64);
     }
 }
 
@@ -233,6 +293,45 @@ mod tests {
         assert_eq!(
             round_trip("18446744073709551615").as_deref(),
             Some("18446744073709551615")
+        );
+    }
+
+    fn repr_of(text: &str) -> String {
+        let value = parse_document(text).unwrap();
+        let mut w = JsonWriter::new(false, 0);
+        write_value(&mut w, &value);
+        String::from_utf8(w.bytes().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn floats_already_as_repr_spells_them_are_kept() {
+        // (text, repr of its float): kept or rewritten, always as repr.
+        for (text, repr) in [
+            ("22.0", "22.0"),
+            ("-0.0", "-0.0"),
+            ("0.5", "0.5"),
+            ("0.0001", "0.0001"),
+            ("0.00001", "1e-05"),
+            ("1700000000.0", "1700000000.0"),
+            ("22.50", "22.5"),
+            ("22.00", "22.0"),
+            ("1.0e2", "100.0"),
+            ("123456789012345.6", "123456789012345.6"),
+            ("0.30000000000000004", "0.30000000000000004"),
+            ("0.1000000000000000055511151231257827", "0.1"),
+            ("9999999999999999.0", "1e+16"),
+            ("999999999999999.9", "999999999999999.9"),
+        ] {
+            assert_eq!(repr_of(text), repr, "{text}");
+        }
+        let mut w = JsonWriter::new(false, 0);
+        for v in [0, -3, 1 << 53, (1 << 53) + 1, i64::MIN] {
+            write_int_as_float(&mut w, v);
+            w.push(b' ');
+        }
+        assert_eq!(
+            String::from_utf8(w.bytes().to_vec()).unwrap(),
+            "0.0 -3.0 9007199254740992.0 9007199254740992.0 -9.223372036854776e+18 "
         );
     }
 

@@ -345,6 +345,14 @@ def _check_request(api_name: str, body: bytes) -> Optional[InferRequest]:
 @example(("flat", b'{"inputs":[{"name":"x","datatype":"UINT64","shape":[1,3],"data":[0,1,18446744073709551615]}]}'))
 @example(("flat", b'{"inputs":[{"name":"x","datatype":"INT8","shape":[1,3],"data":[0,1,128]}]}'))
 @example(("records", b'{"inputs":[{"name":"a","datatype":"BYTES","shape":[1],"data":["{\\"b\\":1}"]}]}'))
+@example(
+    (
+        "flat",
+        b'{"inputs":[{"name":"x","datatype":"FP64","shape":[2,3],'
+        b'"data":[1.50,2.0e1,0.00001,100.0,-0.0,0.1000000000000000055511151231257827]}]}',
+    )
+)
+@example(("records", b'{"inputs":[{"name":"records","datatype":"BYTES","shape":[1],"data":["{\\"a\\":[1.50,1E2,12345678901234567]}"]}]}'))
 def test_rust_request_is_the_python_request_or_none(case: tuple[str, bytes]) -> None:
     _check_request(*case)
 
