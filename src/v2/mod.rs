@@ -16,8 +16,10 @@ use crate::serialize::writer::JsonWriter;
 use request::{read_request, Layout, Template};
 use response::{write_answer, AnswerHead};
 
-/// Bodies above this size are read without the GIL.
-const DETACH_AT: usize = 1 << 16;
+/// Bodies (and output lines) above this size are read without the GIL, so
+/// the model thread runs beside the reading: a 100-row body of 9 features
+/// (12 kB) takes about 50 us, more than enough to pay for giving the GIL up.
+const DETACH_AT: usize = 4 << 10;
 
 /// How a model's backend reads rows, compiled once per server.
 #[pyclass(module = "packflow._core", frozen)]
@@ -128,16 +130,25 @@ pub fn v2_write_answer<'py>(
     };
     let lines: Vec<&[u8]> = held.iter().map(|b| b.as_bytes()).collect();
     let total: usize = lines.iter().map(|t| t.len()).sum();
-    let mut w = JsonWriter::for_bytes(py, false, total + 128);
     let head = AnswerHead {
         model_name,
         model_version,
         id,
     };
-    if write_answer(&mut w, &lines, texts.as_deref(), &head).is_err() {
-        return Ok(None);
+    if total < DETACH_AT {
+        let mut w = JsonWriter::for_bytes(py, false, total + 128);
+        if write_answer(&mut w, &lines, texts.as_deref(), &head).is_err() {
+            return Ok(None);
+        }
+        return w.into_bytes(py).map(Some);
     }
-    w.into_bytes(py).map(Some)
+    // The lines are immutable bytes that `held` keeps alive: readable
+    // without the GIL.
+    let answer = py.detach(|| {
+        let mut w = JsonWriter::new(false, total + 128);
+        write_answer(&mut w, &lines, texts.as_deref(), &head).map(|()| w.bytes().to_vec())
+    });
+    Ok(answer.ok().map(|bytes| PyBytes::new(py, &bytes)))
 }
 
 /// `Some(None)` for `None`, `Some(Some(text))` for a str Rust can hold.

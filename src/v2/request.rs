@@ -102,8 +102,7 @@ impl Template {
                 let at = match node.members.iter().position(|(k, _)| *k == key) {
                     Some(at) => at,
                     None => {
-                        node.members
-                            .push((key, Node::Branch(Template::default())));
+                        node.members.push((key, Node::Branch(Template::default())));
                         node.members.len() - 1
                     }
                 };
@@ -224,11 +223,12 @@ pub fn read_request(body: &[u8], layout: &Layout) -> Result<Request, Unsupported
         }
     }
     let (outputs, binary) = read_outputs(doc.get("outputs"))?;
-    let binary_default = match params.and_then(|p| p.iter().find(|(k, _)| k == "binary_data_output")) {
-        None => false,
-        Some((_, Value::Bool(b))) => *b,
-        Some(_) => return Err(Unsupported),
-    };
+    let binary_default =
+        match params.and_then(|p| p.iter().find(|(k, _)| k == "binary_data_output")) {
+            None => false,
+            Some((_, Value::Bool(b))) => *b,
+            Some(_) => return Err(Unsupported),
+        };
     let (lines, rows) = match &layout.features {
         Some(features) => feature_lines(&tensors, features, layout)?,
         None => record_lines(&tensors, &layout.delimiter)?,
@@ -247,7 +247,10 @@ fn read_tensor<'b, 'a>(item: &'b Value<'a>, max_rows: u64) -> Result<Tensor<'b, 
     let Value::Obj(_) = item else {
         return Err(Unsupported);
     };
-    let name = item.get("name").and_then(Value::as_str).ok_or(Unsupported)?;
+    let name = item
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or(Unsupported)?;
     if name.is_empty() {
         return Err(Unsupported);
     }
@@ -330,7 +333,10 @@ fn read_outputs(outputs: Option<&Value<'_>>) -> Result<Outputs, Unsupported> {
     let mut names = Vec::with_capacity(items.len());
     let mut binary = Vec::new();
     for item in items {
-        let name = item.get("name").and_then(Value::as_str).ok_or(Unsupported)?;
+        let name = item
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or(Unsupported)?;
         names.push(name.to_string());
         if let Some(params @ Value::Obj(_)) = item.get("parameters") {
             match params.get("binary_data") {

@@ -190,8 +190,14 @@ mod tests {
 
     #[test]
     fn datatypes_follow_the_values() {
-        let got = answer(&[r#"{"a":true,"b":1,"c":1.5,"d":"x"}"#, r#"{"a":false,"b":2,"c":2,"e":[1]}"#], None)
-            .unwrap();
+        let got = answer(
+            &[
+                r#"{"a":true,"b":1,"c":1.5,"d":"x"}"#,
+                r#"{"a":false,"b":2,"c":2,"e":[1]}"#,
+            ],
+            None,
+        )
+        .unwrap();
         assert_eq!(
             got,
             concat!(
@@ -210,7 +216,10 @@ mod tests {
         let got = answer(&[r#"{"u":18446744073709551615}"#, r#"{"u":1}"#], None).unwrap();
         assert!(got.contains(r#""datatype":"UINT64""#), "{got}");
         let got = answer(&[r#"{"x":9007199254740993,"y":0.5}"#, r#"{"x":0.5}"#], None).unwrap();
-        assert!(got.contains(r#""data":["9007199254740993","0.5"]"#), "{got}");
+        assert!(
+            got.contains(r#""data":["9007199254740993","0.5"]"#),
+            "{got}"
+        );
         let got = answer(&[r#"{"x":-1}"#, r#"{"x":18446744073709551615}"#], None).unwrap();
         assert!(got.contains(r#""datatype":"BYTES""#), "{got}");
     }
@@ -220,7 +229,11 @@ mod tests {
         assert_eq!(answer(&[r#"{"a":1}"#], Some(&["b".to_string()])), None);
         assert_eq!(answer(&[r#"{"a":NaN}"#], None), None);
         assert_eq!(answer(&[], None), None);
-        let picked = answer(&[r#"{"a":1,"b":2}"#], Some(&["b".to_string(), "b".to_string()])).unwrap();
+        let picked = answer(
+            &[r#"{"a":1,"b":2}"#],
+            Some(&["b".to_string(), "b".to_string()]),
+        )
+        .unwrap();
         assert_eq!(picked.matches(r#""name":"b""#).count(), 2);
     }
 }

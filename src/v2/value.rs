@@ -237,7 +237,9 @@ fn is_repr(text: &[u8], v: f64) -> bool {
     }
     let significant = if frac == b"0" {
         // A whole number: its digits up to the last nonzero one.
-        int.iter().rposition(|&b| b != b'0').map_or(0, |last| last + 1)
+        int.iter()
+            .rposition(|&b| b != b'0')
+            .map_or(0, |last| last + 1)
     } else {
         if frac.last() == Some(&b'0') {
             return false;
