@@ -266,7 +266,13 @@ def bodies(draw: Any) -> tuple[str, bytes]:
     if draw(st.booleans()):
         doc["id"] = draw(st.one_of(text, st.none(), *([st.integers()] if top else [])))
     if draw(st.integers(0, 3)) == 0 or top:
-        good = [{}, {"binary_data_output": False}, {"binary_data_output": True}, {"other": [1]}, None]
+        good = [
+            {},
+            {"binary_data_output": False},
+            {"binary_data_output": True},
+            {"other": [1]},
+            None,
+        ]
         bad = [{"binary_data_output": "false"}, {"binary_data_output": 0}, [], "x"]
         doc["parameters"] = draw(st.sampled_from(good + (bad if top else [])))
     if draw(st.integers(0, 3)) == 0 or top:
@@ -277,7 +283,9 @@ def bodies(draw: Any) -> tuple[str, bytes]:
                     st.fixed_dictionaries(
                         {"name": st.sampled_from(["score", "a", "x"])},
                         optional={
-                            "parameters": st.sampled_from(flags + ([{"binary_data": 1}] if top else []))
+                            "parameters": st.sampled_from(
+                                flags + ([{"binary_data": 1}] if top else [])
+                            )
                         },
                     ),
                     max_size=3,
@@ -342,9 +350,16 @@ def _check_request(api_name: str, body: bytes) -> Optional[InferRequest]:
 @given(bodies())
 @example(("flat", b'{"inputs":[{"name":"x","datatype":"INT64","shape":[1,3],"data":[1,2,3]}]}'))
 @example(("flat", b'{"inputs":[{"name":"x","datatype":"FP32","shape":[1,3],"data":[1,2e0,3]}]}'))
-@example(("flat", b'{"inputs":[{"name":"x","datatype":"UINT64","shape":[1,3],"data":[0,1,18446744073709551615]}]}'))
+@example(
+    (
+        "flat",
+        b'{"inputs":[{"name":"x","datatype":"UINT64","shape":[1,3],"data":[0,1,18446744073709551615]}]}',
+    )
+)
 @example(("flat", b'{"inputs":[{"name":"x","datatype":"INT8","shape":[1,3],"data":[0,1,128]}]}'))
-@example(("records", b'{"inputs":[{"name":"a","datatype":"BYTES","shape":[1],"data":["{\\"b\\":1}"]}]}'))
+@example(
+    ("records", b'{"inputs":[{"name":"a","datatype":"BYTES","shape":[1],"data":["{\\"b\\":1}"]}]}')
+)
 @example(
     (
         "flat",
@@ -352,7 +367,12 @@ def _check_request(api_name: str, body: bytes) -> Optional[InferRequest]:
         b'"data":[1.50,2.0e1,0.00001,100.0,-0.0,0.1000000000000000055511151231257827]}]}',
     )
 )
-@example(("records", b'{"inputs":[{"name":"records","datatype":"BYTES","shape":[1],"data":["{\\"a\\":[1.50,1E2,12345678901234567]}"]}]}'))
+@example(
+    (
+        "records",
+        b'{"inputs":[{"name":"records","datatype":"BYTES","shape":[1],"data":["{\\"a\\":[1.50,1E2,12345678901234567]}"]}]}',
+    )
+)
 def test_rust_request_is_the_python_request_or_none(case: tuple[str, bytes]) -> None:
     _check_request(*case)
 
@@ -379,22 +399,44 @@ def _body(inputs: list[dict], **extra: Any) -> bytes:
                 outputs=[{"name": "score"}],
             ),
         ),
-        ("flat", _body([{"name": "x", "datatype": "BOOL", "shape": [1, 3], "data": [[True, False, True]]}])),
+        (
+            "flat",
+            _body(
+                [{"name": "x", "datatype": "BOOL", "shape": [1, 3], "data": [[True, False, True]]}]
+            ),
+        ),
         (
             "records",
             _body(
                 [
                     {"name": "src.port", "datatype": "INT32", "shape": [2], "data": [1, 2]},
-                    {"name": "label", "datatype": "BYTES", "shape": [2, 1], "data": [["a"], ["é\n"]]},
+                    {
+                        "name": "label",
+                        "datatype": "BYTES",
+                        "shape": [2, 1],
+                        "data": [["a"], ["é\n"]],
+                    },
                     {"name": "src.geo.lat", "datatype": "FP64", "shape": [2], "data": [1, 2.5]},
                 ]
             ),
         ),
         (
             "records",
-            _body([{"name": "records", "datatype": "BYTES", "shape": [1], "data": ['{"a": {"b": [1, 2.0]}}']}]),
+            _body(
+                [
+                    {
+                        "name": "records",
+                        "datatype": "BYTES",
+                        "shape": [1],
+                        "data": ['{"a": {"b": [1, 2.0]}}'],
+                    }
+                ]
+            ),
         ),
-        ("records_delim", _body([{"name": "a__b", "datatype": "UINT8", "shape": [1], "data": [255]}])),
+        (
+            "records_delim",
+            _body([{"name": "a__b", "datatype": "UINT8", "shape": [1], "data": [255]}]),
+        ),
     ],
 )
 def test_the_common_bodies_are_read_in_rust(api_name: str, body: bytes) -> None:
@@ -454,10 +496,17 @@ def _line(row: Any, style: int) -> bytes:
     st.one_of(st.none(), st.lists(out_keys, max_size=3)),
     st.one_of(st.none(), text),
     st.sampled_from(["1", None]),
-    st.sampled_from([None, b'{"score": NaN}', b'{"score": 1e400}', b'{"a": 1, "a": 2}', b"[1,", b"1 2"]),
+    st.sampled_from(
+        [None, b'{"score": NaN}', b'{"score": 1e400}', b'{"a": 1, "a": 2}', b"[1,", b"1 2"]
+    ),
 )
 def test_rust_answer_is_the_python_answer_or_none(
-    rows: list, style: int, names: Optional[list[str]], request_id: Optional[str], version: Optional[str], odd: Optional[bytes]
+    rows: list,
+    style: int,
+    names: Optional[list[str]],
+    request_id: Optional[str],
+    version: Optional[str],
+    odd: Optional[bytes],
 ) -> None:
     lines = [_line(row, style) for row in rows]
     if odd is not None:
