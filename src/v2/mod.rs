@@ -15,6 +15,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 use crate::serialize::writer::JsonWriter;
 use request::{read_request, Layout, Template};
 use response::{write_answer, AnswerHead};
+use value::Unsupported;
 
 /// Bodies (and output lines) above this size are read without the GIL, so
 /// the model thread runs beside the reading: a 100-row body of 9 features
@@ -66,9 +67,9 @@ pub fn v2_read_request<'py>(
     body: &[u8],
 ) -> PyResult<Option<Bound<'py, PyTuple>>> {
     let read = if body.len() >= DETACH_AT {
-        py.detach(|| read_request(body, &plan.layout))
+        py.detach(|| guarded(|| read_request(body, &plan.layout)))
     } else {
-        read_request(body, &plan.layout)
+        guarded(|| read_request(body, &plan.layout))
     };
     let Ok(request) = read else {
         return Ok(None);
@@ -135,20 +136,26 @@ pub fn v2_write_answer<'py>(
         model_version,
         id,
     };
-    if total < DETACH_AT {
-        let mut w = JsonWriter::for_bytes(py, false, total + 128);
-        if write_answer(&mut w, &lines, texts.as_deref(), &head).is_err() {
-            return Ok(None);
-        }
-        return w.into_bytes(py).map(Some);
-    }
+    let write = || {
+        guarded(|| {
+            let mut w = JsonWriter::new(false, total + 128);
+            write_answer(&mut w, &lines, texts.as_deref(), &head).map(|()| w.bytes().to_vec())
+        })
+    };
     // The lines are immutable bytes that `held` keeps alive: readable
     // without the GIL.
-    let answer = py.detach(|| {
-        let mut w = JsonWriter::new(false, total + 128);
-        write_answer(&mut w, &lines, texts.as_deref(), &head).map(|()| w.bytes().to_vec())
-    });
+    let answer = if total < DETACH_AT {
+        write()
+    } else {
+        py.detach(write)
+    };
     Ok(answer.ok().map(|bytes| PyBytes::new(py, &bytes)))
+}
+
+/// `f`'s result, or `Unsupported` should it panic (a bug here): Python then
+/// reads the body as it always could, and the server keeps answering.
+fn guarded<T>(f: impl FnOnce() -> Result<T, Unsupported>) -> Result<T, Unsupported> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(Err(Unsupported))
 }
 
 /// `Some(None)` for `None`, `Some(Some(text))` for a str Rust can hold.
