@@ -485,7 +485,8 @@ def v2_read_request(
     lines byte for byte those of ``dumps_lines`` over its rows. ``None`` for any
     body it does not read exactly so: not JSON, an error of any kind, binary
     data, integers past 64 bits, duplicate keys, nesting deeper than 64, a
-    byte-order mark. Python then reads the body and words the error."""
+    byte-order mark, a body over 4 MiB (its value tree would take up to 16
+    bytes per body byte). Python then reads the body and words the error."""
 
 def v2_write_answer(
     lines: list[bytes],

@@ -58,6 +58,11 @@ impl V2Plan {
     }
 }
 
+/// Bodies above this size are left to Python: the value tree takes up to 16
+/// bytes per body byte (a body of `0,0,0,...`), where `json.loads` takes
+/// about 5; below it, at most 64 MiB for the one body read at a time.
+const MAX_BODY: usize = 4 << 20;
+
 /// `(lines, rows, id, outputs, binary, binary_data_output)` of a V2 JSON infer
 /// body, or `None` when Python must read it (see `_core.pyi`).
 #[pyfunction]
@@ -66,6 +71,9 @@ pub fn v2_read_request<'py>(
     plan: &V2Plan,
     body: &[u8],
 ) -> PyResult<Option<Bound<'py, PyTuple>>> {
+    if body.len() > MAX_BODY {
+        return Ok(None);
+    }
     let read = if body.len() >= DETACH_AT {
         py.detach(|| guarded(|| read_request(body, &plan.layout)))
     } else {

@@ -539,3 +539,12 @@ def test_the_common_answers_are_written_in_rust() -> None:
     assert answer["outputs"][0]["data"] == [0.25, 1.0]
     request = InferRequest(b"", 2, "r", None, {}, False)
     assert fast == APIS["flat"].render_python(lines, request)[0]
+
+
+def test_a_body_over_4_mib_is_left_to_python() -> None:
+    # Its value tree could take 16 bytes per body byte: Python reads it.
+    body = _body([{"name": "x", "datatype": "FP64", "shape": [1, 3], "data": [1, 2, 3]}])
+    api = APIS["flat"]
+    assert _core.v2_read_request(api.plan, body + b" " * (4 << 20)) is None
+    assert api.parse_infer(body + b" " * (4 << 20)) == api.parse_infer(body)
+    assert _core.v2_read_request(api.plan, body + b" " * (1 << 20)) is not None
