@@ -14,6 +14,12 @@ BYTES element is a 4-byte length then its bytes), and outputs sent the same
 way when the request asks (``binary_data`` on an output, or
 ``binary_data_output`` on the request).
 
+A JSON body (no binary data) is read, and an answer with no binary output
+written, in Rust (``_core.v2_read_request``, ``_core.v2_write_answer``): the
+same bytes as the Python path here, which stays the reference and reads
+whatever Rust leaves to it (every refused body, so every error is worded
+here).
+
 Not here yet: gRPC, and several models in one server.
 """
 
