@@ -23,6 +23,7 @@ mod records;
 mod records_to_array;
 mod serialize;
 mod step_stats;
+mod v2;
 mod validate;
 mod walk;
 
@@ -77,5 +78,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(normalize::ensure_native_types, m)?)?;
     m.add_function(wrap_pyfunction!(normalize::ensure_valid_output, m)?)?;
     m.add_function(wrap_pyfunction!(columns_to_records::columns_to_records, m)?)?;
+    m.add_class::<v2::V2Plan>()?;
+    m.add_function(wrap_pyfunction!(v2::v2_read_request, m)?)?;
+    m.add_function(wrap_pyfunction!(v2::v2_write_answer, m)?)?;
     Ok(())
 }

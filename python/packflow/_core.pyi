@@ -459,3 +459,45 @@ def columns_to_records(columns: dict[str, Any]) -> list[dict[str, Any]]:
     gives ``[]``. Raises TypeError for a non-dict, a non-str name or another
     column type (naming the column), ValueError naming the first column whose
     length differs from the first column's."""
+
+# -- the Open Inference Protocol (KServe V2) JSON bodies (packflow.serving.v2) ----------
+
+class V2Plan:
+    """How a model's backend reads V2 tensors, compiled once per server:
+    ``features`` (a numpy backend's feature names, ``None`` for records),
+    ``paths`` (the field path each feature is read from), ``delimiter`` (what
+    splits a records column's name into a path) and ``max_rows`` (the most rows
+    a request may hold). Paths that clash leave every body to Python."""
+
+    def __init__(
+        self,
+        features: Optional[list[str]],
+        paths: list[list[str]],
+        delimiter: str,
+        max_rows: int,
+    ) -> None: ...
+
+def v2_read_request(
+    plan: V2Plan, body: bytes
+) -> Optional[tuple[bytes, int, Optional[str], Optional[list[str]], dict[str, bool], bool]]:
+    """A V2 JSON infer body (no binary data) read as ``V2Api.parse_infer_python``
+    reads it: ``(lines, rows, id, outputs, binary, binary_data_output)``, the
+    lines byte for byte those of ``dumps_lines`` over its rows. ``None`` for any
+    body it does not read exactly so: not JSON, an error of any kind, binary
+    data, integers past 64 bits, duplicate keys, nesting deeper than 64, a
+    byte-order mark, a body over 4 MiB (its value tree would take up to 16
+    bytes per body byte). Python then reads the body and words the error."""
+
+def v2_write_answer(
+    lines: list[bytes],
+    outputs: Optional[list[str]],
+    model_name: str,
+    model_version: Optional[str],
+    id: Optional[str],
+) -> Optional[bytes]:
+    """The JSON answer to an infer request from its output lines (one JSON
+    object per row), as ``V2Api.render_python`` writes it when no output is
+    binary: one tensor of shape [N] per output (``outputs``, or every key in
+    the order first seen). ``None`` when Python must write it: an unknown
+    output, more than 4,000,000 values, lines that are not plain JSON (NaN,
+    integers past 64 bits, duplicate keys), more than 256 keys."""

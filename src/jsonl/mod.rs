@@ -11,7 +11,7 @@ mod document;
 mod lines;
 mod parser;
 mod read;
-mod scanner;
+pub(crate) mod scanner;
 mod split;
 mod text_to_array;
 

@@ -6,9 +6,9 @@
 
 pub mod dict;
 mod list;
-mod number;
+pub(crate) mod number;
 pub mod numpy;
-mod string;
+pub(crate) mod string;
 pub mod writer;
 
 use pyo3::prelude::*;

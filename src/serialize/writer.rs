@@ -165,6 +165,11 @@ impl JsonWriter {
         self.pos
     }
 
+    /// Forgets what was written, keeping the buffer.
+    pub fn clear(&mut self) {
+        self.pos = 0;
+    }
+
     /// Makes room for `additional` more bytes beyond what is written.
     #[inline(always)]
     pub fn reserve(&mut self, additional: usize) {

@@ -14,6 +14,12 @@ BYTES element is a 4-byte length then its bytes), and outputs sent the same
 way when the request asks (``binary_data`` on an output, or
 ``binary_data_output`` on the request).
 
+A JSON body (no binary data) is read, and an answer with no binary output
+written, in Rust (``_core.v2_read_request``, ``_core.v2_write_answer``): the
+same bytes as the Python path here, which stays the reference and reads
+whatever Rust leaves to it (every refused body, so every error is worded
+here).
+
 Not here yet: gRPC, and several models in one server.
 """
 
@@ -157,6 +163,11 @@ class V2Api:
         #: The most rows a request may hold (the queue's size): checked from
         #: each tensor's shape before any of its values is read.
         self.max_rows = max_rows
+        layout = self.layout
+        #: The same layout for the Rust reader of JSON bodies.
+        self.plan = _core.V2Plan(
+            layout.features, [list(p) for p in layout.paths], layout.delimiter, max_rows
+        )
 
     # -- routes -----------------------------------------------------------------
 
@@ -224,7 +235,22 @@ class V2Api:
     def parse_infer(self, body: bytes, header_length: Optional[bytes] = None) -> InferRequest:
         """The rows of an infer request body; a :class:`V2Error` (400) says
         what is wrong, naming the tensor and the element. ``header_length``:
-        the request's Inference-Header-Content-Length, if it sent one."""
+        the request's Inference-Header-Content-Length, if it sent one.
+
+        A JSON body is read in Rust first; whatever Rust does not read
+        exactly as the Python path below would (an error included) is read
+        by that path, which words the error."""
+        if header_length is None:
+            fast = _core.v2_read_request(self.plan, body)
+            if fast is not None:
+                return InferRequest(*fast)
+        return self.parse_infer_python(body, header_length)
+
+    def parse_infer_python(
+        self, body: bytes, header_length: Optional[bytes] = None
+    ) -> InferRequest:
+        """:meth:`parse_infer` in Python only: the reference for the Rust
+        reader, and the reader of binary data and of every refused body."""
         raw = _Raw(body, header_length)
         doc = _load_json(raw.header)
         if not isinstance(doc, dict):
@@ -345,7 +371,21 @@ class V2Api:
 
     def render(self, lines: list[bytes], request: InferRequest) -> tuple[bytes, Optional[int]]:
         """The infer answer from the request's output lines, in order, and
-        the length of its JSON header when binary outputs follow it."""
+        the length of its JSON header when binary outputs follow it.
+        Written in Rust when no output is binary data and Rust writes it
+        exactly as :meth:`render_python` would (else that does)."""
+        if not request.binary_default and True not in request.binary.values():
+            fast = _core.v2_write_answer(
+                lines, request.outputs, self.name, self.version, request.id
+            )
+            if fast is not None:
+                return fast, None
+        return self.render_python(lines, request)
+
+    def render_python(
+        self, lines: list[bytes], request: InferRequest
+    ) -> tuple[bytes, Optional[int]]:
+        """:meth:`render` in Python only (the reference for the Rust writer)."""
         outputs = self.output_tensors(lines, request.outputs)
         buffers = []
         for tensor in outputs:

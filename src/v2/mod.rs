@@ -1,0 +1,187 @@
+//! The Open Inference Protocol (KServe V2) JSON bodies in Rust: an infer
+//! request to the JSON Lines rows the engine reads (`read_request`), and
+//! the rows' output lines to the answer (`write_answer`). The Python path in
+//! `packflow.serving.v2` stays the reference: these functions give `None`
+//! for any body they do not read exactly as it would (an error included),
+//! and Python then reads it and words its error. One call per request.
+
+mod request;
+mod response;
+mod value;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+
+use crate::serialize::writer::JsonWriter;
+use request::{read_request, Layout, Template};
+use response::{write_answer, AnswerHead};
+use value::Unsupported;
+
+/// Bodies (and output lines) above this size are read without the GIL, so
+/// the model thread runs beside the reading: a 100-row body of 9 features
+/// (12 kB) takes about 50 us, more than enough to pay for giving the GIL up.
+const DETACH_AT: usize = 4 << 10;
+
+/// How a model's backend reads rows, compiled once per server.
+#[pyclass(module = "packflow._core", frozen)]
+pub struct V2Plan {
+    layout: Layout,
+}
+
+#[pymethods]
+impl V2Plan {
+    /// `features`: a numpy backend's feature names (`None` for records),
+    /// `paths`: the field path each feature is read from, `delimiter`: what
+    /// splits a records column's name into a path, `max_rows`: the most rows
+    /// a request may hold.
+    #[new]
+    #[pyo3(signature = (features, paths, delimiter, max_rows))]
+    fn new(
+        features: Option<Vec<String>>,
+        paths: Vec<Vec<String>>,
+        delimiter: String,
+        max_rows: u64,
+    ) -> Self {
+        // Paths that clash (one inside another) leave every body to Python.
+        let template = match &features {
+            Some(f) if f.len() == paths.len() => Template::new(&paths).ok(),
+            _ => None,
+        };
+        V2Plan {
+            layout: Layout {
+                features,
+                template,
+                delimiter,
+                max_rows,
+            },
+        }
+    }
+}
+
+/// Bodies above this size are left to Python: the value tree takes up to 16
+/// bytes per body byte (a body of `0,0,0,...`), where `json.loads` takes
+/// about 5; below it, at most 64 MiB for the one body read at a time.
+const MAX_BODY: usize = 4 << 20;
+
+/// `(lines, rows, id, outputs, binary, binary_data_output)` of a V2 JSON infer
+/// body, or `None` when Python must read it (see `_core.pyi`).
+#[pyfunction]
+pub fn v2_read_request<'py>(
+    py: Python<'py>,
+    plan: &V2Plan,
+    body: &[u8],
+) -> PyResult<Option<Bound<'py, PyTuple>>> {
+    if body.len() > MAX_BODY {
+        return Ok(None);
+    }
+    let read = if body.len() >= DETACH_AT {
+        py.detach(|| guarded(|| read_request(body, &plan.layout)))
+    } else {
+        guarded(|| read_request(body, &plan.layout))
+    };
+    let Ok(request) = read else {
+        return Ok(None);
+    };
+    let binary = PyDict::new(py);
+    for (name, flag) in &request.binary {
+        binary.set_item(name, *flag)?;
+    }
+    let outputs = match &request.outputs {
+        Some(names) => PyList::new(py, names)?.into_any(),
+        None => py.None().into_bound(py),
+    };
+    let tuple = PyTuple::new(
+        py,
+        [
+            PyBytes::new(py, &request.lines).into_any(),
+            request.rows.into_pyobject(py)?.into_any(),
+            request.id.into_pyobject(py)?.into_any(),
+            outputs,
+            binary.into_any(),
+            pyo3::types::PyBool::new(py, request.binary_default)
+                .to_owned()
+                .into_any(),
+        ],
+    )?;
+    Ok(Some(tuple))
+}
+
+/// The JSON answer to an infer request from its output lines, or `None`
+/// when Python must write it (see `_core.pyi`).
+#[pyfunction]
+#[pyo3(signature = (lines, outputs, model_name, model_version, id))]
+pub fn v2_write_answer<'py>(
+    py: Python<'py>,
+    lines: &Bound<'py, PyList>,
+    outputs: &Bound<'py, PyAny>,
+    model_name: &Bound<'py, PyAny>,
+    model_version: &Bound<'py, PyAny>,
+    id: &Bound<'py, PyAny>,
+) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    // A str Rust cannot hold (a lone surrogate) or a line that is not bytes:
+    // Python's answer.
+    let Some(texts) = strings_or_none(outputs) else {
+        return Ok(None);
+    };
+    let (Ok(model_name), Some(model_version), Some(id)) = (
+        model_name.extract::<&str>(),
+        optional_str(model_version),
+        optional_str(id),
+    ) else {
+        return Ok(None);
+    };
+    let Ok(held) = lines
+        .iter()
+        .map(|l| l.cast_into::<PyBytes>())
+        .collect::<Result<Vec<_>, _>>()
+    else {
+        return Ok(None);
+    };
+    let lines: Vec<&[u8]> = held.iter().map(|b| b.as_bytes()).collect();
+    let total: usize = lines.iter().map(|t| t.len()).sum();
+    let head = AnswerHead {
+        model_name,
+        model_version,
+        id,
+    };
+    let write = || {
+        guarded(|| {
+            let mut w = JsonWriter::new(false, total + 128);
+            write_answer(&mut w, &lines, texts.as_deref(), &head).map(|()| w.bytes().to_vec())
+        })
+    };
+    // The lines are immutable bytes that `held` keeps alive: readable
+    // without the GIL.
+    let answer = if total < DETACH_AT {
+        write()
+    } else {
+        py.detach(write)
+    };
+    Ok(answer.ok().map(|bytes| PyBytes::new(py, &bytes)))
+}
+
+/// `f`'s result, or `Unsupported` should it panic (a bug here): Python then
+/// reads the body as it always could, and the server keeps answering.
+fn guarded<T>(f: impl FnOnce() -> Result<T, Unsupported>) -> Result<T, Unsupported> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(Err(Unsupported))
+}
+
+/// `Some(None)` for `None`, `Some(Some(text))` for a str Rust can hold.
+fn optional_str<'a>(value: &'a Bound<'_, PyAny>) -> Option<Option<&'a str>> {
+    if value.is_none() {
+        return Some(None);
+    }
+    value.extract::<&str>().ok().map(Some)
+}
+
+/// The names of a list of str (`Some(None)` for `None`).
+fn strings_or_none(value: &Bound<'_, PyAny>) -> Option<Option<Vec<String>>> {
+    if value.is_none() {
+        return Some(None);
+    }
+    let list = value.cast::<PyList>().ok()?;
+    list.iter()
+        .map(|item| item.extract::<String>().ok())
+        .collect::<Option<Vec<_>>>()
+        .map(Some)
+}

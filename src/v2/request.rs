@@ -1,0 +1,490 @@
+//! A V2 JSON infer body to the JSON Lines rows the Python path
+//! (`V2Api.parse_infer`) makes of it, byte for byte, without a Python object
+//! per value. Only bodies every check of the Python path accepts are read
+//! here; anything else is `Unsupported`, and Python reads it and words the
+//! error, so the two paths cannot disagree on what a 400 says.
+
+use std::borrow::Cow;
+
+use super::value::{
+    parse_document, write_float, write_int_as_float, write_value, Unsupported, Value, MAX_NESTING,
+};
+use crate::serialize::string::write_escaped;
+use crate::serialize::writer::JsonWriter;
+
+/// Dimensions a shape may have, and values it may hold (as in v2.py).
+const MAX_DIMS: usize = 32;
+const MAX_VALUES: u64 = 1 << 32;
+/// The tensor of a records backend whose elements are records as JSON text.
+const RECORDS: &str = "records";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Datatype {
+    Bool,
+    Bytes,
+    /// An integer type and its range.
+    Int(i128, i128),
+    Float,
+}
+
+impl Datatype {
+    fn of(name: &str) -> Option<Datatype> {
+        Some(match name {
+            "BOOL" => Datatype::Bool,
+            "BYTES" => Datatype::Bytes,
+            "INT8" => Datatype::Int(-(1 << 7), (1 << 7) - 1),
+            "INT16" => Datatype::Int(-(1 << 15), (1 << 15) - 1),
+            "INT32" => Datatype::Int(-(1 << 31), (1 << 31) - 1),
+            "INT64" => Datatype::Int(-(1 << 63), (1 << 63) - 1),
+            "UINT8" => Datatype::Int(0, (1 << 8) - 1),
+            "UINT16" => Datatype::Int(0, (1 << 16) - 1),
+            "UINT32" => Datatype::Int(0, (1 << 32) - 1),
+            "UINT64" => Datatype::Int(0, (1 << 64) - 1),
+            "FP16" | "FP32" | "FP64" => Datatype::Float,
+            _ => return None,
+        })
+    }
+
+    /// Whether `value` is an element of this datatype.
+    fn holds(self, value: &Value<'_>) -> bool {
+        match (self, value) {
+            (Datatype::Bool, Value::Bool(_)) => true,
+            (Datatype::Bytes, Value::Str(_)) => true,
+            (Datatype::Float, Value::Int(_) | Value::UInt(_) | Value::Float(..)) => true,
+            (Datatype::Int(low, high), Value::Int(v)) => (low..=high).contains(&(*v as i128)),
+            (Datatype::Int(low, high), Value::UInt(v)) => (low..=high).contains(&(*v as i128)),
+            _ => false,
+        }
+    }
+}
+
+/// One input tensor, checked: its values flat, row-major.
+struct Tensor<'b, 'a> {
+    name: &'b str,
+    datatype: Datatype,
+    shape: Vec<u64>,
+    values: Vec<&'b Value<'a>>,
+}
+
+impl Tensor<'_, '_> {
+    /// N of a tensor that is one column: shape [N] or [N, 1].
+    fn column_rows(&self) -> Option<u64> {
+        match self.shape[..] {
+            [n] | [n, 1] => Some(n),
+            _ => None,
+        }
+    }
+}
+
+/// A JSON object's members, in order: each leaf a column.
+#[derive(Debug, Default)]
+pub struct Template {
+    members: Vec<(Vec<u8>, Node)>,
+}
+
+#[derive(Debug)]
+enum Node {
+    Leaf(usize),
+    Branch(Template),
+}
+
+impl Template {
+    /// The rows' shape when column j goes to `paths[j]`, in the order a dict
+    /// built path by path has (`_build_rows`); `Unsupported` when one path
+    /// is another's prefix or repeats it (one row cannot hold both).
+    pub fn new<S: AsRef<str>>(paths: &[Vec<S>]) -> Result<Template, Unsupported> {
+        let mut root = Template::default();
+        for (column, path) in paths.iter().enumerate() {
+            let (last, head) = path.split_last().ok_or(Unsupported)?;
+            let mut node = &mut root;
+            for part in head {
+                let key = key_json(part.as_ref());
+                let at = match node.members.iter().position(|(k, _)| *k == key) {
+                    Some(at) => at,
+                    None => {
+                        node.members.push((key, Node::Branch(Template::default())));
+                        node.members.len() - 1
+                    }
+                };
+                node = match &mut node.members[at].1 {
+                    Node::Branch(t) => t,
+                    Node::Leaf(_) => return Err(Unsupported),
+                };
+            }
+            let key = key_json(last.as_ref());
+            if node.members.iter().any(|(k, _)| *k == key) {
+                return Err(Unsupported);
+            }
+            node.members.push((key, Node::Leaf(column)));
+        }
+        Ok(root)
+    }
+
+    fn write(&self, w: &mut JsonWriter, columns: &[Column<'_, '_>], row: usize) {
+        w.push(b'{');
+        for (i, (key, node)) in self.members.iter().enumerate() {
+            if i > 0 {
+                w.push(b',');
+            }
+            w.put(key);
+            match node {
+                Node::Leaf(j) => columns[*j].write(w, row),
+                Node::Branch(t) => t.write(w, columns, row),
+            }
+        }
+        w.push(b'}');
+    }
+}
+
+/// `"key":` as the writer spells it.
+fn key_json(key: &str) -> Vec<u8> {
+    let mut w = JsonWriter::new(false, key.len() + 8);
+    write_escaped(&mut w, key.as_bytes());
+    w.push(b':');
+    w.bytes().to_vec()
+}
+
+/// Column `offset` of a tensor whose rows are `stride` values.
+struct Column<'t, 'a> {
+    values: &'t [&'t Value<'a>],
+    datatype: Datatype,
+    stride: usize,
+    offset: usize,
+}
+
+impl Column<'_, '_> {
+    fn write(&self, w: &mut JsonWriter, row: usize) {
+        let value = self.values[row * self.stride + self.offset];
+        match (self.datatype, value) {
+            // A JSON integer in a float tensor is a float (json.loads made
+            // it an int; the Python path converts it).
+            (Datatype::Float, Value::Int(v)) => write_int_as_float(w, *v),
+            (Datatype::Float, Value::UInt(v)) => write_float(w, *v as f64),
+            _ => write_value(w, value),
+        }
+    }
+}
+
+/// How a backend reads rows: the numpy features and where each goes in a
+/// row, or records (column paths split on `delimiter`).
+pub struct Layout {
+    /// The feature names of a numpy backend, else `None`.
+    pub features: Option<Vec<String>>,
+    /// The rows of a numpy backend (`None`: its paths clash; Python says how).
+    pub template: Option<Template>,
+    pub delimiter: String,
+    /// The most rows a request may hold (the server's queue).
+    pub max_rows: u64,
+}
+
+/// What an infer request's answer needs besides its rows.
+#[derive(Debug, Default, PartialEq)]
+pub struct Request {
+    pub lines: Vec<u8>,
+    pub rows: usize,
+    pub id: Option<String>,
+    /// The outputs asked for by name, in order; `None`: all of them.
+    pub outputs: Option<Vec<String>>,
+    /// `binary_data` of the outputs that give it, in order.
+    pub binary: Vec<(String, bool)>,
+    pub binary_default: bool,
+}
+
+/// The request of a V2 JSON body (no binary data), or `Unsupported`.
+pub fn read_request(body: &[u8], layout: &Layout) -> Result<Request, Unsupported> {
+    let text = std::str::from_utf8(body).map_err(|_| Unsupported)?;
+    let doc = parse_document(text)?;
+    let Value::Obj(_) = doc else {
+        return Err(Unsupported);
+    };
+    let id = match doc.get("id") {
+        None | Some(Value::Null) => None,
+        Some(Value::Str(s)) => Some(s.to_string()),
+        Some(_) => return Err(Unsupported),
+    };
+    let params = match doc.get("parameters") {
+        None | Some(Value::Null) => None,
+        Some(Value::Obj(members)) => Some(members),
+        Some(_) => return Err(Unsupported),
+    };
+    let Some(Value::Arr(inputs)) = doc.get("inputs") else {
+        return Err(Unsupported);
+    };
+    if inputs.is_empty() {
+        return Err(Unsupported);
+    }
+    let tensors = inputs
+        .iter()
+        .map(|item| read_tensor(item, layout.max_rows))
+        .collect::<Result<Vec<_>, _>>()?;
+    for (i, t) in tensors.iter().enumerate() {
+        if tensors[..i].iter().any(|o| o.name == t.name) {
+            return Err(Unsupported);
+        }
+    }
+    let (outputs, binary) = read_outputs(doc.get("outputs"))?;
+    let binary_default =
+        match params.and_then(|p| p.iter().find(|(k, _)| k == "binary_data_output")) {
+            None => false,
+            Some((_, Value::Bool(b))) => *b,
+            Some(_) => return Err(Unsupported),
+        };
+    let (lines, rows) = match &layout.features {
+        Some(features) => feature_lines(&tensors, features, layout)?,
+        None => record_lines(&tensors, &layout.delimiter)?,
+    };
+    Ok(Request {
+        lines,
+        rows,
+        id,
+        outputs,
+        binary,
+        binary_default,
+    })
+}
+
+fn read_tensor<'b, 'a>(item: &'b Value<'a>, max_rows: u64) -> Result<Tensor<'b, 'a>, Unsupported> {
+    let Value::Obj(_) = item else {
+        return Err(Unsupported);
+    };
+    let name = item
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or(Unsupported)?;
+    if name.is_empty() {
+        return Err(Unsupported);
+    }
+    let datatype = item
+        .get("datatype")
+        .and_then(Value::as_str)
+        .and_then(Datatype::of)
+        .ok_or(Unsupported)?;
+    let Some(Value::Arr(dims)) = item.get("shape") else {
+        return Err(Unsupported);
+    };
+    if dims.is_empty() || dims.len() > MAX_DIMS {
+        return Err(Unsupported);
+    }
+    let mut shape = Vec::with_capacity(dims.len());
+    let mut expected: u64 = 1;
+    for d in dims {
+        let Value::Int(d) = *d else {
+            return Err(Unsupported);
+        };
+        let d = u64::try_from(d).map_err(|_| Unsupported)?;
+        expected = expected.checked_mul(d).ok_or(Unsupported)?;
+        if expected > MAX_VALUES {
+            return Err(Unsupported);
+        }
+        shape.push(d);
+    }
+    if shape[0] > max_rows {
+        return Err(Unsupported);
+    }
+    // Binary data has a path of its own (Python's).
+    if let Some(params @ Value::Obj(_)) = item.get("parameters") {
+        if params.get("binary_data_size").is_some() {
+            return Err(Unsupported);
+        }
+    }
+    let Some(Value::Arr(data)) = item.get("data") else {
+        return Err(Unsupported);
+    };
+    let mut values = Vec::with_capacity(data.len());
+    flatten(data, &mut values, 0)?;
+    if values.len() as u64 != expected || !values.iter().all(|v| datatype.holds(v)) {
+        return Err(Unsupported);
+    }
+    Ok(Tensor {
+        name,
+        datatype,
+        shape,
+        values,
+    })
+}
+
+/// The values of a flat or nested array, row-major (depth is bounded by
+/// the parser's).
+fn flatten<'b, 'a>(
+    items: &'b [Value<'a>],
+    out: &mut Vec<&'b Value<'a>>,
+    depth: usize,
+) -> Result<(), Unsupported> {
+    if depth > MAX_NESTING {
+        return Err(Unsupported);
+    }
+    for item in items {
+        match item {
+            Value::Arr(inner) => flatten(inner, out, depth + 1)?,
+            other => out.push(other),
+        }
+    }
+    Ok(())
+}
+
+type Outputs = (Option<Vec<String>>, Vec<(String, bool)>);
+
+fn read_outputs(outputs: Option<&Value<'_>>) -> Result<Outputs, Unsupported> {
+    let items = match outputs {
+        None | Some(Value::Null) => return Ok((None, Vec::new())),
+        Some(Value::Arr(items)) => items,
+        Some(_) => return Err(Unsupported),
+    };
+    let mut names = Vec::with_capacity(items.len());
+    let mut binary = Vec::new();
+    for item in items {
+        let name = item
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or(Unsupported)?;
+        names.push(name.to_string());
+        if let Some(params @ Value::Obj(_)) = item.get("parameters") {
+            match params.get("binary_data") {
+                None => {}
+                Some(Value::Bool(b)) => binary.push((name.to_string(), *b)),
+                Some(_) => return Err(Unsupported),
+            }
+        }
+    }
+    Ok((Some(names), binary))
+}
+
+/// The rows of a numpy backend: one [N, k] tensor (any name but a
+/// feature's), or one column tensor per feature.
+fn feature_lines(
+    tensors: &[Tensor<'_, '_>],
+    features: &[String],
+    layout: &Layout,
+) -> Result<(Vec<u8>, usize), Unsupported> {
+    let template = layout.template.as_ref().ok_or(Unsupported)?;
+    let k = features.len();
+    if tensors.iter().any(|t| t.datatype == Datatype::Bytes) {
+        return Err(Unsupported);
+    }
+    let is_feature = |name: &str| features.iter().any(|f| f == name);
+    if let [t] = tensors {
+        if t.shape.len() == 2 && !is_feature(t.name) {
+            if t.shape[1] != k as u64 {
+                return Err(Unsupported);
+            }
+            let columns: Vec<Column<'_, '_>> = (0..k)
+                .map(|j| Column {
+                    values: &t.values,
+                    datatype: t.datatype,
+                    stride: k,
+                    offset: j,
+                })
+                .collect();
+            return write_rows(template, &columns, t.shape[0]);
+        }
+    }
+    if tensors.len() != k || !tensors.iter().all(|t| is_feature(t.name)) {
+        return Err(Unsupported);
+    }
+    let n = same_rows(tensors)?;
+    let columns = features
+        .iter()
+        .map(|f| {
+            let t = tensors.iter().find(|t| t.name == f).ok_or(Unsupported)?;
+            Ok(Column {
+                values: &t.values,
+                datatype: t.datatype,
+                stride: 1,
+                offset: 0,
+            })
+        })
+        .collect::<Result<Vec<_>, Unsupported>>()?;
+    write_rows(template, &columns, n)
+}
+
+/// N of tensors that are each one column, the same N for all.
+fn same_rows(tensors: &[Tensor<'_, '_>]) -> Result<u64, Unsupported> {
+    let n = tensors[0].column_rows().ok_or(Unsupported)?;
+    for t in tensors {
+        if t.column_rows() != Some(n) {
+            return Err(Unsupported);
+        }
+    }
+    Ok(n)
+}
+
+/// The rows of a records backend: the `records` BYTES tensor of JSON
+/// objects, or columns named by field paths.
+fn record_lines(
+    tensors: &[Tensor<'_, '_>],
+    delimiter: &str,
+) -> Result<(Vec<u8>, usize), Unsupported> {
+    let n = same_rows(tensors)?;
+    if n == 0 {
+        return Err(Unsupported);
+    }
+    if let [t] = tensors {
+        if t.datatype == Datatype::Bytes && t.name == RECORDS {
+            let mut w = JsonWriter::new(false, t.values.iter().map(|v| text_len(v) + 1).sum());
+            for value in &t.values {
+                let Value::Str(text) = value else {
+                    return Err(Unsupported);
+                };
+                let record = parse_document(text)?;
+                if !matches!(record, Value::Obj(_)) {
+                    return Err(Unsupported);
+                }
+                write_value(&mut w, &record);
+                w.push(b'\n');
+            }
+            return Ok((w.bytes().to_vec(), n as usize));
+        }
+    }
+    if delimiter.is_empty() {
+        return Err(Unsupported);
+    }
+    let paths: Vec<Vec<&str>> = tensors
+        .iter()
+        .map(|t| t.name.split(delimiter).collect())
+        .collect();
+    if paths
+        .iter()
+        .any(|p| p.len() > MAX_NESTING || p.iter().any(|part| part.is_empty()))
+    {
+        return Err(Unsupported);
+    }
+    let template = Template::new(&paths)?;
+    let columns: Vec<Column<'_, '_>> = tensors
+        .iter()
+        .map(|t| Column {
+            values: &t.values,
+            datatype: t.datatype,
+            stride: 1,
+            offset: 0,
+        })
+        .collect();
+    write_rows(&template, &columns, n)
+}
+
+fn text_len(value: &Value<'_>) -> usize {
+    match value {
+        Value::Str(Cow::Borrowed(s)) => s.len(),
+        Value::Str(Cow::Owned(s)) => s.len(),
+        _ => 0,
+    }
+}
+
+fn write_rows(
+    template: &Template,
+    columns: &[Column<'_, '_>],
+    n: u64,
+) -> Result<(Vec<u8>, usize), Unsupported> {
+    if n == 0 {
+        return Err(Unsupported);
+    }
+    let n = n as usize;
+    let mut w = JsonWriter::new(false, 64);
+    for row in 0..n {
+        template.write(&mut w, columns, row);
+        w.push(b'\n');
+        if row == 0 && n > 1 {
+            w.size_for_rows(n);
+        }
+    }
+    Ok((w.bytes().to_vec(), n))
+}
