@@ -18,14 +18,22 @@ const MAX_VALUES: u64 = 1 << 32;
 /// The tensor of a records backend whose elements are records as JSON text.
 const RECORDS: &str = "records";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Datatype {
     Bool,
     Bytes,
     /// An integer type and its range.
     Int(i128, i128),
-    Float,
+    /// A float type and the magnitude from which a number rounds to
+    /// infinity in it (none for FP64: a finite f64 is an FP64).
+    Float(Option<f64>),
 }
+
+/// The magnitudes from which a number rounds to infinity in FP16 and FP32
+/// (65504 and FLT_MAX are their largest finite values), as the Python path
+/// has them.
+const FP16_LIMIT: f64 = 65520.0;
+const FP32_LIMIT: f64 = 340282356779733661637539395458142568448.0; // 2**128 - 2**103
 
 impl Datatype {
     fn of(name: &str) -> Option<Datatype> {
@@ -40,7 +48,9 @@ impl Datatype {
             "UINT16" => Datatype::Int(0, (1 << 16) - 1),
             "UINT32" => Datatype::Int(0, (1 << 32) - 1),
             "UINT64" => Datatype::Int(0, (1 << 64) - 1),
-            "FP16" | "FP32" | "FP64" => Datatype::Float,
+            "FP16" => Datatype::Float(Some(FP16_LIMIT)),
+            "FP32" => Datatype::Float(Some(FP32_LIMIT)),
+            "FP64" => Datatype::Float(None),
             _ => return None,
         })
     }
@@ -50,11 +60,22 @@ impl Datatype {
         match (self, value) {
             (Datatype::Bool, Value::Bool(_)) => true,
             (Datatype::Bytes, Value::Str(_)) => true,
-            (Datatype::Float, Value::Int(_) | Value::UInt(_) | Value::Float(..)) => true,
+            (Datatype::Float(limit), Value::Int(v)) => within(*v as f64, limit),
+            (Datatype::Float(limit), Value::UInt(v)) => within(*v as f64, limit),
+            (Datatype::Float(limit), Value::Float(f, ..)) => f.is_finite() && within(*f, limit),
             (Datatype::Int(low, high), Value::Int(v)) => (low..=high).contains(&(*v as i128)),
             (Datatype::Int(low, high), Value::UInt(v)) => (low..=high).contains(&(*v as i128)),
             _ => false,
         }
+    }
+}
+
+/// Whether `v` is below a float type's limit in magnitude (an integer is
+/// compared as the f64 nearest it: exact below 2**53, far below FP32's limit).
+fn within(v: f64, limit: Option<f64>) -> bool {
+    match limit {
+        Some(limit) => v.abs() < limit,
+        None => true,
     }
 }
 
@@ -158,8 +179,8 @@ impl Column<'_, '_> {
         match (self.datatype, value) {
             // A JSON integer in a float tensor is a float (json.loads made
             // it an int; the Python path converts it).
-            (Datatype::Float, Value::Int(v)) => write_int_as_float(w, *v),
-            (Datatype::Float, Value::UInt(v)) => write_float(w, *v as f64),
+            (Datatype::Float(_), Value::Int(v)) => write_int_as_float(w, *v),
+            (Datatype::Float(_), Value::UInt(v)) => write_float(w, *v as f64),
             _ => write_value(w, value),
         }
     }
@@ -291,7 +312,7 @@ fn read_tensor<'b, 'a>(item: &'b Value<'a>, max_rows: u64) -> Result<Tensor<'b, 
         return Err(Unsupported);
     };
     let mut values = Vec::with_capacity(data.len());
-    flatten(data, &mut values, 0)?;
+    flatten(data, &shape, &mut values)?;
     if values.len() as u64 != expected || !values.iter().all(|v| datatype.holds(v)) {
         return Err(Unsupported);
     }
@@ -303,20 +324,36 @@ fn read_tensor<'b, 'a>(item: &'b Value<'a>, max_rows: u64) -> Result<Tensor<'b, 
     })
 }
 
-/// The values of a flat or nested array, row-major (depth is bounded by
-/// the parser's).
+/// The values of a flat array, or of one nested as `shape` is (each array
+/// at depth d holding `shape[d]` items; depth is bounded by the shape's 32
+/// dimensions), row-major; any other nesting is the Python path's 400.
 fn flatten<'b, 'a>(
     items: &'b [Value<'a>],
+    shape: &[u64],
     out: &mut Vec<&'b Value<'a>>,
-    depth: usize,
 ) -> Result<(), Unsupported> {
-    if depth > MAX_NESTING {
+    if !items.iter().any(|v| matches!(v, Value::Arr(_))) {
+        out.extend(items);
+        return Ok(());
+    }
+    nested(items, shape, 0, out)
+}
+
+fn nested<'b, 'a>(
+    items: &'b [Value<'a>],
+    shape: &[u64],
+    depth: usize,
+    out: &mut Vec<&'b Value<'a>>,
+) -> Result<(), Unsupported> {
+    if items.len() as u64 != shape[depth] {
         return Err(Unsupported);
     }
     for item in items {
         match item {
-            Value::Arr(inner) => flatten(inner, out, depth + 1)?,
-            other => out.push(other),
+            Value::Arr(inner) if depth + 1 < shape.len() => nested(inner, shape, depth + 1, out)?,
+            Value::Arr(_) => return Err(Unsupported),
+            other if depth + 1 == shape.len() => out.push(other),
+            _ => return Err(Unsupported),
         }
     }
     Ok(())
@@ -330,13 +367,20 @@ fn read_outputs(outputs: Option<&Value<'_>>) -> Result<Outputs, Unsupported> {
         Some(Value::Arr(items)) => items,
         Some(_) => return Err(Unsupported),
     };
-    let mut names = Vec::with_capacity(items.len());
+    if items.is_empty() {
+        return Ok((None, Vec::new())); // none named: all of them
+    }
+    let mut names: Vec<String> = Vec::with_capacity(items.len());
+    let mut asked = rustc_hash::FxHashSet::default();
     let mut binary = Vec::new();
     for item in items {
         let name = item
             .get("name")
             .and_then(Value::as_str)
             .ok_or(Unsupported)?;
+        if !asked.insert(name) {
+            return Err(Unsupported); // asked twice: the Python path's 400
+        }
         names.push(name.to_string());
         if let Some(params @ Value::Obj(_)) = item.get("parameters") {
             match params.get("binary_data") {
@@ -487,4 +531,47 @@ fn write_rows(
         }
     }
     Ok((w.bytes().to_vec(), n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(text: &str, shape: &[u64]) -> Option<usize> {
+        let doc = parse_document(text).ok()?;
+        let Value::Arr(items) = &doc else { return None };
+        let mut out = Vec::new();
+        flatten(items, shape, &mut out).ok()?;
+        Some(out.len())
+    }
+
+    #[test]
+    fn data_is_flat_or_nested_as_its_shape() {
+        assert_eq!(values("[1,2,3,4,5,6]", &[2, 3]), Some(6));
+        assert_eq!(values("[[1,2,3],[4,5,6]]", &[2, 3]), Some(6));
+        assert_eq!(values("[[[1,2],[3,4]]]", &[1, 2, 2]), Some(4));
+        assert_eq!(values("[[],[]]", &[2, 0]), Some(0));
+        // Ragged, deeper than the shape, mixed, or another length on top.
+        assert_eq!(values("[[1,2],[3,4,5,6]]", &[2, 3]), None);
+        assert_eq!(values("[[[1],[2],[3]],[[4],[5],[6]]]", &[2, 3]), None);
+        assert_eq!(values("[1,2,3,[4,5,6]]", &[2, 3]), None);
+        assert_eq!(values("[[1,2,3],[4,5,6]]", &[1, 3]), None);
+    }
+
+    #[test]
+    fn narrow_floats_hold_what_rounds_to_a_finite_value() {
+        fn holds(datatype: &str, text: &str) -> bool {
+            Datatype::of(datatype)
+                .unwrap()
+                .holds(&parse_document(text).unwrap())
+        }
+        assert!(holds("FP32", "3.4028235e38"));
+        assert!(!holds("FP32", "3.4028235677973366e38"));
+        assert!(holds("FP16", "65519"));
+        assert!(holds("FP16", "-65519.9"));
+        assert!(!holds("FP16", "65520"));
+        // A number past f64 is not read at all (the Python path names it).
+        assert!(parse_document("1e400").is_err());
+        assert!(holds("FP64", "1e300"));
+    }
 }

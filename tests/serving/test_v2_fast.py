@@ -548,3 +548,39 @@ def test_a_body_over_4_mib_is_left_to_python() -> None:
     assert _core.v2_read_request(api.plan, body + b" " * (4 << 20)) is None
     assert api.parse_infer(body + b" " * (4 << 20)) == api.parse_infer(body)
     assert _core.v2_read_request(api.plan, body + b" " * (1 << 20)) is not None
+
+
+def _flat(datatype: str, shape: list[int], data: Any, **extra: Any) -> bytes:
+    """A body of one [N, 3] tensor for the "flat" model; ``data`` as bytes is
+    JSON text put in as it is (numbers spelled as some writer spells them)."""
+    tensor = {"name": "x", "datatype": datatype, "shape": shape, "data": "@"}
+    body = _body([tensor], **extra)
+    text = data if isinstance(data, bytes) else json.dumps(data).encode()
+    return body.replace(b'"@"', text)
+
+
+@pytest.mark.parametrize(
+    ("body", "in_rust", "python_refuses"),
+    [
+        # Nested as the shape is: read; any other nesting: the Python 400.
+        (_flat("INT64", [2, 3], [[1, 2, 3], [4, 5, 6]]), True, False),
+        (_flat("INT64", [2, 3], [[1, 2], [3, 4, 5, 6]]), False, True),
+        (_flat("INT64", [2, 3], [[[1], [2], [3]], [[4], [5], [6]]]), False, True),
+        (_flat("INT64", [2, 3], [1, 2, 3, [4, 5, 6]]), False, True),
+        (_flat("INT64", [1, 3], [[1, 2, 3], [4, 5, 6]]), False, True),
+        # FLT_MAX as float32 writers spell it, and 65519 in FP16: numbers of
+        # the type; from the magnitudes that round to infinity: refused.
+        (_flat("FP32", [1, 3], b"[3.4028235e38,0,1]"), True, False),
+        (_flat("FP32", [1, 3], [2.0**128 - 2.0**103, 0, 1]), False, True),
+        (_flat("FP16", [1, 3], [65519.0, -65519, 1]), True, False),
+        (_flat("FP16", [1, 3], [1, -65520, 0]), False, True),
+        (_flat("FP64", [1, 3], b"[1e400,0,1]"), False, True),
+        # The outputs: none named is all; one named twice is refused.
+        (_flat("INT64", [1, 3], [1, 2, 3], outputs=[]), True, False),
+        (_flat("INT64", [1, 3], [1, 2, 3], outputs=[{"name": "a"}, {"name": "a"}]), False, True),
+    ],
+)
+def test_what_the_first_review_changed_is_read_alike(body, in_rust, python_refuses) -> None:
+    got = _check_request("flat", body)
+    assert (got is not None) == in_rust, body
+    assert isinstance(_python_request(APIS["flat"], body), V2Error) == python_refuses, body
