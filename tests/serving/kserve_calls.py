@@ -7,8 +7,9 @@ Reads ``{"rest": URL, "grpc": HOST:PORT, "calls": [...]}`` as JSON on stdin;
 each call is ``{"door": "rest"|"grpc", "op": "live"|"ready"|"model_ready"|
 "infer", "model": NAME, "inputs": [{"name", "datatype", "shape", "data",
 "binary"}], "outputs": [NAME, ...] or null, "id": ID}``. Prints one JSON
-array: per call its answer (for infer: id, model_name, and each output's
-datatype, shape and values as a list) or ``{"error": TEXT, "code": CODE}``.
+array: per call its answer (for infer: id, model_name, each output's
+datatype, shape and values as a list, and whether they came raw) or
+``{"error": TEXT, "code": CODE}``.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from kserve import (
     InferenceRESTClient,
     InferInput,
     InferRequest,
-    RequestedOutput,
 )
 from kserve.inference_client import RESTConfig
+from kserve.protocol.infer_type import RequestedOutput
 
 _DTYPES = {"FP64": np.float64, "FP32": np.float32, "INT64": np.int64, "BOOL": np.bool_}
 
@@ -60,7 +61,10 @@ def answer(response) -> dict:
         if out.datatype == "BYTES":
             values = [v.decode() if isinstance(v, bytes) else v for v in values]
         outputs[out.name] = {"datatype": out.datatype, "shape": list(out.shape), "data": values}
-    return {"id": response.id, "model_name": response.model_name, "outputs": outputs}
+    # Whether the answer came as raw (binary) contents; kserve keeps no public
+    # name for it.
+    raw = any(getattr(out, "_raw_data", None) is not None for out in response.outputs)
+    return {"id": response.id, "model_name": response.model_name, "outputs": outputs, "raw": raw}
 
 
 async def one(call: dict, rest: InferenceRESTClient, rest_url: str, stub) -> dict:
