@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -217,3 +219,19 @@ def test_the_stubs_load_beside_kserves(kserve_first):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "ok"
+
+
+def test_the_grpc_doc_examples_print_what_they_show(example_server):
+    # docs/serving.md's client examples, with the ports of this server: the
+    # tritonclient one in this Python, the kserve one in kserve's.
+    doc = (REPO / "docs" / "serving.md").read_text(encoding="utf-8")
+    section = doc.split("### gRPC", 1)[1].split("\nNot there yet", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(blocks) == 2
+    for block, python in zip(blocks, (sys.executable, kserve_python())):
+        code = block.replace("127.0.0.1:8081", example_server.grpc_target)
+        code = code.replace("http://127.0.0.1:8080", example_server.url)
+        done = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-3000:]
+        shown = [line[2:] for line in block.splitlines() if line.startswith("# ")]
+        assert done.stdout.splitlines() == shown

@@ -28,6 +28,7 @@ import numpy as np
 from grpc import aio
 
 from packflow._version import __version__
+from packflow.constants import SERVE_GRPC_MAX_CONCURRENT_RPCS, SERVE_GRPC_MAX_SEND_BYTES
 from packflow.logger import get_logger
 from packflow.serving.app import PackflowApp, _Reply
 from packflow.serving.batcher import Batcher, Outcome
@@ -316,8 +317,8 @@ class GrpcLimits:
     def __init__(
         self,
         max_receive_bytes: int,
-        max_send_bytes: int = 64 << 20,
-        max_concurrent_rpcs: int = 1024,
+        max_send_bytes: int = SERVE_GRPC_MAX_SEND_BYTES,
+        max_concurrent_rpcs: int = SERVE_GRPC_MAX_CONCURRENT_RPCS,
     ):
         self.max_receive_bytes = max_receive_bytes
         self.max_send_bytes = max_send_bytes

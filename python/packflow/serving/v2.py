@@ -14,7 +14,8 @@ BYTES element is a 4-byte length then its bytes), and outputs sent the same
 way when the request asks (``binary_data`` on an output, or
 ``binary_data_output`` on the request).
 
-Not here yet: gRPC, and several models in one server.
+The gRPC door (:mod:`.grpc_v2`) reuses these checks. Not here yet: several
+models in one server.
 """
 
 from __future__ import annotations
