@@ -7,6 +7,7 @@ not clash with tritonclient's in one process."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
@@ -23,7 +24,8 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
 from packflow.loaders import InferenceBackendLoader
-from packflow.serving.grpc_v2 import CODES, code_of
+from packflow.serving import create_app
+from packflow.serving.grpc_v2 import CODES, GrpcDoor, GrpcLimits, code_of
 from tests.serving.harness import (
     EXAMPLE,
     ServerProcess,
@@ -549,3 +551,73 @@ def test_without_grpcio_the_error_says_how_to_install(echo_project):
     assert "serving with grpc needs the grpc extra" in done.stderr
     assert "pip install" in done.stderr and "grpcio>=" in done.stderr
     assert "Listening" not in done.stdout
+
+
+# -- the servicer in-process: several models, the cap on RPCs ----------------------------
+
+
+def run_with_door(apps: dict, limits, body) -> None:
+    """Start a :class:`GrpcDoor` over ``apps`` on a fresh loop, run
+    ``await body(stub)`` against it, then stop it and close the apps."""
+
+    async def main() -> None:
+        door = GrpcDoor(apps, "127.0.0.1", 0, limits)
+        host, port = await door.start()
+        try:
+            async with grpc.aio.insecure_channel(f"{host}:{port}") as channel:
+                await asyncio.wait_for(body(service_pb2_grpc.GRPCInferenceServiceStub(channel)), 60)
+        finally:
+            await door.stop()
+            for app in apps.values():
+                await app.close()
+
+    asyncio.run(main())
+
+
+def test_one_servicer_serves_several_models(echo_project, shapes_project):
+    apps = {
+        "echo": create_app(InferenceBackendLoader.from_project(echo_project), name="echo"),
+        "shapes": create_app(InferenceBackendLoader.from_project(shapes_project), name="shapes"),
+    }
+
+    async def body(stub) -> None:
+        assert (await stub.ServerReady(service_pb2.ServerReadyRequest())).ready
+        for name in apps:
+            assert (await stub.ModelReady(service_pb2.ModelReadyRequest(name=name))).ready
+            meta = await stub.ModelMetadata(service_pb2.ModelMetadataRequest(name=name))
+            assert meta.name == name
+        answer = await stub.ModelInfer(echo_request([{"id": 1, "x": 4}]))
+        assert echo_rows(answer) == [{"id": 1, "double": 8}]
+        shapes = service_pb2.ModelInferRequest(
+            model_name="shapes",
+            inputs=[typed_input("src.port", "INT64", [2], "int64_contents", [8, 9])],
+            outputs=[service_pb2.ModelInferRequest.InferRequestedOutputTensor(name="half")],
+        )
+        answer = await stub.ModelInfer(shapes)
+        assert list(answer.outputs[0].contents.fp64_contents) == [4.0, 4.5]
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.ModelInfer(service_pb2.ModelInferRequest(model_name="nope"))
+        assert info.value.code() == grpc.StatusCode.NOT_FOUND
+        assert info.value.details() == "no model named 'nope'; this server has 'echo', 'shapes'"
+        # Ready only when every model is.
+        apps["shapes"].drain()
+        assert not (await stub.ServerReady(service_pb2.ServerReadyRequest())).ready
+        assert (await stub.ModelReady(service_pb2.ModelReadyRequest(name="echo"))).ready
+
+    run_with_door(apps, None, body)
+
+
+def test_rpcs_past_the_cap_are_refused(echo_project):
+    backend = InferenceBackendLoader.from_project(echo_project, delay_s=0.5)
+    apps = {"echo": create_app(backend, name="echo", max_wait_ms=1)}
+
+    async def body(stub) -> None:
+        calls = [stub.ModelInfer(echo_request([{"id": i, "x": i}])) for i in range(5)]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+        answered = [r for r in results if not isinstance(r, BaseException)]
+        assert len(answered) == 2, results
+        assert len(refused) == 3
+        assert {r.code() for r in refused} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+
+    run_with_door(apps, GrpcLimits(1 << 20, max_concurrent_rpcs=2), body)
