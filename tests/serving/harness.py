@@ -102,6 +102,9 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             [*command, "serve", str(project), "--port", "0", *args],
             stdout=subprocess.PIPE,
+            # Unbuffered: readline() takes one line and leaves the next (the
+            # gRPC listening line, written with the HTTP one) for select().
+            bufsize=0,
             stderr=self._stderr,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )

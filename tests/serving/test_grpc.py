@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -621,3 +622,20 @@ def test_rpcs_past_the_cap_are_refused(echo_project):
         assert {r.code() for r in refused} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
 
     run_with_door(apps, GrpcLimits(1 << 20, max_concurrent_rpcs=2), body)
+
+
+def test_a_grpc_port_in_use_stops_the_command_before_it_listens(echo_project):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "packflow.cli", "serve", str(echo_project), "--port", "0",
+             "--grpc-port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 1
+    assert f"could not listen for gRPC on 127.0.0.1:{port}" in done.stderr
+    assert "Listening" not in done.stdout

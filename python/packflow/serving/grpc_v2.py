@@ -328,8 +328,8 @@ class GrpcLimits:
 class GrpcDoor:
     """The gRPC server of ``models`` on ``host``:``port`` (0: a free one),
     started and stopped by :func:`packflow.serving.http1.run_until_signalled`
-    beside the HTTP server. ``on_listening(host, port)`` is called once it
-    listens."""
+    beside the HTTP server, which calls ``on_listening(host, port)`` once
+    every server listens."""
 
     def __init__(
         self,
@@ -371,8 +371,6 @@ class GrpcDoor:
             raise RuntimeError(f"could not listen for gRPC on {shown}:{self.port}")
         await server.start()
         self.server = server
-        if self.on_listening is not None:
-            self.on_listening(self.host, port)
         return self.host, port
 
     async def stop(self, at_once: bool = False) -> None:

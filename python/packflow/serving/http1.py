@@ -727,7 +727,11 @@ class Door(Protocol):
     """Another server on the same loop (the gRPC one): started once the
     HTTP server listens, stopped with its drain."""
 
-    async def start(self) -> tuple[str, int]: ...
+    #: Called with the bound address once every server listens.
+    on_listening: Optional[Callable[[str, int], None]]
+
+    async def start(self) -> tuple[str, int]:
+        """Listen; the bound address (``RuntimeError`` when it cannot)."""
 
     async def stop(self, at_once: bool = False) -> None:
         """Refuse new requests and answer those in flight (``at_once``:
@@ -765,16 +769,20 @@ async def run_until_signalled(
             )
     try:
         bound = await server.start(host, port)
-        if on_listening is not None:
-            on_listening(*bound)
         started = []
         for door in doors:
-            await door.start()
-            started.append(door)
+            started.append((door, await door.start()))
+        # Announced once all listen: a door that cannot start stops the
+        # command before any listening line.
+        if on_listening is not None:
+            on_listening(*bound)
+        for door, address in started:
+            if door.on_listening is not None:
+                door.on_listening(*address)
         received = await first
         # The doors refuse new requests at once and answer theirs in flight
         # while the HTTP server drains (its end closes the batchers).
-        drain = loop.create_task(_drain(server, started))
+        drain = loop.create_task(_drain(server, doors))
         await asyncio.wait((drain, second), return_when=asyncio.FIRST_COMPLETED)
         name = signal.Signals(received).name
         if second.done():
