@@ -517,6 +517,39 @@ def test_sigterm_answers_rpcs_in_flight(echo_project):
         server.kill()
 
 
+def test_a_second_signal_stops_at_once_with_an_rpc_in_flight(echo_project):
+    args = ("--config", "delay_s=20", "--max-wait-ms", "1", "--grpc-port", "0")
+    server = ServerProcess(echo_project, *args)
+    try:
+        channel, stub = stub_of(server)
+        with channel:
+            future = stub.ModelInfer.future(echo_request([{"id": 1, "x": 1}]), timeout=30)
+            time.sleep(0.5)  # the batch is running (for 20 s)
+            server.signal(signal.SIGTERM)
+            time.sleep(0.5)
+            assert server.proc.poll() is None  # draining: waits for the batch
+            started = time.monotonic()
+            server.signal(signal.SIGTERM)
+            assert server.wait(10) == 1
+            assert time.monotonic() - started < 5
+            with pytest.raises(grpc.RpcError) as info:
+                future.result(10)
+            assert info.value.code() in (grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE)
+        assert "Stopped at once on a second signal" in server.stderr()
+    finally:
+        server.kill()
+
+
+def test_the_request_timeout_is_deadline_exceeded(echo_project):
+    args = ("--config", "delay_s=2", "--request-timeout-s", "0.5", "--grpc-port", "0")
+    with ServerProcess(echo_project, *args) as server:
+        channel, stub = stub_of(server)
+        with channel:
+            err = rpc_error(stub.ModelInfer, echo_request([{"id": 1, "x": 1}]))
+    assert err.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert err.details() == "no answer within the 0.5 s timeout"
+
+
 # -- the stubs beside tritonclient's in one process ---------------------------------------
 
 
