@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -24,11 +25,13 @@ import tritonclient.grpc as triton
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
+from packflow.extras import DECLARED_EXTRAS
 from packflow.loaders import InferenceBackendLoader
 from packflow.serving import create_app
 from packflow.serving.grpc_v2 import CODES, GrpcDoor, GrpcLimits, code_of
 from tests.serving.harness import (
     EXAMPLE,
+    REPO,
     ServerProcess,
     batch_count,
     echo_expected,
@@ -672,3 +675,22 @@ def test_a_grpc_port_in_use_stops_the_command_before_it_listens(echo_project):
     assert done.returncode == 1
     assert f"could not listen for gRPC on 127.0.0.1:{port}" in done.stderr
     assert "Listening" not in done.stdout
+
+
+def test_the_grpc_extra_asks_for_what_the_stubs_need():
+    # The generated code checks the runtimes at import: protobuf at least the
+    # version its protoc wrote for, grpcio at least grpcio-tools' own.
+    stubs = REPO / "python" / "packflow" / "serving" / "proto"
+    messages = (stubs / "grpc_predict_v2_pb2.py").read_text()
+    gencode = re.search(r"Domain\.PUBLIC,\s*(\d+),\s*(\d+),\s*(\d+),", messages).groups()
+    service = (stubs / "grpc_predict_v2_pb2_grpc.py").read_text()
+    generated = re.search(r"GRPC_GENERATED_VERSION = '([\d.]+)'", service).group(1)
+    assert DECLARED_EXTRAS["grpc"] == (
+        f"grpcio>={generated}",
+        f"protobuf>={'.'.join(gencode)},<{int(gencode[0]) + 1}",
+    )
+    makefile = (REPO / "Makefile").read_text()
+    assert f"GRPC_TOOLS := grpcio-tools=={generated}" in makefile
+    # Made with the private pool (make proto's edit).
+    assert "_descriptor_pool.DescriptorPool().AddSerializedFile(" in messages
+    assert "_descriptor_pool.Default()" not in messages
