@@ -21,6 +21,7 @@ help:
 	@echo "make bench-portable  the portable build beside the fast one, section in docs/performance.md"
 	@echo "make lint     cargo fmt --check, cargo clippy, ruff"
 	@echo "make proto    regenerate the gRPC stubs of the Open Inference Protocol (checked in)"
+	@echo "make kserve-venv  .venv-kserve, the kserve client for tests/serving/test_kserve_client.py"
 	@echo "make test-matrix  build and run the matrix tests on every other supported Python found"
 	@echo "make test-portable  the portable build (public C API only): every test on this Python,"
 	@echo "              the matrix subset on PORTABLE_OTHER (docs/compatibility.md)"

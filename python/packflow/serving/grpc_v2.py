@@ -93,14 +93,6 @@ def code_of(status: int) -> grpc.StatusCode:
     return grpc.StatusCode.INVALID_ARGUMENT if status < 500 else grpc.StatusCode.INTERNAL
 
 
-class _Refused(Exception):
-    """End the RPC with this status (an HTTP status, mapped by :func:`code_of`)."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-
-
 class _RpcExchange:
     """What :meth:`PackflowApp._run` needs of a door: the job's outcome, and
     its rows dropped from the queue when the RPC is cancelled (the client
