@@ -574,9 +574,26 @@ def test_the_stubs_load_beside_tritonclients(echo_project, prelude):
         assert echo_rows(response) == [{"id": 5, "double": 42}]
 
 
-def test_without_grpcio_the_error_says_how_to_install(echo_project):
-    # grpc made unimportable in the server's process.
-    prelude = "import sys\nsys.modules['grpc'] = None"
+@pytest.mark.parametrize(
+    "prelude, module, reason",
+    [
+        # grpc made unimportable in the server's process.
+        ("import sys\nsys.modules['grpc'] = None", "grpc", "import of grpc halted"),
+        # A protobuf older than the stubs' code: their import-time check fails.
+        (
+            "from google.protobuf import runtime_version as rv\n"
+            "def refuse(*args):\n"
+            "    raise rv.VersionError('Detected incompatible Protobuf Gencode/Runtime versions')\n"
+            "rv.ValidateProtobufRuntimeVersion = refuse",
+            "packflow.serving.grpc_v2",
+            "Detected incompatible Protobuf Gencode/Runtime versions",
+        ),
+    ],
+    ids=["no-grpcio", "old-protobuf"],
+)
+def test_without_the_grpc_extra_the_error_says_how_to_install(
+    echo_project, prelude, module, reason
+):
     code = f"{prelude}\nfrom packflow.cli import cli\ncli()"
     done = subprocess.run(
         [sys.executable, "-c", code, "serve", str(echo_project), "--port", "0", "--grpc-port", "0"],
@@ -584,9 +601,11 @@ def test_without_grpcio_the_error_says_how_to_install(echo_project):
         text=True,
         timeout=60,
     )
-    assert done.returncode != 0
-    assert "serving with grpc needs the grpc extra" in done.stderr
+    assert done.returncode == 1
+    assert f"serving with grpc needs the grpc extra, and {module} does not import" in done.stderr
+    assert reason in done.stderr
     assert "pip install" in done.stderr and "grpcio>=" in done.stderr
+    assert "Traceback" not in done.stderr
     assert "Listening" not in done.stdout
 
 

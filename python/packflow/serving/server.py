@@ -70,7 +70,9 @@ def require_grpc_extra() -> None:
     for module in (*_GRPC_MODULES, "packflow.serving.grpc_v2"):
         try:
             importlib.import_module(module)
-        except ImportError as exc:
+        # The stubs check the runtimes' versions at import: too old a
+        # protobuf is a VersionError, too old a grpcio a RuntimeError.
+        except Exception as exc:  # noqa: BLE001 - each says what to install
             raise ServeExtraMissing(
                 module, str(exc) or type(exc).__name__, install_hint("grpc"), extra="grpc"
             ) from exc
