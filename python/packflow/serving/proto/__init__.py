@@ -2,8 +2,10 @@
 ``inference``), generated from ``grpc_predict_v2.proto``: the protocol's own
 text (the Open Inference Protocol repository's
 specification/protocol/open_inference_grpc.proto, license header kept; KServe's
-copy of the same name adds model repository RPCs, not served here). Do not edit the generated modules: change the
-.proto and run ``make proto``, which runs, in this directory,
+copy of the same name adds model repository RPCs, not served here).
+
+Do not edit the generated modules: change the .proto and run ``make proto``,
+which runs, in this directory,
 
     python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. \
         grpc_predict_v2.proto
