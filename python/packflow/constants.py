@@ -29,6 +29,11 @@ SERVE_MAX_HEADERS = 100
 SERVE_HEADER_TIMEOUT_S = 10.0
 #: How long a connection may wait between an answer and the next request.
 SERVE_KEEP_ALIVE_S = 5.0
+#: The gRPC door (``--grpc-port``): the largest answer message, and the RPCs
+#: running at once (more get RESOURCE_EXHAUSTED). Its largest request message
+#: is the body limit.
+SERVE_GRPC_MAX_SEND_BYTES = 64 << 20
+SERVE_GRPC_MAX_CONCURRENT_RPCS = 1024
 
 #: ``packflow run``, :func:`packflow.run_stream` and :class:`packflow.LineReader`
 #: (the reader's line limit is ``packflow.engine.DEFAULT_MAX_LINE_BYTES``).

@@ -17,6 +17,7 @@ from importlib import metadata
 # hand). A test keeps the two equal.
 DECLARED_EXTRAS: dict[str, tuple[str, ...]] = {
     "serve": ("uvloop>=0.19; sys_platform != 'win32'", "httptools>=0.6"),
+    "grpc": ("grpcio>=1.72.2", "protobuf>=6.30.0,<7"),
     "ray": ("ray[data]>=2.50,<3",),
     "kafka": ("confluent-kafka>=2.4",),
 }

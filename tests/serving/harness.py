@@ -85,11 +85,26 @@ class ServerProcess:
     """`packflow serve PROJECT --port 0 ARGS` in a subprocess; ``url`` once it
     listens. Stops on :meth:`stop` (SIGTERM, then SIGKILL after a bound)."""
 
-    def __init__(self, project: Path, *args: str, start_timeout: float = 30.0):
+    def __init__(
+        self,
+        project: Path,
+        *args: str,
+        start_timeout: float = 30.0,
+        prelude: Optional[str] = None,
+    ):
         self._stderr = tempfile.TemporaryFile()
+        # ``prelude``: Python run in the server's process before the command
+        # (imports a user's backend might make first).
+        if prelude is None:
+            command = [sys.executable, "-m", "packflow.cli"]
+        else:
+            command = [sys.executable, "-c", f"{prelude}\nfrom packflow.cli import cli\ncli()"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "packflow.cli", "serve", str(project), "--port", "0", *args],
+            [*command, "serve", str(project), "--port", "0", *args],
             stdout=subprocess.PIPE,
+            # Unbuffered: readline() takes one line and leaves the next (the
+            # gRPC listening line, written with the HTTP one) for select().
+            bufsize=0,
             stderr=self._stderr,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
@@ -100,6 +115,16 @@ class ServerProcess:
             raise AssertionError(f"unexpected listening line: {self.listening_line!r}")
         self.port = int(match.group(1))
         self.url = f"http://127.0.0.1:{self.port}"
+        #: With --grpc-port: the gRPC service's address (its listening line
+        #: follows the HTTP one).
+        self.grpc_target: Optional[str] = None
+        if "--grpc-port" in args:
+            line = self._read_line(start_timeout)
+            found = re.search(r"Listening for gRPC on 127\.0\.0\.1:(\d+)", line)
+            if not found:
+                self.kill()
+                raise AssertionError(f"unexpected gRPC listening line: {line!r}")
+            self.grpc_target = f"127.0.0.1:{found.group(1)}"
 
     def _read_line(self, timeout: float) -> str:
         assert self.proc.stdout is not None

@@ -86,6 +86,13 @@ def _check_apart(projects: list[tuple[str, Any]]) -> None:
     help="Port to listen on; 0 picks a free one (the listening line says which).",
 )
 @click.option(
+    "--grpc-port",
+    default=None,
+    type=click.IntRange(0, 65535),
+    help="Also serve the Open Inference Protocol over gRPC on this port (0 picks a free "
+    "one; the listening line says which); needs the grpc extra. Default: no gRPC.",
+)
+@click.option(
     "--max-batch-rows",
     default=SERVE_MAX_BATCH_ROWS,
     show_default=True,
@@ -155,6 +162,7 @@ def serve_command(
     projects: tuple[str, ...],
     host: str,
     port: int,
+    grpc_port: Optional[int],
     max_batch_rows: int,
     max_wait_ms: float,
     max_queue_rows: int,
@@ -174,16 +182,22 @@ def serve_command(
     Endpoints: POST /invocations (a JSON object, an array of objects, or JSON
     Lines), POST /v1/models/NAME:predict and GET /v1/models/NAME (KServe V1),
     the Open Inference Protocol (KServe V2) REST routes under /v2,
-    GET /healthz, /readyz and /metrics (Prometheus). Rows of concurrent
-    requests are batched, each model's apart (its own queue and limits); with
-    several models /invocations takes the model's name in the
+    GET /healthz, /readyz and /metrics (Prometheus); with --grpc-port, the
+    protocol's gRPC service (inference.GRPCInferenceService). Rows of
+    concurrent requests are batched, each model's apart (its own queue and
+    limits); with several models /invocations takes the model's name in the
     X-Packflow-Model header. --config applies to every project. SIGTERM or
     SIGINT drains (every request in progress is answered) and exits 0; a
     second signal stops at once.
     """
     from packflow.serving import create_app
     from packflow.serving.multi import MultiModelApp
-    from packflow.serving.server import ServeExtraMissing, require_serve_extra, serve
+    from packflow.serving.server import (
+        ServeExtraMissing,
+        require_grpc_extra,
+        require_serve_extra,
+        serve,
+    )
 
     projects = projects or (".",)
     # Before any backend loads: an initialize() may take minutes, all wasted
@@ -192,6 +206,8 @@ def serve_command(
         check_project(project)
     try:
         require_serve_extra()
+        if grpc_port is not None:
+            require_grpc_extra()
     except ServeExtraMissing as exc:
         raise click.ClickException(str(exc)) from None
     # The server's own errors and the backend's log lines go to stderr.
@@ -244,6 +260,10 @@ def serve_command(
             shown = f"[{bound_host}]" if ":" in bound_host else bound_host
             click.echo(f"Listening on http://{shown}:{bound_port} ({shown_models})")
 
+        def grpc_listening(bound_host: str, bound_port: int) -> None:
+            shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+            click.echo(f"Listening for gRPC on {shown}:{bound_port} ({shown_models})")
+
         try:
             result = serve(
                 app,
@@ -255,6 +275,8 @@ def serve_command(
                     keep_alive_s=keep_alive_s,
                 ),
                 on_listening=listening,
+                grpc_port=grpc_port,
+                on_grpc_listening=grpc_listening,
             )
         except RuntimeError as exc:
             raise click.ClickException(str(exc)) from exc

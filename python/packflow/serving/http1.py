@@ -33,9 +33,9 @@ import http
 import signal
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Protocol
 
 import httptools
 
@@ -723,14 +723,31 @@ class HttpServer:
             self._sweeper.cancel()
 
 
+class Door(Protocol):
+    """Another server on the same loop (the gRPC one): started once the
+    HTTP server listens, stopped with its drain."""
+
+    #: Called with the bound address once every server listens.
+    on_listening: Optional[Callable[[str, int], None]]
+
+    async def start(self) -> tuple[str, int]:
+        """Listen; the bound address (``RuntimeError`` when it cannot)."""
+
+    async def stop(self, at_once: bool = False) -> None:
+        """Refuse new requests and answer those in flight (``at_once``:
+        cancel them)."""
+
+
 async def run_until_signalled(
     server: HttpServer,
     host: str,
     port: int,
     on_listening: Optional[Callable[[str, int], None]] = None,
+    doors: Sequence[Door] = (),
 ) -> tuple[bool, str]:
     """Serve until SIGINT or SIGTERM, then drain; ``(forced, name of the
-    first signal)``: a second signal returns at once, forced."""
+    first signal)``: a second signal returns at once, forced. ``doors``
+    start after the HTTP server listens and drain with it."""
     loop = asyncio.get_running_loop()
     first: asyncio.Future = loop.create_future()
     second: asyncio.Future = loop.create_future()
@@ -752,10 +769,20 @@ async def run_until_signalled(
             )
     try:
         bound = await server.start(host, port)
+        started = []
+        for door in doors:
+            started.append((door, await door.start()))
+        # Announced once all listen: a door that cannot start stops the
+        # command before any listening line.
         if on_listening is not None:
             on_listening(*bound)
+        for door, address in started:
+            if door.on_listening is not None:
+                door.on_listening(*address)
         received = await first
-        drain = loop.create_task(server.drain())
+        # The doors refuse new requests at once and answer theirs in flight
+        # while the HTTP server drains (its end closes the batchers).
+        drain = loop.create_task(_drain(server, doors))
         await asyncio.wait((drain, second), return_when=asyncio.FIRST_COMPLETED)
         name = signal.Signals(received).name
         if second.done():
@@ -764,8 +791,14 @@ async def run_until_signalled(
         drain.result()
         return False, name
     finally:
+        for door in doors:
+            await door.stop(at_once=True)
         for sig in signals:
             if sig in previous:
                 signal.signal(sig, previous[sig])
             else:
                 loop.remove_signal_handler(sig)
+
+
+async def _drain(server: HttpServer, doors: Sequence[Door]) -> None:
+    await asyncio.gather(*(door.stop() for door in doors), server.drain())

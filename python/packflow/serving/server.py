@@ -19,16 +19,23 @@ from packflow.extras import extra_requirements, install_hint
 from packflow.serving.app import PackflowApp
 from packflow.serving.multi import MultiModelApp
 
-__all__ = ["ServeExtraMissing", "ServeResult", "require_serve_extra", "serve"]
+__all__ = [
+    "ServeExtraMissing",
+    "ServeResult",
+    "require_grpc_extra",
+    "require_serve_extra",
+    "serve",
+]
 
 
 class ServeExtraMissing(ImportError):
     """A module of the serve extra does not import; the message says how to
     install the extra's requirements (``command``) into this Python."""
 
-    def __init__(self, module: str, reason: str, command: str):
+    def __init__(self, module: str, reason: str, command: str, extra: str = "serve"):
+        what = "serving" if extra == "serve" else f"serving with {extra}"
         super().__init__(
-            f"serving needs the serve extra, and {module} does not import ({reason}); "
+            f"{what} needs the {extra} extra, and {module} does not import ({reason}); "
             f"install the extra's requirements into this Python:\n  {command}"
         )
         self.name = module
@@ -53,6 +60,25 @@ def require_serve_extra() -> list[str]:
     return modules
 
 
+#: The modules of the grpc extra's distributions (grpcio, protobuf).
+_GRPC_MODULES = ("grpc", "google.protobuf")
+
+
+def require_grpc_extra() -> None:
+    """Import what the gRPC door needs (grpcio, protobuf, the generated
+    stubs), or raise :class:`ServeExtraMissing` naming the grpc extra's
+    install command. Cheap, as :func:`require_serve_extra`."""
+    for module in (*_GRPC_MODULES, "packflow.serving.grpc_v2"):
+        try:
+            importlib.import_module(module)
+        # The stubs check the runtimes' versions at import: too old a
+        # protobuf is a VersionError, too old a grpcio a RuntimeError.
+        except Exception as exc:  # noqa: BLE001 - each says what to install
+            raise ServeExtraMissing(
+                module, str(exc) or type(exc).__name__, install_hint("grpc"), extra="grpc"
+            ) from exc
+
+
 class ServeResult:
     """How the server stopped: ``forced`` when a second signal cut the drain
     short, ``signal`` the name of the first signal (None if none came)."""
@@ -70,6 +96,9 @@ def serve(
     max_connections: int = SERVE_MAX_CONNECTIONS,
     limits: Optional[Any] = None,
     on_listening: Optional[Callable[[str, int], None]] = None,
+    grpc_port: Optional[int] = None,
+    grpc_limits: Optional[Any] = None,
+    on_grpc_listening: Optional[Callable[[str, int], None]] = None,
 ) -> ServeResult:
     """Serve ``app`` (one model's, or a :class:`MultiModelApp`) with
     packflow's HTTP/1.1 server until SIGTERM or SIGINT (blocking).
@@ -77,14 +106,26 @@ def serve(
     (``port`` 0 picks a free port; the callback gets the real one).
     ``limits`` bounds what clients may hold (a
     :class:`packflow.serving.http1.Limits`; by default its defaults with
-    ``max_connections``). Raises ``RuntimeError`` when it cannot listen."""
+    ``max_connections``). With ``grpc_port`` (0: a free one), the Open
+    Inference Protocol's gRPC service listens there too, on the same loop and
+    batcher (``grpc_limits``: a :class:`packflow.serving.grpc_v2.GrpcLimits`;
+    ``on_grpc_listening`` as ``on_listening``). Raises ``RuntimeError`` when
+    it cannot listen."""
     modules = require_serve_extra()
+    if grpc_port is not None:
+        require_grpc_extra()
     from packflow.serving.http1 import HttpServer, Limits, run_until_signalled
 
     if limits is None:
         limits = Limits(max_connections=max_connections)
     server = HttpServer(app, limits)
-    main = run_until_signalled(server, host, port, on_listening)
+    doors = []
+    if grpc_port is not None:
+        from packflow.serving.grpc_v2 import GrpcDoor
+
+        models = app.apps if isinstance(app, MultiModelApp) else {app.name: app}
+        doors.append(GrpcDoor(models, host, grpc_port, grpc_limits, on_grpc_listening))
+    main = run_until_signalled(server, host, port, on_listening, doors)
     if "uvloop" in modules:
         import uvloop
 

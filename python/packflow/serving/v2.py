@@ -18,9 +18,8 @@ A JSON body (no binary data) is read, and an answer with no binary output
 written, in Rust (``_core.v2_read_request``, ``_core.v2_write_answer``): the
 same bytes as the Python path here, which stays the reference and reads
 whatever Rust leaves to it (every refused body, so every error is worded
-here).
-
-Not here yet: gRPC, and several models in one server.
+here). The gRPC door (:mod:`.grpc_v2`) reuses these checks; a server of
+several models (:mod:`.multi`) has one :class:`V2Api` per model.
 """
 
 from __future__ import annotations

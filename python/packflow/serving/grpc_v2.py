@@ -1,0 +1,374 @@
+"""The Open Inference Protocol (KServe V2) over gRPC: the standard
+``inference.GRPCInferenceService`` on grpc.aio, on the HTTP server's event
+loop, for one or several models.
+
+A request's tensors go through the REST door's checks (:mod:`.v2`) and into
+the model's own batcher, beside its REST requests: this module only turns
+protobuf tensors into :class:`~packflow.serving.v2.Tensor` values and output
+tensors back into protobuf. An answer uses ``raw_output_contents`` when the
+request sent ``raw_input_contents`` (tritonclient always does), else typed
+``contents``.
+
+Errors carry the REST answer's ``error`` text, with the status mapped to a
+gRPC code (:data:`CODES`): 400, 415 and 422 are INVALID_ARGUMENT, 404
+NOT_FOUND, 413 RESOURCE_EXHAUSTED (what grpc itself answers for a message
+over the size limit), 503 UNAVAILABLE, 504 DEADLINE_EXCEEDED, 500 INTERNAL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Optional
+
+import grpc
+import numpy as np
+from grpc import aio
+
+from packflow._version import __version__
+from packflow.constants import SERVE_GRPC_MAX_CONCURRENT_RPCS, SERVE_GRPC_MAX_SEND_BYTES
+from packflow.logger import get_logger
+from packflow.serving.app import PackflowApp, _Reply
+from packflow.serving.batcher import Batcher, Outcome
+from packflow.serving.proto import grpc_predict_v2_pb2 as pb
+from packflow.serving.proto.grpc_predict_v2_pb2_grpc import (
+    GRPCInferenceServiceServicer,
+    add_GRPCInferenceServiceServicer_to_server,
+)
+from packflow.serving.protocol import Payload, Shape
+from packflow.serving.v2 import (
+    Tensor,
+    V2Error,
+    check_head,
+    check_tensor,
+    raw_output,
+    raw_values,
+)
+
+__all__ = ["CODES", "GrpcDoor", "GrpcLimits", "InferenceServicer", "code_of"]
+
+#: The gRPC code of each status the REST door answers with.
+CODES = {
+    400: grpc.StatusCode.INVALID_ARGUMENT,
+    404: grpc.StatusCode.NOT_FOUND,
+    408: grpc.StatusCode.DEADLINE_EXCEEDED,
+    413: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    415: grpc.StatusCode.INVALID_ARGUMENT,
+    422: grpc.StatusCode.INVALID_ARGUMENT,
+    500: grpc.StatusCode.INTERNAL,
+    503: grpc.StatusCode.UNAVAILABLE,
+    504: grpc.StatusCode.DEADLINE_EXCEEDED,
+}
+
+#: The metrics label of an infer RPC (the method's gRPC path).
+INFER = "/inference.GRPCInferenceService/ModelInfer"
+
+#: Where the values of each datatype go in ``InferTensorContents`` (FP16
+#: has no field: raw contents only).
+_FIELDS = {
+    "BOOL": "bool_contents",
+    "INT8": "int_contents",
+    "INT16": "int_contents",
+    "INT32": "int_contents",
+    "INT64": "int64_contents",
+    "UINT8": "uint_contents",
+    "UINT16": "uint_contents",
+    "UINT32": "uint_contents",
+    "UINT64": "uint64_contents",
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
+    "BYTES": "bytes_contents",
+}
+_ALL_FIELDS = tuple(dict.fromkeys(_FIELDS.values()))
+
+
+def code_of(status: int) -> grpc.StatusCode:
+    """The gRPC code of an HTTP status (another 4xx: INVALID_ARGUMENT,
+    another 5xx: INTERNAL)."""
+    code = CODES.get(status)
+    if code is not None:
+        return code
+    return grpc.StatusCode.INVALID_ARGUMENT if status < 500 else grpc.StatusCode.INTERNAL
+
+
+class _RpcExchange:
+    """What :meth:`PackflowApp._run` needs of a door: the job's outcome, and
+    its rows dropped from the queue when the RPC is cancelled (the client
+    went away or its deadline passed)."""
+
+    __slots__ = ("batcher",)
+
+    def __init__(self, batcher: Batcher):
+        self.batcher = batcher
+
+    async def outcome(self, job: Any) -> Outcome:
+        try:
+            # Shielded: a cancelled future would never be settled by the
+            # batcher, and its rows would stay counted in the queue.
+            return await asyncio.shield(job.future)
+        except asyncio.CancelledError:
+            self.batcher.abandon(job)
+            raise
+
+
+class InferenceServicer(GRPCInferenceServiceServicer):
+    """``inference.GRPCInferenceService`` over ``models`` (name -> app): each
+    model's requests go to its own app's V2 checks and batcher."""
+
+    def __init__(self, models: Mapping[str, PackflowApp]):
+        if not models:
+            raise ValueError("a gRPC server needs at least one model")
+        self.models = models
+
+    # -- health and metadata --------------------------------------------------------
+
+    async def ServerLive(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC's name
+        return pb.ServerLiveResponse(live=True)
+
+    async def ServerReady(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return pb.ServerReadyResponse(ready=all(app.ready() for app in self.models.values()))
+
+    async def ModelReady(self, request: Any, context: Any) -> Any:  # noqa: N802
+        app = await self._model(request.name, request.version, context)
+        return pb.ModelReadyResponse(ready=app.ready())
+
+    async def ServerMetadata(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return pb.ServerMetadataResponse(name="packflow", version=__version__)
+
+    async def ModelMetadata(self, request: Any, context: Any) -> Any:  # noqa: N802
+        app = await self._model(request.name, request.version, context)
+        meta = json.loads(app.v2.model_metadata())
+        return pb.ModelMetadataResponse(
+            name=meta["name"],
+            versions=meta["versions"],
+            platform=meta["platform"],
+            inputs=[pb.ModelMetadataResponse.TensorMetadata(**t) for t in meta["inputs"]],
+            outputs=[pb.ModelMetadataResponse.TensorMetadata(**t) for t in meta["outputs"]],
+        )
+
+    # -- infer ----------------------------------------------------------------------
+
+    async def ModelInfer(self, request: Any, context: Any) -> Any:  # noqa: N802
+        started = time.perf_counter()
+        app = await self._model(request.model_name, request.model_version, context)
+        status, message = 200, ""
+        try:
+            return await self._infer(app, request, context, started)
+        except asyncio.CancelledError:  # the client went away, or its deadline passed
+            status = 499
+            raise
+        except V2Error as exc:
+            status, message = exc.status, str(exc)
+        except _Reply as reply:
+            status, message = reply.status, _error_text(reply.body)
+        except Exception:
+            get_logger().exception("gRPC ModelInfer on model %r failed", app.name)
+            status, message = 500, "internal error: see the server log"
+        finally:
+            app.metrics.request(INFER, status, time.perf_counter() - started)
+        await context.abort(code_of(status), message)
+
+    async def _infer(self, app: PackflowApp, request: Any, context: Any, started: float) -> Any:
+        v2 = app.v2
+        tensors, raw = _input_tensors(request, v2.max_rows)
+        data, rows = v2.lines_of(tensors)
+        payload = Payload(data, rows, Shape.ARRAY, "application/json")
+        names = [o.name for o in request.outputs] or None
+        headers = _headers(context)
+        lines = await app._run(payload, headers, _RpcExchange(app.batcher), started)
+        outputs = v2.output_tensors(lines, names)
+        response = pb.ModelInferResponse(
+            model_name=v2.name, model_version=v2.version or "", id=request.id
+        )
+        for tensor in outputs:
+            out = response.outputs.add(
+                name=tensor["name"], datatype=tensor["datatype"], shape=tensor["shape"]
+            )
+            values = tensor["data"]
+            if raw:
+                response.raw_output_contents.append(raw_output(values, tensor["datatype"]))
+            else:
+                if tensor["datatype"] == "BYTES":
+                    values = [v.encode("utf-8") for v in values]
+                getattr(out.contents, _FIELDS[tensor["datatype"]]).extend(values)
+        return response
+
+    async def _model(self, name: str, version: str, context: Any) -> PackflowApp:
+        """The app serving model ``name`` (and ``version``, when given), or
+        the RPC ends with NOT_FOUND."""
+        app = self.models.get(name)
+        if app is None:
+            have = ", ".join(repr(n) for n in self.models)
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND,
+                f"no model named {name!r}; this server has {have}",
+            )
+        assert app is not None
+        own = app.v2.version
+        if version and version != own:
+            has = f"its version is {own!r}" if own else "it has none"
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND, f"model {name!r} has no version {version!r}; {has}"
+            )
+        return app
+
+
+def _error_text(body: bytes) -> str:
+    """The ``error`` text of a REST error body."""
+    try:
+        return str(json.loads(body)["error"])
+    except (ValueError, KeyError, TypeError):
+        return body.decode("utf-8", "replace")
+
+
+def _headers(context: Any) -> list[tuple[bytes, bytes]]:
+    """The RPC's text metadata as the app reads HTTP header fields (for
+    ``x-request-id``)."""
+    metadata = context.invocation_metadata() or ()
+    return [
+        (key.lower().encode("latin-1"), value.encode("latin-1", "replace"))
+        for key, value in metadata
+        if isinstance(value, str)
+    ]
+
+
+def _input_tensors(request: Any, max_rows: int) -> tuple[list[Tensor], bool]:
+    """The request's input tensors, checked as REST checks them, and whether
+    they came as raw contents; a :class:`V2Error` names what is wrong."""
+    inputs = request.inputs
+    if not inputs:
+        raise V2Error(400, "the request has no inputs")
+    raw = request.raw_input_contents
+    if raw and len(raw) != len(inputs):
+        raise V2Error(
+            400,
+            f"raw_input_contents has {len(raw)} entries for {len(inputs)} inputs: "
+            "one per input, in order",
+        )
+    tensors = []
+    seen: set[str] = set()
+    for i, item in enumerate(inputs):
+        name = item.name
+        if not name:
+            raise V2Error(400, f"input {i} has no name")
+        if name in seen:
+            raise V2Error(400, f"tensor {name!r} is given twice")
+        seen.add(name)
+        where = f"tensor {name!r}"
+        datatype = item.datatype
+        shape = list(item.shape)
+        expected = check_head(name, datatype, shape, max_rows)
+        if raw:
+            if item.HasField("contents"):
+                raise V2Error(
+                    400, f"{where} has contents, but the request sends raw_input_contents"
+                )
+            values = raw_values(memoryview(raw[i]), datatype, expected, where)
+        else:
+            values = _typed_values(item.contents, datatype, where)
+        tensors.append(check_tensor(name, datatype, shape, values))
+    return tensors, bool(raw)
+
+
+def _typed_values(contents: Any, datatype: str, where: str) -> list:
+    """The values of a tensor sent in ``contents``, from the field of its
+    datatype (values in another field are an error, not ignored)."""
+    field = _FIELDS.get(datatype)
+    if field is None:
+        raise V2Error(400, f"{where} is {datatype}: send its values in raw_input_contents")
+    for other in _ALL_FIELDS:
+        if other != field and len(getattr(contents, other)):
+            raise V2Error(
+                400, f"{where} is {datatype}: its values go in contents.{field}, not {other}"
+            )
+    values = list(getattr(contents, field))
+    if datatype == "BYTES":
+        try:
+            return [v.decode("utf-8") for v in values]
+        except UnicodeDecodeError:
+            for i, v in enumerate(values):
+                try:
+                    v.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise V2Error(400, f"{where}: element {i} is not UTF-8 text") from None
+    if datatype in ("FP32", "FP64") and values:
+        bad = np.flatnonzero(~np.isfinite(np.asarray(values, dtype=np.float64)))
+        if bad.size:
+            i = int(bad[0])
+            raise V2Error(400, f"{where}: element {i} is {values[i]}, not a finite number")
+    return values
+
+
+class GrpcLimits:
+    """What gRPC clients may hold: the largest message received (default:
+    the largest body limit of the models' apps) and sent, and the RPCs
+    running at once (more get RESOURCE_EXHAUSTED from grpc)."""
+
+    def __init__(
+        self,
+        max_receive_bytes: int,
+        max_send_bytes: int = SERVE_GRPC_MAX_SEND_BYTES,
+        max_concurrent_rpcs: int = SERVE_GRPC_MAX_CONCURRENT_RPCS,
+    ):
+        self.max_receive_bytes = max_receive_bytes
+        self.max_send_bytes = max_send_bytes
+        self.max_concurrent_rpcs = max_concurrent_rpcs
+
+
+class GrpcDoor:
+    """The gRPC server of ``models`` on ``host``:``port`` (0: a free one),
+    started and stopped by :func:`packflow.serving.http1.run_until_signalled`
+    beside the HTTP server, which calls ``on_listening(host, port)`` once
+    every server listens."""
+
+    def __init__(
+        self,
+        models: Mapping[str, PackflowApp],
+        host: str,
+        port: int,
+        limits: Optional[GrpcLimits] = None,
+        on_listening: Optional[Callable[[str, int], None]] = None,
+    ):
+        self.servicer = InferenceServicer(models)
+        self.host = host
+        self.port = port
+        if limits is None:
+            limits = GrpcLimits(max(app.max_body_bytes for app in models.values()))
+        self.limits = limits
+        self.on_listening = on_listening
+        #: The longest an RPC in flight is waited for by :meth:`stop`.
+        self.grace_s = max(app.request_timeout_s for app in models.values())
+        self.server: Optional[aio.Server] = None
+
+    async def start(self) -> tuple[str, int]:
+        """Listen; the bound address. Raises ``RuntimeError`` when it cannot."""
+        limits = self.limits
+        server = aio.server(
+            options=[
+                ("grpc.max_receive_message_length", limits.max_receive_bytes),
+                ("grpc.max_send_message_length", limits.max_send_bytes),
+                ("grpc.so_reuseport", 0),
+            ],
+            maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
+        )
+        add_GRPCInferenceServiceServicer_to_server(self.servicer, server)
+        shown = f"[{self.host}]" if ":" in self.host else self.host
+        try:
+            port = server.add_insecure_port(f"{shown}:{self.port}")
+        except RuntimeError as exc:
+            raise RuntimeError(f"could not listen for gRPC on {shown}:{self.port}: {exc}") from None
+        if not port:  # older grpcio said so with port 0
+            raise RuntimeError(f"could not listen for gRPC on {shown}:{self.port}")
+        await server.start()
+        self.server = server
+        return self.host, port
+
+    async def stop(self, at_once: bool = False) -> None:
+        """Refuse new RPCs and answer those in flight (at most
+        :attr:`grace_s`), or with ``at_once`` cancel them."""
+        server = self.server
+        if server is not None:
+            await server.stop(0 if at_once else self.grace_s)
+            self.server = None
