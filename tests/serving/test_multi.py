@@ -12,6 +12,7 @@ import httpx
 import numpy as np
 import pytest
 import tritonclient.http as triton
+from tritonclient.utils import InferenceServerException
 
 from packflow import InferenceBackend
 from packflow.loaders import InferenceBackendLoader
@@ -217,3 +218,32 @@ def test_multi_model_app_refuses_no_models_and_twins():
 class _Passthrough(InferenceBackend):
     def execute(self, inputs):
         return inputs
+
+
+def test_grpc_serves_every_model(projects):
+    import tritonclient.grpc as triton_grpc
+
+    events = firewall_events(12, seed=21)
+    expected = InferenceBackendLoader.from_project(EXAMPLE)(events)
+    with ServerProcess(EXAMPLE, projects["echo"], "--grpc-port", "0") as server:
+        assert server.grpc_target is not None
+        client = triton_grpc.InferenceServerClient(url=server.grpc_target)
+        try:
+            assert client.is_server_ready()
+            assert client.is_model_ready(FIREWALL) and client.is_model_ready("echo")
+            t = triton_grpc.InferInput("features", [12, 9], "FP64")
+            t.set_data_from_numpy(feature_matrix(events))
+            result = client.infer(FIREWALL, [t])
+            np.testing.assert_allclose(
+                result.as_numpy("anomaly_score"), [r["anomaly_score"] for r in expected]
+            )
+            ids = triton_grpc.InferInput("id", [3], "INT64")
+            ids.set_data_from_numpy(np.arange(3, dtype=np.int64))
+            xs = triton_grpc.InferInput("x", [3], "FP64")
+            xs.set_data_from_numpy(np.array([0.5, 1.5, 2.5]))
+            result = client.infer("echo", [ids, xs])
+            np.testing.assert_array_equal(result.as_numpy("double"), [1.0, 3.0, 5.0])
+            with pytest.raises(InferenceServerException, match="no model named 'nope'"):
+                client.infer("nope", [ids, xs])
+        finally:
+            client.close()
