@@ -457,22 +457,26 @@ def ratios(results: list[Result]) -> str:
     by = {(r.server, r.protocol, r.rows): r for r in results}
     out = []
     for protocol in (REST, GRPC):
+        # The targets are REST's; gRPC's figures stand beside them.
+        target = protocol == REST
         ours1, peer1 = by.get((OURS, protocol, 1)), by.get((PEER, protocol, 1))
         if ours1 and peer1:
             ratio = ours1.requests_per_s / peer1.requests_per_s
             met = ratio >= 10 and ours1.p99_ms < peer1.p99_ms
-            out.append(
+            line = (
                 f"- {protocol}, 1 row: {ratio:.1f}x MLServer's requests/s, p99 "
-                f"{ours1.p99_ms:.1f} ms vs {peer1.p99_ms:.1f} ms; target >= 10x with a lower "
-                f"p99: **{'met' if met else 'missed'}**"
+                f"{ours1.p99_ms:.1f} ms vs {peer1.p99_ms:.1f} ms"
             )
+            if target:
+                line += f"; target >= 10x with a lower p99: **{'met' if met else 'missed'}**"
+            out.append(line)
         ours100, peer100 = by.get((OURS, protocol, 100)), by.get((PEER, protocol, 100))
         if ours100 and peer100:
             ratio = ours100.rows_per_s / peer100.rows_per_s
-            out.append(
-                f"- {protocol}, 100 rows: {ratio:.1f}x MLServer's rows/s; target >= 10x: "
-                f"**{'met' if ratio >= 10 else 'missed'}**"
-            )
+            line = f"- {protocol}, 100 rows: {ratio:.1f}x MLServer's rows/s"
+            if target:
+                line += f"; target >= 10x: **{'met' if ratio >= 10 else 'missed'}**"
+            out.append(line)
     return "\n".join(out)
 
 

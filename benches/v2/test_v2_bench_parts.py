@@ -175,6 +175,14 @@ def test_ratios_judge_the_issue_targets():
     assert "gRPC" not in text  # nothing measured over gRPC
     slow_tail = [R(bench.OURS, bench.REST, 1, 12_000, 5.0, 150.0, 0), results[1]]
     assert "**missed**" in bench.ratios(slow_tail)
+    # gRPC's figures stand beside REST's: the targets are REST's.
+    grpc = [
+        R(bench.OURS, bench.GRPC, 1, 1_300, 40.0, 120.0, 0),
+        R(bench.PEER, bench.GRPC, 1, 1_000, 60.0, 130.0, 0),
+    ]
+    text = bench.ratios(grpc)
+    assert "- gRPC, 1 row: 1.3x MLServer's requests/s, p99 120.0 ms vs 130.0 ms" in text
+    assert "target" not in text
 
 
 def test_write_docs_appends_once_then_replaces_between_its_marks(tmp_path):
