@@ -14,6 +14,9 @@ use crate::serialize::writer::JsonWriter;
 
 /// Dimensions a shape may have, and values it may hold (as in v2.py).
 const MAX_DIMS: usize = 32;
+/// Requests of more tensors are read by Python (the names here are compared
+/// pairwise and a record's fields looked up by scanning).
+const MAX_TENSORS: usize = 64;
 const MAX_VALUES: u64 = 1 << 32;
 /// The tensor of a records backend whose elements are records as JSON text.
 const RECORDS: &str = "records";
@@ -231,7 +234,7 @@ pub fn read_request(body: &[u8], layout: &Layout) -> Result<Request, Unsupported
     let Some(Value::Arr(inputs)) = doc.get("inputs") else {
         return Err(Unsupported);
     };
-    if inputs.is_empty() {
+    if inputs.is_empty() || inputs.len() > MAX_TENSORS {
         return Err(Unsupported);
     }
     let tensors = inputs

@@ -16,7 +16,7 @@ use crate::serialize::writer::JsonWriter;
 const MAX_OUTPUT_VALUES: usize = 4_000_000;
 /// Output keys past this many are left to Python (the key search here is
 /// linear).
-const MAX_KEYS: usize = 256;
+const MAX_KEYS: usize = 32;
 /// The largest integer every float holds exactly.
 const EXACT: u64 = 1 << 53;
 

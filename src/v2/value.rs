@@ -6,6 +6,8 @@
 
 use std::borrow::Cow;
 
+use rustc_hash::FxHashSet;
+
 use crate::jsonl::scanner::{decode_escaped, Number, Scanner};
 use crate::serialize::number::write_f64;
 use crate::serialize::string::write_escaped;
@@ -15,6 +17,10 @@ use crate::serialize::writer::JsonWriter;
 /// recursion limit): far below the scanner's and the writer's limits, and a
 /// bound on this parser's recursion.
 pub const MAX_NESTING: usize = 64;
+
+/// Members of an object whose keys are compared one by one for a repeat;
+/// past them, a set of the keys seen.
+const SCAN_KEYS: usize = 16;
 
 /// The body is valid for Python in a way this module does not mirror, or
 /// is not JSON at all: Python reads it and gives its own answer.
@@ -81,6 +87,9 @@ fn parse_value<'a>(sc: &mut Scanner<'a>, depth: usize) -> Result<Value<'a>, Unsu
             }
             sc.pos += 1;
             let mut members: Vec<(Cow<'a, str>, Value<'a>)> = Vec::new();
+            // Past a few members, keys seen are looked up in a set (a scan
+            // of them all per key made a wide object quadratic).
+            let mut seen: Option<FxHashSet<Cow<'a, str>>> = None;
             sc.skip_ws();
             if sc.peek() == Some(b'}') {
                 sc.pos += 1;
@@ -97,7 +106,18 @@ fn parse_value<'a>(sc: &mut Scanner<'a>, depth: usize) -> Result<Value<'a>, Unsu
                 let value = parse_value(sc, depth + 1)?;
                 // json.loads keeps the last of equal keys at the place of
                 // the first: rare enough to leave to it.
-                if members.iter().any(|(k, _)| *k == key) {
+                let repeated = match &mut seen {
+                    Some(set) => !set.insert(key.clone()),
+                    None if members.len() < SCAN_KEYS => members.iter().any(|(k, _)| *k == key),
+                    None => {
+                        let mut set: FxHashSet<Cow<'a, str>> =
+                            members.iter().map(|(k, _)| k.clone()).collect();
+                        let repeated = !set.insert(key.clone());
+                        seen = Some(set);
+                        repeated
+                    }
+                };
+                if repeated {
                     return Err(Unsupported);
                 }
                 members.push((key, value));
@@ -235,6 +255,10 @@ fn is_repr(text: &[u8], v: f64) -> bool {
     {
         return false;
     }
+    if magnitude == 0.0 && !int.iter().chain(frac).all(|&b| b == b'0') {
+        // A decimal too small for a float (0.000...01): it reads as 0.0.
+        return false;
+    }
     let significant = if frac == b"0" {
         // A whole number: its digits up to the last nonzero one.
         int.iter()
@@ -360,5 +384,23 @@ mod tests {
         assert_eq!(parse_document(&deep), Err(Unsupported));
         let ok = "[".repeat(MAX_NESTING) + &"]".repeat(MAX_NESTING);
         assert!(parse_document(&ok).is_ok());
+    }
+
+    #[test]
+    fn a_repeated_key_is_found_among_many() {
+        let keys: Vec<String> = (0..100).map(|i| format!("\"k{i}\":{i}")).collect();
+        let wide = format!("{{{}}}", keys.join(","));
+        assert!(parse_document(&wide).is_ok());
+        let repeated = format!("{{{},\"k50\":0}}", keys.join(","));
+        assert_eq!(parse_document(&repeated), Err(Unsupported));
+        assert_eq!(parse_document("{\"a\":1,\"a\":2}"), Err(Unsupported));
+    }
+
+    #[test]
+    fn a_decimal_that_underflows_is_not_repr() {
+        let tiny = format!("0.{}1", "0".repeat(400));
+        assert!(!is_repr(tiny.as_bytes(), 0.0));
+        assert!(is_repr(b"0.0", 0.0));
+        assert!(is_repr(b"-0.0", -0.0));
     }
 }

@@ -825,9 +825,18 @@ def test_text_is_records_only_in_the_tensor_named_records(passthrough_server):
 
 
 def test_an_answer_of_too_many_values_is_refused(passthrough_server):
+    def body_of(records):
+        n = len(records)
+        return {"inputs": [{"name": "records", "datatype": "BYTES", "shape": [n], "data": records}]}
+
+    # Rows of more different keys than an answer has tensors.
     records = [json.dumps({f"k{i}": 1}) for i in range(2100)]
-    body = {"inputs": [{"name": "records", "datatype": "BYTES", "shape": [2100], "data": records}]}
-    assert "more than 4,000,000 values" in post_error(passthrough_server, PASS_INFER, body, 422)
+    message = post_error(passthrough_server, PASS_INFER, body_of(records), 422)
+    assert "2100 different keys" in message and "1024 output tensors" in message
+    # Fewer keys, but keys x rows past the values an answer holds.
+    records = [json.dumps({f"k{i % 1000}": 1}) for i in range(4100)]
+    message = post_error(passthrough_server, PASS_INFER, body_of(records), 422)
+    assert "more than 4,000,000 values" in message
 
 
 # -- what a review of the first slice left (each fails on that code) -------------

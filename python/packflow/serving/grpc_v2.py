@@ -40,6 +40,7 @@ from packflow.serving.proto.grpc_predict_v2_pb2_grpc import (
 from packflow.serving.protocol import Payload, Shape
 from packflow.serving.v2 import (
     Tensor,
+    V2Api,
     V2Error,
     check_head,
     check_tensor,
@@ -91,6 +92,10 @@ def code_of(status: int) -> grpc.StatusCode:
     if code is not None:
         return code
     return grpc.StatusCode.INVALID_ARGUMENT if status < 500 else grpc.StatusCode.INTERNAL
+
+
+#: The longest error text an RPC ends with (characters).
+_MAX_MESSAGE = 4000
 
 
 class _RpcExchange:
@@ -168,14 +173,22 @@ class InferenceServicer(GRPCInferenceServiceServicer):
             status, message = 500, "internal error: see the server log"
         finally:
             app.metrics.request(INFER, status, time.perf_counter() - started)
+        # grpc carries a status message of at most 16 KiB in all (past it
+        # the client gets RESOURCE_EXHAUSTED, and neither code nor text).
+        if len(message) > _MAX_MESSAGE:
+            message = message[:_MAX_MESSAGE] + "..."
         await context.abort(code_of(status), message)
 
     async def _infer(self, app: PackflowApp, request: Any, context: Any, started: float) -> Any:
         v2 = app.v2
-        tensors, raw = _input_tensors(request, v2.max_rows)
-        data, rows = v2.lines_of(tensors)
+        tensors, raw, n = _input_tensors(request, v2)
+        data, rows = v2.lines_of(tensors, n)
         payload = Payload(data, rows, Shape.ARRAY, "application/json")
         names = [o.name for o in request.outputs] or None
+        if names is not None and len(set(names)) != len(names):
+            seen: set[str] = set()
+            twice = next(name for name in names if name in seen or seen.add(name))
+            raise V2Error(400, f"output {twice[:60]!r} is asked for twice")
         headers = _headers(context)
         lines = await app._run(payload, headers, _RpcExchange(app.batcher), started)
         outputs = v2.output_tensors(lines, names)
@@ -203,14 +216,14 @@ class InferenceServicer(GRPCInferenceServiceServicer):
             have = ", ".join(repr(n) for n in self.models)
             await context.abort(
                 grpc.StatusCode.NOT_FOUND,
-                f"no model named {name!r}; this server has {have}",
+                f"no model named {name[:100]!r}; this server has {have}",
             )
         assert app is not None
         own = app.v2.version
         if version and version != own:
             has = f"its version is {own!r}" if own else "it has none"
             await context.abort(
-                grpc.StatusCode.NOT_FOUND, f"model {name!r} has no version {version!r}; {has}"
+                grpc.StatusCode.NOT_FOUND, f"model {name!r} has no version {version[:100]!r}; {has}"
             )
         return app
 
@@ -234,9 +247,12 @@ def _headers(context: Any) -> list[tuple[bytes, bytes]]:
     ]
 
 
-def _input_tensors(request: Any, max_rows: int) -> tuple[list[Tensor], bool]:
-    """The request's input tensors, checked as REST checks them, and whether
-    they came as raw contents; a :class:`V2Error` names what is wrong."""
+def _input_tensors(request: Any, v2: V2Api) -> tuple[list[Tensor], bool, int]:
+    """The request's input tensors, checked as REST checks them (names,
+    datatypes and shapes against the model's layout before any value is
+    read), whether they came as raw contents, and their rows; a
+    :class:`V2Error` names what is wrong."""
+    max_rows = v2.max_rows
     inputs = request.inputs
     if not inputs:
         raise V2Error(400, "the request has no inputs")
@@ -247,19 +263,26 @@ def _input_tensors(request: Any, max_rows: int) -> tuple[list[Tensor], bool]:
             f"raw_input_contents has {len(raw)} entries for {len(inputs)} inputs: "
             "one per input, in order",
         )
-    tensors = []
+    heads = []
     seen: set[str] = set()
     for i, item in enumerate(inputs):
         name = item.name
         if not name:
             raise V2Error(400, f"input {i} has no name")
         if name in seen:
-            raise V2Error(400, f"tensor {name!r} is given twice")
+            raise V2Error(400, f"tensor {name[:100]!r} is given twice")
         seen.add(name)
-        where = f"tensor {name!r}"
-        datatype = item.datatype
         shape = list(item.shape)
-        expected = check_head(name, datatype, shape, max_rows)
+        check_head(name, item.datatype, shape, max_rows)
+        heads.append(Tensor(name, item.datatype, shape, []))
+    n = v2.check_shapes(heads)
+    tensors = []
+    for i, (item, head) in enumerate(zip(inputs, heads)):
+        name, datatype, shape, _ = head
+        where = f"tensor {name[:100]!r}"
+        expected = 1
+        for d in shape:
+            expected *= d
         if raw:
             if item.HasField("contents"):
                 raise V2Error(
@@ -269,7 +292,7 @@ def _input_tensors(request: Any, max_rows: int) -> tuple[list[Tensor], bool]:
         else:
             values = _typed_values(item.contents, datatype, where)
         tensors.append(check_tensor(name, datatype, shape, values))
-    return tensors, bool(raw)
+    return tensors, bool(raw), n
 
 
 def _typed_values(contents: Any, datatype: str, where: str) -> list:

@@ -84,6 +84,7 @@ RECORDS = "records"
 _MAX_DIMS = 32
 _MAX_VALUES = 1 << 32
 _MAX_OUTPUT_VALUES = 4_000_000
+_MAX_OUTPUT_TENSORS = 1024
 #: The little-endian numpy type of each fixed-size datatype, for binary data.
 _RAW_TYPES = {
     "BOOL": "?",
@@ -271,22 +272,25 @@ class V2Api:
             if t.name in seen:
                 raise V2Error(400, f"tensor {_short(t.name)!r} is given twice")
             seen.add(t.name)
-        self.check_shapes(heads)
+        n = self.check_shapes(heads)
         tensors = [_tensor(item, i, raw, self.max_rows) for i, item in enumerate(inputs)]
         raw.check_used()
         outputs, binary = _requested_outputs(doc.get("outputs"))
         binary_default = _flag(params, "binary_data_output", "the request") if params else False
-        data, rows = self.lines_of(tensors)
+        data, rows = self.lines_of(tensors, n)
         return InferRequest(data, rows, request_id, outputs, binary, binary_default)
 
-    def lines_of(self, tensors: list[Tensor]) -> tuple[bytes, int]:
+    def lines_of(self, tensors: list[Tensor], n: Optional[int] = None) -> tuple[bytes, int]:
         """The rows of an infer request's tensors, as JSON Lines, and how many
         (a :class:`V2Error` says what is wrong). Any door (REST, gRPC) turns
-        its tensors into :class:`Tensor` values and calls this."""
+        its tensors into :class:`Tensor` values and calls this; ``n``: what
+        :meth:`check_shapes` gave for them, when the door called it first."""
+        if n is None:
+            n = self.check_shapes(tensors)
         if self.layout.features is not None:
-            rows = self._feature_rows(tensors)
+            rows = self._feature_rows(tensors, n)
         else:
-            rows = self._record_rows(tensors)
+            rows = self._record_rows(tensors, n)
         if not rows:
             raise V2Error(400, "the request has no rows (its tensors' first dimension is 0)")
         try:
@@ -309,12 +313,14 @@ class V2Api:
                 if t.shape[1] != k:
                     raise V2Error(
                         400,
-                        f"tensor {t.name!r} has shape {t.shape}: the model takes {k} features "
-                        f"as columns ({', '.join(features)}), so its shape must be [N, {k}]",
+                        f"tensor {_short(t.name)!r} has shape {t.shape}: the model takes "
+                        f"{k} features as columns ({', '.join(features)}), so its shape "
+                        f"must be [N, {k}]",
                     )
                 return t.shape[0]
             names = {t.name for t in tensors}
-            unknown = [t.name for t in tensors if t.name not in set(features)]
+            known = set(features)
+            unknown = [t.name for t in tensors if t.name not in known]
             if unknown:
                 raise V2Error(
                     400,
@@ -347,11 +353,10 @@ class V2Api:
         _check_paths(paths, [t.name for t in tensors])
         return n
 
-    def _feature_rows(self, tensors: list[Tensor]) -> list[dict]:
+    def _feature_rows(self, tensors: list[Tensor], n: int) -> list[dict]:
         layout = self.layout
         features = layout.features
         assert features is not None
-        n = self.check_shapes(tensors)
         k = len(features)
         if len(tensors) == 1 and len(tensors[0].shape) == 2 and tensors[0].name not in features:
             values = tensors[0].values
@@ -359,8 +364,7 @@ class V2Api:
         by_name = {t.name: t for t in tensors}
         return _build_rows(layout.paths, [by_name[f].values for f in features], n)
 
-    def _record_rows(self, tensors: list[Tensor]) -> list[dict]:
-        n = self.check_shapes(tensors)
+    def _record_rows(self, tensors: list[Tensor], n: int) -> list[dict]:
         if len(tensors) == 1 and tensors[0].datatype == "BYTES" and tensors[0].name == RECORDS:
             # One record per element, as JSON text (a column of text is
             # any other name: a text that starts with "{" stays text).
@@ -415,9 +419,23 @@ class V2Api:
         if names is not None:
             unknown = [name for name in names if name not in keys]
             if unknown:
-                have = ", ".join(repr(k) for k in keys) or "none"
-                raise V2Error(400, f"no output named {unknown[0]!r}; the outputs are {have}")
+                shown = [repr(_short(k)) for k in list(keys)[:20]]
+                if len(keys) > 20:
+                    shown.append(f"... ({len(keys)} in all)")
+                have = ", ".join(shown) or "none"
+                raise V2Error(
+                    400, f"no output named {_short(unknown[0])!r}; the outputs are {have}"
+                )
         else:
+            if len(keys) > _MAX_OUTPUT_TENSORS:
+                # Rows of many different keys make an answer of keys x rows
+                # values (one key per row: a tensor per row, mostly nulls).
+                raise V2Error(
+                    422,
+                    f"the rows have {len(keys)} different keys: more than the "
+                    f"{_MAX_OUTPUT_TENSORS} output tensors an answer holds unless the request "
+                    'names the ones it wants in "outputs"',
+                )
             names = list(keys)
         if len(names) * len(rows) > _MAX_OUTPUT_VALUES:
             raise V2Error(
@@ -470,8 +488,8 @@ class _Raw:
         if not 0 <= length <= len(body):
             raise V2Error(
                 400,
-                f"{HEADER_LENGTH} is {header_length.decode('latin-1')!r}: it must be the length "
-                f"of the JSON header, a number from 0 to the body's {len(body)} bytes",
+                f"{HEADER_LENGTH} is {_short(header_length.decode('latin-1'))!r}: it must be "
+                f"the length of the JSON header, a number from 0 to the body's {len(body)} bytes",
             )
         self.header = body[:length]
         self.data = memoryview(body)[length:]
@@ -510,6 +528,12 @@ def raw_values(chunk: memoryview, datatype: str, count: int, where: str) -> list
         end = len(chunk)
         at = 0
         while at < end:
+            if len(values) == count:
+                raise V2Error(
+                    400,
+                    f"{where}: {end - at} bytes of binary data after its {count} elements "
+                    "(its shape holds no more)",
+                )
             if at + 4 > end:
                 raise V2Error(400, f"{where}: element {len(values)} is cut in its length")
             (size,) = struct.unpack_from("<I", chunk, at)
@@ -562,7 +586,7 @@ def _head(item: Any, index: int, max_rows: int) -> Tensor:
 
 def _tensor(item: Any, index: int, raw: _Raw, max_rows: int) -> Tensor:
     name, datatype, shape, _ = _head(item, index, max_rows)
-    where = f"tensor {name!r}"
+    where = f"tensor {_short(name)!r}"
     params = item.get("parameters")
     expected = 1
     for d in shape:
@@ -586,7 +610,7 @@ def check_head(name: str, datatype: Any, shape: Any, max_rows: int) -> int:
     :class:`V2Error` when the datatype is unknown, the shape is not one, or
     it holds more rows than ``max_rows`` (413) or more values than a request
     can carry. Cheap: nothing of the values is read."""
-    where = f"tensor {name!r}"
+    where = f"tensor {_short(name)!r}"
     if not isinstance(datatype, str) or datatype not in DATATYPES:
         shown = repr(datatype[:40]) if isinstance(datatype, str) else _shown(datatype)
         raise V2Error(400, f"{where} has datatype {shown}; one of {', '.join(sorted(DATATYPES))}")
@@ -617,7 +641,7 @@ def check_tensor(name: str, datatype: str, shape: list[int], values: list) -> Te
     """The tensor, once its values (flat, row-major) are as many as its
     shape holds and each is of its datatype (call :func:`check_head`
     first); else a :class:`V2Error` naming the element."""
-    where = f"tensor {name!r}"
+    where = f"tensor {_short(name)!r}"
     expected = 1
     for d in shape:
         expected *= d
@@ -734,7 +758,7 @@ def _check_values(values: list, datatype: str, where: str) -> None:
 def _numeric(t: Tensor) -> None:
     if t.datatype == "BYTES":
         raise V2Error(
-            400, f"tensor {t.name!r} is BYTES: the model's features take numbers (or BOOL)"
+            400, f"tensor {_short(t.name)!r} is BYTES: the model's features take numbers (or BOOL)"
         )
 
 
@@ -745,36 +769,56 @@ def _column_rows(tensors: list[Tensor]) -> int:
     for t in tensors:
         if len(t.shape) > 2 or (len(t.shape) == 2 and t.shape[1] != 1):
             raise V2Error(
-                400, f"tensor {t.name!r} has shape {t.shape}; a column's shape is [N] or [N, 1]"
+                400,
+                f"tensor {_short(t.name)!r} has shape {t.shape}; a column's shape is [N] or [N, 1]",
             )
         if n is None:
             n = t.shape[0]
         elif t.shape[0] != n:
             raise V2Error(
                 400,
-                f"tensor {t.name!r} has {t.shape[0]} rows and tensor {tensors[0].name!r} {n}: "
-                "every column has the same rows",
+                f"tensor {_short(t.name)!r} has {t.shape[0]} rows and tensor "
+                f"{_short(tensors[0].name)!r} {n}: every column has the same rows",
             )
     return n or 0
 
 
 def _check_paths(paths: list[tuple[str, ...]], names: list[str]) -> None:
     """A 400 for a column whose path is inside another's (``a`` and ``a.b``)
-    or has an empty part: one row cannot hold both."""
-    full = {}
+    or has an empty part: one row cannot hold both. One walk of each path
+    through a tree of the paths (linear in their parts)."""
     for path, name in zip(paths, names):
         if any(part == "" for part in path):
-            raise V2Error(400, f"tensor {name!r}: its field path has an empty part")
-        full[path] = name
+            raise V2Error(400, f"tensor {_short(name)!r}: its field path has an empty part")
+    # A node: a dict of children; a leaf: the name of the column ending there.
+    root: dict = {}
     for path, name in zip(paths, names):
-        for cut in range(1, len(path)):
-            other = full.get(path[:cut])
-            if other is not None:
+        node: Any = root
+        for depth, part in enumerate(path):
+            last = depth == len(path) - 1
+            child = node.get(part)
+            if isinstance(child, str) or (last and child is not None):
+                # A value where a nested field goes, or nested fields where
+                # a value goes: say which two columns.
+                other = child if isinstance(child, str) else _a_leaf(child)
                 raise V2Error(
                     400,
-                    f"tensors {other!r} and {name!r}: one field cannot hold both a value "
-                    "and nested fields",
+                    f"tensors {_short(other)!r} and {_short(name)!r}: one field cannot hold "
+                    "both a value and nested fields",
                 )
+            if last:
+                node[part] = name
+            else:
+                node = node.setdefault(part, {})
+
+
+def _a_leaf(node: dict) -> str:
+    """The name of some column under ``node``."""
+    while True:
+        child = next(iter(node.values()))
+        if isinstance(child, str):
+            return child
+        node = child
 
 
 def _build_rows(paths: list[tuple[str, ...]], columns: list[list], n: int) -> list[dict]:
@@ -806,9 +850,11 @@ def _json_records(t: Tensor) -> list[dict]:
         try:
             row = json.loads(text, parse_constant=_refuse_constant)
         except (ValueError, RecursionError) as exc:
-            raise V2Error(400, f"tensor {t.name!r}: element {i} is not JSON: {exc}") from None
+            raise V2Error(
+                400, f"tensor {_short(t.name)!r}: element {i} is not JSON: {exc}"
+            ) from None
         if not isinstance(row, dict):
-            raise V2Error(400, f"tensor {t.name!r}: element {i} is not a JSON object")
+            raise V2Error(400, f"tensor {_short(t.name)!r}: element {i} is not a JSON object")
         rows.append(row)
     return rows
 
@@ -857,7 +903,7 @@ def _requested_outputs(outputs: Any) -> tuple[Optional[list[str]], dict[str, boo
         names.append(name)
         params = item.get("parameters")
         if isinstance(params, dict) and "binary_data" in params:
-            binary[name] = _flag(params, "binary_data", f"output {name!r}")
+            binary[name] = _flag(params, "binary_data", f"output {_short(name)!r}")
     return names, binary
 
 
