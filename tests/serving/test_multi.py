@@ -4,6 +4,7 @@ several models takes the model from a header."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -247,3 +248,74 @@ def test_grpc_serves_every_model(projects):
                 client.infer("nope", [ids, xs])
         finally:
             client.close()
+
+
+def _asgi(app, scope: dict, messages: list[dict]) -> list[dict]:
+    """``app`` called as an ASGI 3 app with ``messages`` to receive; what it sent."""
+    import asyncio
+
+    sent: list[dict] = []
+    inbox = list(messages)
+
+    async def receive() -> dict:
+        if inbox:
+            return inbox.pop(0)
+        await asyncio.sleep(3600)  # nothing more: as a server waits
+        return {}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    async def main() -> None:
+        await app(scope, receive, send)
+
+    asyncio.run(main())
+    return sent
+
+
+@pytest.mark.parametrize("several", [False, True])
+def test_both_apps_answer_over_asgi_and_close_on_the_lifespan_shutdown(several):
+    apps = [create_app(_Passthrough(), name="a"), create_app(_Passthrough(), name="b")]
+    app = MultiModelApp(apps) if several else apps[0]
+    headers = [(b"content-type", b"application/json")]
+    if several:
+        headers.append((b"x-packflow-model", b"b"))
+    scope = {"type": "http", "method": "POST", "path": "/invocations", "headers": headers}
+    body = {"type": "http.request", "body": b'[{"x": 1}, {"x": 2}]', "more_body": False}
+
+    import asyncio
+
+    async def request_then_shutdown() -> list[dict]:
+        sent: list[dict] = []
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        inbox = [body]
+
+        async def receive() -> dict:
+            if inbox:
+                return inbox.pop(0)
+            await asyncio.sleep(3600)
+            return {}
+
+        await app(scope, receive, send)
+        life = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+
+        async def life_receive() -> dict:
+            return life.pop(0)
+
+        await app({"type": "lifespan"}, life_receive, send)
+        return sent
+
+    sent = asyncio.run(request_then_shutdown())
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 200
+    assert json.loads(sent[1]["body"]) == [{"x": 1}, {"x": 2}]
+    assert [m["type"] for m in sent[2:]] == [
+        "lifespan.startup.complete",
+        "lifespan.shutdown.complete",
+    ]
+    assert all(a.draining for a in (apps if several else apps[:1]))
+    # A server route answers over ASGI too.
+    sent = _asgi(app, {"type": "http", "method": "GET", "path": "/healthz", "headers": []}, [])
+    assert sent[0]["status"] == 200

@@ -174,32 +174,10 @@ class PackflowApp:
         self.drain()
         await self.batcher.close()
 
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self.close()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-
     # -- requests ---------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind == "http":
-            await self._http(scope, receive, send)
-        elif kind == "lifespan":
-            await self._lifespan(receive, send)
-
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = time.perf_counter()
-        method: str = scope["method"]
-        exchange = _AsgiExchange(self, receive)
-        answer = await self.respond(method, scope["path"], scope["headers"], exchange, started)
-        if answer is not None:
-            await _respond(send, answer, head=method == "HEAD")
+        await asgi_call(self, scope, receive, send)
 
     async def respond(
         self,
@@ -424,6 +402,30 @@ class PackflowApp:
         if outcome is Outcome.GONE:
             raise _Gone
         raise _failure(job, payload, outcome, _request_id(headers), self.expose_errors)
+
+
+async def asgi_call(app: Any, scope: Scope, receive: Receive, send: Send) -> None:
+    """An ASGI 3 call of ``app`` (a :class:`PackflowApp`, or any app with its
+    ``respond``, ``close``, ``max_body_bytes``, ``request_timeout_s`` and body
+    deadlines): an HTTP request answered through ``app.respond``; the
+    lifespan's shutdown closes the app."""
+    kind = scope["type"]
+    if kind == "http":
+        started = time.perf_counter()
+        method: str = scope["method"]
+        exchange = _AsgiExchange(app, receive)
+        answer = await app.respond(method, scope["path"], scope["headers"], exchange, started)
+        if answer is not None:
+            await _respond(send, answer, head=method == "HEAD")
+    elif kind == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await app.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
 
 class _AsgiExchange:

@@ -12,7 +12,6 @@ one exposition in which each model's series carry a ``model`` label.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from typing import Any, Optional
 
@@ -30,10 +29,9 @@ from packflow.serving.app import (
     Receive,
     Scope,
     Send,
-    _AsgiExchange,
     _BodyDeadlines,
-    _respond,
     _too_large_message,
+    asgi_call,
 )
 from packflow.serving.metrics import CONTENT_TYPE as METRICS_TYPE
 from packflow.serving.metrics import ModelMetrics, ServerMetrics, render
@@ -112,23 +110,7 @@ class MultiModelApp:
     # -- ASGI ------------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind == "http":
-            started = time.perf_counter()
-            method: str = scope["method"]
-            exchange = _AsgiExchange(self, receive)  # type: ignore[arg-type]
-            answer = await self.respond(method, scope["path"], scope["headers"], exchange, started)
-            if answer is not None:
-                await _respond(send, answer, head=method == "HEAD")
-        elif kind == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await self.close()
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+        await asgi_call(self, scope, receive, send)
 
     # -- routing -----------------------------------------------------------------------
 
