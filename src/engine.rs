@@ -13,7 +13,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 use pyo3::{PyTraverseError, PyVisit};
 
-use crate::jsonl::{int_limit, read_array, read_records, RowCells};
+use crate::feature_rows::FeatureRows;
+use crate::jsonl::{cells_to_array, int_limit, read_array, read_records, Cell, RowCells};
 use crate::pipeline::{elapsed_ns, wrap_step_error, Pipeline, Preprocess};
 use crate::validate::{check_and_dump, DumpError};
 
@@ -189,6 +190,71 @@ pub fn run_lines(
     if outcome.failure.is_some() {
         // Kept for the search for the failing rows (`rerun`).
         outcome.cells = batch.cells;
+    }
+    Ok(outcome)
+}
+
+/// Rows already read into feature cells (a door's numeric tensors) through
+/// the steps after preprocessing: the array is built from the cells as the
+/// text reader builds it from the same numbers, so a row gives what its
+/// JSON line would. The rows are numbered from `first_line`; a failed batch
+/// keeps its cells for `rerun`. Only for the stock numpy preprocessor
+/// reading `rows.columns` features (else a `ValueError`).
+pub fn run_rows(
+    pipeline: &Pipeline,
+    py: Python<'_>,
+    backend: &Bound<'_, PyAny>,
+    rows: &FeatureRows,
+    first_line: u64,
+    allow_nan: bool,
+) -> PyResult<BatchOutcome> {
+    let columns = match &pipeline.preprocess {
+        Preprocess::Numpy(_, Some(text)) => text.columns(),
+        _ => {
+            return Err(crate::errors::value_error(
+                "this backend does not read feature arrays with the stock numpy preprocessor: \
+                 give it JSON Lines",
+            ))
+        }
+    };
+    if rows.columns != columns {
+        return Err(crate::errors::value_error(format!(
+            "the rows have {} values each; the backend reads {columns} features",
+            rows.columns
+        )));
+    }
+    let n = rows.rows();
+    let Some(last) = first_line.checked_add(n as u64) else {
+        return Err(crate::errors::value_error(
+            "the rows' line numbers would overflow",
+        ));
+    };
+    let began = Instant::now();
+    let any_int = rows.cells.iter().any(|c| matches!(c, Cell::Int(_)));
+    let any_float = rows.cells.iter().any(|c| matches!(c, Cell::Float(_)));
+    let input = cells_to_array(py, &rows.cells, n, columns, any_int, any_float);
+    let times = [Some(elapsed_ns(began)), None, None, None];
+    let numbers: Vec<u64> = (first_line..last).collect();
+    let mut outcome = BatchOutcome {
+        output: PyBytes::new(py, b"").unbind(),
+        line_numbers: PyList::new(py, &numbers)?.unbind(),
+        errors: PyList::empty(py).unbind(),
+        read: n,
+        written: 0,
+        failure: None,
+        failed_step: None,
+        suspect: None,
+        stopped_line: None,
+        cells: None,
+        owner: pipeline.address(),
+    };
+    if n == 0 {
+        return Ok(outcome);
+    }
+    run_input(pipeline, backend, input, n, times, allow_nan, &mut outcome)?;
+    if outcome.failure.is_some() {
+        // Kept for the search for the failing rows (`rerun`).
+        outcome.cells = Some(RowCells::new(rows.cells.clone(), columns, numbers));
     }
     Ok(outcome)
 }

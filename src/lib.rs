@@ -10,6 +10,7 @@ mod columns_to_records;
 mod dict_slot;
 mod engine;
 mod errors;
+mod feature_rows;
 mod ffi;
 mod flatten;
 mod gc_pause;
@@ -51,6 +52,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<pipeline::Pipeline>()?;
     m.add_class::<step_stats::StepStats>()?;
     m.add_class::<engine::BatchOutcome>()?;
+    m.add_class::<feature_rows::FeatureRows>()?;
     m.add_function(wrap_pyfunction!(pipeline::monotonic_ns, m)?)?;
     m.add_function(wrap_pyfunction!(batch_cut::line_batch_end, m)?)?;
     m.add_function(wrap_pyfunction!(batch_cut::join_lines, m)?)?;

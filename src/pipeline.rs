@@ -313,6 +313,21 @@ impl Pipeline {
         crate::engine::rerun(self, py, backend, failed, start, stop, allow_nan)
     }
 
+    /// Rows already read into feature cells through the steps after
+    /// preprocessing (see src/engine.rs `run_rows`), numbered from
+    /// `first_line`.
+    #[pyo3(signature = (backend, rows, first_line = 1, *, allow_nan = false))]
+    fn run_rows<'py>(
+        &self,
+        py: Python<'py>,
+        backend: &Bound<'py, PyAny>,
+        rows: &crate::feature_rows::FeatureRows,
+        first_line: u64,
+        allow_nan: bool,
+    ) -> PyResult<crate::engine::BatchOutcome> {
+        crate::engine::run_rows(self, py, backend, rows, first_line, allow_nan)
+    }
+
     /// One batch of raw JSON Lines through the whole path (see src/engine.rs);
     /// `ahead`, the next batch as `(bytes, first_line)`, is read meanwhile
     /// (src/read_ahead.rs).

@@ -81,6 +81,22 @@ class Pipeline:
         thread (src/read_ahead.rs) from now until the call on that same bytes
         object and first line, which takes the result instead of reading;
         any other call reads as it would have. Otherwise ignored."""
+    def run_rows(
+        self,
+        backend: Any,
+        rows: FeatureRows,
+        first_line: int = 1,
+        *,
+        allow_nan: bool = False,
+    ) -> BatchOutcome:
+        """Rows already read into feature cells (a door's numeric tensors),
+        numbered from ``first_line``, through the steps after preprocessing:
+        the feature array is built from the cells as :meth:`run_lines` builds
+        it from the same numbers read as text (float64 if any cell is a float,
+        else int64 if any is an int, else bool), so each row gives what its
+        JSON line would. A failed batch keeps its cells for :meth:`rerun`.
+        A ``ValueError`` unless :attr:`reads_arrays` and ``rows.columns`` is
+        the number of features."""
     def rerun(
         self,
         backend: Any,
@@ -97,8 +113,42 @@ class Pipeline:
         ``failed.can_rerun`` is false; a range outside the batch is a
         ``ValueError``."""
 
+class FeatureRows:
+    """Rows of a numpy backend's features already read as plain numbers
+    (bool, int64 or a finite float per cell, row-major): what a door that
+    receives numeric tensors queues instead of JSON Lines, read once into the
+    feature array by :meth:`Pipeline.run_rows`. Immutable; ``slice`` and
+    ``join`` copy."""
+
+    @staticmethod
+    def from_rows(rows: list[list[bool | int | float]]) -> FeatureRows:
+        """Rows as lists of exactly ``bool``, ``int`` (within int64) or
+        ``float`` (finite), all of one length, at least one row of at least
+        one value. Another type is a ``TypeError``, an int past int64 or a
+        float that is not finite a ``ValueError``, naming the row and column."""
+    @property
+    def rows(self) -> int:
+        """How many rows."""
+    @property
+    def columns(self) -> int:
+        """Values per row."""
+    def __len__(self) -> int: ...
+    def slice(self, start: int, stop: int) -> FeatureRows:
+        """Rows ``start:stop`` (a non-empty run within the rows, else a
+        ``ValueError``)."""
+    @staticmethod
+    def join(parts: list[FeatureRows]) -> FeatureRows:
+        """The parts' rows one after the other (all of one width, else a
+        ``ValueError``)."""
+    def row_json(self, index: int) -> bytes:
+        """Row ``index`` as a JSON array (``b"[1.5,2,true]"``): an error
+        row's text."""
+    def to_rows(self) -> list[list[bool | int | float]]:
+        """The rows as lists of Python values."""
+
 class BatchOutcome:
-    """What :meth:`Pipeline.run_lines` gave for one batch."""
+    """What :meth:`Pipeline.run_lines` (or :meth:`Pipeline.run_rows`) gave
+    for one batch."""
 
     output: bytes
     """One JSON line per good line, in order; empty when ``failure`` is set."""
@@ -475,14 +525,23 @@ class V2Plan:
         paths: list[list[str]],
         delimiter: str,
         max_rows: int,
-    ) -> None: ...
+        cells: bool = False,
+    ) -> None:
+        """``cells``: a numpy backend's rows of plain numbers are read into
+        :class:`FeatureRows` (for a backend whose preprocessor reads feature
+        arrays) instead of JSON Lines."""
 
 def v2_read_request(
     plan: V2Plan, body: bytes
-) -> Optional[tuple[bytes, int, Optional[str], Optional[list[str]], dict[str, bool], bool]]:
+) -> Optional[
+    tuple[bytes | FeatureRows, int, Optional[str], Optional[list[str]], dict[str, bool], bool]
+]:
     """A V2 JSON infer body (no binary data) read as ``V2Api.parse_infer_python``
     reads it: ``(lines, rows, id, outputs, binary, binary_data_output)``, the
-    lines byte for byte those of ``dumps_lines`` over its rows. ``None`` for any
+    lines byte for byte those of ``dumps_lines`` over its rows; with the plan's
+    ``cells``, a numpy backend's rows are :class:`FeatureRows` instead, each
+    cell what the engine's text reader reads from those lines (rows holding
+    an integer past int64 stay lines). ``None`` for any
     body it does not read exactly so: not JSON, an error of any kind, binary
     data, integers past 64 bits, duplicate keys, nesting deeper than 64, a
     byte-order mark, a body over 4 MiB (its value tree would take up to 16

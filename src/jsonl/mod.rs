@@ -38,7 +38,8 @@ use crate::errors::value_error;
 use document::document_lines;
 use text_to_array::Plan;
 
-pub use read::{read_array, read_records, scan_batch, RowCells, Scanned};
+pub use read::{cells_to_array, read_array, read_records, scan_batch, RowCells, Scanned};
+pub use text_to_array::Cell;
 /// The feature paths compiled for reading them from JSON text.
 pub use text_to_array::Plan as TextPlan;
 

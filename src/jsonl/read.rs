@@ -53,6 +53,16 @@ pub struct RowCells {
 }
 
 impl RowCells {
+    /// `cells`: a row of `columns` for each of `line_numbers`.
+    pub fn new(cells: Vec<Cell>, columns: usize, line_numbers: Vec<u64>) -> RowCells {
+        debug_assert_eq!(cells.len(), columns * line_numbers.len());
+        RowCells {
+            cells,
+            columns,
+            line_numbers,
+        }
+    }
+
     /// The array of rows `start..stop`, typed as `numpy.array` types those
     /// rows alone; None when the range is not within the rows.
     pub fn array<'py>(

@@ -13,8 +13,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use crate::serialize::writer::JsonWriter;
-use request::{read_request, Layout, Template};
+use request::{read_request, Layout, Rows, Template};
 use response::{write_answer, AnswerHead};
+pub(crate) use value::write_float;
 use value::Unsupported;
 
 /// Bodies (and output lines) above this size are read without the GIL, so
@@ -33,14 +34,16 @@ impl V2Plan {
     /// `features`: a numpy backend's feature names (`None` for records),
     /// `paths`: the field path each feature is read from, `delimiter`: what
     /// splits a records column's name into a path, `max_rows`: the most rows
-    /// a request may hold.
+    /// a request may hold, `cells`: whether a numpy backend's rows go to
+    /// the engine as `FeatureRows` (its preprocessor reads feature arrays).
     #[new]
-    #[pyo3(signature = (features, paths, delimiter, max_rows))]
+    #[pyo3(signature = (features, paths, delimiter, max_rows, cells = false))]
     fn new(
         features: Option<Vec<String>>,
         paths: Vec<Vec<String>>,
         delimiter: String,
         max_rows: u64,
+        cells: bool,
     ) -> Self {
         // Paths that clash (one inside another) leave every body to Python.
         let template = match &features {
@@ -53,6 +56,7 @@ impl V2Plan {
                 template,
                 delimiter,
                 max_rows,
+                cells,
             },
         }
     }
@@ -93,7 +97,13 @@ pub fn v2_read_request<'py>(
     let tuple = PyTuple::new(
         py,
         [
-            PyBytes::new(py, &request.lines).into_any(),
+            match request.data {
+                Rows::Lines(lines) => PyBytes::new(py, &lines).into_any(),
+                Rows::Cells(cells, columns) => {
+                    Bound::new(py, crate::feature_rows::FeatureRows::new(cells, columns))?
+                        .into_any()
+                }
+            },
             request.rows.into_pyobject(py)?.into_any(),
             request.id.into_pyobject(py)?.into_any(),
             outputs,

@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use super::value::{
     parse_document, write_float, write_int_as_float, write_value, Unsupported, Value, MAX_NESTING,
 };
+use crate::jsonl::Cell;
 use crate::serialize::string::write_escaped;
 use crate::serialize::writer::JsonWriter;
 
@@ -187,6 +188,21 @@ impl Column<'_, '_> {
             _ => write_value(w, value),
         }
     }
+
+    /// The cell the engine's text reader would read from what `write`
+    /// writes; `None` for a value it does not read as a plain number (an
+    /// integer past int64).
+    fn cell(&self, row: usize) -> Option<Cell> {
+        let value = self.values[row * self.stride + self.offset];
+        Some(match (self.datatype, value) {
+            (Datatype::Float(_), Value::Int(v)) => Cell::Float(*v as f64),
+            (Datatype::Float(_), Value::UInt(v)) => Cell::Float(*v as f64),
+            (_, Value::Float(v, _)) => Cell::Float(*v),
+            (_, Value::Int(v)) => Cell::Int(*v),
+            (_, Value::Bool(b)) => Cell::Bool(*b),
+            _ => return None,
+        })
+    }
 }
 
 /// How a backend reads rows: the numpy features and where each goes in a
@@ -199,12 +215,25 @@ pub struct Layout {
     pub delimiter: String,
     /// The most rows a request may hold (the server's queue).
     pub max_rows: u64,
+    /// Whether a numpy backend's rows go to the engine as feature cells
+    /// (its preprocessor is the stock one, which reads them) rather than
+    /// JSON Lines.
+    pub cells: bool,
+}
+
+/// An infer request's rows as the engine takes them.
+#[derive(Debug, PartialEq)]
+pub enum Rows {
+    /// JSON Lines, one object a row.
+    Lines(Vec<u8>),
+    /// Feature cells, row-major, and how many a row has.
+    Cells(Vec<Cell>, usize),
 }
 
 /// What an infer request's answer needs besides its rows.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub struct Request {
-    pub lines: Vec<u8>,
+    pub data: Rows,
     pub rows: usize,
     pub id: Option<String>,
     /// The outputs asked for by name, in order; `None`: all of them.
@@ -253,12 +282,12 @@ pub fn read_request(body: &[u8], layout: &Layout) -> Result<Request, Unsupported
             Some((_, Value::Bool(b))) => *b,
             Some(_) => return Err(Unsupported),
         };
-    let (lines, rows) = match &layout.features {
-        Some(features) => feature_lines(&tensors, features, layout)?,
-        None => record_lines(&tensors, &layout.delimiter)?,
+    let (data, rows) = match &layout.features {
+        Some(features) => feature_rows(&tensors, features, layout)?,
+        None => record_lines(&tensors, &layout.delimiter).map(|(l, n)| (Rows::Lines(l), n))?,
     };
     Ok(Request {
-        lines,
+        data,
         rows,
         id,
         outputs,
@@ -398,11 +427,11 @@ fn read_outputs(outputs: Option<&Value<'_>>) -> Result<Outputs, Unsupported> {
 
 /// The rows of a numpy backend: one [N, k] tensor (any name but a
 /// feature's), or one column tensor per feature.
-fn feature_lines(
+fn feature_rows(
     tensors: &[Tensor<'_, '_>],
     features: &[String],
     layout: &Layout,
-) -> Result<(Vec<u8>, usize), Unsupported> {
+) -> Result<(Rows, usize), Unsupported> {
     let template = layout.template.as_ref().ok_or(Unsupported)?;
     let k = features.len();
     if tensors.iter().any(|t| t.datatype == Datatype::Bytes) {
@@ -422,7 +451,7 @@ fn feature_lines(
                     offset: j,
                 })
                 .collect();
-            return write_rows(template, &columns, t.shape[0]);
+            return rows_of(layout, template, &columns, t.shape[0]);
         }
     }
     if tensors.len() != k || !tensors.iter().all(|t| is_feature(t.name)) {
@@ -441,7 +470,33 @@ fn feature_lines(
             })
         })
         .collect::<Result<Vec<_>, Unsupported>>()?;
-    write_rows(template, &columns, n)
+    rows_of(layout, template, &columns, n)
+}
+
+/// The rows as cells when the layout takes them and every value is a plain
+/// number, else as JSON Lines.
+fn rows_of(
+    layout: &Layout,
+    template: &Template,
+    columns: &[Column<'_, '_>],
+    n: u64,
+) -> Result<(Rows, usize), Unsupported> {
+    if layout.cells && n > 0 {
+        if let Some(cells) = cells_of(columns, n as usize) {
+            return Ok((Rows::Cells(cells, columns.len()), n as usize));
+        }
+    }
+    write_rows(template, columns, n).map(|(lines, n)| (Rows::Lines(lines), n))
+}
+
+fn cells_of(columns: &[Column<'_, '_>], n: usize) -> Option<Vec<Cell>> {
+    let mut cells = Vec::with_capacity(n * columns.len());
+    for row in 0..n {
+        for column in columns {
+            cells.push(column.cell(row)?);
+        }
+    }
+    Some(cells)
 }
 
 /// N of tensors that are each one column, the same N for all.

@@ -384,6 +384,31 @@ class BatchEngine:
                 break
         return _joined(parts)
 
+    def process_rows(self, rows: _core.FeatureRows, first_line: int = 1) -> BatchResult:
+        """Run rows already read into the numpy preprocessor's cells (numeric
+        tensors a door has read; see :class:`packflow._core.FeatureRows`); row
+        ``i`` is line ``first_line + i``. The feature array is built from the
+        cells as it would be read from the same numbers as JSON Lines, and the
+        result is the same; an error row's ``raw`` is its row as a JSON array.
+        Only for a backend whose preprocessor is the stock numpy one
+        (``backend._pipeline.reads_arrays``), else a ``ValueError``."""
+        backend = self.backend
+        pipeline = backend._pipeline
+        allow_nan = self.allow_nan
+        out = pipeline.run_rows(backend, rows, first_line, allow_nan=allow_nan)
+        if out.failure is None:
+            return BatchResult(out.output, [], out.read, out.written, out.line_numbers)
+
+        def run_rows(start: int, stop: int) -> Attempt:
+            again = pipeline.rerun(backend, out, start, stop, allow_nan=allow_nan)
+            assert again is not None  # a failed run of rows keeps its cells
+            return again
+
+        def raw_of(line: int) -> bytes:
+            return rows.row_json(line - first_line)
+
+        return self._retry(run_rows, out.line_numbers, raw_of, [], out.read, out)
+
     def process_records(self, records: list[dict], first_line: int = 1) -> BatchResult:
         """Run records that are already dicts (a JSON array body, a dataset of
         rows); record ``i`` is line ``first_line + i``. An error row's ``raw`` is

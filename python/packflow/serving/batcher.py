@@ -1,6 +1,8 @@
 """Dynamic batching: the rows of concurrent requests share backend calls.
 
-Requests queue their rows as JSON Lines. One task on the event loop cuts a
+Requests queue their rows as JSON Lines, or, from a door that has already
+read numeric tensors into the feature cells of a numpy backend, as
+:class:`packflow._core.FeatureRows` (a batch holds rows of one kind). One task on the event loop cuts a
 batch of at most ``max_batch_rows`` rows as soon as the model is free, with
 whatever is queued: while a batch runs, the next one fills, so the batch size
 follows the load and a lone request runs at once. ``max_wait`` (0 by default)
@@ -82,7 +84,7 @@ class Job:
 
     def __init__(
         self,
-        data: bytes,
+        data: bytes | _core.FeatureRows,
         rows: int,
         arrived: float,
         future: asyncio.Future,
@@ -93,7 +95,7 @@ class Job:
         self.rows = rows
         self.arrived = arrived  # when its rows were queued
         self.deadline = deadline  # when it times out (loop time)
-        self.offset = 0  # bytes of data already handed to batches
+        self.offset = 0  # bytes of data (rows of feature rows) already handed to batches
         self.taken = 0  # rows already handed to batches
         self.finished_rows = 0
         self.lines: list[bytes] = []
@@ -133,7 +135,7 @@ class _ModelThread:
         self._thread = threading.Thread(target=self._work, name="packflow-model", daemon=True)
         self._thread.start()
 
-    def run(self, data: bytes) -> asyncio.Future:
+    def run(self, data: bytes | _core.FeatureRows) -> asyncio.Future:
         future = self._loop.create_future()
         self._inbox.put((data, future))
         return future
@@ -142,7 +144,7 @@ class _ModelThread:
         self._inbox.put(None)
 
     def _work(self) -> None:
-        process = self._engine.process
+        process, process_rows = self._engine.process, self._engine.process_rows
         call_soon = self._loop.call_soon_threadsafe
         while True:
             item = self._inbox.get()
@@ -150,7 +152,7 @@ class _ModelThread:
                 return
             data, future = item
             try:
-                result = process(data, 1)
+                result = process(data, 1) if type(data) is bytes else process_rows(data, 1)
             except BaseException as exc:  # noqa: BLE001 - handed to the requests
                 try:
                     call_soon(_settle, future, None, exc)
@@ -161,6 +163,15 @@ class _ModelThread:
                 call_soon(_settle, future, result, None)
             except RuntimeError:
                 return
+
+
+def _joined(chunks: list[Any]) -> bytes | _core.FeatureRows:
+    """A batch's data from its parts' chunks (all lines, or all feature rows)."""
+    if len(chunks) == 1 and type(chunks[0]) is not memoryview:
+        return chunks[0]
+    if type(chunks[0]) is _core.FeatureRows:
+        return _core.FeatureRows.join(chunks)
+    return b"".join(chunks)
 
 
 def _settle(future: asyncio.Future, result: Any, exc: Optional[BaseException]) -> None:
@@ -231,8 +242,11 @@ class Batcher:
 
     # -- the request side ---------------------------------------------------------
 
-    def submit(self, data: bytes, rows: int, began: Optional[float] = None) -> Job:
-        """Queue ``rows`` rows (``data``: that many lines, newline-terminated).
+    def submit(
+        self, data: bytes | _core.FeatureRows, rows: int, began: Optional[float] = None
+    ) -> Job:
+        """Queue ``rows`` rows (``data``: that many lines, newline-terminated,
+        or :class:`~packflow._core.FeatureRows` of that many rows).
         Raises :class:`QueueFull` when they do not fit. The request times out
         ``timeout_s`` after ``began`` (the event loop's time at which the
         request started arriving; default: now)."""
@@ -370,7 +384,7 @@ class Batcher:
             parts, chunks = self._cut()
             if not parts:
                 continue
-            data = chunks[0] if len(chunks) == 1 and type(chunks[0]) is bytes else b"".join(chunks)
+            data = _joined(chunks)
             started = loop.time()
             self._running_since = started
             try:
@@ -397,28 +411,44 @@ class Batcher:
 
     def _cut(self) -> tuple[list[_Part], list[Any]]:
         """Take up to ``max_batch_rows`` rows from the front of the queue: the
-        parts and their bytes (one chunk per part)."""
+        parts and their rows (one chunk per part: bytes of lines, or feature
+        rows). A batch takes rows of one kind: the first job of the other
+        kind waits for the next batch."""
         parts: list[_Part] = []
         chunks: list[Any] = []
         room = self.max_batch_rows
         line = 1
         q = self._queue
+        kind = None
         while room and q:
             job = q[0]
             if job.future.done():
                 q.popleft()
                 continue
+            data = job.data
+            lines = type(data) is bytes
+            if kind is None:
+                kind = lines
+            elif kind is not lines:
+                break
             left = job.rows - job.taken
-            if left <= room:
-                take, end = left, len(job.data)
-                q.popleft()
+            if not lines:
+                take = min(left, room)
+                end = job.taken + take
+                if take == left:
+                    q.popleft()
+                chunks.append(data if take == job.rows else data.slice(job.taken, end))
             else:
-                take = room
-                end, _ = _core.line_batch_end(job.data, room, job.offset)
-            if job.offset == 0 and end == len(job.data):
-                chunks.append(job.data)
-            else:
-                chunks.append(memoryview(job.data)[job.offset : end])
+                if left <= room:
+                    take, end = left, len(data)
+                    q.popleft()
+                else:
+                    take = room
+                    end, _ = _core.line_batch_end(data, room, job.offset)
+                if job.offset == 0 and end == len(data):
+                    chunks.append(data)
+                else:
+                    chunks.append(memoryview(data)[job.offset : end])
             parts.append(_Part(job, line, take, job.taken))
             job.offset = end
             job.taken += take
@@ -487,7 +517,9 @@ class Batcher:
             # Each rerun is a batch of its own (for /readyz's hung-model check).
             self._running_since = self._loop.time()
             try:
-                result = await self._thread.run(bytes(chunk))
+                result = await self._thread.run(
+                    chunk if type(chunk) is _core.FeatureRows else bytes(chunk)
+                )
             except BaseException as again:  # noqa: BLE001 - this request is told
                 if isinstance(again, asyncio.CancelledError):
                     raise

@@ -121,9 +121,10 @@ class Route(NamedTuple):
 
 
 class InferRequest(NamedTuple):
-    """An infer request's rows as JSON Lines, and what its answer needs."""
+    """An infer request's rows (JSON Lines, or a numpy backend's feature
+    cells), and what its answer needs."""
 
-    data: bytes
+    data: bytes | _core.FeatureRows
     rows: int
     id: Optional[str]
     #: The outputs asked for by name, in order; ``None``: all of them.
@@ -165,8 +166,15 @@ class V2Api:
         self.max_rows = max_rows
         layout = self.layout
         #: The same layout for the Rust reader of JSON bodies.
+        # A backend whose preprocessor reads feature arrays (the stock numpy
+        # one) takes numeric tensors as feature cells, not JSON Lines.
+        self.cells = bool(getattr(getattr(backend, "_pipeline", None), "reads_arrays", False))
         self.plan = _core.V2Plan(
-            layout.features, [list(p) for p in layout.paths], layout.delimiter, max_rows
+            layout.features,
+            [list(p) for p in layout.paths],
+            layout.delimiter,
+            max_rows,
+            cells=self.cells,
         )
 
     # -- routes -----------------------------------------------------------------
