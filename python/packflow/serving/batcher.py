@@ -2,8 +2,8 @@
 
 Requests queue their rows as JSON Lines, or, from a door that has already
 read numeric tensors into the feature cells of a numpy backend, as
-:class:`packflow._core.FeatureRows` (a batch holds rows of one kind). One task on the event loop cuts a
-batch of at most ``max_batch_rows`` rows as soon as the model is free, with
+:class:`packflow._core.FeatureRows` (a batch holds rows of one kind). One
+task on the event loop cuts a batch of at most ``max_batch_rows`` rows as soon as the model is free, with
 whatever is queued: while a batch runs, the next one fills, so the batch size
 follows the load and a lone request runs at once. ``max_wait`` (0 by default)
 lets a row wait that long for company once the model is free, for a model
