@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from packflow import BackendConfig, BatchEngine, InferenceBackend
+from packflow import BackendConfig, BatchEngine, InferenceBackend, _core
 from packflow.serving.batcher import Batcher, Outcome, QueueFull
 
 
@@ -229,3 +229,67 @@ def test_what_the_engine_does_not_catch_fails_the_batch_not_the_server():
     job, outcome = run(main())
     assert outcome is Outcome.CRASHED
     assert "SystemExit" in job.error.error
+
+
+class Features(InferenceBackend):
+    """A numpy backend: the first feature is the id; an id of 13 fails."""
+
+    def initialize(self):
+        self.calls: list[tuple[int, str]] = []
+
+    def execute(self, inputs):
+        self.calls.append((len(inputs), inputs.dtype.str))
+        if (inputs[:, 0] == 13).any():
+            raise ValueError("13 refused")
+        return [{"id": int(r[0])} for r in inputs]
+
+
+def feature_rows(*ids: int) -> _core.FeatureRows:
+    return _core.FeatureRows.from_rows([[i, 0.5] for i in ids])
+
+
+def feature_lines(*ids: int) -> bytes:
+    return b"".join(json.dumps({"a": i, "b": 0.5}).encode() + b"\n" for i in ids)
+
+
+def test_feature_rows_and_lines_are_batched_apart_and_answered_in_order():
+    backend = Features(input_format="numpy", feature_names=["a", "b"])
+    batcher = Batcher(BatchEngine(backend), max_batch_rows=100, max_wait_s=0.05)
+
+    async def main():
+        jobs = [
+            batcher.submit(feature_rows(1, 2), 2),
+            batcher.submit(feature_rows(3), 1),
+            batcher.submit(feature_lines(4, 5), 2),
+            batcher.submit(feature_rows(6, 7, 8), 3),
+        ]
+        done = await asyncio.gather(*(j.future for j in jobs))
+        await batcher.close()
+        return jobs, done
+
+    jobs, done = run(main())
+    assert done == [Outcome.DONE] * 4
+    assert [outputs(j) for j in jobs] == [[1, 2], [3], [4, 5], [6, 7, 8]]
+    # One batch per run of one kind, in the queue's order.
+    assert [n for n, _ in backend.calls] == [3, 2, 3]
+
+
+def test_feature_rows_are_split_across_batches_and_a_failing_row_fails_its_request():
+    backend = Features(input_format="numpy", feature_names=["a", "b"])
+    batcher = Batcher(BatchEngine(backend), max_batch_rows=4, max_wait_s=0.05)
+
+    async def main():
+        big = batcher.submit(feature_rows(*range(1, 11)), 10)
+        bad = batcher.submit(feature_rows(20, 13, 21), 3)
+        after = batcher.submit(feature_rows(30), 1)
+        done = await asyncio.gather(big.future, bad.future, after.future)
+        await batcher.close()
+        return big, bad, after, done
+
+    big, bad, after, done = run(main())
+    assert done == [Outcome.DONE, Outcome.FAILED, Outcome.DONE]
+    assert outputs(big) == list(range(1, 11))
+    assert bad.error_row == 1 and bad.error.step == "execute"
+    assert bad.error.raw == b"[13,0.5]"
+    assert outputs(after) == [30]
+    assert max(n for n, _ in backend.calls) <= 4

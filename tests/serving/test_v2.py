@@ -6,6 +6,7 @@ in-process; the error cases over raw HTTP."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import struct
 import threading
@@ -17,7 +18,9 @@ import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
+from packflow import InferenceBackend, _core
 from packflow.loaders import InferenceBackendLoader
+from packflow.serving import create_app
 from tests.serving.harness import (
     EXAMPLE,
     ServerProcess,
@@ -902,3 +905,62 @@ def test_binary_data_given_twice_is_400(example_server):
     twice = list(headers.items()) * 2
     message = post_error(example_server, INFER, body, 400, twice)
     assert "Inference-Header-Content-Length is given twice" in message
+
+
+class Picky(InferenceBackend):
+    """A numpy backend that refuses a row whose first feature is 13."""
+
+    def execute(self, inputs):
+        if (inputs[:, 0] == 13).any():
+            raise ValueError("13 refused")
+        return [{"first": r[0].item(), "dtype": inputs.dtype.str} for r in inputs]
+
+
+def test_numeric_tensors_reach_a_stock_numpy_backend_as_feature_cells():
+    app = create_app(Picky(input_format="numpy", feature_names=["a", "b"]), name="picky")
+    assert app.v2.cells
+    queued: list[type] = []
+    submit = app.batcher.submit
+
+    def spy(data, rows, began=None):
+        queued.append(type(data))
+        return submit(data, rows, began)
+
+    app.batcher.submit = spy
+
+    def matrix(datatype: str, data: list) -> dict:
+        return {"inputs": [{"name": "x", "datatype": datatype, "shape": [2, 2], "data": data}]}
+
+    async def main():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            url = "/v2/models/picky/infer"
+            ok = await client.post(url, json=matrix("INT64", [1, 2, 3, 4]))
+            floats = await client.post(url, json=matrix("FP32", [1, 2, 3.5, 4]))
+            bad = await client.post(url, json=matrix("INT64", [1, 2, 13, 4]))
+            # Past int64: read as JSON Lines (the text reader's dict path).
+            wide = await client.post(url, json=matrix("UINT64", [2**64 - 1, 2, 3, 4]))
+        await app.close()
+        return ok, floats, bad, wide
+
+    ok, floats, bad, wide = asyncio.run(main())
+    assert ok.status_code == 200, ok.text
+    outputs = {o["name"]: o for o in ok.json()["outputs"]}
+    assert outputs["first"]["data"] == [1, 3] and outputs["first"]["datatype"] == "INT64"
+    assert outputs["dtype"]["data"] == ["<i8", "<i8"]
+    floats_out = {o["name"]: o["data"] for o in floats.json()["outputs"]}
+    assert floats_out == {"first": [1.0, 3.5], "dtype": ["<f8", "<f8"]}
+    assert bad.status_code == 422 and bad.json()["row"] == 1
+    assert wide.status_code == 200, wide.text
+    assert queued == [_core.FeatureRows, _core.FeatureRows, _core.FeatureRows, bytes]
+
+
+def test_a_numpy_backend_not_read_from_arrays_gets_json_lines():
+    # A delimiter that overlaps itself in a feature's name: the engine reads
+    # such rows into dicts, so the door hands it lines.
+    backend = Picky(input_format="numpy", feature_names=["a___b", "c"], nested_field_delimiter="__")
+    assert not backend._pipeline.reads_arrays
+    app = create_app(backend, name="dicts")
+    assert not app.v2.cells
+    body = b'{"inputs":[{"name":"x","datatype":"INT64","shape":[1,2],"data":[5,6]}]}'
+    assert type(app.v2.parse_infer(body).data) is bytes

@@ -3,12 +3,13 @@
 Requests queue their rows as JSON Lines, or, from a door that has already
 read numeric tensors into the feature cells of a numpy backend, as
 :class:`packflow._core.FeatureRows` (a batch holds rows of one kind). One
-task on the event loop cuts a batch of at most ``max_batch_rows`` rows as soon as the model is free, with
-whatever is queued: while a batch runs, the next one fills, so the batch size
-follows the load and a lone request runs at once. ``max_wait`` (0 by default)
-lets a row wait that long for company once the model is free, for a model
-whose call costs about the same for one row as for many. A request larger than
-the room left is split at a line boundary and finishes in a later batch. The batch runs through the
+task on the event loop cuts a batch of at most ``max_batch_rows`` rows as
+soon as the model is free, with whatever is queued: while a batch runs, the
+next one fills, so the batch size follows the load and a lone request runs at
+once. ``max_wait`` (0 by default) lets a row wait that long for company once
+the model is free, for a model whose call costs about the same for one row as
+for many. A request larger than the room left is split at a row boundary and
+finishes in a later batch. The batch runs through the
 :class:`~packflow.engine.BatchEngine` on one worker thread, so the event loop
 never waits on the model, and the next batch fills while it runs. Each request
 then gets its own output lines, in order, or its first failing row: a row that
