@@ -65,6 +65,45 @@ impl FeatureRows {
         Ok(FeatureRows::new(cells, columns))
     }
 
+    /// The same rows given column by column: `columns[j][i]` is row i's
+    /// value j (every column of one length, at least one of at least one
+    /// value). Errors as `from_rows`, naming the row and column.
+    #[staticmethod]
+    fn from_columns(columns: &Bound<'_, PyList>) -> PyResult<FeatureRows> {
+        let columns = columns
+            .iter()
+            .enumerate()
+            .map(|(j, c)| {
+                c.cast_into::<PyList>().map_err(|_| {
+                    pyo3::exceptions::PyTypeError::new_err(format!("column {j} is not a list"))
+                })
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        let Some(first) = columns.first() else {
+            return Err(value_error("no columns: a row needs at least one value"));
+        };
+        let n = first.len();
+        if n == 0 {
+            return Err(value_error(
+                "no rows: a batch of feature rows has at least one",
+            ));
+        }
+        if let Some((j, c)) = columns.iter().enumerate().find(|(_, c)| c.len() != n) {
+            return Err(value_error(format!(
+                "column {j} has {} values; column 0 has {n}",
+                c.len()
+            )));
+        }
+        let k = columns.len();
+        let mut cells = vec![Cell::Unset; n * k];
+        for (j, column) in columns.iter().enumerate() {
+            for (i, value) in column.iter().enumerate() {
+                cells[i * k + j] = cell_of(&value).map_err(|why| why.at(i, j))?;
+            }
+        }
+        Ok(FeatureRows::new(cells, k))
+    }
+
     /// How many rows.
     #[getter(rows)]
     fn rows_py(&self) -> usize {

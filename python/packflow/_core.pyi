@@ -126,6 +126,11 @@ class FeatureRows:
         ``float`` (finite), all of one length, at least one row of at least
         one value. Another type is a ``TypeError``, an int past int64 or a
         float that is not finite a ``ValueError``, naming the row and column."""
+    @staticmethod
+    def from_columns(columns: list[list[bool | int | float]]) -> FeatureRows:
+        """The same rows given column by column (``columns[j][i]`` is row
+        ``i``'s value ``j``; every column of one length). Errors as
+        :meth:`from_rows`."""
     @property
     def rows(self) -> int:
         """How many rows."""

@@ -186,3 +186,27 @@ def test_the_array_is_the_references_for_the_same_records():
     for batch, expected in zip(batches, want):
         got = engine.process_rows(_core.FeatureRows.from_rows(batch))
         assert [json.loads(line) for line in got.output.splitlines()] == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=rows_of_three)
+def test_from_columns_is_from_rows_turned(rows):
+    columns = [list(c) for c in zip(*rows)]
+    by_columns = _core.FeatureRows.from_columns(columns).to_rows()
+    by_rows = _core.FeatureRows.from_rows(rows).to_rows()
+    assert [[(type(v), repr(v)) for v in r] for r in by_columns] == [
+        [(type(v), repr(v)) for v in r] for r in by_rows
+    ]
+
+
+def test_from_columns_says_where():
+    with pytest.raises(ValueError, match="column 1 has 1 values; column 0 has 2"):
+        _core.FeatureRows.from_columns([[1, 2], [3]])
+    with pytest.raises(TypeError, match="row 1, column 1: a NoneType"):
+        _core.FeatureRows.from_columns([[1, 2], [3, None]])
+    with pytest.raises(ValueError, match="no columns"):
+        _core.FeatureRows.from_columns([])
+    with pytest.raises(ValueError, match="no rows"):
+        _core.FeatureRows.from_columns([[], []])
+    with pytest.raises(TypeError, match="column 0 is not a list"):
+        _core.FeatureRows.from_columns([(1, 2)])

@@ -8,6 +8,7 @@ the same answer bytes or ``None``."""
 
 from __future__ import annotations
 
+import copy
 import json
 from types import SimpleNamespace
 from typing import Any, Optional
@@ -377,8 +378,15 @@ def _check_cells(api: V2Api, body: bytes, expected: InferRequest) -> None:
         assert got.data == expected.data
         return
     assert isinstance(got.data, _core.FeatureRows), body[:300]
-    seen = [[(type(v), repr(v)) for v in row] for row in got.data.to_rows()]
-    assert seen == [[(type(v), repr(v)) for v in row] for row in cells], body[:300]
+    want = [[(type(v), repr(v)) for v in row] for row in cells]
+    assert [[(type(v), repr(v)) for v in row] for row in got.data.to_rows()] == want, body[:300]
+    # The Python path (binary data and gRPC read tensors there) gives the
+    # same cells.
+    python_api = copy.copy(api)
+    python_api.cells = True
+    rows = python_api.parse_infer_python(body).data
+    assert isinstance(rows, _core.FeatureRows), body[:300]
+    assert [[(type(v), repr(v)) for v in row] for row in rows.to_rows()] == want, body[:300]
 
 
 @settings(max_examples=1500)

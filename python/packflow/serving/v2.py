@@ -288,14 +288,21 @@ class V2Api:
         data, rows = self.lines_of(tensors, n)
         return InferRequest(data, rows, request_id, outputs, binary, binary_default)
 
-    def lines_of(self, tensors: list[Tensor], n: Optional[int] = None) -> tuple[bytes, int]:
-        """The rows of an infer request's tensors, as JSON Lines, and how many
-        (a :class:`V2Error` says what is wrong). Any door (REST, gRPC) turns
+    def lines_of(
+        self, tensors: list[Tensor], n: Optional[int] = None
+    ) -> tuple[bytes | _core.FeatureRows, int]:
+        """The rows of an infer request's tensors, as JSON Lines (or, for a
+        backend that reads feature arrays, :class:`~packflow._core.FeatureRows`),
+        and how many (a :class:`V2Error` says what is wrong). Any door (REST, gRPC) turns
         its tensors into :class:`Tensor` values and calls this; ``n``: what
         :meth:`check_shapes` gave for them, when the door called it first."""
         if n is None:
             n = self.check_shapes(tensors)
         if self.layout.features is not None:
+            if self.cells and n:
+                cells = self._feature_cells(tensors)
+                if cells is not None:
+                    return cells, n
             rows = self._feature_rows(tensors, n)
         else:
             rows = self._record_rows(tensors, n)
@@ -361,16 +368,28 @@ class V2Api:
         _check_paths(paths, [t.name for t in tensors])
         return n
 
-    def _feature_rows(self, tensors: list[Tensor], n: int) -> list[dict]:
-        layout = self.layout
-        features = layout.features
+    def _feature_columns(self, tensors: list[Tensor]) -> list[list]:
+        """Each feature's values, in the features' order."""
+        features = self.layout.features
         assert features is not None
         k = len(features)
         if len(tensors) == 1 and len(tensors[0].shape) == 2 and tensors[0].name not in features:
             values = tensors[0].values
-            return _build_rows(layout.paths, [values[j::k] for j in range(k)], n)
+            return [values[j::k] for j in range(k)]
         by_name = {t.name: t for t in tensors}
-        return _build_rows(layout.paths, [by_name[f].values for f in features], n)
+        return [by_name[f].values for f in features]
+
+    def _feature_rows(self, tensors: list[Tensor], n: int) -> list[dict]:
+        return _build_rows(self.layout.paths, self._feature_columns(tensors), n)
+
+    def _feature_cells(self, tensors: list[Tensor]) -> Optional[_core.FeatureRows]:
+        """The rows as feature cells, each what the engine's text reader
+        reads from the row's JSON line; None when a value is not a plain
+        number the cells hold (an integer past int64): the rows go as lines."""
+        try:
+            return _core.FeatureRows.from_columns(self._feature_columns(tensors))
+        except (TypeError, ValueError):
+            return None
 
     def _record_rows(self, tensors: list[Tensor], n: int) -> list[dict]:
         if len(tensors) == 1 and tensors[0].datatype == "BYTES" and tensors[0].name == RECORDS:
