@@ -97,6 +97,27 @@ impl BatchOutcome {
     }
 }
 
+impl BatchOutcome {
+    /// The outcome of rows given already read (`line_numbers`, one each),
+    /// before they run: no bad lines, nothing written yet.
+    fn of_rows(pipeline: &Pipeline, line_numbers: Bound<'_, PyList>, rows: usize) -> BatchOutcome {
+        let py = line_numbers.py();
+        BatchOutcome {
+            output: PyBytes::new(py, b"").unbind(),
+            line_numbers: line_numbers.unbind(),
+            errors: PyList::empty(py).unbind(),
+            read: rows,
+            written: 0,
+            failure: None,
+            failed_step: None,
+            suspect: None,
+            stopped_line: None,
+            cells: None,
+            owner: pipeline.address(),
+        }
+    }
+}
+
 /// The next batch, when the caller already holds it: its bytes and first line
 /// number (see src/read_ahead.rs).
 pub type Ahead<'a, 'py> = Option<(&'a Bound<'py, PyBytes>, u64)>;
@@ -235,19 +256,7 @@ pub fn run_rows(
     let input = cells_to_array(py, &rows.cells, n, columns, any_int, any_float);
     let times = [Some(elapsed_ns(began)), None, None, None];
     let numbers: Vec<u64> = (first_line..last).collect();
-    let mut outcome = BatchOutcome {
-        output: PyBytes::new(py, b"").unbind(),
-        line_numbers: PyList::new(py, &numbers)?.unbind(),
-        errors: PyList::empty(py).unbind(),
-        read: n,
-        written: 0,
-        failure: None,
-        failed_step: None,
-        suspect: None,
-        stopped_line: None,
-        cells: None,
-        owner: pipeline.address(),
-    };
+    let mut outcome = BatchOutcome::of_rows(pipeline, PyList::new(py, &numbers)?, n);
     if n == 0 {
         return Ok(outcome);
     }
@@ -289,19 +298,7 @@ pub fn rerun(
     let times = [Some(elapsed_ns(began)), None, None, None];
     let line_numbers = PyList::new(py, cells.line_numbers(start, stop))?;
     let rows = stop - start;
-    let mut outcome = BatchOutcome {
-        output: PyBytes::new(py, b"").unbind(),
-        line_numbers: line_numbers.unbind(),
-        errors: PyList::empty(py).unbind(),
-        read: rows,
-        written: 0,
-        failure: None,
-        failed_step: None,
-        suspect: None,
-        stopped_line: None,
-        cells: None,
-        owner: pipeline.address(),
-    };
+    let mut outcome = BatchOutcome::of_rows(pipeline, line_numbers, rows);
     if rows > 0 {
         run_input(
             pipeline,
