@@ -92,7 +92,8 @@ def requests_by_worker(url: str) -> dict[str, float]:
 
 @pytest.fixture(scope="module")
 def two_workers():
-    with ServerProcess(EXAMPLE, "--workers", "2", "--max-wait-ms", "5") as server:
+    args = ["--workers", "2", "--max-wait-ms", "5", "--grpc-port", "0"]
+    with ServerProcess(EXAMPLE, *args) as server:
         yield server
 
 
@@ -100,6 +101,7 @@ def test_the_listening_line_names_one_port_and_the_workers(two_workers):
     line = two_workers.listening_line
     assert line.startswith(f"Listening on http://127.0.0.1:{two_workers.port} ")
     assert f"(model '{FIREWALL}') (2 workers)" in line
+    assert two_workers.grpc_target is not None
     # One line, printed by the supervisor: the workers print none.
     assert len(children(two_workers.proc.pid)) == 2
 
@@ -125,6 +127,22 @@ def test_two_workers_answer_as_the_backend_does(two_workers):
             assert answer.status_code == 200, answer.text
             scores = {o["name"]: o["data"] for o in answer.json()["outputs"]}["anomaly_score"]
             np.testing.assert_allclose(scores, [r["anomaly_score"] for r in expected])
+
+
+def test_two_workers_answer_over_grpc(two_workers):
+    import tritonclient.grpc as triton
+
+    events = firewall_events(12, seed=3)
+    expected = InferenceBackendLoader.from_project(EXAMPLE)(events)
+    for _ in range(4):  # a channel each: a connection each
+        client = triton.InferenceServerClient(url=two_workers.grpc_target)
+        try:
+            t = triton.InferInput("features", [12, 9], "FP64")
+            t.set_data_from_numpy(feature_matrix(events))
+            scores = client.infer(FIREWALL, [t]).as_numpy("anomaly_score")
+            np.testing.assert_allclose(scores, [r["anomaly_score"] for r in expected])
+        finally:
+            client.close()
 
 
 def test_both_workers_take_connections_and_metrics_merge(two_workers):
