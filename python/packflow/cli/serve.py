@@ -201,7 +201,8 @@ def serve_command(
     limits); with several models /invocations takes the model's name in the
     X-Packflow-Model header. --config applies to every project. SIGTERM or
     SIGINT drains (every request in progress is answered) and exits 0; a
-    second signal stops at once.
+    second signal stops at once. With --workers N (Linux), N server
+    processes, each loading every project, share the port.
     """
     from packflow.serving.server import (
         ServeExtraMissing,
