@@ -336,8 +336,12 @@ class Supervisor:
         """Wait a moment for status lines or a signal; the workers that have
         exited since (taken out of :attr:`workers`)."""
         fds = [w.status for w in self.workers.values()]
-        if fds and not self.signals:
+        if fds:
+            # A signal ends the wait early too: its handler runs, and
+            # select() resumes for the rest of the moment at most.
             select.select(fds, [], [], _POLL_S)
+        else:
+            time.sleep(_POLL_S)
         ended = []
         for worker in list(self.workers.values()):
             worker.read_status()
