@@ -346,3 +346,54 @@ def test_without_reuse_port_several_workers_are_a_usage_error(echo_project, monk
     result = CliRunner().invoke(cli, ["serve", str(echo_project), "--workers", "2"])
     assert result.exit_code == 2
     assert "SO_REUSEPORT" in result.output
+
+
+def _fake_worker(body: str):
+    """A Supervisor command: Python that gets ``status`` (its status pipe)
+    and ``watch`` (the supervisor's pipe) and runs ``body``."""
+
+    def command(index: int, watch_fd: int, status_fd: int) -> list[str]:
+        prelude = (
+            f"import json, os, sys, time\nindex, watch, status = {index}, {watch_fd}, {status_fd}\n"
+        )
+        return [sys.executable, "-c", prelude + body]
+
+    return command
+
+
+def test_workers_that_keep_dying_stop_the_supervisor(capfd):
+    from packflow.serving.workers import MAX_DEATHS, Supervisor, WorkerFailed
+
+    # Each listens, then dies a moment later: replaced until the limit.
+    listens_then_dies = (
+        "os.write(status, b'{\"listening\": true}\\n')\ntime.sleep(0.3)\nsys.exit(3)\n"
+    )
+    announced = []
+    supervisor = Supervisor(2, _fake_worker(listens_then_dies))
+    with pytest.raises(WorkerFailed) as failed:
+        supervisor.run(lambda: announced.append(True))
+    assert announced == [True]
+    assert failed.value.code == 1
+    assert f"{MAX_DEATHS} workers died within 60 s" in failed.value.message
+    err = capfd.readouterr().err
+    assert err.count("exited with code 3") == MAX_DEATHS
+    assert not supervisor.workers
+
+
+def test_a_worker_that_cannot_start_gives_its_message_and_code():
+    from packflow.serving.workers import Supervisor, WorkerFailed
+
+    # Worker 1 reports its error; worker 0 would listen but is never announced.
+    body = (
+        "if index == 1:\n"
+        "    os.write(status, json.dumps({'error': 'port taken', 'code': 4}).encode() + b'\\n')\n"
+        "    sys.exit(4)\n"
+        "time.sleep(30)\n"
+    )
+    announced = []
+    supervisor = Supervisor(2, _fake_worker(body))
+    with pytest.raises(WorkerFailed) as failed:
+        supervisor.run(lambda: announced.append(True))
+    assert (failed.value.message, failed.value.code) == ("port taken", 4)
+    assert announced == []
+    assert not supervisor.workers  # worker 0 was stopped
