@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import signal
 import socket
@@ -50,6 +51,7 @@ __all__ = [
     "SharedMetrics",
     "Supervisor",
     "WorkerApp",
+    "WorkerFailed",
     "label_worker",
     "merge_metrics",
     "report_to_supervisor",
@@ -131,24 +133,14 @@ def report_to_supervisor(fd: int, **message: Any) -> None:
         data = data[os.write(fd, data) :]
 
 
+#: A sample line's metric name, and its label set's opening brace if any.
+_SAMPLE = re.compile(rb"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{)?", re.M)
+
+
 def label_worker(text: bytes, index: int) -> bytes:
     """The exposition ``text`` with ``worker="index"`` on every sample."""
-    label = f'worker="{index}"'.encode()
-    out = []
-    for line in text.split(b"\n"):
-        if line and not line.startswith(b"#"):
-            cut = next((i for i, c in enumerate(line) if c in b"{ "), len(line))
-            if line[cut : cut + 1] == b"{":
-                line = (
-                    line[: cut + 1]
-                    + label
-                    + (b"," if line[cut + 1 : cut + 2] != b"}" else b"")
-                    + line[cut + 1 :]
-                )
-            else:
-                line = line[:cut] + b"{" + label + b"}" + line[cut:]
-        out.append(line)
-    return b"\n".join(out)
+    label = b'worker="%d"' % index
+    return _SAMPLE.sub(lambda m: m.group(1) + b"{" + label + (b"," if m.group(2) else b"}"), text)
 
 
 def merge_metrics(texts: Sequence[bytes]) -> bytes:
