@@ -397,3 +397,14 @@ def test_a_worker_that_cannot_start_gives_its_message_and_code():
     assert (failed.value.message, failed.value.code) == ("port taken", 4)
     assert announced == []
     assert not supervisor.workers  # worker 0 was stopped
+
+
+def test_an_unknown_config_key_is_a_usage_error_shown_once(echo_project):
+    proc = subprocess.run(
+        [sys.executable, "-m", "packflow.cli", "serve", str(echo_project), "--port", "0"]
+        + ["--workers", "2", "--config", "no_such_key=1"],
+        capture_output=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.count(b"no_such_key") == 1, proc.stderr

@@ -418,7 +418,10 @@ def _supervise(
     try:
         return Supervisor(count, command).run(announce)
     except WorkerFailed as exc:
-        raise _ExitCode(exc.message or "a worker failed", exc.code) from None
+        message = exc.message or "a worker failed"
+        if exc.code == 2:  # a usage error (an unknown --config key): as one process shows it
+            raise click.UsageError(message) from None
+        raise _ExitCode(message, exc.code) from None
 
 
 class _ExitCode(click.ClickException):
