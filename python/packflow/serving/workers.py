@@ -45,6 +45,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
+from packflow.logger import get_logger
 from packflow.serving.multi import MultiModelApp
 
 __all__ = [
@@ -385,11 +386,10 @@ class Supervisor:
             )
         now = time.monotonic()
         self.deaths = [t for t in self.deaths if t > now - DEATHS_WINDOW_S] + [now]
-        print(
-            f"packflow serve: worker {worker.index} (pid {worker.proc.pid}) "
-            f"{worker.how_it_ended()}" + (f": {worker.error[0]}" if worker.error else ""),
-            file=sys.stderr,
-            flush=True,
+        log = get_logger("serve")
+        why = f": {worker.error[0]}" if worker.error else ""
+        log.error(
+            "worker %d (pid %d) %s%s", worker.index, worker.proc.pid, worker.how_it_ended(), why
         )
         if len(self.deaths) >= MAX_DEATHS:
             raise WorkerFailed(
@@ -397,7 +397,7 @@ class Supervisor:
                 "server (their errors are above)",
                 1,
             )
-        print(f"packflow serve: starting worker {worker.index} again", file=sys.stderr, flush=True)
+        log.error("starting worker %d again", worker.index)
         self._start(worker.index)
 
     def _stop(self) -> tuple[bool, str]:
