@@ -5,6 +5,7 @@ and /metrics merged across the workers."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -257,9 +258,14 @@ def test_workers_do_not_outlive_a_killed_supervisor(echo_project):
     try:
         workers = children(server.proc.pid)
         assert len(workers) == 2
+        argv = Path(f"/proc/{min(workers)}/cmdline").read_bytes().split(b"\0")
+        folder = Path(json.loads(argv[argv.index(b"--worker-spec") + 1])["metrics_dir"])
+        assert folder.is_dir()
         server.proc.kill()
         server.proc.wait(5)
         wait_for(lambda: not any(alive(p) for p in workers), 20, "the workers exit")
+        # The last worker out removes the metrics folder the supervisor left.
+        assert not folder.exists()
     finally:
         server.kill()
 

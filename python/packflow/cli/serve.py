@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -435,8 +436,9 @@ class _ExitCode(click.ClickException):
 def _serve_worker(spec: dict[str, Any]) -> None:
     """One worker of ``--workers N``: serve, and tell the supervisor (not
     stderr) why when it cannot start, so the message shows once."""
-    from packflow.serving.workers import report_to_supervisor, watch_supervisor
+    from packflow.serving.workers import SharedMetrics, report_to_supervisor, watch_supervisor
 
+    supervisor = os.getppid()
     watch_supervisor(spec["watch_fd"])
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -454,5 +456,8 @@ def _serve_worker(spec: dict[str, Any]) -> None:
     except click.ClickException as exc:
         report_to_supervisor(spec["status_fd"], error=exc.format_message(), code=exc.exit_code)
         sys.exit(exc.exit_code)
+    finally:
+        shared = SharedMetrics(spec["metrics_dir"], spec["index"], spec["count"])
+        shared.withdraw(orphaned=os.getppid() != supervisor)
     # The supervisor says how the server stopped.
     sys.exit(1 if result.forced else 0)

@@ -187,6 +187,21 @@ class SharedMetrics:
         except OSError:  # the folder is gone: the supervisor is stopping
             pass
 
+    def withdraw(self, orphaned: bool) -> None:
+        """Remove this worker's text as it exits; ``orphaned`` (the
+        supervisor died without removing the folder): the folder too, once
+        the last worker is gone."""
+        for name in (f"{self.index}.prom", f"{self.index}.part"):
+            try:
+                (self.folder / name).unlink()
+            except OSError:
+                pass
+        if orphaned:
+            try:
+                self.folder.rmdir()
+            except OSError:  # a sibling's text is still there: the last one removes it
+                pass
+
     def gather(self, own: bytes) -> bytes:
         """Every worker's latest text, this one's ``own`` fresh, merged."""
         texts = []
