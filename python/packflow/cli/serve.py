@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -157,6 +159,16 @@ def _check_apart(projects: list[tuple[str, Any]]) -> None:
     help="Put a failing row's exception text in the answer (by default only the "
     "server's log has it: it may hold file paths or data).",
 )
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Server processes on the one port (Linux: SO_REUSEPORT spreads the "
+    "connections); each loads every model. Limits apply to each.",
+)
+# A worker of `--workers N`: its settings from the supervisor (workers.py).
+@click.option("--worker-spec", default=None, hidden=True)
 @config_option
 def serve_command(
     projects: tuple[str, ...],
@@ -172,6 +184,8 @@ def serve_command(
     header_timeout_s: float,
     keep_alive_s: float,
     expose_errors: bool,
+    workers: int,
+    worker_spec: Optional[str],
     config: dict[str, Any],
 ) -> None:
     """Serve the backend of the project at PROJECT (default: the current
@@ -188,17 +202,29 @@ def serve_command(
     limits); with several models /invocations takes the model's name in the
     X-Packflow-Model header. --config applies to every project. SIGTERM or
     SIGINT drains (every request in progress is answered) and exits 0; a
-    second signal stops at once.
+    second signal stops at once. With --workers N (Linux), N server
+    processes, each loading every project, share the port.
     """
-    from packflow.serving import create_app
-    from packflow.serving.multi import MultiModelApp
     from packflow.serving.server import (
         ServeExtraMissing,
         require_grpc_extra,
         require_serve_extra,
-        serve,
     )
 
+    settings = {
+        "max_batch_rows": max_batch_rows,
+        "max_wait_ms": max_wait_ms,
+        "max_queue_rows": max_queue_rows,
+        "max_body_bytes": max(1, int(max_body_mb * (1 << 20))),
+        "request_timeout_s": request_timeout_s,
+        "expose_errors": expose_errors,
+        "max_connections": max_connections,
+        "header_timeout_s": header_timeout_s,
+        "keep_alive_s": keep_alive_s,
+    }
+    if worker_spec is not None:
+        _serve_worker(json.loads(worker_spec))
+        return
     projects = projects or (".",)
     # Before any backend loads: an initialize() may take minutes, all wasted
     # on a server that cannot start.
@@ -210,6 +236,14 @@ def serve_command(
             require_grpc_extra()
     except ServeExtraMissing as exc:
         raise click.ClickException(str(exc)) from None
+    if workers > 1:
+        from packflow.serving import workers as worker_processes
+
+        if not worker_processes.reuse_port_spreads():
+            raise click.UsageError(
+                "--workers above 1 needs SO_REUSEPORT spreading connections between "
+                "processes (Linux); here run one process per port, or several replicas"
+            )
     # The server's own errors and the backend's log lines go to stderr.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
@@ -224,64 +258,206 @@ def serve_command(
                 load_error(prefix + describe_error(exc), type(exc).__name__)
         # Before any backend loads: initialize() may take minutes.
         _check_apart([(project, cfg) for project, _, cfg in opened])
-        from packflow.loaders import InferenceBackendLoader
-
-        apps = []
-        for project, root, cfg in opened:
-            try:
-                backend = InferenceBackendLoader.from_project(root, strict_config=True, **config)
-            except Exception as exc:  # noqa: BLE001 - reported to the user
-                prefix = f"{project}: " if len(projects) > 1 else ""
-                load_error(prefix + describe_error(exc), type(exc).__name__)
-            apps.append(
-                create_app(
-                    backend,
-                    name=cfg.name,
-                    version=_version(cfg),
-                    max_batch_rows=max_batch_rows,
-                    max_wait_ms=max_wait_ms,
-                    max_queue_rows=max_queue_rows,
-                    max_body_bytes=max(1, int(max_body_mb * (1 << 20))),
-                    request_timeout_s=request_timeout_s,
-                    expose_errors=expose_errors,
-                )
+        if workers > 1:
+            forced, signal_name = _supervise(
+                stack, opened, workers, host, port, grpc_port, settings, config
             )
-        freeze_loaded()
-        from packflow.serving.http1 import Limits
-
-        app = MultiModelApp(apps)
-        shown_models = (
-            f"model {apps[0].name!r}"
-            if len(apps) == 1
-            else "models " + ", ".join(repr(a.name) for a in apps)
-        )
-
-        def listening(bound_host: str, bound_port: int) -> None:
-            shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-            click.echo(f"Listening on http://{shown}:{bound_port} ({shown_models})")
-
-        def grpc_listening(bound_host: str, bound_port: int) -> None:
-            shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-            click.echo(f"Listening for gRPC on {shown}:{bound_port} ({shown_models})")
-
-        try:
-            result = serve(
-                app,
-                host=host,
-                port=port,
-                limits=Limits(
-                    max_connections=max_connections,
-                    header_timeout_s=header_timeout_s,
-                    keep_alive_s=keep_alive_s,
-                ),
-                on_listening=listening,
-                grpc_port=grpc_port,
-                on_grpc_listening=grpc_listening,
-            )
-        except RuntimeError as exc:
-            raise click.ClickException(str(exc)) from exc
-    if result.forced:
-        click.echo(f"Stopped at once on a second signal ({result.signal} first).", err=True)
+        else:
+            result = _load_and_serve(opened, host, port, grpc_port, settings, config)
+            forced, signal_name = result.forced, result.signal
+    if forced:
+        click.echo(f"Stopped at once on a second signal ({signal_name} first).", err=True)
         sys.exit(1)
-    if result.signal:
-        click.echo(f"Drained and stopped on {result.signal}.", err=True)
+    if signal_name:
+        click.echo(f"Drained and stopped on {signal_name}.", err=True)
+
+
+def _shown_models(names: list[str]) -> str:
+    if len(names) == 1:
+        return f"model {names[0]!r}"
+    return "models " + ", ".join(repr(n) for n in names)
+
+
+def _listening_lines(names: list[str], suffix: str = "") -> tuple[Any, Any]:
+    """The callbacks that print where the server listens."""
+    shown_models = _shown_models(names)
+
+    def listening(bound_host: str, bound_port: int) -> None:
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        click.echo(f"Listening on http://{shown}:{bound_port} ({shown_models}){suffix}")
+
+    def grpc_listening(bound_host: str, bound_port: int) -> None:
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        click.echo(f"Listening for gRPC on {shown}:{bound_port} ({shown_models}){suffix}")
+
+    return listening, grpc_listening
+
+
+def _load_and_serve(
+    opened: list[tuple[str, Path, Any]],
+    host: str,
+    port: int,
+    grpc_port: Optional[int],
+    settings: dict[str, Any],
+    config: dict[str, Any],
+    worker: Optional[dict[str, Any]] = None,
+) -> Any:
+    """Load every project's backend and serve them until a signal (the
+    :class:`~packflow.serving.server.ServeResult`); ``worker``: as worker
+    ``index`` of ``--workers`` (its listening is told to the supervisor)."""
+    from packflow.loaders import InferenceBackendLoader
+    from packflow.serving import create_app
+    from packflow.serving.http1 import Limits
+    from packflow.serving.multi import MultiModelApp
+    from packflow.serving.server import serve
+
+    apps = []
+    for project, root, cfg in opened:
+        try:
+            backend = InferenceBackendLoader.from_project(root, strict_config=True, **config)
+        except Exception as exc:  # noqa: BLE001 - reported to the user
+            prefix = f"{project}: " if len(opened) > 1 else ""
+            load_error(prefix + describe_error(exc), type(exc).__name__)
+        apps.append(
+            create_app(
+                backend,
+                name=cfg.name,
+                version=_version(cfg),
+                max_batch_rows=settings["max_batch_rows"],
+                max_wait_ms=settings["max_wait_ms"],
+                max_queue_rows=settings["max_queue_rows"],
+                max_body_bytes=settings["max_body_bytes"],
+                request_timeout_s=settings["request_timeout_s"],
+                expose_errors=settings["expose_errors"],
+            )
+        )
+    freeze_loaded()
+    if worker is None:
+        app = MultiModelApp(apps)
+        listening, grpc_listening = _listening_lines([a.name for a in apps])
+    else:
+        from packflow.serving.workers import SharedMetrics, WorkerApp, report_to_supervisor
+
+        app = WorkerApp(apps)
+        app.shared = SharedMetrics(worker["metrics_dir"], worker["index"], worker["count"])
+
+        def listened(*_: Any) -> None:
+            app.start_publishing()
+            report_to_supervisor(worker["status_fd"], listening=True)
+
+        # Told once every server of the worker listens (the gRPC one last).
+        listening = None if grpc_port is not None else listened
+        grpc_listening = listened if grpc_port is not None else None
+    try:
+        return serve(
+            app,
+            host=host,
+            port=port,
+            limits=Limits(
+                max_connections=settings["max_connections"],
+                header_timeout_s=settings["header_timeout_s"],
+                keep_alive_s=settings["keep_alive_s"],
+            ),
+            on_listening=listening,
+            grpc_port=grpc_port,
+            on_grpc_listening=grpc_listening,
+            reuse_port=worker is not None,
+        )
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _supervise(
+    stack: contextlib.ExitStack,
+    opened: list[tuple[str, Path, Any]],
+    count: int,
+    host: str,
+    port: int,
+    grpc_port: Optional[int],
+    settings: dict[str, Any],
+    config: dict[str, Any],
+) -> tuple[bool, Optional[str]]:
+    """``--workers N`` (N > 1): start N workers on one port, announce them
+    once all listen, and stop them at a signal: ``(forced, first signal)``."""
+    from packflow.serving.workers import Supervisor, WorkerFailed, reserve_port
+
+    # The ports are picked here (0: a free one) and held bound until the
+    # supervisor exits, so every worker, and any replacement, gets the same.
+    try:
+        held = stack.enter_context(reserve_port(host, port))
+        held_grpc = None
+        if grpc_port is not None:
+            held_grpc = stack.enter_context(reserve_port(host, grpc_port, " for gRPC"))
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+    bound_host, bound_port = held.getsockname()[:2]
+    metrics_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="packflow-metrics-"))
+    spec = {
+        "count": count,
+        "metrics_dir": metrics_dir,
+        "projects": [[project, str(root)] for project, root, _ in opened],
+        "host": host,
+        "port": bound_port,
+        "grpc_port": held_grpc.getsockname()[1] if held_grpc is not None else None,
+        "settings": settings,
+        "config": config,
+    }
+
+    def command(index: int, watch_fd: int, status_fd: int) -> list[str]:
+        own = {**spec, "index": index, "watch_fd": watch_fd, "status_fd": status_fd}
+        return [sys.executable, "-m", "packflow.cli", "serve", "--worker-spec", json.dumps(own)]
+
+    listening, grpc_listening = _listening_lines(
+        [cfg.name for _, _, cfg in opened], f" ({count} workers)"
+    )
+
+    def announce() -> None:
+        listening(bound_host, bound_port)
+        if held_grpc is not None:
+            grpc_listening(bound_host, spec["grpc_port"])
+
+    try:
+        return Supervisor(count, command).run(announce)
+    except WorkerFailed as exc:
+        message = exc.message or "a worker failed"
+        if exc.code == 2:  # a usage error (an unknown --config key): as one process shows it
+            raise click.UsageError(message) from None
+        raise _ExitCode(message, exc.code) from None
+
+
+class _ExitCode(click.ClickException):
+    """A worker's error, with the worker's exit code."""
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.exit_code = code
+
+
+def _serve_worker(spec: dict[str, Any]) -> None:
+    """One worker of ``--workers N``: serve, and tell the supervisor (not
+    stderr) why when it cannot start, so the message shows once."""
+    from packflow.serving.workers import SharedMetrics, report_to_supervisor, watch_supervisor
+
+    supervisor = os.getppid()
+    watch_supervisor(spec["watch_fd"])
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        # The supervisor has extracted the archives: folders here.
+        opened = [(project, *_open(root, "")) for project, root in spec["projects"]]
+        result = _load_and_serve(
+            opened,
+            spec["host"],
+            spec["port"],
+            spec["grpc_port"],
+            spec["settings"],
+            spec["config"],
+            worker=spec,
+        )
+    except click.ClickException as exc:
+        report_to_supervisor(spec["status_fd"], error=exc.format_message(), code=exc.exit_code)
+        sys.exit(exc.exit_code)
+    finally:
+        shared = SharedMetrics(spec["metrics_dir"], spec["index"], spec["count"])
+        shared.withdraw(orphaned=os.getppid() != supervisor)
+    # The supervisor says how the server stopped.
+    sys.exit(1 if result.forced else 0)

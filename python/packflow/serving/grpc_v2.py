@@ -353,6 +353,7 @@ class GrpcDoor:
         port: int,
         limits: Optional[GrpcLimits] = None,
         on_listening: Optional[Callable[[str, int], None]] = None,
+        reuse_port: bool = False,
     ):
         self.servicer = InferenceServicer(models)
         self.host = host
@@ -364,6 +365,8 @@ class GrpcDoor:
         #: The longest an RPC in flight is waited for by :meth:`stop`.
         self.grace_s = max(app.request_timeout_s for app in models.values())
         self.server: Optional[aio.Server] = None
+        #: SO_REUSEPORT, as :attr:`packflow.serving.http1.HttpServer.reuse_port`.
+        self.reuse_port = reuse_port
 
     async def start(self) -> tuple[str, int]:
         """Listen; the bound address. Raises ``RuntimeError`` when it cannot."""
@@ -372,7 +375,7 @@ class GrpcDoor:
             options=[
                 ("grpc.max_receive_message_length", limits.max_receive_bytes),
                 ("grpc.max_send_message_length", limits.max_send_bytes),
-                ("grpc.so_reuseport", 0),
+                ("grpc.so_reuseport", 1 if self.reuse_port else 0),
             ],
             maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
         )

@@ -603,6 +603,9 @@ class HttpServer:
         self._server: Any = None
         self._sweeper: Optional[asyncio.TimerHandle] = None
         self._emptied: Optional[asyncio.Event] = None
+        #: Listen with SO_REUSEPORT (``packflow serve --workers``: every
+        #: worker process listens on one port, the kernel spreads connections).
+        self.reuse_port = False
         app.metrics.connections = lambda: len(self.connections)
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
@@ -611,7 +614,12 @@ class HttpServer:
         self._date()
         self._sweep()
         self._server = await self.loop.create_server(
-            lambda: _Connection(self), host, port, backlog=2048, reuse_address=True
+            lambda: _Connection(self),
+            host,
+            port,
+            backlog=2048,
+            reuse_address=True,
+            reuse_port=self.reuse_port,
         )
         bound = self._server.sockets[0].getsockname()
         return bound[0], bound[1]

@@ -99,6 +99,7 @@ def serve(
     grpc_port: Optional[int] = None,
     grpc_limits: Optional[Any] = None,
     on_grpc_listening: Optional[Callable[[str, int], None]] = None,
+    reuse_port: bool = False,
 ) -> ServeResult:
     """Serve ``app`` (one model's, or a :class:`MultiModelApp`) with
     packflow's HTTP/1.1 server until SIGTERM or SIGINT (blocking).
@@ -109,8 +110,9 @@ def serve(
     ``max_connections``). With ``grpc_port`` (0: a free one), the Open
     Inference Protocol's gRPC service listens there too, on the same loop and
     batcher (``grpc_limits``: a :class:`packflow.serving.grpc_v2.GrpcLimits`;
-    ``on_grpc_listening`` as ``on_listening``). Raises ``RuntimeError`` when
-    it cannot listen."""
+    ``on_grpc_listening`` as ``on_listening``). ``reuse_port``: listen with
+    SO_REUSEPORT, beside other processes on the same ports (``packflow serve
+    --workers``). Raises ``RuntimeError`` when it cannot listen."""
     modules = require_serve_extra()
     if grpc_port is not None:
         require_grpc_extra()
@@ -119,12 +121,13 @@ def serve(
     if limits is None:
         limits = Limits(max_connections=max_connections)
     server = HttpServer(app, limits)
+    server.reuse_port = reuse_port
     doors = []
     if grpc_port is not None:
         from packflow.serving.grpc_v2 import GrpcDoor
 
         models = app.apps if isinstance(app, MultiModelApp) else {app.name: app}
-        doors.append(GrpcDoor(models, host, grpc_port, grpc_limits, on_grpc_listening))
+        doors.append(GrpcDoor(models, host, grpc_port, grpc_limits, on_grpc_listening, reuse_port))
     main = run_until_signalled(server, host, port, on_listening, doors)
     if "uvloop" in modules:
         import uvloop

@@ -1,0 +1,416 @@
+"""`packflow serve --workers N`: N server processes on one port, a supervisor
+that starts them, announces them once, forwards signals and replaces the dead,
+and /metrics merged across the workers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from packflow.loaders import InferenceBackendLoader
+from packflow.serving.workers import label_worker, merge_metrics
+from tests.serving.harness import (
+    EXAMPLE,
+    INIT_FAILS_BACKEND,
+    ServerProcess,
+    echo_expected,
+    firewall_events,
+    metric_samples,
+)
+from tests.serving.test_v2 import feature_matrix
+from tests.support.sample_projects import write_project
+
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="--workers needs Linux's SO_REUSEPORT"
+)
+
+FIREWALL = "firewall-anomaly"
+
+
+def children(pid: int) -> set[int]:
+    """The processes whose parent is ``pid``."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name (in parentheses) may hold spaces: split after it.
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.add(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def wait_for(check, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+def fresh_get(port: int, path: str) -> int:
+    """GET ``path`` on a new connection (the kernel picks the worker per
+    connection); the status code."""
+    with httpx.Client(timeout=10) as client:
+        return client.get(f"http://127.0.0.1:{port}{path}").status_code
+
+
+def requests_by_worker(url: str) -> dict[str, float]:
+    """Requests each worker has counted, from the merged /metrics."""
+    counts: dict[str, float] = {}
+    samples = metric_samples(httpx.get(f"{url}/metrics", timeout=10).text, keep_model=True)
+    for (name, labels), value in samples.items():
+        if name == "packflow_requests_total":
+            worker = dict(labels)["worker"]
+            counts[worker] = counts.get(worker, 0) + value
+    return counts
+
+
+@pytest.fixture(scope="module")
+def two_workers():
+    args = ["--workers", "2", "--max-wait-ms", "5", "--grpc-port", "0"]
+    with ServerProcess(EXAMPLE, *args) as server:
+        yield server
+
+
+def test_the_listening_line_names_one_port_and_the_workers(two_workers):
+    line = two_workers.listening_line
+    assert line.startswith(f"Listening on http://127.0.0.1:{two_workers.port} ")
+    assert f"(model '{FIREWALL}') (2 workers)" in line
+    assert two_workers.grpc_target is not None
+    # One line, printed by the supervisor: the workers print none.
+    assert len(children(two_workers.proc.pid)) == 2
+
+
+def test_two_workers_answer_as_the_backend_does(two_workers):
+    events = firewall_events(40, seed=7)
+    expected = InferenceBackendLoader.from_project(EXAMPLE)(events)
+    body = {
+        "inputs": [
+            {
+                "name": "features",
+                "datatype": "FP64",
+                "shape": [40, 9],
+                "data": feature_matrix(events).ravel().tolist(),
+            }
+        ]
+    }
+    # Fresh connections, so both workers answer some.
+    for _ in range(6):
+        with httpx.Client(base_url=two_workers.url, timeout=10) as http:
+            assert http.post("/invocations", json=events).json() == expected
+            answer = http.post(f"/v2/models/{FIREWALL}/infer", json=body)
+            assert answer.status_code == 200, answer.text
+            scores = {o["name"]: o["data"] for o in answer.json()["outputs"]}["anomaly_score"]
+            np.testing.assert_allclose(scores, [r["anomaly_score"] for r in expected])
+
+
+def test_two_workers_answer_over_grpc(two_workers):
+    import tritonclient.grpc as triton
+
+    events = firewall_events(12, seed=3)
+    expected = InferenceBackendLoader.from_project(EXAMPLE)(events)
+    for _ in range(4):  # a channel each: a connection each
+        client = triton.InferenceServerClient(url=two_workers.grpc_target)
+        try:
+            t = triton.InferInput("features", [12, 9], "FP64")
+            t.set_data_from_numpy(feature_matrix(events))
+            scores = client.infer(FIREWALL, [t]).as_numpy("anomaly_score")
+            np.testing.assert_allclose(scores, [r["anomaly_score"] for r in expected])
+        finally:
+            client.close()
+
+
+def test_both_workers_take_connections_and_metrics_merge(two_workers):
+    # Each new connection is hashed (by its source port) to one worker: among
+    # 60, both surely get some.
+    for _ in range(60):
+        assert fresh_get(two_workers.port, "/healthz") == 200
+    # Siblings' figures are up to a second old: wait (bounded) for both.
+    counts = wait_for(
+        lambda: (lambda c: c if set(c) == {"0", "1"} else None)(
+            requests_by_worker(two_workers.url)
+        ),
+        15,
+        "requests counted under worker 0 and worker 1",
+    )
+    assert sum(counts.values()) >= 60
+    text = httpx.get(f"{two_workers.url}/metrics", timeout=10).text
+    # One # HELP and # TYPE per family, every sample labelled by worker (the
+    # parser refuses a family split in two).
+    helps = [line for line in text.splitlines() if line.startswith("# HELP ")]
+    assert len(helps) == len(set(helps))
+    samples = metric_samples(text, keep_model=True)
+    assert all("worker" in dict(labels) for _, labels in samples)
+    workers = {dict(labels)["worker"] for name, labels in samples if name == "packflow_connections"}
+    assert workers == {"0", "1"}
+
+
+def test_label_and_merge_keep_the_text_format():
+    one = (
+        b"# HELP a_total A.\n# TYPE a_total counter\n"
+        b'a_total{code="200"} 3\n# HELP g G.\n# TYPE g gauge\ng 1\n'
+        b'# HELP h H.\n# TYPE h histogram\nh_bucket{le="+Inf"} 2\nh_sum 0.5\nh_count 2\n'
+    )
+    two = b'# HELP a_total A.\n# TYPE a_total counter\na_total{code="500"} 1\n'
+    merged = merge_metrics([label_worker(one, 0), label_worker(two, 1)]).decode()
+    assert merged.count("# HELP a_total") == 1
+    samples = metric_samples(merged, keep_model=True)
+    assert samples[("a_total", frozenset({("worker", "0"), ("code", "200")}))] == 3
+    assert samples[("a_total", frozenset({("worker", "1"), ("code", "500")}))] == 1
+    assert samples[("g", frozenset({("worker", "0")}))] == 1
+    assert samples[("h_count", frozenset({("worker", "0")}))] == 2
+    assert samples[("h_bucket", frozenset({("worker", "0"), ("le", "+Inf")}))] == 2
+    # a_total's samples stay together, before g's.
+    lines = merged.splitlines()
+    assert lines.index('a_total{worker="1",code="500"} 1') < lines.index("# HELP g G.")
+
+
+def test_sigterm_drains_every_worker_then_exits_0(echo_project):
+    args = ["--workers", "2", "--config", "delay_s=0.3", "--max-batch-rows", "4"]
+    server = ServerProcess(echo_project, *args, "--max-wait-ms", "1")
+    try:
+        url = server.url
+        requests = [[{"id": 3 * i + j, "x": j} for j in range(3)] for i in range(16)]
+
+        async def send_all_then_signal():
+            # A client per request: connections on both workers.
+            clients = [httpx.AsyncClient(timeout=30) for _ in requests]
+            try:
+                tasks = [
+                    asyncio.ensure_future(c.post(f"{url}/invocations", json=rows))
+                    for c, rows in zip(clients, requests)
+                ]
+                await asyncio.sleep(0.5)  # every request is queued or running
+                server.signal(signal.SIGTERM)
+                return await asyncio.gather(*tasks)
+            finally:
+                for c in clients:
+                    await c.aclose()
+
+        answers = asyncio.run(send_all_then_signal())
+        for rows, answer in zip(requests, answers):
+            assert answer.status_code == 200, answer.text
+            assert answer.json() == echo_expected(rows)
+        assert server.wait(30) == 0
+        assert server.stderr().count("Drained and stopped on SIGTERM.") == 1
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{url}/healthz", timeout=2)
+    finally:
+        server.kill()
+
+
+def test_a_second_signal_stops_every_worker_at_once(echo_project):
+    args = ["--workers", "2", "--config", "delay_s=20", "--max-wait-ms", "1"]
+    server = ServerProcess(echo_project, *args)
+    try:
+        workers = children(server.proc.pid)
+        socks = []
+        body = b'{"id": 1, "x": 1}'
+        for _ in range(8):  # some land on each worker
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            sock.sendall(
+                b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+            )
+            socks.append(sock)
+        time.sleep(0.5)  # the batches are running (for 20 s)
+        server.signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert server.proc.poll() is None  # draining: waits for the batches
+        server.signal(signal.SIGINT)
+        assert server.wait(15) == 1
+        assert "Stopped at once on a second signal (SIGTERM first)." in server.stderr()
+        wait_for(lambda: not any(alive(p) for p in workers), 15, "the workers exit")
+        for sock in socks:
+            sock.close()
+    finally:
+        server.kill()
+
+
+def test_workers_do_not_outlive_a_killed_supervisor(echo_project):
+    server = ServerProcess(echo_project, "--workers", "2")
+    try:
+        workers = children(server.proc.pid)
+        assert len(workers) == 2
+        argv = Path(f"/proc/{min(workers)}/cmdline").read_bytes().split(b"\0")
+        folder = Path(json.loads(argv[argv.index(b"--worker-spec") + 1])["metrics_dir"])
+        assert folder.is_dir()
+        server.proc.kill()
+        server.proc.wait(5)
+        wait_for(lambda: not any(alive(p) for p in workers), 20, "the workers exit")
+        # The last worker out removes the metrics folder the supervisor left.
+        assert not folder.exists()
+    finally:
+        server.kill()
+
+
+def test_a_killed_worker_is_replaced_and_the_server_goes_on(echo_project):
+    server = ServerProcess(echo_project, "--workers", "2")
+    try:
+        first = children(server.proc.pid)
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+        replaced = wait_for(
+            lambda: (lambda now: now if len(now) == 2 and victim not in now else None)(
+                children(server.proc.pid)
+            ),
+            15,
+            "a new worker in the dead one's place",
+        )
+        assert first - {victim} < replaced
+        stderr = wait_for(
+            lambda: (lambda e: e if "again" in e else None)(server.stderr()), 10, "the log"
+        )
+        assert f"(pid {victim}) was killed by SIGKILL" in stderr
+        # Whichever worker takes each new connection answers (the new one once
+        # it listens; the other meanwhile).
+        for i in range(40):
+            with httpx.Client(timeout=10) as http:
+                answer = http.post(f"{server.url}/invocations", json={"id": i, "x": i})
+            assert answer.status_code == 200
+            assert answer.json() == echo_expected([{"id": i, "x": i}])[0]
+        assert server.proc.poll() is None
+    finally:
+        server.stop()
+        server.kill()
+
+
+def test_initialize_failing_exits_with_one_message(tmp_path):
+    project = write_project(tmp_path / "broken", backend=INIT_FAILS_BACKEND)
+    proc = subprocess.run(
+        [sys.executable, "-m", "packflow.cli", "serve", str(project), "--port", "0"]
+        + ["--workers", "3"],
+        capture_output=True,
+        timeout=90,
+    )
+    assert proc.returncode == 1
+    assert b"Listening" not in proc.stdout
+    assert proc.stderr.count(b"no weights at /models/missing.bin") == 1, proc.stderr
+
+
+def test_a_port_in_use_exits_1(echo_project):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "packflow.cli", "serve", str(echo_project)]
+            + ["--port", str(port), "--workers", "2"],
+            capture_output=True,
+            timeout=60,
+        )
+    assert proc.returncode == 1
+    assert b"Listening" not in proc.stdout
+    assert f"could not listen on 127.0.0.1:{port}".encode() in proc.stderr
+
+
+def test_a_port_held_by_another_workers_server_is_in_use(echo_project):
+    # Its workers listen with SO_REUSEPORT: a second server of the same user
+    # could join their group unnoticed; it is refused instead.
+    with ServerProcess(echo_project, "--workers", "2") as server:
+        proc = subprocess.run(
+            [sys.executable, "-m", "packflow.cli", "serve", str(echo_project)]
+            + ["--port", str(server.port), "--workers", "2"],
+            capture_output=True,
+            timeout=60,
+        )
+    assert proc.returncode == 1
+    assert f"could not listen on 127.0.0.1:{server.port}".encode() in proc.stderr
+
+
+def test_without_reuse_port_several_workers_are_a_usage_error(echo_project, monkeypatch):
+    from packflow.cli import cli
+    from packflow.serving import workers
+
+    monkeypatch.setattr(workers, "reuse_port_spreads", lambda: False)
+    result = CliRunner().invoke(cli, ["serve", str(echo_project), "--workers", "2"])
+    assert result.exit_code == 2
+    assert "SO_REUSEPORT" in result.output
+
+
+def _fake_worker(body: str):
+    """A Supervisor command: Python that gets ``status`` (its status pipe)
+    and ``watch`` (the supervisor's pipe) and runs ``body``."""
+
+    def command(index: int, watch_fd: int, status_fd: int) -> list[str]:
+        prelude = (
+            f"import json, os, sys, time\nindex, watch, status = {index}, {watch_fd}, {status_fd}\n"
+        )
+        return [sys.executable, "-c", prelude + body]
+
+    return command
+
+
+def test_workers_that_keep_dying_stop_the_supervisor(caplog):
+    from packflow.serving.workers import MAX_DEATHS, Supervisor, WorkerFailed
+
+    # Each listens, then dies a moment later: replaced until the limit.
+    listens_then_dies = (
+        "os.write(status, b'{\"listening\": true}\\n')\ntime.sleep(0.3)\nsys.exit(3)\n"
+    )
+    announced = []
+    supervisor = Supervisor(2, _fake_worker(listens_then_dies))
+    with pytest.raises(WorkerFailed) as failed:
+        supervisor.run(lambda: announced.append(True))
+    assert announced == [True]
+    assert failed.value.code == 1
+    assert f"{MAX_DEATHS} workers died within 60 s" in failed.value.message
+    logged = [r.getMessage() for r in caplog.records]
+    assert sum("exited with code 3" in m for m in logged) == MAX_DEATHS
+    assert not supervisor.workers
+
+
+def test_a_worker_that_cannot_start_gives_its_message_and_code():
+    from packflow.serving.workers import Supervisor, WorkerFailed
+
+    # Worker 1 reports its error; worker 0 would listen but is never announced.
+    body = (
+        "if index == 1:\n"
+        "    os.write(status, json.dumps({'error': 'port taken', 'code': 4}).encode() + b'\\n')\n"
+        "    sys.exit(4)\n"
+        "time.sleep(30)\n"
+    )
+    announced = []
+    supervisor = Supervisor(2, _fake_worker(body))
+    with pytest.raises(WorkerFailed) as failed:
+        supervisor.run(lambda: announced.append(True))
+    assert (failed.value.message, failed.value.code) == ("port taken", 4)
+    assert announced == []
+    assert not supervisor.workers  # worker 0 was stopped
+
+
+def test_an_unknown_config_key_is_a_usage_error_shown_once(echo_project):
+    proc = subprocess.run(
+        [sys.executable, "-m", "packflow.cli", "serve", str(echo_project), "--port", "0"]
+        + ["--workers", "2", "--config", "no_such_key=1"],
+        capture_output=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.count(b"no_such_key") == 1, proc.stderr
