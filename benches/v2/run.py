@@ -60,6 +60,10 @@ ROWS = (1, 100)
 WRK_TIMEOUT_S = 10
 TOLERANCE = 1e-6
 OURS, PEER = "packflow serve", "MLServer"
+#: packflow serve with as many server processes as MLServer runs (its HTTP
+#: process and one inference worker): measured when `--workers` exists.
+WORKERS = 2
+OURS_WORKERS = f"packflow serve --workers {WORKERS}"
 REST, GRPC = "REST", "gRPC"
 
 LUA = """
@@ -291,12 +295,14 @@ class Server:
 
 
 class Packflow(Server):
-    def __init__(self, grpc: bool):
-        self.name = OURS
+    def __init__(self, grpc: bool, workers: int = 1):
+        self.name = OURS if workers == 1 else OURS_WORKERS
         # Ports chosen here (not --port 0 and the listening line): the gRPC
         # door may print lines of its own.
         http, port = free_ports(2)
         cmd = [sys.executable, "-m", "packflow.cli", "serve", str(EXAMPLE), "--port", str(http)]
+        if workers > 1:
+            cmd += ["--workers", str(workers)]
         self.grpc = None
         if grpc:
             cmd += ["--grpc-port", str(port)]
@@ -370,6 +376,7 @@ def measure(
     args,
     packflow_grpc: bool,
     workdir: Path,
+    packflow_workers: bool = False,
 ) -> list[Result]:
     lua = workdir / "post.lua"
     lua.write_text(LUA)
@@ -387,11 +394,16 @@ def measure(
         if key not in best or result.requests_per_s > best[key].requests_per_s:
             best[key] = result
 
+    names = (OURS, OURS_WORKERS, PEER) if packflow_workers else (OURS, PEER)
     for round_no in range(args.rounds):
-        for name in (OURS, PEER):
+        for name in names:
             # MLServer's working directory takes its workers' metrics files.
             rundir = Path(tempfile.mkdtemp(prefix="mlserver-", dir=workdir))
-            server: Server = Packflow(packflow_grpc) if name == OURS else MLServer(rundir)
+            server: Server
+            if name == PEER:
+                server = MLServer(rundir)
+            else:
+                server = Packflow(packflow_grpc, WORKERS if name == OURS_WORKERS else 1)
             try:
                 for rows, body_path in bodies.items():
                     answer = server.wait_ready(body_path.read_bytes())
@@ -430,7 +442,7 @@ def measure(
             finally:
                 server.stop()
                 shutil.rmtree(rundir, ignore_errors=True)
-    order = [(n, p, r) for p in (REST, GRPC) for r in bodies for n in (OURS, PEER)]
+    order = [(n, p, r) for p in (REST, GRPC) for r in bodies for n in names]
     return [best[k] for k in order if k in best]
 
 
@@ -477,6 +489,15 @@ def ratios(results: list[Result]) -> str:
             if target:
                 line += f"; target >= 10x: **{'met' if ratio >= 10 else 'missed'}**"
             out.append(line)
+        for rows in (1, 100):
+            ours, peer = by.get((OURS_WORKERS, protocol, rows)), by.get((PEER, protocol, rows))
+            if ours and peer:
+                ratio = ours.requests_per_s / peer.requests_per_s
+                out.append(
+                    f"- {protocol}, {rows} row{'s' if rows > 1 else ''}, `--workers {WORKERS}`: "
+                    f"{ratio:.1f}x MLServer's requests/s, p99 {ours.p99_ms:.1f} ms vs "
+                    f"{peer.p99_ms:.1f} ms"
+                )
     return "\n".join(out)
 
 
@@ -585,12 +606,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         timeout=60,
     ).stdout
     packflow_grpc = has_grpc_port(help_text)
+    packflow_workers = "--workers" in help_text
     if not packflow_grpc:
         print("packflow gRPC is not there yet (no --grpc-port in `packflow serve --help`)")
 
     started = dt.datetime.now(dt.timezone.utc)
     try:
-        results = measure(bodies, expected, args, packflow_grpc, workdir)
+        results = measure(bodies, expected, args, packflow_grpc, workdir, packflow_workers)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     finished = dt.datetime.now(dt.timezone.utc)
@@ -605,7 +627,9 @@ Versions: {versions()}.
   contents over gRPC), answering `anomaly_score` (FP64) and `alert` (BOOL).
   Each server's first answer is checked against the backend called in-process
   (to 1e-6) before any load.
-- **packflow serve**: its defaults.
+- **packflow serve**: its defaults (one process: an event loop and one
+  model thread). **packflow serve --workers {WORKERS}**: the same in {WORKERS} processes
+  on one port (SO_REUSEPORT), as many processes as MLServer runs.
 - **MLServer**: the custom runtime benches/v2/mlserver/firewall-anomaly/runtime.py
   (the backend's `execute` and `transform_outputs` on the decoded array),
   adaptive batching on (`max_batch_size` 64, `max_batch_time` 5 ms), one
