@@ -270,8 +270,9 @@ def test_feature_rows_and_lines_are_batched_apart_and_answered_in_order():
     jobs, done = run(main())
     assert done == [Outcome.DONE] * 4
     assert [outputs(j) for j in jobs] == [[1, 2], [3], [4, 5], [6, 7, 8]]
-    # One batch per run of one kind, in the queue's order.
-    assert [n for n, _ in backend.calls] == [3, 2, 3]
+    # One batch per kind: the oldest request's kind first, every queued
+    # request of it, then the lines passed over.
+    assert [n for n, _ in backend.calls] == [6, 2]
 
 
 def test_feature_rows_are_split_across_batches_and_a_failing_row_fails_its_request():
@@ -293,3 +294,46 @@ def test_feature_rows_are_split_across_batches_and_a_failing_row_fails_its_reque
     assert bad.error.raw == b"[13,0.5]"
     assert outputs(after) == [30]
     assert max(n for n, _ in backend.calls) <= 4
+
+
+def test_requests_of_both_kinds_queued_alternately_still_share_batches():
+    # Feature rows (V2 tensors) and lines (other doors, or a UINT64 past
+    # int64) arriving turn about: a batch takes every queued request of its
+    # kind it has room for, not just the run at the front, or each batch
+    # would hold one request.
+    backend = Features(input_format="numpy", feature_names=["a", "b"])
+    batcher = Batcher(BatchEngine(backend), max_batch_rows=100)
+
+    async def main():
+        jobs = [
+            batcher.submit(feature_rows(i) if i % 2 else feature_lines(i), 1) for i in range(1, 9)
+        ]
+        done = await asyncio.gather(*(j.future for j in jobs))
+        await batcher.close()
+        return jobs, done
+
+    jobs, done = run(main())
+    assert done == [Outcome.DONE] * 8
+    assert [outputs(j) for j in jobs] == [[i] for i in range(1, 9)]
+    # The oldest request's kind first, then the other.
+    assert backend.calls == [(4, "<f8"), (4, "<f8")]
+
+
+def test_a_batch_of_one_kind_leaves_the_others_in_order_behind_a_split_request():
+    backend = Features(input_format="numpy", feature_names=["a", "b"])
+    batcher = Batcher(BatchEngine(backend), max_batch_rows=4)
+
+    async def main():
+        first = batcher.submit(feature_rows(1, 2), 2)
+        line = batcher.submit(feature_lines(3), 1)
+        split = batcher.submit(feature_rows(4, 5, 6), 3)  # 2 rows now, 1 later
+        other = batcher.submit(feature_lines(7, 8), 2)
+        done = await asyncio.gather(first.future, line.future, split.future, other.future)
+        await batcher.close()
+        return [first, line, split, other], done
+
+    jobs, done = run(main())
+    assert done == [Outcome.DONE] * 4
+    assert [outputs(j) for j in jobs] == [[1, 2], [3], [4, 5, 6], [7, 8]]
+    # Rows 1, 2, 4, 5; then the lines, oldest first; then row 6.
+    assert [n for n, _ in backend.calls] == [4, 3, 1]

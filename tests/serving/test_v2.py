@@ -964,3 +964,59 @@ def test_a_numpy_backend_not_read_from_arrays_gets_json_lines():
     assert not app.v2.cells
     body = b'{"inputs":[{"name":"x","datatype":"INT64","shape":[1,2],"data":[5,6]}]}'
     assert type(app.v2.parse_infer(body).data) is bytes
+
+
+class Rows(InferenceBackend):
+    """A numpy backend that answers with each row it got, as text."""
+
+    def execute(self, inputs):
+        return [{"row": json.dumps(r.tolist()), "dtype": inputs.dtype.str} for r in inputs]
+
+
+def _lines_door(app) -> None:
+    """Turn ``app``'s V2 door back to JSON Lines (the path before feature cells)."""
+    v2 = app.v2
+    v2.cells = False
+    layout = v2.layout
+    paths = [list(p) for p in layout.paths]
+    v2.plan = _core.V2Plan(layout.features, paths, layout.delimiter, v2.max_rows, cells=False)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        # Two features read from one field (a rename onto another feature).
+        {"feature_names": ["a", "b"], "rename_fields": {"a": "b"}},
+        {"feature_names": ["x.y", "c"], "rename_fields": {"c": "x.y"}},
+        # A feature's field inside another's.
+        {"feature_names": ["q", "r"], "rename_fields": {"s.t": "q", "s": "r"}},
+        {"feature_names": ["a.b", "a"]},
+        {"feature_names": ["a", "a"]},
+    ],
+)
+def test_features_whose_fields_clash_are_answered_as_their_json_lines_are(config):
+    # The row a request's tensors make cannot hold every feature apart: the
+    # engine reads what that JSON line holds, and feature cells would not.
+    def answers(cells: bool) -> list[tuple[int, str]]:
+        app = create_app(Rows(input_format="numpy", **config), name="m")
+        if not cells:
+            _lines_door(app)
+        matrix = {"name": "x", "datatype": "INT64", "shape": [2, 2], "data": [1, 2, 3, 4]}
+        columns = [
+            {"name": f, "datatype": "FP64", "shape": [2], "data": [j + 0.5, j + 1.0]}
+            for j, f in enumerate(config["feature_names"])
+        ]
+        bodies = [{"inputs": [matrix]}]
+        if len(set(config["feature_names"])) == 2:
+            bodies.append({"inputs": columns})
+
+        async def main():
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                got = [await client.post("/v2/models/m/infer", json=b) for b in bodies]
+            await app.close()
+            return [(r.status_code, r.text) for r in got]
+
+        return asyncio.run(main())
+
+    assert answers(cells=True) == answers(cells=False)

@@ -413,14 +413,19 @@ class Batcher:
     def _cut(self) -> tuple[list[_Part], list[Any]]:
         """Take up to ``max_batch_rows`` rows from the front of the queue: the
         parts and their rows (one chunk per part: bytes of lines, or feature
-        rows). A batch takes rows of one kind: the first job of the other
-        kind waits for the next batch."""
+        rows). A batch takes rows of one kind, the oldest job's: jobs of the
+        other kind are passed over (at most ``max_batch_rows`` of them, so a
+        cut costs no more than the batch it makes), keep their order and go
+        back to the front for the next batch. Were the cut to stop at the
+        first of them, requests of both kinds arriving turn about would run
+        one request a batch."""
         parts: list[_Part] = []
         chunks: list[Any] = []
         room = self.max_batch_rows
         line = 1
         q = self._queue
         kind = None
+        passed: list[Job] = []
         while room and q:
             job = q[0]
             if job.future.done():
@@ -431,7 +436,10 @@ class Batcher:
             if kind is None:
                 kind = lines
             elif kind is not lines:
-                break
+                if len(passed) == self.max_batch_rows:
+                    break
+                passed.append(q.popleft())
+                continue
             left = job.rows - job.taken
             if not lines:
                 take = min(left, room)
@@ -456,6 +464,7 @@ class Batcher:
             self.queued_rows -= take
             line += take
             room -= take
+        q.extendleft(reversed(passed))
         return parts, chunks
 
     def _deliver(self, parts: list[_Part], result: BatchResult) -> None:
