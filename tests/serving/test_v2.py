@@ -1020,3 +1020,21 @@ def test_features_whose_fields_clash_are_answered_as_their_json_lines_are(config
         return asyncio.run(main())
 
     assert answers(cells=True) == answers(cells=False)
+
+
+def test_features_one_inside_the_other_are_a_clear_500_not_an_internal_error():
+    # Features a and a.b: no JSON row holds a value at a and an object there.
+    backend = Picky(input_format="numpy", feature_names=["a", "a.b"])
+    app = create_app(backend, name="inside")
+
+    async def main():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            body = {"inputs": [{"name": "x", "datatype": "INT64", "shape": [1, 2], "data": [1, 2]}]}
+            answer = await client.post("/v2/models/inside/infer", json=body)
+        await app.close()
+        return answer
+
+    answer = asyncio.run(main())
+    assert answer.status_code == 500
+    assert "'a.b', inside a field another feature is read from" in answer.json()["error"]

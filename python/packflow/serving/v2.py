@@ -875,11 +875,23 @@ def _build_rows(paths: list[tuple[str, ...]], columns: list[list], n: int) -> li
                 row[key] = value
             continue
         head, last = path[:-1], path[-1]
-        for row, value in zip(rows, column):
-            node = row
-            for part in head:
-                node = node.setdefault(part, {})
-            node[last] = value
+        try:
+            for row, value in zip(rows, column):
+                node = row
+                for part in head:
+                    node = node.setdefault(part, {})
+                node[last] = value
+        except (AttributeError, TypeError):
+            # A field on the way holds a value already: the model's features
+            # are read from fields one inside the other (a and a.b), which no
+            # row can hold both of (a records backend's clashing column
+            # names are refused before this, as the client's error).
+            raise V2Error(
+                500,
+                f"the model reads a feature from {_short('.'.join(path))!r}, inside a field "
+                "another feature is read from: a row cannot hold both, so this model's rows "
+                "cannot be built from tensors; send them to /invocations",
+            ) from None
     return rows
 
 
