@@ -414,3 +414,97 @@ def test_an_unknown_config_key_is_a_usage_error_shown_once(echo_project):
     )
     assert proc.returncode == 2
     assert proc.stderr.count(b"no_such_key") == 1, proc.stderr
+
+
+# initialize() takes `init_s` (a model that loads slowly).
+SLOW_START_BACKEND = """
+import time
+
+from packflow import BackendConfig, InferenceBackend
+
+
+class Config(BackendConfig):
+    init_s: float = 0.0
+
+
+class Backend(InferenceBackend):
+    backend_config_model = Config
+
+    def initialize(self):
+        time.sleep(self.config.init_s)
+
+    def execute(self, inputs):
+        return [{"id": r["id"], "double": r["x"] * 2} for r in inputs]
+"""
+
+
+def worker_spec(pid: int) -> dict:
+    """The ``--worker-spec`` of worker process ``pid``."""
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    return json.loads(argv[argv.index(b"--worker-spec") + 1])
+
+
+def started_workers(supervisor: subprocess.Popen, count: int) -> set[int]:
+    """The supervisor's ``count`` workers, once each runs (its command line
+    read)."""
+
+    def running() -> set[int]:
+        found = set()
+        for pid in children(supervisor.pid):
+            try:
+                if b"--worker-spec" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    found.add(pid)
+            except OSError:
+                pass
+        return found if len(found) == count else set()
+
+    return wait_for(running, 30, f"{count} workers running")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_port_held_while_workers_load_is_in_use(tmp_path):
+    # Before its workers listen, a server only holds its port bound: a second
+    # server must not pass the check then and join the first one's group.
+    project = write_project(tmp_path / "slow", name="slow", backend=SLOW_START_BACKEND)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "packflow.cli", "serve", str(project), "--port", "0"]
+        + ["--workers", "2", "--config", "init_s=120"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        port = worker_spec(min(started_workers(first, 2)))["port"]
+        second = subprocess.run(
+            [sys.executable, "-m", "packflow.cli", "serve", str(project)]
+            + ["--port", str(port), "--workers", "2"],
+            capture_output=True,
+            timeout=60,
+        )
+        assert second.returncode == 1, second.stderr
+        assert b"Listening" not in second.stdout
+        assert f"could not listen on 127.0.0.1:{port}".encode() in second.stderr
+        # A signal while the workers load stops them (they are not serving).
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(30) == 0
+    finally:
+        first.kill()
+        first.communicate(timeout=30)
+
+
+def test_the_grpc_port_cannot_be_the_http_port(echo_project):
+    # As one process: the HTTP server listens there, so gRPC cannot.
+    port = free_port()
+    proc = subprocess.run(
+        [sys.executable, "-m", "packflow.cli", "serve", str(echo_project)]
+        + ["--port", str(port), "--grpc-port", str(port), "--workers", "2"],
+        capture_output=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert b"Listening" not in proc.stdout
+    assert f"could not listen for gRPC on 127.0.0.1:{port}".encode() in proc.stderr

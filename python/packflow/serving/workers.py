@@ -87,7 +87,13 @@ def reserve_port(host: str, port: int, what: str = "") -> socket.socket:
 
     First a bind without SO_REUSEPORT: it fails when anything listens on the
     port, even another server of ours whose reuse group we would otherwise
-    join unnoticed."""
+    join unnoticed. The socket held is bound without SO_REUSEADDR: Linux
+    lets two sockets that both have it bind one port while neither listens,
+    so another server's check would pass while our workers load (and then
+    its workers would join theirs), and so would our own gRPC port's check on
+    the HTTP port. Only when that bind fails although the check passed (the
+    port's connections of a server without SO_REUSEPORT linger in
+    TIME_WAIT) is it bound with SO_REUSEADDR, as any server restarting is."""
     shown = f"[{host}]" if ":" in host else host
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
@@ -97,18 +103,29 @@ def reserve_port(host: str, port: int, what: str = "") -> socket.socket:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind(address)
             address = probe.getsockname()
-        held = socket.socket(family, kind, proto)
         try:
-            held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            held.bind(address)
+            held = _bind_reuse_port(family, kind, proto, address, reuse_address=False)
         except OSError:
-            held.close()
-            raise
+            held = _bind_reuse_port(family, kind, proto, address, reuse_address=True)
     except OSError as exc:
         raise RuntimeError(
             f"could not listen{what} on {shown}:{port}: {exc.strerror or exc}"
         ) from None
+    return held
+
+
+def _bind_reuse_port(
+    family: int, kind: int, proto: int, address: Any, reuse_address: bool
+) -> socket.socket:
+    held = socket.socket(family, kind, proto)
+    try:
+        if reuse_address:
+            held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        held.bind(address)
+    except OSError:
+        held.close()
+        raise
     return held
 
 
