@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -151,15 +152,15 @@ def test_both_workers_take_connections_and_metrics_merge(two_workers):
     # 60, both surely get some.
     for _ in range(60):
         assert fresh_get(two_workers.port, "/healthz") == 200
-    # Siblings' figures are up to a second old: wait (bounded) for both.
-    counts = wait_for(
-        lambda: (lambda c: c if set(c) == {"0", "1"} else None)(
+    # Siblings' figures are up to a second old: wait (bounded) for both, and
+    # for every request counted.
+    wait_for(
+        lambda: (lambda c: set(c) == {"0", "1"} and sum(c.values()) >= 60)(
             requests_by_worker(two_workers.url)
         ),
         15,
-        "requests counted under worker 0 and worker 1",
+        "the 60 requests counted, under worker 0 and worker 1",
     )
-    assert sum(counts.values()) >= 60
     text = httpx.get(f"{two_workers.url}/metrics", timeout=10).text
     # One # HELP and # TYPE per family, every sample labelled by worker (the
     # parser refuses a family split in two).
@@ -508,3 +509,82 @@ def test_the_grpc_port_cannot_be_the_http_port(echo_project):
     assert proc.returncode == 1, proc.stderr
     assert b"Listening" not in proc.stdout
     assert f"could not listen for gRPC on 127.0.0.1:{port}".encode() in proc.stderr
+
+
+def test_a_worker_closing_its_status_pipe_does_not_busy_the_supervisor():
+    from packflow.serving.workers import Supervisor
+
+    # The pipe at its end while the worker lives: select() or poll() on it
+    # returns at once, every time; the supervisor must stop waiting on it.
+    body = (
+        "os.write(status, b'{\"listening\": true}\\n')\nos.close(status)\n"
+        "while os.read(watch, 1):\n    pass\n"
+    )
+    supervisor = Supervisor(2, _fake_worker(body))
+    waits = []
+    wait = supervisor._wait
+    supervisor._wait = lambda: waits.append(1) or wait()
+
+    def listening() -> None:
+        # Then a couple of seconds idle, and the first signal.
+        threading.Timer(2, os.kill, (os.getpid(), signal.SIGTERM)).start()
+
+    assert supervisor.run(listening) == (False, "SIGTERM")
+    # A wait is a tenth of a second when nothing happens: some tens in those
+    # seconds, where a busy loop makes tens of thousands.
+    assert len(waits) < 1000, len(waits)
+
+
+def test_status_lines_are_read_within_bounds():
+    from packflow.serving.workers import MAX_STATUS_LINE, _Worker
+
+    read, write = os.pipe()
+    os.set_blocking(read, False)
+    worker = _Worker(0, None, -1, read)
+    garbage = [
+        b"x" * (4 * MAX_STATUS_LINE),  # a line far too long, then more lines
+        b"\n[1]\n7\nnot json\n",
+        b'{"error": "bad code", "code": "x"}\n',
+    ]
+
+    def write_all() -> None:
+        for data in garbage:
+            while data:
+                data = data[os.write(write, data) :]
+        os.close(write)
+
+    writer = threading.Thread(target=write_all)
+    writer.start()
+    longest = 0
+    deadline = time.monotonic() + 30
+    while not worker.status_ended and time.monotonic() < deadline:
+        worker.read_status()
+        longest = max(longest, len(worker.pending))
+        time.sleep(0.001)
+    writer.join(30)
+    os.close(read)
+    assert worker.status_ended
+    assert longest <= MAX_STATUS_LINE + 4096
+    assert not worker.listening
+    assert worker.error == ("bad code", 1)
+
+
+def test_the_supervisor_waits_on_file_descriptors_past_1023():
+    import resource
+
+    from packflow.serving.workers import Supervisor
+
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[0] <= 1500:
+        pytest.skip("file descriptors limited to 1500 or fewer here")
+    body = "os.write(status, b'{\"listening\": true}\\n')\nwhile os.read(watch, 1):\n    pass\n"
+    supervisor = Supervisor(1, _fake_worker(body))
+    worker = supervisor._start(0)
+    # Where the status pipe of the 700th worker or so would be.
+    os.dup2(worker.status, 1500)
+    os.close(worker.status)
+    worker.status = 1500
+    try:
+        wait_for(lambda: supervisor._wait() or worker.listening, 30, "the worker listens")
+    finally:
+        supervisor._stop_now()
+    assert not supervisor.workers

@@ -71,6 +71,12 @@ STOP_AT_ONCE_S = 10.0
 #: How often a worker writes its metrics for its siblings' scrapes.
 PUBLISH_S = 1.0
 _POLL_S = 0.1
+#: The longest status line read (a worker's error message); a longer one is
+#: dropped rather than held whole.
+MAX_STATUS_LINE = 64 * 1024
+#: Reads of one status pipe per wait: a worker writing without pause cannot
+#: keep the supervisor from the signals and the other workers.
+_STATUS_READS = 16
 
 
 def reuse_port_spreads() -> bool:
@@ -280,28 +286,49 @@ class _Worker:
         self.watch: Optional[int] = watch  # the supervisor's end; closed: drain
         self.status = status
         self.pending = b""
+        self.skipping = False  # within a status line too long, until its end
+        self.status_ended = False
         self.listening = False
         self.error: Optional[tuple[str, int]] = None
 
     def read_status(self) -> None:
-        while True:
+        for _ in range(_STATUS_READS):
+            if self.status_ended:
+                return
             try:
                 chunk = os.read(self.status, 4096)
             except BlockingIOError:
                 return
             if not chunk:
+                # Closed (the worker exited, or its code closed the pipe):
+                # not waited on again, or every wait would end at once.
+                self.status_ended = True
                 return
-            self.pending += chunk
-            while b"\n" in self.pending:
-                line, self.pending = self.pending.split(b"\n", 1)
-                try:
-                    message = json.loads(line)
-                except ValueError:
-                    continue
-                if message.get("listening"):
-                    self.listening = True
-                elif "error" in message:
-                    self.error = (str(message["error"]), int(message.get("code", 1)))
+            *lines, self.pending = (self.pending + chunk).split(b"\n")
+            for line in lines:
+                if self.skipping:  # the end of a line too long
+                    self.skipping = False
+                else:
+                    self._take(line)
+            if len(self.pending) > MAX_STATUS_LINE:
+                self.pending = b""
+                self.skipping = True
+
+    def _take(self, line: bytes) -> None:
+        """One status line: ``{"listening": true}`` or ``{"error": message,
+        "code": exit code}``; anything else is ignored."""
+        try:
+            message = json.loads(line)
+        except ValueError:
+            return
+        if not isinstance(message, dict):
+            return
+        if message.get("listening"):
+            self.listening = True
+        elif "error" in message:
+            code = message.get("code")
+            valid = isinstance(code, int) and 0 < code < 256
+            self.error = (str(message["error"]), code if valid else 1)
 
     def drain(self) -> None:
         if self.watch is not None:
@@ -360,11 +387,16 @@ class Supervisor:
     def _wait(self) -> list[_Worker]:
         """Wait a moment for status lines or a signal; the workers that have
         exited since (taken out of :attr:`workers`)."""
-        fds = [w.status for w in self.workers.values()]
+        fds = [w.status for w in self.workers.values() if not w.status_ended]
         if fds:
-            # A signal ends the wait early too: its handler runs, and
-            # select() resumes for the rest of the moment at most.
-            select.select(fds, [], [], _POLL_S)
+            # poll() rather than select(): a file descriptor past 1023 (some
+            # hundred workers) is out of select()'s range. A signal ends the
+            # wait early too: its handler runs, and poll() resumes for the
+            # rest of the moment at most.
+            poller = select.poll()
+            for fd in fds:
+                poller.register(fd, select.POLLIN)
+            poller.poll(_POLL_S * 1000)
         else:
             time.sleep(_POLL_S)
         ended = []
