@@ -426,6 +426,8 @@ from packflow import BackendConfig, InferenceBackend
 
 class Config(BackendConfig):
     init_s: float = 0.0
+    note_a: str = ""
+    note_b: str = ""
 
 
 class Backend(InferenceBackend):
@@ -435,14 +437,19 @@ class Backend(InferenceBackend):
         time.sleep(self.config.init_s)
 
     def execute(self, inputs):
-        return [{"id": r["id"], "double": r["x"] * 2} for r in inputs]
+        notes = len(self.config.note_a) + len(self.config.note_b)
+        return [{"id": r["id"], "notes": notes} for r in inputs]
 """
 
 
 def worker_spec(pid: int) -> dict:
-    """The ``--worker-spec`` of worker process ``pid``."""
+    """The settings of worker process ``pid``: its ``--worker-spec`` and
+    those every worker shares."""
+    from packflow.serving.workers import SPEC_FILE
+
     argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    return json.loads(argv[argv.index(b"--worker-spec") + 1])
+    own = json.loads(argv[argv.index(b"--worker-spec") + 1])
+    return {**json.loads((Path(own["metrics_dir"]) / SPEC_FILE).read_text()), **own}
 
 
 def started_workers(supervisor: subprocess.Popen, count: int) -> set[int]:
@@ -588,3 +595,21 @@ def test_the_supervisor_waits_on_file_descriptors_past_1023():
     finally:
         supervisor._stop_now()
     assert not supervisor.workers
+
+
+def test_a_config_too_long_for_a_command_line_reaches_the_workers(tmp_path):
+    # Linux takes 128 KiB in one argument: two --config values that fit each
+    # exceed it together, as one worker setting.
+    project = write_project(tmp_path / "notes", name="notes", backend=SLOW_START_BACKEND)
+    note = "n" * 100_000
+    args = ["--workers", "2", "--config", f"note_a={note}", "--config", f"note_b={note}"]
+    server = ServerProcess(project, *args)
+    try:
+        for i in range(4):
+            with httpx.Client(timeout=10) as http:
+                answer = http.post(f"{server.url}/invocations", json={"id": i, "x": i})
+            assert answer.json() == {"id": i, "notes": 200_000}
+        server.signal(signal.SIGTERM)
+        assert server.wait(30) == 0
+    finally:
+        server.kill()

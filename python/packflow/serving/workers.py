@@ -24,9 +24,10 @@ How the processes talk:
 - A *status* pipe from each worker: one JSON line when it listens, or one
   with its error message and exit code when it cannot start (printed once,
   by the supervisor).
-- A private folder of metrics: every worker writes its ``/metrics`` text,
-  each series labelled ``worker="i"``, there every second and when scraped;
-  a scrape merges every worker's latest text (siblings' up to a second old).
+- A private folder: the settings every worker shares (:data:`SPEC_FILE`),
+  and every worker's ``/metrics`` text, each series labelled ``worker="i"``,
+  written there every second and when scraped; a scrape merges every
+  worker's latest text (siblings' up to a second old).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from packflow.logger import get_logger
 from packflow.serving.multi import MultiModelApp
 
 __all__ = [
+    "SPEC_FILE",
     "SharedMetrics",
     "Supervisor",
     "WorkerApp",
@@ -71,6 +73,9 @@ STOP_AT_ONCE_S = 10.0
 #: How often a worker writes its metrics for its siblings' scrapes.
 PUBLISH_S = 1.0
 _POLL_S = 0.1
+#: In the private folder: the settings every worker shares (the command line
+#: gives each its own: index, pipes, the folder).
+SPEC_FILE = "spec.json"
 #: The longest status line read (a worker's error message); a longer one is
 #: dropped rather than held whole.
 MAX_STATUS_LINE = 64 * 1024
@@ -221,8 +226,11 @@ class SharedMetrics:
                 pass
         if orphaned:
             try:
+                if any(p.suffix in (".prom", ".part") for p in self.folder.iterdir()):
+                    return  # a sibling's text is still there: the last one removes it
+                (self.folder / SPEC_FILE).unlink(missing_ok=True)
                 self.folder.rmdir()
-            except OSError:  # a sibling's text is still there: the last one removes it
+            except OSError:  # a sibling removed it first
                 pass
 
     def gather(self, own: bytes) -> bytes:
