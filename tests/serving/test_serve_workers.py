@@ -613,3 +613,17 @@ def test_a_config_too_long_for_a_command_line_reaches_the_workers(tmp_path):
         assert server.wait(30) == 0
     finally:
         server.kill()
+
+
+def test_a_worker_that_cannot_be_run_stops_the_supervisor_with_a_message(tmp_path):
+    from packflow.serving.workers import Supervisor, WorkerFailed
+
+    # As when the system is out of processes or memory: no traceback.
+    missing = str(tmp_path / "no-such-python")
+    supervisor = Supervisor(2, lambda index, watch, status: [missing])
+    with pytest.raises(WorkerFailed) as failed:
+        supervisor.run(lambda: None)
+    assert failed.value.code == 1
+    assert failed.value.message.startswith("could not start worker 0: ")
+    assert "no-such-python" in failed.value.message
+    assert not supervisor.workers

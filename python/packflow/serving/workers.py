@@ -377,9 +377,11 @@ class Supervisor:
                 pass_fds=(watch_r, status_w),
                 start_new_session=True,
             )
-        except BaseException:
+        except BaseException as exc:
             for fd in (watch_w, status_r):
                 os.close(fd)
+            if isinstance(exc, OSError):  # out of processes, memory, or descriptors
+                raise WorkerFailed(f"could not start worker {index}: {exc}", 1) from None
             raise
         finally:
             os.close(watch_r)
