@@ -627,3 +627,25 @@ def test_a_worker_that_cannot_be_run_stops_the_supervisor_with_a_message(tmp_pat
     assert failed.value.message.startswith("could not start worker 0: ")
     assert "no-such-python" in failed.value.message
     assert not supervisor.workers
+
+
+def test_workers_killed_while_loading_leave_no_private_folder(tmp_path):
+    # SIGKILL while the workers load: their SIGTERM ends them at once, and
+    # the folder (with the settings, --config's values among them) must go.
+    project = write_project(tmp_path / "slow", name="slow", backend=SLOW_START_BACKEND)
+    supervisor = subprocess.Popen(
+        [sys.executable, "-m", "packflow.cli", "serve", str(project), "--port", "0"]
+        + ["--workers", "2", "--config", "init_s=120"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        workers = started_workers(supervisor, 2)
+        folder = Path(worker_spec(min(workers))["metrics_dir"])
+        supervisor.kill()
+        supervisor.wait(10)
+        wait_for(lambda: not any(alive(p) for p in workers), 30, "the workers exit")
+        assert not folder.exists(), list(folder.iterdir())
+    finally:
+        supervisor.kill()
+        supervisor.wait(10)

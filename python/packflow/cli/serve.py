@@ -450,7 +450,7 @@ def _serve_worker(spec: dict[str, Any]) -> None:
     )
 
     supervisor = os.getppid()
-    watch_supervisor(spec["watch_fd"])
+    watch_supervisor(spec["watch_fd"], SharedMetrics(spec["metrics_dir"], spec["index"], 0))
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         try:

@@ -143,13 +143,19 @@ def _bind_reuse_port(
 # -- the worker's side ---------------------------------------------------------------
 
 
-def watch_supervisor(fd: int) -> None:
+def watch_supervisor(fd: int, shared: Optional[SharedMetrics] = None) -> None:
     """Signal this process SIGTERM (drain, or die if not serving yet) when
-    the supervisor's end of pipe ``fd`` closes."""
+    the supervisor's end of pipe ``fd`` closes. ``shared``: this worker's
+    view of the private folder, removed first if this worker has published
+    nothing and no sibling has either (SIGTERM's default action ends a worker
+    still loading before any clean-up, and a supervisor killed meanwhile
+    leaves the folder to its workers)."""
 
     def watch() -> None:
         while os.read(fd, 1):
             pass
+        if shared is not None and not shared.published():
+            shared.withdraw(orphaned=True)
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=watch, name="packflow-supervisor-watch", daemon=True).start()
@@ -214,6 +220,10 @@ class SharedMetrics:
             os.replace(part, final)
         except OSError:  # the folder is gone: the supervisor is stopping
             pass
+
+    def published(self) -> bool:
+        """Whether this worker's text is there (it listens)."""
+        return (self.folder / f"{self.index}.prom").exists()
 
     def withdraw(self, orphaned: bool) -> None:
         """Remove this worker's text as it exits; ``orphaned`` (the
