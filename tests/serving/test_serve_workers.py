@@ -649,3 +649,39 @@ def test_workers_killed_while_loading_leave_no_private_folder(tmp_path):
     finally:
         supervisor.kill()
         supervisor.wait(10)
+
+
+def test_sigterm_to_every_process_at_once_drains(echo_project):
+    # As systemd stops a unit (every process of it gets SIGTERM): a worker's
+    # own SIGTERM and its supervisor's request make one drain, not a stop at
+    # once that cuts the requests in flight.
+    args = ["--workers", "2", "--config", "delay_s=1", "--max-wait-ms", "1"]
+    server = ServerProcess(echo_project, *args)
+    try:
+        url = server.url
+        workers = children(server.proc.pid)
+        assert len(workers) == 2
+
+        async def send_all_then_signal():
+            clients = [httpx.AsyncClient(timeout=30) for _ in range(8)]
+            try:
+                tasks = [
+                    asyncio.ensure_future(c.post(f"{url}/invocations", json={"id": i, "x": i}))
+                    for i, c in enumerate(clients)
+                ]
+                await asyncio.sleep(0.5)  # every request is queued or running
+                for pid in (server.proc.pid, *workers):
+                    os.kill(pid, signal.SIGTERM)
+                return await asyncio.gather(*tasks)
+            finally:
+                for c in clients:
+                    await c.aclose()
+
+        answers = asyncio.run(send_all_then_signal())
+        for i, answer in enumerate(answers):
+            assert answer.status_code == 200, answer.text
+            assert answer.json() == echo_expected([{"id": i, "x": i}])[0]
+        assert server.wait(30) == 0
+        assert server.stderr().count("Drained and stopped on SIGTERM.") == 1
+    finally:
+        server.kill()

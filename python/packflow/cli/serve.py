@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -301,10 +300,12 @@ def _load_and_serve(
     settings: dict[str, Any],
     config: dict[str, Any],
     worker: Optional[dict[str, Any]] = None,
+    on_signals: Any = None,
 ) -> Any:
     """Load every project's backend and serve them until a signal (the
     :class:`~packflow.serving.server.ServeResult`); ``worker``: as worker
-    ``index`` of ``--workers`` (its listening is told to the supervisor)."""
+    ``index`` of ``--workers`` (its listening is told to the supervisor;
+    ``on_signals``: as for :func:`packflow.serving.server.serve`)."""
     from packflow.loaders import InferenceBackendLoader
     from packflow.serving import create_app
     from packflow.serving.http1 import Limits
@@ -362,6 +363,7 @@ def _load_and_serve(
             grpc_port=grpc_port,
             on_grpc_listening=grpc_listening,
             reuse_port=worker is not None,
+            on_signals=on_signals,
         )
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -445,12 +447,11 @@ def _serve_worker(spec: dict[str, Any]) -> None:
     from packflow.serving.workers import (
         SPEC_FILE,
         SharedMetrics,
+        SupervisorWatch,
         report_to_supervisor,
-        watch_supervisor,
     )
 
-    supervisor = os.getppid()
-    watch_supervisor(spec["watch_fd"], SharedMetrics(spec["metrics_dir"], spec["index"], 0))
+    watch = SupervisorWatch(spec["watch_fd"], SharedMetrics(spec["metrics_dir"], spec["index"], 0))
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         try:
@@ -468,12 +469,13 @@ def _serve_worker(spec: dict[str, Any]) -> None:
             spec["settings"],
             spec["config"],
             worker=spec,
+            on_signals=watch.serving,
         )
     except click.ClickException as exc:
         report_to_supervisor(spec["status_fd"], error=exc.format_message(), code=exc.exit_code)
         sys.exit(exc.exit_code)
     finally:
         metrics = SharedMetrics(spec["metrics_dir"], spec["index"], spec.get("count", 0))
-        metrics.withdraw(orphaned=os.getppid() != supervisor)
+        metrics.withdraw(orphaned=watch.orphaned)
     # The supervisor says how the server stopped.
     sys.exit(1 if result.forced else 0)

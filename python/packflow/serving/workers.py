@@ -15,12 +15,13 @@ How the processes talk:
   modules, maybe grpc, whose threads and locks do not survive a fork, and
   rather than multiprocessing's spawn: its children share the parent's
   process group and its pickled start-up needs the parent's ``__main__``.
-- A *watch* pipe from the supervisor to each worker, never written: its end
-  of file (the supervisor closed it, or died, even of SIGKILL) makes the
-  worker signal itself SIGTERM, its own first-signal path (drain). A pipe
-  rather than PR_SET_PDEATHSIG: it works the same on every POSIX system,
-  fires however the supervisor ends, and lets the supervisor ask for a
-  drain by closing it.
+- A *watch* pipe from the supervisor to each worker: its end of file (the
+  supervisor closed it, or died, even of SIGKILL) drains the worker as its
+  first signal does (:class:`SupervisorWatch`). The supervisor writes one
+  byte before it closes the pipe: a worker that sees none was orphaned, and
+  cleans up after it. A pipe rather than PR_SET_PDEATHSIG: it works the
+  same on every POSIX system, fires however the supervisor ends, and lets
+  the supervisor ask for a drain by closing it.
 - A *status* pipe from each worker: one JSON line when it listens, or one
   with its error message and exit code when it cannot start (printed once,
   by the supervisor).
@@ -53,6 +54,7 @@ __all__ = [
     "SPEC_FILE",
     "SharedMetrics",
     "Supervisor",
+    "SupervisorWatch",
     "WorkerApp",
     "WorkerFailed",
     "label_worker",
@@ -60,7 +62,6 @@ __all__ = [
     "report_to_supervisor",
     "reserve_port",
     "reuse_port_spreads",
-    "watch_supervisor",
 ]
 
 #: Worker deaths (after they listened) within :data:`DEATHS_WINDOW_S` that
@@ -143,22 +144,48 @@ def _bind_reuse_port(
 # -- the worker's side ---------------------------------------------------------------
 
 
-def watch_supervisor(fd: int, shared: Optional[SharedMetrics] = None) -> None:
-    """Signal this process SIGTERM (drain, or die if not serving yet) when
-    the supervisor's end of pipe ``fd`` closes. ``shared``: this worker's
-    view of the private folder, removed first if this worker has published
-    nothing and no sibling has either (SIGTERM's default action ends a worker
-    still loading before any clean-up, and a supervisor killed meanwhile
-    leaves the folder to its workers)."""
+class SupervisorWatch:
+    """A worker's watch of pipe ``fd``, whose end of file (the supervisor
+    closed it, or died) stops this worker: before it serves, by SIGTERM
+    (whose default action ends a worker still loading); once it serves,
+    by draining it as its first signal does. Not a signal then: the worker
+    may have had SIGTERM already (systemd stops a unit so, every process of
+    it at once), and a second one would cut its drain short.
 
-    def watch() -> None:
-        while os.read(fd, 1):
-            pass
-        if shared is not None and not shared.published():
-            shared.withdraw(orphaned=True)
-        os.kill(os.getpid(), signal.SIGTERM)
+    ``shared``: this worker's view of the private folder, removed first if
+    neither it nor a sibling has published anything (a worker still loading
+    gets no clean-up, and a supervisor killed meanwhile leaves the folder
+    to its workers)."""
 
-    threading.Thread(target=watch, name="packflow-supervisor-watch", daemon=True).start()
+    def __init__(self, fd: int, shared: Optional[SharedMetrics] = None):
+        self.fd = fd
+        self.shared = shared
+        #: The pipe ended without the supervisor's byte: it died. (Not this
+        #: process's parent changing: a worker that drains at once may look
+        #: before the dying supervisor's children are handed on.)
+        self.orphaned = False
+        self._lock = threading.Lock()
+        self._drain: Optional[Callable[[], None]] = None
+        threading.Thread(target=self._watch, name="packflow-supervisor-watch", daemon=True).start()
+
+    def serving(self, drain: Callable[[], None]) -> None:
+        """From now on the end of the pipe calls ``drain`` (the server's
+        ``on_signals``)."""
+        with self._lock:
+            self._drain = drain
+
+    def _watch(self) -> None:
+        asked = False
+        while os.read(self.fd, 64):
+            asked = True
+        self.orphaned = not asked
+        with self._lock:
+            if self._drain is not None:
+                self._drain()
+                return
+            if self.orphaned and self.shared is not None and not self.shared.published():
+                self.shared.withdraw(orphaned=True)
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
 def report_to_supervisor(fd: int, **message: Any) -> None:
@@ -350,6 +377,10 @@ class _Worker:
 
     def drain(self) -> None:
         if self.watch is not None:
+            try:
+                os.write(self.watch, b"d")  # asked, not orphaned (see the module's notes)
+            except OSError:  # the worker has exited
+                pass
             os.close(self.watch)
             self.watch = None
 
@@ -498,13 +529,16 @@ class Supervisor:
         return False, name
 
     def _stop_now(self) -> None:
-        """Every worker's second signal (their first is the watch pipe's
-        end); killed if still there after :data:`STOP_AT_ONCE_S`."""
+        """Every worker's second signal (the watch pipe's end drains it, as
+        a first one); killed if still there after :data:`STOP_AT_ONCE_S`.
+        Two SIGTERMs a moment apart: a worker that takes the first before its
+        watch drains it still gets a second."""
         for worker in self.workers.values():
             worker.drain()
-        time.sleep(_POLL_S)  # each worker's watch thread signals it first
-        for worker in self.workers.values():
-            _send(worker.proc, signal.SIGTERM)
+        for _ in range(2):
+            time.sleep(_POLL_S)
+            for worker in self.workers.values():
+                _send(worker.proc, signal.SIGTERM)
         deadline = time.monotonic() + STOP_AT_ONCE_S
         while self.workers and time.monotonic() < deadline:
             self._wait()
