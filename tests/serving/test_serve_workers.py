@@ -685,3 +685,22 @@ def test_sigterm_to_every_process_at_once_drains(echo_project):
         assert server.stderr().count("Drained and stopped on SIGTERM.") == 1
     finally:
         server.kill()
+
+
+def test_a_port_a_server_just_left_is_taken(echo_project):
+    # A server without SO_REUSEPORT (one process, or another program) that
+    # closed its connections first leaves them in TIME_WAIT on its port for
+    # a minute: a restart on that port must not be refused.
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", port), timeout=5)
+        accepted, _ = listener.accept()
+        accepted.close()  # the server's side closes first: its end waits
+        client.recv(1)
+        client.close()
+    with ServerProcess(echo_project, "--workers", "2", "--port", str(port)) as server:
+        assert server.port == port
+        assert fresh_get(port, "/healthz") == 200
