@@ -704,3 +704,54 @@ def test_a_port_a_server_just_left_is_taken(echo_project):
     with ServerProcess(echo_project, "--workers", "2", "--port", str(port)) as server:
         assert server.port == port
         assert fresh_get(port, "/healthz") == 200
+
+
+# initialize() hangs while the file `hold` names exists (a replacement that
+# loads for long, the first workers quick).
+HOLD_BACKEND = """
+import os
+import time
+
+from packflow import BackendConfig, InferenceBackend
+
+
+class Config(BackendConfig):
+    hold: str = ""
+
+
+class Backend(InferenceBackend):
+    backend_config_model = Config
+
+    def initialize(self):
+        while self.config.hold and os.path.exists(self.config.hold):
+            time.sleep(0.1)
+
+    def execute(self, inputs):
+        return inputs
+"""
+
+
+def test_a_dead_workers_metrics_go_while_its_replacement_loads(tmp_path):
+    project = write_project(tmp_path / "hold", name="hold", backend=HOLD_BACKEND)
+    hold = tmp_path / "hold-the-replacement"
+    server = ServerProcess(project, "--workers", "2", "--config", f"hold={hold}")
+    try:
+
+        def reporting() -> set[str]:
+            text = httpx.get(f"{server.url}/metrics", timeout=10).text
+            samples = metric_samples(text, keep_model=True)
+            return {dict(labels)["worker"] for _, labels in samples}
+
+        wait_for(lambda: reporting() == {"0", "1"}, 15, "both workers in /metrics")
+        hold.touch()
+        victim = min(children(server.proc.pid))
+        index = worker_spec(victim)["index"]
+        os.kill(victim, signal.SIGKILL)
+        # Its replacement loads (held): only the live worker answers, and
+        # the dead one's figures must not be reported as current meanwhile.
+        wait_for(lambda: reporting() == {str(1 - index)}, 30, "the dead worker's series gone")
+        hold.unlink()
+        wait_for(lambda: reporting() == {"0", "1"}, 30, "the replacement in /metrics")
+    finally:
+        server.stop()
+        server.kill()

@@ -451,7 +451,11 @@ def _serve_worker(spec: dict[str, Any]) -> None:
         report_to_supervisor,
     )
 
-    watch = SupervisorWatch(spec["watch_fd"], SharedMetrics(spec["metrics_dir"], spec["index"], 0))
+    own = SharedMetrics(spec["metrics_dir"], spec["index"], 0)
+    # A replacement: its dead predecessor's metrics would be reported as
+    # current until this worker listens (a load may take minutes).
+    own.withdraw(orphaned=False)
+    watch = SupervisorWatch(spec["watch_fd"], own)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         try:
