@@ -755,3 +755,23 @@ def test_a_dead_workers_metrics_go_while_its_replacement_loads(tmp_path):
     finally:
         server.stop()
         server.kill()
+
+
+def test_a_worker_that_dies_after_listening_but_before_the_others_is_named_so():
+    from packflow.serving.workers import Supervisor, WorkerFailed
+
+    # Worker 0 listens, then exits; worker 1 is still loading.
+    body = (
+        "if index == 0:\n"
+        "    os.write(status, b'{\"listening\": true}\\n')\n"
+        "    sys.exit(3)\n"
+        "while os.read(watch, 1):\n    pass\n"
+    )
+    announced = []
+    supervisor = Supervisor(2, _fake_worker(body))
+    with pytest.raises(WorkerFailed) as failed:
+        supervisor.run(lambda: announced.append(True))
+    assert announced == []
+    assert failed.value.code == 3
+    assert failed.value.message == "worker 0 exited with code 3 before the others listened"
+    assert not supervisor.workers

@@ -496,7 +496,8 @@ class Supervisor:
                 raise WorkerFailed(*worker.error)
             code = worker.proc.returncode
             raise WorkerFailed(
-                f"worker {worker.index} {worker.how_it_ended()} before it listened",
+                f"worker {worker.index} {worker.how_it_ended()} before "
+                + ("the others listened" if worker.listening else "it listened"),
                 code if code and code > 0 else 1,
             )
         now = time.monotonic()
