@@ -775,3 +775,31 @@ def test_a_worker_that_dies_after_listening_but_before_the_others_is_named_so():
     assert failed.value.code == 3
     assert failed.value.message == "worker 0 exited with code 3 before the others listened"
     assert not supervisor.workers
+
+
+def test_a_supervisor_killed_during_the_drain_leaves_no_private_folder(echo_project):
+    args = ["--workers", "2", "--config", "delay_s=3", "--max-wait-ms", "1"]
+    server = ServerProcess(echo_project, *args)
+    try:
+        workers = children(server.proc.pid)
+        folder = Path(worker_spec(min(workers))["metrics_dir"])
+        socks = []
+        body = b'{"id": 1, "x": 1}'
+        for _ in range(16):  # some land on each worker (all on one: 1 in 30000)
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            sock.sendall(
+                b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+            )
+            socks.append(sock)
+        time.sleep(0.5)  # the batches are running (for 3 s)
+        server.signal(signal.SIGTERM)
+        time.sleep(0.5)  # the workers drain
+        server.proc.kill()
+        server.proc.wait(10)
+        wait_for(lambda: not any(alive(p) for p in workers), 30, "the workers drain and exit")
+        assert not folder.exists(), list(folder.iterdir())
+        for sock in socks:
+            sock.close()
+    finally:
+        server.kill()

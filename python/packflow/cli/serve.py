@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -451,6 +452,7 @@ def _serve_worker(spec: dict[str, Any]) -> None:
         report_to_supervisor,
     )
 
+    supervisor = os.getppid()
     own = SharedMetrics(spec["metrics_dir"], spec["index"], 0)
     # A replacement: its dead predecessor's metrics would be reported as
     # current until this worker listens (a load may take minutes).
@@ -480,6 +482,8 @@ def _serve_worker(spec: dict[str, Any]) -> None:
         sys.exit(exc.exit_code)
     finally:
         metrics = SharedMetrics(spec["metrics_dir"], spec["index"], spec.get("count", 0))
-        metrics.withdraw(orphaned=watch.orphaned)
+        # Orphaned: the supervisor died (no byte on the watch pipe), or it
+        # died after asking for the drain (this worker has a new parent).
+        metrics.withdraw(orphaned=watch.orphaned or os.getppid() != supervisor)
     # The supervisor says how the server stopped.
     sys.exit(1 if result.forced else 0)
