@@ -301,10 +301,12 @@ def _load_and_serve(
     settings: dict[str, Any],
     config: dict[str, Any],
     worker: Optional[dict[str, Any]] = None,
+    on_signals: Any = None,
 ) -> Any:
     """Load every project's backend and serve them until a signal (the
     :class:`~packflow.serving.server.ServeResult`); ``worker``: as worker
-    ``index`` of ``--workers`` (its listening is told to the supervisor)."""
+    ``index`` of ``--workers`` (its listening is told to the supervisor;
+    ``on_signals``: as for :func:`packflow.serving.server.serve`)."""
     from packflow.loaders import InferenceBackendLoader
     from packflow.serving import create_app
     from packflow.serving.http1 import Limits
@@ -362,6 +364,7 @@ def _load_and_serve(
             grpc_port=grpc_port,
             on_grpc_listening=grpc_listening,
             reuse_port=worker is not None,
+            on_signals=on_signals,
         )
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -379,7 +382,7 @@ def _supervise(
 ) -> tuple[bool, Optional[str]]:
     """``--workers N`` (N > 1): start N workers on one port, announce them
     once all listen, and stop them at a signal: ``(forced, first signal)``."""
-    from packflow.serving.workers import Supervisor, WorkerFailed, reserve_port
+    from packflow.serving.workers import SPEC_FILE, Supervisor, WorkerFailed, reserve_port
 
     # The ports are picked here (0: a free one) and held bound until the
     # supervisor exits, so every worker, and any replacement, gets the same.
@@ -403,8 +406,14 @@ def _supervise(
         "config": config,
     }
 
+    # The settings every worker shares go in a file of the private folder,
+    # not on the command line: one argument holds 128 KiB at most on Linux,
+    # and --config values may be larger together.
+    (Path(metrics_dir) / SPEC_FILE).write_text(json.dumps(spec))
+
     def command(index: int, watch_fd: int, status_fd: int) -> list[str]:
-        own = {**spec, "index": index, "watch_fd": watch_fd, "status_fd": status_fd}
+        own = {"metrics_dir": metrics_dir, "index": index}
+        own.update(watch_fd=watch_fd, status_fd=status_fd)
         return [sys.executable, "-m", "packflow.cli", "serve", "--worker-spec", json.dumps(own)]
 
     listening, grpc_listening = _listening_lines(
@@ -436,12 +445,26 @@ class _ExitCode(click.ClickException):
 def _serve_worker(spec: dict[str, Any]) -> None:
     """One worker of ``--workers N``: serve, and tell the supervisor (not
     stderr) why when it cannot start, so the message shows once."""
-    from packflow.serving.workers import SharedMetrics, report_to_supervisor, watch_supervisor
+    from packflow.serving.workers import (
+        SPEC_FILE,
+        SharedMetrics,
+        SupervisorWatch,
+        report_to_supervisor,
+    )
 
     supervisor = os.getppid()
-    watch_supervisor(spec["watch_fd"])
+    own = SharedMetrics(spec["metrics_dir"], spec["index"], 0)
+    # A replacement: its dead predecessor's metrics would be reported as
+    # current until this worker listens (a load may take minutes).
+    own.withdraw(orphaned=False)
+    watch = SupervisorWatch(spec["watch_fd"], own)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        try:
+            shared = json.loads((Path(spec["metrics_dir"]) / SPEC_FILE).read_text())
+        except (OSError, ValueError) as exc:  # the supervisor has stopped meanwhile
+            raise click.ClickException(f"could not read the server's settings: {exc}") from None
+        spec = {**shared, **spec}
         # The supervisor has extracted the archives: folders here.
         opened = [(project, *_open(root, "")) for project, root in spec["projects"]]
         result = _load_and_serve(
@@ -452,12 +475,15 @@ def _serve_worker(spec: dict[str, Any]) -> None:
             spec["settings"],
             spec["config"],
             worker=spec,
+            on_signals=watch.serving,
         )
     except click.ClickException as exc:
         report_to_supervisor(spec["status_fd"], error=exc.format_message(), code=exc.exit_code)
         sys.exit(exc.exit_code)
     finally:
-        shared = SharedMetrics(spec["metrics_dir"], spec["index"], spec["count"])
-        shared.withdraw(orphaned=os.getppid() != supervisor)
+        metrics = SharedMetrics(spec["metrics_dir"], spec["index"], spec.get("count", 0))
+        # Orphaned: the supervisor died (no byte on the watch pipe), or it
+        # died after asking for the drain (this worker has a new parent).
+        metrics.withdraw(orphaned=watch.orphaned or os.getppid() != supervisor)
     # The supervisor says how the server stopped.
     sys.exit(1 if result.forced else 0)

@@ -752,10 +752,14 @@ async def run_until_signalled(
     port: int,
     on_listening: Optional[Callable[[str, int], None]] = None,
     doors: Sequence[Door] = (),
+    on_signals: Optional[Callable[[Callable[[], None]], None]] = None,
 ) -> tuple[bool, str]:
     """Serve until SIGINT or SIGTERM, then drain; ``(forced, name of the
     first signal)``: a second signal returns at once, forced. ``doors``
-    start after the HTTP server listens and drain with it."""
+    start after the HTTP server listens and drain with it. ``on_signals``:
+    called once the signals are handled here with a function, callable from
+    any thread, that drains as a SIGTERM would, and does nothing once
+    draining (a worker's supervisor asks so: never a second signal)."""
     loop = asyncio.get_running_loop()
     first: asyncio.Future = loop.create_future()
     second: asyncio.Future = loop.create_future()
@@ -775,6 +779,19 @@ async def run_until_signalled(
             previous[sig] = signal.signal(
                 sig, lambda s, _frame: loop.call_soon_threadsafe(on_signal, s)
             )
+    if on_signals is not None:
+
+        def drain_once() -> None:
+            if not first.done():
+                first.set_result(signal.SIGTERM)
+
+        def drain() -> None:
+            try:
+                loop.call_soon_threadsafe(drain_once)
+            except RuntimeError:  # the loop has closed: the server has stopped
+                pass
+
+        on_signals(drain)
     try:
         bound = await server.start(host, port)
         started = []

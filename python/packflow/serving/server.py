@@ -100,6 +100,7 @@ def serve(
     grpc_limits: Optional[Any] = None,
     on_grpc_listening: Optional[Callable[[str, int], None]] = None,
     reuse_port: bool = False,
+    on_signals: Optional[Callable[[Callable[[], None]], None]] = None,
 ) -> ServeResult:
     """Serve ``app`` (one model's, or a :class:`MultiModelApp`) with
     packflow's HTTP/1.1 server until SIGTERM or SIGINT (blocking).
@@ -112,7 +113,9 @@ def serve(
     batcher (``grpc_limits``: a :class:`packflow.serving.grpc_v2.GrpcLimits`;
     ``on_grpc_listening`` as ``on_listening``). ``reuse_port``: listen with
     SO_REUSEPORT, beside other processes on the same ports (``packflow serve
-    --workers``). Raises ``RuntimeError`` when it cannot listen."""
+    --workers``). ``on_signals``: as for
+    :func:`packflow.serving.http1.run_until_signalled`. Raises
+    ``RuntimeError`` when it cannot listen."""
     modules = require_serve_extra()
     if grpc_port is not None:
         require_grpc_extra()
@@ -128,7 +131,7 @@ def serve(
 
         models = app.apps if isinstance(app, MultiModelApp) else {app.name: app}
         doors.append(GrpcDoor(models, host, grpc_port, grpc_limits, on_grpc_listening, reuse_port))
-    main = run_until_signalled(server, host, port, on_listening, doors)
+    main = run_until_signalled(server, host, port, on_listening, doors, on_signals)
     if "uvloop" in modules:
         import uvloop
 

@@ -15,18 +15,20 @@ How the processes talk:
   modules, maybe grpc, whose threads and locks do not survive a fork, and
   rather than multiprocessing's spawn: its children share the parent's
   process group and its pickled start-up needs the parent's ``__main__``.
-- A *watch* pipe from the supervisor to each worker, never written: its end
-  of file (the supervisor closed it, or died, even of SIGKILL) makes the
-  worker signal itself SIGTERM, its own first-signal path (drain). A pipe
-  rather than PR_SET_PDEATHSIG: it works the same on every POSIX system,
-  fires however the supervisor ends, and lets the supervisor ask for a
-  drain by closing it.
+- A *watch* pipe from the supervisor to each worker: its end of file (the
+  supervisor closed it, or died, even of SIGKILL) drains the worker as its
+  first signal does (:class:`SupervisorWatch`). The supervisor writes one
+  byte before it closes the pipe: a worker that sees none was orphaned, and
+  cleans up after it. A pipe rather than PR_SET_PDEATHSIG: it works the
+  same on every POSIX system, fires however the supervisor ends, and lets
+  the supervisor ask for a drain by closing it.
 - A *status* pipe from each worker: one JSON line when it listens, or one
   with its error message and exit code when it cannot start (printed once,
   by the supervisor).
-- A private folder of metrics: every worker writes its ``/metrics`` text,
-  each series labelled ``worker="i"``, there every second and when scraped;
-  a scrape merges every worker's latest text (siblings' up to a second old).
+- A private folder: the settings every worker shares (:data:`SPEC_FILE`),
+  and every worker's ``/metrics`` text, each series labelled ``worker="i"``,
+  written there every second and when scraped; a scrape merges every
+  worker's latest text (siblings' up to a second old).
 """
 
 from __future__ import annotations
@@ -49,8 +51,10 @@ from packflow.logger import get_logger
 from packflow.serving.multi import MultiModelApp
 
 __all__ = [
+    "SPEC_FILE",
     "SharedMetrics",
     "Supervisor",
+    "SupervisorWatch",
     "WorkerApp",
     "WorkerFailed",
     "label_worker",
@@ -58,7 +62,6 @@ __all__ = [
     "report_to_supervisor",
     "reserve_port",
     "reuse_port_spreads",
-    "watch_supervisor",
 ]
 
 #: Worker deaths (after they listened) within :data:`DEATHS_WINDOW_S` that
@@ -71,6 +74,15 @@ STOP_AT_ONCE_S = 10.0
 #: How often a worker writes its metrics for its siblings' scrapes.
 PUBLISH_S = 1.0
 _POLL_S = 0.1
+#: In the private folder: the settings every worker shares (the command line
+#: gives each its own: index, pipes, the folder).
+SPEC_FILE = "spec.json"
+#: The longest status line read (a worker's error message); a longer one is
+#: dropped rather than held whole.
+MAX_STATUS_LINE = 64 * 1024
+#: Reads of one status pipe per wait: a worker writing without pause cannot
+#: keep the supervisor from the signals and the other workers.
+_STATUS_READS = 16
 
 
 def reuse_port_spreads() -> bool:
@@ -87,7 +99,13 @@ def reserve_port(host: str, port: int, what: str = "") -> socket.socket:
 
     First a bind without SO_REUSEPORT: it fails when anything listens on the
     port, even another server of ours whose reuse group we would otherwise
-    join unnoticed."""
+    join unnoticed. The socket held is bound without SO_REUSEADDR: Linux
+    lets two sockets that both have it bind one port while neither listens,
+    so another server's check would pass while our workers load (and then
+    its workers would join theirs), and so would our own gRPC port's check on
+    the HTTP port. Only when that bind fails although the check passed (the
+    port's connections of a server without SO_REUSEPORT linger in
+    TIME_WAIT) is it bound with SO_REUSEADDR, as any server restarting is."""
     shown = f"[{host}]" if ":" in host else host
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
@@ -97,14 +115,10 @@ def reserve_port(host: str, port: int, what: str = "") -> socket.socket:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind(address)
             address = probe.getsockname()
-        held = socket.socket(family, kind, proto)
         try:
-            held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            held.bind(address)
+            held = _bind_reuse_port(family, kind, proto, address, reuse_address=False)
         except OSError:
-            held.close()
-            raise
+            held = _bind_reuse_port(family, kind, proto, address, reuse_address=True)
     except OSError as exc:
         raise RuntimeError(
             f"could not listen{what} on {shown}:{port}: {exc.strerror or exc}"
@@ -112,19 +126,66 @@ def reserve_port(host: str, port: int, what: str = "") -> socket.socket:
     return held
 
 
+def _bind_reuse_port(
+    family: int, kind: int, proto: int, address: Any, reuse_address: bool
+) -> socket.socket:
+    held = socket.socket(family, kind, proto)
+    try:
+        if reuse_address:
+            held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        held.bind(address)
+    except OSError:
+        held.close()
+        raise
+    return held
+
+
 # -- the worker's side ---------------------------------------------------------------
 
 
-def watch_supervisor(fd: int) -> None:
-    """Signal this process SIGTERM (drain, or die if not serving yet) when
-    the supervisor's end of pipe ``fd`` closes."""
+class SupervisorWatch:
+    """A worker's watch of pipe ``fd``, whose end of file (the supervisor
+    closed it, or died) stops this worker: before it serves, by SIGTERM
+    (whose default action ends a worker still loading); once it serves,
+    by draining it as its first signal does. Not a signal then: the worker
+    may have had SIGTERM already (systemd stops a unit so, every process of
+    it at once), and a second one would cut its drain short.
 
-    def watch() -> None:
-        while os.read(fd, 1):
-            pass
-        os.kill(os.getpid(), signal.SIGTERM)
+    ``shared``: this worker's view of the private folder, removed first if
+    neither it nor a sibling has published anything (a worker still loading
+    gets no clean-up, and a supervisor killed meanwhile leaves the folder
+    to its workers)."""
 
-    threading.Thread(target=watch, name="packflow-supervisor-watch", daemon=True).start()
+    def __init__(self, fd: int, shared: Optional[SharedMetrics] = None):
+        self.fd = fd
+        self.shared = shared
+        #: The pipe ended without the supervisor's byte: it died. (Not this
+        #: process's parent changing: a worker that drains at once may look
+        #: before the dying supervisor's children are handed on.)
+        self.orphaned = False
+        self._lock = threading.Lock()
+        self._drain: Optional[Callable[[], None]] = None
+        threading.Thread(target=self._watch, name="packflow-supervisor-watch", daemon=True).start()
+
+    def serving(self, drain: Callable[[], None]) -> None:
+        """From now on the end of the pipe calls ``drain`` (the server's
+        ``on_signals``)."""
+        with self._lock:
+            self._drain = drain
+
+    def _watch(self) -> None:
+        asked = False
+        while os.read(self.fd, 64):
+            asked = True
+        self.orphaned = not asked
+        with self._lock:
+            if self._drain is not None:
+                self._drain()
+                return
+            if self.orphaned and self.shared is not None and not self.shared.published():
+                self.shared.withdraw(orphaned=True)
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
 def report_to_supervisor(fd: int, **message: Any) -> None:
@@ -187,6 +248,10 @@ class SharedMetrics:
         except OSError:  # the folder is gone: the supervisor is stopping
             pass
 
+    def published(self) -> bool:
+        """Whether this worker's text is there (it listens)."""
+        return (self.folder / f"{self.index}.prom").exists()
+
     def withdraw(self, orphaned: bool) -> None:
         """Remove this worker's text as it exits; ``orphaned`` (the
         supervisor died without removing the folder): the folder too, once
@@ -198,8 +263,11 @@ class SharedMetrics:
                 pass
         if orphaned:
             try:
+                if any(p.suffix in (".prom", ".part") for p in self.folder.iterdir()):
+                    return  # a sibling's text is still there: the last one removes it
+                (self.folder / SPEC_FILE).unlink(missing_ok=True)
                 self.folder.rmdir()
-            except OSError:  # a sibling's text is still there: the last one removes it
+            except OSError:  # a sibling removed it first
                 pass
 
     def gather(self, own: bytes) -> bytes:
@@ -263,31 +331,56 @@ class _Worker:
         self.watch: Optional[int] = watch  # the supervisor's end; closed: drain
         self.status = status
         self.pending = b""
+        self.skipping = False  # within a status line too long, until its end
+        self.status_ended = False
         self.listening = False
         self.error: Optional[tuple[str, int]] = None
 
     def read_status(self) -> None:
-        while True:
+        for _ in range(_STATUS_READS):
+            if self.status_ended:
+                return
             try:
                 chunk = os.read(self.status, 4096)
             except BlockingIOError:
                 return
             if not chunk:
+                # Closed (the worker exited, or its code closed the pipe):
+                # not waited on again, or every wait would end at once.
+                self.status_ended = True
                 return
-            self.pending += chunk
-            while b"\n" in self.pending:
-                line, self.pending = self.pending.split(b"\n", 1)
-                try:
-                    message = json.loads(line)
-                except ValueError:
-                    continue
-                if message.get("listening"):
-                    self.listening = True
-                elif "error" in message:
-                    self.error = (str(message["error"]), int(message.get("code", 1)))
+            *lines, self.pending = (self.pending + chunk).split(b"\n")
+            for line in lines:
+                if self.skipping:  # the end of a line too long
+                    self.skipping = False
+                else:
+                    self._take(line)
+            if len(self.pending) > MAX_STATUS_LINE:
+                self.pending = b""
+                self.skipping = True
+
+    def _take(self, line: bytes) -> None:
+        """One status line: ``{"listening": true}`` or ``{"error": message,
+        "code": exit code}``; anything else is ignored."""
+        try:
+            message = json.loads(line)
+        except ValueError:
+            return
+        if not isinstance(message, dict):
+            return
+        if message.get("listening"):
+            self.listening = True
+        elif "error" in message:
+            code = message.get("code")
+            valid = isinstance(code, int) and 0 < code < 256
+            self.error = (str(message["error"]), code if valid else 1)
 
     def drain(self) -> None:
         if self.watch is not None:
+            try:
+                os.write(self.watch, b"d")  # asked, not orphaned (see the module's notes)
+            except OSError:  # the worker has exited
+                pass
             os.close(self.watch)
             self.watch = None
 
@@ -325,9 +418,11 @@ class Supervisor:
                 pass_fds=(watch_r, status_w),
                 start_new_session=True,
             )
-        except BaseException:
+        except BaseException as exc:
             for fd in (watch_w, status_r):
                 os.close(fd)
+            if isinstance(exc, OSError):  # out of processes, memory, or descriptors
+                raise WorkerFailed(f"could not start worker {index}: {exc}", 1) from None
             raise
         finally:
             os.close(watch_r)
@@ -343,11 +438,16 @@ class Supervisor:
     def _wait(self) -> list[_Worker]:
         """Wait a moment for status lines or a signal; the workers that have
         exited since (taken out of :attr:`workers`)."""
-        fds = [w.status for w in self.workers.values()]
+        fds = [w.status for w in self.workers.values() if not w.status_ended]
         if fds:
-            # A signal ends the wait early too: its handler runs, and
-            # select() resumes for the rest of the moment at most.
-            select.select(fds, [], [], _POLL_S)
+            # poll() rather than select(): a file descriptor past 1023 (some
+            # hundred workers) is out of select()'s range. A signal ends the
+            # wait early too: its handler runs, and poll() resumes for the
+            # rest of the moment at most.
+            poller = select.poll()
+            for fd in fds:
+                poller.register(fd, select.POLLIN)
+            poller.poll(_POLL_S * 1000)
         else:
             time.sleep(_POLL_S)
         ended = []
@@ -396,7 +496,8 @@ class Supervisor:
                 raise WorkerFailed(*worker.error)
             code = worker.proc.returncode
             raise WorkerFailed(
-                f"worker {worker.index} {worker.how_it_ended()} before it listened",
+                f"worker {worker.index} {worker.how_it_ended()} before "
+                + ("the others listened" if worker.listening else "it listened"),
                 code if code and code > 0 else 1,
             )
         now = time.monotonic()
@@ -429,13 +530,16 @@ class Supervisor:
         return False, name
 
     def _stop_now(self) -> None:
-        """Every worker's second signal (their first is the watch pipe's
-        end); killed if still there after :data:`STOP_AT_ONCE_S`."""
+        """Every worker's second signal (the watch pipe's end drains it, as
+        a first one); killed if still there after :data:`STOP_AT_ONCE_S`.
+        Two SIGTERMs a moment apart: a worker that takes the first before its
+        watch drains it still gets a second."""
         for worker in self.workers.values():
             worker.drain()
-        time.sleep(_POLL_S)  # each worker's watch thread signals it first
-        for worker in self.workers.values():
-            _send(worker.proc, signal.SIGTERM)
+        for _ in range(2):
+            time.sleep(_POLL_S)
+            for worker in self.workers.values():
+                _send(worker.proc, signal.SIGTERM)
         deadline = time.monotonic() + STOP_AT_ONCE_S
         while self.workers and time.monotonic() < deadline:
             self._wait()
