@@ -35,6 +35,7 @@ SERVE = {
     "max_connections": constants.SERVE_MAX_CONNECTIONS,
     "header_timeout_s": constants.SERVE_HEADER_TIMEOUT_S,
     "keep_alive_s": constants.SERVE_KEEP_ALIVE_S,
+    "workers": constants.SERVE_WORKERS,
 }
 KAFKA = {
     "max_in_flight": constants.KAFKA_MAX_IN_FLIGHT,

@@ -29,6 +29,8 @@ SERVE_MAX_HEADERS = 100
 SERVE_HEADER_TIMEOUT_S = 10.0
 #: How long a connection may wait between an answer and the next request.
 SERVE_KEEP_ALIVE_S = 5.0
+#: Server processes of `packflow serve` on its one port (`--workers`).
+SERVE_WORKERS = 1
 #: The gRPC door (``--grpc-port``): the largest answer message, and the RPCs
 #: running at once (more get RESOURCE_EXHAUSTED). Its largest request message
 #: is the body limit.

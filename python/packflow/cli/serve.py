@@ -26,6 +26,7 @@ from packflow.constants import (
     SERVE_MAX_WAIT_MS,
     SERVE_PORT,
     SERVE_REQUEST_TIMEOUT_S,
+    SERVE_WORKERS,
 )
 from packflow.engine.gc_policy import freeze_loaded
 from packflow.exceptions import describe_error
@@ -161,7 +162,7 @@ def _check_apart(projects: list[tuple[str, Any]]) -> None:
 )
 @click.option(
     "--workers",
-    default=1,
+    default=SERVE_WORKERS,
     show_default=True,
     type=click.IntRange(min=1),
     help="Server processes on the one port (Linux: SO_REUSEPORT spreads the "
