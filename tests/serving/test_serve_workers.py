@@ -475,16 +475,23 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def start_loading(tmp_path, output: int) -> tuple[Path, subprocess.Popen]:
+    """A project whose initialize() takes two minutes, and a two-worker
+    server of it still loading (its output to ``output``)."""
+    project = write_project(tmp_path / "slow", name="slow", backend=SLOW_START_BACKEND)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "packflow.cli", "serve", str(project), "--port", "0"]
+        + ["--workers", "2", "--config", "init_s=120"],
+        stdout=output,
+        stderr=output,
+    )
+    return project, server
+
+
 def test_a_port_held_while_workers_load_is_in_use(tmp_path):
     # Before its workers listen, a server only holds its port bound: a second
     # server must not pass the check then and join the first one's group.
-    project = write_project(tmp_path / "slow", name="slow", backend=SLOW_START_BACKEND)
-    first = subprocess.Popen(
-        [sys.executable, "-m", "packflow.cli", "serve", str(project), "--port", "0"]
-        + ["--workers", "2", "--config", "init_s=120"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    project, first = start_loading(tmp_path, subprocess.PIPE)
     try:
         port = worker_spec(min(started_workers(first, 2)))["port"]
         second = subprocess.run(
@@ -632,13 +639,7 @@ def test_a_worker_that_cannot_be_run_stops_the_supervisor_with_a_message(tmp_pat
 def test_workers_killed_while_loading_leave_no_private_folder(tmp_path):
     # SIGKILL while the workers load: their SIGTERM ends them at once, and
     # the folder (with the settings, --config's values among them) must go.
-    project = write_project(tmp_path / "slow", name="slow", backend=SLOW_START_BACKEND)
-    supervisor = subprocess.Popen(
-        [sys.executable, "-m", "packflow.cli", "serve", str(project), "--port", "0"]
-        + ["--workers", "2", "--config", "init_s=120"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    _, supervisor = start_loading(tmp_path, subprocess.DEVNULL)
     try:
         workers = started_workers(supervisor, 2)
         folder = Path(worker_spec(min(workers))["metrics_dir"])

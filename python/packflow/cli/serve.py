@@ -212,6 +212,9 @@ def serve_command(
         require_serve_extra,
     )
 
+    if worker_spec is not None:
+        _serve_worker(json.loads(worker_spec))
+        return
     settings = {
         "max_batch_rows": max_batch_rows,
         "max_wait_ms": max_wait_ms,
@@ -223,9 +226,6 @@ def serve_command(
         "header_timeout_s": header_timeout_s,
         "keep_alive_s": keep_alive_s,
     }
-    if worker_spec is not None:
-        _serve_worker(json.loads(worker_spec))
-        return
     projects = projects or (".",)
     # Before any backend loads: an initialize() may take minutes, all wasted
     # on a server that cannot start.

@@ -165,16 +165,17 @@ class V2Api:
         #: each tensor's shape before any of its values is read.
         self.max_rows = max_rows
         layout = self.layout
-        #: The same layout for the Rust reader of JSON bodies.
         # A backend whose preprocessor reads feature arrays (the stock numpy
         # one) takes numeric tensors as feature cells, not JSON Lines; unless
         # two features' fields clash (one field, or one inside the other): the
         # row the tensors make then cannot hold each feature apart, and the
         # engine reads whatever that JSON line holds, which cells would not.
-        self.cells = layout.features is not None and _fields_apart(layout.paths)
-        self.cells = self.cells and bool(
-            getattr(getattr(backend, "_pipeline", None), "reads_arrays", False)
+        self.cells = (
+            layout.features is not None
+            and _fields_apart(layout.paths)
+            and bool(getattr(getattr(backend, "_pipeline", None), "reads_arrays", False))
         )
+        #: The same layout for the Rust reader of JSON bodies.
         self.plan = _core.V2Plan(
             layout.features,
             [list(p) for p in layout.paths],
@@ -846,10 +847,14 @@ def _check_paths(paths: list[tuple[str, ...]], names: list[str]) -> None:
 
 
 def _fields_apart(paths: list[tuple[str, ...]]) -> bool:
-    """Whether no path is another's or inside it: sorted, a path comes right
-    before the paths inside it, so neighbours tell."""
-    ordered = sorted(paths)
-    return all(b[: len(a)] != a for a, b in zip(ordered, ordered[1:]))
+    """Whether every path has a field of its own in a row: none is another's
+    or inside it (nor has an empty part), as :func:`_check_paths` checks a
+    request's columns."""
+    try:
+        _check_paths(paths, [".".join(p) for p in paths])
+    except V2Error:
+        return False
+    return True
 
 
 def _a_leaf(node: dict) -> str:
