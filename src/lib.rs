@@ -81,6 +81,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(normalize::ensure_valid_output, m)?)?;
     m.add_function(wrap_pyfunction!(columns_to_records::columns_to_records, m)?)?;
     m.add_class::<v2::V2Plan>()?;
+    m.add_class::<v2::V2Offload>()?;
     m.add_function(wrap_pyfunction!(v2::v2_read_request, m)?)?;
     m.add_function(wrap_pyfunction!(v2::v2_write_answer, m)?)?;
     Ok(())

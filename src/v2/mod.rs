@@ -5,14 +5,18 @@
 //! for any body they do not read exactly as it would (an error included),
 //! and Python then reads it and words its error. One call per request.
 
+mod offload;
 mod request;
 mod response;
 mod value;
+
+use std::sync::Arc;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use crate::serialize::writer::JsonWriter;
+pub use offload::V2Offload;
 use request::{read_request, Layout, Rows, Template};
 use response::{write_answer, AnswerHead};
 pub(crate) use value::write_float;
@@ -26,7 +30,8 @@ const DETACH_AT: usize = 4 << 10;
 /// How a model's backend reads rows, compiled once per server.
 #[pyclass(module = "packflow._core", frozen)]
 pub struct V2Plan {
-    layout: Layout,
+    /// Shared with the offload thread's jobs (`V2Offload`).
+    layout: Arc<Layout>,
 }
 
 #[pymethods]
@@ -51,13 +56,13 @@ impl V2Plan {
             _ => None,
         };
         V2Plan {
-            layout: Layout {
+            layout: Arc::new(Layout {
                 features,
                 template,
                 delimiter,
                 max_rows,
                 cells,
-            },
+            }),
         }
     }
 }
@@ -83,9 +88,14 @@ pub fn v2_read_request<'py>(
     } else {
         guarded(|| read_request(body, &plan.layout))
     };
-    let Ok(request) = read else {
-        return Ok(None);
-    };
+    match read {
+        Ok(request) => request_tuple(py, request).map(Some),
+        Err(Unsupported) => Ok(None),
+    }
+}
+
+/// The tuple `v2_read_request` gives for `request`.
+fn request_tuple(py: Python<'_>, request: request::Request) -> PyResult<Bound<'_, PyTuple>> {
     let binary = PyDict::new(py);
     for (name, flag) in &request.binary {
         binary.set_item(name, *flag)?;
@@ -94,7 +104,7 @@ pub fn v2_read_request<'py>(
         Some(names) => PyList::new(py, names)?.into_any(),
         None => py.None().into_bound(py),
     };
-    let tuple = PyTuple::new(
+    PyTuple::new(
         py,
         [
             match request.data {
@@ -112,8 +122,7 @@ pub fn v2_read_request<'py>(
                 .to_owned()
                 .into_any(),
         ],
-    )?;
-    Ok(Some(tuple))
+    )
 }
 
 /// The JSON answer to an infer request from its output lines, or `None`
@@ -128,46 +137,82 @@ pub fn v2_write_answer<'py>(
     model_version: &Bound<'py, PyAny>,
     id: &Bound<'py, PyAny>,
 ) -> PyResult<Option<Bound<'py, PyBytes>>> {
-    // A str Rust cannot hold (a lone surrogate) or a line that is not bytes:
-    // Python's answer.
-    let Some(texts) = strings_or_none(outputs) else {
+    let Some(answer) = Answer::of(lines, outputs, model_name, model_version, id) else {
         return Ok(None);
     };
-    let (Ok(model_name), Some(model_version), Some(id)) = (
-        model_name.extract::<&str>(),
-        optional_str(model_version),
-        optional_str(id),
-    ) else {
-        return Ok(None);
-    };
-    let Ok(held) = lines
-        .iter()
-        .map(|l| l.cast_into::<PyBytes>())
-        .collect::<Result<Vec<_>, _>>()
-    else {
-        return Ok(None);
-    };
-    let lines: Vec<&[u8]> = held.iter().map(|b| b.as_bytes()).collect();
-    let total: usize = lines.iter().map(|t| t.len()).sum();
-    let head = AnswerHead {
-        model_name,
-        model_version,
-        id,
-    };
-    let write = || {
-        guarded(|| {
-            let mut w = JsonWriter::new(false, total + 128);
-            write_answer(&mut w, &lines, texts.as_deref(), &head).map(|()| w.bytes().to_vec())
-        })
-    };
-    // The lines are immutable bytes that `held` keeps alive: readable
-    // without the GIL.
-    let answer = if total < DETACH_AT {
-        write()
+    // The answer owns copies of its lines: writable without the GIL.
+    let written = if answer.text.len() < DETACH_AT {
+        answer.write()
     } else {
-        py.detach(write)
+        py.detach(|| answer.write())
     };
-    Ok(answer.ok().map(|bytes| PyBytes::new(py, &bytes)))
+    Ok(written.ok().map(|bytes| PyBytes::new(py, &bytes)))
+}
+
+/// What an infer answer is written from, copied out of its Python objects.
+struct Answer {
+    /// The output lines one after another; line i ends at `ends[i]`.
+    text: Vec<u8>,
+    ends: Vec<usize>,
+    outputs: Option<Vec<String>>,
+    model_name: String,
+    model_version: Option<String>,
+    id: Option<String>,
+}
+
+impl Answer {
+    /// `None` when Python must write the answer: a str Rust cannot hold (a
+    /// lone surrogate) or a line that is not bytes.
+    fn of(
+        lines: &Bound<'_, PyList>,
+        outputs: &Bound<'_, PyAny>,
+        model_name: &Bound<'_, PyAny>,
+        model_version: &Bound<'_, PyAny>,
+        id: &Bound<'_, PyAny>,
+    ) -> Option<Answer> {
+        let outputs = strings_or_none(outputs)?;
+        let model_name = model_name.extract::<String>().ok()?;
+        let model_version = optional_str(model_version)?.map(str::to_owned);
+        let id = optional_str(id)?.map(str::to_owned);
+        let mut text = Vec::new();
+        let mut ends = Vec::with_capacity(lines.len());
+        for line in lines.iter() {
+            text.extend_from_slice(line.cast::<PyBytes>().ok()?.as_bytes());
+            ends.push(text.len());
+        }
+        Some(Answer {
+            text,
+            ends,
+            outputs,
+            model_name,
+            model_version,
+            id,
+        })
+    }
+
+    /// The answer's JSON (see `write_answer`), or `Unsupported`.
+    fn write(&self) -> Result<Vec<u8>, Unsupported> {
+        guarded(|| {
+            let mut start = 0;
+            let lines: Vec<&[u8]> = self
+                .ends
+                .iter()
+                .map(|&end| {
+                    let line = &self.text[start..end];
+                    start = end;
+                    line
+                })
+                .collect();
+            let head = AnswerHead {
+                model_name: &self.model_name,
+                model_version: self.model_version.as_deref(),
+                id: self.id.as_deref(),
+            };
+            let mut w = JsonWriter::new(false, self.text.len() + 128);
+            write_answer(&mut w, &lines, self.outputs.as_deref(), &head)
+                .map(|()| w.bytes().to_vec())
+        })
+    }
 }
 
 /// `f`'s result, or `Unsupported` should it panic (a bug here): Python then

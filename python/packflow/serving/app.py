@@ -28,6 +28,7 @@ from packflow.logger import get_logger
 from packflow.serving.batcher import Batcher, Outcome, QueueFull
 from packflow.serving.metrics import CONTENT_TYPE as METRICS_TYPE
 from packflow.serving.metrics import ServerMetrics
+from packflow.serving.offload import V2Offload
 from packflow.serving.protocol import (
     BadBody,
     Payload,
@@ -119,6 +120,8 @@ class PackflowApp:
         self._ready_error: Optional[str] = None
         #: The Open Inference Protocol (KServe V2) routes, under /v2.
         self.v2 = V2Api(backend, self.name, version, max_queue_rows)
+        #: Large V2 bodies are read, and answers written, beside the loop.
+        self._offload = V2Offload()
 
     def __repr__(self) -> str:
         return f"PackflowApp({self.name!r}, {type(self.backend).__name__})"
@@ -173,6 +176,7 @@ class PackflowApp:
         """Drain, answer every queued request, and stop the worker thread."""
         self.drain()
         await self.batcher.close()
+        self._offload.close()
 
     # -- requests ---------------------------------------------------------------
 
@@ -316,10 +320,10 @@ class PackflowApp:
                 raise V2Error(
                     415, f"unsupported Content-Type {media_type!r}: send the request as JSON"
                 )
-            request = v2.parse_infer(body, header_length)
+            request = await v2.parse_infer_beside(body, header_length, self._offload)
             payload = Payload(request.data, request.rows, Shape.ARRAY, "application/json")
             lines = await self._run(payload, headers, exchange, started)
-            answer, json_length = v2.render(lines, request)
+            answer, json_length = await v2.render_beside(lines, request, self._offload)
             if json_length is None:
                 return 200, answer, JSON_TYPE, ()
             extra = [(b"inference-header-content-length", str(json_length).encode())]

@@ -33,6 +33,7 @@ import numpy as np
 
 from packflow import _core
 from packflow._version import __version__
+from packflow.serving.offload import OFFLOAD_ANSWER_ROWS, OFFLOAD_BODY_BYTES, V2Offload
 
 __all__ = [
     "InferRequest",
@@ -261,6 +262,18 @@ class V2Api:
                 return InferRequest(*fast)
         return self.parse_infer_python(body, header_length)
 
+    async def parse_infer_beside(
+        self, body: bytes, header_length: Optional[bytes], offload: V2Offload
+    ) -> InferRequest:
+        """:meth:`parse_infer`, the Rust reading of a large body done on
+        ``offload``'s thread so the event loop goes on meanwhile."""
+        if header_length is None and len(body) >= OFFLOAD_BODY_BYTES:
+            fast = await offload.read(self.plan, body)
+            if fast is not None:
+                return InferRequest(*fast)
+            return self.parse_infer_python(body)
+        return self.parse_infer(body, header_length)
+
     def parse_infer_python(
         self, body: bytes, header_length: Optional[bytes] = None
     ) -> InferRequest:
@@ -418,6 +431,21 @@ class V2Api:
             if fast is not None:
                 return fast, None
         return self.render_python(lines, request)
+
+    async def render_beside(
+        self, lines: list[bytes], request: InferRequest, offload: V2Offload
+    ) -> tuple[bytes, Optional[int]]:
+        """:meth:`render`, the Rust writing of a large answer done on
+        ``offload``'s thread so the event loop goes on meanwhile."""
+        if len(lines) >= OFFLOAD_ANSWER_ROWS and not request.binary_default:
+            if True not in request.binary.values():
+                fast = await offload.write(
+                    lines, request.outputs, self.name, self.version, request.id
+                )
+                if fast is not None:
+                    return fast, None
+                return self.render_python(lines, request)
+        return self.render(lines, request)
 
     def render_python(
         self, lines: list[bytes], request: InferRequest

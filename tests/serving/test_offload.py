@@ -1,0 +1,295 @@
+"""The offload thread (``packflow.serving.offload``, ``_core.V2Offload``):
+what it reads and writes is what ``_core.v2_read_request`` and
+``_core.v2_write_answer`` give for the same input, each caller gets its own
+result however many wait at once, and the thread's life follows the app's
+and the loop's."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import time
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from packflow import _core
+from packflow.loaders import InferenceBackendLoader
+from packflow.serving.offload import OFFLOAD_ANSWER_ROWS, OFFLOAD_BODY_BYTES, V2Offload
+from tests.serving.harness import EXAMPLE, firewall_events
+from tests.serving.test_v2 import MODEL, expected_columns, feature_matrix
+from tests.serving.test_v2_fast import APIS, bodies, rows
+
+
+def _comparable(value: Any) -> Any:
+    """A read request with its feature cells as rows of (type, repr): the
+    cells have no equality of their own."""
+    if not isinstance(value, tuple):
+        return value
+    data = value[0]
+    if isinstance(data, _core.FeatureRows):
+        data = [[(type(v), repr(v)) for v in row] for row in data.to_rows()]
+    return (data, *value[1:])
+
+
+def _threads() -> list[str]:
+    """The names of this process's offload threads."""
+    names = []
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/comm") as f:
+                name = f.read().strip()
+        except OSError:  # the thread ended meanwhile
+            continue
+        if name.startswith("packflow-v2-off"):
+            names.append(name)
+    return names
+
+
+def _wait_for_threads(count: int) -> list[str]:
+    deadline = time.monotonic() + 10
+    while len(threads := _threads()) != count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return threads
+
+
+@pytest.fixture(scope="module")
+def example_backend():
+    return InferenceBackendLoader.from_project(EXAMPLE)
+
+
+@pytest.fixture(scope="module")
+def loop():
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+@pytest.fixture(scope="module")
+def offload(loop):
+    offload = V2Offload()
+    yield offload
+    offload.close()
+
+
+@settings(max_examples=400, deadline=None)
+@given(bodies())
+def test_a_body_is_read_as_v2_read_request_reads_it(loop, offload, case) -> None:
+    api_name, body = case
+    plan = APIS[api_name].plan
+    got = loop.run_until_complete(offload.read(plan, body))
+    assert _comparable(got) == _comparable(_core.v2_read_request(plan, body))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows,
+    st.one_of(st.none(), st.lists(st.sampled_from(["score", "label", "a"]), max_size=3)),
+    st.one_of(st.none(), st.text(max_size=8)),
+    st.sampled_from(["1", None]),
+)
+def test_an_answer_is_written_as_v2_write_answer_writes_it(
+    loop, offload, rows: list, names, request_id, version
+) -> None:
+    lines = [json.dumps(row).encode("utf-8", "surrogatepass") for row in rows]
+    got = loop.run_until_complete(offload.write(lines, names, "m", version, request_id))
+    assert got == _core.v2_write_answer(lines, names, "m", version, request_id)
+
+
+def _tensor_body(n: int, seed: int) -> bytes:
+    rng = random.Random(seed)
+    data = [rng.uniform(-1e6, 1e6) for _ in range(n * 3)]
+    return json.dumps(
+        {
+            "id": str(seed),
+            "inputs": [{"name": "x", "datatype": "FP64", "shape": [n, 3], "data": data}],
+        }
+    ).encode()
+
+
+def test_many_callers_at_once_each_get_their_own_result(loop, offload) -> None:
+    plan = APIS["flat"].plan
+    bodies = [_tensor_body(1 + i % 150, i) for i in range(300)]
+    answers = [
+        [
+            b'{"score":%d,"label":%s}' % (j, b"true" if j % 2 else b"false")
+            for j in range(1 + i % 90)
+        ]
+        for i in range(300)
+    ]
+
+    async def all_of_them() -> list:
+        reads = [offload.read(plan, body) for body in bodies]
+        writes = [offload.write(lines, None, "m", "1", str(i)) for i, lines in enumerate(answers)]
+        mixed = reads + writes
+        order = list(range(len(mixed)))
+        random.Random(7).shuffle(order)
+        results = await asyncio.gather(*(mixed[i] for i in order))
+        back: list = [None] * len(mixed)
+        for i, result in zip(order, results):
+            back[i] = result
+        return back
+
+    results = loop.run_until_complete(all_of_them())
+    for body, got in zip(bodies, results[: len(bodies)]):
+        assert got is not None
+        assert _comparable(got) == _comparable(_core.v2_read_request(plan, body))
+    for i, (lines, got) in enumerate(zip(answers, results[len(bodies) :])):
+        assert got is not None
+        assert got == _core.v2_write_answer(lines, None, "m", "1", str(i))
+
+
+def test_what_rust_leaves_to_python_comes_back_as_none(loop, offload) -> None:
+    plan = APIS["flat"].plan
+    bad = b'{"inputs":[{"name":"x","datatype":"INT8","shape":[1,3],"data":[1,2,300]}]}'
+    assert loop.run_until_complete(offload.read(plan, bad)) is None
+    # Over 4 MiB: refused before any copy, as v2_read_request refuses it.
+    huge = _tensor_body(1, 1) + b" " * (4 << 20)
+    assert loop.run_until_complete(offload.read(plan, huge)) is None
+    # A line that is not JSON Rust writes; a line that is not bytes.
+    assert loop.run_until_complete(offload.write([b"[1,"], None, "m", None, None)) is None
+    assert loop.run_until_complete(offload.write(["{}"], None, "m", None, None)) is None
+    assert loop.run_until_complete(offload.write([b"{}"], None, "\ud800", None, None)) is None
+
+
+def test_a_cancelled_caller_does_not_stop_the_others(loop, offload) -> None:
+    plan = APIS["flat"].plan
+    body = _tensor_body(200, 3)
+
+    async def go() -> Any:
+        gone = asyncio.ensure_future(offload.read(plan, body))
+        await asyncio.sleep(0)
+        gone.cancel()
+        return await offload.read(plan, body)
+
+    assert _comparable(loop.run_until_complete(go())) == _comparable(
+        _core.v2_read_request(plan, body)
+    )
+
+
+def test_the_thread_starts_on_first_use_and_ends_on_close() -> None:
+    before = len(_threads())
+    offload = V2Offload()
+    assert len(_threads()) == before  # nothing yet
+    plan = APIS["flat"].plan
+    body = _tensor_body(10, 1)
+
+    async def use() -> Any:
+        return await offload.read(plan, body)
+
+    loop = asyncio.new_event_loop()
+    try:
+        assert loop.run_until_complete(use()) is not None
+        assert len(_threads()) == before + 1
+        # Another loop: a thread of its own, the first one ended.
+        other = asyncio.new_event_loop()
+        try:
+            assert other.run_until_complete(use()) is not None
+            assert len(_wait_for_threads(before + 1)) == before + 1
+        finally:
+            offload.close()
+            other.close()
+        assert len(_wait_for_threads(before)) == before
+        # Used again after close: a new thread.
+        assert loop.run_until_complete(use()) is not None
+        assert len(_threads()) == before + 1
+    finally:
+        offload.close()
+        loop.close()
+    assert len(_wait_for_threads(before)) == before
+
+
+def test_close_cancels_the_callers_still_waiting() -> None:
+    offload = V2Offload()
+    plan = APIS["flat"].plan
+    body = _tensor_body(2000, 5)
+
+    async def go() -> None:
+        waiting = [asyncio.ensure_future(offload.read(plan, body)) for _ in range(20)]
+        await asyncio.sleep(0)
+        offload.close()
+        results = await asyncio.gather(*waiting, return_exceptions=True)
+        assert any(isinstance(r, asyncio.CancelledError) for r in results)
+        for r in results:
+            assert isinstance(r, asyncio.CancelledError) or r is not None
+
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(go())
+    finally:
+        loop.close()
+
+
+class _NoReaders(asyncio.SelectorEventLoop):
+    """A loop that cannot watch descriptors (as Windows' proactor loop)."""
+
+    def add_reader(self, *args: Any) -> None:
+        raise NotImplementedError
+
+
+def test_a_loop_that_cannot_watch_descriptors_reads_and_writes_in_place() -> None:
+    offload = V2Offload()
+    plan = APIS["flat"].plan
+    body = _tensor_body(10, 2)
+    lines = [b'{"score":1}'] * 40
+    loop = _NoReaders()
+    try:
+        got = loop.run_until_complete(offload.read(plan, body))
+        written = loop.run_until_complete(offload.write(lines, None, "m", None, None))
+    finally:
+        loop.close()
+    assert _comparable(got) == _comparable(_core.v2_read_request(plan, body))
+    assert written == _core.v2_write_answer(lines, None, "m", None, None)
+    assert offload._core is None  # no thread was started for that loop
+
+
+def test_a_stopped_core_refuses_jobs() -> None:
+    core = _core.V2Offload()
+    core.stop()
+    assert core.read(APIS["flat"].plan, _tensor_body(1, 1)) is None
+    assert core.write([b"{}"], None, "m", None, None) is None
+
+
+def _threads_of(pid: int) -> list[str]:
+    names = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/comm") as f:
+                names.append(f.read().strip())
+        except OSError:
+            continue
+    return names
+
+
+def test_the_server_reads_and_answers_large_bodies_beside_the_loop(
+    example_server, example_backend
+) -> None:
+    """Through a real server: a 120-row body (over the offload size, its
+    answer over the offload rows) is answered as the backend called
+    in-process answers, and the server's offload thread did it."""
+    events = firewall_events(120, seed=5)
+    data = feature_matrix(events).ravel().tolist()
+    body = json.dumps(
+        {
+            "id": "big",
+            "inputs": [{"name": "in", "datatype": "FP64", "shape": [120, 9], "data": data}],
+        }
+    ).encode()
+    assert len(body) >= OFFLOAD_BODY_BYTES and len(events) >= OFFLOAD_ANSWER_ROWS
+    answer = httpx.post(
+        f"{example_server.url}/v2/models/{MODEL}/infer",
+        content=body,
+        headers={"content-type": "application/json"},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    got = answer.json()
+    assert got["id"] == "big"
+    expected = expected_columns(example_backend(events))
+    assert {t["name"]: t["data"] for t in got["outputs"]} == expected
+    assert any(n.startswith("packflow-v2-off") for n in _threads_of(example_server.proc.pid))
