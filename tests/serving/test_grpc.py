@@ -316,6 +316,13 @@ def test_errors_name_the_model_tensor_and_row(grpc_example, grpc_shapes):
         err = infer(model_version="2")
         assert err.code() == grpc.StatusCode.NOT_FOUND
         assert "has no version '2'" in err.details()
+        # Both counted, as REST counts them: the unknown model by the
+        # server, the unknown version by its model.
+        text = httpx.get(f"{grpc_example.url}/metrics", timeout=10).text
+        samples = metric_samples(text, keep_model=True)
+        server_404 = requests_total("404")
+        model_404 = (server_404[0], server_404[1] | {("model", MODEL)})
+        assert (samples[server_404], samples[model_404]) == (1, 1)
 
         cases = [
             # A wrong shape.

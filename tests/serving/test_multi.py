@@ -246,8 +246,18 @@ def test_grpc_serves_every_model(projects):
             np.testing.assert_array_equal(result.as_numpy("double"), [1.0, 3.0, 5.0])
             with pytest.raises(InferenceServerException, match="no model named 'nope'"):
                 client.infer("nope", [ids, xs])
+            with pytest.raises(InferenceServerException, match="has no version '9'"):
+                client.infer("echo", [ids, xs], model_version="9")
         finally:
             client.close()
+        samples = metric_samples(
+            httpx.get(f"{server.url}/metrics", timeout=10).text, keep_model=True
+        )
+    # Counted as REST counts them: the unknown model by the server, the
+    # unknown version by its model.
+    infer_404 = {("endpoint", "/inference.GRPCInferenceService/ModelInfer"), ("code", "404")}
+    assert samples[("packflow_requests_total", frozenset(infer_404))] == 1
+    assert samples[("packflow_requests_total", frozenset(infer_404 | {("model", "echo")}))] == 1
 
 
 def _asgi(app, scope: dict, messages: list[dict]) -> list[dict]:

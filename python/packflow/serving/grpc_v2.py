@@ -32,6 +32,7 @@ from packflow.constants import SERVE_GRPC_MAX_CONCURRENT_RPCS, SERVE_GRPC_MAX_SE
 from packflow.logger import get_logger
 from packflow.serving.app import PackflowApp, _Reply
 from packflow.serving.batcher import Batcher, Outcome
+from packflow.serving.metrics import ServerMetrics
 from packflow.serving.proto import grpc_predict_v2_pb2 as pb
 from packflow.serving.proto.grpc_predict_v2_pb2_grpc import (
     GRPCInferenceServiceServicer,
@@ -122,10 +123,13 @@ class InferenceServicer(GRPCInferenceServiceServicer):
     """``inference.GRPCInferenceService`` over ``models`` (name -> app): each
     model's requests go to its own app's V2 checks and batcher."""
 
-    def __init__(self, models: Mapping[str, PackflowApp]):
+    def __init__(self, models: Mapping[str, PackflowApp], metrics: Optional[ServerMetrics] = None):
         if not models:
             raise ValueError("a gRPC server needs at least one model")
         self.models = models
+        #: Where an infer RPC naming no model here is counted: the server's
+        #: metrics (several models), else the one model's, as REST counts it.
+        self.metrics = metrics if metrics is not None else next(iter(models.values())).metrics
 
     # -- health and metadata --------------------------------------------------------
 
@@ -157,7 +161,7 @@ class InferenceServicer(GRPCInferenceServiceServicer):
 
     async def ModelInfer(self, request: Any, context: Any) -> Any:  # noqa: N802
         started = time.perf_counter()
-        app = await self._model(request.model_name, request.model_version, context)
+        app = await self._model(request.model_name, request.model_version, context, counted=True)
         status, message = 200, ""
         try:
             return await self._infer(app, request, context, started)
@@ -208,11 +212,16 @@ class InferenceServicer(GRPCInferenceServiceServicer):
                 getattr(out.contents, _FIELDS[tensor["datatype"]]).extend(values)
         return response
 
-    async def _model(self, name: str, version: str, context: Any) -> PackflowApp:
+    async def _model(
+        self, name: str, version: str, context: Any, counted: bool = False
+    ) -> PackflowApp:
         """The app serving model ``name`` (and ``version``, when given), or
-        the RPC ends with NOT_FOUND."""
+        the RPC ends with NOT_FOUND (``counted``: as an infer RPC answered 404
+        in :attr:`metrics`, or the model's for a version it does not have)."""
         app = self.models.get(name)
         if app is None:
+            if counted:
+                self.metrics.request(INFER, 404)
             have = ", ".join(repr(n) for n in self.models)
             await context.abort(
                 grpc.StatusCode.NOT_FOUND,
@@ -221,6 +230,8 @@ class InferenceServicer(GRPCInferenceServiceServicer):
         assert app is not None
         own = app.v2.version
         if version and version != own:
+            if counted:
+                app.metrics.request(INFER, 404)
             has = f"its version is {own!r}" if own else "it has none"
             await context.abort(
                 grpc.StatusCode.NOT_FOUND, f"model {name!r} has no version {version[:100]!r}; {has}"
@@ -354,8 +365,9 @@ class GrpcDoor:
         limits: Optional[GrpcLimits] = None,
         on_listening: Optional[Callable[[str, int], None]] = None,
         reuse_port: bool = False,
+        metrics: Optional[ServerMetrics] = None,
     ):
-        self.servicer = InferenceServicer(models)
+        self.servicer = InferenceServicer(models, metrics)
         self.host = host
         self.port = port
         if limits is None:

@@ -130,7 +130,11 @@ def serve(
         from packflow.serving.grpc_v2 import GrpcDoor
 
         models = app.apps if isinstance(app, MultiModelApp) else {app.name: app}
-        doors.append(GrpcDoor(models, host, grpc_port, grpc_limits, on_grpc_listening, reuse_port))
+        doors.append(
+            GrpcDoor(
+                models, host, grpc_port, grpc_limits, on_grpc_listening, reuse_port, app.metrics
+            )
+        )
     main = run_until_signalled(server, host, port, on_listening, doors, on_signals)
     if "uvloop" in modules:
         import uvloop
