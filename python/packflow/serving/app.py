@@ -28,7 +28,7 @@ from packflow.logger import get_logger
 from packflow.serving.batcher import Batcher, Outcome, QueueFull
 from packflow.serving.metrics import CONTENT_TYPE as METRICS_TYPE
 from packflow.serving.metrics import ServerMetrics
-from packflow.serving.offload import V2Offload
+from packflow.serving.offload import OFFLOAD_ANSWER_ROWS, OFFLOAD_BODY_BYTES, V2Offload
 from packflow.serving.protocol import (
     BadBody,
     Payload,
@@ -320,10 +320,18 @@ class PackflowApp:
                 raise V2Error(
                     415, f"unsupported Content-Type {media_type!r}: send the request as JSON"
                 )
-            request = await v2.parse_infer_beside(body, header_length, self._offload)
+            # Large bodies are read, and large answers written, beside the
+            # event loop (see .offload).
+            if header_length is None and len(body) >= OFFLOAD_BODY_BYTES:
+                request = await v2.parse_infer_beside(body, self._offload)
+            else:
+                request = v2.parse_infer(body, header_length)
             payload = Payload(request.data, request.rows, Shape.ARRAY, "application/json")
             lines = await self._run(payload, headers, exchange, started)
-            answer, json_length = await v2.render_beside(lines, request, self._offload)
+            if len(lines) >= OFFLOAD_ANSWER_ROWS:
+                answer, json_length = await v2.render_beside(lines, request, self._offload)
+            else:
+                answer, json_length = v2.render(lines, request)
             if json_length is None:
                 return 200, answer, JSON_TYPE, ()
             extra = [(b"inference-header-content-length", str(json_length).encode())]

@@ -33,7 +33,7 @@ import numpy as np
 
 from packflow import _core
 from packflow._version import __version__
-from packflow.serving.offload import OFFLOAD_ANSWER_ROWS, OFFLOAD_BODY_BYTES, V2Offload
+from packflow.serving.offload import V2Offload
 
 __all__ = [
     "InferRequest",
@@ -262,17 +262,15 @@ class V2Api:
                 return InferRequest(*fast)
         return self.parse_infer_python(body, header_length)
 
-    async def parse_infer_beside(
-        self, body: bytes, header_length: Optional[bytes], offload: V2Offload
-    ) -> InferRequest:
-        """:meth:`parse_infer`, the Rust reading of a large body done on
-        ``offload``'s thread so the event loop goes on meanwhile."""
-        if header_length is None and len(body) >= OFFLOAD_BODY_BYTES:
-            fast = await offload.read(self.plan, body)
-            if fast is not None:
-                return InferRequest(*fast)
-            return self.parse_infer_python(body)
-        return self.parse_infer(body, header_length)
+    async def parse_infer_beside(self, body: bytes, offload: V2Offload) -> InferRequest:
+        """:meth:`parse_infer` of a JSON body (no binary data), the Rust
+        reading done on ``offload``'s thread so the event loop goes on
+        meanwhile: for bodies of :data:`OFFLOAD_BODY_BYTES` or more (a
+        smaller one is read sooner than handed over)."""
+        fast = await offload.read(self.plan, body)
+        if fast is not None:
+            return InferRequest(*fast)
+        return self.parse_infer_python(body)
 
     def parse_infer_python(
         self, body: bytes, header_length: Optional[bytes] = None
@@ -435,17 +433,15 @@ class V2Api:
     async def render_beside(
         self, lines: list[bytes], request: InferRequest, offload: V2Offload
     ) -> tuple[bytes, Optional[int]]:
-        """:meth:`render`, the Rust writing of a large answer done on
-        ``offload``'s thread so the event loop goes on meanwhile."""
-        if len(lines) >= OFFLOAD_ANSWER_ROWS and not request.binary_default:
-            if True not in request.binary.values():
-                fast = await offload.write(
-                    lines, request.outputs, self.name, self.version, request.id
-                )
-                if fast is not None:
-                    return fast, None
-                return self.render_python(lines, request)
-        return self.render(lines, request)
+        """:meth:`render`, the Rust writing done on ``offload``'s thread so
+        the event loop goes on meanwhile: for answers of
+        :data:`OFFLOAD_ANSWER_ROWS` rows or more."""
+        if request.binary_default or True in request.binary.values():
+            return self.render_python(lines, request)
+        fast = await offload.write(lines, request.outputs, self.name, self.version, request.id)
+        if fast is not None:
+            return fast, None
+        return self.render_python(lines, request)
 
     def render_python(
         self, lines: list[bytes], request: InferRequest
