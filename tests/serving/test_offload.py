@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from packflow import _core
 from packflow.loaders import InferenceBackendLoader
 from packflow.serving.offload import OFFLOAD_ANSWER_ROWS, OFFLOAD_BODY_BYTES, V2Offload
+from packflow.serving.v2 import InferRequest, V2Error
 from tests.serving.harness import EXAMPLE, firewall_events
 from tests.serving.test_v2 import MODEL, expected_columns, feature_matrix
 from tests.serving.test_v2_fast import APIS, bodies, rows
@@ -293,3 +294,47 @@ def test_the_server_reads_and_answers_large_bodies_beside_the_loop(
     expected = expected_columns(example_backend(events))
     assert {t["name"]: t["data"] for t in got["outputs"]} == expected
     assert any(n.startswith("packflow-v2-off") for n in _threads_of(example_server.proc.pid))
+
+
+def test_the_v2_door_beside_the_loop_reads_and_writes_as_in_place(loop, offload) -> None:
+    """``V2Api.parse_infer_beside`` and ``render_beside`` give what
+    ``parse_infer`` and ``render`` give, errors and binary outputs included."""
+    api = APIS["flat"]
+    good = _tensor_body(200, 9)
+    got = loop.run_until_complete(api.parse_infer_beside(good, offload))
+    want = api.parse_infer(good)
+    assert _comparable(tuple(got)) == _comparable(tuple(want))
+    # Refused in Rust: Python's reading words the error, the same one.
+    bad = (
+        json.dumps(
+            {
+                "inputs": [
+                    {"name": "x", "datatype": "INT8", "shape": [2, 3], "data": [1] * 5 + [300]}
+                ]
+            }
+        ).encode()
+        + b" " * OFFLOAD_BODY_BYTES
+    )
+    with pytest.raises(V2Error) as beside:
+        loop.run_until_complete(api.parse_infer_beside(bad, offload))
+    with pytest.raises(V2Error) as in_place:
+        api.parse_infer(bad)
+    assert str(beside.value) == str(in_place.value)
+    assert "300" in str(beside.value)
+    lines = [b'{"score":%d,"label":"r%d"}' % (i, i) for i in range(OFFLOAD_ANSWER_ROWS + 8)]
+    for request in (
+        InferRequest(b"", len(lines), "r", None, {}, False),
+        InferRequest(b"", len(lines), None, ["label"], {}, False),
+        InferRequest(b"", len(lines), None, None, {"score": True}, False),  # binary data
+        InferRequest(b"", len(lines), None, None, {}, True),
+        InferRequest(b"", len(lines), None, ["nope"], {}, False),  # an unknown output
+    ):
+        try:
+            expected: Any = api.render(lines, request)
+        except V2Error as exc:
+            expected = str(exc)
+        try:
+            got = loop.run_until_complete(api.render_beside(lines, request, offload))
+        except V2Error as exc:
+            got = str(exc)
+        assert got == expected, request
