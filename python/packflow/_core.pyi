@@ -536,21 +536,58 @@ class V2Plan:
         :class:`FeatureRows` (for a backend whose preprocessor reads feature
         arrays) instead of JSON Lines."""
 
+class V2Offload:
+    """A thread that reads V2 bodies and writes V2 answers without ever
+    taking the GIL (see ``packflow.serving.offload``). Jobs own copies of
+    their input; the results wait until :meth:`take`, and the descriptor of
+    :meth:`fileno` turns readable when there are some."""
+
+    def __init__(self) -> None: ...
+    def fileno(self) -> int:
+        """The descriptor to watch for results (a socket; read by ``take``)."""
+    def read(
+        self, plan: V2Plan, body: bytes, header_length: Optional[bytes] = None
+    ) -> Optional[int]:
+        """The ticket of reading ``body`` as :func:`v2_read_request` would;
+        ``None`` when the caller must read it (a body over 4 MiB, a header
+        length not in plain digits, or stopped)."""
+    def write(
+        self,
+        lines: list[bytes],
+        outputs: Optional[list[str]],
+        model_name: str,
+        model_version: Optional[str],
+        id: Optional[str],
+        binary: Optional[dict[str, bool]] = None,
+        binary_default: bool = False,
+    ) -> Optional[int]:
+        """The ticket of writing the answer :func:`v2_write_answer` would
+        write; ``None`` when the caller must (as there, or stopped)."""
+    def take(self) -> list[tuple[int, Any]]:
+        """The finished jobs: ``(ticket, result)``, the result what
+        :func:`v2_read_request` or :func:`v2_write_answer` would give."""
+    def stop(self) -> None:
+        """End the thread once the jobs queued are done; later jobs are
+        refused (``None``)."""
+
 def v2_read_request(
-    plan: V2Plan, body: bytes
+    plan: V2Plan, body: bytes, header_length: Optional[bytes] = None
 ) -> Optional[
     tuple[bytes | FeatureRows, int, Optional[str], Optional[list[str]], dict[str, bool], bool]
 ]:
-    """A V2 JSON infer body (no binary data) read as ``V2Api.parse_infer_python``
-    reads it: ``(lines, rows, id, outputs, binary, binary_data_output)``, the
-    lines byte for byte those of ``dumps_lines`` over its rows; with the plan's
+    """A V2 infer body read as ``V2Api.parse_infer_python`` reads it:
+    ``(lines, rows, id, outputs, binary, binary_data_output)``, the lines byte
+    for byte those of ``dumps_lines`` over its rows; with the plan's
     ``cells``, a numpy backend's rows are :class:`FeatureRows` instead, each
     cell what the engine's text reader reads from those lines (rows holding
-    an integer past int64 stay lines). ``None`` for any
-    body it does not read exactly so: not JSON, an error of any kind, binary
-    data, integers past 64 bits, duplicate keys, nesting deeper than 64, a
-    byte-order mark, a body over 4 MiB (its value tree would take up to 16
-    bytes per body byte). Python then reads the body and words the error."""
+    an integer past int64 stay lines). ``header_length``: the request's
+    Inference-Header-Content-Length, when binary data follows a JSON header
+    (the binary tensor data extension). ``None`` for any body it does not
+    read exactly so: not JSON, an error of any kind, integers past 64 bits,
+    duplicate keys, nesting deeper than 64, a byte-order mark, FP16 or BYTES
+    binary data, a BOOL byte other than 0 or 1, a header length other than
+    plain digits, a body over 4 MiB (its value tree would take up to 16 bytes
+    per body byte). Python then reads the body and words the error."""
 
 def v2_write_answer(
     lines: list[bytes],
@@ -558,10 +595,14 @@ def v2_write_answer(
     model_name: str,
     model_version: Optional[str],
     id: Optional[str],
-) -> Optional[bytes]:
-    """The JSON answer to an infer request from its output lines (one JSON
-    object per row), as ``V2Api.render_python`` writes it when no output is
-    binary: one tensor of shape [N] per output (``outputs``, or every key in
-    the order first seen). ``None`` when Python must write it: an unknown
-    output, more than 4,000,000 values, lines that are not plain JSON (NaN,
-    integers past 64 bits, duplicate keys), more than 256 keys."""
+    binary: Optional[dict[str, bool]] = None,
+    binary_default: bool = False,
+) -> Optional[tuple[bytes, Optional[int]]]:
+    """The answer to an infer request from its output lines (one JSON object
+    per row), as ``V2Api.render_python`` writes it: one tensor of shape [N]
+    per output (``outputs``, or every key in the order first seen), and the
+    length of its JSON header when binary data follows it (the outputs
+    ``binary`` flags, the others as ``binary_default`` says). ``None`` when
+    Python must write it: an unknown output, more than 4,000,000 values, lines
+    that are not plain JSON (NaN, integers past 64 bits, duplicate keys), more
+    than 32 keys."""

@@ -5,6 +5,7 @@
 //! for any body they do not read exactly as it would (an error included),
 //! and Python then reads it and words its error. One call per request.
 
+mod binary;
 mod offload;
 mod request;
 mod response;
@@ -72,25 +73,41 @@ impl V2Plan {
 /// about 5; below it, at most 64 MiB for the one body read at a time.
 const MAX_BODY: usize = 4 << 20;
 
-/// `(lines, rows, id, outputs, binary, binary_data_output)` of a V2 JSON infer
+/// `(lines, rows, id, outputs, binary, binary_data_output)` of a V2 infer
 /// body, or `None` when Python must read it (see `_core.pyi`).
+/// `header_length`: the request's `Inference-Header-Content-Length`.
 #[pyfunction]
+#[pyo3(signature = (plan, body, header_length = None))]
 pub fn v2_read_request<'py>(
     py: Python<'py>,
     plan: &V2Plan,
     body: &[u8],
+    header_length: Option<&[u8]>,
 ) -> PyResult<Option<Bound<'py, PyTuple>>> {
-    if body.len() > MAX_BODY {
+    let Some(header) = body_header(body, header_length) else {
         return Ok(None);
-    }
+    };
     let read = if body.len() >= DETACH_AT {
-        py.detach(|| guarded(|| read_request(body, &plan.layout)))
+        py.detach(|| guarded(|| read_request(body, header, &plan.layout)))
     } else {
-        guarded(|| read_request(body, &plan.layout))
+        guarded(|| read_request(body, header, &plan.layout))
     };
     match read {
         Ok(request) => request_tuple(py, request).map(Some),
         Err(Unsupported) => Ok(None),
+    }
+}
+
+/// Where a body's JSON header ends (`Some(None)`: it is all JSON), or `None`
+/// when Python must read it: a body over `MAX_BODY`, a header length not in
+/// plain digits or past the body.
+fn body_header(body: &[u8], header_length: Option<&[u8]>) -> Option<Option<usize>> {
+    if body.len() > MAX_BODY {
+        return None;
+    }
+    match header_length {
+        None => Some(None),
+        Some(text) => binary::header_length(text, body.len()).map(Some),
     }
 }
 
@@ -125,10 +142,12 @@ fn request_tuple(py: Python<'_>, request: request::Request) -> PyResult<Bound<'_
     )
 }
 
-/// The JSON answer to an infer request from its output lines, or `None`
-/// when Python must write it (see `_core.pyi`).
+/// The answer to an infer request from its output lines, and the length of
+/// its JSON header when binary data follows it, or `None` when Python must
+/// write it (see `_core.pyi`).
 #[pyfunction]
-#[pyo3(signature = (lines, outputs, model_name, model_version, id))]
+#[pyo3(signature = (lines, outputs, model_name, model_version, id, binary = None, binary_default = false))]
+#[allow(clippy::too_many_arguments)] // the answer's parts, as V2Api.render_python takes them
 pub fn v2_write_answer<'py>(
     py: Python<'py>,
     lines: &Bound<'py, PyList>,
@@ -136,8 +155,18 @@ pub fn v2_write_answer<'py>(
     model_name: &Bound<'py, PyAny>,
     model_version: &Bound<'py, PyAny>,
     id: &Bound<'py, PyAny>,
-) -> PyResult<Option<Bound<'py, PyBytes>>> {
-    let Some(answer) = Answer::of(lines, outputs, model_name, model_version, id) else {
+    binary: Option<&Bound<'py, PyDict>>,
+    binary_default: bool,
+) -> PyResult<Option<Bound<'py, PyTuple>>> {
+    let Some(answer) = Answer::of(
+        lines,
+        outputs,
+        model_name,
+        model_version,
+        id,
+        binary,
+        binary_default,
+    ) else {
         return Ok(None);
     };
     // The answer owns copies of its lines: writable without the GIL.
@@ -146,7 +175,29 @@ pub fn v2_write_answer<'py>(
     } else {
         py.detach(|| answer.write())
     };
-    Ok(written.ok().map(|bytes| PyBytes::new(py, &bytes)))
+    match written {
+        Ok(written) => written.into_tuple(py).map(Some),
+        Err(Unsupported) => Ok(None),
+    }
+}
+
+/// An answer: its bytes, and the length of its JSON header when binary data
+/// follows it.
+struct Written {
+    bytes: Vec<u8>,
+    json_length: Option<usize>,
+}
+
+impl Written {
+    fn into_tuple(self, py: Python<'_>) -> PyResult<Bound<'_, PyTuple>> {
+        PyTuple::new(
+            py,
+            [
+                PyBytes::new(py, &self.bytes).into_any(),
+                self.json_length.into_pyobject(py)?.into_any(),
+            ],
+        )
+    }
 }
 
 /// What an infer answer is written from, copied out of its Python objects.
@@ -158,18 +209,30 @@ struct Answer {
     model_name: String,
     model_version: Option<String>,
     id: Option<String>,
+    /// The outputs asked for as binary data or not, and the default.
+    binary: Vec<(String, bool)>,
+    binary_default: bool,
 }
 
 impl Answer {
     /// `None` when Python must write the answer: a str Rust cannot hold (a
-    /// lone surrogate) or a line that is not bytes.
+    /// lone surrogate), a line that is not bytes, a binary flag not a bool.
     fn of(
         lines: &Bound<'_, PyList>,
         outputs: &Bound<'_, PyAny>,
         model_name: &Bound<'_, PyAny>,
         model_version: &Bound<'_, PyAny>,
         id: &Bound<'_, PyAny>,
+        binary: Option<&Bound<'_, PyDict>>,
+        binary_default: bool,
     ) -> Option<Answer> {
+        let binary = match binary {
+            None => Vec::new(),
+            Some(flags) => flags
+                .iter()
+                .map(|(name, flag)| Some((name.extract::<String>().ok()?, flag.extract().ok()?)))
+                .collect::<Option<Vec<_>>>()?,
+        };
         let outputs = strings_or_none(outputs)?;
         let model_name = model_name.extract::<String>().ok()?;
         let model_version = optional_str(model_version)?.map(str::to_owned);
@@ -187,11 +250,13 @@ impl Answer {
             model_name,
             model_version,
             id,
+            binary,
+            binary_default,
         })
     }
 
-    /// The answer's JSON (see `write_answer`), or `Unsupported`.
-    fn write(&self) -> Result<Vec<u8>, Unsupported> {
+    /// The answer (see `write_answer`), or `Unsupported`.
+    fn write(&self) -> Result<Written, Unsupported> {
         guarded(|| {
             let mut start = 0;
             let lines: Vec<&[u8]> = self
@@ -207,10 +272,26 @@ impl Answer {
                 model_name: &self.model_name,
                 model_version: self.model_version.as_deref(),
                 id: self.id.as_deref(),
+                binary: &self.binary,
+                binary_default: self.binary_default,
             };
             let mut w = JsonWriter::new(false, self.text.len() + 128);
-            write_answer(&mut w, &lines, self.outputs.as_deref(), &head)
-                .map(|()| w.bytes().to_vec())
+            let mut raw = Vec::new();
+            write_answer(&mut w, &mut raw, &lines, self.outputs.as_deref(), &head)?;
+            let json = w.bytes();
+            if raw.is_empty() {
+                return Ok(Written {
+                    bytes: json.to_vec(),
+                    json_length: None,
+                });
+            }
+            let mut bytes = Vec::with_capacity(json.len() + raw.len());
+            bytes.extend_from_slice(json);
+            bytes.extend_from_slice(&raw);
+            Ok(Written {
+                bytes,
+                json_length: Some(json.len()),
+            })
         })
     }
 }

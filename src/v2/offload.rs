@@ -19,20 +19,21 @@ use std::thread;
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyTuple};
+use pyo3::types::{PyDict, PyList, PyTuple};
 
 use super::request::{read_request, Layout, Request};
 use super::value::Unsupported;
-use super::{guarded, request_tuple, Answer, V2Plan, MAX_BODY};
+use super::{body_header, guarded, request_tuple, Answer, V2Plan, Written};
 
 enum Job {
-    Read(Arc<Layout>, Vec<u8>),
+    /// A body and where its JSON header ends (`None`: all JSON).
+    Read(Arc<Layout>, Vec<u8>, Option<usize>),
     Write(Answer),
 }
 
 enum Done {
     Read(Result<Request, Unsupported>),
-    Write(Result<Vec<u8>, Unsupported>),
+    Write(Result<Written, Unsupported>),
 }
 
 #[derive(Default)]
@@ -91,17 +92,18 @@ impl V2Offload {
     }
 
     /// The ticket of reading `body` as `v2_read_request` would, or `None`
-    /// when the caller must read it itself (a body over 4 MiB, or stopped).
-    fn read(&self, plan: &V2Plan, body: &[u8]) -> Option<u64> {
-        if body.len() > MAX_BODY {
-            return None;
-        }
-        self.queue(Job::Read(Arc::clone(&plan.layout), body.to_vec()))
+    /// when the caller must read it itself (as `v2_read_request` would
+    /// give, or stopped).
+    #[pyo3(signature = (plan, body, header_length = None))]
+    fn read(&self, plan: &V2Plan, body: &[u8], header_length: Option<&[u8]>) -> Option<u64> {
+        let header = body_header(body, header_length)?;
+        self.queue(Job::Read(Arc::clone(&plan.layout), body.to_vec(), header))
     }
 
     /// The ticket of writing the answer `v2_write_answer` would write, or
     /// `None` when the caller must write it itself (as there).
-    #[pyo3(signature = (lines, outputs, model_name, model_version, id))]
+    #[pyo3(signature = (lines, outputs, model_name, model_version, id, binary = None, binary_default = false))]
+    #[allow(clippy::too_many_arguments)] // as v2_write_answer's
     fn write(
         &self,
         lines: &Bound<'_, PyList>,
@@ -109,8 +111,18 @@ impl V2Offload {
         model_name: &Bound<'_, PyAny>,
         model_version: &Bound<'_, PyAny>,
         id: &Bound<'_, PyAny>,
+        binary: Option<&Bound<'_, PyDict>>,
+        binary_default: bool,
     ) -> Option<u64> {
-        let answer = Answer::of(lines, outputs, model_name, model_version, id)?;
+        let answer = Answer::of(
+            lines,
+            outputs,
+            model_name,
+            model_version,
+            id,
+            binary,
+            binary_default,
+        )?;
         self.queue(Job::Write(answer))
     }
 
@@ -136,7 +148,10 @@ impl V2Offload {
                     Ok(tuple) => tuple.into_any(),
                     Err(_) => py.None().into_bound(py),
                 },
-                Done::Write(Ok(bytes)) => PyBytes::new(py, &bytes).into_any(),
+                Done::Write(Ok(written)) => match written.into_tuple(py) {
+                    Ok(tuple) => tuple.into_any(),
+                    Err(_) => py.None().into_bound(py),
+                },
                 Done::Read(Err(Unsupported)) | Done::Write(Err(Unsupported)) => {
                     py.None().into_bound(py)
                 }
@@ -194,7 +209,9 @@ fn work(shared: &Shared, mut ringer: UnixStream) {
             }
         };
         let done = match job {
-            Job::Read(layout, body) => Done::Read(guarded(|| read_request(&body, &layout))),
+            Job::Read(layout, body, header) => {
+                Done::Read(guarded(|| read_request(&body, header, &layout)))
+            }
             Job::Write(answer) => Done::Write(answer.write()),
         };
         let first = {
@@ -212,6 +229,8 @@ fn work(shared: &Shared, mut ringer: UnixStream) {
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, Instant};
+
+    use pyo3::types::PyBytes;
 
     use super::super::request::Template;
     use super::*;
@@ -259,22 +278,28 @@ mod tests {
             let lines = PyList::new(py, [PyBytes::new(py, br#"{"s":1}"#)]).unwrap();
             let none = py.None().into_bound(py);
             let name = "m".into_pyobject(py).unwrap().into_any();
-            let t_good = offload.read(&plan, good).unwrap();
-            let t_bad = offload.read(&plan, bad).unwrap();
-            let t_answer = offload.write(&lines, &none, &name, &none, &none).unwrap();
+            let t_good = offload.read(&plan, good, None).unwrap();
+            let t_bad = offload.read(&plan, bad, None).unwrap();
+            let t_answer = offload
+                .write(&lines, &none, &name, &none, &none, None, false)
+                .unwrap();
             // Refused at once, as v2_read_request refuses it.
-            assert_eq!(offload.read(&plan, &vec![b' '; MAX_BODY + 1]), None);
+            assert_eq!(
+                offload.read(&plan, &vec![b' '; super::super::MAX_BODY + 1], None),
+                None
+            );
             let mut got = rung_and_taken(&offload, py, 3);
             got.sort_by_key(|(ticket, _)| *ticket);
             let tickets: Vec<u64> = got.iter().map(|(t, _)| *t).collect();
             assert_eq!(tickets, vec![t_good, t_bad, t_answer]);
-            let want = request_tuple(py, read_request(good, &plan.layout).unwrap()).unwrap();
+            let want = request_tuple(py, read_request(good, None, &plan.layout).unwrap()).unwrap();
             assert!(got[0].1.bind(py).eq(&want).unwrap());
             assert!(got[1].1.is_none(py));
-            let answer: Vec<u8> = got[2].1.extract(py).unwrap();
+            let (answer, json_length): (Vec<u8>, Option<usize>) = got[2].1.extract(py).unwrap();
+            assert_eq!(json_length, None);
             assert!(answer.starts_with(br#"{"model_name":"m","outputs":[{"name":"s""#));
             offload.stop();
-            assert_eq!(offload.read(&plan, good), None);
+            assert_eq!(offload.read(&plan, good, None), None);
         });
     }
 
@@ -287,7 +312,7 @@ mod tests {
             let body: &[u8] =
                 br#"{"inputs":[{"name":"x","datatype":"FP64","shape":[1,2],"data":[1.5,2]}]}"#;
             let tickets: Vec<u64> = (0..500)
-                .map(|_| offload.read(&plan, body).unwrap())
+                .map(|_| offload.read(&plan, body, None).unwrap())
                 .collect();
             let mut got: Vec<u64> = rung_and_taken(&offload, py, 500)
                 .into_iter()

@@ -1,4 +1,4 @@
-//! A V2 JSON infer body to the JSON Lines rows the Python path
+//! A V2 infer body (JSON, and binary data after a JSON header) to the rows the Python path
 //! (`V2Api.parse_infer`) makes of it, byte for byte, without a Python object
 //! per value. Only bodies every check of the Python path accepts are read
 //! here; anything else is `Unsupported`, and Python reads it and words the
@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 
+use super::binary::{decode, Raw};
 use super::value::{
     parse_document, write_float, write_int_as_float, write_value, Unsupported, Value, MAX_NESTING,
 };
@@ -243,9 +244,20 @@ pub struct Request {
     pub binary_default: bool,
 }
 
-/// The request of a V2 JSON body (no binary data), or `Unsupported`.
-pub fn read_request(body: &[u8], layout: &Layout) -> Result<Request, Unsupported> {
-    let text = std::str::from_utf8(body).map_err(|_| Unsupported)?;
+/// The request of a V2 body, or `Unsupported`. `header`: the length of its
+/// JSON header when binary data follows it (the request's
+/// `Inference-Header-Content-Length`), else the whole body is JSON.
+pub fn read_request(
+    body: &[u8],
+    header: Option<usize>,
+    layout: &Layout,
+) -> Result<Request, Unsupported> {
+    let (json, mut raw) = match header {
+        None => (body, None),
+        Some(n) if n <= body.len() => (&body[..n], Some(Raw::new(&body[n..]))),
+        Some(_) => return Err(Unsupported),
+    };
+    let text = std::str::from_utf8(json).map_err(|_| Unsupported)?;
     let doc = parse_document(text)?;
     let Value::Obj(_) = doc else {
         return Err(Unsupported);
@@ -266,9 +278,19 @@ pub fn read_request(body: &[u8], layout: &Layout) -> Result<Request, Unsupported
     if inputs.is_empty() || inputs.len() > MAX_TENSORS {
         return Err(Unsupported);
     }
+    // The values sent as binary data, taken in input order; every byte
+    // after the header must belong to a tensor.
+    let decoded = inputs
+        .iter()
+        .map(|item| binary_values(item, raw.as_mut()))
+        .collect::<Result<Vec<_>, _>>()?;
+    if raw.is_some_and(|raw| !raw.all_used()) {
+        return Err(Unsupported);
+    }
     let tensors = inputs
         .iter()
-        .map(|item| read_tensor(item, layout.max_rows))
+        .zip(&decoded)
+        .map(|(item, values)| read_tensor(item, layout.max_rows, values.as_deref()))
         .collect::<Result<Vec<_>, _>>()?;
     for (i, t) in tensors.iter().enumerate() {
         if tensors[..i].iter().any(|o| o.name == t.name) {
@@ -296,7 +318,50 @@ pub fn read_request(body: &[u8], layout: &Layout) -> Result<Request, Unsupported
     })
 }
 
-fn read_tensor<'b, 'a>(item: &'b Value<'a>, max_rows: u64) -> Result<Tensor<'b, 'a>, Unsupported> {
+/// The values of a tensor that gives a `binary_data_size`, read from `raw`
+/// (`None` for a tensor whose values are in its "data").
+fn binary_values(
+    item: &Value<'_>,
+    raw: Option<&mut Raw<'_>>,
+) -> Result<Option<Vec<Value<'static>>>, Unsupported> {
+    let size = match item.get("parameters") {
+        Some(params @ Value::Obj(_)) => match params.get("binary_data_size") {
+            None => return Ok(None),
+            Some(Value::Int(size)) => u64::try_from(*size).map_err(|_| Unsupported)?,
+            Some(_) => return Err(Unsupported),
+        },
+        _ => return Ok(None),
+    };
+    // Values given twice, or binary data with no header length to find it.
+    let (None, Some(raw)) = (item.get("data"), raw) else {
+        return Err(Unsupported);
+    };
+    let datatype = item
+        .get("datatype")
+        .and_then(Value::as_str)
+        .ok_or(Unsupported)?;
+    let Some(Value::Arr(dims)) = item.get("shape") else {
+        return Err(Unsupported);
+    };
+    let mut count: u64 = 1;
+    for d in dims {
+        let Value::Int(d) = *d else {
+            return Err(Unsupported);
+        };
+        count = count
+            .checked_mul(u64::try_from(d).map_err(|_| Unsupported)?)
+            .filter(|&c| c <= MAX_VALUES)
+            .ok_or(Unsupported)?;
+    }
+    decode(raw.take(size)?, datatype, count).map(Some)
+}
+
+/// An input tensor, checked; `binary`: its values when sent as binary data.
+fn read_tensor<'b, 'a>(
+    item: &'b Value<'a>,
+    max_rows: u64,
+    binary: Option<&'b [Value<'static>]>,
+) -> Result<Tensor<'b, 'a>, Unsupported> {
     let Value::Obj(_) = item else {
         return Err(Unsupported);
     };
@@ -334,17 +399,17 @@ fn read_tensor<'b, 'a>(item: &'b Value<'a>, max_rows: u64) -> Result<Tensor<'b, 
     if shape[0] > max_rows {
         return Err(Unsupported);
     }
-    // Binary data has a path of its own (Python's).
-    if let Some(params @ Value::Obj(_)) = item.get("parameters") {
-        if params.get("binary_data_size").is_some() {
-            return Err(Unsupported);
+    let values: Vec<&'b Value<'a>> = match binary {
+        Some(decoded) => decoded.iter().collect(),
+        None => {
+            let Some(Value::Arr(data)) = item.get("data") else {
+                return Err(Unsupported);
+            };
+            let mut values = Vec::with_capacity(data.len());
+            flatten(data, &shape, &mut values)?;
+            values
         }
-    }
-    let Some(Value::Arr(data)) = item.get("data") else {
-        return Err(Unsupported);
     };
-    let mut values = Vec::with_capacity(data.len());
-    flatten(data, &shape, &mut values)?;
     if values.len() as u64 != expected || !values.iter().all(|v| datatype.holds(v)) {
         return Err(Unsupported);
     }

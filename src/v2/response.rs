@@ -1,6 +1,6 @@
 //! The output lines of a request (one JSON object per row) to the V2 answer,
-//! byte for byte what `V2Api.render` writes when no output is asked as
-//! binary data: one tensor of shape [N] per output key, its datatype from
+//! byte for byte what `V2Api.render_python` writes, binary data included
+//! (binary.rs has the input side): one tensor of shape [N] per output key, its datatype from
 //! its values (BOOL, INT64, UINT64, FP64 when every integer is exact as a
 //! float, else BYTES holding strings as they are and other values as JSON
 //! text). An unknown output, too many values, or anything the value tree
@@ -20,17 +20,35 @@ const MAX_KEYS: usize = 32;
 /// The largest integer every float holds exactly.
 const EXACT: u64 = 1 << 53;
 
-/// Who answers, and to which request.
+/// Who answers, to which request, and which outputs go as binary data.
 pub struct AnswerHead<'s> {
     pub model_name: &'s str,
     pub model_version: Option<&'s str>,
     pub id: Option<&'s str>,
+    /// The outputs that say whether they go as binary data, and what the
+    /// others do (the request's `binary_data_output`).
+    pub binary: &'s [(String, bool)],
+    pub binary_default: bool,
+}
+
+impl AnswerHead<'_> {
+    fn binary(&self, name: &str) -> bool {
+        // The last word on a name counts, as in a dict built in order.
+        self.binary
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map_or(self.binary_default, |(_, flag)| *flag)
+    }
 }
 
 /// The answer's JSON for `lines` (each one row), the outputs `names` (or
-/// every key of the rows, in the order first seen).
+/// every key of the rows, in the order first seen); the values of the
+/// outputs that go as binary data are appended to `raw`, in order (the
+/// answer is then the JSON and `raw` after it).
 pub fn write_answer(
     w: &mut JsonWriter,
+    raw: &mut Vec<u8>,
     lines: &[&[u8]],
     names: Option<&[String]>,
     head: &AnswerHead<'_>,
@@ -85,7 +103,11 @@ pub fn write_answer(
         }
         column.clear();
         column.extend(rows.iter().map(|row| row.get(name).unwrap_or(&Value::Null)));
-        write_tensor(w, name, &column);
+        if head.binary(name) {
+            write_binary_tensor(w, raw, name, &column);
+        } else {
+            write_tensor(w, name, &column);
+        }
     }
     w.put(b"]}");
     Ok(())
@@ -138,8 +160,8 @@ fn out_type(column: &[&Value<'_>]) -> OutType {
     }
 }
 
-fn write_tensor(w: &mut JsonWriter, name: &str, column: &[&Value<'_>]) {
-    let kind = out_type(column);
+/// `{"name":...,"datatype":...,"shape":[N]` of a column's tensor.
+fn write_tensor_head(w: &mut JsonWriter, name: &str, kind: OutType, n: usize) {
     w.put(b"{\"name\":");
     write_escaped(w, name.as_bytes());
     w.put(match kind {
@@ -149,8 +171,51 @@ fn write_tensor(w: &mut JsonWriter, name: &str, column: &[&Value<'_>]) {
         OutType::Fp64 => b",\"datatype\":\"FP64\",\"shape\":[",
         OutType::Bytes => b",\"datatype\":\"BYTES\",\"shape\":[",
     });
-    w.put_u64(column.len() as u64);
-    w.put(b"],\"data\":[");
+    w.put_u64(n as u64);
+    w.push(b']');
+}
+
+/// A tensor whose values go as binary data (as `raw_output` writes them:
+/// little-endian numbers, a byte per bool, each string's UTF-8 after its
+/// length in 4 bytes), its size in its parameters.
+fn write_binary_tensor(w: &mut JsonWriter, raw: &mut Vec<u8>, name: &str, column: &[&Value<'_>]) {
+    let kind = out_type(column);
+    write_tensor_head(w, name, kind, column.len());
+    let start = raw.len();
+    let mut text = JsonWriter::new(false, 0);
+    for value in column {
+        match (kind, value) {
+            (OutType::Bool, Value::Bool(b)) => raw.push(u8::from(*b)),
+            (OutType::Int64, Value::Int(v)) => raw.extend_from_slice(&v.to_le_bytes()),
+            // A UINT64 column's integers are all >= 0.
+            (OutType::UInt64, Value::Int(v)) => raw.extend_from_slice(&(*v as u64).to_le_bytes()),
+            (OutType::UInt64, Value::UInt(v)) => raw.extend_from_slice(&v.to_le_bytes()),
+            // An FP64 column's integers are exact as floats (`out_type`).
+            (OutType::Fp64, Value::Int(v)) => raw.extend_from_slice(&(*v as f64).to_le_bytes()),
+            (OutType::Fp64, Value::UInt(v)) => raw.extend_from_slice(&(*v as f64).to_le_bytes()),
+            (OutType::Fp64, Value::Float(v, _)) => raw.extend_from_slice(&v.to_le_bytes()),
+            (_, Value::Str(s)) => {
+                raw.extend_from_slice(&(s.len() as u32).to_le_bytes());
+                raw.extend_from_slice(s.as_bytes());
+            }
+            (_, other) => {
+                // Other JSON as its text.
+                text.clear();
+                write_value(&mut text, other);
+                raw.extend_from_slice(&(text.bytes().len() as u32).to_le_bytes());
+                raw.extend_from_slice(text.bytes());
+            }
+        }
+    }
+    w.put(b",\"parameters\":{\"binary_data_size\":");
+    w.put_u64((raw.len() - start) as u64);
+    w.put(b"}}");
+}
+
+fn write_tensor(w: &mut JsonWriter, name: &str, column: &[&Value<'_>]) {
+    let kind = out_type(column);
+    write_tensor_head(w, name, kind, column.len());
+    w.put(b",\"data\":[");
     let mut text = JsonWriter::new(false, 0);
     for (i, value) in column.iter().enumerate() {
         if i > 0 {
@@ -182,9 +247,13 @@ mod tests {
             model_name: "m",
             model_version: Some("1"),
             id: None,
+            binary: &[],
+            binary_default: false,
         };
         let mut w = JsonWriter::new(false, 0);
-        write_answer(&mut w, &lines, names, &head).ok()?;
+        let mut raw = Vec::new();
+        write_answer(&mut w, &mut raw, &lines, names, &head).ok()?;
+        assert!(raw.is_empty());
         Some(String::from_utf8(w.bytes().to_vec()).unwrap())
     }
 

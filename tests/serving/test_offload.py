@@ -24,7 +24,7 @@ from packflow.serving.offload import OFFLOAD_ANSWER_ROWS, OFFLOAD_BODY_BYTES, V2
 from packflow.serving.v2 import InferRequest, V2Error
 from tests.serving.harness import EXAMPLE, firewall_events
 from tests.serving.test_v2 import MODEL, expected_columns, feature_matrix
-from tests.serving.test_v2_fast import APIS, bodies, rows
+from tests.serving.test_v2_fast import APIS, binary_bodies, bodies, rows
 
 
 def _comparable(value: Any) -> Any:
@@ -301,7 +301,7 @@ def test_the_v2_door_beside_the_loop_reads_and_writes_as_in_place(loop, offload)
     ``parse_infer`` and ``render`` give, errors and binary outputs included."""
     api = APIS["flat"]
     good = _tensor_body(200, 9)
-    got = loop.run_until_complete(api.parse_infer_beside(good, offload))
+    got = loop.run_until_complete(api.parse_infer_beside(good, None, offload))
     want = api.parse_infer(good)
     assert _comparable(tuple(got)) == _comparable(tuple(want))
     # Refused in Rust: Python's reading words the error, the same one.
@@ -316,7 +316,7 @@ def test_the_v2_door_beside_the_loop_reads_and_writes_as_in_place(loop, offload)
         + b" " * OFFLOAD_BODY_BYTES
     )
     with pytest.raises(V2Error) as beside:
-        loop.run_until_complete(api.parse_infer_beside(bad, offload))
+        loop.run_until_complete(api.parse_infer_beside(bad, None, offload))
     with pytest.raises(V2Error) as in_place:
         api.parse_infer(bad)
     assert str(beside.value) == str(in_place.value)
@@ -338,3 +338,21 @@ def test_the_v2_door_beside_the_loop_reads_and_writes_as_in_place(loop, offload)
         except V2Error as exc:
             got = str(exc)
         assert got == expected, request
+
+
+@settings(max_examples=200, deadline=None)
+@given(binary_bodies())
+def test_a_body_with_binary_data_is_read_as_v2_read_request_reads_it(loop, offload, case) -> None:
+    api_name, body, length = case
+    plan = APIS[api_name].plan
+    got = loop.run_until_complete(offload.read(plan, body, length))
+    assert _comparable(got) == _comparable(_core.v2_read_request(plan, body, length))
+
+
+def test_answers_with_binary_data_are_written_as_v2_write_answer_writes_them(loop, offload) -> None:
+    lines = [b'{"score":%d.5,"label":"r%d","ok":true}' % (i, i) for i in range(40)]
+    for binary, default in (({"score": True}, False), ({}, True), ({"ok": False}, True)):
+        args = (lines, None, "m", "1", "r", binary, default)
+        got = loop.run_until_complete(offload.write(*args))
+        assert got is not None and got[1] is not None
+        assert got == _core.v2_write_answer(*args)

@@ -322,8 +322,8 @@ class PackflowApp:
                 )
             # Large bodies are read, and large answers written, beside the
             # event loop (see .offload).
-            if header_length is None and len(body) >= OFFLOAD_BODY_BYTES:
-                request = await v2.parse_infer_beside(body, self._offload)
+            if len(body) >= OFFLOAD_BODY_BYTES:
+                request = await v2.parse_infer_beside(body, header_length, self._offload)
             else:
                 request = v2.parse_infer(body, header_length)
             payload = Payload(request.data, request.rows, Shape.ARRAY, "application/json")

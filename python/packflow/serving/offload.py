@@ -7,7 +7,7 @@ them to a Rust thread that never takes the GIL (``_core.V2Offload``): the
 loop goes on with other connections meanwhile, on another core, and picks
 the results up when that thread rings (a descriptor the loop watches). A
 hand-off costs the loop a few microseconds, so only bodies of 4 KiB or more
-and answers of 32 rows or more go there.
+and answers of 32 rows or more go there (JSON or binary data alike).
 """
 
 from __future__ import annotations
@@ -38,11 +38,13 @@ class V2Offload:
         #: False where the loop cannot watch a descriptor (no add_reader).
         self._usable = True
 
-    async def read(self, plan: Any, body: bytes) -> Optional[tuple]:
+    async def read(
+        self, plan: Any, body: bytes, header_length: Optional[bytes] = None
+    ) -> Optional[tuple]:
         core = self._ready()
-        ticket = core.read(plan, body) if core is not None else None
+        ticket = core.read(plan, body, header_length) if core is not None else None
         if ticket is None:
-            return _core.v2_read_request(plan, body)
+            return _core.v2_read_request(plan, body, header_length)
         return await self._result(ticket)
 
     async def write(
@@ -52,13 +54,14 @@ class V2Offload:
         model_name: str,
         model_version: Optional[str],
         id: Optional[str],
-    ) -> Optional[bytes]:
+        binary: Optional[dict[str, bool]] = None,
+        binary_default: bool = False,
+    ) -> Optional[tuple[bytes, Optional[int]]]:
+        args = (lines, outputs, model_name, model_version, id, binary, binary_default)
         core = self._ready()
-        ticket = (
-            core.write(lines, outputs, model_name, model_version, id) if core is not None else None
-        )
+        ticket = core.write(*args) if core is not None else None
         if ticket is None:
-            return _core.v2_write_answer(lines, outputs, model_name, model_version, id)
+            return _core.v2_write_answer(*args)
         return await self._result(ticket)
 
     def close(self) -> None:

@@ -256,21 +256,22 @@ class V2Api:
         A JSON body is read in Rust first; whatever Rust does not read
         exactly as the Python path below would (an error included) is read
         by that path, which words the error."""
-        if header_length is None:
-            fast = _core.v2_read_request(self.plan, body)
-            if fast is not None:
-                return InferRequest(*fast)
-        return self.parse_infer_python(body, header_length)
-
-    async def parse_infer_beside(self, body: bytes, offload: V2Offload) -> InferRequest:
-        """:meth:`parse_infer` of a JSON body (no binary data), the Rust
-        reading done on ``offload``'s thread so the event loop goes on
-        meanwhile: for bodies of :data:`OFFLOAD_BODY_BYTES` or more (a
-        smaller one is read sooner than handed over)."""
-        fast = await offload.read(self.plan, body)
+        fast = _core.v2_read_request(self.plan, body, header_length)
         if fast is not None:
             return InferRequest(*fast)
-        return self.parse_infer_python(body)
+        return self.parse_infer_python(body, header_length)
+
+    async def parse_infer_beside(
+        self, body: bytes, header_length: Optional[bytes], offload: V2Offload
+    ) -> InferRequest:
+        """:meth:`parse_infer`, the Rust reading done on ``offload``'s thread
+        so the event loop goes on meanwhile: for bodies of
+        :data:`OFFLOAD_BODY_BYTES` or more (a smaller one is read sooner than
+        handed over)."""
+        fast = await offload.read(self.plan, body, header_length)
+        if fast is not None:
+            return InferRequest(*fast)
+        return self.parse_infer_python(body, header_length)
 
     def parse_infer_python(
         self, body: bytes, header_length: Optional[bytes] = None
@@ -420,14 +421,19 @@ class V2Api:
     def render(self, lines: list[bytes], request: InferRequest) -> tuple[bytes, Optional[int]]:
         """The infer answer from the request's output lines, in order, and
         the length of its JSON header when binary outputs follow it.
-        Written in Rust when no output is binary data and Rust writes it
-        exactly as :meth:`render_python` would (else that does)."""
-        if not request.binary_default and True not in request.binary.values():
-            fast = _core.v2_write_answer(
-                lines, request.outputs, self.name, self.version, request.id
-            )
-            if fast is not None:
-                return fast, None
+        Written in Rust when Rust writes it exactly as :meth:`render_python`
+        would (else that does)."""
+        fast = _core.v2_write_answer(
+            lines,
+            request.outputs,
+            self.name,
+            self.version,
+            request.id,
+            request.binary,
+            request.binary_default,
+        )
+        if fast is not None:
+            return fast
         return self.render_python(lines, request)
 
     async def render_beside(
@@ -436,11 +442,17 @@ class V2Api:
         """:meth:`render`, the Rust writing done on ``offload``'s thread so
         the event loop goes on meanwhile: for answers of
         :data:`OFFLOAD_ANSWER_ROWS` rows or more."""
-        if request.binary_default or True in request.binary.values():
-            return self.render_python(lines, request)
-        fast = await offload.write(lines, request.outputs, self.name, self.version, request.id)
+        fast = await offload.write(
+            lines,
+            request.outputs,
+            self.name,
+            self.version,
+            request.id,
+            request.binary,
+            request.binary_default,
+        )
         if fast is not None:
-            return fast, None
+            return fast
         return self.render_python(lines, request)
 
     def render_python(
