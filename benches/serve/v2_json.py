@@ -1,6 +1,8 @@
-"""V2 JSON infer bodies against ``packflow serve``: ``wrk`` on loopback posting
-one [N, 9] FP64 tensor, or the 9 features as named [N] tensors, of N = 1 or
-100 rows of examples/firewall-anomaly, to ``/v2/models/firewall-anomaly/infer``.
+"""V2 infer bodies against ``packflow serve``: ``wrk`` on loopback posting
+one [N, 9] FP64 tensor, the 9 features as named [N] tensors, or the tensor as
+binary data (tritonclient's default: the answer comes as binary data too), of
+N = 1 or 100 rows of examples/firewall-anomaly, to
+``/v2/models/firewall-anomaly/infer``.
 ``--python-path`` serves with the Rust reader and writer of V2 JSON switched
 off (the Python path alone, the reference they stand in for), to see what
 they buy. Prints a Markdown table; changes no file.
@@ -14,6 +16,7 @@ import argparse
 import json
 import os
 import re
+import struct
 import subprocess
 import sys
 import tempfile
@@ -43,8 +46,17 @@ URL_PATH = "/v2/models/firewall-anomaly/infer"
 PYTHON_PATH = """
 import sys
 from packflow.serving.v2 import V2Api
+
+async def parse_beside(self, body, header_length, offload):
+    return self.parse_infer_python(body, header_length)
+
+async def render_beside(self, lines, request, offload):
+    return self.render_python(lines, request)
+
 V2Api.parse_infer = V2Api.parse_infer_python
 V2Api.render = V2Api.render_python
+V2Api.parse_infer_beside = parse_beside
+V2Api.render_beside = render_beside
 from packflow.cli import cli
 sys.argv = ["packflow", *sys.argv[1:]]
 cli()
@@ -57,24 +69,46 @@ def _value(event: dict, path: str) -> float:
     return float(event)  # type: ignore[arg-type]
 
 
-def bodies(n: int) -> dict[str, bytes]:
+def bodies(n: int) -> dict[str, tuple[bytes, dict[str, str]]]:
+    """Each body by its label, with the headers it needs beyond JSON's."""
     rows = [[_value(e, s) for s in SOURCES] for e in firewall_events(n)]
-    matrix = {"name": "input", "datatype": "FP64", "shape": [n, 9]}
-    matrix["data"] = [v for row in rows for v in row]
+    flat = [v for row in rows for v in row]
+    matrix = {"name": "input", "datatype": "FP64", "shape": [n, 9], "data": flat}
     named = [
         {"name": f, "datatype": "FP64", "shape": [n], "data": [r[j] for r in rows]}
         for j, f in enumerate(FEATURES)
     ]
+    # As tritonclient sends it by default: the values after a JSON header,
+    # and the outputs asked for as binary data too.
+    raw = struct.pack(f"<{len(flat)}d", *flat)
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input",
+                    "datatype": "FP64",
+                    "shape": [n, 9],
+                    "parameters": {"binary_data_size": len(raw)},
+                }
+            ],
+            "parameters": {"binary_data_output": True},
+        }
+    ).encode()
     return {
-        f"[{n}, 9] tensor": json.dumps({"inputs": [matrix]}).encode(),
-        f"9 named [{n}] tensors": json.dumps({"inputs": named}).encode(),
+        f"[{n}, 9] tensor": (json.dumps({"inputs": [matrix]}).encode(), {}),
+        f"9 named [{n}] tensors": (json.dumps({"inputs": named}).encode(), {}),
+        f"[{n}, 9] tensor, binary data both ways": (
+            header + raw,
+            {"Inference-Header-Content-Length": str(len(header))},
+        ),
     }
 
 
-def wrk(url: str, body: bytes, seconds: int) -> dict[str, float]:
+def wrk(url: str, body: bytes, headers: dict[str, str], seconds: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "body.json").write_bytes(body)
-        (Path(tmp) / "post.lua").write_text(LUA)
+        lua = LUA + "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in headers.items())
+        (Path(tmp) / "post.lua").write_text(lua)
         env = {**os.environ, "PACKFLOW_BENCH_BODY": str(Path(tmp) / "body.json")}
         cmd = ["wrk", "-t2", "-c64", f"-d{seconds}s", "--timeout", "10s", "--latency"]
         out = subprocess.run(
@@ -114,12 +148,12 @@ def main() -> None:
         print("| body | requests/s | rows/s | p99 | non-2xx |")
         print("|---|---:|---:|---:|---:|")
         for n in (1, 100):
-            for label, body in bodies(n).items():
-                request = urllib.request.Request(url, data=body, method="POST")
+            for label, (body, headers) in bodies(n).items():
+                request = urllib.request.Request(url, data=body, method="POST", headers=headers)
                 with urllib.request.urlopen(request, timeout=10) as answer:
-                    json.loads(answer.read())  # warm, and a 200
+                    answer.read()  # warm, and a 200
                 time.sleep(0.5)
-                r = wrk(url, body, args.duration)
+                r = wrk(url, body, headers, args.duration)
                 print(
                     f"| {label} | {r['rps']:,.0f} | {r['rps'] * n:,.0f} | "
                     f"{r['p99_ms']:.1f} ms | {r['errors']} |"
