@@ -14,8 +14,9 @@ BYTES element is a 4-byte length then its bytes), and outputs sent the same
 way when the request asks (``binary_data`` on an output, or
 ``binary_data_output`` on the request).
 
-A JSON body (no binary data) is read, and an answer with no binary output
-written, in Rust (``_core.v2_read_request``, ``_core.v2_write_answer``): the
+A body is read, and its answer written, in Rust (``_core.v2_read_request``,
+``_core.v2_write_answer``; binary data included but for FP16 and BYTES
+inputs; large ones on a thread beside the event loop, :mod:`.offload`): the
 same bytes as the Python path here, which stays the reference and reads
 whatever Rust leaves to it (every refused body, so every error is worded
 here). The gRPC door (:mod:`.grpc_v2`) reuses these checks; a server of
@@ -253,7 +254,7 @@ class V2Api:
         what is wrong, naming the tensor and the element. ``header_length``:
         the request's Inference-Header-Content-Length, if it sent one.
 
-        A JSON body is read in Rust first; whatever Rust does not read
+        The body is read in Rust first; whatever Rust does not read
         exactly as the Python path below would (an error included) is read
         by that path, which words the error."""
         fast = _core.v2_read_request(self.plan, body, header_length)
