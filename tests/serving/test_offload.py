@@ -18,8 +18,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from packflow import _core
+from packflow import InferenceBackend, _core
 from packflow.loaders import InferenceBackendLoader
+from packflow.serving import create_app
 from packflow.serving.offload import OFFLOAD_ANSWER_ROWS, OFFLOAD_BODY_BYTES, V2Offload
 from tests.serving.harness import EXAMPLE, firewall_events
 from tests.serving.test_v2 import MODEL, expected_columns, feature_matrix
@@ -204,25 +205,28 @@ def test_the_thread_starts_on_first_use_and_ends_on_close() -> None:
     assert len(_wait_for_threads(before)) == before
 
 
-def test_close_cancels_the_callers_still_waiting() -> None:
+def test_close_hands_the_callers_still_waiting_their_work_back() -> None:
+    """A caller waiting when the thread is closed gets ``None`` (it reads
+    for itself), never a cancellation: the app answers what it still holds."""
     offload = V2Offload()
     plan = APIS["flat"].plan
     body = _tensor_body(2000, 5)
 
-    async def go() -> None:
+    async def go() -> list:
         waiting = [asyncio.ensure_future(offload.read(plan, body)) for _ in range(20)]
         await asyncio.sleep(0)
         offload.close()
-        results = await asyncio.gather(*waiting, return_exceptions=True)
-        assert any(isinstance(r, asyncio.CancelledError) for r in results)
-        for r in results:
-            assert isinstance(r, asyncio.CancelledError) or r is not None
+        return await asyncio.gather(*waiting, return_exceptions=True)
 
     loop = asyncio.new_event_loop()
     try:
-        loop.run_until_complete(go())
+        results = loop.run_until_complete(go())
     finally:
         loop.close()
+    want = _comparable(_core.v2_read_request(plan, body))
+    assert None in results  # some were still with the thread
+    for r in results:
+        assert r is None or _comparable(r) == want
 
 
 class _NoReaders(asyncio.SelectorEventLoop):
@@ -293,3 +297,83 @@ def test_the_server_reads_and_answers_large_bodies_beside_the_loop(
     expected = expected_columns(example_backend(events))
     assert {t["name"]: t["data"] for t in got["outputs"]} == expected
     assert any(n.startswith("packflow-v2-off") for n in _threads_of(example_server.proc.pid))
+
+
+class _Passthrough(InferenceBackend):
+    def execute(self, inputs):
+        return inputs
+
+
+def _v2_infer(n: int, request_id: str) -> dict:
+    """An ASGI infer request of ``n`` rows (a body and an answer both over
+    the offload sizes)."""
+    body = json.dumps(
+        {
+            "id": request_id,
+            "inputs": [
+                {"name": "k", "datatype": "BYTES", "shape": [n], "data": ["p" * 120] * n},
+                {"name": "x", "datatype": "INT64", "shape": [n], "data": list(range(n))},
+            ],
+        }
+    ).encode()
+    assert len(body) >= OFFLOAD_BODY_BYTES and n >= OFFLOAD_ANSWER_ROWS
+    return {"type": "http.request", "body": body, "more_body": False}
+
+
+def test_the_lifespan_shutdown_answers_a_queued_request_and_leaves_no_thread() -> None:
+    """A request queued when the app closes is answered (its answer written
+    after the close began), and the app's thread ends with it: a request
+    that comes after the close starts none."""
+    before = len(_threads())
+    app = create_app(_Passthrough(), name="m", max_wait_ms=60_000)
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v2/models/m/infer",
+        "headers": [(b"content-type", b"application/json")],
+    }
+
+    async def call(message: dict) -> list[dict]:
+        sent: list[dict] = []
+        inbox = [message]
+
+        async def receive() -> dict:
+            if inbox:
+                return inbox.pop(0)
+            await asyncio.sleep(3600)  # the client stays: as a server waits
+            return {}
+
+        async def send(reply: dict) -> None:
+            sent.append(reply)
+
+        await app(scope, receive, send)
+        return sent
+
+    async def main() -> tuple[list[dict], list[dict]]:
+        queued = asyncio.ensure_future(call(_v2_infer(40, "queued")))
+        # Waiting in the batcher for company (read on the thread first).
+        for _ in range(1000):
+            if app.batcher.queued_rows == 40:
+                break
+            await asyncio.sleep(0.01)
+        assert app.batcher.queued_rows == 40
+        life = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+
+        async def life_receive() -> dict:
+            return life.pop(0)
+
+        async def life_send(message: dict) -> None:
+            pass
+
+        await app({"type": "lifespan"}, life_receive, life_send)
+        answered = await asyncio.wait_for(queued, 30)
+        late = await call(_v2_infer(40, "late"))
+        return answered, late
+
+    answered, late = asyncio.run(main())
+    assert answered[0]["status"] == 200, answered
+    got = json.loads(answered[1]["body"])
+    assert got["id"] == "queued"
+    assert {t["name"]: t["data"] for t in got["outputs"]}["x"] == list(range(40))
+    assert late[0]["status"] == 503  # the batcher has closed
+    assert len(_wait_for_threads(before)) == before

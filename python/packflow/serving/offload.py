@@ -35,7 +35,8 @@ class V2Offload:
         self._core: Optional[_core.V2Offload] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._waiting: dict[int, asyncio.Future] = {}
-        #: False where the loop cannot watch a descriptor (no add_reader).
+        #: False where no thread may start: the loop cannot watch a
+        #: descriptor (no add_reader), or :meth:`shut` was called.
         self._usable = True
 
     async def read(self, plan: Any, body: bytes) -> Optional[tuple]:
@@ -62,8 +63,10 @@ class V2Offload:
         return await self._result(ticket)
 
     def close(self) -> None:
-        """Stop the thread (once its jobs are done); waiting callers are
-        cancelled. A later call starts a new one."""
+        """Stop the thread (once its jobs are done). The callers still
+        waiting read and write for themselves (as when the thread cannot
+        answer): a request the app is still answering is answered, not
+        cancelled. A later call starts a new thread."""
         core, loop = self._core, self._loop
         self._core = self._loop = None
         if core is None:
@@ -76,7 +79,14 @@ class V2Offload:
         waiting, self._waiting = self._waiting, {}
         for future in waiting.values():
             if not future.done():
-                future.cancel()
+                future.set_result(None)
+
+    def shut(self) -> None:
+        """:meth:`close` for good: later calls read and write in place. For
+        an app that closes: the requests it still answers start no thread
+        that nothing would stop."""
+        self._usable = False
+        self.close()
 
     def _ready(self) -> Optional[_core.V2Offload]:
         loop = asyncio.get_running_loop()
