@@ -7,6 +7,7 @@ and the loop's."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import random
@@ -320,34 +321,39 @@ def _v2_infer(n: int, request_id: str) -> dict:
     return {"type": "http.request", "body": body, "more_body": False}
 
 
-def test_the_lifespan_shutdown_answers_a_queued_request_and_leaves_no_thread() -> None:
-    """A request queued when the app closes is answered (its answer written
-    after the close began), and the app's thread ends with it: a request
-    that comes after the close starts none."""
-    before = len(_threads())
-    app = create_app(_Passthrough(), name="m", max_wait_ms=60_000)
+async def _asgi_infer(app: Any, message: dict) -> list[dict]:
+    """What ``app`` sent for the infer request ``message`` (model "m")."""
     scope = {
         "type": "http",
         "method": "POST",
         "path": "/v2/models/m/infer",
         "headers": [(b"content-type", b"application/json")],
     }
+    sent: list[dict] = []
+    inbox = [message]
 
-    async def call(message: dict) -> list[dict]:
-        sent: list[dict] = []
-        inbox = [message]
+    async def receive() -> dict:
+        if inbox:
+            return inbox.pop(0)
+        await asyncio.sleep(3600)  # the client stays: as a server waits
+        return {}
 
-        async def receive() -> dict:
-            if inbox:
-                return inbox.pop(0)
-            await asyncio.sleep(3600)  # the client stays: as a server waits
-            return {}
+    async def send(reply: dict) -> None:
+        sent.append(reply)
 
-        async def send(reply: dict) -> None:
-            sent.append(reply)
+    await app(scope, receive, send)
+    return sent
 
-        await app(scope, receive, send)
-        return sent
+
+def test_the_lifespan_shutdown_answers_a_queued_request_and_leaves_no_thread() -> None:
+    """A request queued when the app closes is answered (its answer written
+    after the close began), and the app's thread ends with it: a request
+    that comes after the close starts none."""
+    before = len(_threads())
+    app = create_app(_Passthrough(), name="m", max_wait_ms=60_000)
+
+    def call(message: dict) -> Any:
+        return _asgi_infer(app, message)
 
     async def main() -> tuple[list[dict], list[dict]]:
         queued = asyncio.ensure_future(call(_v2_infer(40, "queued")))
@@ -377,3 +383,43 @@ def test_the_lifespan_shutdown_answers_a_queued_request_and_leaves_no_thread() -
     assert {t["name"]: t["data"] for t in got["outputs"]}["x"] == list(range(40))
     assert late[0]["status"] == 503  # the batcher has closed
     assert len(_wait_for_threads(before)) == before
+
+
+@pytest.mark.parametrize(
+    "error",
+    [OSError(errno.EMFILE, "Too many open files"), RuntimeError("cannot start a thread")],
+    ids=["no-descriptor", "no-thread"],
+)
+def test_a_thread_that_cannot_start_leaves_the_work_in_place(monkeypatch, error) -> None:
+    """Past the process's limits (descriptors, threads) the thread cannot
+    start: requests are read and answered in place, not failed, and a later
+    request starts it once it can."""
+
+    class _Refused:
+        def __init__(self) -> None:
+            raise error
+
+    offload = V2Offload()
+    plan = APIS["flat"].plan
+    body = _tensor_body(10, 4)
+    lines = [b'{"score":1}'] * 40
+    app = create_app(_Passthrough(), name="m")
+    loop = asyncio.new_event_loop()
+    try:
+        monkeypatch.setattr(_core, "V2Offload", _Refused)
+        got = loop.run_until_complete(offload.read(plan, body))
+        written = loop.run_until_complete(offload.write(lines, None, "m", None, None))
+        answered = loop.run_until_complete(_asgi_infer(app, _v2_infer(40, "in-place")))
+        assert offload._core is None
+        monkeypatch.undo()
+        assert _comparable(loop.run_until_complete(offload.read(plan, body))) == _comparable(got)
+        assert offload._core is not None
+    finally:
+        offload.close()
+        loop.run_until_complete(app.close())
+        loop.close()
+    assert _comparable(got) == _comparable(_core.v2_read_request(plan, body))
+    assert written == _core.v2_write_answer(lines, None, "m", None, None)
+    assert answered[0]["status"] == 200, answered
+    outputs = {t["name"]: t["data"] for t in json.loads(answered[1]["body"])["outputs"]}
+    assert outputs["x"] == list(range(40))

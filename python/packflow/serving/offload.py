@@ -16,6 +16,7 @@ import asyncio
 from typing import Any, Optional
 
 from packflow import _core
+from packflow.logger import get_logger
 
 #: Bodies from this size are read on the offload thread (Rust reads a
 #: 100-row body of 9 features, 12 kB, in about 23 us).
@@ -38,6 +39,8 @@ class V2Offload:
         #: False where no thread may start: the loop cannot watch a
         #: descriptor (no add_reader), or :meth:`shut` was called.
         self._usable = True
+        #: Whether a thread that could not start was logged.
+        self._warned = False
 
     async def read(self, plan: Any, body: bytes) -> Optional[tuple]:
         core = self._ready()
@@ -95,15 +98,35 @@ class V2Offload:
         if not self._usable:
             return None
         self.close()
-        core = _core.V2Offload()
+        try:
+            core = _core.V2Offload()
+        except (OSError, RuntimeError) as exc:
+            self._cannot_start(exc)
+            return None
         try:
             loop.add_reader(core.fileno(), self._collect)
         except NotImplementedError:  # a loop that cannot watch descriptors
             core.stop()
             self._usable = False
             return None
+        except OSError as exc:
+            core.stop()
+            self._cannot_start(exc)
+            return None
         self._core, self._loop = core, loop
         return core
+
+    def _cannot_start(self, exc: BaseException) -> None:
+        """No descriptor or thread left (a limit of the process, maybe for
+        a while): the caller reads or writes in place, and the next call
+        tries again. Said once."""
+        if not self._warned:
+            self._warned = True
+            get_logger().warning(
+                "the V2 offload thread cannot start (%s): large V2 bodies are read "
+                "and answers written on the event loop until it can",
+                exc,
+            )
 
     def _result(self, ticket: int) -> asyncio.Future:
         future = self._loop.create_future()
