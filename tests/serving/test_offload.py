@@ -253,6 +253,28 @@ def test_a_loop_that_cannot_watch_descriptors_reads_and_writes_in_place() -> Non
     assert offload._core is None  # no thread was started for that loop
 
 
+class _WatchRefused(asyncio.SelectorEventLoop):
+    """A loop that cannot watch one more descriptor (its limit reached)."""
+
+    def add_reader(self, *args: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_loop_that_cannot_watch_one_more_descriptor_reads_in_place() -> None:
+    before = len(_threads())
+    offload = V2Offload()
+    plan = APIS["flat"].plan
+    body = _tensor_body(10, 6)
+    loop = _WatchRefused()
+    try:
+        got = loop.run_until_complete(offload.read(plan, body))
+    finally:
+        loop.close()
+    assert _comparable(got) == _comparable(_core.v2_read_request(plan, body))
+    assert offload._core is None and offload._usable  # tried again on the next call
+    assert len(_wait_for_threads(before)) == before  # the one started has ended
+
+
 def test_a_stopped_core_refuses_jobs() -> None:
     core = _core.V2Offload()
     core.stop()
