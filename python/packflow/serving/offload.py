@@ -82,7 +82,10 @@ class V2Offload:
         waiting, self._waiting = self._waiting, {}
         for future in waiting.values():
             if not future.done():
-                future.set_result(None)
+                try:
+                    future.set_result(None)
+                except RuntimeError:  # its loop has closed: nobody waits on it
+                    pass
 
     def shut(self) -> None:
         """:meth:`close` for good: later calls read and write in place. For
