@@ -565,3 +565,52 @@ def v2_write_answer(
     the order first seen). ``None`` when Python must write it: an unknown
     output, more than 4,000,000 values, lines that are not plain JSON (NaN,
     integers past 64 bits, duplicate keys), more than 256 keys."""
+
+class V2Offload:
+    """A thread that reads V2 bodies and writes V2 answers beside an event
+    loop, and never takes the GIL (``packflow.serving.offload`` drives it).
+    Each job owns a copy of its input; its result waits until :meth:`take`,
+    and the descriptor :meth:`fileno` turns readable when results wait.
+    Raises ``OSError`` or ``RuntimeError`` when the process has no descriptor
+    or thread left to give it."""
+
+    def __init__(self) -> None: ...
+    def fileno(self) -> int:
+        """The descriptor that turns readable when results wait for :meth:`take`."""
+    def read(self, plan: V2Plan, body: bytes) -> Optional[int]:
+        """The ticket of reading ``body`` as :func:`v2_read_request` would, or
+        ``None`` when the caller must read it itself (a body over 4 MiB, or
+        the thread stopped)."""
+    def write(
+        self,
+        lines: list[bytes],
+        outputs: Optional[list[str]],
+        model_name: str,
+        model_version: Optional[str],
+        id: Optional[str],
+    ) -> Optional[int]:
+        """The ticket of writing the answer :func:`v2_write_answer` would
+        write, or ``None`` when the caller must write it itself (as there, or
+        the thread stopped)."""
+    def take(
+        self,
+    ) -> list[
+        tuple[
+            int,
+            Optional[
+                tuple[
+                    bytes | FeatureRows,
+                    int,
+                    Optional[str],
+                    Optional[list[str]],
+                    dict[str, bool],
+                    bool,
+                ]
+                | bytes
+            ],
+        ]
+    ]:
+        """The finished jobs, ``(ticket, result)`` each, the result what
+        :func:`v2_read_request` or :func:`v2_write_answer` would have given."""
+    def stop(self) -> None:
+        """End the thread once the jobs queued are done; later jobs are refused."""
