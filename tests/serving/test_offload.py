@@ -23,6 +23,7 @@ from packflow import InferenceBackend, _core
 from packflow.loaders import InferenceBackendLoader
 from packflow.serving import create_app
 from packflow.serving.offload import OFFLOAD_ANSWER_ROWS, OFFLOAD_BODY_BYTES, V2Offload
+from packflow.serving.v2 import V2Error
 from tests.serving.harness import EXAMPLE, firewall_events
 from tests.serving.test_v2 import MODEL, expected_columns, feature_matrix
 from tests.serving.test_v2_fast import APIS, bodies, rows
@@ -108,6 +109,31 @@ def test_a_body_is_read_as_v2_read_request_reads_it(loop, offload, case) -> None
     plan = APIS[api_name].plan
     got = loop.run_until_complete(offload.read(plan, body))
     assert _comparable(got) == _comparable(_core.v2_read_request(plan, body))
+
+
+def _outcome(parse: Any) -> tuple:
+    """What a parse gave: its request (comparable), or its error's status
+    and text (any other exception: its type and text, the same both ways)."""
+    try:
+        return ("request", _comparable(tuple(parse())))
+    except V2Error as exc:
+        return ("error", exc.status, str(exc))
+    except Exception as exc:  # noqa: BLE001 - compared, not hidden
+        return ("raised", type(exc).__name__, str(exc))
+
+
+@settings(max_examples=300, deadline=None)
+@given(bodies())
+def test_a_large_body_gets_the_request_or_the_400_of_the_in_place_reading(
+    loop, offload, case
+) -> None:
+    """Padded past the offload size, a body (valid or not) is read, or
+    refused with the same words, as ``parse_infer`` reads it in place."""
+    api_name, body = case
+    api = APIS[api_name]
+    body += b" " * max(0, OFFLOAD_BODY_BYTES - len(body))
+    beside = _outcome(lambda: loop.run_until_complete(api.parse_infer_beside(body, None, offload)))
+    assert beside == _outcome(lambda: api.parse_infer(body, None))
 
 
 @settings(max_examples=300, deadline=None)
