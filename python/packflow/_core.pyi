@@ -540,7 +540,9 @@ class V2Offload:
     """A thread that reads V2 bodies and writes V2 answers without ever
     taking the GIL (see ``packflow.serving.offload``). Jobs own copies of
     their input; the results wait until :meth:`take`, and the descriptor of
-    :meth:`fileno` turns readable when there are some."""
+    :meth:`fileno` turns readable when there are some. Raises ``OSError`` or
+    ``RuntimeError`` when the process has no descriptor or thread left to
+    give it."""
 
     def __init__(self) -> None: ...
     def fileno(self) -> int:

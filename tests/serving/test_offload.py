@@ -7,6 +7,7 @@ and the loop's."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import random
@@ -18,8 +19,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from packflow import _core
+from packflow import InferenceBackend, _core
 from packflow.loaders import InferenceBackendLoader
+from packflow.serving import create_app
 from packflow.serving.offload import OFFLOAD_ANSWER_ROWS, OFFLOAD_BODY_BYTES, V2Offload
 from packflow.serving.v2 import InferRequest, V2Error
 from tests.serving.harness import EXAMPLE, firewall_events
@@ -59,6 +61,28 @@ def _wait_for_threads(count: int) -> list[str]:
     return threads
 
 
+def _thread_ids() -> set[str]:
+    """The ids of this process's offload threads."""
+    ids = set()
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/comm") as f:
+                if f.read().startswith("packflow-v2-off"):
+                    ids.add(task)
+        except OSError:  # the thread ended meanwhile
+            continue
+    return ids
+
+
+def _started_since(before: set[str]) -> set[str]:
+    """The offload threads started since ``before`` that are still running
+    after up to 10 s (threads of earlier tests may end meanwhile)."""
+    deadline = time.monotonic() + 10
+    while (new := _thread_ids() - before) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return new
+
+
 @pytest.fixture(scope="module")
 def example_backend():
     return InferenceBackendLoader.from_project(EXAMPLE)
@@ -85,6 +109,31 @@ def test_a_body_is_read_as_v2_read_request_reads_it(loop, offload, case) -> None
     plan = APIS[api_name].plan
     got = loop.run_until_complete(offload.read(plan, body))
     assert _comparable(got) == _comparable(_core.v2_read_request(plan, body))
+
+
+def _outcome(parse: Any) -> tuple:
+    """What a parse gave: its request (comparable), or its error's status
+    and text (any other exception: its type and text, the same both ways)."""
+    try:
+        return ("request", _comparable(tuple(parse())))
+    except V2Error as exc:
+        return ("error", exc.status, str(exc))
+    except Exception as exc:  # noqa: BLE001 - compared, not hidden
+        return ("raised", type(exc).__name__, str(exc))
+
+
+@settings(max_examples=300, deadline=None)
+@given(bodies())
+def test_a_large_body_gets_the_request_or_the_400_of_the_in_place_reading(
+    loop, offload, case
+) -> None:
+    """Padded past the offload size, a body (valid or not) is read, or
+    refused with the same words, as ``parse_infer`` reads it in place."""
+    api_name, body = case
+    api = APIS[api_name]
+    body += b" " * max(0, OFFLOAD_BODY_BYTES - len(body))
+    beside = _outcome(lambda: loop.run_until_complete(api.parse_infer_beside(body, None, offload)))
+    assert beside == _outcome(lambda: api.parse_infer(body, None))
 
 
 @settings(max_examples=300, deadline=None)
@@ -205,25 +254,46 @@ def test_the_thread_starts_on_first_use_and_ends_on_close() -> None:
     assert len(_wait_for_threads(before)) == before
 
 
-def test_close_cancels_the_callers_still_waiting() -> None:
+def test_close_hands_the_callers_still_waiting_their_work_back() -> None:
+    """A caller waiting when the thread is closed gets ``None`` (it reads
+    for itself), never a cancellation: the app answers what it still holds."""
     offload = V2Offload()
     plan = APIS["flat"].plan
     body = _tensor_body(2000, 5)
 
-    async def go() -> None:
+    async def go() -> list:
         waiting = [asyncio.ensure_future(offload.read(plan, body)) for _ in range(20)]
         await asyncio.sleep(0)
         offload.close()
-        results = await asyncio.gather(*waiting, return_exceptions=True)
-        assert any(isinstance(r, asyncio.CancelledError) for r in results)
-        for r in results:
-            assert isinstance(r, asyncio.CancelledError) or r is not None
+        return await asyncio.gather(*waiting, return_exceptions=True)
 
     loop = asyncio.new_event_loop()
     try:
-        loop.run_until_complete(go())
+        results = loop.run_until_complete(go())
     finally:
         loop.close()
+    want = _comparable(_core.v2_read_request(plan, body))
+    assert None in results  # some were still with the thread
+    for r in results:
+        assert r is None or _comparable(r) == want
+
+
+def test_a_loop_closed_with_a_caller_waiting_does_not_fail_the_next_loop() -> None:
+    offload = V2Offload()
+    plan = APIS["flat"].plan
+    gone = asyncio.new_event_loop()
+    task = gone.create_task(offload.read(plan, _tensor_body(2000, 7)))
+    gone.run_until_complete(asyncio.sleep(0))
+    gone.close()  # the caller's task never ends
+    body = _tensor_body(10, 7)
+    loop = asyncio.new_event_loop()
+    try:
+        got = loop.run_until_complete(offload.read(plan, body))
+    finally:
+        offload.close()
+        loop.close()
+    assert _comparable(got) == _comparable(_core.v2_read_request(plan, body))
+    task._log_destroy_pending = False  # left pending on purpose
 
 
 class _NoReaders(asyncio.SelectorEventLoop):
@@ -247,6 +317,28 @@ def test_a_loop_that_cannot_watch_descriptors_reads_and_writes_in_place() -> Non
     assert _comparable(got) == _comparable(_core.v2_read_request(plan, body))
     assert written == _core.v2_write_answer(lines, None, "m", None, None)
     assert offload._core is None  # no thread was started for that loop
+
+
+class _WatchRefused(asyncio.SelectorEventLoop):
+    """A loop that cannot watch one more descriptor (its limit reached)."""
+
+    def add_reader(self, *args: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_loop_that_cannot_watch_one_more_descriptor_reads_in_place() -> None:
+    before = _thread_ids()
+    offload = V2Offload()
+    plan = APIS["flat"].plan
+    body = _tensor_body(10, 6)
+    loop = _WatchRefused()
+    try:
+        got = loop.run_until_complete(offload.read(plan, body))
+    finally:
+        loop.close()
+    assert _comparable(got) == _comparable(_core.v2_read_request(plan, body))
+    assert offload._core is None and offload._usable  # tried again on the next call
+    assert not _started_since(before)  # the one started has ended
 
 
 def test_a_stopped_core_refuses_jobs() -> None:
@@ -356,3 +448,128 @@ def test_answers_with_binary_data_are_written_as_v2_write_answer_writes_them(loo
         got = loop.run_until_complete(offload.write(*args))
         assert got is not None and got[1] is not None
         assert got == _core.v2_write_answer(*args)
+
+
+class _Passthrough(InferenceBackend):
+    def execute(self, inputs):
+        return inputs
+
+
+def _v2_infer(n: int, request_id: str) -> dict:
+    """An ASGI infer request of ``n`` rows (a body and an answer both over
+    the offload sizes)."""
+    body = json.dumps(
+        {
+            "id": request_id,
+            "inputs": [
+                {"name": "k", "datatype": "BYTES", "shape": [n], "data": ["p" * 120] * n},
+                {"name": "x", "datatype": "INT64", "shape": [n], "data": list(range(n))},
+            ],
+        }
+    ).encode()
+    assert len(body) >= OFFLOAD_BODY_BYTES and n >= OFFLOAD_ANSWER_ROWS
+    return {"type": "http.request", "body": body, "more_body": False}
+
+
+async def _asgi_infer(app: Any, message: dict) -> list[dict]:
+    """What ``app`` sent for the infer request ``message`` (model "m")."""
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v2/models/m/infer",
+        "headers": [(b"content-type", b"application/json")],
+    }
+    sent: list[dict] = []
+    inbox = [message]
+
+    async def receive() -> dict:
+        if inbox:
+            return inbox.pop(0)
+        await asyncio.sleep(3600)  # the client stays: as a server waits
+        return {}
+
+    async def send(reply: dict) -> None:
+        sent.append(reply)
+
+    await app(scope, receive, send)
+    return sent
+
+
+def test_the_lifespan_shutdown_answers_a_queued_request_and_leaves_no_thread() -> None:
+    """A request queued when the app closes is answered (its answer written
+    after the close began), and the app's thread ends with it: a request
+    that comes after the close starts none."""
+    before = _thread_ids()
+    app = create_app(_Passthrough(), name="m", max_wait_ms=60_000)
+
+    def call(message: dict) -> Any:
+        return _asgi_infer(app, message)
+
+    async def main() -> tuple[list[dict], list[dict]]:
+        queued = asyncio.ensure_future(call(_v2_infer(40, "queued")))
+        # Waiting in the batcher for company (read on the thread first).
+        for _ in range(1000):
+            if app.batcher.queued_rows == 40:
+                break
+            await asyncio.sleep(0.01)
+        assert app.batcher.queued_rows == 40
+        life = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+
+        async def life_receive() -> dict:
+            return life.pop(0)
+
+        async def life_send(message: dict) -> None:
+            pass
+
+        await app({"type": "lifespan"}, life_receive, life_send)
+        answered = await asyncio.wait_for(queued, 30)
+        late = await call(_v2_infer(40, "late"))
+        return answered, late
+
+    answered, late = asyncio.run(main())
+    assert answered[0]["status"] == 200, answered
+    got = json.loads(answered[1]["body"])
+    assert got["id"] == "queued"
+    assert {t["name"]: t["data"] for t in got["outputs"]}["x"] == list(range(40))
+    assert late[0]["status"] == 503  # the batcher has closed
+    assert not _started_since(before)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [OSError(errno.EMFILE, "Too many open files"), RuntimeError("cannot start a thread")],
+    ids=["no-descriptor", "no-thread"],
+)
+def test_a_thread_that_cannot_start_leaves_the_work_in_place(monkeypatch, error) -> None:
+    """Past the process's limits (descriptors, threads) the thread cannot
+    start: requests are read and answered in place, not failed, and a later
+    request starts it once it can."""
+
+    class _Refused:
+        def __init__(self) -> None:
+            raise error
+
+    offload = V2Offload()
+    plan = APIS["flat"].plan
+    body = _tensor_body(10, 4)
+    lines = [b'{"score":1}'] * 40
+    app = create_app(_Passthrough(), name="m")
+    loop = asyncio.new_event_loop()
+    try:
+        monkeypatch.setattr(_core, "V2Offload", _Refused)
+        got = loop.run_until_complete(offload.read(plan, body))
+        written = loop.run_until_complete(offload.write(lines, None, "m", None, None))
+        answered = loop.run_until_complete(_asgi_infer(app, _v2_infer(40, "in-place")))
+        assert offload._core is None
+        monkeypatch.undo()
+        assert _comparable(loop.run_until_complete(offload.read(plan, body))) == _comparable(got)
+        assert offload._core is not None
+    finally:
+        offload.close()
+        loop.run_until_complete(app.close())
+        loop.close()
+    assert _comparable(got) == _comparable(_core.v2_read_request(plan, body))
+    assert written == _core.v2_write_answer(lines, None, "m", None, None)
+    assert answered[0]["status"] == 200, answered
+    outputs = {t["name"]: t["data"] for t in json.loads(answered[1]["body"])["outputs"]}
+    assert outputs["x"] == list(range(40))

@@ -176,7 +176,7 @@ class PackflowApp:
         """Drain, answer every queued request, and stop the worker thread."""
         self.drain()
         await self.batcher.close()
-        self._offload.close()
+        self._offload.shut()
 
     # -- requests ---------------------------------------------------------------
 

@@ -16,6 +16,7 @@ import asyncio
 from typing import Any, Optional
 
 from packflow import _core
+from packflow.logger import get_logger
 
 #: Bodies from this size are read on the offload thread (Rust reads a
 #: 100-row body of 9 features, 12 kB, in about 23 us).
@@ -35,8 +36,11 @@ class V2Offload:
         self._core: Optional[_core.V2Offload] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._waiting: dict[int, asyncio.Future] = {}
-        #: False where the loop cannot watch a descriptor (no add_reader).
+        #: False where no thread may start: the loop cannot watch a
+        #: descriptor (no add_reader), or :meth:`shut` was called.
         self._usable = True
+        #: Whether a thread that could not start was logged.
+        self._warned = False
 
     async def read(
         self, plan: Any, body: bytes, header_length: Optional[bytes] = None
@@ -65,8 +69,10 @@ class V2Offload:
         return await self._result(ticket)
 
     def close(self) -> None:
-        """Stop the thread (once its jobs are done); waiting callers are
-        cancelled. A later call starts a new one."""
+        """Stop the thread (once its jobs are done). The callers still
+        waiting read and write for themselves (as when the thread cannot
+        answer): a request the app is still answering is answered, not
+        cancelled. A later call starts a new thread."""
         core, loop = self._core, self._loop
         self._core = self._loop = None
         if core is None:
@@ -79,7 +85,17 @@ class V2Offload:
         waiting, self._waiting = self._waiting, {}
         for future in waiting.values():
             if not future.done():
-                future.cancel()
+                try:
+                    future.set_result(None)
+                except RuntimeError:  # its loop has closed: nobody waits on it
+                    pass
+
+    def shut(self) -> None:
+        """:meth:`close` for good: later calls read and write in place. For
+        an app that closes: the requests it still answers start no thread
+        that nothing would stop."""
+        self._usable = False
+        self.close()
 
     def _ready(self) -> Optional[_core.V2Offload]:
         loop = asyncio.get_running_loop()
@@ -88,15 +104,35 @@ class V2Offload:
         if not self._usable:
             return None
         self.close()
-        core = _core.V2Offload()
+        try:
+            core = _core.V2Offload()
+        except (OSError, RuntimeError) as exc:
+            self._cannot_start(exc)
+            return None
         try:
             loop.add_reader(core.fileno(), self._collect)
         except NotImplementedError:  # a loop that cannot watch descriptors
             core.stop()
             self._usable = False
             return None
+        except OSError as exc:
+            core.stop()
+            self._cannot_start(exc)
+            return None
         self._core, self._loop = core, loop
         return core
+
+    def _cannot_start(self, exc: BaseException) -> None:
+        """No descriptor or thread left (a limit of the process, maybe for
+        a while): the caller reads or writes in place, and the next call
+        tries again. Said once."""
+        if not self._warned:
+            self._warned = True
+            get_logger().warning(
+                "the V2 offload thread cannot start (%s): large V2 bodies are read "
+                "and answers written on the event loop until it can",
+                exc,
+            )
 
     def _result(self, ticket: int) -> asyncio.Future:
         future = self._loop.create_future()
