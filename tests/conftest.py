@@ -49,11 +49,9 @@ def marks(tmp_path: Path) -> Path:
     return d
 
 
-@pytest.fixture(scope="session")
-def broker(tmp_path_factory):
-    """A Kafka broker (tansu) on 127.0.0.1, on a free port with in-memory
-    storage, shared by the session's tests; each uses topics and groups of its
-    own. Skipped only where there is no binary (`make tansu` gets it)."""
+def tansu_binary() -> str:
+    """The tansu binary; the test is skipped where there is none (`make
+    tansu` gets it) or no kafka extra."""
     pytest.importorskip("confluent_kafka", reason="the kafka extra (confluent-kafka) is missing")
     binary = tansu.find_binary()
     if binary is None:
@@ -61,7 +59,15 @@ def broker(tmp_path_factory):
             "no tansu binary: `make tansu` (python -m tests.support.tansu install) gets it, "
             f"or set {tansu.ENV_VAR}"
         )
-    server = tansu.Broker(binary, tmp_path_factory.mktemp("tansu") / "broker.log")
+    return binary
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory):
+    """A Kafka broker (tansu) on 127.0.0.1, on a free port with in-memory
+    storage, shared by the session's tests; each uses topics and groups of its
+    own. Skipped only where there is no binary (`make tansu` gets it)."""
+    server = tansu.Broker(tansu_binary(), tmp_path_factory.mktemp("tansu") / "broker.log")
     try:
         server.wait_ready()
         yield server

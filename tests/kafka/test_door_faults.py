@@ -29,6 +29,7 @@ import pytest
 
 pytest.importorskip("confluent_kafka", reason="the kafka extra (confluent-kafka) is missing")
 
+from tests.conftest import tansu_binary  # noqa: E402
 from tests.kafka.test_door import Topics, finish, start  # noqa: E402
 from tests.support import tansu  # noqa: E402
 from tests.support.kafka_io import BACKEND, committed, produce, read_all  # noqa: E402
@@ -149,7 +150,7 @@ def test_cooperative_assignment_commits_the_partitions_kept(broker, project, tmp
 
 
 def test_a_broker_gone_is_not_idle(project, tmp_path):
-    server = tansu.Broker(tansu.find_binary(), tmp_path / "gone.log")
+    server = tansu.Broker(tansu_binary(), tmp_path / "gone.log")
     try:
         server.wait_ready()
         topics = Topics(server.bootstrap)
