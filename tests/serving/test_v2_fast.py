@@ -501,6 +501,15 @@ def test_the_server_path_answers_errors_from_python() -> None:
         api.parse_infer(body)
 
 
+def test_an_element_holding_a_lone_surrogate_is_a_400_naming_it() -> None:
+    # JSON may spell one ("\ud800"); the message shows it escaped (it was a
+    # 500: the message's own writing raised).
+    body = b'{"inputs":[{"name":"x","datatype":"FP64","shape":[1,3],"data":[1,"\\ud800",3]}]}'
+    with pytest.raises(V2Error, match=r'element 1 is "\\ud800", not a number \(FP64\)') as info:
+        APIS["flat"].parse_infer(body)
+    assert info.value.status == 400
+
+
 # -- binary data (the binary tensor data extension) ------------------------------------
 
 RAW_TYPES = {

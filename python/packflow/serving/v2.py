@@ -785,8 +785,7 @@ def _check_values(values: list, datatype: str, where: str) -> None:
             if type(value) not in allowed:
                 raise V2Error(
                     400,
-                    f"{where}: element {i} is {_core.dumps(value).decode()[:60]}, "
-                    f"not {what} ({datatype})",
+                    f"{where}: element {i} is {_element_text(value)}, not {what} ({datatype})",
                 )
     if datatype in _FLOAT_MAX and values:
         limit = _FLOAT_MAX[datatype]
@@ -957,6 +956,15 @@ def _short(text: str, limit: int = 100) -> str:
     """``text`` cut to ``limit`` characters for a message (a client's path
     must not make an answer as long as itself)."""
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _element_text(value: Any) -> str:
+    """A JSON value of a body as a short text for an error message (a lone
+    surrogate, which JSON may spell, shown escaped)."""
+    try:
+        return _core.dumps(value).decode()[:60]
+    except ValueError:
+        return json.dumps(value)[:60]
 
 
 def _shown(value: Any) -> str:
