@@ -16,12 +16,15 @@ import subprocess
 import sys
 import threading
 import time
+from types import SimpleNamespace
 
 import grpc
 import httpx
 import numpy as np
 import pytest
 import tritonclient.grpc as triton
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
@@ -46,6 +49,8 @@ from tests.serving.test_v2 import (
     expected_columns,
     feature_matrix,
 )
+from tests.serving.test_v2_fast import _line, out_keys
+from tests.serving.test_v2_fast import rows as out_rows
 from tests.support.sample_projects import write_project
 
 INFER = "/inference.GRPCInferenceService/ModelInfer"
@@ -720,3 +725,41 @@ def test_the_grpc_extra_asks_for_what_the_stubs_need():
     # Made with the private pool (make proto's edit).
     assert "_descriptor_pool.DescriptorPool().AddSerializedFile(" in messages
     assert "_descriptor_pool.Default()" not in messages
+
+
+# -- output tensors written in Rust -----------------------------------------------------
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    out_rows,
+    st.integers(0, 2),
+    st.one_of(st.none(), st.lists(out_keys, max_size=3)),
+)
+def test_output_columns_are_the_python_paths(rows: list, style: int, names) -> None:
+    """The outputs of a gRPC answer, written in Rust, are the Python path's:
+    names, datatypes, shapes and the same bytes (raw contents), and the same
+    values as typed contents; or the same error."""
+    from packflow.serving.grpc_v2 import _values_of, output_columns
+    from packflow.serving.v2 import V2Api, V2Error, raw_output
+
+    lines = [_line(row, style) for row in rows]
+    v2 = V2Api(SimpleNamespace(config=None), "m", "1")
+    try:
+        tensors = v2.output_tensors(lines, names)
+    except (V2Error, ValueError, TypeError) as exc:
+        with pytest.raises(type(exc)) as info:
+            output_columns(v2, lines, names)
+        assert str(info.value) == str(exc)
+        return
+    want = [
+        (t["name"], t["datatype"], t["shape"], raw_output(t["data"], t["datatype"]))
+        for t in tensors
+    ]
+    got = output_columns(v2, lines, names)
+    assert got == want
+    for (_, datatype, _, chunk), tensor in zip(got, tensors):
+        values = tensor["data"]
+        if datatype == "BYTES":
+            values = [v.encode("utf-8") for v in values]
+        assert _values_of(chunk, datatype) == values

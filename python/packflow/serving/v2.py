@@ -88,7 +88,7 @@ _MAX_VALUES = 1 << 32
 _MAX_OUTPUT_VALUES = 4_000_000
 _MAX_OUTPUT_TENSORS = 1024
 #: The little-endian numpy type of each fixed-size datatype, for binary data.
-_RAW_TYPES = {
+RAW_TYPES = {
     "BOOL": "?",
     "INT8": "<i1",
     "INT16": "<i2",
@@ -617,7 +617,7 @@ def raw_values(chunk: memoryview, datatype: str, count: int, where: str) -> list
                 raise V2Error(400, f"{where}: element {len(values)} is not UTF-8 text") from None
             at += size
         return values
-    dtype = np.dtype(_RAW_TYPES[datatype])
+    dtype = np.dtype(RAW_TYPES[datatype])
     if len(chunk) != count * dtype.itemsize:
         raise V2Error(
             400,
@@ -639,7 +639,7 @@ def raw_output(column: list, datatype: str) -> bytes:
     if datatype == "BYTES":
         encoded = [v.encode("utf-8") for v in column]
         return b"".join(struct.pack("<I", len(v)) + v for v in encoded)
-    return np.array(column, dtype=_RAW_TYPES[datatype]).tobytes()
+    return np.array(column, dtype=RAW_TYPES[datatype]).tobytes()
 
 
 def _head(item: Any, index: int, max_rows: int) -> Tensor:
