@@ -174,7 +174,8 @@ def test_a_model_not_ready_is_said_so(tmp_path):
 
 
 def test_raw_infer_equals_the_backend(grpc_example, example_backend):
-    events = firewall_events(40, seed=3)
+    # 120 rows: a request and an answer large enough for the offload thread.
+    events = firewall_events(120, seed=3)
     expected = expected_columns(example_backend(events))
     client = client_of(grpc_example)
     try:
@@ -189,7 +190,7 @@ def test_raw_infer_equals_the_backend(grpc_example, example_backend):
         assert response.model_version == "0.1.0"
         assert response.id == "req-7"
         assert [(o.name, o.datatype, list(o.shape)) for o in response.outputs] == [
-            ("anomaly_score", "FP64", [40])
+            ("anomaly_score", "FP64", [120])
         ]
         # Raw inputs: raw outputs.
         assert len(response.raw_output_contents) == 1
@@ -246,7 +247,7 @@ def test_raw_infer_on_records(grpc_shapes, shapes_backend):
 
 
 def test_typed_infer_equals_the_backend(grpc_example, example_backend):
-    events = firewall_events(25, seed=4)
+    events = firewall_events(60, seed=4)
     expected = expected_columns(example_backend(events))
     matrix = feature_matrix(events)
     inputs = []
@@ -254,13 +255,13 @@ def test_typed_infer_equals_the_backend(grpc_example, example_backend):
         column = matrix[:, j]
         if name in ("src.port", "dst.port"):
             inputs.append(
-                typed_input(name, "INT64", [25], "int64_contents", column.astype(int).tolist())
+                typed_input(name, "INT64", [60], "int64_contents", column.astype(int).tolist())
             )
         elif name == "rule.id":
             ints = column.astype(int).tolist()
-            inputs.append(typed_input(name, "INT32", [25, 1], "int_contents", ints))
+            inputs.append(typed_input(name, "INT32", [60, 1], "int_contents", ints))
         else:
-            inputs.append(typed_input(name, "FP64", [25], "fp64_contents", column.tolist()))
+            inputs.append(typed_input(name, "FP64", [60], "fp64_contents", column.tolist()))
     inputs.reverse()  # matched by name, not by position
     request = service_pb2.ModelInferRequest(model_name=MODEL, id="typed", inputs=inputs)
     channel, stub = stub_of(grpc_example)

@@ -35,6 +35,7 @@ from packflow.logger import get_logger
 from packflow.serving.app import PackflowApp, _Reply
 from packflow.serving.batcher import Batcher, Outcome
 from packflow.serving.metrics import ServerMetrics
+from packflow.serving.offload import OFFLOAD_ANSWER_ROWS, OFFLOAD_BODY_BYTES
 from packflow.serving.proto import grpc_predict_v2_pb2 as pb
 from packflow.serving.proto.grpc_predict_v2_pb2_grpc import (
     GRPCInferenceServiceServicer,
@@ -188,11 +189,21 @@ class InferenceServicer(GRPCInferenceServiceServicer):
 
     async def _infer(self, app: PackflowApp, request: Any, context: Any, started: float) -> Any:
         v2 = app.v2
-        read = rows_in_rust(request, v2)
-        if read is None:
+        # Read in Rust when it can be, large requests beside the event loop
+        # (as REST bodies are: see .offload).
+        fast = None
+        made = rust_body(request)
+        if made is not None:
+            body, length = made
+            if len(body) >= OFFLOAD_BODY_BYTES:
+                fast = await app._offload.read(v2.plan, body, length)
+            else:
+                fast = _core.v2_read_request(v2.plan, body, length)
+        if fast is not None:
+            data, rows = fast[0], fast[1]
+        else:
             tensors, _, n = _input_tensors(request, v2)
-            read = v2.lines_of(tensors, n)
-        data, rows = read
+            data, rows = v2.lines_of(tensors, n)
         raw = bool(request.raw_input_contents)
         payload = Payload(data, rows, Shape.ARRAY, "application/json")
         names = [o.name for o in request.outputs] or None
@@ -205,7 +216,12 @@ class InferenceServicer(GRPCInferenceServiceServicer):
         response = pb.ModelInferResponse(
             model_name=v2.name, model_version=v2.version or "", id=request.id
         )
-        for name, datatype, shape, chunk in output_columns(v2, lines, names):
+        args = (lines, names, v2.name, v2.version, None, None, True)
+        if len(lines) >= OFFLOAD_ANSWER_ROWS:
+            written = await app._offload.write(*args)
+        else:
+            written = _core.v2_write_answer(*args)
+        for name, datatype, shape, chunk in output_columns(v2, lines, names, written):
             out = response.outputs.add(name=name, datatype=datatype, shape=shape)
             if raw:
                 response.raw_output_contents.append(chunk)
@@ -317,10 +333,23 @@ _RUST_MAX_INPUTS = 64
 
 def rows_in_rust(request: Any, v2: V2Api) -> Optional[tuple[Any, int]]:
     """A request's rows and how many, read by the Rust reader of REST bodies
-    (``_core.v2_read_request``) from the body of JSON header and binary data
-    the same tensors make; ``None`` for anything it leaves to Python (whose
-    reading, :func:`_input_tensors`, words every error): typed contents of
-    another datatype, values in a field not their datatype's, any error."""
+    (``_core.v2_read_request``) from the body :func:`rust_body` makes;
+    ``None`` for anything it leaves to Python (whose reading,
+    :func:`_input_tensors`, words every error)."""
+    made = rust_body(request)
+    if made is None:
+        return None
+    fast = _core.v2_read_request(v2.plan, *made)
+    if fast is None:
+        return None
+    return fast[0], fast[1]
+
+
+def rust_body(request: Any) -> Optional[tuple[bytes, bytes]]:
+    """The REST body of JSON header and binary data a request's tensors make,
+    and its header's length, for the Rust reader; ``None`` when the request
+    is not one it reads: typed contents of another datatype, values in a
+    field not their datatype's, raw contents not one per input."""
     inputs = request.inputs
     raw = request.raw_input_contents
     if not inputs or len(inputs) > _RUST_MAX_INPUTS:
@@ -353,21 +382,24 @@ def rows_in_rust(request: Any, v2: V2Api) -> Optional[tuple[Any, int]]:
             ]
         }
     ).encode()
-    fast = _core.v2_read_request(v2.plan, header + b"".join(chunks), str(len(header)).encode())
-    if fast is None:
-        return None
-    return fast[0], fast[1]
+    return header + b"".join(chunks), str(len(header)).encode()
+
+
+_WRITE = object()
 
 
 def output_columns(
-    v2: V2Api, lines: list[bytes], names: Optional[list[str]]
+    v2: V2Api, lines: list[bytes], names: Optional[list[str]], written: Any = _WRITE
 ) -> list[tuple[str, str, list[int], bytes]]:
     """Each output tensor of a request's output lines (see
     :meth:`V2Api.output_tensors`): its name, datatype, shape and values as
     binary data. Written in Rust (the REST answer with every output as
-    binary data, then cut at each tensor's ``binary_data_size``), else by
-    the Python path, which words the error when there is one."""
-    fast = _core.v2_write_answer(lines, names, v2.name, v2.version, None, None, True)
+    binary data, then cut at each tensor's ``binary_data_size``; or
+    ``written``, that answer written already), else by the Python path,
+    which words the error when there is one."""
+    if written is _WRITE:
+        written = _core.v2_write_answer(lines, names, v2.name, v2.version, None, None, True)
+    fast = written
     if fast is None:
         return [
             (t["name"], t["datatype"], t["shape"], raw_output(t["data"], t["datatype"]))
