@@ -31,7 +31,7 @@ from tritonclient.utils import InferenceServerException
 from packflow.extras import DECLARED_EXTRAS
 from packflow.loaders import InferenceBackendLoader
 from packflow.serving import create_app
-from packflow.serving.grpc_v2 import CODES, GrpcDoor, GrpcLimits, code_of
+from packflow.serving.grpc_v2 import CODES, CONTENTS_FIELD, GrpcDoor, GrpcLimits, code_of
 from tests.serving.harness import (
     EXAMPLE,
     REPO,
@@ -768,21 +768,6 @@ def test_output_columns_are_the_python_paths(rows: list, style: int, names) -> N
 
 # -- input tensors read in Rust ------------------------------------------------------------
 
-_CONTENTS = {
-    "BOOL": "bool_contents",
-    "INT8": "int_contents",
-    "INT16": "int_contents",
-    "INT32": "int_contents",
-    "INT64": "int64_contents",
-    "UINT8": "uint_contents",
-    "UINT16": "uint_contents",
-    "UINT32": "uint_contents",
-    "UINT64": "uint64_contents",
-    "FP32": "fp32_contents",
-    "FP64": "fp64_contents",
-    "BYTES": "bytes_contents",
-}
-
 
 @st.composite
 def grpc_requests(draw) -> tuple[str, object]:
@@ -811,9 +796,9 @@ def grpc_requests(draw) -> tuple[str, object]:
             chunk = _raw_of(datatype, values) if datatype in RAW_TYPES else None
             request.raw_input_contents.append(chunk if chunk is not None else b"\x00")
             continue
-        field = _CONTENTS.get(datatype, "fp64_contents")
+        field = CONTENTS_FIELD.get(datatype, "fp64_contents")
         if draw(st.integers(0, 15)) == 0:
-            field = draw(st.sampled_from(sorted(set(_CONTENTS.values()))))
+            field = draw(st.sampled_from(sorted(set(CONTENTS_FIELD.values()))))
         if field not in ("bool_contents", "bytes_contents") and any(
             type(v) is bool for v in values
         ):

@@ -19,7 +19,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from packflow import _core
-from packflow.serving.v2 import InferRequest, V2Api, V2Error
+from packflow.serving.v2 import RAW_TYPES, InferRequest, V2Api, V2Error
 
 FIREWALL = [
     "ts",
@@ -511,21 +511,6 @@ def test_an_element_holding_a_lone_surrogate_is_a_400_naming_it() -> None:
 
 
 # -- binary data (the binary tensor data extension) ------------------------------------
-
-RAW_TYPES = {
-    "BOOL": "?",
-    "INT8": "<i1",
-    "INT16": "<i2",
-    "INT32": "<i4",
-    "INT64": "<i8",
-    "UINT8": "<u1",
-    "UINT16": "<u2",
-    "UINT32": "<u4",
-    "UINT64": "<u8",
-    "FP16": "<f2",
-    "FP32": "<f4",
-    "FP64": "<f8",
-}
 
 
 def _flat_values(data: Any) -> Optional[list]:

@@ -53,7 +53,7 @@ from packflow.serving.v2 import (
     raw_values,
 )
 
-__all__ = ["CODES", "GrpcDoor", "GrpcLimits", "InferenceServicer", "code_of"]
+__all__ = ["CODES", "CONTENTS_FIELD", "GrpcDoor", "GrpcLimits", "InferenceServicer", "code_of"]
 
 #: The gRPC code of each status the REST door answers with.
 CODES = {
@@ -73,7 +73,7 @@ INFER = "/inference.GRPCInferenceService/ModelInfer"
 
 #: Where the values of each datatype go in ``InferTensorContents`` (FP16
 #: has no field: raw contents only).
-_FIELDS = {
+CONTENTS_FIELD = {
     "BOOL": "bool_contents",
     "INT8": "int_contents",
     "INT16": "int_contents",
@@ -87,7 +87,7 @@ _FIELDS = {
     "FP64": "fp64_contents",
     "BYTES": "bytes_contents",
 }
-_ALL_FIELDS = tuple(dict.fromkeys(_FIELDS.values()))
+_ALL_FIELDS = tuple(dict.fromkeys(CONTENTS_FIELD.values()))
 
 
 def code_of(status: int) -> grpc.StatusCode:
@@ -226,7 +226,7 @@ class InferenceServicer(GRPCInferenceServiceServicer):
             if raw:
                 response.raw_output_contents.append(chunk)
             else:
-                getattr(out.contents, _FIELDS[datatype]).extend(_values_of(chunk, datatype))
+                getattr(out.contents, CONTENTS_FIELD[datatype]).extend(_values_of(chunk, datatype))
         return response
 
     async def _model(
@@ -364,7 +364,7 @@ def rust_body(request: Any) -> Optional[tuple[bytes, bytes]]:
             if item.datatype not in _RUST_TYPED:
                 return None
             contents = item.contents
-            field = _FIELDS[item.datatype]
+            field = CONTENTS_FIELD[item.datatype]
             if any(len(getattr(contents, other)) for other in _ALL_FIELDS if other != field):
                 return None
             values = list(getattr(contents, field))
@@ -433,7 +433,7 @@ def _values_of(chunk: bytes, datatype: str) -> list:
 def _typed_values(contents: Any, datatype: str, where: str) -> list:
     """The values of a tensor sent in ``contents``, from the field of its
     datatype (values in another field are an error, not ignored)."""
-    field = _FIELDS.get(datatype)
+    field = CONTENTS_FIELD.get(datatype)
     if field is None:
         raise V2Error(400, f"{where} is {datatype}: send its values in raw_input_contents")
     for other in _ALL_FIELDS:

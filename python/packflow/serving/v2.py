@@ -424,15 +424,7 @@ class V2Api:
         the length of its JSON header when binary outputs follow it.
         Written in Rust when Rust writes it exactly as :meth:`render_python`
         would (else that does)."""
-        fast = _core.v2_write_answer(
-            lines,
-            request.outputs,
-            self.name,
-            self.version,
-            request.id,
-            request.binary,
-            request.binary_default,
-        )
+        fast = _core.v2_write_answer(*self._answer_args(lines, request))
         if fast is not None:
             return fast
         return self.render_python(lines, request)
@@ -443,7 +435,14 @@ class V2Api:
         """:meth:`render`, the Rust writing done on ``offload``'s thread so
         the event loop goes on meanwhile: for answers of
         :data:`OFFLOAD_ANSWER_ROWS` rows or more."""
-        fast = await offload.write(
+        fast = await offload.write(*self._answer_args(lines, request))
+        if fast is not None:
+            return fast
+        return self.render_python(lines, request)
+
+    def _answer_args(self, lines: list[bytes], request: InferRequest) -> tuple:
+        """The arguments of ``_core.v2_write_answer`` for a request's answer."""
+        return (
             lines,
             request.outputs,
             self.name,
@@ -452,9 +451,6 @@ class V2Api:
             request.binary,
             request.binary_default,
         )
-        if fast is not None:
-            return fast
-        return self.render_python(lines, request)
 
     def render_python(
         self, lines: list[bytes], request: InferRequest
