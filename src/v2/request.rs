@@ -20,6 +20,9 @@ const MAX_DIMS: usize = 32;
 /// pairwise and a record's fields looked up by scanning).
 const MAX_TENSORS: usize = 64;
 const MAX_VALUES: u64 = 1 << 32;
+/// The most values a request's binary data may hold for Rust to read it: as
+/// the value tree of a JSON body, at most 64 MiB for the body read at a time.
+const MAX_BINARY_VALUES: usize = 2 << 20;
 /// The tensor of a records backend whose elements are records as JSON text.
 const RECORDS: &str = "records";
 
@@ -280,9 +283,10 @@ pub fn read_request(
     }
     // The values sent as binary data, taken in input order; every byte
     // after the header must belong to a tensor.
+    let mut budget = MAX_BINARY_VALUES;
     let decoded = inputs
         .iter()
-        .map(|item| binary_values(item, raw.as_mut()))
+        .map(|item| binary_values(item, raw.as_mut(), &mut budget))
         .collect::<Result<Vec<_>, _>>()?;
     if raw.is_some_and(|raw| !raw.all_used()) {
         return Err(Unsupported);
@@ -319,10 +323,14 @@ pub fn read_request(
 }
 
 /// The values of a tensor that gives a `binary_data_size`, read from `raw`
-/// (`None` for a tensor whose values are in its "data").
+/// (`None` for a tensor whose values are in its "data"), at most `budget`
+/// (what is left of `MAX_BINARY_VALUES`: a value takes 32 bytes here, from
+/// one byte of a BOOL or INT8 tensor; past it, Python reads them, 8 bytes
+/// each in its list).
 fn binary_values(
     item: &Value<'_>,
     raw: Option<&mut Raw<'_>>,
+    budget: &mut usize,
 ) -> Result<Option<Vec<Value<'static>>>, Unsupported> {
     let size = match item.get("parameters") {
         Some(params @ Value::Obj(_)) => match params.get("binary_data_size") {
@@ -353,6 +361,10 @@ fn binary_values(
             .filter(|&c| c <= MAX_VALUES)
             .ok_or(Unsupported)?;
     }
+    *budget = usize::try_from(count)
+        .ok()
+        .and_then(|c| budget.checked_sub(c))
+        .ok_or(Unsupported)?;
     decode(raw.take(size)?, datatype, count).map(Some)
 }
 
@@ -696,5 +708,47 @@ mod tests {
         // A number past f64 is not read at all (the Python path names it).
         assert!(parse_document("1e400").is_err());
         assert!(holds("FP64", "1e300"));
+    }
+
+    #[test]
+    fn binary_data_is_read_up_to_its_value_budget() {
+        let layout = Layout {
+            features: Some(vec!["a".into()]),
+            template: Template::new(&[vec!["a"]]).ok(),
+            delimiter: ".".into(),
+            max_rows: u64::MAX,
+            cells: true,
+        };
+        let body = |n: usize| {
+            let header = format!(
+                r#"{{"inputs":[{{"name":"a","datatype":"BOOL","shape":[{n}],"parameters":{{"binary_data_size":{n}}}}}]}}"#
+            );
+            let mut body = header.clone().into_bytes();
+            body.extend(std::iter::repeat_n(1u8, n));
+            (body, header.len())
+        };
+        let (small, at) = body(3);
+        let read = read_request(&small, Some(at), &layout).unwrap();
+        assert_eq!(read.rows, 3);
+        assert!(matches!(read.data, Rows::Cells(ref c, 1) if c.len() == 3));
+        let (large, at) = body(MAX_BINARY_VALUES);
+        assert!(read_request(&large, Some(at), &layout).is_ok());
+        let (over, at) = body(MAX_BINARY_VALUES + 1);
+        assert_eq!(read_request(&over, Some(at), &layout), Err(Unsupported));
+        // A header length past the body, or bytes no tensor takes.
+        assert_eq!(
+            read_request(&small, Some(small.len() + 1), &layout),
+            Err(Unsupported)
+        );
+        let mut extra = small.clone();
+        extra.push(0);
+        assert_eq!(
+            read_request(&extra, Some(at_of(&small)), &layout),
+            Err(Unsupported)
+        );
+    }
+
+    fn at_of(body: &[u8]) -> usize {
+        body.iter().rposition(|&b| b == b'}').unwrap() + 1
     }
 }
