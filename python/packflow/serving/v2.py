@@ -14,11 +14,11 @@ BYTES element is a 4-byte length then its bytes), and outputs sent the same
 way when the request asks (``binary_data`` on an output, or
 ``binary_data_output`` on the request).
 
-A JSON body (no binary data) is read, and an answer with no binary output
-written, in Rust (``_core.v2_read_request``, ``_core.v2_write_answer``): the
-same bytes as the Python path here, which stays the reference and reads
-whatever Rust leaves to it (every refused body, so every error is worded
-here). The gRPC door (:mod:`.grpc_v2`) reuses these checks; a server of
+A body is read, and an answer written, in Rust (``_core.v2_read_request``,
+``_core.v2_write_answer``), binary data included but for FP16 and BYTES
+inputs: the same bytes as the Python path here, which stays the reference
+and reads whatever Rust leaves to it (every refused body, so every error is
+worded here). The gRPC door (:mod:`.grpc_v2`) reuses these checks; a server of
 several models (:mod:`.multi`) has one :class:`V2Api` per model.
 """
 
@@ -176,7 +176,7 @@ class V2Api:
             and _fields_apart(layout.paths)
             and bool(getattr(getattr(backend, "_pipeline", None), "reads_arrays", False))
         )
-        #: The same layout for the Rust reader of JSON bodies.
+        #: The same layout for the Rust reader of bodies.
         self.plan = _core.V2Plan(
             layout.features,
             [list(p) for p in layout.paths],
@@ -253,7 +253,7 @@ class V2Api:
         what is wrong, naming the tensor and the element. ``header_length``:
         the request's Inference-Header-Content-Length, if it sent one.
 
-        A JSON body is read in Rust first; whatever Rust does not read
+        The body is read in Rust first; whatever Rust does not read
         exactly as the Python path below would (an error included) is read
         by that path, which words the error."""
         fast = _core.v2_read_request(self.plan, body, header_length)
@@ -277,7 +277,8 @@ class V2Api:
         self, body: bytes, header_length: Optional[bytes] = None
     ) -> InferRequest:
         """:meth:`parse_infer` in Python only: the reference for the Rust
-        reader, and the reader of binary data and of every refused body."""
+        reader, and the reader of every body it leaves (refused ones, binary
+        FP16 and BYTES tensors)."""
         raw = _Raw(body, header_length)
         doc = _load_json(raw.header)
         if not isinstance(doc, dict):
