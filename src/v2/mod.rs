@@ -1,6 +1,7 @@
-//! The Open Inference Protocol (KServe V2) JSON bodies in Rust: an infer
-//! request to the JSON Lines rows the engine reads (`read_request`), and
-//! the rows' output lines to the answer (`write_answer`). The Python path in
+//! The Open Inference Protocol (KServe V2) REST bodies in Rust (JSON, and
+//! binary data after a JSON header): an infer request to the JSON Lines rows
+//! the engine reads (`read_request`), and the rows' output lines to the
+//! answer (`write_answer`). The Python path in
 //! `packflow.serving.v2` stays the reference: these functions give `None`
 //! for any body they do not read exactly as it would (an error included),
 //! and Python then reads it and words its error. One call per request.
@@ -70,7 +71,10 @@ impl V2Plan {
 
 /// Bodies above this size are left to Python: the value tree takes up to 16
 /// bytes per body byte (a body of `0,0,0,...`), where `json.loads` takes
-/// about 5; below it, at most 64 MiB for the one body read at a time.
+/// about 5; below it, at most 64 MiB for the one body read at a time. Binary
+/// data takes 32 bytes per value too, only for rows within the request's
+/// limit (`binary_values`): up to a value per body byte with a limit that
+/// high, still below what the Python path's lists take.
 const MAX_BODY: usize = 4 << 20;
 
 /// `(lines, rows, id, outputs, binary, binary_data_output)` of a V2 infer

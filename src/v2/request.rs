@@ -286,7 +286,7 @@ pub fn read_request(
     let mut budget = MAX_BINARY_VALUES;
     let decoded = inputs
         .iter()
-        .map(|item| binary_values(item, raw.as_mut(), &mut budget))
+        .map(|item| binary_values(item, raw.as_mut(), layout, &mut budget))
         .collect::<Result<Vec<_>, _>>()?;
     if raw.is_some_and(|raw| !raw.all_used()) {
         return Err(Unsupported);
@@ -323,13 +323,17 @@ pub fn read_request(
 }
 
 /// The values of a tensor that gives a `binary_data_size`, read from `raw`
-/// (`None` for a tensor whose values are in its "data"), at most `budget`
-/// (what is left of `MAX_BINARY_VALUES`: a value takes 32 bytes here, from
-/// one byte of a BOOL or INT8 tensor; past it, Python reads them, 8 bytes
-/// each in its list).
+/// (`None` for a tensor whose values are in its "data"). Only a tensor of a
+/// shape the layout takes is decoded (as the Python path reads no value
+/// before every head fits): a value takes 32 bytes in the tree and a byte
+/// in the body, so a body of a 4 MiB tensor over the row limit would
+/// otherwise cost 128 MiB for nothing. At most `budget` values (what is
+/// left of `MAX_BINARY_VALUES`; past it, Python reads them, 8 bytes each in
+/// its list).
 fn binary_values(
     item: &Value<'_>,
     raw: Option<&mut Raw<'_>>,
+    layout: &Layout,
     budget: &mut usize,
 ) -> Result<Option<Vec<Value<'static>>>, Unsupported> {
     let size = match item.get("parameters") {
@@ -351,15 +355,23 @@ fn binary_values(
     let Some(Value::Arr(dims)) = item.get("shape") else {
         return Err(Unsupported);
     };
-    let mut count: u64 = 1;
-    for d in dims {
-        let Value::Int(d) = *d else {
-            return Err(Unsupported);
-        };
-        count = count
-            .checked_mul(u64::try_from(d).map_err(|_| Unsupported)?)
-            .filter(|&c| c <= MAX_VALUES)
-            .ok_or(Unsupported)?;
+    let shape = dims
+        .iter()
+        .map(|d| match *d {
+            Value::Int(d) => u64::try_from(d).map_err(|_| Unsupported),
+            _ => Err(Unsupported),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let k = layout.features.as_ref().map(|f| f.len() as u64);
+    // A column ([N], [N, 1]), or a numpy backend's [N, k]: N rows of at
+    // most max(k, 1) values, N within the limit.
+    let count = match shape[..] {
+        [n] | [n, 1] => n,
+        [n, width] if Some(width) == k => n.checked_mul(width).ok_or(Unsupported)?,
+        _ => return Err(Unsupported),
+    };
+    if shape[0] > layout.max_rows || count > MAX_VALUES {
+        return Err(Unsupported);
     }
     *budget = usize::try_from(count)
         .ok()
@@ -691,6 +703,39 @@ mod tests {
         assert_eq!(values("[[[1],[2],[3]],[[4],[5],[6]]]", &[2, 3]), None);
         assert_eq!(values("[1,2,3,[4,5,6]]", &[2, 3]), None);
         assert_eq!(values("[[1,2,3],[4,5,6]]", &[1, 3]), None);
+    }
+
+    #[test]
+    fn binary_values_of_a_shape_no_layout_takes_are_not_decoded() {
+        let layout = |features: Option<Vec<String>>| Layout {
+            features,
+            template: None,
+            delimiter: ".".into(),
+            max_rows: 4,
+            cells: false,
+        };
+        let records = layout(None);
+        let numpy = layout(Some(vec!["a".into(), "b".into()]));
+        let bytes = [1u8; 8];
+        let decoded = |shape: &str, layout: &Layout| {
+            let text = format!(
+                r#"{{"datatype":"UINT8","shape":{shape},"parameters":{{"binary_data_size":8}}}}"#
+            );
+            let item = parse_document(&text).unwrap();
+            let mut raw = Raw::new(&bytes);
+            let mut budget = MAX_BINARY_VALUES;
+            let values = binary_values(&item, Some(&mut raw), layout, &mut budget);
+            // Refused before a byte is taken (or decoded).
+            assert_eq!(values.is_ok(), raw.all_used(), "{shape}");
+            values.ok().flatten().map(|v| v.len())
+        };
+        assert_eq!(decoded("[4,2]", &numpy), Some(8));
+        assert_eq!(decoded("[8]", &numpy), None); // 8 rows, 4 at most
+        assert_eq!(decoded("[8,1]", &records), None);
+        assert_eq!(decoded("[4,2]", &records), None); // a records column is [N]
+        assert_eq!(decoded("[1,8]", &numpy), None);
+        assert_eq!(decoded("[2,2,2]", &numpy), None);
+        assert_eq!(decoded("[]", &numpy), None);
     }
 
     #[test]

@@ -788,6 +788,8 @@ def grpc_requests(draw) -> tuple[str, object]:
     for tensor in inputs:
         try:
             name, datatype, shape = tensor["name"], tensor["datatype"], tensor["shape"]
+            if any(type(d) is bool for d in shape):
+                continue  # protobuf takes a bool as an int, with a warning
             item = request.inputs.add(name=name, datatype=datatype, shape=shape)
         except (TypeError, ValueError, KeyError):
             continue

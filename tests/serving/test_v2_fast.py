@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 from types import SimpleNamespace
 from typing import Any, Optional
 
@@ -832,3 +834,53 @@ def test_what_the_first_review_changed_is_read_alike(body, in_rust, python_refus
     got = _check_request("flat", body)
     assert (got is not None) == in_rust, body
     assert isinstance(_python_request(APIS["flat"], body), V2Error) == python_refuses, body
+
+
+# What a body of binary data can make Rust build, measured in a fresh process
+# (its peak resident size) so nothing else counts.
+_PEAK_SCRIPT = """
+import json, resource, sys
+from types import SimpleNamespace
+from packflow import _core
+from packflow.serving.v2 import V2Api
+shape = json.loads(sys.argv[1])
+n = (4 << 20) - 256
+head = {"name": "y", "datatype": "UINT8", "shape": shape, "parameters": {"binary_data_size": n}}
+header = json.dumps({"inputs": [head]}).encode()
+body = header + bytes(n)
+config = SimpleNamespace(input_format=SimpleNamespace(value=sys.argv[2]), feature_names=["a", "b"],
+                         nested_field_delimiter=".", rename_fields={}, output_keys=[])
+api = V2Api(SimpleNamespace(config=config), "m", None, 10_000)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+read = _core.v2_read_request(api.plan, body, str(len(header)).encode())
+grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+print(json.dumps([read is None, grown // 1024]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("shape", "fmt"),
+    [
+        # Over the request's row limit (the Python path's 413 from the shape).
+        ([(4 << 20) - 256], "records"),
+        ([(2 << 20) - 128, 2], "numpy"),
+        # Not a shape the layout takes (a column is [N]; the model has 2 features).
+        ([1, (4 << 20) - 256], "records"),
+        ([1, (4 << 20) - 256], "numpy"),
+    ],
+)
+def test_binary_values_of_a_body_python_refuses_by_its_shape_are_not_decoded(
+    shape: list[int], fmt: str
+) -> None:
+    # 4 MiB of one-byte values once took 128 MiB in Rust (32 bytes a value)
+    # before the shape was found wrong; the Python path reads no value then.
+    out = subprocess.run(
+        [sys.executable, "-c", _PEAK_SCRIPT, json.dumps(shape), fmt],
+        capture_output=True,
+        check=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    refused, grown_mib = json.loads(out)
+    assert refused
+    assert grown_mib < 32, f"reading the body grew the process by {grown_mib} MiB"

@@ -177,7 +177,7 @@ class V2Api:
             and _fields_apart(layout.paths)
             and bool(getattr(getattr(backend, "_pipeline", None), "reads_arrays", False))
         )
-        #: The same layout for the Rust reader of JSON bodies.
+        #: The same layout for the Rust reader of bodies.
         self.plan = _core.V2Plan(
             layout.features,
             [list(p) for p in layout.paths],
@@ -278,7 +278,8 @@ class V2Api:
         self, body: bytes, header_length: Optional[bytes] = None
     ) -> InferRequest:
         """:meth:`parse_infer` in Python only: the reference for the Rust
-        reader, and the reader of binary data and of every refused body."""
+        reader, and the reader of every body it leaves (refused ones, binary
+        FP16 and BYTES tensors)."""
         raw = _Raw(body, header_length)
         doc = _load_json(raw.header)
         if not isinstance(doc, dict):
