@@ -588,8 +588,9 @@ def v2_read_request(
     read exactly so: not JSON, an error of any kind, integers past 64 bits,
     duplicate keys, nesting deeper than 64, a byte-order mark, FP16 or BYTES
     binary data, a BOOL byte other than 0 or 1, more than 2,097,152 values
-    of binary data, a header length other than plain digits, a body over 4 MiB (its value tree would take up to 16 bytes
-    per body byte). Python then reads the body and words the error."""
+    of binary data, a header length other than plain digits, a body over 4
+    MiB (its value tree would take up to 16 bytes per body byte). Python then
+    reads the body and words the error."""
 
 def v2_write_answer(
     lines: list[bytes],
