@@ -124,6 +124,18 @@ def test_grpc_shapes_are_checked_before_any_value_is_read(echo_project, monkeypa
 TINY = "0." + "0" * 400 + "1"
 
 
+def _cpu_s(fn, runs: int = 3) -> float:
+    """The least CPU time ``fn()`` takes in this process over ``runs`` runs:
+    what these complexity guards compare (wall time on a shared machine
+    counts other processes' turns too)."""
+    best = float("inf")
+    for _ in range(runs):
+        started = time.process_time()
+        fn()
+        best = min(best, time.process_time() - started)
+    return best
+
+
 def _body(name: str, datatype: str, data: str) -> bytes:
     head = json.dumps({"name": name, "datatype": datatype, "shape": [1]})
     return ('{"inputs":[' + head[:-1] + ',"data":[' + data + "]}]}").encode()
@@ -237,10 +249,12 @@ def test_raw_bytes_elements_past_the_shape_are_refused_without_reading_them():
     loop (gRPC's raw_input_contents and REST's binary data extension alike),
     then a 400. The count is known up front: past it is an error at once."""
     chunk = memoryview(bytes(16_000_000))
-    started = time.perf_counter()
-    with pytest.raises(V2Error):
-        raw_values(chunk, "BYTES", 1, "tensor 'b'")
-    assert time.perf_counter() - started < 0.25
+
+    def refused() -> None:
+        with pytest.raises(V2Error):
+            raw_values(chunk, "BYTES", 1, "tensor 'b'")
+
+    assert _cpu_s(refused) < 0.25
 
 
 # -- 7. deep field paths: a quadratic check on the event loop ------------------------------
@@ -266,9 +280,7 @@ def test_deep_column_paths_cost_about_what_flat_ones_cost():
     timings = {}
     for sep in (".", "_"):
         data = body(sep)
-        started = time.perf_counter()
-        api.parse_infer_python(data)
-        timings[sep] = time.perf_counter() - started
+        timings[sep] = _cpu_s(lambda data=data: api.parse_infer_python(data))
     assert timings["."] < 10 * timings["_"] + 0.1, timings
 
 
@@ -287,13 +299,11 @@ def test_rust_reader_is_not_slower_than_python_on_many_tensors():
         {"name": f"ax{i}", "datatype": "INT64", "shape": [1], "data": [1]} for i in range(60_000)
     ]
     body = json.dumps({"inputs": inputs}, separators=(",", ":")).encode()
-    started = time.perf_counter()
     python = api.parse_infer_python(body)
-    python_s = time.perf_counter() - started
-    started = time.perf_counter()
     fast = _core.v2_read_request(api.plan, body)
-    rust_s = time.perf_counter() - started
     assert fast is None or InferRequest(*fast) == python
+    python_s = _cpu_s(lambda: api.parse_infer_python(body))
+    rust_s = _cpu_s(lambda: _core.v2_read_request(api.plan, body))
     assert rust_s < 2 * python_s + 0.1, {"rust_s": rust_s, "python_s": python_s}
 
 
@@ -325,21 +335,17 @@ def test_rust_json_is_not_quadratic_in_an_objects_keys(where):
         body = json.dumps({"inputs": [rec]}).encode()
     if where == "answer":
         lines = [_many_keys(40_000).encode()]
-        started = time.perf_counter()
         request = InferRequest(b"", 1, None, ["k0"], {}, False)
         python = api.render_python(lines, request)
-        python_s = time.perf_counter() - started
-        started = time.perf_counter()
         fast = _core.v2_write_answer(lines, ["k0"], api.name, api.version, None)
-        rust_s = time.perf_counter() - started
+        python_s = _cpu_s(lambda: api.render_python(lines, request))
+        rust_s = _cpu_s(lambda: _core.v2_write_answer(lines, ["k0"], api.name, api.version, None))
     else:
-        started = time.perf_counter()
         python = api.parse_infer_python(body)
-        python_s = time.perf_counter() - started
-        started = time.perf_counter()
         fast = _core.v2_read_request(api.plan, body)
-        rust_s = time.perf_counter() - started
         fast = None if fast is None else InferRequest(*fast)
+        python_s = _cpu_s(lambda: api.parse_infer_python(body))
+        rust_s = _cpu_s(lambda: _core.v2_read_request(api.plan, body))
     assert fast is None or fast == python
     assert rust_s < 2 * python_s + 0.1, {"rust_s": rust_s, "python_s": python_s}
 
@@ -355,11 +361,10 @@ def test_rust_answer_writer_is_not_slower_than_python_on_wide_rows():
     api = APIS["records"]
     line = json.dumps({f"key_{i:03d}": i for i in range(256)}, separators=(",", ":")).encode()
     lines = [line] * 10_000
-    started = time.perf_counter()
-    python = api.render_python(lines, InferRequest(b"", len(lines), None, None, {}, False))
-    python_s = time.perf_counter() - started
-    started = time.perf_counter()
+    request = InferRequest(b"", len(lines), None, None, {}, False)
+    python = api.render_python(lines, request)
     fast = _core.v2_write_answer(lines, None, api.name, api.version, None)
-    rust_s = time.perf_counter() - started
     assert fast is None or fast == python
+    python_s = _cpu_s(lambda: api.render_python(lines, request), runs=2)
+    rust_s = _cpu_s(lambda: _core.v2_write_answer(lines, None, api.name, api.version, None), runs=2)
     assert rust_s < 2 * python_s + 0.1, {"rust_s": rust_s, "python_s": python_s}
